@@ -1,0 +1,76 @@
+/* event.h - The event envelope: identity, causality and payload of one fact.
+ *
+ * An event travels as the protobuf message saga.v1.Envelope (schemas/envelope.proto).
+ * This header gives its decoded, validated form and the identifiers it uses. */
+#ifndef SAGA_EVENT_H
+#define SAGA_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saga/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Size caps applied when decoding anything that came from the network. */
+#define SAGA_ID_LEN 26            /* ULID, Crockford base32, upper case */
+#define SAGA_ORDER_ID_MAX 64      /* order (saga) ids: [A-Za-z0-9_-]{1,64} */
+#define SAGA_TYPE_MAX 64          /* "payment.charged": [a-z0-9_]+\.[a-z0-9_]+ */
+#define SAGA_PRODUCER_MAX 32      /* service names: [a-z0-9_-]{1,32} */
+#define SAGA_TRACE_MAX 128        /* W3C traceparent or empty */
+#define SAGA_PAYLOAD_MAX (256 * 1024)
+#define SAGA_ENVELOPE_MAX (SAGA_PAYLOAD_MAX + 1024)
+
+/* A decoded event. All strings are NUL-terminated copies inside the struct;
+ * payload points into memory owned by whoever filled the struct (see
+ * saga_event_decode). */
+typedef struct saga_event {
+    char event_id[SAGA_ID_LEN + 1];
+    char type[SAGA_TYPE_MAX + 1];
+    uint32_t schema_version;
+    char order_id[SAGA_ORDER_ID_MAX + 1];
+    char causation_id[SAGA_ID_LEN + 1]; /* empty for the first event of a saga */
+    char producer[SAGA_PRODUCER_MAX + 1];
+    uint64_t sequence;                   /* per-producer, starts at 1 */
+    int64_t time_ms;                     /* Unix time in milliseconds */
+    char trace[SAGA_TRACE_MAX + 1];
+    const uint8_t *payload;
+    size_t payload_len;
+} saga_event;
+
+/* Generates a new ULID (26 characters + NUL) into out. Monotonic within the
+ * process: two ids made in the same millisecond still sort in creation order.
+ * Thread-safe. */
+void saga_ulid_new(char out[SAGA_ID_LEN + 1]);
+
+/* Returns the millisecond timestamp encoded in a ULID, or -1 if id is not one. */
+int64_t saga_ulid_time_ms(const char *id);
+
+/* Validators for identifiers taken from the network or the command line. */
+int saga_valid_ulid(const char *s);
+int saga_valid_order_id(const char *s);
+int saga_valid_type(const char *s);
+int saga_valid_producer(const char *s);
+
+/* Encodes ev into a newly malloc'd buffer *out of *out_len bytes. The caller
+ * frees *out with free(); *out is set only on SAGA_OK. Validates ev first
+ * (SAGA_EVALIDATE on a bad field, SAGA_ETOOBIG past the caps). */
+saga_status saga_event_encode(const saga_event *ev, uint8_t **out, size_t *out_len);
+
+/* Decodes and validates len bytes at data into *ev. On SAGA_OK, ev->payload
+ * points into a buffer *payload_owner that the caller frees with free()
+ * (NULL when the payload is empty). On failure nothing needs freeing and
+ * errbuf (if not NULL) says which field failed. Never crashes on any input. */
+saga_status saga_event_decode(const uint8_t *data, size_t len, saga_event *ev, void **payload_owner,
+                              char *errbuf, size_t errlen);
+
+/* Builds the subject an event is published on: evt.<type>.<order_id>, e.g.
+ * evt.payment.charged.01J.... Returns SAGA_ETOOBIG if it does not fit. */
+saga_status saga_event_subject(const char *type, const char *order_id, char *out, size_t outlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

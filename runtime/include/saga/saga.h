@@ -1,0 +1,10 @@
+/* saga.h - The public API of the saga runtime: include this one header. */
+#ifndef SAGA_SAGA_H
+#define SAGA_SAGA_H
+
+#include "saga/event.h"
+#include "saga/log.h"
+#include "saga/service.h"
+#include "saga/status.h"
+
+#endif

@@ -1,0 +1,411 @@
+/* config.c - saga_config defaults and the SAGA_* environment overrides, read in one place.
+ *
+ * Every default is a named constant from service.h; every override is one
+ * row of the table below, which also drives --help (saga__config_describe). */
+#include "config_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define KIB (1LL << 10)
+#define MIB (1LL << 20)
+#define TIB (1LL << 40)
+#define SECOND_MS 1000LL
+#define HOUR_MS (3600 * SECOND_MS)
+#define DAY_MS (24 * HOUR_MS)
+
+/* FIELD(f, T) is offsetof(saga_config, f), and fails to compile (an array
+ * of negative size) unless the field's type is T, so a row can never write
+ * an int64 into an int. */
+// clang-format off
+#define FIELD(f, T)                                                            \
+    (offsetof(saga_config, f) +                                                \
+     0 * sizeof(char[_Generic(((saga_config *)0)->f, T: 1, default: -1)]))
+// clang-format on
+
+#define S_STRING(f) #f, SAGA__SETTING_STRING, FIELD(f, const char *)
+#define S_INT(f) #f, SAGA__SETTING_INT, FIELD(f, int)
+#define S_INT64(f) #f, SAGA__SETTING_INT64, FIELD(f, int64_t)
+#define S_BOOL(f) #f, SAGA__SETTING_BOOL, FIELD(f, int), 0, 1
+#define S_SIZE(f) #f, SAGA__SETTING_SIZE, FIELD(f, size_t)
+#define S_LOGLEVEL(f) #f, SAGA__SETTING_LOGLEVEL, FIELD(f, saga_log_level), 0, SAGA_LOG_DEBUG
+
+const saga__setting saga__config_settings[] = {
+    {"SAGA_NATS_URL", S_STRING(nats_url), 1, 1024,
+     "NATS server URL; several may be given, separated by commas."},
+    {"SAGA_DATA_DIR", S_STRING(data_dir), 1, 3900,
+     "Directory of the service's LMDB environment, created if missing. No default: the "
+     "executable must set it or this variable."},
+    {"SAGA_BATCH_MAX", S_INT(batch_max), 1, 65536,
+     "Messages per group commit: one LMDB commit (one fsync) per fetched batch."},
+    {"SAGA_ACK_WAIT_MS", S_INT64(ack_wait_ms), 100, DAY_MS,
+     "Time before JetStream redelivers a message that was not acknowledged."},
+    {"SAGA_MAX_DELIVER", S_INT(max_deliver), 1, 1000,
+     "Deliveries of a failing message before it is dead-lettered."},
+    {"SAGA_RETRY_BASE_MS", S_INT64(retry_base_ms), 1, HOUR_MS,
+     "First retry delay after a transient failure; doubles with each delivery."},
+    {"SAGA_RETRY_MAX_MS", S_INT64(retry_max_ms), 1, DAY_MS, "Cap on the retry delay."},
+    {"SAGA_RETENTION_MS", S_INT64(retention_ms), 1, 366 * DAY_MS,
+     "How long processed event ids and finished sagas are kept; keep it longer than the "
+     "broker's duplicate window and the redelivery span."},
+    {"SAGA_PARK_TIMEOUT_MS", S_INT64(park_timeout_ms), 1, 30 * DAY_MS,
+     "Default bound on how long a parked event waits for its predecessor."},
+    {"SAGA_SYNC", S_BOOL(sync),
+     "1: every commit is fsync'd (durable); 0: MDB_NOSYNC, faster but a machine crash may "
+     "lose the last commits."},
+    {"SAGA_COMMIT_PER_MESSAGE", S_BOOL(commit_per_message),
+     "1: one LMDB commit per message instead of per batch (for benchmarks)."},
+    {"SAGA_CRASH_AT", S_STRING(crash_at), 1, 128,
+     "Test fault: the crash point \"name[:n]\" at which the process aborts."},
+    {"SAGA_LOG_LEVEL", S_LOGLEVEL(log_level), "Log level: error, warn, info or debug."},
+    {"SAGA_MAP_SIZE", S_SIZE(map_size), MIB, TIB,
+     "Initial LMDB map size in bytes (suffix K, M, G or T); it grows when full."},
+};
+
+const size_t saga__config_nsettings =
+    sizeof(saga__config_settings) / sizeof(saga__config_settings[0]);
+
+/* Appends to errbuf, so that every bad variable is named, not only the first. */
+static void append_err(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void append_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    size_t used;
+    if (errbuf == NULL || errlen == 0)
+        return;
+    used = strnlen(errbuf, errlen);
+    if (used >= errlen - 1)
+        return;
+    if (used > 0) {
+        snprintf(errbuf + used, errlen - used, "; ");
+        used = strnlen(errbuf, errlen);
+    }
+    va_start(ap, fmt);
+    vsnprintf(errbuf + used, errlen - used, fmt, ap);
+    va_end(ap);
+}
+
+/* Strict decimal: optional sign, digits, nothing else (no blanks, no
+ * suffix, no octal), and no overflow. */
+static int parse_ll(const char *s, long long *out)
+{
+    char *end;
+    long long v;
+    if (s[0] == '\0' || !(s[0] == '-' || s[0] == '+' || (s[0] >= '0' && s[0] <= '9')))
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Bytes, with an optional K/M/G/T suffix in powers of 1024. */
+static int parse_size(const char *s, long long *out)
+{
+    char *end;
+    long long v, mult = 1;
+    if (!(s[0] >= '0' && s[0] <= '9'))
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s)
+        return -1;
+    if (*end != '\0') {
+        switch (*end) {
+        case 'k':
+        case 'K':
+            mult = KIB;
+            break;
+        case 'm':
+        case 'M':
+            mult = MIB;
+            break;
+        case 'g':
+        case 'G':
+            mult = KIB * MIB;
+            break;
+        case 't':
+        case 'T':
+            mult = TIB;
+            break;
+        default:
+            return -1;
+        }
+        if (end[1] != '\0')
+            return -1;
+    }
+    if (v > LLONG_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+static int parse_bool(const char *s, long long *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    size_t i;
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Parses value for setting s and stores it in cfg; on failure cfg keeps its
+ * current value and errbuf names the variable and the value. */
+static saga_status apply(const saga__setting *s, const char *value, saga_config *cfg, char *errbuf,
+                         size_t errlen)
+{
+    char *field = (char *)cfg + s->offset;
+    long long v = 0;
+    int rc;
+
+    switch (s->type) {
+    case SAGA__SETTING_STRING: {
+        size_t n = strnlen(value, (size_t)s->max + 1);
+        if ((long long)n < s->min || (long long)n > s->max) {
+            append_err(errbuf, errlen, "%s=\"%.64s\": length must be %lld..%lld", s->env, value,
+                       s->min, s->max);
+            return SAGA_EINVAL;
+        }
+        /* The environment outlives the config, so pointing into it is safe
+         * (service.h promises it) as long as the caller does not setenv() the
+         * same variable again. */
+        memcpy(field, &value, sizeof(value));
+        return SAGA_OK;
+    }
+    case SAGA__SETTING_LOGLEVEL: {
+        saga_log_level lvl;
+        rc = saga_log_level_parse(value);
+        if (rc < 0) {
+            append_err(errbuf, errlen, "%s=\"%.64s\": not one of error|warn|info|debug", s->env,
+                       value);
+            return SAGA_EINVAL;
+        }
+        lvl = (saga_log_level)rc;
+        memcpy(field, &lvl, sizeof(lvl));
+        return SAGA_OK;
+    }
+    case SAGA__SETTING_BOOL:
+        rc = parse_bool(value, &v);
+        if (rc != 0) {
+            append_err(errbuf, errlen,
+                       "%s=\"%.64s\": not a boolean (1/0, true/false, yes/no, on/off)", s->env,
+                       value);
+            return SAGA_EINVAL;
+        }
+        break;
+    case SAGA__SETTING_SIZE:
+        rc = parse_size(value, &v);
+        if (rc != 0) {
+            append_err(errbuf, errlen, "%s=\"%.64s\": not a size in bytes (suffix K, M, G, T)",
+                       s->env, value);
+            return SAGA_EINVAL;
+        }
+        break;
+    case SAGA__SETTING_INT:
+    case SAGA__SETTING_INT64:
+        rc = parse_ll(value, &v);
+        if (rc != 0) {
+            append_err(errbuf, errlen, "%s=\"%.64s\": not a decimal integer", s->env, value);
+            return SAGA_EINVAL;
+        }
+        break;
+    }
+
+    if (v < s->min || v > s->max) {
+        append_err(errbuf, errlen, "%s=\"%.64s\": out of range %lld..%lld", s->env, value, s->min,
+                   s->max);
+        return SAGA_EINVAL;
+    }
+    /* In range, so the narrowing below cannot change the value. */
+    switch (s->type) {
+    case SAGA__SETTING_INT:
+    case SAGA__SETTING_BOOL: {
+        int i = (int)v;
+        memcpy(field, &i, sizeof(i));
+        break;
+    }
+    case SAGA__SETTING_INT64: {
+        int64_t i = (int64_t)v;
+        memcpy(field, &i, sizeof(i));
+        break;
+    }
+    case SAGA__SETTING_SIZE: {
+        size_t z = (size_t)v;
+        memcpy(field, &z, sizeof(z));
+        break;
+    }
+    case SAGA__SETTING_STRING:
+    case SAGA__SETTING_LOGLEVEL:
+        break;
+    }
+    return SAGA_OK;
+}
+
+static void set_defaults(saga_config *cfg, const char *name)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->name = name;
+    cfg->nats_url = SAGA_DEFAULT_NATS_URL;
+    /* No default directory: a per-service path such as ./var/data/<name>
+     * would need storage that the config, a plain struct of borrowed
+     * pointers, does not own. NULL means "set it" (or SAGA_DATA_DIR), and
+     * saga_service_create refuses to start without it. */
+    cfg->data_dir = NULL;
+    cfg->stream = SAGA_DEFAULT_STREAM;
+    cfg->dlq_stream = SAGA_DEFAULT_DLQ_STREAM;
+    cfg->batch_max = SAGA_DEFAULT_BATCH_MAX;
+    cfg->ack_wait_ms = SAGA_DEFAULT_ACK_WAIT_MS;
+    cfg->max_ack_pending = SAGA_DEFAULT_MAX_ACK_PENDING;
+    cfg->max_deliver = SAGA_DEFAULT_MAX_DELIVER;
+    cfg->retry_base_ms = SAGA_DEFAULT_RETRY_BASE_MS;
+    cfg->retry_max_ms = SAGA_DEFAULT_RETRY_MAX_MS;
+    cfg->retention_ms = SAGA_DEFAULT_RETENTION_MS;
+    cfg->dup_window_ms = SAGA_DEFAULT_DUP_WINDOW_MS;
+    cfg->park_timeout_ms = SAGA_DEFAULT_PARK_TIMEOUT_MS;
+    cfg->publish_wait_ms = SAGA_DEFAULT_PUBLISH_WAIT_MS;
+    cfg->sync = 1; /* durable unless the user asks otherwise */
+    cfg->commit_per_message = 0;
+    cfg->map_size = SAGA_DEFAULT_MAP_SIZE;
+    cfg->crash_at = NULL;
+    cfg->log = NULL; /* the library never logs unless the executable gives a sink */
+    cfg->log_udata = NULL;
+    cfg->log_level = SAGA_LOG_INFO;
+}
+
+saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, size_t errlen)
+{
+    saga_status rv = SAGA_OK;
+    size_t i;
+
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (cfg == NULL) {
+        append_err(errbuf, errlen, "cfg is NULL");
+        rv = SAGA_EINVAL;
+        goto out;
+    }
+    set_defaults(cfg, name);
+    if (!saga_valid_producer(name)) {
+        append_err(errbuf, errlen, "bad service name \"%.64s\": must match [a-z0-9_-]{1,32}",
+                   name != NULL ? name : "(null)");
+        rv = SAGA_EINVAL;
+        goto out;
+    }
+    /* Every bad variable is reported and keeps its default; the others still
+     * apply, so the caller sees all mistakes at once. An empty value counts
+     * as unset, as shells and compose files produce them for "not given". */
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        const char *value = getenv(s->env);
+        if (value == NULL || value[0] == '\0')
+            continue;
+        if (apply(s, value, cfg, errbuf, errlen) != SAGA_OK)
+            rv = SAGA_EINVAL;
+    }
+out:
+    return rv;
+}
+
+int saga__config_value(const saga__setting *s, const saga_config *cfg, char *buf, size_t len)
+{
+    const char *field = (const char *)cfg + s->offset;
+    switch (s->type) {
+    case SAGA__SETTING_STRING: {
+        const char *v;
+        memcpy(&v, field, sizeof(v));
+        return snprintf(buf, len, "%s", v != NULL ? v : "-");
+    }
+    case SAGA__SETTING_INT:
+    case SAGA__SETTING_BOOL: {
+        int v;
+        memcpy(&v, field, sizeof(v));
+        return snprintf(buf, len, "%d", v);
+    }
+    case SAGA__SETTING_INT64: {
+        int64_t v;
+        memcpy(&v, field, sizeof(v));
+        return snprintf(buf, len, "%lld", (long long)v);
+    }
+    case SAGA__SETTING_SIZE: {
+        size_t v;
+        memcpy(&v, field, sizeof(v));
+        return snprintf(buf, len, "%zu", v);
+    }
+    case SAGA__SETTING_LOGLEVEL: {
+        saga_log_level v;
+        memcpy(&v, field, sizeof(v));
+        return snprintf(buf, len, "%s", saga_log_level_name(v));
+    }
+    }
+    return snprintf(buf, len, "?");
+}
+
+static const char *type_name(saga__setting_type t)
+{
+    switch (t) {
+    case SAGA__SETTING_STRING:
+        return "string";
+    case SAGA__SETTING_INT:
+    case SAGA__SETTING_INT64:
+        return "integer";
+    case SAGA__SETTING_BOOL:
+        return "bool";
+    case SAGA__SETTING_SIZE:
+        return "size";
+    case SAGA__SETTING_LOGLEVEL:
+        return "level";
+    }
+    return "?";
+}
+
+void saga__config_describe(FILE *f)
+{
+    saga_config defaults;
+    size_t i;
+
+    set_defaults(&defaults, NULL);
+    fprintf(f, "Environment (an empty value counts as unset):\n");
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        char def[128], bounds[64];
+        saga__config_value(s, &defaults, def, sizeof(def));
+        if (s->type == SAGA__SETTING_STRING && strcmp(def, "-") == 0)
+            snprintf(def, sizeof(def), "none");
+        switch (s->type) {
+        case SAGA__SETTING_STRING:
+            snprintf(bounds, sizeof(bounds), "length %lld..%lld", s->min, s->max);
+            break;
+        case SAGA__SETTING_BOOL:
+            snprintf(bounds, sizeof(bounds), "0|1");
+            break;
+        case SAGA__SETTING_LOGLEVEL:
+            snprintf(bounds, sizeof(bounds), "error|warn|info|debug");
+            break;
+        case SAGA__SETTING_INT:
+        case SAGA__SETTING_INT64:
+        case SAGA__SETTING_SIZE:
+            snprintf(bounds, sizeof(bounds), "%lld..%lld", s->min, s->max);
+            break;
+        }
+        fprintf(f, "  %-24s %-7s %-28s default %s\n      %s\n", s->env, type_name(s->type), bounds,
+                def, s->help);
+    }
+}

@@ -1,0 +1,688 @@
+/* loop.c - The consumer loop: batch, handle, group commit, publish, acknowledge.
+ *
+ * One iteration takes up to batch_max messages and, in ONE LMDB write
+ * transaction: checks each event against the inbox, runs its handler in a
+ * nested transaction, records parked events, fires due timers and prunes.
+ * After the commit (one fsync) it publishes the batch's outbox, waits for
+ * the publish acks, and only then acknowledges the incoming messages. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "park.h"
+#include "service_internal.h"
+#include "timers.h"
+
+#define TIMERS_PER_BATCH 256
+#define PRUNE_INTERVAL_MS 1000
+#define PRUNE_INBOX_MAX 2000
+#define PRUNE_SAGAS_MAX 200
+#define UNPARK_PASSES 8
+#define MAPFULL_RETRIES 16
+#define IDLE_WAIT_MS 200
+#define SENT_LINGER_MS 20
+#define PARK_TIMER_PREFIX "~park:"
+
+enum { ACT_NONE, ACT_ACK, ACT_NAK };
+
+typedef struct result {
+    int act;
+    int64_t delay_ms;
+    uint8_t *reply;
+    size_t reply_len;
+    int has_reply;
+} result;
+
+typedef struct batch {
+    saga__inmsg *in;
+    result *res;
+    size_t n;
+    saga_stats d; /* counters, applied only once the batch commits */
+    int64_t now;
+} batch;
+
+/* ---- matching and dead letters ---------------------------------------- */
+
+/* "a.b" matches "a.b"; "*" in either position matches any token. */
+static int type_matches(const char *pattern, const char *type)
+{
+    const char *pd = strchr(pattern, '.'), *td = strchr(type, '.');
+    if (pd == NULL || td == NULL)
+        return 0;
+    size_t pl = (size_t)(pd - pattern), tl = (size_t)(td - type);
+    int first = (pl == 1 && pattern[0] == '*') || (pl == tl && memcmp(pattern, type, pl) == 0);
+    int second = strcmp(pd + 1, "*") == 0 || strcmp(pd + 1, td + 1) == 0;
+    return first && second;
+}
+
+static saga__sub *sub_for_type(saga_service *svc, const char *type)
+{
+    for (int i = 0; i < svc->nsubs; i++)
+        if (type_matches(svc->subs[i].pattern, type))
+            return &svc->subs[i];
+    return NULL;
+}
+
+/* Writes a dead letter into the outbox: published with the batch. */
+static saga_status dead_letter(saga_service *svc, MDB_txn *txn, batch *b, const char *subject,
+                               const void *data, size_t len, const char *reason, int delivery,
+                               const char *id)
+{
+    saga__outmsg *m = saga__outlist_push(&svc->out);
+    char num[32];
+    if (m == NULL)
+        return SAGA_ENOMEM;
+    snprintf(m->subject, sizeof(m->subject), "dlq.%s", svc->name);
+    snprintf(m->msg_id, sizeof(m->msg_id), "dlq.%s.%s", svc->name, id);
+    saga__outmsg_header(m, "Saga-Reason", reason);
+    saga__outmsg_header(m, "Saga-Service", svc->name);
+    snprintf(num, sizeof(num), "%d", delivery);
+    saga__outmsg_header(m, "Saga-Deliveries", num);
+    saga__outmsg_header(m, "Saga-Subject", subject ? subject : "");
+    if (len > 0) {
+        m->data = malloc(len);
+        if (m->data == NULL) {
+            saga__outlist_truncate(&svc->out, svc->out.n - 1);
+            return SAGA_ENOMEM;
+        }
+        memcpy(m->data, data, len);
+        m->len = len;
+    }
+    saga_status rv = saga__outbox_put(&svc->store, txn, m);
+    if (rv != SAGA_OK) {
+        saga__outlist_truncate(&svc->out, svc->out.n - 1);
+        return rv;
+    }
+    b->d.dead_lettered++;
+    SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=dead_letter subject=%s id=%s deliveries=%d reason=\"%s\"",
+              subject ? subject : "", id, delivery, reason);
+    return SAGA_OK;
+}
+
+/* ---- running one handler ---------------------------------------------- */
+
+typedef struct call {
+    saga_event_fn efn;    /* an event handler, or */
+    saga_timer_fn tfn;    /* a timer handler, or */
+    saga_command_fn cfn;  /* a command handler */
+    void *udata;
+    const saga_event *ev;
+    const char *order_id; /* timers */
+    const char *name;
+    const char *subject;  /* commands */
+    const uint8_t *data;
+    size_t len;
+    int delivery;
+} call;
+
+/* Runs the handler in a nested transaction. Returns the batch-level status
+ * (SAGA_OK, or a store failure that aborts the batch); *hst is the handler's
+ * verdict. Writes and emits are kept only when *hst is SAGA_OK. */
+static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const call *c,
+                               saga_status *hst, int64_t *park_ms, result *res)
+{
+    MDB_txn *nested;
+    saga_ctx ctx;
+    size_t mark = svc->out.n;
+    saga_status rv = saga__store_begin(&svc->store, txn, &nested);
+    if (rv != SAGA_OK)
+        return rv;
+    saga__ctx_init(&ctx, svc, nested, c->ev, c->delivery, b->now);
+    saga__crash_point(&svc->crash, SAGA_CRASH_IN_HANDLER);
+    saga_status st;
+    if (c->efn != NULL)
+        st = c->efn(&ctx, c->ev, c->udata);
+    else if (c->tfn != NULL)
+        st = c->tfn(&ctx, c->order_id, c->name, c->data, c->len, c->udata);
+    else
+        st = c->cfn(&ctx, c->subject, c->data, c->len, c->udata);
+    if (ctx.store_failed) {
+        if (ctx.store_st == SAGA_EMAPFULL) {
+            rv = SAGA_EMAPFULL;
+            st = SAGA_EMAPFULL;
+        } else if (st == SAGA_OK) {
+            st = SAGA_ERETRY; /* a handler that ignored a store failure is not done */
+        }
+    }
+    if (st == SAGA_OK) {
+        rv = saga__store_commit(&svc->store, nested);
+    } else {
+        mdb_txn_abort(nested);
+        saga__outlist_truncate(&svc->out, mark);
+    }
+    if (park_ms != NULL)
+        *park_ms = ctx.park_timeout_ms;
+    if (res != NULL && ctx.has_reply) {
+        res->reply = ctx.reply;
+        res->reply_len = ctx.reply_len;
+        res->has_reply = 1;
+        ctx.reply = NULL;
+    }
+    saga__ctx_cleanup(&ctx);
+    *hst = st;
+    return rv;
+}
+
+/* ---- parked events ---------------------------------------------------- */
+
+static saga_status park_timer_name(char *buf, size_t cap, const char *event_id)
+{
+    int n = snprintf(buf, cap, PARK_TIMER_PREFIX "%s", event_id);
+    return n > 0 && (size_t)n < cap ? SAGA_OK : SAGA_ETOOBIG;
+}
+
+static saga_status unpark_remove(saga_service *svc, MDB_txn *txn, const char *order,
+                                 const char *event_id)
+{
+    char tname[SAGA__TIMER_NAME_MAX + 1];
+    saga_status rv = saga__park_del(&svc->store, txn, order, event_id);
+    if (rv == SAGA_OK)
+        rv = park_timer_name(tname, sizeof(tname), event_id);
+    if (rv == SAGA_OK)
+        rv = saga__timer_cancel(&svc->store, txn, order, tname);
+    return rv;
+}
+
+/* Retries the events parked for order after one of its events was handled. */
+static saga_status unpark(saga_service *svc, MDB_txn *txn, batch *b, const char *order)
+{
+    saga_status rv = SAGA_OK;
+    for (int pass = 0; pass < UNPARK_PASSES && rv == SAGA_OK; pass++) {
+        saga__parked *list = NULL;
+        size_t n = 0;
+        int progress = 0;
+        if (!saga__park_any(&svc->store, txn, order))
+            break;
+        rv = saga__park_list(&svc->store, txn, order, &list, &n);
+        for (size_t i = 0; i < n && rv == SAGA_OK; i++) {
+            saga_event ev;
+            void *owner = NULL;
+            char err[128];
+            saga_status hst;
+            if (saga_event_decode(list[i].raw, list[i].len, &ev, &owner, err, sizeof(err)) !=
+                SAGA_OK) {
+                rv = unpark_remove(svc, txn, order, list[i].event_id);
+                continue;
+            }
+            saga__sub *sub = sub_for_type(svc, ev.type);
+            if (sub == NULL) {
+                hst = SAGA_EUNKNOWN;
+            } else {
+                call c = {.efn = sub->fn, .udata = sub->udata, .ev = &ev,
+                          .delivery = list[i].delivery};
+                rv = run_handler(svc, txn, b, &c, &hst, NULL, NULL);
+            }
+            if (rv == SAGA_OK && hst != SAGA_PARKED && hst != SAGA_ERETRY) {
+                rv = unpark_remove(svc, txn, order, ev.event_id);
+                if (hst == SAGA_OK) {
+                    b->d.unparked++;
+                    b->d.processed++;
+                    progress = 1;
+                    SAGA__LOG(&svc->log, SAGA_LOG_DEBUG, "event=unparked type=%s order=%s event_id=%s",
+                              ev.type, order, ev.event_id);
+                } else if (hst == SAGA_EUNKNOWN) {
+                    b->d.unknown++;
+                } else if (rv == SAGA_OK) {
+                    char subj[SAGA__SUBJECT_MAX];
+                    saga_event_subject(ev.type, order, subj, sizeof(subj));
+                    rv = dead_letter(svc, txn, b, subj, list[i].raw, list[i].len,
+                                     saga_strerror(hst), list[i].delivery, ev.event_id);
+                }
+            }
+            free(owner);
+        }
+        saga__park_free(list, n);
+        if (!progress)
+            break;
+    }
+    return rv;
+}
+
+/* A parked event waited too long: hand it to the expiry handler or dead-letter it. */
+static saga_status park_expired(saga_service *svc, MDB_txn *txn, batch *b, const char *order,
+                                const char *event_id)
+{
+    saga__parked p;
+    saga_event ev;
+    void *owner = NULL;
+    char err[128], subj[SAGA__SUBJECT_MAX] = "";
+    saga_status hst = SAGA_EREJECT;
+    saga_status rv = saga__park_get(&svc->store, txn, order, event_id, &p);
+    if (rv == SAGA_ENOTFOUND)
+        return SAGA_OK;
+    if (rv != SAGA_OK)
+        return rv;
+    rv = saga__park_del(&svc->store, txn, order, event_id);
+    if (rv != SAGA_OK)
+        goto out;
+    b->d.park_expired++;
+    if (saga_event_decode(p.raw, p.len, &ev, &owner, err, sizeof(err)) == SAGA_OK) {
+        saga_event_subject(ev.type, order, subj, sizeof(subj));
+        if (svc->expired_fn != NULL) {
+            call c = {.efn = svc->expired_fn, .udata = svc->expired_udata, .ev = &ev,
+                      .delivery = p.delivery};
+            rv = run_handler(svc, txn, b, &c, &hst, NULL, NULL);
+        }
+    }
+    if (rv == SAGA_OK && hst == SAGA_OK)
+        b->d.processed++;
+    else if (rv == SAGA_OK)
+        rv = dead_letter(svc, txn, b, subj, p.raw, p.len,
+                         "parked event expired: its predecessor never arrived", p.delivery,
+                         event_id);
+out:
+    free(owner);
+    free(p.raw);
+    return rv;
+}
+
+/* ---- one message ------------------------------------------------------ */
+
+static int64_t retry_delay(const saga_service *svc, int delivery)
+{
+    int64_t d = svc->cfg.retry_base_ms;
+    for (int i = 1; i < delivery && d < svc->cfg.retry_max_ms; i++)
+        d *= 2;
+    return d < svc->cfg.retry_max_ms ? d : svc->cfg.retry_max_ms;
+}
+
+static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga__inmsg *in,
+                                result *res)
+{
+    natsMsg *msg = in->msg;
+    jsMsgMetaData *meta = NULL;
+    int delivery = 1;
+    char seq[32] = "0", err[160], reason[256];
+    saga_event ev;
+    void *owner = NULL;
+    saga_status rv, hst;
+    int seen;
+    int64_t park_ms = 0;
+    const uint8_t *data = (const uint8_t *)natsMsg_GetData(msg);
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    const char *subject = natsMsg_GetSubject(msg);
+
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        delivery = (int)meta->NumDelivered;
+        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)meta->Sequence.Stream);
+        jsMsgMetaData_Destroy(meta);
+    }
+    b->d.received++;
+    res->act = ACT_ACK;
+
+    rv = saga_event_decode(data, len, &ev, &owner, err, sizeof(err));
+    if (rv != SAGA_OK) {
+        /* Poison: no retry can fix it. */
+        snprintf(reason, sizeof(reason), "undecodable: %s: %s", saga_strerror(rv), err);
+        return dead_letter(svc, txn, b, subject, data, len, reason, delivery, seq);
+    }
+    rv = saga__inbox_seen(&svc->store, txn, ev.event_id, &seen);
+    if (rv != SAGA_OK || seen) {
+        if (seen)
+            b->d.duplicates++;
+        goto out;
+    }
+    call c = {.efn = in->sub->fn, .udata = in->sub->udata, .ev = &ev, .delivery = delivery};
+    rv = run_handler(svc, txn, b, &c, &hst, &park_ms, NULL);
+    if (rv != SAGA_OK)
+        goto out;
+
+    switch (hst) {
+    case SAGA_OK:
+        b->d.processed++;
+        rv = saga__inbox_put(&svc->store, txn, ev.event_id, b->now);
+        if (rv == SAGA_OK)
+            rv = unpark(svc, txn, b, ev.order_id);
+        break;
+    case SAGA_PARKED: {
+        char tname[SAGA__TIMER_NAME_MAX + 1];
+        rv = saga__park_put(&svc->store, txn, ev.order_id, ev.event_id, delivery, data, len);
+        if (rv == SAGA_OK)
+            rv = park_timer_name(tname, sizeof(tname), ev.event_id);
+        if (rv == SAGA_OK)
+            rv = saga__timer_set(&svc->store, txn, ev.order_id, tname, b->now + park_ms, NULL, 0);
+        if (rv == SAGA_OK)
+            rv = saga__inbox_put(&svc->store, txn, ev.event_id, b->now);
+        if (b->now + park_ms < svc->next_timer_ms)
+            svc->next_timer_ms = b->now + park_ms;
+        b->d.parked++;
+        SAGA__LOG(&svc->log, SAGA_LOG_DEBUG, "event=parked type=%s order=%s event_id=%s wait_ms=%lld",
+                  ev.type, ev.order_id, ev.event_id, (long long)park_ms);
+        break;
+    }
+    case SAGA_EUNKNOWN:
+        b->d.unknown++;
+        rv = saga__inbox_put(&svc->store, txn, ev.event_id, b->now);
+        break;
+    case SAGA_EREJECT:
+        snprintf(reason, sizeof(reason), "rejected by the %s handler", ev.type);
+        rv = dead_letter(svc, txn, b, subject, data, len, reason, delivery, seq);
+        break;
+    default:
+        if (delivery >= svc->cfg.max_deliver) {
+            snprintf(reason, sizeof(reason), "failed %d deliveries, last: %s", delivery,
+                     saga_strerror(hst));
+            rv = dead_letter(svc, txn, b, subject, data, len, reason, delivery, seq);
+        } else {
+            res->act = ACT_NAK;
+            res->delay_ms = retry_delay(svc, delivery);
+            b->d.retried++;
+            SAGA__LOG(&svc->log, SAGA_LOG_INFO,
+                      "event=retry type=%s order=%s event_id=%s delivery=%d delay_ms=%lld error=\"%s\"",
+                      ev.type, ev.order_id, ev.event_id, delivery, (long long)res->delay_ms,
+                      saga_strerror(hst));
+        }
+        break;
+    }
+out:
+    free(owner);
+    return rv;
+}
+
+static saga_status handle_command(saga_service *svc, MDB_txn *txn, batch *b, saga__inmsg *in,
+                                  result *res)
+{
+    saga_status hst;
+    call c = {.cfn = in->cmd->fn,
+              .udata = in->cmd->udata,
+              .subject = natsMsg_GetSubject(in->msg),
+              .data = (const uint8_t *)natsMsg_GetData(in->msg),
+              .len = (size_t)natsMsg_GetDataLength(in->msg),
+              .delivery = 1};
+    res->act = ACT_NONE;
+    b->d.commands++;
+    return run_handler(svc, txn, b, &c, &hst, NULL, res);
+}
+
+/* ---- timers and pruning ----------------------------------------------- */
+
+static saga_status fire_timers(saga_service *svc, MDB_txn *txn, batch *b)
+{
+    saga_status rv = SAGA_OK;
+    if (b->now < svc->next_timer_ms)
+        return SAGA_OK;
+    for (int i = 0; i < TIMERS_PER_BATCH && rv == SAGA_OK; i++) {
+        saga__timer t;
+        rv = saga__timer_take_due(&svc->store, txn, b->now, &t);
+        if (rv == SAGA_ENOTFOUND)
+            return SAGA_OK;
+        if (rv != SAGA_OK)
+            return rv;
+        if (strncmp(t.name, PARK_TIMER_PREFIX, strlen(PARK_TIMER_PREFIX)) == 0) {
+            rv = park_expired(svc, txn, b, t.order_id, t.name + strlen(PARK_TIMER_PREFIX));
+        } else if (svc->timer_fn != NULL) {
+            saga_status hst;
+            call c = {.tfn = svc->timer_fn, .udata = svc->timer_udata, .order_id = t.order_id,
+                      .name = t.name, .data = t.data, .len = t.len, .delivery = 1};
+            rv = run_handler(svc, txn, b, &c, &hst, NULL, NULL);
+            if (rv == SAGA_OK && hst == SAGA_OK) {
+                b->d.timers_fired++;
+                rv = unpark(svc, txn, b, t.order_id);
+            } else if (rv == SAGA_OK && hst != SAGA_EREJECT) {
+                /* Transient failure: try again later, durably. */
+                int64_t due = b->now + svc->cfg.retry_base_ms;
+                rv = saga__timer_set(&svc->store, txn, t.order_id, t.name, due, t.data, t.len);
+                SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=timer_retry order=%s timer=%s error=\"%s\"",
+                          t.order_id, t.name, saga_strerror(hst));
+            } else if (rv == SAGA_OK) {
+                SAGA__LOG(&svc->log, SAGA_LOG_ERROR, "event=timer_rejected order=%s timer=%s",
+                          t.order_id, t.name);
+            }
+        }
+        saga__timer_cleanup(&t);
+    }
+    return rv;
+}
+
+static saga_status prune(saga_service *svc, MDB_txn *txn, batch *b)
+{
+    size_t a = 0, s = 0;
+    if (b->now < svc->next_prune_ms)
+        return SAGA_OK;
+    int64_t cutoff = b->now - svc->cfg.retention_ms;
+    saga_status rv = saga__inbox_prune(&svc->store, txn, cutoff, PRUNE_INBOX_MAX, &a);
+    if (rv == SAGA_OK)
+        rv = saga__state_prune(&svc->store, txn, cutoff, PRUNE_SAGAS_MAX, &s);
+    b->d.pruned += a + s;
+    /* More to prune: come back soon rather than in a full interval. */
+    svc->next_prune_ms = b->now + (a == PRUNE_INBOX_MAX || s == PRUNE_SAGAS_MAX ? 10 : PRUNE_INTERVAL_MS);
+    return rv;
+}
+
+/* ---- the batch -------------------------------------------------------- */
+
+static void add_stats(saga_stats *to, const saga_stats *d)
+{
+    to->received += d->received;
+    to->processed += d->processed;
+    to->duplicates += d->duplicates;
+    to->retried += d->retried;
+    to->dead_lettered += d->dead_lettered;
+    to->unknown += d->unknown;
+    to->parked += d->parked;
+    to->unparked += d->unparked;
+    to->park_expired += d->park_expired;
+    to->timers_fired += d->timers_fired;
+    to->commands += d->commands;
+    to->published += d->published;
+    to->commits += d->commits;
+    to->pruned += d->pruned;
+}
+
+static void reset_results(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->res[i].reply);
+        memset(&b->res[i], 0, sizeof(b->res[i]));
+    }
+}
+
+/* Everything that happens inside the batch's one write transaction. */
+static saga_status transact(saga_service *svc, batch *b)
+{
+    MDB_txn *txn;
+    saga_status rv = saga__store_begin(&svc->store, NULL, &txn);
+    if (rv != SAGA_OK)
+        return rv;
+    /* The previous batches' published outbox entries go with this commit. */
+    for (size_t i = 0; i < svc->nsent && rv == SAGA_OK; i++)
+        rv = saga__outbox_del(&svc->store, txn, svc->sent[i]);
+    for (size_t i = 0; i < b->n && rv == SAGA_OK; i++) {
+        if (b->in[i].sub != NULL)
+            rv = handle_event(svc, txn, b, &b->in[i], &b->res[i]);
+        else
+            rv = handle_command(svc, txn, b, &b->in[i], &b->res[i]);
+    }
+    if (rv == SAGA_OK)
+        rv = fire_timers(svc, txn, b);
+    if (rv == SAGA_OK)
+        rv = prune(svc, txn, b);
+    if (rv == SAGA_OK) {
+        int64_t due;
+        saga_status e = saga__timer_earliest(&svc->store, txn, &due);
+        svc->next_timer_ms = e == SAGA_OK ? due : INT64_MAX;
+    }
+    if (rv != SAGA_OK) {
+        mdb_txn_abort(txn);
+        return rv;
+    }
+    return saga__store_commit(&svc->store, txn);
+}
+
+static void finish_messages(saga_service *svc, batch *b, int deliver_results)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        natsMsg *msg = b->in[i].msg;
+        result *r = &b->res[i];
+        if (deliver_results) {
+            if (r->act == ACT_ACK)
+                natsMsg_Ack(msg, NULL);
+            else if (r->act == ACT_NAK)
+                natsMsg_NakWithDelay(msg, r->delay_ms, NULL);
+            const char *reply = natsMsg_GetReply(msg);
+            if (b->in[i].cmd != NULL && reply != NULL && r->has_reply)
+                natsConnection_Publish(svc->tp.nc, reply, r->reply, (int)r->reply_len);
+        }
+        natsMsg_Destroy(msg);
+    }
+    reset_results(b);
+}
+
+static int remember_sent(saga_service *svc)
+{
+    if (svc->nsent + svc->out.n > svc->capsent) {
+        size_t cap = (svc->nsent + svc->out.n) * 2;
+        uint64_t *v = realloc(svc->sent, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        svc->sent = v;
+        svc->capsent = cap;
+    }
+    for (size_t i = 0; i < svc->out.n; i++)
+        svc->sent[svc->nsent++] = svc->out.v[i].key;
+    return 0;
+}
+
+/* Processes one batch end to end. On failure the messages are not
+ * acknowledged: JetStream redelivers them and the inbox keeps that safe. */
+static saga_status process(saga_service *svc, batch *b)
+{
+    saga_status rv;
+    int tries = 0;
+    for (;;) {
+        memset(&b->d, 0, sizeof(b->d));
+        b->now = saga__now_ms();
+        reset_results(b);
+        saga__outlist_truncate(&svc->out, 0);
+        rv = transact(svc, b);
+        if (rv != SAGA_EMAPFULL || ++tries > MAPFULL_RETRIES)
+            break;
+        rv = saga__store_grow(&svc->store);
+        SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=map_grow size=%zu", svc->store.map_size);
+        if (rv != SAGA_OK)
+            break;
+    }
+    if (rv != SAGA_OK) {
+        SAGA__LOG(&svc->log, SAGA_LOG_ERROR, "event=batch_failed messages=%zu error=\"%s\" detail=\"%s\"",
+                  b->n, saga_strerror(rv), svc->store.err);
+        saga__outlist_truncate(&svc->out, 0);
+        finish_messages(svc, b, 0);
+        return rv;
+    }
+    svc->nsent = 0;
+    b->d.commits = 1;
+    saga__crash_point(&svc->crash, SAGA_CRASH_AFTER_COMMIT);
+
+    rv = saga__transport_publish(svc, &svc->out);
+    if (rv != SAGA_OK) {
+        /* Stopping while the broker is away: the outbox keeps it for the next start. */
+        finish_messages(svc, b, 0);
+        saga__outlist_truncate(&svc->out, 0);
+        return rv;
+    }
+    b->d.published = svc->out.n;
+    if (remember_sent(svc) != 0)
+        SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=outbox_cleanup_deferred reason=no_memory");
+    saga__outlist_truncate(&svc->out, 0);
+    saga__crash_point(&svc->crash, SAGA_CRASH_AFTER_PUBLISH);
+
+    pthread_mutex_lock(&svc->stats_mu);
+    add_stats(&svc->stats, &b->d);
+    pthread_mutex_unlock(&svc->stats_mu);
+    finish_messages(svc, b, 1);
+    return SAGA_OK;
+}
+
+/* Publishes what a previous run committed but did not get to publish. */
+static saga_status flush_leftover_outbox(saga_service *svc)
+{
+    MDB_txn *txn;
+    saga_status rv = saga__store_begin_read(&svc->store, &txn);
+    if (rv != SAGA_OK)
+        return rv;
+    saga__outlist_truncate(&svc->out, 0);
+    rv = saga__outbox_load(&svc->store, txn, &svc->out);
+    mdb_txn_abort(txn);
+    if (rv == SAGA_OK && svc->out.n > 0) {
+        SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=outbox_recovered messages=%zu", svc->out.n);
+        rv = saga__transport_publish(svc, &svc->out);
+        if (rv == SAGA_OK && remember_sent(svc) != 0)
+            rv = SAGA_ENOMEM;
+    }
+    saga__outlist_truncate(&svc->out, 0);
+    return rv;
+}
+
+saga_status saga__loop_run(saga_service *svc)
+{
+    size_t cap = (size_t)svc->cfg.batch_max;
+    batch b = {0};
+    saga_status rv;
+
+    b.in = calloc(cap, sizeof(*b.in));
+    b.res = calloc(cap, sizeof(*b.res));
+    if (b.in == NULL || b.res == NULL) {
+        rv = saga__fail(svc, SAGA_ENOMEM, "batch buffers");
+        goto out;
+    }
+    rv = flush_leftover_outbox(svc);
+    if (rv != SAGA_OK)
+        goto out;
+    svc->next_timer_ms = 0; /* look at the timers once at start: some may be overdue */
+    rv = saga__transport_subscribe(svc);
+    if (rv != SAGA_OK)
+        goto out;
+    SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=ready subscriptions=%d commands=%d", svc->nsubs,
+              svc->ncmds);
+
+    while (!atomic_load(&svc->stop)) {
+        int64_t now = saga__now_ms();
+        int64_t wait = IDLE_WAIT_MS;
+        if (svc->next_timer_ms - now < wait)
+            wait = svc->next_timer_ms > now ? svc->next_timer_ms - now : 0;
+        if (svc->nsent > 0 && wait > SENT_LINGER_MS)
+            wait = SENT_LINGER_MS;
+        b.n = saga__queue_take(&svc->q, b.in, cap, wait);
+        now = saga__now_ms();
+        if (b.n == 0 && svc->nsent == 0 && now < svc->next_timer_ms && now < svc->next_prune_ms)
+            continue;
+        atomic_store(&svc->inflight, (int)b.n);
+        if (svc->cfg.commit_per_message && b.n > 1) {
+            /* Benchmark mode: the same work, one commit and publish per message. */
+            batch one = {0};
+            for (size_t i = 0; i < b.n; i++) {
+                one.in = &b.in[i];
+                one.res = &b.res[i];
+                one.n = 1;
+                process(svc, &one);
+            }
+        } else {
+            process(svc, &b);
+        }
+        atomic_store(&svc->inflight, 0);
+    }
+    rv = SAGA_OK;
+
+out:
+    /* Stop taking messages; what is still queued goes back to the broker. */
+    saga__transport_unsubscribe(svc);
+    if (svc->tp.nc != NULL)
+        natsConnection_FlushTimeout(svc->tp.nc, 2000);
+    for (;;) {
+        size_t n = b.in ? saga__queue_take(&svc->q, b.in, cap, 0) : 0;
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            if (b.in[i].sub != NULL)
+                natsMsg_Nak(b.in[i].msg, NULL);
+            natsMsg_Destroy(b.in[i].msg);
+        }
+    }
+    if (rv == SAGA_OK && svc->nsent > 0) {
+        b.n = 0;
+        process(svc, &b); /* deletes the published outbox entries */
+    }
+    free(b.in);
+    free(b.res);
+    return rv;
+}

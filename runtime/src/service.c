@@ -1,0 +1,246 @@
+/* service.c - Creating, configuring, running and stopping a saga service. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "service_internal.h"
+
+int64_t saga__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+saga_status saga__fail(saga_service *svc, saga_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(svc->err, sizeof(svc->err), fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+const char *saga_service_last_error(const saga_service *svc)
+{
+    return svc ? svc->err : "";
+}
+
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+    if (src == NULL)
+        src = "";
+    size_t n = strlen(src);
+    if (n >= cap)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static saga_status check_config(const saga_config *c, char *errbuf, size_t errlen)
+{
+    const char *bad = NULL;
+    if (c->name == NULL || !saga_valid_producer(c->name))
+        bad = "name must match [a-z0-9_-]{1,32}";
+    else if (c->nats_url == NULL || c->nats_url[0] == '\0')
+        bad = "nats_url is required";
+    else if (c->data_dir == NULL || c->data_dir[0] == '\0')
+        bad = "data_dir is required (SAGA_DATA_DIR)";
+    else if (c->batch_max < 1 || c->batch_max > 100000)
+        bad = "batch_max must be in 1..100000";
+    else if (c->ack_wait_ms < 100)
+        bad = "ack_wait_ms must be at least 100";
+    else if (c->max_deliver < 1)
+        bad = "max_deliver must be at least 1";
+    else if (c->retry_base_ms < 1 || c->retry_max_ms < c->retry_base_ms)
+        bad = "retry delays must satisfy 1 <= base <= max";
+    else if (c->retention_ms <= c->dup_window_ms)
+        bad = "retention must exceed the broker's duplicate window";
+    else if (c->map_size < ((size_t)1 << 20))
+        bad = "map_size must be at least 1 MiB";
+    else if (c->publish_wait_ms < 1 || c->park_timeout_ms < 1 || c->max_ack_pending < 1)
+        bad = "publish_wait_ms, park_timeout_ms and max_ack_pending must be positive";
+    if (bad == NULL)
+        return SAGA_OK;
+    if (errbuf != NULL && errlen > 0)
+        snprintf(errbuf, errlen, "%s", bad);
+    return SAGA_EINVAL;
+}
+
+saga_status saga_service_create(saga_service **out, const saga_config *cfg, char *errbuf,
+                                size_t errlen)
+{
+    saga_service *svc;
+    saga_status rv = check_config(cfg, errbuf, errlen);
+    if (rv != SAGA_OK)
+        return rv;
+    svc = calloc(1, sizeof(*svc));
+    if (svc == NULL)
+        return SAGA_ENOMEM;
+    svc->cfg = *cfg;
+    if (copy_str(svc->name, sizeof(svc->name), cfg->name) != 0 ||
+        copy_str(svc->nats_url, sizeof(svc->nats_url), cfg->nats_url) != 0 ||
+        copy_str(svc->data_dir, sizeof(svc->data_dir), cfg->data_dir) != 0 ||
+        copy_str(svc->stream, sizeof(svc->stream), cfg->stream) != 0 ||
+        copy_str(svc->dlq_stream, sizeof(svc->dlq_stream), cfg->dlq_stream) != 0 ||
+        copy_str(svc->crash_spec, sizeof(svc->crash_spec), cfg->crash_at) != 0) {
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "a configuration string is too long");
+        rv = SAGA_EINVAL;
+        goto fail_free;
+    }
+    svc->cfg.name = svc->name;
+    svc->cfg.nats_url = svc->nats_url;
+    svc->cfg.data_dir = svc->data_dir;
+    svc->cfg.stream = svc->stream;
+    svc->cfg.dlq_stream = svc->dlq_stream;
+    svc->cfg.crash_at = svc->crash_spec;
+    if (saga__crash_init(&svc->crash, svc->crash_spec) != 0) {
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "unknown crash point \"%s\" (in_handler, after_commit, "
+                                     "after_publish, optionally :N)", svc->crash_spec);
+        rv = SAGA_EINVAL;
+        goto fail_free;
+    }
+    svc->log.fn = cfg->log;
+    svc->log.udata = cfg->log_udata;
+    svc->log.level = cfg->log_level;
+    svc->log.service = svc->name;
+    if (saga__queue_init(&svc->q) != 0) {
+        rv = SAGA_ENOMEM;
+        goto fail_free;
+    }
+    pthread_mutex_init(&svc->stats_mu, NULL);
+    saga__outlist_init(&svc->out);
+    rv = saga__store_open(&svc->store, svc->data_dir, cfg->map_size, cfg->sync);
+    if (rv != SAGA_OK) {
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "%s", svc->store.err);
+        goto fail_queue;
+    }
+    svc->next_timer_ms = 0;
+    *out = svc;
+    return SAGA_OK;
+
+fail_queue:
+    pthread_mutex_destroy(&svc->stats_mu);
+    saga__queue_cleanup(&svc->q);
+fail_free:
+    free(svc);
+    return rv;
+}
+
+saga_status saga_service_subscribe(saga_service *svc, const char *pattern, saga_event_fn fn,
+                                   void *udata)
+{
+    const char *dot = pattern ? strchr(pattern, '.') : NULL;
+    if (fn == NULL || dot == NULL || strchr(dot + 1, '.') != NULL || dot == pattern ||
+        dot[1] == '\0' || strlen(pattern) > SAGA_TYPE_MAX)
+        return saga__fail(svc, SAGA_EINVAL, "bad pattern \"%s\": want producer.event, either may be *",
+                          pattern ? pattern : "");
+    for (const char *p = pattern; *p != '\0'; p++)
+        if (!(*p == '.' || *p == '_' || *p == '*' || (*p >= 'a' && *p <= 'z') ||
+              (*p >= '0' && *p <= '9')))
+            return saga__fail(svc, SAGA_EINVAL, "bad pattern \"%s\"", pattern);
+    if (svc->nsubs == SAGA__MAX_SUBS)
+        return saga__fail(svc, SAGA_EINVAL, "too many subscriptions (max %d)", SAGA__MAX_SUBS);
+    saga__sub *s = &svc->subs[svc->nsubs];
+    memset(s, 0, sizeof(*s));
+    s->svc = svc;
+    s->fn = fn;
+    s->udata = udata;
+    snprintf(s->pattern, sizeof(s->pattern), "%s", pattern);
+    snprintf(s->subject, sizeof(s->subject), "evt.%s.*", pattern);
+    /* Durable names may not contain '.', '*' or '>'. */
+    char name[SAGA__NAME_MAX - SAGA_PRODUCER_MAX - 2] = "";
+    size_t n = 0;
+    for (const char *p = pattern; *p != '\0' && n + 4 < sizeof(name); p++) {
+        if (*p == '*') {
+            memcpy(name + n, "any", 3);
+            n += 3;
+        } else {
+            name[n++] = *p == '.' ? '_' : *p;
+        }
+    }
+    name[n] = '\0';
+    snprintf(s->consumer, sizeof(s->consumer), "%s_%s", svc->name, name);
+    snprintf(s->deliver, sizeof(s->deliver), "_saga.dlv.%s_%s", svc->name, name);
+    svc->nsubs++;
+    return SAGA_OK;
+}
+
+saga_status saga_service_on_timer(saga_service *svc, saga_timer_fn fn, void *udata)
+{
+    svc->timer_fn = fn;
+    svc->timer_udata = udata;
+    return SAGA_OK;
+}
+
+saga_status saga_service_on_park_expired(saga_service *svc, saga_event_fn fn, void *udata)
+{
+    svc->expired_fn = fn;
+    svc->expired_udata = udata;
+    return SAGA_OK;
+}
+
+saga_status saga_service_add_command(saga_service *svc, const char *subject, saga_command_fn fn,
+                                     void *udata)
+{
+    if (fn == NULL || subject == NULL || subject[0] == '\0' ||
+        strlen(subject) >= SAGA__SUBJECT_MAX || strchr(subject, ' ') != NULL)
+        return saga__fail(svc, SAGA_EINVAL, "bad command subject");
+    if (svc->ncmds == SAGA__MAX_CMDS)
+        return saga__fail(svc, SAGA_EINVAL, "too many commands (max %d)", SAGA__MAX_CMDS);
+    saga__cmd *c = &svc->cmds[svc->ncmds++];
+    memset(c, 0, sizeof(*c));
+    c->svc = svc;
+    c->fn = fn;
+    c->udata = udata;
+    snprintf(c->subject, sizeof(c->subject), "%s", subject);
+    return SAGA_OK;
+}
+
+saga_status saga_service_run(saga_service *svc)
+{
+    saga_status rv = saga__transport_connect(svc);
+    if (rv == SAGA_OK)
+        rv = saga__transport_ensure_streams(svc);
+    if (rv == SAGA_OK)
+        rv = saga__loop_run(svc);
+    saga__transport_close(svc);
+    SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=stopped status=%s", saga_status_name(rv));
+    return rv;
+}
+
+void saga_service_stop(saga_service *svc)
+{
+    atomic_store(&svc->stop, 1);
+}
+
+void saga_service_destroy(saga_service *svc)
+{
+    if (svc == NULL)
+        return;
+    saga__store_close(&svc->store);
+    saga__outlist_cleanup(&svc->out);
+    saga__queue_cleanup(&svc->q);
+    pthread_mutex_destroy(&svc->stats_mu);
+    free(svc->sent);
+    free(svc);
+}
+
+void saga_service_stats(const saga_service *svc, saga_stats *out)
+{
+    saga_service *s = (saga_service *)svc; /* the mutex is not part of the logical state */
+    pthread_mutex_lock(&s->stats_mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->stats_mu);
+    out->pending = saga__queue_len(&s->q) + (uint64_t)atomic_load(&s->inflight);
+}
+
+void saga_library_cleanup(void)
+{
+    nats_Close();
+}

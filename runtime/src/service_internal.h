@@ -1,0 +1,161 @@
+/* service_internal.h - The saga_service handle and the pieces of its loop. */
+#ifndef SAGA_SERVICE_INTERNAL_H
+#define SAGA_SERVICE_INTERNAL_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "crash.h"
+#include "log_internal.h"
+#include "outbox.h"
+#include "saga/service.h"
+#include "store.h"
+
+#define SAGA__MAX_SUBS 16
+#define SAGA__MAX_CMDS 16
+#define SAGA__NAME_MAX 128
+
+typedef struct saga_service saga_service;
+
+/* One subscribed event pattern: one durable push consumer. */
+typedef struct saga__sub {
+    saga_service *svc;
+    char pattern[SAGA_TYPE_MAX + 1];
+    char subject[SAGA__SUBJECT_MAX]; /* evt.<pattern>.* */
+    char consumer[SAGA__NAME_MAX];   /* <service>_<pattern>, '*' spelled "any" */
+    char deliver[SAGA__SUBJECT_MAX]; /* push subject of the consumer */
+    saga_event_fn fn;
+    void *udata;
+    natsSubscription *ns;
+} saga__sub;
+
+/* One request/reply command subject. */
+typedef struct saga__cmd {
+    saga_service *svc;
+    char subject[SAGA__SUBJECT_MAX];
+    saga_command_fn fn;
+    void *udata;
+    natsSubscription *ns;
+} saga__cmd;
+
+/* A message received from NATS, waiting for the service thread. */
+typedef struct saga__inmsg {
+    natsMsg *msg;
+    saga__sub *sub; /* set for events */
+    saga__cmd *cmd; /* set for commands */
+} saga__inmsg;
+
+/* Messages handed from cnats callback threads to the service thread. */
+typedef struct saga__queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    saga__inmsg *v;
+    size_t n, cap;
+} saga__queue;
+
+int saga__queue_init(saga__queue *q);
+void saga__queue_cleanup(saga__queue *q);
+/* Appends; returns -1 only when memory runs out (the message is then dropped
+ * unacknowledged, so JetStream redelivers it after AckWait). */
+int saga__queue_push(saga__queue *q, saga__inmsg m);
+/* Takes up to max messages, waiting up to wait_ms for the first one. */
+size_t saga__queue_take(saga__queue *q, saga__inmsg *out, size_t max, int64_t wait_ms);
+size_t saga__queue_len(saga__queue *q);
+
+/* transport.c: the NATS connection, JetStream context, streams, consumers. */
+typedef struct saga__transport {
+    natsConnection *nc;
+    jsCtx *js;
+    atomic_long pub_ok, pub_err;
+    pthread_mutex_t err_mu;
+    char pub_errtext[256];
+} saga__transport;
+
+saga_status saga__transport_connect(saga_service *svc);
+void saga__transport_close(saga_service *svc);
+saga_status saga__transport_ensure_streams(saga_service *svc);
+saga_status saga__transport_subscribe(saga_service *svc);
+void saga__transport_unsubscribe(saga_service *svc);
+/* Publishes every message of list and waits for all publish acks, retrying
+ * the whole list (the broker drops duplicates by message id) until it
+ * succeeds or the service is asked to stop. */
+saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list);
+
+struct saga_service {
+    saga_config cfg; /* strings point into the buffers below */
+    char name[SAGA_PRODUCER_MAX + 1];
+    char nats_url[512];
+    char data_dir[1024];
+    char stream[64];
+    char dlq_stream[64];
+    char crash_spec[64];
+
+    saga__logger log;
+    saga__store store;
+    saga__transport tp;
+    saga__crash crash;
+    saga__queue q;
+
+    saga__sub subs[SAGA__MAX_SUBS];
+    int nsubs;
+    saga__cmd cmds[SAGA__MAX_CMDS];
+    int ncmds;
+    natsSubscription *ctl_sub; /* saga.ctl.<name>.stats */
+    saga_timer_fn timer_fn;
+    void *timer_udata;
+    saga_event_fn expired_fn;
+    void *expired_udata;
+
+    atomic_int stop;
+    atomic_int inflight; /* messages taken from the queue, not yet acknowledged */
+
+    pthread_mutex_t stats_mu;
+    saga_stats stats;
+
+    saga__outlist out; /* messages of the batch being processed */
+    uint64_t *sent;    /* outbox keys published, deleted in the next transaction */
+    size_t nsent, capsent;
+    int64_t next_prune_ms;
+    int64_t next_timer_ms; /* earliest timer, INT64_MAX when none */
+
+    char err[512];
+};
+
+/* Records an error's detail for saga_service_last_error() and returns st. */
+saga_status saga__fail(saga_service *svc, saga_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+int64_t saga__now_ms(void);
+
+/* loop.c */
+saga_status saga__loop_run(saga_service *svc);
+
+/* ctx.c: the handle a handler works through. */
+struct saga_ctx {
+    saga_service *svc;
+    MDB_txn *txn; /* nested transaction of this handler call */
+    const saga_event *ev;
+    int delivery;
+    int64_t now_ms;
+    char trace[SAGA_TRACE_MAX + 1];
+    int64_t park_timeout_ms;
+    int store_failed;     /* a store call failed: the handler's result is not trusted */
+    saga_status store_st; /* ... with this status (SAGA_EMAPFULL grows the map) */
+    uint8_t *reply;
+    size_t reply_len;
+    int has_reply;
+};
+
+void saga__ctx_init(saga_ctx *ctx, saga_service *svc, MDB_txn *txn, const saga_event *ev,
+                    int delivery, int64_t now_ms);
+void saga__ctx_cleanup(saga_ctx *ctx);
+
+/* state.c: order-scoped state, finishing and pruning sagas. */
+saga_status saga__state_finish(saga__store *st, MDB_txn *txn, const char *order_id,
+                               int64_t now_ms);
+saga_status saga__state_prune(saga__store *st, MDB_txn *txn, int64_t cutoff_ms, size_t max,
+                              size_t *removed);
+
+#endif

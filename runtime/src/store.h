@@ -1,0 +1,66 @@
+/* store.h - The service's LMDB environment and the named databases in it.
+ *
+ * One environment per service process. Databases:
+ *   inbox      event_id (ULID)              -> processed time (int64)
+ *   outbox     sequence (big-endian u64)    -> outgoing message (outbox.c)
+ *   parked     order_id \0 event_id         -> parked message (park.c)
+ *   timers     order_id \0 name             -> due time + data (timers.c)
+ *   timer_due  due (BE u64) order_id \0 name -> ""   (index for firing)
+ *   state      key                          -> value (global service state)
+ *   saga       order_id \0 key              -> value (order-scoped state)
+ *   finished   finish time (BE u64) order_id -> ""   (pruning queue)
+ *   meta       name                         -> value (counters)
+ * All writes happen in one write transaction per batch, on the service thread. */
+#ifndef SAGA_STORE_H
+#define SAGA_STORE_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saga/status.h"
+
+#define SAGA__KEY_MAX 480 /* LMDB's default maximum key size is 511 */
+
+typedef struct saga__store {
+    MDB_env *env;
+    MDB_dbi inbox, outbox, parked, timers, timer_due, state, saga, finished, meta;
+    size_t map_size;
+    char err[256]; /* detail of the last failure: the LMDB code and text */
+} saga__store;
+
+/* Opens (creating if needed) the environment in dir. sync=0 adds MDB_NOSYNC. */
+saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, int sync);
+/* Closes the environment; safe on a store that failed to open or was closed. */
+void saga__store_close(saga__store *st);
+
+/* Begins a write transaction, nested in parent when parent != NULL. */
+saga_status saga__store_begin(saga__store *st, MDB_txn *parent, MDB_txn **txn);
+/* Begins a read-only transaction. */
+saga_status saga__store_begin_read(saga__store *st, MDB_txn **txn);
+/* Commits txn (freed also on error). SAGA_EMAPFULL when the map is full. */
+saga_status saga__store_commit(saga__store *st, MDB_txn *txn);
+/* Doubles the map size. No transaction of this process may be open. */
+saga_status saga__store_grow(saga__store *st);
+
+/* Converts an LMDB return code into a status, recording the detail. */
+saga_status saga__store_rc(saga__store *st, int rc, const char *what);
+
+/* Composite keys: a \0 b, written into buf; returns the length or 0 if it does not fit. */
+size_t saga__key2(char *buf, size_t cap, const char *a, const char *b);
+
+/* Big-endian u64 keys sort numerically. */
+void saga__be64_put(uint8_t out[8], uint64_t v);
+uint64_t saga__be64_get(const uint8_t in[8]);
+
+/* A u64 counter in meta, incremented in txn; returns the new value in *out. */
+saga_status saga__meta_next(saga__store *st, MDB_txn *txn, const char *name, uint64_t *out);
+
+/* inbox.c */
+saga_status saga__inbox_seen(saga__store *st, MDB_txn *txn, const char *event_id, int *seen);
+saga_status saga__inbox_put(saga__store *st, MDB_txn *txn, const char *event_id, int64_t now_ms);
+/* Deletes up to max ids whose ULID time is older than cutoff_ms; *removed counts them. */
+saga_status saga__inbox_prune(saga__store *st, MDB_txn *txn, int64_t cutoff_ms, size_t max,
+                              size_t *removed);
+
+#endif

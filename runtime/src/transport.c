@@ -1,0 +1,371 @@
+/* transport.c - NATS connection, JetStream streams and consumers, outbox publishing.
+ *
+ * Consumers are durable push consumers with explicit acks, bound by name:
+ * the packaged cnats 3.4.1 has fetch bugs (see docs/ARCHITECTURE.md), and a
+ * push consumer lets one thread gather batches from several consumers. The
+ * server's MaxAckPending is the flow control. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "service_internal.h"
+
+#define NS_PER_MS 1000000LL
+#define EVENTS_MAX_AGE_NS (7LL * 24 * 3600 * 1000 * NS_PER_MS)
+#define DLQ_MAX_AGE_NS (30LL * 24 * 3600 * 1000 * NS_PER_MS)
+#define JS_ERR_STREAM_NAME_IN_USE 10058
+
+static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
+{
+    return saga__fail(svc, SAGA_ENATS, "%s: nats %d: %s (%s)", what, (int)s, natsStatus_GetText(s),
+                      nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    saga_service *svc = closure;
+    (void)nc;
+    (void)sub;
+    /* Slow consumers and missed heartbeats are retryable: JetStream redelivers. */
+    SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=nats_async_error code=%d text=\"%s\"", (int)err,
+              natsStatus_GetText(err));
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    saga_service *svc = closure;
+    (void)nc;
+    SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=nats_disconnected");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    saga_service *svc = closure;
+    (void)nc;
+    SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=nats_reconnected");
+}
+
+/* Runs on a cnats thread for every publish ack; only counts. */
+static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    saga_service *svc = closure;
+    (void)js;
+    if (pa != NULL) {
+        atomic_fetch_add(&svc->tp.pub_ok, 1);
+    } else {
+        atomic_fetch_add(&svc->tp.pub_err, 1);
+        pthread_mutex_lock(&svc->tp.err_mu);
+        snprintf(svc->tp.pub_errtext, sizeof(svc->tp.pub_errtext), "%s",
+                 pae && pae->ErrText ? pae->ErrText : "publish failed");
+        pthread_mutex_unlock(&svc->tp.err_mu);
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* Answers saga.ctl.<name>.stats with the counters as JSON, on a cnats thread. */
+static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    saga_service *svc = closure;
+    saga_stats s;
+    char buf[1024];
+    (void)sub;
+    saga_service_stats(svc, &s);
+    int n = snprintf(
+        buf, sizeof(buf),
+        "{\"service\":\"%s\",\"pid\":%ld,\"received\":%llu,\"processed\":%llu,\"duplicates\":%llu,"
+        "\"retried\":%llu,\"dead_lettered\":%llu,\"unknown\":%llu,\"parked\":%llu,"
+        "\"unparked\":%llu,\"park_expired\":%llu,\"timers_fired\":%llu,\"commands\":%llu,"
+        "\"published\":%llu,\"commits\":%llu,\"pruned\":%llu,\"pending\":%llu}",
+        svc->name, (long)getpid(), (unsigned long long)s.received,
+        (unsigned long long)s.processed, (unsigned long long)s.duplicates,
+        (unsigned long long)s.retried, (unsigned long long)s.dead_lettered,
+        (unsigned long long)s.unknown, (unsigned long long)s.parked,
+        (unsigned long long)s.unparked, (unsigned long long)s.park_expired,
+        (unsigned long long)s.timers_fired, (unsigned long long)s.commands,
+        (unsigned long long)s.published, (unsigned long long)s.commits,
+        (unsigned long long)s.pruned, (unsigned long long)s.pending);
+    if (natsMsg_GetReply(msg) != NULL && n > 0 && (size_t)n < sizeof(buf))
+        natsConnection_Publish(nc, natsMsg_GetReply(msg), buf, n);
+    natsMsg_Destroy(msg);
+}
+
+saga_status saga__transport_connect(saga_service *svc)
+{
+    natsOptions *opts = NULL;
+    natsStatus s;
+    jsOptions jo;
+    saga_status rv = SAGA_OK;
+    int64_t next_log = 0;
+
+    pthread_mutex_init(&svc->tp.err_mu, NULL);
+    s = natsOptions_Create(&opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(opts, svc->cfg.nats_url);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, svc->name);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, -1); /* a service outlives broker restarts */
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(opts, 100);
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(opts, true); /* no 1 ms flusher delay per ack */
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(opts, on_error, svc);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, on_disconnected, svc);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(opts, on_reconnected, svc);
+    if (s != NATS_OK) {
+        rv = nats_fail(svc, s, "nats options");
+        goto out;
+    }
+    /* The broker may come up after the service: keep trying until stopped. */
+    for (;;) {
+        s = natsConnection_Connect(&svc->tp.nc, opts);
+        if (s == NATS_OK)
+            break;
+        if (atomic_load(&svc->stop)) {
+            rv = nats_fail(svc, s, "connect");
+            goto out;
+        }
+        if (saga__now_ms() >= next_log) {
+            SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=nats_connect_retry url=%s error=\"%s\"",
+                      svc->cfg.nats_url, natsStatus_GetText(s));
+            next_log = saga__now_ms() + 5000;
+        }
+        struct timespec ts = {0, 250 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 65536;
+    jo.PublishAsync.AckHandler = on_pub_ack;
+    jo.PublishAsync.AckHandlerClosure = svc;
+    s = natsConnection_JetStream(&svc->tp.js, svc->tp.nc, &jo);
+    if (s != NATS_OK) {
+        rv = nats_fail(svc, s, "jetstream context");
+        goto out;
+    }
+    char ctl[SAGA__SUBJECT_MAX];
+    snprintf(ctl, sizeof(ctl), "saga.ctl.%s.stats", svc->name);
+    s = natsConnection_Subscribe(&svc->ctl_sub, svc->tp.nc, ctl, on_ctl, svc);
+    if (s != NATS_OK)
+        rv = nats_fail(svc, s, "control subscription");
+out:
+    natsOptions_Destroy(opts);
+    return rv;
+}
+
+void saga__transport_close(saga_service *svc)
+{
+    if (svc->tp.nc != NULL) {
+        natsConnection_FlushTimeout(svc->tp.nc, 2000);
+        natsConnection_Close(svc->tp.nc);
+    }
+    /* Subscriptions are destroyed only after the connection is closed, so no
+     * message is being delivered to them (cnats #637). */
+    if (svc->ctl_sub != NULL)
+        natsSubscription_Destroy(svc->ctl_sub);
+    svc->ctl_sub = NULL;
+    for (int i = 0; i < svc->nsubs; i++) {
+        natsSubscription_Destroy(svc->subs[i].ns);
+        svc->subs[i].ns = NULL;
+    }
+    for (int i = 0; i < svc->ncmds; i++) {
+        natsSubscription_Destroy(svc->cmds[i].ns);
+        svc->cmds[i].ns = NULL;
+    }
+    jsCtx_Destroy(svc->tp.js);
+    svc->tp.js = NULL;
+    natsConnection_Destroy(svc->tp.nc);
+    svc->tp.nc = NULL;
+    pthread_mutex_destroy(&svc->tp.err_mu);
+}
+
+static saga_status ensure_stream(saga_service *svc, const char *name, const char *subject,
+                                 int64_t max_age_ns)
+{
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    const char *subjects[] = {subject};
+
+    jsStreamConfig_Init(&sc);
+    sc.Name = name;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.MaxAge = max_age_ns;
+    sc.Duplicates = svc->cfg.dup_window_ms * NS_PER_MS;
+    natsStatus s = js_AddStream(&si, svc->tp.js, &sc, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    /* Another service created it first, possibly with other limits: use it as is. */
+    if (s == NATS_OK || jerr == JS_ERR_STREAM_NAME_IN_USE)
+        return SAGA_OK;
+    return saga__fail(svc, SAGA_ENATS, "create stream %s: %s (jetstream error %d)", name,
+                      natsStatus_GetText(s), (int)jerr);
+}
+
+saga_status saga__transport_ensure_streams(saga_service *svc)
+{
+    saga_status rv = ensure_stream(svc, svc->cfg.stream, "evt.>", EVENTS_MAX_AGE_NS);
+    if (rv == SAGA_OK)
+        rv = ensure_stream(svc, svc->cfg.dlq_stream, "dlq.>", DLQ_MAX_AGE_NS);
+    return rv;
+}
+
+/* cnats thread: hand the message to the service thread. */
+static void on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    saga__sub *s = closure;
+    (void)nc;
+    (void)sub;
+    if (saga__queue_push(&s->svc->q, (saga__inmsg){msg, s, NULL}) != 0)
+        natsMsg_Destroy(msg);
+}
+
+static void on_command(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    saga__cmd *c = closure;
+    (void)nc;
+    (void)sub;
+    if (saga__queue_push(&c->svc->q, (saga__inmsg){msg, NULL, c}) != 0)
+        natsMsg_Destroy(msg);
+}
+
+static saga_status ensure_consumer(saga_service *svc, saga__sub *sub)
+{
+    jsConsumerConfig cc;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = sub->consumer;
+    cc.DeliverSubject = sub->deliver;
+    cc.DeliverPolicy = js_DeliverAll; /* events published before the first start count */
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = svc->cfg.ack_wait_ms * NS_PER_MS;
+    cc.MaxDeliver = -1; /* the runtime dead-letters itself, with a reason */
+    cc.MaxAckPending = svc->cfg.max_ack_pending;
+    cc.FilterSubject = sub->subject;
+    natsStatus s = js_AddConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
+    if (s != NATS_OK) {
+        /* It exists with other settings (a new ack wait, say): update it. */
+        jerr = 0;
+        s = js_UpdateConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
+    }
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK)
+        return saga__fail(svc, SAGA_ENATS, "consumer %s: %s (jetstream error %d)", sub->consumer,
+                          natsStatus_GetText(s), (int)jerr);
+    return SAGA_OK;
+}
+
+saga_status saga__transport_subscribe(saga_service *svc)
+{
+    natsStatus s;
+    saga_status rv;
+    for (int i = 0; i < svc->nsubs; i++) {
+        saga__sub *sub = &svc->subs[i];
+        jsSubOptions so;
+        jsErrCode jerr = 0;
+        rv = ensure_consumer(svc, sub);
+        if (rv != SAGA_OK)
+            return rv;
+        jsSubOptions_Init(&so);
+        so.Stream = svc->cfg.stream;
+        so.Consumer = sub->consumer; /* bind: the library never deletes a bound consumer */
+        so.ManualAck = true;
+        s = js_Subscribe(&sub->ns, svc->tp.js, sub->subject, on_event, sub, NULL, &so, &jerr);
+        if (s != NATS_OK)
+            return saga__fail(svc, SAGA_ENATS, "subscribe %s: %s (jetstream error %d)",
+                              sub->consumer, natsStatus_GetText(s), (int)jerr);
+    }
+    for (int i = 0; i < svc->ncmds; i++) {
+        saga__cmd *c = &svc->cmds[i];
+        /* A queue group: with several instances, each command runs once. */
+        s = natsConnection_QueueSubscribe(&c->ns, svc->tp.nc, c->subject, svc->name, on_command, c);
+        if (s != NATS_OK)
+            return nats_fail(svc, s, c->subject);
+    }
+    s = natsConnection_FlushTimeout(svc->tp.nc, 5000);
+    if (s != NATS_OK)
+        return nats_fail(svc, s, "flush subscriptions");
+    return SAGA_OK;
+}
+
+void saga__transport_unsubscribe(saga_service *svc)
+{
+    for (int i = 0; i < svc->nsubs; i++)
+        if (svc->subs[i].ns != NULL)
+            natsSubscription_Unsubscribe(svc->subs[i].ns);
+    for (int i = 0; i < svc->ncmds; i++)
+        if (svc->cmds[i].ns != NULL)
+            natsSubscription_Unsubscribe(svc->cmds[i].ns);
+}
+
+static natsStatus publish_one(saga_service *svc, const saga__outmsg *m)
+{
+    natsMsg *msg = NULL;
+    jsPubOptions po;
+    natsStatus s = natsMsg_Create(&msg, m->subject, NULL, (const char *)m->data, (int)m->len);
+    for (int i = 0; s == NATS_OK && i < m->nhdr; i++)
+        s = natsMsgHeader_Set(msg, m->hdr[i].name, m->hdr[i].value);
+    if (s == NATS_OK) {
+        jsPubOptions_Init(&po);
+        po.MsgId = m->msg_id;
+        s = js_PublishMsgAsync(svc->tp.js, &msg, &po);
+    }
+    natsMsg_Destroy(msg); /* no-op when the library took it */
+    return s;
+}
+
+/* Takes back what is still in flight so that late acks are not counted. */
+static void drop_pending(saga_service *svc)
+{
+    natsMsgList pending = {0};
+    if (js_PublishAsyncGetPendingList(&pending, svc->tp.js) == NATS_OK)
+        natsMsgList_Destroy(&pending);
+}
+
+saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list)
+{
+    int64_t backoff = 50;
+    char why[300];
+    if (list->n == 0)
+        return SAGA_OK;
+    for (int attempt = 1;; attempt++) {
+        natsStatus s = NATS_OK;
+        size_t i;
+        atomic_store(&svc->tp.pub_ok, 0);
+        atomic_store(&svc->tp.pub_err, 0);
+        for (i = 0; i < list->n && s == NATS_OK; i++)
+            s = publish_one(svc, &list->v[i]);
+        if (s == NATS_OK) {
+            jsPubOptions po;
+            jsPubOptions_Init(&po);
+            po.MaxWait = svc->cfg.publish_wait_ms;
+            s = js_PublishAsyncComplete(svc->tp.js, &po);
+        }
+        long ok = atomic_load(&svc->tp.pub_ok), err = atomic_load(&svc->tp.pub_err);
+        if (s == NATS_OK && err == 0 && (size_t)ok == list->n)
+            return SAGA_OK;
+        drop_pending(svc);
+        if (s != NATS_OK) {
+            snprintf(why, sizeof(why), "%s", natsStatus_GetText(s));
+        } else {
+            pthread_mutex_lock(&svc->tp.err_mu);
+            snprintf(why, sizeof(why), "%ld of %zu failed: %s", err, list->n,
+                     svc->tp.pub_errtext);
+            pthread_mutex_unlock(&svc->tp.err_mu);
+        }
+        SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=publish_retry attempt=%d messages=%zu error=\"%s\"",
+                  attempt, list->n, why);
+        if (atomic_load(&svc->stop))
+            return saga__fail(svc, SAGA_ESTOPPED, "publish abandoned on stop: %s", why);
+        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (backoff < 2000)
+            backoff *= 2;
+    }
+}

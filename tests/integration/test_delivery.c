@@ -1,0 +1,358 @@
+/* test_delivery.c - The runtime's delivery guarantees, against a real nats-server.
+ *
+ * Each test starts its own nats-server with JetStream and runs saga-testsvc
+ * (tests/support/testsvc.c) as a real child process with its own LMDB. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "natsrv.h"
+#include "proc.h"
+#include "tjs.h"
+
+#define DEADLINE_MS 60000
+
+typedef struct fixture {
+    tsrv *srv;
+    tjs t;
+    char data_dir[512];
+    char log_path[512];
+    pid_t svc;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL || tsrv_start(&f->srv) != 0)
+        return -1;
+    snprintf(f->data_dir, sizeof(f->data_dir), "%s/testsvc", tsrv_dir(f->srv));
+    snprintf(f->log_path, sizeof(f->log_path), "%s/testsvc.log", tsrv_dir(f->srv));
+    if (tjs_connect(&f->t, tsrv_url(f->srv)) != 0 || tjs_ensure_streams(&f->t) != 0)
+        return -1;
+    f->svc = -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->svc > 0)
+        tproc_kill(f->svc);
+    tjs_close(&f->t);
+    tsrv_destroy(f->srv);
+    free(f);
+    return 0;
+}
+
+/* Starts saga-testsvc with the test's settings plus extra "K=V" entries. */
+static pid_t start_svc(fixture *f, const char *extra1, const char *extra2)
+{
+    char url[128], dir[600];
+    snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(f->srv));
+    snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s", f->data_dir);
+    const char *env[] = {url, dir, "SAGA_ACK_WAIT_MS=1000", "SAGA_RETRY_BASE_MS=50",
+                         "SAGA_MAX_DELIVER=3", "SAGA_LOG_LEVEL=info", extra1, extra2, NULL};
+    const char *argv[] = {SAGA_TESTSVC, NULL};
+    f->svc = tproc_spawn(argv, env, f->log_path);
+    assert_true(f->svc > 0);
+    return f->svc;
+}
+
+static void stop_svc(fixture *f)
+{
+    assert_int_equal(tproc_term(f->svc, 30000), 0); /* a clean exit on SIGTERM */
+    f->svc = -1;
+}
+
+/* ---- conditions ---- */
+
+typedef struct count_cond {
+    fixture *f;
+    const char *stream, *filter;
+    size_t want;
+} count_cond;
+
+static size_t count_msgs(fixture *f, const char *stream, const char *filter)
+{
+    tjs_msg *v = NULL;
+    size_t n = 0;
+    if (tjs_collect(&f->t, stream, filter, &v, &n) != 0)
+        return 0;
+    free(v);
+    return n;
+}
+
+static int has_count(void *arg)
+{
+    count_cond *c = arg;
+    return count_msgs(c->f, c->stream, c->filter) >= c->want;
+}
+
+static void wait_count(fixture *f, const char *stream, const char *filter, size_t want)
+{
+    count_cond c = {f, stream, filter, want};
+    assert_int_equal(tproc_wait_until(has_count, &c, DEADLINE_MS), 0);
+}
+
+typedef struct stat_cond {
+    fixture *f;
+    const char *field;
+    long long want;
+} stat_cond;
+
+static int has_stat(void *arg)
+{
+    stat_cond *c = arg;
+    return tjs_stat(&c->f->t, "testsvc", c->field) >= c->want;
+}
+
+static void wait_stat(fixture *f, const char *field, long long want)
+{
+    stat_cond c = {f, field, want};
+    assert_int_equal(tproc_wait_until(has_stat, &c, DEADLINE_MS), 0);
+}
+
+/* Asks the service for an order's count through its command. */
+static long long order_count(fixture *f, const char *order)
+{
+    natsMsg *reply = NULL;
+    long long v = -1;
+    if (natsConnection_Request(&reply, f->t.nc, "saga.cmd.testsvc.get", order, (int)strlen(order),
+                               5000) != NATS_OK)
+        return -1;
+    v = strtoll(natsMsg_GetData(reply), NULL, 10);
+    natsMsg_Destroy(reply);
+    return v;
+}
+
+/* Every ponged event in the stream, checked for duplicates; returns how many. */
+static size_t distinct_pongs(fixture *f, size_t *total)
+{
+    tjs_msg *v = NULL;
+    size_t n = 0, distinct = 0;
+    assert_int_equal(tjs_collect(&f->t, "SAGA_EVENTS", "evt.testsvc.ponged.>", &v, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[i].ev.event_id, v[j].ev.event_id) == 0 ||
+                strcmp(v[i].ev.causation_id, v[j].ev.causation_id) == 0)
+                dup = 1;
+        distinct += !dup;
+    }
+    free(v);
+    *total = n;
+    return distinct;
+}
+
+/* ---- tests ---- */
+
+/* The same event delivered twice (the broker cannot drop it: other message
+ * id) has exactly one effect. */
+static void test_duplicate_has_one_effect(void **state)
+{
+    fixture *f = *state;
+    saga_event ev;
+    uint8_t *buf;
+    size_t len, total;
+    memset(&ev, 0, sizeof(ev));
+    saga_ulid_new(ev.event_id);
+    snprintf(ev.type, sizeof(ev.type), "test.pinged");
+    ev.schema_version = 1;
+    snprintf(ev.order_id, sizeof(ev.order_id), "dup1");
+    snprintf(ev.producer, sizeof(ev.producer), "test");
+    ev.sequence = 1;
+    ev.time_ms = 1700000000000LL;
+    assert_int_equal(saga_event_encode(&ev, &buf, &len), SAGA_OK);
+    start_svc(f, NULL, NULL);
+    assert_int_equal(tjs_publish_raw(&f->t, "evt.test.pinged.dup1", buf, len, "copy-1"), 0);
+    assert_int_equal(tjs_publish_raw(&f->t, "evt.test.pinged.dup1", buf, len, "copy-2"), 0);
+    free(buf);
+    wait_stat(f, "duplicates", 1);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "processed"), 1);
+    assert_int_equal(order_count(f, "dup1"), 1);
+    assert_int_equal(distinct_pongs(f, &total), 1);
+    assert_int_equal(total, 1);
+    stop_svc(f);
+}
+
+/* SIGKILL at a crash point, restart: every event has exactly one effect and
+ * downstream sees each emitted event once. */
+static void crash_and_recover(fixture *f, const char *point)
+{
+    enum { N = 30 };
+    char crash[64], order[32];
+    size_t total;
+    int status = 0;
+    snprintf(crash, sizeof(crash), "SAGA_CRASH_AT=%s:5", point);
+    for (int i = 0; i < N; i++) {
+        snprintf(order, sizeof(order), "o%d", i);
+        assert_int_equal(tjs_publish_event(&f->t, "test.pinged", order, "hi", NULL), 0);
+    }
+    start_svc(f, crash, "SAGA_BATCH_MAX=4");
+    assert_int_equal(tproc_wait(f->svc, DEADLINE_MS, &status), 0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    start_svc(f, "SAGA_BATCH_MAX=4", NULL);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.>", N);
+    for (int i = 0; i < N; i++) {
+        snprintf(order, sizeof(order), "o%d", i);
+        assert_int_equal(order_count(f, order), 1);
+    }
+    assert_int_equal(distinct_pongs(f, &total), N);
+    assert_int_equal(total, N);
+    stop_svc(f);
+}
+
+static void test_crash_in_handler(void **state)
+{
+    crash_and_recover(*state, "in_handler");
+}
+
+static void test_crash_after_commit(void **state)
+{
+    crash_and_recover(*state, "after_commit");
+}
+
+static void test_crash_after_publish(void **state)
+{
+    crash_and_recover(*state, "after_publish");
+}
+
+/* A message that does not decode, and one whose handler keeps failing, land
+ * in the dead-letter stream with their reasons; later messages still flow. */
+static void test_poison_goes_to_dead_letters(void **state)
+{
+    fixture *f = *state;
+    tjs_msg *v = NULL;
+    size_t n = 0;
+    start_svc(f, NULL, NULL);
+    assert_int_equal(tjs_publish_raw(&f->t, "evt.test.pinged.p1", "\x01garbage", 8, NULL), 0);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "p2", "fail", NULL), 0);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "p3", "reject", NULL), 0);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "p4", "fine", NULL), 0);
+    wait_count(f, "SAGA_DLQ", "dlq.>", 3);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.p4", 1);
+    assert_int_equal(tjs_collect(&f->t, "SAGA_DLQ", "dlq.>", &v, &n), 0);
+    assert_int_equal(n, 3);
+    int undecodable = 0, exhausted = 0, rejected = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(v[i].subject, "dlq.testsvc");
+        undecodable += strstr(v[i].reason, "undecodable") != NULL;
+        exhausted += strstr(v[i].reason, "failed 3 deliveries") != NULL;
+        rejected += strstr(v[i].reason, "rejected") != NULL;
+    }
+    free(v);
+    assert_int_equal(undecodable, 1);
+    assert_int_equal(exhausted, 1);
+    assert_int_equal(rejected, 1);
+    assert_int_equal(order_count(f, "p4"), 1);
+    assert_int_equal(order_count(f, "p2"), 0);
+    stop_svc(f);
+}
+
+/* The broker restarts while events flow: nothing lost, nothing doubled. */
+static void test_broker_restart_midstream(void **state)
+{
+    fixture *f = *state;
+    enum { N = 200 };
+    char order[32];
+    size_t total;
+    start_svc(f, NULL, NULL);
+    for (int i = 0; i < N; i++) {
+        if (i == N / 2) {
+            assert_int_equal(tsrv_restart(f->srv), 0);
+        }
+        snprintf(order, sizeof(order), "r%d", i);
+        assert_int_equal(tjs_publish_event(&f->t, "test.pinged", order, "hi", NULL), 0);
+    }
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.>", N);
+    for (int i = 0; i < N; i += 7) {
+        snprintf(order, sizeof(order), "r%d", i);
+        assert_int_equal(order_count(f, order), 1);
+    }
+    assert_int_equal(distinct_pongs(f, &total), N);
+    assert_int_equal(total, N);
+    stop_svc(f);
+}
+
+/* An event that arrives before its predecessor waits, then runs; one whose
+ * predecessor never comes expires into the dead-letter stream. */
+static void test_park_then_release_or_expire(void **state)
+{
+    fixture *f = *state;
+    tjs_msg *v = NULL;
+    size_t n = 0;
+    start_svc(f, "SAGA_PARK_TIMEOUT_MS=1500", NULL);
+    assert_int_equal(tjs_publish_event(&f->t, "test.second", "k1", "", NULL), 0);
+    assert_int_equal(tjs_publish_event(&f->t, "test.second", "k2", "", NULL), 0);
+    wait_stat(f, "parked", 2);
+    assert_int_equal(order_count(f, "k1"), 0);
+    assert_int_equal(tjs_publish_event(&f->t, "test.first", "k1", "", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.k1", 2);
+    assert_int_equal(order_count(f, "k1"), 2);
+    wait_count(f, "SAGA_DLQ", "dlq.>", 1);
+    assert_int_equal(tjs_collect(&f->t, "SAGA_DLQ", "dlq.>", &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(v[0].reason, "expired"));
+    assert_true(v[0].decoded);
+    assert_string_equal(v[0].ev.order_id, "k2");
+    free(v);
+    assert_int_equal(order_count(f, "k2"), 0);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "unparked"), 1);
+    stop_svc(f);
+}
+
+typedef struct past {
+    int64_t at;
+} past;
+
+static int time_passed(void *arg)
+{
+    return tproc_now_ms() >= ((past *)arg)->at;
+}
+
+/* A timer set before a restart fires after it, once. */
+static void test_timer_survives_restart(void **state)
+{
+    fixture *f = *state;
+    past p;
+    start_svc(f, NULL, NULL);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "t1", "timer:1500", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.t1", 1);
+    stop_svc(f);
+    p.at = tproc_now_ms() + 2000; /* the timer is overdue while the service is down */
+    assert_int_equal(tproc_wait_until(time_passed, &p, 10000), 0);
+    assert_int_equal(count_msgs(f, "SAGA_EVENTS", "evt.testsvc.fired.t1"), 0);
+    start_svc(f, NULL, NULL);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.fired.t1", 1);
+    stop_svc(f);
+    start_svc(f, NULL, NULL);
+    wait_stat(f, "commits", 1);
+    assert_int_equal(count_msgs(f, "SAGA_EVENTS", "evt.testsvc.fired.t1"), 1);
+    stop_svc(f);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_duplicate_has_one_effect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_in_handler, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_goes_to_dead_letters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_restart_midstream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_then_release_or_expire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_survives_restart, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    nats_Close();
+    return rc;
+}

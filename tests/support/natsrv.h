@@ -1,0 +1,56 @@
+/* natsrv.h - a real nats-server with JetStream on a free port in a temporary directory, for tests. */
+#ifndef SAGA_TEST_NATSRV_H
+#define SAGA_TEST_NATSRV_H
+
+#include <sys/types.h>
+
+/* One nats-server process, its port, its configuration and its store directory. The
+ * handle is owned by the test; every function below runs on the test's main thread
+ * (the server dies with the thread that started it, see tproc_spawn). */
+typedef struct tsrv tsrv;
+
+/* Creates a temporary directory ($TMPDIR or /tmp, "saga-test-XXXXXX"), writes
+ * DIR/nats.conf (listen 127.0.0.1:PORT on a free port, JetStream with its store in
+ * DIR/js), starts nats-server with its output appended to DIR/nats.log, and waits up to
+ * 20 s until a client can connect and JetStream answers. If the server cannot bind the
+ * chosen port (another process took it) it retries on a new port a few times. On
+ * success sets *out (free with tsrv_destroy) and returns 0. On failure prints the tail
+ * of the server's log to stderr, removes everything it made, leaves *out untouched and
+ * returns -1. */
+int tsrv_start(tsrv **out);
+
+/* Stops the server with SIGTERM, waiting up to 10 s, then SIGKILL. Keeps the directory
+ * and port so that tsrv_restart can bring the same server back. Returns 0 if it shut
+ * down by itself (nats-server exits with status 1 after SIGTERM; that counts as clean)
+ * or was not running, 1 if it had to be killed, -1 on error. */
+int tsrv_stop(tsrv *s);
+
+/* Kills the server with SIGKILL (a crash) and reaps it. Returns 0 (also if it was not
+ * running), -1 on error. */
+int tsrv_kill(tsrv *s);
+
+/* Starts the server again with the same configuration, port and store directory, so
+ * JetStream recovers its file-backed streams and clients with reconnect enabled find
+ * it where it was. A running server is stopped first (tsrv_stop). Retries for up to
+ * 20 s if the port is still taken. Returns 0 when the server is ready as in
+ * tsrv_start, -1 on failure (log tail printed to stderr; the handle stays valid and
+ * not running). */
+int tsrv_restart(tsrv *s);
+
+/* Stops the server if it runs (as tsrv_stop), removes the temporary directory with
+ * everything in it and frees the handle. Accepts NULL. */
+void tsrv_destroy(tsrv *s);
+
+/* "nats://127.0.0.1:PORT"; owned by the handle, valid until tsrv_destroy. */
+const char *tsrv_url(const tsrv *s);
+
+int tsrv_port(const tsrv *s);
+
+/* The temporary directory; tests may put their own files there, and they are removed
+ * with it. Owned by the handle, valid until tsrv_destroy. */
+const char *tsrv_dir(const tsrv *s);
+
+/* The server's pid, or -1 when it is not running. */
+pid_t tsrv_pid(const tsrv *s);
+
+#endif /* SAGA_TEST_NATSRV_H */

@@ -1,0 +1,211 @@
+/* tjs.c - JetStream helpers for the integration tests. */
+#include "tjs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proc.h"
+
+static void nap(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int tjs_connect(tjs *t, const char *url)
+{
+    natsOptions *o = NULL;
+    int64_t deadline = tproc_now_ms() + 20000;
+    memset(t, 0, sizeof(*t));
+    natsOptions_Create(&o);
+    natsOptions_SetURL(o, url);
+    natsOptions_SetMaxReconnect(o, -1);
+    natsOptions_SetReconnectWait(o, 100);
+    while (natsConnection_Connect(&t->nc, o) != NATS_OK) {
+        if (tproc_now_ms() > deadline) {
+            natsOptions_Destroy(o);
+            return -1;
+        }
+        nap(50);
+    }
+    natsOptions_Destroy(o);
+    return natsConnection_JetStream(&t->js, t->nc, NULL) == NATS_OK ? 0 : -1;
+}
+
+void tjs_close(tjs *t)
+{
+    jsCtx_Destroy(t->js);
+    natsConnection_Destroy(t->nc);
+    memset(t, 0, sizeof(*t));
+}
+
+static int add_stream(tjs *t, const char *name, const char *subject)
+{
+    jsStreamConfig sc;
+    jsErrCode jerr = 0;
+    const char *subjects[] = {subject};
+    jsStreamConfig_Init(&sc);
+    sc.Name = name;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.MaxAge = 7LL * 24 * 3600 * 1000000000LL;
+    sc.Duplicates = 120LL * 1000000000LL;
+    natsStatus s = js_AddStream(NULL, t->js, &sc, NULL, &jerr);
+    return s == NATS_OK || jerr == 10058 ? 0 : -1;
+}
+
+int tjs_ensure_streams(tjs *t)
+{
+    if (add_stream(t, "SAGA_EVENTS", "evt.>") != 0)
+        return -1;
+    /* The runtime sets a longer age on dead letters; either is fine for a test. */
+    jsStreamConfig sc;
+    jsErrCode jerr = 0;
+    const char *subjects[] = {"dlq.>"};
+    jsStreamConfig_Init(&sc);
+    sc.Name = "SAGA_DLQ";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.MaxAge = 30LL * 24 * 3600 * 1000000000LL;
+    sc.Duplicates = 120LL * 1000000000LL;
+    natsStatus s = js_AddStream(NULL, t->js, &sc, NULL, &jerr);
+    return s == NATS_OK || jerr == 10058 ? 0 : -1;
+}
+
+int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, const char *msg_id)
+{
+    jsPubOptions po;
+    int64_t deadline = tproc_now_ms() + 30000;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    po.MaxWait = 2000;
+    for (;;) {
+        jsPubAck *pa = NULL;
+        natsStatus s = js_Publish(&pa, t->js, subject, data, (int)len, &po, NULL);
+        jsPubAck_Destroy(pa);
+        if (s == NATS_OK)
+            return 0;
+        if (tproc_now_ms() > deadline)
+            return -1;
+        nap(50);
+    }
+}
+
+int tjs_publish_event(tjs *t, const char *type, const char *order, const char *payload,
+                      char id_out[SAGA_ID_LEN + 1])
+{
+    static uint64_t seq; /* tests publish from one thread */
+    saga_event ev;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char subject[256];
+    memset(&ev, 0, sizeof(ev));
+    saga_ulid_new(ev.event_id);
+    snprintf(ev.type, sizeof(ev.type), "%s", type);
+    ev.schema_version = 1;
+    snprintf(ev.order_id, sizeof(ev.order_id), "%s", order);
+    snprintf(ev.producer, sizeof(ev.producer), "test");
+    ev.sequence = ++seq;
+    ev.time_ms = (int64_t)time(NULL) * 1000;
+    ev.payload = (const uint8_t *)payload;
+    ev.payload_len = payload ? strlen(payload) : 0;
+    if (saga_event_encode(&ev, &buf, &len) != SAGA_OK)
+        return -1;
+    saga_event_subject(type, order, subject, sizeof(subject));
+    int rc = tjs_publish_raw(t, subject, buf, len, ev.event_id);
+    free(buf);
+    if (rc == 0 && id_out != NULL)
+        memcpy(id_out, ev.event_id, SAGA_ID_LEN + 1);
+    return rc;
+}
+
+int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, size_t *n)
+{
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    tjs_msg *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = -1;
+
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    so.Ordered = true; /* an ephemeral, flow-controlled reader of the whole history */
+    so.Config.DeliverPolicy = js_DeliverAll;
+    if (js_SubscribeSync(&sub, t->js, filter, NULL, &so, NULL) != NATS_OK)
+        goto out;
+    for (;;) {
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, sub, 2000);
+        if (s == NATS_TIMEOUT)
+            break; /* nothing matched at all, or the last one was missed */
+        if (s != NATS_OK)
+            goto out;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 64;
+            tjs_msg *nv = realloc(v, cap * sizeof(*nv));
+            if (nv == NULL) {
+                natsMsg_Destroy(m);
+                goto out;
+            }
+            v = nv;
+        }
+        tjs_msg *x = &v[cnt++];
+        memset(x, 0, sizeof(*x));
+        snprintf(x->subject, sizeof(x->subject), "%s", natsMsg_GetSubject(m));
+        const char *reason = NULL;
+        if (natsMsgHeader_Get(m, "Saga-Reason", &reason) == NATS_OK && reason != NULL)
+            snprintf(x->reason, sizeof(x->reason), "%s", reason);
+        void *owner = NULL;
+        if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                              &x->ev, &owner, NULL, 0) == SAGA_OK) {
+            x->decoded = 1;
+            size_t pl = x->ev.payload_len < sizeof(x->payload) - 1 ? x->ev.payload_len
+                                                                  : sizeof(x->payload) - 1;
+            memcpy(x->payload, x->ev.payload, pl);
+            x->ev.payload = NULL;
+            free(owner);
+        }
+        jsMsgMetaData *meta = NULL;
+        uint64_t pending = 1;
+        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+            pending = meta->NumPending;
+            jsMsgMetaData_Destroy(meta);
+        }
+        natsMsg_Destroy(m);
+        if (pending == 0)
+            break;
+    }
+    rc = 0;
+out:
+    if (sub != NULL) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    if (rc != 0) {
+        free(v);
+        return -1;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+long long tjs_stat(tjs *t, const char *service, const char *field)
+{
+    natsMsg *reply = NULL;
+    char subject[128], key[64];
+    long long v = -1;
+    snprintf(subject, sizeof(subject), "saga.ctl.%s.stats", service);
+    if (natsConnection_RequestString(&reply, t->nc, subject, "", 1000) != NATS_OK)
+        return -1;
+    snprintf(key, sizeof(key), "\"%s\":", field);
+    const char *p = strstr(natsMsg_GetData(reply), key);
+    if (p != NULL)
+        v = strtoll(p + strlen(key), NULL, 10);
+    natsMsg_Destroy(reply);
+    return v;
+}

@@ -1,0 +1,49 @@
+/* tjs.h - JetStream helpers for the integration tests: publish events, read streams, ask services. */
+#ifndef SAGA_TEST_TJS_H
+#define SAGA_TEST_TJS_H
+
+#include <nats/nats.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saga/event.h"
+
+typedef struct tjs {
+    natsConnection *nc;
+    jsCtx *js;
+} tjs;
+
+/* Connects (retrying for up to 20 s). 0 on success. */
+int tjs_connect(tjs *t, const char *url);
+void tjs_close(tjs *t);
+
+/* Creates the event and dead-letter streams as the runtime does, so tests can
+ * publish before any service has started. */
+int tjs_ensure_streams(tjs *t);
+
+/* Publishes an enveloped event of type on evt.<type>.<order>, with payload
+ * text, retrying for up to 30 s (broker restarts). Writes its id to id_out
+ * (may be NULL). msg_id NULL uses the event id as Nats-Msg-Id. */
+int tjs_publish_event(tjs *t, const char *type, const char *order, const char *payload,
+                      char id_out[SAGA_ID_LEN + 1]);
+/* Publishes an already encoded message under a given Nats-Msg-Id (NULL: none). */
+int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, const char *msg_id);
+
+/* One message read back from a stream. */
+typedef struct tjs_msg {
+    char subject[256];
+    saga_event ev;   /* decoded when decoded != 0 */
+    int decoded;
+    char payload[256]; /* payload as text, truncated */
+    char reason[256];  /* Saga-Reason header, for dead letters */
+} tjs_msg;
+
+/* Reads every message of stream on subjects matching filter, in order.
+ * *out is malloc'd (free it). 0 on success. */
+int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, size_t *n);
+
+/* Asks saga.ctl.<service>.stats and returns the named counter; -1 when the
+ * service does not answer. */
+long long tjs_stat(tjs *t, const char *service, const char *field);
+
+#endif

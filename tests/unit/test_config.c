@@ -1,0 +1,425 @@
+/* test_config.c - saga_config_init: defaults, SAGA_* overrides, rejection of bad values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config_internal.h"
+#include "saga/service.h"
+
+/* Every variable the runtime documents; the table must cover them all. */
+static const char *const documented[] = {
+    "SAGA_NATS_URL",        "SAGA_DATA_DIR",      "SAGA_BATCH_MAX",          "SAGA_ACK_WAIT_MS",
+    "SAGA_MAX_DELIVER",     "SAGA_RETRY_BASE_MS", "SAGA_RETRY_MAX_MS",       "SAGA_RETENTION_MS",
+    "SAGA_PARK_TIMEOUT_MS", "SAGA_SYNC",          "SAGA_COMMIT_PER_MESSAGE", "SAGA_CRASH_AT",
+    "SAGA_LOG_LEVEL",       "SAGA_MAP_SIZE",
+};
+
+#define NDOC (sizeof(documented) / sizeof(documented[0]))
+
+static int clear_env(void **state)
+{
+    size_t i;
+    (void)state;
+    for (i = 0; i < NDOC; i++)
+        unsetenv(documented[i]);
+    for (i = 0; i < saga__config_nsettings; i++)
+        unsetenv(saga__config_settings[i].env);
+    return 0;
+}
+
+static const saga__setting *find(const char *env)
+{
+    size_t i;
+    for (i = 0; i < saga__config_nsettings; i++) {
+        if (strcmp(saga__config_settings[i].env, env) == 0)
+            return &saga__config_settings[i];
+    }
+    return NULL;
+}
+
+static void value_of(const saga__setting *s, const saga_config *cfg, char *buf, size_t len)
+{
+    int n = saga__config_value(s, cfg, buf, len);
+    assert_true(n >= 0 && (size_t)n < len);
+}
+
+/* Asserts that every setting of a equals that of b except the one named skip. */
+static void assert_same_except(const saga_config *a, const saga_config *b, const char *skip)
+{
+    size_t i;
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        char va[256], vb[256];
+        if (skip != NULL && strcmp(s->env, skip) == 0)
+            continue;
+        value_of(s, a, va, sizeof(va));
+        value_of(s, b, vb, sizeof(vb));
+        if (strcmp(va, vb) != 0)
+            fail_msg("%s changed: %s vs %s", s->env, va, vb);
+    }
+}
+
+static void defaults(void **state)
+{
+    saga_config cfg;
+    char err[256] = "stale";
+    (void)state;
+
+    assert_int_equal(saga_config_init(&cfg, "payment", err, sizeof(err)), SAGA_OK);
+    assert_string_equal(err, "");
+    assert_string_equal(cfg.name, "payment");
+    assert_string_equal(cfg.nats_url, SAGA_DEFAULT_NATS_URL);
+    assert_null(cfg.data_dir); /* the executable must choose */
+    assert_string_equal(cfg.stream, SAGA_DEFAULT_STREAM);
+    assert_string_equal(cfg.dlq_stream, SAGA_DEFAULT_DLQ_STREAM);
+    assert_int_equal(cfg.batch_max, SAGA_DEFAULT_BATCH_MAX);
+    assert_int_equal(cfg.ack_wait_ms, SAGA_DEFAULT_ACK_WAIT_MS);
+    assert_int_equal(cfg.max_ack_pending, SAGA_DEFAULT_MAX_ACK_PENDING);
+    assert_int_equal(cfg.max_deliver, SAGA_DEFAULT_MAX_DELIVER);
+    assert_int_equal(cfg.retry_base_ms, SAGA_DEFAULT_RETRY_BASE_MS);
+    assert_int_equal(cfg.retry_max_ms, SAGA_DEFAULT_RETRY_MAX_MS);
+    assert_int_equal(cfg.retention_ms, SAGA_DEFAULT_RETENTION_MS);
+    assert_int_equal(cfg.dup_window_ms, SAGA_DEFAULT_DUP_WINDOW_MS);
+    assert_int_equal(cfg.park_timeout_ms, SAGA_DEFAULT_PARK_TIMEOUT_MS);
+    assert_int_equal(cfg.publish_wait_ms, SAGA_DEFAULT_PUBLISH_WAIT_MS);
+    assert_int_equal(cfg.sync, 1); /* durable by default */
+    assert_int_equal(cfg.commit_per_message, 0);
+    assert_int_equal(cfg.map_size, SAGA_DEFAULT_MAP_SIZE);
+    assert_null(cfg.crash_at);
+    assert_null(cfg.log);
+    assert_null(cfg.log_udata);
+    assert_int_equal(cfg.log_level, SAGA_LOG_INFO);
+    /* The retention must outlast the broker's duplicate window. */
+    assert_true(cfg.retention_ms > cfg.dup_window_ms);
+}
+
+static void table_covers_every_variable(void **state)
+{
+    size_t i, j;
+    (void)state;
+    for (i = 0; i < NDOC; i++) {
+        if (find(documented[i]) == NULL)
+            fail_msg("%s is not in the settings table", documented[i]);
+    }
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        assert_true(strncmp(s->env, "SAGA_", 5) == 0);
+        assert_non_null(s->key);
+        assert_true(s->help != NULL && s->help[0] != '\0');
+        assert_true(s->min <= s->max);
+        for (j = 0; j < i; j++)
+            assert_string_not_equal(s->env, saga__config_settings[j].env);
+    }
+}
+
+static void each_override_applies(void **state)
+{
+    saga_config cfg;
+    char err[256];
+    (void)state;
+
+    setenv("SAGA_NATS_URL", "nats://10.0.0.1:4223", 1);
+    setenv("SAGA_DATA_DIR", "/var/lib/saga/payment", 1);
+    setenv("SAGA_BATCH_MAX", "17", 1);
+    setenv("SAGA_ACK_WAIT_MS", "1500", 1);
+    setenv("SAGA_MAX_DELIVER", "9", 1);
+    setenv("SAGA_RETRY_BASE_MS", "5", 1);
+    setenv("SAGA_RETRY_MAX_MS", "60000", 1);
+    setenv("SAGA_RETENTION_MS", "5000000000", 1); /* past 32 bits */
+    setenv("SAGA_PARK_TIMEOUT_MS", "1234", 1);
+    setenv("SAGA_SYNC", "0", 1);
+    setenv("SAGA_COMMIT_PER_MESSAGE", "1", 1);
+    setenv("SAGA_CRASH_AT", "after_commit:3", 1);
+    setenv("SAGA_LOG_LEVEL", "debug", 1);
+    setenv("SAGA_MAP_SIZE", "128M", 1);
+
+    assert_int_equal(saga_config_init(&cfg, "payment", err, sizeof(err)), SAGA_OK);
+    assert_string_equal(err, "");
+    assert_string_equal(cfg.nats_url, "nats://10.0.0.1:4223");
+    assert_string_equal(cfg.data_dir, "/var/lib/saga/payment");
+    assert_int_equal(cfg.batch_max, 17);
+    assert_int_equal(cfg.ack_wait_ms, 1500);
+    assert_int_equal(cfg.max_deliver, 9);
+    assert_int_equal(cfg.retry_base_ms, 5);
+    assert_int_equal(cfg.retry_max_ms, 60000);
+    assert_int_equal(cfg.retention_ms, INT64_C(5000000000));
+    assert_int_equal(cfg.park_timeout_ms, 1234);
+    assert_int_equal(cfg.sync, 0);
+    assert_int_equal(cfg.commit_per_message, 1);
+    assert_string_equal(cfg.crash_at, "after_commit:3");
+    assert_int_equal(cfg.log_level, SAGA_LOG_DEBUG);
+    assert_int_equal(cfg.map_size, (size_t)128 << 20);
+    /* Settings without a variable keep their defaults. */
+    assert_string_equal(cfg.stream, SAGA_DEFAULT_STREAM);
+    assert_int_equal(cfg.max_ack_pending, SAGA_DEFAULT_MAX_ACK_PENDING);
+}
+
+static void alternative_spellings(void **state)
+{
+    static const struct {
+        const char *env, *value, *want;
+    } cases[] = {
+        {"SAGA_SYNC", "false", "0"},
+        {"SAGA_SYNC", "OFF", "0"},
+        {"SAGA_SYNC", "no", "0"},
+        {"SAGA_SYNC", "true", "1"},
+        {"SAGA_SYNC", "Yes", "1"},
+        {"SAGA_SYNC", "on", "1"},
+        {"SAGA_LOG_LEVEL", "WARN", "warn"},
+        {"SAGA_LOG_LEVEL", "error", "error"},
+        {"SAGA_MAP_SIZE", "1048576", "1048576"},
+        {"SAGA_MAP_SIZE", "1024k", "1048576"},
+        {"SAGA_MAP_SIZE", "2G", "2147483648"},
+        {"SAGA_MAP_SIZE", "1T", "1099511627776"},
+        {"SAGA_BATCH_MAX", "+8", "8"},
+        {"SAGA_BATCH_MAX", "010", "10"},
+    };
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        saga_config cfg;
+        char err[256], got[64];
+        setenv(cases[i].env, cases[i].value, 1);
+        if (saga_config_init(&cfg, "order", err, sizeof(err)) != SAGA_OK)
+            fail_msg("%s=%s refused: %s", cases[i].env, cases[i].value, err);
+        value_of(find(cases[i].env), &cfg, got, sizeof(got));
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("%s=%s gave %s, want %s", cases[i].env, cases[i].value, got, cases[i].want);
+        unsetenv(cases[i].env);
+    }
+}
+
+static void empty_value_counts_as_unset(void **state)
+{
+    saga_config cfg, def;
+    size_t i;
+    (void)state;
+
+    assert_int_equal(saga_config_init(&def, "order", NULL, 0), SAGA_OK);
+    for (i = 0; i < saga__config_nsettings; i++)
+        setenv(saga__config_settings[i].env, "", 1);
+    assert_int_equal(saga_config_init(&cfg, "order", NULL, 0), SAGA_OK);
+    assert_same_except(&cfg, &def, NULL);
+}
+
+/* Sets env=value, expects SAGA_EINVAL naming both, and every setting at its default. */
+static void expect_rejected(const char *env, const char *value, const saga_config *def)
+{
+    saga_config cfg;
+    char err[512] = "";
+    saga_status st;
+
+    setenv(env, value, 1);
+    st = saga_config_init(&cfg, "order", err, sizeof(err));
+    unsetenv(env);
+    if (st != SAGA_EINVAL)
+        fail_msg("%s=\"%s\" accepted (%s)", env, value, saga_status_name(st));
+    if (strstr(err, env) == NULL || strstr(err, value) == NULL)
+        fail_msg("%s=\"%s\": errbuf \"%s\" does not name both", env, value, err);
+    assert_same_except(&cfg, def, NULL);
+    /* Everything else is still initialised. */
+    assert_string_equal(cfg.name, "order");
+}
+
+static void malformed_values_rejected(void **state)
+{
+    static const char *const not_numbers[] = {
+        "abc", "12x", " 12", "12 ", "1.5", "0x10", "1e3", "--1", "99999999999999999999999", "-"};
+    static const char *const not_bools[] = {"2", "-1", "maybe", "tru", "1 "};
+    static const char *const not_levels[] = {"loud", "3", "info ", "infos"};
+    static const char *const not_sizes[] = {"-1", "1Q", "1MB", "64 M", "M", "99999999999T"};
+    saga_config def;
+    size_t i, j;
+    (void)state;
+
+    assert_int_equal(saga_config_init(&def, "order", NULL, 0), SAGA_OK);
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        switch (s->type) {
+        case SAGA__SETTING_INT:
+        case SAGA__SETTING_INT64:
+            for (j = 0; j < sizeof(not_numbers) / sizeof(not_numbers[0]); j++)
+                expect_rejected(s->env, not_numbers[j], &def);
+            break;
+        case SAGA__SETTING_BOOL:
+            for (j = 0; j < sizeof(not_bools) / sizeof(not_bools[0]); j++)
+                expect_rejected(s->env, not_bools[j], &def);
+            break;
+        case SAGA__SETTING_LOGLEVEL:
+            for (j = 0; j < sizeof(not_levels) / sizeof(not_levels[0]); j++)
+                expect_rejected(s->env, not_levels[j], &def);
+            break;
+        case SAGA__SETTING_SIZE:
+            for (j = 0; j < sizeof(not_sizes) / sizeof(not_sizes[0]); j++)
+                expect_rejected(s->env, not_sizes[j], &def);
+            break;
+        case SAGA__SETTING_STRING:
+            break;
+        }
+    }
+}
+
+static void bounds_enforced(void **state)
+{
+    saga_config def;
+    size_t i;
+    (void)state;
+
+    assert_int_equal(saga_config_init(&def, "order", NULL, 0), SAGA_OK);
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        char v[64], got[64], err[256];
+        saga_config cfg;
+        const long long edge[2] = {s->min, s->max};
+        int k;
+
+        if (s->type != SAGA__SETTING_INT && s->type != SAGA__SETTING_INT64 &&
+            s->type != SAGA__SETTING_SIZE)
+            continue;
+        for (k = 0; k < 2; k++) {
+            /* The bound itself is accepted... */
+            snprintf(v, sizeof(v), "%lld", edge[k]);
+            setenv(s->env, v, 1);
+            if (saga_config_init(&cfg, "order", err, sizeof(err)) != SAGA_OK)
+                fail_msg("%s=%s refused: %s", s->env, v, err);
+            value_of(s, &cfg, got, sizeof(got));
+            assert_string_equal(got, v);
+            assert_same_except(&cfg, &def, s->env);
+            unsetenv(s->env);
+            /* ...one step outside is not. */
+            snprintf(v, sizeof(v), "%lld", k == 0 ? edge[k] - 1 : edge[k] + 1);
+            expect_rejected(s->env, v, &def);
+        }
+    }
+}
+
+static void string_lengths_enforced(void **state)
+{
+    saga_config def, cfg;
+    char *long_value;
+    size_t i;
+    (void)state;
+
+    assert_int_equal(saga_config_init(&def, "order", NULL, 0), SAGA_OK);
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        const char *got;
+        char err[512];
+        if (s->type != SAGA__SETTING_STRING)
+            continue;
+        long_value = malloc((size_t)s->max + 2);
+        assert_non_null(long_value);
+        memset(long_value, 'x', (size_t)s->max + 1);
+        long_value[s->max] = '\0';
+        setenv(s->env, long_value, 1);
+        assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_OK);
+        memcpy(&got, (const char *)&cfg + s->offset, sizeof(got));
+        assert_string_equal(got, long_value);
+        long_value[s->max] = 'x';
+        long_value[s->max + 1] = '\0';
+        setenv(s->env, long_value, 1);
+        assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_EINVAL);
+        assert_non_null(strstr(err, s->env));
+        assert_same_except(&cfg, &def, NULL);
+        unsetenv(s->env);
+        free(long_value);
+    }
+}
+
+/* All mistakes are reported at once; the good settings still apply. */
+static void several_bad_values(void **state)
+{
+    saga_config cfg;
+    char err[512];
+    (void)state;
+
+    setenv("SAGA_BATCH_MAX", "0", 1);
+    setenv("SAGA_SYNC", "perhaps", 1);
+    setenv("SAGA_MAX_DELIVER", "3", 1);
+    assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_EINVAL);
+    assert_non_null(strstr(err, "SAGA_BATCH_MAX"));
+    assert_non_null(strstr(err, "SAGA_SYNC"));
+    assert_null(strstr(err, "SAGA_MAX_DELIVER"));
+    assert_int_equal(cfg.batch_max, SAGA_DEFAULT_BATCH_MAX);
+    assert_int_equal(cfg.sync, 1);
+    assert_int_equal(cfg.max_deliver, 3);
+
+    /* A tiny or absent errbuf is not written past. */
+    err[0] = 'Q';
+    err[1] = 'Q';
+    assert_int_equal(saga_config_init(&cfg, "order", err, 1), SAGA_EINVAL);
+    assert_int_equal(err[0], '\0');
+    assert_int_equal(err[1], 'Q');
+    assert_int_equal(saga_config_init(&cfg, "order", NULL, 0), SAGA_EINVAL);
+}
+
+static void service_name_validated(void **state)
+{
+    static const char *const bad[] = {"", "Payment", "pay ment", "pay.ment",
+                                      "a-name-that-is-longer-than-32-chx"};
+    saga_config cfg;
+    char err[256];
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(saga_config_init(&cfg, bad[i], err, sizeof(err)), SAGA_EINVAL);
+        assert_non_null(strstr(err, "service name"));
+    }
+    assert_int_equal(saga_config_init(&cfg, NULL, err, sizeof(err)), SAGA_EINVAL);
+    assert_int_equal(saga_config_init(NULL, "order", err, sizeof(err)), SAGA_EINVAL);
+    assert_int_equal(saga_config_init(&cfg, "fraud-screen_2", err, sizeof(err)), SAGA_OK);
+    assert_int_equal(saga_config_init(&cfg, "a-name-that-is-exactly-32-chars_", err, sizeof(err)),
+                     SAGA_OK);
+}
+
+static void describe_lists_every_setting(void **state)
+{
+    char *text = NULL;
+    size_t len = 0, i;
+    FILE *f;
+    (void)state;
+
+    f = open_memstream(&text, &len);
+    assert_non_null(f);
+    saga__config_describe(f);
+    assert_int_equal(fclose(f), 0);
+    assert_non_null(text);
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        if (strstr(text, s->env) == NULL || strstr(text, s->help) == NULL)
+            fail_msg("--help text lacks %s", s->env);
+    }
+    /* Defaults and bounds come from the same table. */
+    assert_non_null(strstr(text, "default " SAGA_DEFAULT_NATS_URL));
+    assert_non_null(strstr(text, "1..65536"));
+    assert_non_null(strstr(text, "default 256"));
+    free(text);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, clear_env, clear_env)
+    const struct CMUnitTest tests[] = {
+        T(defaults),
+        T(table_covers_every_variable),
+        T(each_override_applies),
+        T(alternative_spellings),
+        T(empty_value_counts_as_unset),
+        T(malformed_values_rejected),
+        T(bounds_enforced),
+        T(string_lengths_enforced),
+        T(several_bad_values),
+        T(service_name_validated),
+        T(describe_lists_every_setting),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,269 @@
+/* test_store.c - The LMDB store: inbox pruning, outbox records, timers, parking, map growth. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "outbox.h"
+#include "park.h"
+#include "proc.h"
+#include "service_internal.h"
+#include "store.h"
+#include "timers.h"
+
+typedef struct fx {
+    char *dir;
+    saga__store st;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    f->dir = tproc_mkdtemp();
+    if (f->dir == NULL || saga__store_open(&f->st, f->dir, (size_t)1 << 20, 1) != SAGA_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    saga__store_close(&f->st);
+    tproc_rmrf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A ULID whose time part is t (randomness fixed by i). */
+static void ulid_at(char out[SAGA_ID_LEN + 1], int64_t t, unsigned i)
+{
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    uint64_t ts = (uint64_t)t;
+    for (int k = 9; k >= 0; k--) {
+        out[k] = b32[ts & 31];
+        ts >>= 5;
+    }
+    for (int k = 25; k >= 10; k--) {
+        out[k] = b32[i & 31];
+        i >>= 5;
+    }
+    out[SAGA_ID_LEN] = '\0';
+}
+
+/* Pruning removes old ids in bounded steps and keeps every young one, so a
+ * duplicate inside the retention is still caught. */
+static void test_inbox_prune_bounded(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    int64_t now = now_ms(), cutoff = now - 60000;
+    char id[SAGA_ID_LEN + 1];
+    size_t removed = 0, total = 0;
+    int seen;
+
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    for (unsigned i = 0; i < 3000; i++) {
+        ulid_at(id, cutoff - 1000 - i, i); /* old */
+        assert_int_equal(saga__inbox_put(&f->st, txn, id, now), SAGA_OK);
+    }
+    for (unsigned i = 0; i < 500; i++) {
+        ulid_at(id, now - i, i); /* young */
+        assert_int_equal(saga__inbox_put(&f->st, txn, id, now), SAGA_OK);
+    }
+    assert_int_equal(saga__store_commit(&f->st, txn), SAGA_OK);
+
+    do {
+        assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+        assert_int_equal(saga__inbox_prune(&f->st, txn, cutoff, 1000, &removed), SAGA_OK);
+        assert_true(removed <= 1000);
+        assert_int_equal(saga__store_commit(&f->st, txn), SAGA_OK);
+        total += removed;
+    } while (removed > 0);
+    assert_int_equal(total, 3000);
+
+    assert_int_equal(saga__store_begin_read(&f->st, &txn), SAGA_OK);
+    MDB_stat ms;
+    mdb_stat(txn, f->st.inbox, &ms);
+    assert_int_equal(ms.ms_entries, 500);
+    ulid_at(id, now - 10, 10);
+    assert_int_equal(saga__inbox_seen(&f->st, txn, id, &seen), SAGA_OK);
+    assert_true(seen);
+    ulid_at(id, cutoff - 1000, 0);
+    assert_int_equal(saga__inbox_seen(&f->st, txn, id, &seen), SAGA_OK);
+    assert_false(seen);
+    mdb_txn_abort(txn);
+}
+
+static void test_outbox_round_trip(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    saga__outlist in, out;
+    saga__outlist_init(&in);
+    saga__outlist_init(&out);
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    for (int i = 0; i < 3; i++) {
+        saga__outmsg *m = saga__outlist_push(&in);
+        snprintf(m->subject, sizeof(m->subject), "evt.a.b.o%d", i);
+        snprintf(m->msg_id, sizeof(m->msg_id), "id%d", i);
+        saga__outmsg_header(m, "Saga-Reason", "because");
+        m->len = (size_t)i * 10;
+        m->data = m->len ? malloc(m->len) : NULL;
+        if (m->len)
+            memset(m->data, 'x' + i, m->len);
+        assert_int_equal(saga__outbox_put(&f->st, txn, m), SAGA_OK);
+    }
+    assert_int_equal(saga__outbox_del(&f->st, txn, in.v[1].key), SAGA_OK);
+    assert_int_equal(saga__store_commit(&f->st, txn), SAGA_OK);
+
+    assert_int_equal(saga__store_begin_read(&f->st, &txn), SAGA_OK);
+    assert_int_equal(saga__outbox_load(&f->st, txn, &out), SAGA_OK);
+    mdb_txn_abort(txn);
+    assert_int_equal(out.n, 2);
+    assert_string_equal(out.v[0].subject, "evt.a.b.o0");
+    assert_string_equal(out.v[1].msg_id, "id2");
+    assert_int_equal(out.v[1].nhdr, 1);
+    assert_string_equal(out.v[1].hdr[0].value, "because");
+    assert_int_equal(out.v[1].len, 20);
+    assert_memory_equal(out.v[1].data, in.v[2].data, 20);
+    assert_true(out.v[0].key < out.v[1].key);
+    saga__outlist_cleanup(&in);
+    saga__outlist_cleanup(&out);
+}
+
+/* Timers come out in due order, only when due; replacing and cancelling work. */
+static void test_timers_due_order(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    saga__timer t;
+    int64_t due;
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    assert_int_equal(saga__timer_set(&f->st, txn, "o1", "deadline", 300, "a", 1), SAGA_OK);
+    assert_int_equal(saga__timer_set(&f->st, txn, "o2", "deadline", 100, NULL, 0), SAGA_OK);
+    assert_int_equal(saga__timer_set(&f->st, txn, "o3", "deadline", 200, NULL, 0), SAGA_OK);
+    assert_int_equal(saga__timer_set(&f->st, txn, "o1", "deadline", 150, "b", 1), SAGA_OK);
+    assert_int_equal(saga__timer_cancel(&f->st, txn, "o3", "deadline"), SAGA_OK);
+    assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_OK);
+    assert_int_equal(due, 100);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 50, &t), SAGA_ENOTFOUND);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_OK);
+    assert_string_equal(t.order_id, "o2");
+    saga__timer_cleanup(&t);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_OK);
+    assert_string_equal(t.order_id, "o1");
+    assert_int_equal(t.len, 1);
+    assert_memory_equal(t.data, "b", 1);
+    saga__timer_cleanup(&t);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_ENOTFOUND);
+    assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_ENOTFOUND);
+    mdb_txn_abort(txn);
+}
+
+/* Parked events are listed per order, and one order's prefix never matches another's. */
+static void test_park_by_order(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    saga__parked *v = NULL;
+    size_t n = 0;
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    assert_int_equal(saga__park_put(&f->st, txn, "A1", "E1", 1, (const uint8_t *)"xy", 2), SAGA_OK);
+    assert_int_equal(saga__park_put(&f->st, txn, "A10", "E2", 2, (const uint8_t *)"z", 1), SAGA_OK);
+    assert_true(saga__park_any(&f->st, txn, "A1"));
+    assert_false(saga__park_any(&f->st, txn, "A"));
+    assert_int_equal(saga__park_list(&f->st, txn, "A1", &v, &n), SAGA_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].event_id, "E1");
+    assert_int_equal(v[0].len, 2);
+    saga__park_free(v, n);
+    assert_int_equal(saga__park_del(&f->st, txn, "A1", "E1"), SAGA_OK);
+    assert_false(saga__park_any(&f->st, txn, "A1"));
+    assert_true(saga__park_any(&f->st, txn, "A10"));
+    mdb_txn_abort(txn);
+}
+
+/* A finished saga's state, timers and parked events go after the retention. */
+static void test_finished_saga_pruned(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    size_t removed;
+    MDB_val k = {4, "A1\0x"}, v = {1, "1"}, k2 = {5, "A10\0x"};
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    assert_int_equal(mdb_put(txn, f->st.saga, &k, &v, 0), 0);
+    assert_int_equal(mdb_put(txn, f->st.saga, &k2, &v, 0), 0);
+    assert_int_equal(saga__timer_set(&f->st, txn, "A1", "deadline", 99, NULL, 0), SAGA_OK);
+    assert_int_equal(saga__state_finish(&f->st, txn, "A1", 1000), SAGA_OK);
+    int64_t due;
+    assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_ENOTFOUND);
+    assert_int_equal(saga__state_prune(&f->st, txn, 1000, 10, &removed), SAGA_OK);
+    assert_int_equal(removed, 0); /* not older than the cutoff yet */
+    assert_int_equal(saga__state_prune(&f->st, txn, 1001, 10, &removed), SAGA_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(mdb_get(txn, f->st.saga, &k, &v), MDB_NOTFOUND);
+    assert_int_equal(mdb_get(txn, f->st.saga, &k2, &v), 0); /* another order's state stays */
+    mdb_txn_abort(txn);
+}
+
+/* A full map is reported as SAGA_EMAPFULL, and growing it lets the same writes succeed. */
+static void test_map_grows(void **state)
+{
+    fx *f = *state;
+    static char blob[64 * 1024];
+    int grew = 0;
+    memset(blob, 'b', sizeof(blob));
+    for (int attempt = 0; attempt < 8; attempt++) {
+        MDB_txn *txn;
+        saga_status rv = saga__store_begin(&f->st, NULL, &txn);
+        assert_int_equal(rv, SAGA_OK);
+        for (int i = 0; i < 64 && rv == SAGA_OK; i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "k%d", i);
+            MDB_val k = {strlen(key), key}, v = {sizeof(blob), blob};
+            rv = saga__store_rc(&f->st, mdb_put(txn, f->st.state, &k, &v, 0), "put");
+        }
+        if (rv == SAGA_OK)
+            rv = saga__store_commit(&f->st, txn);
+        else
+            mdb_txn_abort(txn);
+        if (rv == SAGA_OK)
+            break;
+        assert_int_equal(rv, SAGA_EMAPFULL);
+        assert_int_equal(saga__store_grow(&f->st), SAGA_OK);
+        grew++;
+    }
+    assert_true(grew > 0); /* 4 MiB does not fit in the 1 MiB we started with */
+    MDB_txn *txn;
+    MDB_val k = {3, "k63"}, v;
+    assert_int_equal(saga__store_begin_read(&f->st, &txn), SAGA_OK);
+    assert_int_equal(mdb_get(txn, f->st.state, &k, &v), 0);
+    mdb_txn_abort(txn);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_inbox_prune_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timers_due_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_by_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finished_saga_pruned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,4 +1,4 @@
-/* natsrv.c - a real nats-server with JetStream on a free port in a temporary directory, for tests. */
+/* natsrv.c - a real nats-server with JetStream on a free port in a temp directory, for tests. */
 #include "natsrv.h"
 
 #include "proc.h"
@@ -25,14 +25,14 @@
 #endif
 
 enum {
-    READY_TIMEOUT_MS = 20000,   /* Generous: a loaded CI machine may start slowly. */
-    STOP_TIMEOUT_MS = 10000,    /* SIGTERM grace before SIGKILL. */
-    PROBE_TIMEOUT_MS = 1000,    /* One connect or JetStream request while probing. */
-    RESPAWN_PAUSE_MS = 50,      /* Between attempts to bind a port still taken. */
-    START_ATTEMPTS = 5,         /* Fresh ports to try before giving up. */
-    LOG_CHUNK = 4096,           /* Read size when scanning the log. */
-    LOG_TAIL_BYTES = 4096,      /* How much of the log a failure shows. */
-    PATH_CAP = 4096,            /* Longest path we build (PATH_MAX on Linux). */
+    READY_TIMEOUT_MS = 20000, /* Generous: a loaded CI machine may start slowly. */
+    STOP_TIMEOUT_MS = 10000,  /* SIGTERM grace before SIGKILL. */
+    PROBE_TIMEOUT_MS = 1000,  /* One connect or JetStream request while probing. */
+    RESPAWN_PAUSE_MS = 50,    /* Between attempts to bind a port still taken. */
+    START_ATTEMPTS = 5,       /* Fresh ports to try before giving up. */
+    LOG_CHUNK = 4096,         /* Read size when scanning the log. */
+    LOG_TAIL_BYTES = 4096,    /* How much of the log a failure shows. */
+    PATH_CAP = 4096,          /* Longest path we build (PATH_MAX on Linux). */
 };
 
 /* nats-server 2.9 logs these; the first tells that this very process holds the port

@@ -1,4 +1,4 @@
-/* natsrv.h - a real nats-server with JetStream on a free port in a temporary directory, for tests. */
+/* natsrv.h - a real nats-server with JetStream on a free port in a temp directory, for tests. */
 #ifndef SAGA_TEST_NATSRV_H
 #define SAGA_TEST_NATSRV_H
 

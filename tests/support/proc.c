@@ -100,8 +100,7 @@ static char **build_env(const char *const env[])
 
 /* Runs in the forked child: only async-signal-safe calls from here on. Reports an
  * errno through errfd if the program cannot be started; never returns. */
-static void child_exec(const char *const argv[], char **envp, int logfd, int errfd,
-                       pid_t parent)
+static void child_exec(const char *const argv[], char **envp, int logfd, int errfd, pid_t parent)
 {
     sigset_t none;
     int err;

@@ -1,4 +1,4 @@
-/* test_support.c - the test helpers themselves: a real nats-server with JetStream, and child processes. */
+/* test_support.c - the test helpers themselves: a real nats-server, child processes. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>

@@ -2,6 +2,7 @@
 #ifndef SAGA_SAGA_H
 #define SAGA_SAGA_H
 
+#include "saga/app.h"
 #include "saga/event.h"
 #include "saga/log.h"
 #include "saga/service.h"

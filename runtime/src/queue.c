@@ -72,9 +72,11 @@ size_t saga__queue_take(saga__queue *q, saga__inmsg *out, size_t max, int64_t wa
         }
     }
     k = q->n < max ? q->n : max;
-    memcpy(out, q->v, k * sizeof(*out));
-    memmove(q->v, q->v + k, (q->n - k) * sizeof(*out));
-    q->n -= k;
+    if (k > 0) {
+        memcpy(out, q->v, k * sizeof(*out));
+        memmove(q->v, q->v + k, (q->n - k) * sizeof(*out));
+        q->n -= k;
+    }
     pthread_mutex_unlock(&q->mu);
     return k;
 }

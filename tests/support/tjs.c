@@ -165,7 +165,8 @@ int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, s
             x->decoded = 1;
             size_t pl = x->ev.payload_len < sizeof(x->payload) - 1 ? x->ev.payload_len
                                                                   : sizeof(x->payload) - 1;
-            memcpy(x->payload, x->ev.payload, pl);
+            if (pl > 0)
+                memcpy(x->payload, x->ev.payload, pl);
             x->ev.payload = NULL;
             free(owner);
         }

@@ -22,7 +22,8 @@ static void on_signal(int sig)
 static void usage(const char *name, const char *summary, const saga_app_setting *settings)
 {
     printf("usage: saga-%s [--help] [--version]\n\n%s\n\n", name, summary);
-    printf("Runs until SIGTERM or SIGINT, then finishes its batch, flushes its outbox and exits 0.\n\n");
+    printf("Runs until SIGTERM or SIGINT, then finishes its batch, flushes its outbox and exits "
+           "0.\n\n");
     if (settings != NULL && settings[0].env != NULL) {
         printf("Service settings (environment):\n");
         for (const saga_app_setting *s = settings; s->env != NULL; s++) {

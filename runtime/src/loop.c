@@ -94,7 +94,8 @@ static saga_status dead_letter(saga_service *svc, MDB_txn *txn, batch *b, const 
         return rv;
     }
     b->d.dead_lettered++;
-    SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=dead_letter subject=%s id=%s deliveries=%d reason=\"%s\"",
+    SAGA__LOG(&svc->log, SAGA_LOG_WARN,
+              "event=dead_letter subject=%s id=%s deliveries=%d reason=\"%s\"",
               subject ? subject : "", id, delivery, reason);
     return SAGA_OK;
 }
@@ -102,14 +103,14 @@ static saga_status dead_letter(saga_service *svc, MDB_txn *txn, batch *b, const 
 /* ---- running one handler ---------------------------------------------- */
 
 typedef struct call {
-    saga_event_fn efn;    /* an event handler, or */
-    saga_timer_fn tfn;    /* a timer handler, or */
-    saga_command_fn cfn;  /* a command handler */
+    saga_event_fn efn;   /* an event handler, or */
+    saga_timer_fn tfn;   /* a timer handler, or */
+    saga_command_fn cfn; /* a command handler */
     void *udata;
     const saga_event *ev;
     const char *order_id; /* timers */
     const char *name;
-    const char *subject;  /* commands */
+    const char *subject; /* commands */
     const uint8_t *data;
     size_t len;
     int delivery;
@@ -208,8 +209,8 @@ static saga_status unpark(saga_service *svc, MDB_txn *txn, batch *b, const char 
             if (sub == NULL) {
                 hst = SAGA_EUNKNOWN;
             } else {
-                call c = {.efn = sub->fn, .udata = sub->udata, .ev = &ev,
-                          .delivery = list[i].delivery};
+                call c = {
+                    .efn = sub->fn, .udata = sub->udata, .ev = &ev, .delivery = list[i].delivery};
                 rv = run_handler(svc, txn, b, &c, &hst, NULL, NULL);
             }
             if (rv == SAGA_OK && hst != SAGA_PARKED && hst != SAGA_ERETRY) {
@@ -218,8 +219,9 @@ static saga_status unpark(saga_service *svc, MDB_txn *txn, batch *b, const char 
                     b->d.unparked++;
                     b->d.processed++;
                     progress = 1;
-                    SAGA__LOG(&svc->log, SAGA_LOG_DEBUG, "event=unparked type=%s order=%s event_id=%s",
-                              ev.type, order, ev.event_id);
+                    SAGA__LOG(&svc->log, SAGA_LOG_DEBUG,
+                              "event=unparked type=%s order=%s event_id=%s", ev.type, order,
+                              ev.event_id);
                 } else if (hst == SAGA_EUNKNOWN) {
                     b->d.unknown++;
                 } else if (rv == SAGA_OK) {
@@ -259,7 +261,9 @@ static saga_status park_expired(saga_service *svc, MDB_txn *txn, batch *b, const
     if (saga_event_decode(p.raw, p.len, &ev, &owner, err, sizeof(err)) == SAGA_OK) {
         saga_event_subject(ev.type, order, subj, sizeof(subj));
         if (svc->expired_fn != NULL) {
-            call c = {.efn = svc->expired_fn, .udata = svc->expired_udata, .ev = &ev,
+            call c = {.efn = svc->expired_fn,
+                      .udata = svc->expired_udata,
+                      .ev = &ev,
                       .delivery = p.delivery};
             rv = run_handler(svc, txn, b, &c, &hst, NULL, NULL);
         }
@@ -346,8 +350,9 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
         if (b->now + park_ms < svc->next_timer_ms)
             svc->next_timer_ms = b->now + park_ms;
         b->d.parked++;
-        SAGA__LOG(&svc->log, SAGA_LOG_DEBUG, "event=parked type=%s order=%s event_id=%s wait_ms=%lld",
-                  ev.type, ev.order_id, ev.event_id, (long long)park_ms);
+        SAGA__LOG(&svc->log, SAGA_LOG_DEBUG,
+                  "event=parked type=%s order=%s event_id=%s wait_ms=%lld", ev.type, ev.order_id,
+                  ev.event_id, (long long)park_ms);
         break;
     }
     case SAGA_EUNKNOWN:
@@ -367,10 +372,11 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
             res->act = ACT_NAK;
             res->delay_ms = retry_delay(svc, delivery);
             b->d.retried++;
-            SAGA__LOG(&svc->log, SAGA_LOG_INFO,
-                      "event=retry type=%s order=%s event_id=%s delivery=%d delay_ms=%lld error=\"%s\"",
-                      ev.type, ev.order_id, ev.event_id, delivery, (long long)res->delay_ms,
-                      saga_strerror(hst));
+            SAGA__LOG(
+                &svc->log, SAGA_LOG_INFO,
+                "event=retry type=%s order=%s event_id=%s delivery=%d delay_ms=%lld error=\"%s\"",
+                ev.type, ev.order_id, ev.event_id, delivery, (long long)res->delay_ms,
+                saga_strerror(hst));
         }
         break;
     }
@@ -412,8 +418,13 @@ static saga_status fire_timers(saga_service *svc, MDB_txn *txn, batch *b)
             rv = park_expired(svc, txn, b, t.order_id, t.name + strlen(PARK_TIMER_PREFIX));
         } else if (svc->timer_fn != NULL) {
             saga_status hst;
-            call c = {.tfn = svc->timer_fn, .udata = svc->timer_udata, .order_id = t.order_id,
-                      .name = t.name, .data = t.data, .len = t.len, .delivery = 1};
+            call c = {.tfn = svc->timer_fn,
+                      .udata = svc->timer_udata,
+                      .order_id = t.order_id,
+                      .name = t.name,
+                      .data = t.data,
+                      .len = t.len,
+                      .delivery = 1};
             rv = run_handler(svc, txn, b, &c, &hst, NULL, NULL);
             if (rv == SAGA_OK && hst == SAGA_OK) {
                 b->d.timers_fired++;
@@ -422,8 +433,9 @@ static saga_status fire_timers(saga_service *svc, MDB_txn *txn, batch *b)
                 /* Transient failure: try again later, durably. */
                 int64_t due = b->now + svc->cfg.retry_base_ms;
                 rv = saga__timer_set(&svc->store, txn, t.order_id, t.name, due, t.data, t.len);
-                SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=timer_retry order=%s timer=%s error=\"%s\"",
-                          t.order_id, t.name, saga_strerror(hst));
+                SAGA__LOG(&svc->log, SAGA_LOG_WARN,
+                          "event=timer_retry order=%s timer=%s error=\"%s\"", t.order_id, t.name,
+                          saga_strerror(hst));
             } else if (rv == SAGA_OK) {
                 SAGA__LOG(&svc->log, SAGA_LOG_ERROR, "event=timer_rejected order=%s timer=%s",
                           t.order_id, t.name);
@@ -445,7 +457,8 @@ static saga_status prune(saga_service *svc, MDB_txn *txn, batch *b)
         rv = saga__state_prune(&svc->store, txn, cutoff, PRUNE_SAGAS_MAX, &s);
     b->d.pruned += a + s;
     /* More to prune: come back soon rather than in a full interval. */
-    svc->next_prune_ms = b->now + (a == PRUNE_INBOX_MAX || s == PRUNE_SAGAS_MAX ? 10 : PRUNE_INTERVAL_MS);
+    svc->next_prune_ms =
+        b->now + (a == PRUNE_INBOX_MAX || s == PRUNE_SAGAS_MAX ? 10 : PRUNE_INTERVAL_MS);
     return rv;
 }
 
@@ -563,8 +576,9 @@ static saga_status process(saga_service *svc, batch *b)
             break;
     }
     if (rv != SAGA_OK) {
-        SAGA__LOG(&svc->log, SAGA_LOG_ERROR, "event=batch_failed messages=%zu error=\"%s\" detail=\"%s\"",
-                  b->n, saga_strerror(rv), svc->store.err);
+        SAGA__LOG(&svc->log, SAGA_LOG_ERROR,
+                  "event=batch_failed messages=%zu error=\"%s\" detail=\"%s\"", b->n,
+                  saga_strerror(rv), svc->store.err);
         saga__outlist_truncate(&svc->out, 0);
         finish_messages(svc, b, 0);
         return rv;

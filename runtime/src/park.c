@@ -39,8 +39,8 @@ static int fill(saga__parked *p, const MDB_val *k, size_t olen, const MDB_val *v
     return 0;
 }
 
-saga_status saga__park_list(saga__store *st, MDB_txn *txn, const char *order_id,
-                            saga__parked **out, size_t *n)
+saga_status saga__park_list(saga__store *st, MDB_txn *txn, const char *order_id, saga__parked **out,
+                            size_t *n)
 {
     size_t olen = strlen(order_id), cap = 0, cnt = 0;
     saga__parked *v = NULL;

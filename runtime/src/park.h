@@ -17,8 +17,8 @@ saga_status saga__park_put(saga__store *st, MDB_txn *txn, const char *order_id,
                            const char *event_id, int delivery, const uint8_t *raw, size_t len);
 /* Loads every event parked for order_id into a malloc'd array *out of *n
  * entries (NULL, 0 when none). Free with saga__park_free. */
-saga_status saga__park_list(saga__store *st, MDB_txn *txn, const char *order_id,
-                            saga__parked **out, size_t *n);
+saga_status saga__park_list(saga__store *st, MDB_txn *txn, const char *order_id, saga__parked **out,
+                            size_t *n);
 /* Loads one parked event; SAGA_ENOTFOUND if it is not (or no longer) parked. */
 saga_status saga__park_get(saga__store *st, MDB_txn *txn, const char *order_id,
                            const char *event_id, saga__parked *out);

@@ -99,8 +99,10 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     svc->cfg.crash_at = svc->crash_spec;
     if (saga__crash_init(&svc->crash, svc->crash_spec) != 0) {
         if (errbuf != NULL && errlen > 0)
-            snprintf(errbuf, errlen, "unknown crash point \"%s\" (in_handler, after_commit, "
-                                     "after_publish, optionally :N)", svc->crash_spec);
+            snprintf(errbuf, errlen,
+                     "unknown crash point \"%s\" (in_handler, after_commit, "
+                     "after_publish, optionally :N)",
+                     svc->crash_spec);
         rv = SAGA_EINVAL;
         goto fail_free;
     }
@@ -138,7 +140,8 @@ saga_status saga_service_subscribe(saga_service *svc, const char *pattern, saga_
     const char *dot = pattern ? strchr(pattern, '.') : NULL;
     if (fn == NULL || dot == NULL || strchr(dot + 1, '.') != NULL || dot == pattern ||
         dot[1] == '\0' || strlen(pattern) > SAGA_TYPE_MAX)
-        return saga__fail(svc, SAGA_EINVAL, "bad pattern \"%s\": want producer.event, either may be *",
+        return saga__fail(svc, SAGA_EINVAL,
+                          "bad pattern \"%s\": want producer.event, either may be *",
                           pattern ? pattern : "");
     for (const char *p = pattern; *p != '\0'; p++)
         if (!(*p == '.' || *p == '_' || *p == '*' || (*p >= 'a' && *p <= 'z') ||

@@ -153,8 +153,7 @@ void saga__ctx_init(saga_ctx *ctx, saga_service *svc, MDB_txn *txn, const saga_e
 void saga__ctx_cleanup(saga_ctx *ctx);
 
 /* state.c: order-scoped state, finishing and pruning sagas. */
-saga_status saga__state_finish(saga__store *st, MDB_txn *txn, const char *order_id,
-                               int64_t now_ms);
+saga_status saga__state_finish(saga__store *st, MDB_txn *txn, const char *order_id, int64_t now_ms);
 saga_status saga__state_prune(saga__store *st, MDB_txn *txn, int64_t cutoff_ms, size_t max,
                               size_t *removed);
 

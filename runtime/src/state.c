@@ -6,8 +6,7 @@
 #include "service_internal.h"
 #include "timers.h"
 
-saga_status saga__state_finish(saga__store *st, MDB_txn *txn, const char *order_id,
-                               int64_t now_ms)
+saga_status saga__state_finish(saga__store *st, MDB_txn *txn, const char *order_id, int64_t now_ms)
 {
     uint8_t key[8 + SAGA_ORDER_ID_MAX];
     size_t olen = strlen(order_id);

@@ -52,10 +52,14 @@ saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, 
         const char *name;
         size_t offset;
     } dbs[] = {
-        {"inbox", offsetof(saga__store, inbox)},       {"outbox", offsetof(saga__store, outbox)},
-        {"parked", offsetof(saga__store, parked)},     {"timers", offsetof(saga__store, timers)},
-        {"timer_due", offsetof(saga__store, timer_due)}, {"state", offsetof(saga__store, state)},
-        {"saga", offsetof(saga__store, saga)},         {"finished", offsetof(saga__store, finished)},
+        {"inbox", offsetof(saga__store, inbox)},
+        {"outbox", offsetof(saga__store, outbox)},
+        {"parked", offsetof(saga__store, parked)},
+        {"timers", offsetof(saga__store, timers)},
+        {"timer_due", offsetof(saga__store, timer_due)},
+        {"state", offsetof(saga__store, state)},
+        {"saga", offsetof(saga__store, saga)},
+        {"finished", offsetof(saga__store, finished)},
         {"meta", offsetof(saga__store, meta)},
     };
     MDB_txn *txn = NULL;

@@ -77,14 +77,13 @@ static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         "\"retried\":%llu,\"dead_lettered\":%llu,\"unknown\":%llu,\"parked\":%llu,"
         "\"unparked\":%llu,\"park_expired\":%llu,\"timers_fired\":%llu,\"commands\":%llu,"
         "\"published\":%llu,\"commits\":%llu,\"pruned\":%llu,\"pending\":%llu}",
-        svc->name, (long)getpid(), (unsigned long long)s.received,
-        (unsigned long long)s.processed, (unsigned long long)s.duplicates,
-        (unsigned long long)s.retried, (unsigned long long)s.dead_lettered,
-        (unsigned long long)s.unknown, (unsigned long long)s.parked,
-        (unsigned long long)s.unparked, (unsigned long long)s.park_expired,
-        (unsigned long long)s.timers_fired, (unsigned long long)s.commands,
-        (unsigned long long)s.published, (unsigned long long)s.commits,
-        (unsigned long long)s.pruned, (unsigned long long)s.pending);
+        svc->name, (long)getpid(), (unsigned long long)s.received, (unsigned long long)s.processed,
+        (unsigned long long)s.duplicates, (unsigned long long)s.retried,
+        (unsigned long long)s.dead_lettered, (unsigned long long)s.unknown,
+        (unsigned long long)s.parked, (unsigned long long)s.unparked,
+        (unsigned long long)s.park_expired, (unsigned long long)s.timers_fired,
+        (unsigned long long)s.commands, (unsigned long long)s.published,
+        (unsigned long long)s.commits, (unsigned long long)s.pruned, (unsigned long long)s.pending);
     if (natsMsg_GetReply(msg) != NULL && n > 0 && (size_t)n < sizeof(buf))
         natsConnection_Publish(nc, natsMsg_GetReply(msg), buf, n);
     natsMsg_Destroy(msg);
@@ -355,12 +354,12 @@ saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list
             snprintf(why, sizeof(why), "%s", natsStatus_GetText(s));
         } else {
             pthread_mutex_lock(&svc->tp.err_mu);
-            snprintf(why, sizeof(why), "%ld of %zu failed: %s", err, list->n,
-                     svc->tp.pub_errtext);
+            snprintf(why, sizeof(why), "%ld of %zu failed: %s", err, list->n, svc->tp.pub_errtext);
             pthread_mutex_unlock(&svc->tp.err_mu);
         }
-        SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=publish_retry attempt=%d messages=%zu error=\"%s\"",
-                  attempt, list->n, why);
+        SAGA__LOG(&svc->log, SAGA_LOG_WARN,
+                  "event=publish_retry attempt=%d messages=%zu error=\"%s\"", attempt, list->n,
+                  why);
         if (atomic_load(&svc->stop))
             return saga__fail(svc, SAGA_ESTOPPED, "publish abandoned on stop: %s", why);
         struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};

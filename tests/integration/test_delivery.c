@@ -58,8 +58,15 @@ static pid_t start_svc(fixture *f, const char *extra1, const char *extra2)
     char url[128], dir[600];
     snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(f->srv));
     snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s", f->data_dir);
-    const char *env[] = {url, dir, "SAGA_ACK_WAIT_MS=1000", "SAGA_RETRY_BASE_MS=50",
-                         "SAGA_MAX_DELIVER=3", "SAGA_LOG_LEVEL=info", extra1, extra2, NULL};
+    const char *env[] = {url,
+                         dir,
+                         "SAGA_ACK_WAIT_MS=1000",
+                         "SAGA_RETRY_BASE_MS=50",
+                         "SAGA_MAX_DELIVER=3",
+                         "SAGA_LOG_LEVEL=info",
+                         extra1,
+                         extra2,
+                         NULL};
     const char *argv[] = {SAGA_TESTSVC, NULL};
     f->svc = tproc_spawn(argv, env, f->log_path);
     assert_true(f->svc > 0);

@@ -59,8 +59,13 @@ static int start_one(int i)
     snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s/data/%s", tsrv_dir(F.srv), svc_names[i]);
     snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s", F.mail);
     snprintf(log, sizeof(log), "%s/%s.log", tsrv_dir(F.srv), svc_names[i]);
-    const char *env[] = {url, dir, spool, "SAGA_ACK_WAIT_MS=2000", "SAGA_RETRY_BASE_MS=50",
-                         "ORDER_DEADLINE_MS=30000", NULL};
+    const char *env[] = {url,
+                         dir,
+                         spool,
+                         "SAGA_ACK_WAIT_MS=2000",
+                         "SAGA_RETRY_BASE_MS=50",
+                         "ORDER_DEADLINE_MS=30000",
+                         NULL};
     const char *argv[] = {svc_bins[i], NULL};
     F.pid[i] = tproc_spawn(argv, env, log);
     if (F.pid[i] <= 0)
@@ -114,8 +119,8 @@ typedef struct item {
 
 /* Places an order; returns the reply (caller frees) or NULL. */
 static Saga__V1__PlaceOrderReply *place_full(const char *key, const char *customer,
-                                            const item *items, int nitems, const char *ship_to,
-                                            const char *currency, long long deadline_ms)
+                                             const item *items, int nitems, const char *ship_to,
+                                             const char *currency, long long deadline_ms)
 {
     Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
     Saga__V1__LineItem li[8], *lp[8];
@@ -183,8 +188,8 @@ static void set_stock(const char *sku, long long qty)
     size_t len = saga__v1__set_stock__pack(&req, buf);
     natsMsg *m = request("saga.cmd.inventory.stock.set", buf, len);
     assert_non_null(m);
-    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(
-        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                            (const uint8_t *)natsMsg_GetData(m));
     natsMsg_Destroy(m);
     assert_non_null(r);
     assert_true(r->ok);
@@ -199,8 +204,8 @@ static void get_stock(const char *sku, long long *avail, long long *held, long l
     size_t len = saga__v1__get_stock__pack(&req, buf);
     natsMsg *m = request("saga.cmd.inventory.stock.get", buf, len);
     assert_non_null(m);
-    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(
-        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                            (const uint8_t *)natsMsg_GetData(m));
     natsMsg_Destroy(m);
     assert_non_null(r);
     *avail = r->available;

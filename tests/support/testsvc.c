@@ -64,8 +64,8 @@ static saga_status on_pinged(saga_ctx *ctx, const saga_event *ev, void *udata)
         memcpy(num, ev->payload + 6, n);
         num[n] = '\0';
         long long ms = strtoll(num, NULL, 10);
-        saga_status st = saga_ctx_timer_set(ctx, ev->order_id, "deadline",
-                                            saga_ctx_now_ms(ctx) + ms, NULL, 0);
+        saga_status st =
+            saga_ctx_timer_set(ctx, ev->order_id, "deadline", saga_ctx_now_ms(ctx) + ms, NULL, 0);
         if (st != SAGA_OK)
             return st;
     }
@@ -125,7 +125,8 @@ int main(int argc, char **argv)
     int rc = 1;
 
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: saga-testsvc\nA test service; configured by SAGA_* environment variables.\n");
+        printf(
+            "usage: saga-testsvc\nA test service; configured by SAGA_* environment variables.\n");
         return 0;
     }
     if (saga_config_init(&cfg, "testsvc", err, sizeof(err)) != SAGA_OK) {
@@ -153,7 +154,8 @@ int main(int argc, char **argv)
     }
     saga_status st = saga_service_run(g_svc);
     if (st != SAGA_OK)
-        fprintf(stderr, "saga-testsvc: %s: %s\n", saga_strerror(st), saga_service_last_error(g_svc));
+        fprintf(stderr, "saga-testsvc: %s: %s\n", saga_strerror(st),
+                saga_service_last_error(g_svc));
     else
         rc = 0;
 out:

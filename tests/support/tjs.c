@@ -164,7 +164,7 @@ int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, s
                               &x->ev, &owner, NULL, 0) == SAGA_OK) {
             x->decoded = 1;
             size_t pl = x->ev.payload_len < sizeof(x->payload) - 1 ? x->ev.payload_len
-                                                                  : sizeof(x->payload) - 1;
+                                                                   : sizeof(x->payload) - 1;
             if (pl > 0)
                 memcpy(x->payload, x->ev.payload, pl);
             x->ev.payload = NULL;

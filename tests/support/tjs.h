@@ -1,4 +1,5 @@
-/* tjs.h - JetStream helpers for the integration tests: publish events, read streams, ask services. */
+/* tjs.h - JetStream helpers for the integration tests: publish events, read streams, ask services.
+ */
 #ifndef SAGA_TEST_TJS_H
 #define SAGA_TEST_TJS_H
 
@@ -32,7 +33,7 @@ int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, c
 /* One message read back from a stream. */
 typedef struct tjs_msg {
     char subject[256];
-    saga_event ev;   /* decoded when decoded != 0 */
+    saga_event ev; /* decoded when decoded != 0 */
     int decoded;
     char payload[256]; /* payload as text, truncated */
     char reason[256];  /* Saga-Reason header, for dead letters */

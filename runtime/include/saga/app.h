@@ -3,10 +3,9 @@
  *
  *     static long long limit;
  *     static const saga_app_setting settings[] = {
- *         {"PAYMENT_LIMIT_CENTS", "decline orders over this total", 100000, 1, 1LL << 40, &limit, NULL, NULL},
- *         {0}};
- *     int main(int argc, char **argv) {
- *         return saga_app_main("payment", "charges and refunds orders", settings, argc, argv, setup, NULL);
+ *         {"PAYMENT_LIMIT_CENTS", "decline orders over this total", 100000, 1, 1LL << 40, &limit,
+ * NULL, NULL}, {0}}; int main(int argc, char **argv) { return saga_app_main("payment", "charges and
+ * refunds orders", settings, argc, argv, setup, NULL);
  *     }
  */
 #ifndef SAGA_APP_H

@@ -15,11 +15,11 @@ extern "C" {
 #endif
 
 /* Size caps applied when decoding anything that came from the network. */
-#define SAGA_ID_LEN 26            /* ULID, Crockford base32, upper case */
-#define SAGA_ORDER_ID_MAX 64      /* order (saga) ids: [A-Za-z0-9_-]{1,64} */
-#define SAGA_TYPE_MAX 64          /* "payment.charged": [a-z0-9_]+\.[a-z0-9_]+ */
-#define SAGA_PRODUCER_MAX 32      /* service names: [a-z0-9_-]{1,32} */
-#define SAGA_TRACE_MAX 128        /* W3C traceparent or empty */
+#define SAGA_ID_LEN 26       /* ULID, Crockford base32, upper case */
+#define SAGA_ORDER_ID_MAX 64 /* order (saga) ids: [A-Za-z0-9_-]{1,64} */
+#define SAGA_TYPE_MAX 64     /* "payment.charged": [a-z0-9_]+\.[a-z0-9_]+ */
+#define SAGA_PRODUCER_MAX 32 /* service names: [a-z0-9_-]{1,32} */
+#define SAGA_TRACE_MAX 128   /* W3C traceparent or empty */
 #define SAGA_PAYLOAD_MAX (256 * 1024)
 #define SAGA_ENVELOPE_MAX (SAGA_PAYLOAD_MAX + 1024)
 
@@ -33,8 +33,8 @@ typedef struct saga_event {
     char order_id[SAGA_ORDER_ID_MAX + 1];
     char causation_id[SAGA_ID_LEN + 1]; /* empty for the first event of a saga */
     char producer[SAGA_PRODUCER_MAX + 1];
-    uint64_t sequence;                   /* per-producer, starts at 1 */
-    int64_t time_ms;                     /* Unix time in milliseconds */
+    uint64_t sequence; /* per-producer, starts at 1 */
+    int64_t time_ms;   /* Unix time in milliseconds */
     char trace[SAGA_TRACE_MAX + 1];
     const uint8_t *payload;
     size_t payload_len;

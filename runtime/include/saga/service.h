@@ -55,19 +55,19 @@ typedef struct saga_ctx saga_ctx;         /* opaque, valid during one handler ca
 #define SAGA_DEFAULT_PUBLISH_WAIT_MS 5000
 
 typedef struct saga_config {
-    const char *name;        /* service name: producer of its events, consumer prefix */
-    const char *nats_url;    /* SAGA_NATS_URL */
-    const char *data_dir;    /* LMDB environment directory, created if missing: SAGA_DATA_DIR */
-    const char *stream;      /* event stream, subjects evt.> */
-    const char *dlq_stream;  /* dead-letter stream, subjects dlq.> */
-    int batch_max;           /* messages per group commit: SAGA_BATCH_MAX */
-    int64_t ack_wait_ms;     /* redelivery of unacknowledged messages: SAGA_ACK_WAIT_MS */
-    int max_ack_pending;     /* server-side flow control per consumer */
-    int max_deliver;         /* deliveries before a failing message is dead-lettered: SAGA_MAX_DELIVER */
-    int64_t retry_base_ms;   /* first retry delay; doubles per delivery */
-    int64_t retry_max_ms;    /* cap on the retry delay */
-    int64_t retention_ms;    /* inbox ids and finished sagas are kept this long: SAGA_RETENTION_MS */
-    int64_t dup_window_ms;   /* broker duplicate window set on the streams this service creates */
+    const char *name;       /* service name: producer of its events, consumer prefix */
+    const char *nats_url;   /* SAGA_NATS_URL */
+    const char *data_dir;   /* LMDB environment directory, created if missing: SAGA_DATA_DIR */
+    const char *stream;     /* event stream, subjects evt.> */
+    const char *dlq_stream; /* dead-letter stream, subjects dlq.> */
+    int batch_max;          /* messages per group commit: SAGA_BATCH_MAX */
+    int64_t ack_wait_ms;    /* redelivery of unacknowledged messages: SAGA_ACK_WAIT_MS */
+    int max_ack_pending;    /* server-side flow control per consumer */
+    int max_deliver; /* deliveries before a failing message is dead-lettered: SAGA_MAX_DELIVER */
+    int64_t retry_base_ms; /* first retry delay; doubles per delivery */
+    int64_t retry_max_ms;  /* cap on the retry delay */
+    int64_t retention_ms;  /* inbox ids and finished sagas are kept this long: SAGA_RETENTION_MS */
+    int64_t dup_window_ms; /* broker duplicate window set on the streams this service creates */
     int64_t park_timeout_ms; /* default bound on a parked event's wait */
     int64_t publish_wait_ms; /* bound on waiting for publish acks before retrying */
     int sync;                /* 1: every commit is fsync'd (default); 0: MDB_NOSYNC. SAGA_SYNC */
@@ -160,10 +160,10 @@ typedef struct saga_stats {
     uint64_t park_expired;  /* parked events whose wait ran out */
     uint64_t timers_fired;
     uint64_t commands;
-    uint64_t published;     /* events confirmed by JetStream */
-    uint64_t commits;       /* LMDB write transactions committed */
-    uint64_t pruned;        /* inbox ids and finished sagas removed */
-    uint64_t pending;       /* messages received but not yet acknowledged */
+    uint64_t published; /* events confirmed by JetStream */
+    uint64_t commits;   /* LMDB write transactions committed */
+    uint64_t pruned;    /* inbox ids and finished sagas removed */
+    uint64_t pending;   /* messages received but not yet acknowledged */
 } saga_stats;
 
 /* Copies the counters. Thread-safe. */

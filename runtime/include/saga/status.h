@@ -12,24 +12,24 @@ extern "C" {
 #endif
 
 /* X-macro: name, text. The order fixes the numeric values. */
-#define SAGA_STATUS_MAP(XX)                                                   \
-    XX(OK, "success")                                                          \
-    XX(EINVAL, "invalid argument")                                             \
-    XX(ENOMEM, "out of memory")                                                \
-    XX(EDECODE, "message does not decode")                                     \
-    XX(EVALIDATE, "message fails validation")                                  \
-    XX(ETOOBIG, "value exceeds its size cap")                                  \
-    XX(ENOTFOUND, "not found")                                                 \
-    XX(EEXIST, "already exists")                                               \
-    XX(ESTORE, "local store (LMDB) error")                                     \
-    XX(EMAPFULL, "local store map is full")                                    \
-    XX(ENATS, "NATS error")                                                    \
-    XX(ETIMEOUT, "timed out")                                                  \
-    XX(ERETRY, "transient failure, retry later")                               \
-    XX(EREJECT, "permanent failure, dead-letter the message")                  \
-    XX(EUNKNOWN, "unknown event type")                                         \
-    XX(PARKED, "event parked until its predecessor arrives")                   \
-    XX(ESTOPPED, "service is stopping")                                        \
+#define SAGA_STATUS_MAP(XX)                                                                        \
+    XX(OK, "success")                                                                              \
+    XX(EINVAL, "invalid argument")                                                                 \
+    XX(ENOMEM, "out of memory")                                                                    \
+    XX(EDECODE, "message does not decode")                                                         \
+    XX(EVALIDATE, "message fails validation")                                                      \
+    XX(ETOOBIG, "value exceeds its size cap")                                                      \
+    XX(ENOTFOUND, "not found")                                                                     \
+    XX(EEXIST, "already exists")                                                                   \
+    XX(ESTORE, "local store (LMDB) error")                                                         \
+    XX(EMAPFULL, "local store map is full")                                                        \
+    XX(ENATS, "NATS error")                                                                        \
+    XX(ETIMEOUT, "timed out")                                                                      \
+    XX(ERETRY, "transient failure, retry later")                                                   \
+    XX(EREJECT, "permanent failure, dead-letter the message")                                      \
+    XX(EUNKNOWN, "unknown event type")                                                             \
+    XX(PARKED, "event parked until its predecessor arrives")                                       \
+    XX(ESTOPPED, "service is stopping")                                                            \
     XX(EIO, "input/output error")
 
 typedef enum saga_status {

@@ -244,6 +244,19 @@ saga_status saga_ctx_park(saga_ctx *ctx, int64_t timeout_ms)
     return SAGA_PARKED;
 }
 
+int saga_ctx_chance(saga_ctx *ctx, const char *key)
+{
+    const saga__faults *f = &ctx->svc->faults;
+    double rate = saga__faults_business(f, key);
+    const char *id = ctx->ev != NULL ? ctx->ev->event_id : ctx->trace;
+    if (rate <= 0.0 || !saga__faults_roll(f, key, id, 0, rate))
+        return 0;
+    ctx->faults_hit++;
+    SAGA__LOG(&ctx->svc->log, SAGA_LOG_INFO, "event=fault_injected fault=%s order=%s event_id=%s",
+              key, ctx->ev ? ctx->ev->order_id : "", ctx->ev ? ctx->ev->event_id : "");
+    return 1;
+}
+
 saga_status saga_ctx_reply(saga_ctx *ctx, const void *data, size_t len)
 {
     uint8_t *copy = malloc(len ? len : 1);

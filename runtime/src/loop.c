@@ -129,7 +129,13 @@ static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const 
     if (rv != SAGA_OK)
         return rv;
     saga__ctx_init(&ctx, svc, nested, c->ev, c->delivery, b->now);
-    saga__crash_point(&svc->crash, SAGA_CRASH_IN_HANDLER);
+    saga__crash_point(&svc->faults.crash, SAGA_CRASH_IN_HANDLER);
+    if (svc->faults.delay_ms > 0) {
+        struct timespec ts = {svc->faults.delay_ms / 1000,
+                              (svc->faults.delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        b->d.faults++;
+    }
     saga_status st;
     if (c->efn != NULL)
         st = c->efn(&ctx, c->ev, c->udata);
@@ -145,6 +151,7 @@ static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const 
             st = SAGA_ERETRY; /* a handler that ignored a store failure is not done */
         }
     }
+    b->d.faults += (uint64_t)ctx.faults_hit;
     if (st == SAGA_OK) {
         rv = saga__store_commit(&svc->store, nested);
     } else {
@@ -326,10 +333,26 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
             b->d.duplicates++;
         goto out;
     }
-    call c = {.efn = in->sub->fn, .udata = in->sub->udata, .ev = &ev, .delivery = delivery};
-    rv = run_handler(svc, txn, b, &c, &hst, &park_ms, NULL);
-    if (rv != SAGA_OK)
+    if (delivery == 1 &&
+        saga__faults_roll(&svc->faults, "reorder", ev.event_id, 0, svc->faults.reorder_rate)) {
+        /* Held back: redelivered after later messages, so out of order. */
+        res->act = ACT_NAK;
+        res->delay_ms = svc->faults.reorder_delay_ms;
+        b->d.faults++;
         goto out;
+    }
+    if (delivery + 1 < svc->cfg.max_deliver &&
+        saga__faults_roll(&svc->faults, "error", ev.event_id, (uint64_t)delivery,
+                          svc->faults.error_rate)) {
+        /* Never on the last deliveries: an injected error must not dead-letter. */
+        hst = SAGA_ERETRY;
+        b->d.faults++;
+    } else {
+        call c = {.efn = in->sub->fn, .udata = in->sub->udata, .ev = &ev, .delivery = delivery};
+        rv = run_handler(svc, txn, b, &c, &hst, &park_ms, NULL);
+        if (rv != SAGA_OK)
+            goto out;
+    }
 
     switch (hst) {
     case SAGA_OK:
@@ -480,6 +503,7 @@ static void add_stats(saga_stats *to, const saga_stats *d)
     to->published += d->published;
     to->commits += d->commits;
     to->pruned += d->pruned;
+    to->faults += d->faults;
 }
 
 static void reset_results(batch *b)
@@ -585,7 +609,7 @@ static saga_status process(saga_service *svc, batch *b)
     }
     svc->nsent = 0;
     b->d.commits = 1;
-    saga__crash_point(&svc->crash, SAGA_CRASH_AFTER_COMMIT);
+    saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_COMMIT);
 
     rv = saga__transport_publish(svc, &svc->out);
     if (rv != SAGA_OK) {
@@ -598,7 +622,7 @@ static saga_status process(saga_service *svc, batch *b)
     if (remember_sent(svc) != 0)
         SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=outbox_cleanup_deferred reason=no_memory");
     saga__outlist_truncate(&svc->out, 0);
-    saga__crash_point(&svc->crash, SAGA_CRASH_AFTER_PUBLISH);
+    saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_PUBLISH);
 
     pthread_mutex_lock(&svc->stats_mu);
     add_stats(&svc->stats, &b->d);

@@ -69,6 +69,37 @@ static saga_status check_config(const saga_config *c, char *errbuf, size_t errle
     return SAGA_EINVAL;
 }
 
+/* saga.ctl.<name>.faults: an empty request reads the plan; "k=v ..." changes
+ * it; "clear" empties it. Runs on the service thread like any command, so
+ * the plan needs no lock. */
+static saga_status faults_cmd(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                              void *udata)
+{
+    saga_service *svc = udata;
+    char spec[1024], err[256], plan[1024], out[1400];
+    int n;
+    (void)subject;
+    if (len >= sizeof(spec)) {
+        n = snprintf(out, sizeof(out), "{\"ok\":false,\"error\":\"fault plan too long\"}");
+        return saga_ctx_reply(ctx, out, (size_t)n);
+    }
+    memcpy(spec, data, len);
+    spec[len] = '\0';
+    if (saga__faults_apply(&svc->faults, spec, err, sizeof(err)) != 0) {
+        for (char *p = err; *p != '\0'; p++)
+            if (*p == '"' || *p == '\\')
+                *p = '\'';
+        n = snprintf(out, sizeof(out), "{\"ok\":false,\"error\":\"%s\"}", err);
+        return saga_ctx_reply(ctx, out, (size_t)n);
+    }
+    if (len > 0)
+        SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=faults_set plan=\"%s\"", spec);
+    saga__faults_json(&svc->faults, plan, sizeof(plan));
+    n = snprintf(out, sizeof(out), "{\"ok\":true,\"service\":\"%s\",\"faults\":%s}", svc->name,
+                 plan);
+    return saga_ctx_reply(ctx, out, n > 0 && (size_t)n < sizeof(out) ? (size_t)n : 0);
+}
+
 saga_status saga_service_create(saga_service **out, const saga_config *cfg, char *errbuf,
                                 size_t errlen)
 {
@@ -97,7 +128,14 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     svc->cfg.stream = svc->stream;
     svc->cfg.dlq_stream = svc->dlq_stream;
     svc->cfg.crash_at = svc->crash_spec;
-    if (saga__crash_init(&svc->crash, svc->crash_spec) != 0) {
+    saga__faults_init(&svc->faults);
+    if (copy_str(svc->faults_spec, sizeof(svc->faults_spec), cfg->faults) != 0 ||
+        saga__faults_apply(&svc->faults, svc->faults_spec, errbuf, errlen) != 0) {
+        rv = SAGA_EINVAL;
+        goto fail_free;
+    }
+    svc->cfg.faults = svc->faults_spec;
+    if (svc->crash_spec[0] != '\0' && saga__crash_init(&svc->faults.crash, svc->crash_spec) != 0) {
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen,
                      "unknown crash point \"%s\" (in_handler, after_commit, "
@@ -123,6 +161,9 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
         goto fail_queue;
     }
     svc->next_timer_ms = 0;
+    char subject[SAGA__SUBJECT_MAX];
+    snprintf(subject, sizeof(subject), "saga.ctl.%s.faults", svc->name);
+    saga_service_add_command(svc, subject, faults_cmd, svc);
     *out = svc;
     return SAGA_OK;
 

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "crash.h"
+#include "faults.h"
 #include "log_internal.h"
 #include "outbox.h"
 #include "saga/service.h"
@@ -95,7 +96,8 @@ struct saga_service {
     saga__logger log;
     saga__store store;
     saga__transport tp;
-    saga__crash crash;
+    saga__faults faults; /* touched only on the service thread */
+    char faults_spec[1024];
     saga__queue q;
 
     saga__sub subs[SAGA__MAX_SUBS];
@@ -146,6 +148,7 @@ struct saga_ctx {
     uint8_t *reply;
     size_t reply_len;
     int has_reply;
+    int faults_hit; /* business faults this call injected */
 };
 
 void saga__ctx_init(saga_ctx *ctx, saga_service *svc, MDB_txn *txn, const saga_event *ev,

@@ -76,14 +76,15 @@ static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         "{\"service\":\"%s\",\"pid\":%ld,\"received\":%llu,\"processed\":%llu,\"duplicates\":%llu,"
         "\"retried\":%llu,\"dead_lettered\":%llu,\"unknown\":%llu,\"parked\":%llu,"
         "\"unparked\":%llu,\"park_expired\":%llu,\"timers_fired\":%llu,\"commands\":%llu,"
-        "\"published\":%llu,\"commits\":%llu,\"pruned\":%llu,\"pending\":%llu}",
+        "\"published\":%llu,\"commits\":%llu,\"pruned\":%llu,\"faults\":%llu,\"pending\":%llu}",
         svc->name, (long)getpid(), (unsigned long long)s.received, (unsigned long long)s.processed,
         (unsigned long long)s.duplicates, (unsigned long long)s.retried,
         (unsigned long long)s.dead_lettered, (unsigned long long)s.unknown,
         (unsigned long long)s.parked, (unsigned long long)s.unparked,
         (unsigned long long)s.park_expired, (unsigned long long)s.timers_fired,
         (unsigned long long)s.commands, (unsigned long long)s.published,
-        (unsigned long long)s.commits, (unsigned long long)s.pruned, (unsigned long long)s.pending);
+        (unsigned long long)s.commits, (unsigned long long)s.pruned, (unsigned long long)s.faults,
+        (unsigned long long)s.pending);
     if (natsMsg_GetReply(msg) != NULL && n > 0 && (size_t)n < sizeof(buf))
         natsConnection_Publish(nc, natsMsg_GetReply(msg), buf, n);
     natsMsg_Destroy(msg);
@@ -145,11 +146,6 @@ saga_status saga__transport_connect(saga_service *svc)
         rv = nats_fail(svc, s, "jetstream context");
         goto out;
     }
-    char ctl[SAGA__SUBJECT_MAX];
-    snprintf(ctl, sizeof(ctl), "saga.ctl.%s.stats", svc->name);
-    s = natsConnection_Subscribe(&svc->ctl_sub, svc->tp.nc, ctl, on_ctl, svc);
-    if (s != NATS_OK)
-        rv = nats_fail(svc, s, "control subscription");
 out:
     natsOptions_Destroy(opts);
     return rv;
@@ -287,6 +283,12 @@ saga_status saga__transport_subscribe(saga_service *svc)
         if (s != NATS_OK)
             return nats_fail(svc, s, c->subject);
     }
+    /* Last: an answer on saga.ctl.<name>.stats means the service is ready. */
+    char ctl[SAGA__SUBJECT_MAX];
+    snprintf(ctl, sizeof(ctl), "saga.ctl.%s.stats", svc->name);
+    s = natsConnection_Subscribe(&svc->ctl_sub, svc->tp.nc, ctl, on_ctl, svc);
+    if (s != NATS_OK)
+        return nats_fail(svc, s, "control subscription");
     s = natsConnection_FlushTimeout(svc->tp.nc, 5000);
     if (s != NATS_OK)
         return nats_fail(svc, s, "flush subscriptions");
@@ -303,16 +305,18 @@ void saga__transport_unsubscribe(saga_service *svc)
             natsSubscription_Unsubscribe(svc->cmds[i].ns);
 }
 
-static natsStatus publish_one(saga_service *svc, const saga__outmsg *m)
+static natsStatus publish_one(saga_service *svc, const saga__outmsg *m, const char *id_suffix)
 {
     natsMsg *msg = NULL;
     jsPubOptions po;
+    char id[sizeof(m->msg_id) + 8];
+    snprintf(id, sizeof(id), "%s%s", m->msg_id, id_suffix ? id_suffix : "");
     natsStatus s = natsMsg_Create(&msg, m->subject, NULL, (const char *)m->data, (int)m->len);
     for (int i = 0; s == NATS_OK && i < m->nhdr; i++)
         s = natsMsgHeader_Set(msg, m->hdr[i].name, m->hdr[i].value);
     if (s == NATS_OK) {
         jsPubOptions_Init(&po);
-        po.MsgId = m->msg_id;
+        po.MsgId = id;
         s = js_PublishMsgAsync(svc->tp.js, &msg, &po);
     }
     natsMsg_Destroy(msg); /* no-op when the library took it */
@@ -338,8 +342,18 @@ saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list
         size_t i;
         atomic_store(&svc->tp.pub_ok, 0);
         atomic_store(&svc->tp.pub_err, 0);
-        for (i = 0; i < list->n && s == NATS_OK; i++)
-            s = publish_one(svc, &list->v[i]);
+        size_t expect = list->n, dups = 0;
+        for (i = 0; i < list->n && s == NATS_OK; i++) {
+            const saga__outmsg *m = &list->v[i];
+            s = publish_one(svc, m, NULL);
+            if (s == NATS_OK && strncmp(m->subject, "evt.", 4) == 0 &&
+                saga__faults_roll(&svc->faults, "dup", m->msg_id, 0, svc->faults.dup_rate)) {
+                /* Another message id: the broker keeps both, consumers must dedupe. */
+                s = publish_one(svc, m, ".dup");
+                dups++;
+            }
+        }
+        expect += dups;
         if (s == NATS_OK) {
             jsPubOptions po;
             jsPubOptions_Init(&po);
@@ -347,8 +361,14 @@ saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list
             s = js_PublishAsyncComplete(svc->tp.js, &po);
         }
         long ok = atomic_load(&svc->tp.pub_ok), err = atomic_load(&svc->tp.pub_err);
-        if (s == NATS_OK && err == 0 && (size_t)ok == list->n)
+        if (s == NATS_OK && err == 0 && (size_t)ok == expect) {
+            if (dups > 0) {
+                pthread_mutex_lock(&svc->stats_mu);
+                svc->stats.faults += dups;
+                pthread_mutex_unlock(&svc->stats_mu);
+            }
             return SAGA_OK;
+        }
         drop_pending(svc);
         if (s != NATS_OK) {
             snprintf(why, sizeof(why), "%s", natsStatus_GetText(s));

@@ -346,6 +346,51 @@ static void test_timer_survives_restart(void **state)
     stop_svc(f);
 }
 
+/* Sends a fault plan to the running service; returns its JSON answer's ok. */
+static int inject(fixture *f, const char *plan)
+{
+    natsMsg *reply = NULL;
+    int ok;
+    if (natsConnection_Request(&reply, f->t.nc, "saga.ctl.testsvc.faults", plan, (int)strlen(plan),
+                               5000) != NATS_OK)
+        return 0;
+    ok = strstr(natsMsg_GetData(reply), "\"ok\":true") != NULL;
+    natsMsg_Destroy(reply);
+    return ok;
+}
+
+/* Faults set at run time (handler errors, duplicate publishes, held-back
+ * deliveries): every event still has exactly one effect. */
+static void test_runtime_faults_keep_effects_once(void **state)
+{
+    fixture *f = *state;
+    enum { N = 60 };
+    char order[32];
+    size_t total;
+    start_svc(f, "SAGA_FAULTS=seed=3", NULL);
+    wait_stat(f, "commits", 0);
+    assert_false(inject(f, "error_rate=7"));
+    assert_true(inject(f, "error_rate=0.3 dup_rate=0.5 reorder_rate=0.3 reorder_delay_ms=200"));
+    for (int i = 0; i < N; i++) {
+        snprintf(order, sizeof(order), "f%d", i);
+        assert_int_equal(tjs_publish_event(&f->t, "test.pinged", order, "hi", NULL), 0);
+    }
+    wait_stat(f, "processed", N);
+    /* Duplicated publishes make more messages than events; all are distinct events. */
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.>", N);
+    assert_int_equal(distinct_pongs(f, &total), N);
+    assert_true(total > N);
+    assert_true(tjs_stat(&f->t, "testsvc", "faults") > 0);
+    assert_true(tjs_stat(&f->t, "testsvc", "retried") > 0);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "dead_lettered"), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(order, sizeof(order), "f%d", i);
+        assert_int_equal(order_count(f, order), 1);
+    }
+    assert_true(inject(f, "clear"));
+    stop_svc(f);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -358,6 +403,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broker_restart_midstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_then_release_or_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_faults_keep_effects_once, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nats_Close();

@@ -74,6 +74,7 @@ typedef struct saga_config {
     int commit_per_message;  /* 1: one commit per message instead of per batch (benchmark) */
     size_t map_size;         /* initial LMDB map size; grows on MDB_MAP_FULL */
     const char *crash_at;    /* crash point "name[:n]" for tests: SAGA_CRASH_AT */
+    const char *faults;      /* fault plan "key=value,...", see docs/failures.md: SAGA_FAULTS */
     saga_log_fn log;         /* NULL: no logging */
     void *log_udata;
     saga_log_level log_level; /* SAGA_LOG_LEVEL */
@@ -163,6 +164,7 @@ typedef struct saga_stats {
     uint64_t published; /* events confirmed by JetStream */
     uint64_t commits;   /* LMDB write transactions committed */
     uint64_t pruned;    /* inbox ids and finished sagas removed */
+    uint64_t faults;    /* faults injected by the fault plan */
     uint64_t pending;   /* messages received but not yet acknowledged */
 } saga_stats;
 
@@ -215,6 +217,12 @@ saga_status saga_ctx_timer_cancel(saga_ctx *ctx, const char *order_id, const cha
  * timeout_ms (0: the configured default). On expiry the park-expired
  * handler runs, or the event is dead-lettered. */
 saga_status saga_ctx_park(saga_ctx *ctx, int64_t timeout_ms);
+
+/* A business fault of the fault plan (e.g. "decline_rate"): returns 1 with
+ * the plan's probability for that key, 0 when the plan has none. The choice
+ * is repeatable: the same seed and event give the same answer, also on
+ * redelivery. */
+int saga_ctx_chance(saga_ctx *ctx, const char *key);
 
 /* Sets the reply of a command (copied). Last call wins. */
 saga_status saga_ctx_reply(saga_ctx *ctx, const void *data, size_t len);

@@ -1,7 +1,6 @@
 /* test_saga.c - The order saga end to end: five real service processes, a real
  * nats-server, one test per outcome of SPEC.md, each checked in every service,
  * in the mail spool, and by `sagactl audit`. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,140 +12,33 @@
 
 #include <cmocka.h>
 
-#include "commands.pb-c.h"
-#include "natsrv.h"
 #include "proc.h"
-#include "tjs.h"
+#include "tfleet.h"
 
 #define DEADLINE_MS 60000
-#define NSVC 5
 
-static const char *const svc_names[NSVC] = {"order", "payment", "inventory", "shipping",
-                                            "notification"};
-static const char *const svc_bins[NSVC] = {SAGA_BIN_ORDER, SAGA_BIN_PAYMENT, SAGA_BIN_INVENTORY,
-                                           SAGA_BIN_SHIPPING, SAGA_BIN_NOTIFICATION};
+static tfleet F;
 
-typedef struct fleet {
-    tsrv *srv;
-    tjs t;
-    pid_t pid[NSVC];
-    char mail[512];
-} fleet;
-
-static fleet F;
-
-static int svc_index(const char *name)
-{
-    for (int i = 0; i < NSVC; i++)
-        if (strcmp(svc_names[i], name) == 0)
-            return i;
-    return -1;
-}
-
-typedef struct ready_arg {
-    const char *name;
-} ready_arg;
-
-static int is_ready(void *arg)
-{
-    return tjs_stat(&F.t, ((ready_arg *)arg)->name, "commits") >= 0;
-}
-
-static int start_one(int i)
-{
-    char url[128], dir[600], spool[600], log[600];
-    snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(F.srv));
-    snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s/data/%s", tsrv_dir(F.srv), svc_names[i]);
-    snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s", F.mail);
-    snprintf(log, sizeof(log), "%s/%s.log", tsrv_dir(F.srv), svc_names[i]);
-    const char *env[] = {url,
-                         dir,
-                         spool,
-                         "SAGA_ACK_WAIT_MS=2000",
-                         "SAGA_RETRY_BASE_MS=50",
-                         "ORDER_DEADLINE_MS=30000",
-                         NULL};
-    const char *argv[] = {svc_bins[i], NULL};
-    F.pid[i] = tproc_spawn(argv, env, log);
-    if (F.pid[i] <= 0)
-        return -1;
-    ready_arg a = {svc_names[i]};
-    return tproc_wait_until(is_ready, &a, DEADLINE_MS);
-}
+typedef tfleet_item item;
 
 static int group_setup(void **state)
 {
+    static const char *const env[] = {"ORDER_DEADLINE_MS=30000", NULL};
     (void)state;
-    memset(&F, 0, sizeof(F));
-    if (tsrv_start(&F.srv) != 0)
-        return -1;
-    snprintf(F.mail, sizeof(F.mail), "%s/mail", tsrv_dir(F.srv));
-    if (tjs_connect(&F.t, tsrv_url(F.srv)) != 0)
-        return -1;
-    for (int i = 0; i < NSVC; i++)
-        if (start_one(i) != 0)
-            return -1;
-    return 0;
+    return tfleet_start(&F, SAGA_BUILD_DIR, env);
 }
 
 static int group_teardown(void **state)
 {
-    int clean = 1;
     (void)state;
-    for (int i = 0; i < NSVC; i++)
-        if (F.pid[i] > 0 && tproc_term(F.pid[i], 30000) != 0)
-            clean = 0;
-    tjs_close(&F.t);
-    tsrv_destroy(F.srv);
-    return clean ? 0 : -1; /* every service stops cleanly on SIGTERM */
+    return tfleet_stop(&F); /* every service stops cleanly on SIGTERM */
 }
 
-/* ---- commands and queries ---- */
-
-static natsMsg *request(const char *subject, const void *data, size_t len)
-{
-    natsMsg *reply = NULL;
-    if (natsConnection_Request(&reply, F.t.nc, subject, data, (int)len, 10000) != NATS_OK)
-        return NULL;
-    return reply;
-}
-
-typedef struct item {
-    const char *sku;
-    int qty;
-    long long unit_cents;
-} item;
-
-/* Places an order; returns the reply (caller frees) or NULL. */
 static Saga__V1__PlaceOrderReply *place_full(const char *key, const char *customer,
                                              const item *items, int nitems, const char *ship_to,
                                              const char *currency, long long deadline_ms)
 {
-    Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
-    Saga__V1__LineItem li[8], *lp[8];
-    for (int i = 0; i < nitems; i++) {
-        saga__v1__line_item__init(&li[i]);
-        li[i].sku = (char *)items[i].sku;
-        li[i].quantity = items[i].qty;
-        li[i].unit_cents = items[i].unit_cents;
-        lp[i] = &li[i];
-    }
-    req.idempotency_key = (char *)key;
-    req.customer_id = (char *)customer;
-    req.items = lp;
-    req.n_items = (size_t)nitems;
-    req.ship_to = (char *)ship_to;
-    req.currency = (char *)currency;
-    req.deadline_ms = deadline_ms;
-    uint8_t buf[4096];
-    size_t len = saga__v1__place_order__pack(&req, buf);
-    natsMsg *m = request("saga.cmd.order.place", buf, len);
-    if (m == NULL)
-        return NULL;
-    Saga__V1__PlaceOrderReply *r = saga__v1__place_order_reply__unpack(
-        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
-    natsMsg_Destroy(m);
-    return r;
+    return tfleet_place(&F, key, customer, items, nitems, ship_to, currency, deadline_ms);
 }
 
 /* Places a valid order and returns its id in out. */
@@ -164,69 +56,32 @@ static void place(char out[64], const char *customer, const item *items, int nit
     saga__v1__place_order_reply__free_unpacked(r, NULL);
 }
 
+static natsMsg *request(const char *subject, const void *data, size_t len)
+{
+    natsMsg *reply = NULL;
+    if (natsConnection_Request(&reply, F.t.nc, subject, data, (int)len, 10000) != NATS_OK)
+        return NULL;
+    return reply;
+}
+
 static Saga__V1__CommandReply *cancel(const char *order_id)
 {
-    Saga__V1__CancelOrder req = SAGA__V1__CANCEL_ORDER__INIT;
-    uint8_t buf[512];
-    req.order_id = (char *)order_id;
-    size_t len = saga__v1__cancel_order__pack(&req, buf);
-    natsMsg *m = request("saga.cmd.order.cancel", buf, len);
-    if (m == NULL)
-        return NULL;
-    Saga__V1__CommandReply *r = saga__v1__command_reply__unpack(
-        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
-    natsMsg_Destroy(m);
-    return r;
+    return tfleet_cancel(&F, order_id);
 }
 
 static void set_stock(const char *sku, long long qty)
 {
-    Saga__V1__SetStock req = SAGA__V1__SET_STOCK__INIT;
-    uint8_t buf[256];
-    req.sku = (char *)sku;
-    req.quantity = qty;
-    size_t len = saga__v1__set_stock__pack(&req, buf);
-    natsMsg *m = request("saga.cmd.inventory.stock.set", buf, len);
-    assert_non_null(m);
-    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                            (const uint8_t *)natsMsg_GetData(m));
-    natsMsg_Destroy(m);
-    assert_non_null(r);
-    assert_true(r->ok);
-    saga__v1__stock_reply__free_unpacked(r, NULL);
+    assert_int_equal(tfleet_set_stock(&F, sku, qty), 0);
 }
 
 static void get_stock(const char *sku, long long *avail, long long *held, long long *committed)
 {
-    Saga__V1__GetStock req = SAGA__V1__GET_STOCK__INIT;
-    uint8_t buf[256];
-    req.sku = (char *)sku;
-    size_t len = saga__v1__get_stock__pack(&req, buf);
-    natsMsg *m = request("saga.cmd.inventory.stock.get", buf, len);
-    assert_non_null(m);
-    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                            (const uint8_t *)natsMsg_GetData(m));
-    natsMsg_Destroy(m);
-    assert_non_null(r);
-    *avail = r->available;
-    *held = r->held;
-    *committed = r->committed;
-    saga__v1__stock_reply__free_unpacked(r, NULL);
+    assert_int_equal(tfleet_get_stock(&F, sku, avail, held, committed), 0);
 }
 
-/* A service's JSON view of an order, into buf; "" when it does not answer. */
 static const char *view(const char *svc, const char *order_id, char *buf, size_t cap)
 {
-    char subject[128];
-    snprintf(subject, sizeof(subject), "saga.q.%s.order", svc);
-    natsMsg *m = NULL;
-    buf[0] = '\0';
-    if (natsConnection_Request(&m, F.t.nc, subject, order_id, (int)strlen(order_id), 5000) ==
-        NATS_OK) {
-        snprintf(buf, cap, "%.*s", natsMsg_GetDataLength(m), natsMsg_GetData(m));
-        natsMsg_Destroy(m);
-    }
-    return buf;
+    return tfleet_view(&F, svc, order_id, buf, cap);
 }
 
 typedef struct view_cond {
@@ -267,27 +122,7 @@ static void expect_view(const char *svc, const char *order_id, const char *needl
 
 static int spool_has(const char *order_id, const char *kind)
 {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s.%s.txt", F.mail, order_id, kind);
-    FILE *f = fopen(path, "r");
-    if (f != NULL)
-        fclose(f);
-    return f != NULL;
-}
-
-/* Number of spool files of an order, whatever their kind. */
-static int spool_count(const char *order_id)
-{
-    DIR *d = opendir(F.mail);
-    int n = 0;
-    size_t len = strlen(order_id);
-    if (d == NULL)
-        return 0;
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
-        if (strncmp(e->d_name, order_id, len) == 0 && e->d_name[len] == '.')
-            n++;
-    closedir(d);
-    return n;
+    return tfleet_spool_has(&F, order_id, kind);
 }
 
 typedef struct spool_cond {
@@ -298,7 +133,7 @@ typedef struct spool_cond {
 static int spool_reached(void *arg)
 {
     spool_cond *c = arg;
-    return spool_count(c->order_id) >= c->want;
+    return tfleet_spool_count(&F, c->order_id) >= c->want;
 }
 
 static void wait_spool(const char *order_id, int want)
@@ -310,21 +145,15 @@ static void wait_spool(const char *order_id, int want)
 /* Runs `sagactl audit` against the fleet; every invariant must hold. */
 static void audit(void)
 {
-    char url[160], spool[600], log[600];
-    int status = 0;
-    snprintf(url, sizeof(url), "--url=%s", tsrv_url(F.srv));
-    snprintf(spool, sizeof(spool), "--spool=%s", F.mail);
+    char log[600];
     snprintf(log, sizeof(log), "%s/audit.log", tsrv_dir(F.srv));
-    const char *argv[] = {SAGA_BIN_SAGACTL, url, "audit", spool, NULL};
-    pid_t p = tproc_spawn(argv, NULL, log);
-    assert_true(p > 0);
-    assert_int_equal(tproc_wait(p, 120000, &status), 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    int rc = tfleet_audit(&F, log);
+    if (rc != 0) {
         char cmd[700];
         snprintf(cmd, sizeof(cmd), "cat %s >&2", log);
         if (system(cmd) != 0)
             fprintf(stderr, "(no audit log)\n");
-        fail_msg("sagactl audit found violations");
+        fail_msg("sagactl audit exited %d", rc);
     }
 }
 
@@ -423,11 +252,10 @@ static void test_5_customer_cancels_before_confirmation(void **state)
 {
     char id[64];
     long long a, h, c;
-    int sh = svc_index("shipping");
+    int sh = tfleet_index("shipping");
     (void)state;
     set_stock("CHANGE", 4);
-    assert_int_equal(tproc_kill(F.pid[sh]), 0); /* shipping is down: nothing confirms */
-    F.pid[sh] = -1;
+    assert_int_equal(tfleet_kill_service(&F, sh), 0); /* shipping is down: nothing confirms */
     place(id, "erin", (item[]){{"CHANGE", 1, 900}}, 1, "DE", 0);
     wait_view("payment", id, "\"state\":\"charged\"");
     wait_view("inventory", id, "\"state\":\"reserved\"");
@@ -435,7 +263,7 @@ static void test_5_customer_cancels_before_confirmation(void **state)
     assert_non_null(r);
     assert_true(r->ok);
     saga__v1__command_reply__free_unpacked(r, NULL);
-    assert_int_equal(start_one(sh), 0);
+    assert_int_equal(tfleet_start_service(&F, sh), 0);
     wait_view("order", id, "\"reason\":\"customer\"");
     wait_view("payment", id, "\"state\":\"refunded\"");
     wait_view("inventory", id, "\"state\":\"released\"");
@@ -455,15 +283,14 @@ static void test_6_deadline_passes_while_payment_is_down(void **state)
 {
     char id[64];
     long long a, h, c;
-    int pay = svc_index("payment");
+    int pay = tfleet_index("payment");
     (void)state;
     set_stock("SLOW", 2);
-    assert_int_equal(tproc_kill(F.pid[pay]), 0);
-    F.pid[pay] = -1;
+    assert_int_equal(tfleet_kill_service(&F, pay), 0);
     place(id, "frank", (item[]){{"SLOW", 1, 500}}, 1, "DE", 1500);
     wait_view("order", id, "\"reason\":\"timeout\"");
     wait_view("inventory", id, "\"state\":\"released\"");
-    assert_int_equal(start_one(pay), 0);
+    assert_int_equal(tfleet_start_service(&F, pay), 0);
     /* Back, payment either never charges (tombstone) or charges and refunds. */
     wait_view_any("payment", id, "\"tombstone\":true", "\"state\":\"refunded\"");
     char buf[4096];

@@ -1,0 +1,544 @@
+/* inventory.c - saga-inventory: holds stock for orders, all lines or none.
+ *
+ * order.placed reserves every line of the order or none of them;
+ * order.confirmed commits the held lines; order.cancelled gives them back
+ * through compensations/release.c (or leaves a tombstone when the order was
+ * not reserved yet). Commands set and read the stock of a SKU; queries show
+ * all stock and one order as JSON. The state layout is in inv_state.h. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.pb-c.h"
+#include "compensations.h"
+#include "events.pb-c.h"
+#include "inv_state.h"
+#include "saga/saga.h"
+
+#define SKUS_KEY "skus"
+/* Bounds the "skus" list and the stock query's reply: 5000 entries of at
+ * most ~140 bytes of JSON stay under NATS's default 1 MB payload limit. */
+#define SKUS_MAX 5000
+#define STOCK_QTY_MAX 1000000000LL
+#define REASON_MAX 256
+#define STORE_ERROR_JSON "{\"service\":\"inventory\",\"error\":\"store error, try again\"}"
+
+/* ---- JSON replies ----------------------------------------------------- */
+
+/* A growable reply buffer; after a failed allocation it stays failed and
+ * drops further output, so callers check once at the end. */
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} jbuf;
+
+static void jb_add(jbuf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void jb_printf(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jb_printf(jbuf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        b->failed = 1; /* only short numeric fragments go through here */
+    else
+        jb_add(b, tmp, (size_t)n);
+}
+
+/* Appends s as a JSON string: quoted, with quotes, backslashes and control
+ * characters escaped. */
+static void jb_str(jbuf *b, const char *s)
+{
+    jb_add(b, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\') {
+            char e[2] = {'\\', (char)*c};
+            jb_add(b, e, 2);
+        } else if (*c < 0x20) {
+            jb_printf(b, "\\u%04x", *c);
+        } else {
+            jb_add(b, (const char *)c, 1);
+        }
+    }
+    jb_add(b, "\"", 1);
+}
+
+/* Appends a string literal. */
+#define JB_LIT(b, lit) jb_add((b), "" lit, sizeof(lit) - 1)
+
+/* Sends b as the reply and frees it. */
+static saga_status jb_reply(saga_ctx *ctx, jbuf *b)
+{
+    saga_status st = b->failed ? SAGA_ENOMEM : saga_ctx_reply(ctx, b->p, b->len);
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+    return st;
+}
+
+/* ---- order.placed ----------------------------------------------------- */
+
+/* Checks what the order service promises (docs/saga.md) and sums the lines
+ * per SKU into res, since an order may list a SKU twice. Returns 0 if the
+ * payload breaks the contract. */
+static int sum_lines(const Saga__V1__OrderPlaced *op, inv_res *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (op->n_items == 0 || op->n_items > INV_LINES_MAX || !saga_valid_order_id(op->customer_id))
+        return 0;
+    for (size_t i = 0; i < op->n_items; i++) {
+        const Saga__V1__LineItem *li = op->items[i];
+        if (li == NULL || !inv_valid_sku(li->sku) || li->quantity < 1)
+            return 0;
+        uint32_t j = 0;
+        while (j < res->nlines && strcmp(res->lines[j].sku, li->sku) != 0)
+            j++;
+        if (j == res->nlines) {
+            snprintf(res->lines[j].sku, sizeof(res->lines[j].sku), "%s", li->sku);
+            res->nlines++;
+        }
+        res->lines[j].quantity += li->quantity;
+        /* Events carry quantities as int32. */
+        if (res->lines[j].quantity > INT32_MAX)
+            return 0;
+    }
+    return 1;
+}
+
+static saga_status emit_rejected(saga_ctx *ctx, const char *order_id, const inv_line *l,
+                                 int64_t available)
+{
+    Saga__V1__InventoryRejected msg = SAGA__V1__INVENTORY_REJECTED__INIT;
+    msg.sku = (char *)l->sku; /* only read by the packer */
+    msg.asked = (int32_t)l->quantity;
+    msg.available = available;
+    return inv_emit(ctx, "inventory.rejected", order_id, &msg.base);
+}
+
+static saga_status on_placed(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    Saga__V1__OrderPlaced *op = NULL;
+    Saga__V1__InventoryReserved msg = SAGA__V1__INVENTORY_RESERVED__INIT;
+    inv_res res, old;
+    inv_stock stock[INV_LINES_MAX];
+    saga_status st;
+    (void)udata;
+
+    op = saga__v1__order_placed__unpack(NULL, ev->payload_len, ev->payload);
+    if (op == NULL || !sum_lines(op, &res) || strlen(op->ship_to) != 2) {
+        st = SAGA_EREJECT;
+        goto out;
+    }
+    if (saga_ctx_has_tombstone(ctx, ev->order_id, INV_TOMBSTONE)) {
+        st = SAGA_OK; /* cancelled first: never hold stock for it */
+        goto out;
+    }
+    st = inv_res_load(ctx, ev->order_id, &old);
+    if (st != SAGA_ENOTFOUND)
+        goto out; /* SAGA_OK: already decided for this order; or a store error */
+
+    /* All or none: look at every line before touching any. */
+    for (uint32_t i = 0; i < res.nlines; i++) {
+        st = inv_stock_load(ctx, res.lines[i].sku, &stock[i]);
+        if (st != SAGA_OK && st != SAGA_ENOTFOUND)
+            goto out;
+        if (stock[i].available < res.lines[i].quantity) {
+            res.state = INV_RES_REJECTED;
+            st = inv_res_store(ctx, ev->order_id, &res);
+            if (st == SAGA_OK)
+                st = emit_rejected(ctx, ev->order_id, &res.lines[i], stock[i].available);
+            if (st == SAGA_OK)
+                st = saga_ctx_finish(ctx, ev->order_id);
+            goto out;
+        }
+    }
+    for (uint32_t i = 0; i < res.nlines; i++) {
+        stock[i].available -= res.lines[i].quantity;
+        stock[i].held += res.lines[i].quantity;
+        st = inv_stock_store(ctx, res.lines[i].sku, &stock[i]);
+        if (st != SAGA_OK)
+            goto out;
+    }
+    res.state = INV_RES_RESERVED;
+    st = inv_res_store(ctx, ev->order_id, &res);
+    if (st != SAGA_OK)
+        goto out;
+
+    /* Fat event: shipping needs the destination, nobody calls back. */
+    msg.n_items = op->n_items;
+    msg.items = op->items;
+    msg.customer_id = op->customer_id;
+    msg.ship_to = op->ship_to;
+    st = inv_emit(ctx, "inventory.reserved", ev->order_id, &msg.base);
+out:
+    if (op != NULL)
+        saga__v1__order_placed__free_unpacked(op, NULL);
+    return st;
+}
+
+/* ---- order.confirmed, order.cancelled --------------------------------- */
+
+static saga_status on_confirmed(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    Saga__V1__OrderConfirmed *oc = NULL;
+    Saga__V1__InventoryCommitted msg = SAGA__V1__INVENTORY_COMMITTED__INIT;
+    Saga__V1__LineItem store[INV_LINES_MAX];
+    Saga__V1__LineItem *items[INV_LINES_MAX];
+    inv_res res;
+    saga_status st;
+    (void)udata;
+
+    oc = saga__v1__order_confirmed__unpack(NULL, ev->payload_len, ev->payload);
+    if (oc == NULL) {
+        st = SAGA_EREJECT;
+        goto out;
+    }
+    st = inv_res_load(ctx, ev->order_id, &res);
+    if (st == SAGA_ENOTFOUND || (st == SAGA_OK && res.state != INV_RES_RESERVED)) {
+        /* Committed already (a redelivery), or nothing held: the order
+         * service confirms only after inventory.reserved, so there is
+         * nothing else this could be. */
+        st = SAGA_OK;
+        goto out;
+    }
+    if (st != SAGA_OK)
+        goto out;
+    st = inv_stock_unhold(ctx, &res, 1);
+    if (st != SAGA_OK)
+        goto out;
+    res.state = INV_RES_COMMITTED;
+    st = inv_res_store(ctx, ev->order_id, &res);
+    if (st != SAGA_OK)
+        goto out;
+    inv_res_items(&res, store, items);
+    msg.n_items = res.nlines;
+    msg.items = items;
+    st = inv_emit(ctx, "inventory.committed", ev->order_id, &msg.base);
+    if (st == SAGA_OK)
+        st = saga_ctx_finish(ctx, ev->order_id);
+out:
+    if (oc != NULL)
+        saga__v1__order_confirmed__free_unpacked(oc, NULL);
+    return st;
+}
+
+static saga_status on_cancelled(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    Saga__V1__OrderCancelled *oc = NULL;
+    saga_status st;
+    (void)udata;
+
+    oc = saga__v1__order_cancelled__unpack(NULL, ev->payload_len, ev->payload);
+    if (oc == NULL || strlen(oc->reason) > REASON_MAX) {
+        st = SAGA_EREJECT;
+        goto out;
+    }
+    st = comp_release(ctx, ev->order_id, oc->reason);
+out:
+    if (oc != NULL)
+        saga__v1__order_cancelled__free_unpacked(oc, NULL);
+    return st;
+}
+
+/* ---- stock commands --------------------------------------------------- */
+
+static saga_status reply_stock(saga_ctx *ctx, const char *error, const char *sku,
+                               const inv_stock *s)
+{
+    Saga__V1__StockReply r = SAGA__V1__STOCK_REPLY__INIT;
+    uint8_t buf[512];
+    r.ok = error == NULL;
+    r.error = (char *)(error != NULL ? error : "");
+    r.sku = (char *)(sku != NULL && inv_valid_sku(sku) ? sku : "");
+    if (s != NULL) {
+        r.available = s->available;
+        r.held = s->held;
+        r.committed = s->committed;
+    }
+    size_t len = saga__v1__stock_reply__get_packed_size(&r);
+    if (len > sizeof(buf))
+        return SAGA_ETOOBIG; /* cannot happen: every string in it is bounded */
+    saga__v1__stock_reply__pack(&r, buf);
+    return saga_ctx_reply(ctx, buf, len);
+}
+
+/* Appends sku to the list of known SKUs; SAGA_ETOOBIG once it is full. */
+static saga_status add_known_sku(saga_ctx *ctx, const char *sku)
+{
+    const void *v = NULL;
+    size_t len = 0, count = 0, slen = strlen(sku);
+    char *list = NULL;
+    saga_status st = saga_ctx_get(ctx, NULL, SKUS_KEY, &v, &len);
+    if (st == SAGA_ENOTFOUND)
+        len = 0;
+    else if (st != SAGA_OK)
+        goto out;
+    for (size_t i = 0; i < len; i++)
+        count += ((const char *)v)[i] == '\n';
+    if (count >= SKUS_MAX) {
+        st = SAGA_ETOOBIG;
+        goto out;
+    }
+    list = malloc(len + slen + 1);
+    if (list == NULL) {
+        st = SAGA_ENOMEM;
+        goto out;
+    }
+    if (len > 0)
+        memcpy(list, v, len); /* v dies with the put below: copy first */
+    memcpy(list + len, sku, slen);
+    list[len + slen] = '\n';
+    st = saga_ctx_put(ctx, NULL, SKUS_KEY, list, len + slen + 1);
+out:
+    free(list);
+    return st;
+}
+
+static saga_status cmd_set(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                           void *udata)
+{
+    Saga__V1__SetStock *req = NULL;
+    inv_stock s;
+    saga_status st;
+    (void)subject;
+    (void)udata;
+
+    req = saga__v1__set_stock__unpack(NULL, len, data);
+    if (req == NULL) {
+        st = reply_stock(ctx, "request does not decode as SetStock", NULL, NULL);
+        goto out;
+    }
+    if (!inv_valid_sku(req->sku)) {
+        st = reply_stock(ctx, "sku must be 1 to 64 of A-Z a-z 0-9 _ -", NULL, NULL);
+        goto out;
+    }
+    if (req->quantity < 0 || req->quantity > STOCK_QTY_MAX) {
+        st = reply_stock(ctx, "quantity must be 0 to 1000000000", req->sku, NULL);
+        goto out;
+    }
+    st = inv_stock_load(ctx, req->sku, &s);
+    if (st == SAGA_ENOTFOUND) {
+        st = add_known_sku(ctx, req->sku);
+        if (st == SAGA_ETOOBIG) {
+            st =
+                reply_stock(ctx, "too many SKUs: the inventory keeps at most 5000", req->sku, NULL);
+            goto out;
+        }
+    }
+    if (st == SAGA_OK) {
+        /* Held and committed belong to orders; only the free amount is set. */
+        s.available = req->quantity;
+        st = inv_stock_store(ctx, req->sku, &s);
+    }
+    if (st != SAGA_OK) {
+        /* The handler's writes are undone; the reply still goes out. */
+        reply_stock(ctx, "store error, try again", req->sku, NULL);
+        goto out;
+    }
+    st = reply_stock(ctx, NULL, req->sku, &s);
+out:
+    if (req != NULL)
+        saga__v1__set_stock__free_unpacked(req, NULL);
+    return st;
+}
+
+static saga_status cmd_get(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                           void *udata)
+{
+    Saga__V1__GetStock *req = NULL;
+    inv_stock s;
+    saga_status st;
+    (void)subject;
+    (void)udata;
+
+    req = saga__v1__get_stock__unpack(NULL, len, data);
+    if (req == NULL) {
+        st = reply_stock(ctx, "request does not decode as GetStock", NULL, NULL);
+        goto out;
+    }
+    if (!inv_valid_sku(req->sku)) {
+        st = reply_stock(ctx, "sku must be 1 to 64 of A-Z a-z 0-9 _ -", NULL, NULL);
+        goto out;
+    }
+    st = inv_stock_load(ctx, req->sku, &s);
+    if (st == SAGA_OK || st == SAGA_ENOTFOUND)
+        st = reply_stock(ctx, NULL, req->sku, &s); /* unknown: zeros, not an error */
+    else
+        reply_stock(ctx, "store error, try again", req->sku, NULL);
+out:
+    if (req != NULL)
+        saga__v1__get_stock__free_unpacked(req, NULL);
+    return st;
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+static void json_stock(jbuf *b, const char *sku, const inv_stock *s)
+{
+    JB_LIT(b, "{\"sku\":");
+    jb_str(b, sku);
+    jb_printf(b, ",\"available\":%lld,\"held\":%lld,\"committed\":%lld}", (long long)s->available,
+              (long long)s->held, (long long)s->committed);
+}
+
+static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                           void *udata)
+{
+    jbuf b = {0};
+    const void *v = NULL;
+    size_t vlen = 0;
+    char *list = NULL;
+    saga_status st;
+    (void)subject;
+    (void)data;
+    (void)len;
+    (void)udata;
+
+    st = saga_ctx_get(ctx, NULL, SKUS_KEY, &v, &vlen);
+    if (st != SAGA_OK && st != SAGA_ENOTFOUND)
+        goto out;
+    /* A private, terminated copy: the stock reads below may move v. */
+    list = malloc(vlen + 1);
+    if (list == NULL) {
+        st = SAGA_ENOMEM;
+        goto out;
+    }
+    if (st == SAGA_OK && vlen > 0)
+        memcpy(list, v, vlen);
+    else
+        vlen = 0;
+    list[vlen] = '\0';
+
+    JB_LIT(&b, "{\"service\":\"inventory\",\"skus\":[");
+    int first = 1;
+    for (char *line = list, *nl; *line != '\0'; line = nl + 1) {
+        inv_stock s;
+        nl = strchr(line, '\n');
+        if (nl == NULL)
+            break; /* every entry ends with a newline; a torn tail is ignored */
+        *nl = '\0';
+        st = inv_stock_load(ctx, line, &s);
+        if (st == SAGA_EINVAL)
+            continue;
+        if (st != SAGA_OK && st != SAGA_ENOTFOUND)
+            goto out;
+        if (!first)
+            jb_add(&b, ",", 1);
+        first = 0;
+        json_stock(&b, line, &s);
+    }
+    JB_LIT(&b, "]}");
+    st = jb_reply(ctx, &b);
+out:
+    if (st != SAGA_OK)
+        saga_ctx_reply(ctx, STORE_ERROR_JSON, sizeof(STORE_ERROR_JSON) - 1);
+    free(b.p);
+    free(list);
+    return st;
+}
+
+/* Copies a query's payload into order as a C string; 0 if it is no order id. */
+static int query_order_id(const uint8_t *data, size_t len, char order[SAGA_ORDER_ID_MAX + 1])
+{
+    if (data == NULL || len == 0 || len > SAGA_ORDER_ID_MAX)
+        return 0;
+    memcpy(order, data, len);
+    order[len] = '\0';
+    return saga_valid_order_id(order);
+}
+
+static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                           void *udata)
+{
+    char order[SAGA_ORDER_ID_MAX + 1];
+    jbuf b = {0};
+    inv_res res;
+    saga_status st;
+    (void)subject;
+    (void)udata;
+
+    if (!query_order_id(data, len, order)) {
+        static const char bad[] = "{\"service\":\"inventory\",\"found\":false,"
+                                  "\"error\":\"payload is not an order id\"}";
+        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
+    }
+    st = inv_res_load(ctx, order, &res);
+    if (st != SAGA_OK && st != SAGA_ENOTFOUND)
+        goto out;
+    int tomb = saga_ctx_has_tombstone(ctx, order, INV_TOMBSTONE);
+    JB_LIT(&b, "{\"service\":\"inventory\",\"order_id\":");
+    jb_str(&b, order);
+    jb_printf(&b, ",\"found\":%s,\"state\":", st == SAGA_OK || tomb ? "true" : "false");
+    jb_str(&b, inv_res_state_name(res.state));
+    JB_LIT(&b, ",\"items\":[");
+    for (uint32_t i = 0; i < res.nlines; i++) {
+        if (i > 0)
+            JB_LIT(&b, ",");
+        JB_LIT(&b, "{\"sku\":");
+        jb_str(&b, res.lines[i].sku);
+        jb_printf(&b, ",\"quantity\":%lld}", (long long)res.lines[i].quantity);
+    }
+    jb_printf(&b, "],\"tombstone\":%s}", tomb ? "true" : "false");
+    st = jb_reply(ctx, &b);
+out:
+    if (st != SAGA_OK && st != SAGA_ENOTFOUND)
+        saga_ctx_reply(ctx, STORE_ERROR_JSON, sizeof(STORE_ERROR_JSON) - 1);
+    free(b.p);
+    return st;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
+{
+    saga_status st;
+    (void)cfg;
+    (void)udata;
+    st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "order.confirmed", on_confirmed, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.cmd.inventory.stock.set", cmd_set, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.cmd.inventory.stock.get", cmd_get, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.q.inventory.stock", q_stock, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.q.inventory.order", q_order, NULL);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    return saga_app_main("inventory",
+                         "Reserves stock for orders (all lines or none), commits it "
+                         "when they are confirmed and releases it when they are "
+                         "cancelled.",
+                         NULL, argc, argv, setup, NULL);
+}

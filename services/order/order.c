@@ -1,0 +1,928 @@
+/* order.c - The order service: accepts orders, starts their saga and decides its
+ * outcome (CONFIRMED or CANCELLED) from the participants' events.
+ *
+ * Rules (docs/saga.md): saga.cmd.order.place validates an order, stores it
+ * PENDING, emits order.placed and sets the timer "deadline"; it is idempotent
+ * on the client's key (global state "idem:<key>" -> order id).
+ * shipment.scheduled confirms a PENDING order; payment.declined,
+ * inventory.rejected, shipment.failed, any "<participant>.vetoed", the cancel
+ * command and the deadline cancel it. Events for a final order are ignored:
+ * the participants compensate on order.cancelled by themselves.
+ *
+ * State: one record per order, key "order" in the order's scope: a fixed
+ * header (order_rec: state, outcome, times) followed by the packed
+ * OrderPlaced of the order (customer, items, total, currency, ship-to,
+ * deadline), so the record and the event that started the saga cannot
+ * disagree. The service never calls saga_ctx_finish(): the records must stay
+ * queryable for the audit. Pruning them after a retention period (and the
+ * "idem:" keys with them) is left for later. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "saga/saga.h"
+#include "commands.pb-c.h"
+#include "events.pb-c.h"
+
+#define REQUEST_MAX (64 * 1024) /* any command larger than this is refused unread */
+#define ITEMS_MAX 100
+#define QUANTITY_MAX 10000
+#define UNIT_CENTS_MAX 10000000LL
+#define IDENT_MAX 64 /* customer ids and SKUs */
+#define IDEM_KEY_MAX 128
+#define DETAIL_MAX 200
+#define DEADLINE_DEFAULT_MS 30000
+#define DEADLINE_MIN_MS 100
+#define DEADLINE_MAX_MS 86400000LL
+#define DEFAULT_CURRENCY "EUR"
+#define DEFAULT_SHIP_TO "DE"
+#define DEADLINE_TIMER "deadline"
+#define RECORD_KEY "order"
+#define RECORD_VERSION 1u
+#define IDEM_PREFIX "idem:"
+#define LOG_LINE_MAX 1024
+
+/* Impossible states (a transition the state machine forbids) abort with the
+ * place they were caught; NDEBUG must not turn them off. */
+#define ORDER_ASSERT(cond)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "saga-order: %s:%d: assertion failed: %s\n", __FILE__, __LINE__,       \
+                    #cond);                                                                        \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static long long deadline_default_ms;
+
+static const saga_app_setting settings[] = {
+    {"ORDER_DEADLINE_MS", "time an order's saga may take before it is cancelled (timeout)",
+     DEADLINE_DEFAULT_MS, DEADLINE_MIN_MS, DEADLINE_MAX_MS, &deadline_default_ms, NULL, NULL},
+    {0}};
+
+typedef enum order_state { ST_PENDING = 1, ST_CONFIRMED = 2, ST_CANCELLED = 3 } order_state;
+
+/* The fixed header of an order's record; placed_len bytes of packed
+ * OrderPlaced follow it. Written raw: the LMDB file never leaves this
+ * service, and the version lets a later layout refuse this one. */
+typedef struct order_rec {
+    uint32_t version;    /* RECORD_VERSION */
+    uint32_t state;      /* order_state */
+    int64_t placed_ms;   /* when the place command was accepted */
+    int64_t final_ms;    /* when it became CONFIRMED or CANCELLED; 0 while PENDING */
+    uint32_t placed_len; /* bytes of packed OrderPlaced after the header */
+    char reason[24];     /* payment_declined, out_of_stock, ... ; "" unless CANCELLED */
+    char failed_step[SAGA_TYPE_MAX + 1];     /* event type or vetoing participant */
+    char shipment_id[SAGA_ORDER_ID_MAX + 1]; /* set when CONFIRMED */
+    char detail[DETAIL_MAX + 1];             /* human-readable, valid UTF-8 */
+} order_rec;
+
+/* ---- logging ---------------------------------------------------------- */
+
+/* The executable's log sink, copied from the runtime's configuration in
+ * setup() before the service runs and only read afterwards. */
+static struct {
+    saga_log_fn fn;
+    void *udata;
+    saga_log_level level;
+} logger;
+
+static void log_line(saga_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Checks the level first so a line that is off is never formatted. */
+#define LOG(lvl, ...)                                                                              \
+    do {                                                                                           \
+        if (logger.fn != NULL && (lvl) <= logger.level)                                            \
+            log_line((lvl), __VA_ARGS__);                                                          \
+    } while (0)
+
+static void log_line(saga_log_level lvl, const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    va_list ap;
+    int n = snprintf(line, sizeof(line), "svc=order ");
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    logger.fn(logger.udata, lvl, line);
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const char *state_name(uint32_t st)
+{
+    return st == ST_CONFIRMED ? "CONFIRMED" : st == ST_CANCELLED ? "CANCELLED" : "PENDING";
+}
+
+static const char *str_or(const char *s, const char *def)
+{
+    return s != NULL && s[0] != '\0' ? s : def;
+}
+
+/* [A-Za-z0-9_-]{1,max} */
+static int valid_ident(const char *s, size_t max)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (n >= max || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                          (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+/* Printable ASCII without spaces, 1..max: idempotency keys, shipment ids. */
+static int valid_token(const char *s, size_t max)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return 0;
+    for (; s[n] != '\0'; n++)
+        if (n >= max || (unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f)
+            return 0;
+    return n > 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
+    if (s[0] == 0xe0)
+        lo = 0xa0;
+    else if (s[0] == 0xed)
+        hi = 0x9f;
+    else if (s[0] == 0xf0)
+        lo = 0x90;
+    else if (s[0] == 0xf4)
+        hi = 0x8f;
+    if (len > n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* Copies free text from the network into dst (cap bytes): control characters
+ * become spaces, invalid UTF-8 becomes '?', and a cut never splits a
+ * character, so what is stored is always safe to show and to put in JSON. */
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0, slen = src != NULL ? strlen(src) : 0;
+    const unsigned char *s = (const unsigned char *)src;
+    for (size_t i = 0; i < slen;) {
+        size_t len = utf8_seq(s + i, slen - i);
+        if (len == 0) {
+            if (n + 1 >= cap)
+                break;
+            dst[n++] = '?';
+            i++;
+            continue;
+        }
+        if (n + len >= cap)
+            break;
+        if (len == 1 && (s[i] < 0x20 || s[i] == 0x7f))
+            dst[n] = ' ';
+        else
+            memcpy(dst + n, s + i, len);
+        n += len;
+        i += len;
+    }
+    dst[n] = '\0';
+}
+
+/* Packs msg into a new buffer: *out is freed by the caller with free(). */
+static saga_status pack_msg(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(msg);
+    *out = malloc(*len ? *len : 1);
+    if (*out == NULL)
+        return SAGA_ENOMEM;
+    protobuf_c_message_pack(msg, *out);
+    return SAGA_OK;
+}
+
+static saga_status emit_msg(saga_ctx *ctx, const char *type, const char *order_id,
+                            const ProtobufCMessage *msg)
+{
+    uint8_t *buf;
+    size_t len;
+    saga_status st = pack_msg(msg, &buf, &len);
+    if (st != SAGA_OK)
+        return st;
+    st = saga_ctx_emit(ctx, type, order_id, 1, buf, len);
+    free(buf);
+    return st;
+}
+
+static saga_status reply_msg(saga_ctx *ctx, const ProtobufCMessage *msg)
+{
+    uint8_t *buf;
+    size_t len;
+    saga_status st = pack_msg(msg, &buf, &len);
+    if (st != SAGA_OK)
+        return st;
+    st = saga_ctx_reply(ctx, buf, len);
+    free(buf);
+    return st;
+}
+
+/* ---- the order record ------------------------------------------------- */
+
+/* Reads order_id's record: the header into *h and the order into *placed,
+ * which the caller frees with saga__v1__order_placed__free_unpacked(). Both
+ * are set only on SAGA_OK; SAGA_ENOTFOUND if there is no such order,
+ * SAGA_EVALIDATE if the stored bytes are not a record of this layout. */
+static saga_status rec_load(saga_ctx *ctx, const char *order_id, order_rec *h,
+                            Saga__V1__OrderPlaced **placed)
+{
+    const void *v;
+    size_t len;
+    order_rec r;
+    saga_status st = saga_ctx_get(ctx, order_id, RECORD_KEY, &v, &len);
+    if (st != SAGA_OK)
+        return st;
+    if (len < sizeof(r))
+        return SAGA_EVALIDATE;
+    memcpy(&r, v, sizeof(r)); /* LMDB values carry no alignment guarantee */
+    if (r.version != RECORD_VERSION || r.state < ST_PENDING || r.state > ST_CANCELLED ||
+        r.placed_len != len - sizeof(r))
+        return SAGA_EVALIDATE;
+    r.reason[sizeof(r.reason) - 1] = '\0';
+    r.failed_step[sizeof(r.failed_step) - 1] = '\0';
+    r.shipment_id[sizeof(r.shipment_id) - 1] = '\0';
+    r.detail[sizeof(r.detail) - 1] = '\0';
+    *placed = saga__v1__order_placed__unpack(NULL, r.placed_len, (const uint8_t *)v + sizeof(r));
+    if (*placed == NULL)
+        return SAGA_EVALIDATE;
+    *h = r;
+    return SAGA_OK;
+}
+
+static saga_status rec_store(saga_ctx *ctx, const char *order_id, const order_rec *h,
+                             const Saga__V1__OrderPlaced *placed)
+{
+    order_rec r = *h;
+    size_t plen = saga__v1__order_placed__get_packed_size(placed);
+    uint8_t *buf = malloc(sizeof(r) + plen);
+    saga_status st;
+    if (buf == NULL)
+        return SAGA_ENOMEM;
+    r.placed_len = (uint32_t)plen;
+    memcpy(buf, &r, sizeof(r));
+    saga__v1__order_placed__pack(placed, buf + sizeof(r));
+    st = saga_ctx_put(ctx, order_id, RECORD_KEY, buf, sizeof(r) + plen);
+    free(buf);
+    return st;
+}
+
+/* Moves a PENDING order to its final state, stores it, drops its deadline
+ * and emits order.confirmed or order.cancelled. */
+static saga_status finalize(saga_ctx *ctx, const char *order_id, order_rec *h,
+                            const Saga__V1__OrderPlaced *placed, order_state to, const char *reason,
+                            const char *failed_step, const char *detail, const char *shipment_id)
+{
+    saga_status st;
+    ORDER_ASSERT(h->state == ST_PENDING);
+    ORDER_ASSERT(to == ST_CONFIRMED || to == ST_CANCELLED);
+    h->state = to;
+    h->final_ms = saga_ctx_now_ms(ctx);
+    snprintf(h->reason, sizeof(h->reason), "%s", reason);
+    snprintf(h->failed_step, sizeof(h->failed_step), "%s", failed_step);
+    snprintf(h->shipment_id, sizeof(h->shipment_id), "%s", shipment_id);
+    copy_text(h->detail, sizeof(h->detail), detail);
+
+    st = rec_store(ctx, order_id, h, placed);
+    if (st == SAGA_OK)
+        st = saga_ctx_timer_cancel(ctx, order_id, DEADLINE_TIMER);
+    if (st != SAGA_OK)
+        return st;
+    if (to == ST_CONFIRMED) {
+        Saga__V1__OrderConfirmed m = SAGA__V1__ORDER_CONFIRMED__INIT;
+        m.customer_id = placed->customer_id;
+        m.n_items = placed->n_items;
+        m.items = placed->items;
+        m.total_cents = placed->total_cents;
+        m.currency = placed->currency;
+        m.shipment_id = h->shipment_id;
+        st = emit_msg(ctx, "order.confirmed", order_id, &m.base);
+    } else {
+        Saga__V1__OrderCancelled m = SAGA__V1__ORDER_CANCELLED__INIT;
+        m.customer_id = placed->customer_id;
+        m.n_items = placed->n_items;
+        m.items = placed->items;
+        m.total_cents = placed->total_cents;
+        m.currency = placed->currency;
+        m.reason = h->reason;
+        m.failed_step = h->failed_step;
+        m.detail = h->detail;
+        st = emit_msg(ctx, "order.cancelled", order_id, &m.base);
+    }
+    if (st == SAGA_OK)
+        LOG(SAGA_LOG_INFO, "event=%s order=%s reason=%s failed_step=%s",
+            to == ST_CONFIRMED ? "confirmed" : "cancelled", order_id, h->reason, h->failed_step);
+    return st;
+}
+
+/* Applies an outcome to order_id if it is still PENDING. Returns a handler
+ * status: SAGA_OK (done, or nothing to do) or SAGA_ERETRY. */
+static saga_status settle(saga_ctx *ctx, const char *order_id, order_state to, const char *reason,
+                          const char *failed_step, const char *detail, const char *shipment_id)
+{
+    order_rec h;
+    Saga__V1__OrderPlaced *placed = NULL;
+    saga_status st = rec_load(ctx, order_id, &h, &placed);
+    if (st == SAGA_ENOTFOUND) {
+        /* Every participant event follows an order.placed this service
+         * committed, so this one belongs to no order of ours. */
+        LOG(SAGA_LOG_WARN, "event=ignored order=%s reason=unknown_order step=%s", order_id,
+            failed_step);
+        return SAGA_OK;
+    }
+    if (st != SAGA_OK)
+        goto out;
+    if (h.state != ST_PENDING)
+        LOG(SAGA_LOG_DEBUG, "event=ignored order=%s state=%s step=%s", order_id,
+            state_name(h.state), failed_step);
+    else
+        st = finalize(ctx, order_id, &h, placed, to, reason, failed_step, detail, shipment_id);
+out:
+    if (st != SAGA_OK)
+        LOG(SAGA_LOG_WARN, "event=retry order=%s error=\"%s\"", order_id, saga_strerror(st));
+    saga__v1__order_placed__free_unpacked(placed, NULL);
+    return st == SAGA_OK ? SAGA_OK : SAGA_ERETRY;
+}
+
+/* ---- events and the deadline ------------------------------------------ */
+
+static saga_status reject(const saga_event *ev, const char *why)
+{
+    LOG(SAGA_LOG_WARN, "event=reject type=%s order=%s event_id=%s error=\"%s\"", ev->type,
+        ev->order_id, ev->event_id, why);
+    return SAGA_EREJECT;
+}
+
+static saga_status on_scheduled(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    saga_status rv;
+    (void)udata;
+    Saga__V1__ShipmentScheduled *m =
+        saga__v1__shipment_scheduled__unpack(NULL, ev->payload_len, ev->payload);
+    if (m == NULL)
+        return reject(ev, "ShipmentScheduled does not unpack");
+    if (!valid_token(m->shipment_id, SAGA_ORDER_ID_MAX))
+        rv = reject(ev, "shipment_id is not 1 to 64 printable characters");
+    else
+        rv = settle(ctx, ev->order_id, ST_CONFIRMED, "", "", "", m->shipment_id);
+    saga__v1__shipment_scheduled__free_unpacked(m, NULL);
+    return rv;
+}
+
+static saga_status on_declined(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    (void)udata;
+    Saga__V1__PaymentDeclined *m =
+        saga__v1__payment_declined__unpack(NULL, ev->payload_len, ev->payload);
+    if (m == NULL)
+        return reject(ev, "PaymentDeclined does not unpack");
+    saga_status rv = settle(ctx, ev->order_id, ST_CANCELLED, "payment_declined", ev->type,
+                            str_or(m->reason, "the payment was declined"), "");
+    saga__v1__payment_declined__free_unpacked(m, NULL);
+    return rv;
+}
+
+static saga_status on_rejected(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    char detail[DETAIL_MAX + 1];
+    (void)udata;
+    Saga__V1__InventoryRejected *m =
+        saga__v1__inventory_rejected__unpack(NULL, ev->payload_len, ev->payload);
+    if (m == NULL)
+        return reject(ev, "InventoryRejected does not unpack");
+    snprintf(detail, sizeof(detail), "out of stock: sku %.64s, asked %ld, available %lld",
+             str_or(m->sku, "?"), (long)m->asked, (long long)m->available);
+    saga_status rv = settle(ctx, ev->order_id, ST_CANCELLED, "out_of_stock", ev->type, detail, "");
+    saga__v1__inventory_rejected__free_unpacked(m, NULL);
+    return rv;
+}
+
+static saga_status on_ship_failed(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    char detail[DETAIL_MAX + 1];
+    (void)udata;
+    Saga__V1__ShipmentFailed *m =
+        saga__v1__shipment_failed__unpack(NULL, ev->payload_len, ev->payload);
+    if (m == NULL)
+        return reject(ev, "ShipmentFailed does not unpack");
+    if (m->reason != NULL && m->reason[0] != '\0')
+        snprintf(detail, sizeof(detail), "%s", m->reason);
+    else
+        snprintf(detail, sizeof(detail), "cannot ship to %.8s", str_or(m->ship_to, "?"));
+    saga_status rv =
+        settle(ctx, ev->order_id, ST_CANCELLED, "shipping_failed", ev->type, detail, "");
+    saga__v1__shipment_failed__free_unpacked(m, NULL);
+    return rv;
+}
+
+static saga_status on_vetoed(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    saga_status rv;
+    (void)udata;
+    Saga__V1__ParticipantVetoed *m =
+        saga__v1__participant_vetoed__unpack(NULL, ev->payload_len, ev->payload);
+    if (m == NULL)
+        return reject(ev, "ParticipantVetoed does not unpack");
+    /* A veto without a participant name is the producer's own. */
+    const char *who = str_or(m->participant, ev->producer);
+    if (!saga_valid_producer(who))
+        rv = reject(ev, "participant is not a service name");
+    else
+        rv = settle(ctx, ev->order_id, ST_CANCELLED, "vetoed", who,
+                    str_or(m->reason, "vetoed without a reason"), "");
+    saga__v1__participant_vetoed__free_unpacked(m, NULL);
+    return rv;
+}
+
+static saga_status on_timer(saga_ctx *ctx, const char *order_id, const char *name,
+                            const uint8_t *data, size_t len, void *udata)
+{
+    (void)data;
+    (void)len;
+    (void)udata;
+    if (strcmp(name, DEADLINE_TIMER) != 0) {
+        LOG(SAGA_LOG_WARN, "event=ignored order=%s timer=%s reason=unknown_timer", order_id, name);
+        return SAGA_OK;
+    }
+    return settle(ctx, order_id, ST_CANCELLED, "timeout", "",
+                  "the order did not complete before its deadline", "");
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+/* Checks a PlaceOrder against docs/saga.md; fills err with a sentence for
+ * the user and returns 0 if it fails, else sets *total and returns 1. */
+static int validate_place(const Saga__V1__PlaceOrder *req, int64_t *total, char *err, size_t cap)
+{
+    const char *cur = str_or(req->currency, DEFAULT_CURRENCY);
+    const char *to = str_or(req->ship_to, DEFAULT_SHIP_TO);
+    int64_t sum = 0;
+
+    if (req->idempotency_key != NULL && req->idempotency_key[0] != '\0' &&
+        !valid_token(req->idempotency_key, IDEM_KEY_MAX)) {
+        snprintf(err, cap,
+                 "The idempotency key must be 1 to %d printable ASCII characters without spaces.",
+                 IDEM_KEY_MAX);
+        return 0;
+    }
+    if (!valid_ident(req->customer_id, IDENT_MAX)) {
+        snprintf(err, cap,
+                 "The customer id must be 1 to %d characters from A-Z, a-z, 0-9, _ and -.",
+                 IDENT_MAX);
+        return 0;
+    }
+    if (req->n_items < 1 || req->n_items > ITEMS_MAX) {
+        snprintf(err, cap, "An order needs 1 to %d items; this one has %zu.", ITEMS_MAX,
+                 req->n_items);
+        return 0;
+    }
+    for (size_t i = 0; i < req->n_items; i++) {
+        const Saga__V1__LineItem *it = req->items[i];
+        if (it == NULL || !valid_ident(it->sku, IDENT_MAX)) {
+            snprintf(err, cap,
+                     "Item %zu: the SKU must be 1 to %d characters from A-Z, a-z, 0-9, _ and -.",
+                     i + 1, IDENT_MAX);
+            return 0;
+        }
+        if (it->quantity < 1 || it->quantity > QUANTITY_MAX) {
+            snprintf(err, cap, "Item %zu (%s): the quantity must be between 1 and %d.", i + 1,
+                     it->sku, QUANTITY_MAX);
+            return 0;
+        }
+        if (it->unit_cents < 1 || it->unit_cents > UNIT_CENTS_MAX) {
+            snprintf(err, cap, "Item %zu (%s): the unit price must be between 1 and %lld cents.",
+                     i + 1, it->sku, UNIT_CENTS_MAX);
+            return 0;
+        }
+        /* One line per SKU, so a participant that checks stock line by line
+         * cannot promise the same units twice. */
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(req->items[j]->sku, it->sku) == 0) {
+                snprintf(err, cap,
+                         "Item %zu: SKU %s is already on item %zu; put its whole "
+                         "quantity on one line.",
+                         i + 1, it->sku, j + 1);
+                return 0;
+            }
+        }
+        sum += (int64_t)it->quantity * it->unit_cents; /* at most 1e13: no overflow */
+    }
+    if (strcmp(cur, "EUR") != 0 && strcmp(cur, "USD") != 0 && strcmp(cur, "GBP") != 0) {
+        snprintf(err, cap, "The currency must be EUR, USD or GBP.");
+        return 0;
+    }
+    if (strlen(to) != 2 || to[0] < 'A' || to[0] > 'Z' || to[1] < 'A' || to[1] > 'Z') {
+        snprintf(err, cap, "The ship-to country must be two upper-case letters, such as DE.");
+        return 0;
+    }
+    if (req->deadline_ms != 0 &&
+        (req->deadline_ms < DEADLINE_MIN_MS || req->deadline_ms > DEADLINE_MAX_MS)) {
+        snprintf(err, cap, "The deadline must be between %d and %lld ms, or 0 for the default.",
+                 DEADLINE_MIN_MS, DEADLINE_MAX_MS);
+        return 0;
+    }
+    *total = sum;
+    return 1;
+}
+
+/* Looks the idempotency key up; copies the earlier order's id into out. */
+static saga_status idem_get(saga_ctx *ctx, const char *key, char *out, size_t cap)
+{
+    const void *v;
+    size_t len;
+    saga_status st = saga_ctx_get(ctx, NULL, key, &v, &len);
+    if (st != SAGA_OK)
+        return st;
+    if (len == 0 || len >= cap)
+        return SAGA_EVALIDATE;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return SAGA_OK;
+}
+
+/* saga.cmd.order.place: PlaceOrder -> PlaceOrderReply. */
+static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                            void *udata)
+{
+    Saga__V1__PlaceOrder *req = NULL;
+    Saga__V1__PlaceOrderReply rep = SAGA__V1__PLACE_ORDER_REPLY__INIT;
+    Saga__V1__OrderPlaced placed = SAGA__V1__ORDER_PLACED__INIT;
+    Saga__V1__LineItem lines[ITEMS_MAX], *linep[ITEMS_MAX];
+    char err[256] = "", key[sizeof(IDEM_PREFIX) + IDEM_KEY_MAX];
+    char order_id[SAGA_ORDER_ID_MAX + 1];
+    int64_t total = 0, now = saga_ctx_now_ms(ctx);
+    order_rec h;
+    saga_status st = SAGA_OK, rs;
+    (void)subject;
+    (void)udata;
+
+    key[0] = '\0';
+    if (len > REQUEST_MAX) {
+        snprintf(err, sizeof(err), "The request is %zu bytes; the limit is %d.", len, REQUEST_MAX);
+        goto reply;
+    }
+    req = saga__v1__place_order__unpack(NULL, len, data);
+    if (req == NULL) {
+        snprintf(err, sizeof(err), "The request is not a PlaceOrder message.");
+        goto reply;
+    }
+    if (!validate_place(req, &total, err, sizeof(err)))
+        goto reply;
+    if (req->idempotency_key != NULL && req->idempotency_key[0] != '\0') {
+        snprintf(key, sizeof(key), IDEM_PREFIX "%s", req->idempotency_key);
+        st = idem_get(ctx, key, order_id, sizeof(order_id));
+        if (st == SAGA_OK) {
+            rep.ok = 1;
+            rep.duplicate = 1;
+            rep.order_id = order_id;
+            LOG(SAGA_LOG_INFO, "event=duplicate order=%s", order_id);
+            goto reply;
+        }
+        if (st != SAGA_ENOTFOUND)
+            goto fail;
+        st = SAGA_OK;
+    }
+
+    saga_ulid_new(order_id);
+    /* Fresh line items: protobuf-c packs the unknown fields of a message
+     * again, and only what was validated may reach the event. */
+    for (size_t i = 0; i < req->n_items; i++) {
+        saga__v1__line_item__init(&lines[i]);
+        lines[i].sku = req->items[i]->sku;
+        lines[i].quantity = req->items[i]->quantity;
+        lines[i].unit_cents = req->items[i]->unit_cents;
+        linep[i] = &lines[i];
+    }
+    placed.customer_id = req->customer_id;
+    placed.n_items = req->n_items;
+    placed.items = linep;
+    placed.total_cents = total;
+    placed.currency = (char *)str_or(req->currency, DEFAULT_CURRENCY);
+    placed.ship_to = (char *)str_or(req->ship_to, DEFAULT_SHIP_TO);
+    placed.deadline_unix_ms =
+        now + (req->deadline_ms != 0 ? req->deadline_ms : deadline_default_ms);
+    memset(&h, 0, sizeof(h));
+    h.version = RECORD_VERSION;
+    h.state = ST_PENDING;
+    h.placed_ms = now;
+
+    st = rec_store(ctx, order_id, &h, &placed);
+    if (st == SAGA_OK && key[0] != '\0')
+        st = saga_ctx_put(ctx, NULL, key, order_id, strlen(order_id));
+    if (st == SAGA_OK)
+        st = emit_msg(ctx, "order.placed", order_id, &placed.base);
+    if (st == SAGA_OK)
+        st = saga_ctx_timer_set(ctx, order_id, DEADLINE_TIMER, placed.deadline_unix_ms, NULL, 0);
+    if (st != SAGA_OK)
+        goto fail;
+    rep.ok = 1;
+    rep.order_id = order_id;
+    LOG(SAGA_LOG_INFO, "event=placed order=%s customer=%s items=%zu total_cents=%lld", order_id,
+        placed.customer_id, placed.n_items, (long long)total);
+    goto reply;
+fail:
+    /* The runtime undoes this handler's writes: nothing was placed. */
+    LOG(SAGA_LOG_WARN, "event=place_failed error=\"%s\"", saga_strerror(st));
+    snprintf(err, sizeof(err),
+             "The order could not be stored (%s); retry with the same idempotency key.",
+             saga_strerror(st));
+reply:
+    if (!rep.ok)
+        rep.error = err;
+    rs = reply_msg(ctx, &rep.base);
+    saga__v1__place_order__free_unpacked(req, NULL);
+    return st != SAGA_OK ? st : rs;
+}
+
+/* saga.cmd.order.cancel: CancelOrder -> CommandReply. The reason of a
+ * cancellation by command is always "customer"; the client's text goes to
+ * the detail, so the reasons stay one closed set for participants. */
+static saga_status on_cancel(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                             void *udata)
+{
+    Saga__V1__CancelOrder *req = NULL;
+    Saga__V1__CommandReply rep = SAGA__V1__COMMAND_REPLY__INIT;
+    Saga__V1__OrderPlaced *placed = NULL;
+    order_rec h;
+    char err[256] = "";
+    saga_status st = SAGA_OK, rs;
+    (void)subject;
+    (void)udata;
+
+    if (len > REQUEST_MAX) {
+        snprintf(err, sizeof(err), "The request is %zu bytes; the limit is %d.", len, REQUEST_MAX);
+        goto reply;
+    }
+    req = saga__v1__cancel_order__unpack(NULL, len, data);
+    if (req == NULL) {
+        snprintf(err, sizeof(err), "The request is not a CancelOrder message.");
+        goto reply;
+    }
+    if (!saga_valid_order_id(req->order_id)) {
+        snprintf(err, sizeof(err),
+                 "The order id must be 1 to %d characters from A-Z, a-z, 0-9, _ and -.",
+                 SAGA_ORDER_ID_MAX);
+        goto reply;
+    }
+    st = rec_load(ctx, req->order_id, &h, &placed);
+    if (st == SAGA_ENOTFOUND) {
+        st = SAGA_OK;
+        snprintf(err, sizeof(err), "There is no order %s.", req->order_id);
+        goto reply;
+    }
+    if (st != SAGA_OK)
+        goto fail;
+    switch (h.state) {
+    case ST_CONFIRMED:
+        snprintf(err, sizeof(err), "order is already confirmed");
+        break;
+    case ST_CANCELLED:
+        rep.ok = 1; /* cancelling twice is not an error: the outcome is the one asked for */
+        break;
+    default:
+        st = finalize(ctx, req->order_id, &h, placed, ST_CANCELLED, "customer", "",
+                      str_or(req->reason, "cancelled by the customer"), "");
+        if (st != SAGA_OK)
+            goto fail;
+        rep.ok = 1;
+        break;
+    }
+    rep.state = (char *)state_name(h.state);
+    goto reply;
+fail:
+    LOG(SAGA_LOG_WARN, "event=cancel_failed order=%s error=\"%s\"", req->order_id,
+        saga_strerror(st));
+    snprintf(err, sizeof(err), "The cancellation could not be stored (%s); retry.",
+             saga_strerror(st));
+reply:
+    if (!rep.ok)
+        rep.error = err;
+    rs = reply_msg(ctx, &rep.base);
+    saga__v1__order_placed__free_unpacked(placed, NULL);
+    saga__v1__cancel_order__free_unpacked(req, NULL);
+    return st != SAGA_OK ? st : rs;
+}
+
+/* ---- the query -------------------------------------------------------- */
+
+/* A growing JSON text; after an allocation failure every append is a no-op
+ * and failed is set. */
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} jbuf;
+
+static void jb_raw(jbuf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void jb_lit(jbuf *b, const char *s)
+{
+    jb_raw(b, s, strlen(s));
+}
+
+/* Appends s as a quoted JSON string. Stored strings are valid UTF-8 (they
+ * were validated or passed through copy_text()), so only quotes,
+ * backslashes and control characters need escaping. */
+static void jb_str(jbuf *b, const char *s)
+{
+    jb_raw(b, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            jb_raw(b, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            int n = snprintf(esc, sizeof(esc), "\\u%04x", c);
+            jb_raw(b, esc, (size_t)n);
+        } else {
+            jb_raw(b, s, 1);
+        }
+    }
+    jb_raw(b, "\"", 1);
+}
+
+static void jb_int(jbuf *b, long long v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%lld", v);
+    jb_raw(b, num, (size_t)n);
+}
+
+/* ,"key":"value" */
+static void jb_kstr(jbuf *b, const char *key, const char *val)
+{
+    jb_lit(b, ",\"");
+    jb_lit(b, key);
+    jb_lit(b, "\":");
+    jb_str(b, val != NULL ? val : "");
+}
+
+/* ,"key":123 */
+static void jb_kint(jbuf *b, const char *key, long long val)
+{
+    jb_lit(b, ",\"");
+    jb_lit(b, key);
+    jb_lit(b, "\":");
+    jb_int(b, val);
+}
+
+static void order_json(jbuf *b, const char *order_id, const order_rec *h,
+                       const Saga__V1__OrderPlaced *p)
+{
+    jb_lit(b, "{\"service\":\"order\"");
+    jb_kstr(b, "order_id", order_id);
+    jb_lit(b, ",\"found\":true");
+    jb_kstr(b, "state", state_name(h->state));
+    jb_kstr(b, "reason", h->reason);
+    jb_kstr(b, "failed_step", h->failed_step);
+    jb_kstr(b, "detail", h->detail);
+    jb_kstr(b, "customer_id", p->customer_id);
+    jb_kint(b, "total_cents", (long long)p->total_cents);
+    jb_kstr(b, "currency", p->currency);
+    jb_kstr(b, "ship_to", p->ship_to);
+    jb_kstr(b, "shipment_id", h->shipment_id);
+    jb_kint(b, "placed_ms", (long long)h->placed_ms);
+    jb_kint(b, "deadline_ms", (long long)p->deadline_unix_ms);
+    jb_kint(b, "final_ms", (long long)h->final_ms);
+    jb_lit(b, ",\"items\":[");
+    for (size_t i = 0; i < p->n_items; i++) {
+        const Saga__V1__LineItem *it = p->items[i];
+        jb_lit(b, i > 0 ? ",{\"sku\":" : "{\"sku\":");
+        jb_str(b, it->sku);
+        jb_kint(b, "quantity", (long long)it->quantity);
+        jb_kint(b, "unit_cents", (long long)it->unit_cents);
+        jb_lit(b, "}");
+    }
+    jb_lit(b, "]}");
+}
+
+/* saga.q.order.order: payload is the order id; replies one JSON object. */
+static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                            void *udata)
+{
+    char order_id[SAGA_ORDER_ID_MAX + 1];
+    order_rec h;
+    Saga__V1__OrderPlaced *placed = NULL;
+    jbuf b = {NULL, 0, 0, 0};
+    saga_status st;
+    (void)subject;
+    (void)udata;
+
+    /* Tolerate the newline a shell pipeline adds. */
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+        len--;
+    order_id[0] = '\0';
+    if (len > 0 && len <= SAGA_ORDER_ID_MAX) {
+        memcpy(order_id, data, len);
+        order_id[len] = '\0';
+    }
+    if (!saga_valid_order_id(order_id)) {
+        static const char bad[] = "{\"service\":\"order\",\"found\":false,\"error\":\"the payload "
+                                  "must be an order id: 1 to 64 characters from A-Z, a-z, 0-9, "
+                                  "_ and -\"}";
+        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
+    }
+    st = rec_load(ctx, order_id, &h, &placed);
+    if (st == SAGA_OK) {
+        order_json(&b, order_id, &h, placed);
+    } else {
+        jb_lit(&b, "{\"service\":\"order\"");
+        jb_kstr(&b, "order_id", order_id);
+        if (st == SAGA_ENOTFOUND)
+            jb_lit(&b, ",\"found\":false");
+        else
+            jb_kstr(&b, "error", saga_strerror(st));
+        jb_lit(&b, "}");
+    }
+    st = b.failed ? SAGA_ENOMEM : saga_ctx_reply(ctx, b.p, b.len);
+    free(b.p);
+    saga__v1__order_placed__free_unpacked(placed, NULL);
+    return st;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
+{
+    saga_status st;
+    (void)udata;
+    logger.fn = cfg->log;
+    logger.udata = cfg->log_udata;
+    logger.level = cfg->log_level;
+
+    st = saga_service_subscribe(svc, "shipment.scheduled", on_scheduled, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "payment.declined", on_declined, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "inventory.rejected", on_rejected, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "shipment.failed", on_ship_failed, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "*.vetoed", on_vetoed, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_on_timer(svc, on_timer, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.cmd.order.place", on_place, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.cmd.order.cancel", on_cancel, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.q.order.order", on_query, NULL);
+    if (st == SAGA_OK)
+        LOG(SAGA_LOG_INFO, "event=configured deadline_ms=%lld", deadline_default_ms);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    return saga_app_main("order",
+                         "Accepts orders, starts their saga and decides the outcome: "
+                         "CONFIRMED or CANCELLED.",
+                         settings, argc, argv, setup, NULL);
+}

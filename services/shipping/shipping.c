@@ -1,0 +1,310 @@
+/* shipping.c - saga-shipping: schedules a shipment once an order is paid for and its stock held.
+ *
+ * A join of payment.charged and inventory.reserved, which arrive in either
+ * order: the first is recorded in LMDB and waits; the second schedules the
+ * shipment (shipment.scheduled), or fails it when the destination is not
+ * served (shipment.failed). order.cancelled calls a scheduled shipment off
+ * through compensations/cancel_shipment.c, or leaves a tombstone so the join
+ * never schedules. The state layout is in ship_state.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compensations.h"
+#include "events.pb-c.h"
+#include "saga/saga.h"
+#include "ship_state.h"
+
+#define DEFAULT_UNSERVED "XX,ZZ"
+#define REASON_MAX 256
+
+/* SHIPPING_UNSERVED: read once by saga_app_main before any handler runs. */
+static const char *unserved;
+
+static const saga_app_setting settings[] = {
+    {"SHIPPING_UNSERVED", "comma-separated destinations (ISO 3166 alpha-2) that always fail", 0, 0,
+     0, NULL, &unserved, DEFAULT_UNSERVED},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL}};
+
+/* Whether ship_to is one of the comma-separated codes in the setting;
+ * spaces around a code are ignored. */
+static int is_unserved(const char *ship_to)
+{
+    size_t n = strlen(ship_to);
+    const char *p = unserved != NULL ? unserved : DEFAULT_UNSERVED;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p != '\0' && *p != ',' && *p != ' ')
+            p++;
+        if ((size_t)(p - start) == n && n > 0 && memcmp(start, ship_to, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int valid_ship_to(const char *s)
+{
+    return strlen(s) == SHIP_TO_LEN && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
+}
+
+/* Runs when both halves of the join are in: schedules or fails, once. */
+static saga_status schedule(saga_ctx *ctx, const char *order_id, ship_rec *rec)
+{
+    saga_status st;
+    if (is_unserved(rec->ship_to)) {
+        Saga__V1__ShipmentFailed msg = SAGA__V1__SHIPMENT_FAILED__INIT;
+        char reason[64];
+        snprintf(reason, sizeof(reason), "destination %s is not served", rec->ship_to);
+        rec->phase = SHIP_FAILED;
+        st = ship_rec_store(ctx, order_id, rec);
+        msg.ship_to = rec->ship_to;
+        msg.reason = reason;
+        if (st == SAGA_OK)
+            st = ship_emit(ctx, "shipment.failed", order_id, &msg.base);
+        /* The order will be cancelled; nothing is left to do here. */
+        if (st == SAGA_OK)
+            st = saga_ctx_finish(ctx, order_id);
+        return st;
+    }
+    Saga__V1__ShipmentScheduled msg = SAGA__V1__SHIPMENT_SCHEDULED__INIT;
+    saga_ulid_new(rec->shipment_id);
+    snprintf(rec->carrier, sizeof(rec->carrier), "%s", SHIP_CARRIER);
+    rec->phase = SHIP_SCHEDULED;
+    st = ship_rec_store(ctx, order_id, rec);
+    msg.shipment_id = rec->shipment_id;
+    msg.ship_to = rec->ship_to;
+    msg.carrier = rec->carrier;
+    if (st == SAGA_OK)
+        st = ship_emit(ctx, "shipment.scheduled", order_id, &msg.base);
+    /* Shipping hears nothing more of a confirmed order, so this is its end
+     * unless a cancellation is already under way; that one arrives within
+     * the order's deadline, long before the retention period prunes. */
+    if (st == SAGA_OK)
+        st = saga_ctx_finish(ctx, order_id);
+    return st;
+}
+
+/* Records one half of the join (charged, or reserved with its ship_to) and
+ * schedules when both are in. */
+static saga_status join(saga_ctx *ctx, const char *order_id, int charged, const char *ship_to)
+{
+    ship_rec rec;
+    saga_status st = ship_rec_load(ctx, order_id, &rec);
+    if (st != SAGA_OK && st != SAGA_ENOTFOUND)
+        return st;
+    if (charged) {
+        if (rec.charged)
+            return SAGA_OK; /* seen before: a redelivery past the inbox */
+        rec.charged = 1;
+    } else {
+        if (rec.reserved)
+            return SAGA_OK;
+        rec.reserved = 1;
+        snprintf(rec.ship_to, sizeof(rec.ship_to), "%s", ship_to);
+    }
+    if (rec.phase == SHIP_NONE)
+        rec.phase = SHIP_WAITING;
+    /* Cancelled first: remember what came, but never schedule. */
+    if (rec.phase == SHIP_WAITING && rec.charged && rec.reserved &&
+        !saga_ctx_has_tombstone(ctx, order_id, SHIP_TOMBSTONE))
+        return schedule(ctx, order_id, &rec);
+    return ship_rec_store(ctx, order_id, &rec);
+}
+
+static saga_status on_charged(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    Saga__V1__PaymentCharged *pc;
+    saga_status st;
+    (void)udata;
+
+    pc = saga__v1__payment_charged__unpack(NULL, ev->payload_len, ev->payload);
+    if (pc == NULL || pc->amount_cents <= 0) {
+        st = SAGA_EREJECT;
+        goto out;
+    }
+    st = join(ctx, ev->order_id, 1, NULL);
+out:
+    if (pc != NULL)
+        saga__v1__payment_charged__free_unpacked(pc, NULL);
+    return st;
+}
+
+static saga_status on_reserved(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    Saga__V1__InventoryReserved *ir;
+    saga_status st;
+    (void)udata;
+
+    ir = saga__v1__inventory_reserved__unpack(NULL, ev->payload_len, ev->payload);
+    if (ir == NULL || !valid_ship_to(ir->ship_to)) {
+        st = SAGA_EREJECT;
+        goto out;
+    }
+    st = join(ctx, ev->order_id, 0, ir->ship_to);
+out:
+    if (ir != NULL)
+        saga__v1__inventory_reserved__free_unpacked(ir, NULL);
+    return st;
+}
+
+static saga_status on_cancelled(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    Saga__V1__OrderCancelled *oc;
+    saga_status st;
+    (void)udata;
+
+    oc = saga__v1__order_cancelled__unpack(NULL, ev->payload_len, ev->payload);
+    if (oc == NULL || strlen(oc->reason) > REASON_MAX) {
+        st = SAGA_EREJECT;
+        goto out;
+    }
+    st = comp_cancel_shipment(ctx, ev->order_id, oc->reason);
+out:
+    if (oc != NULL)
+        saga__v1__order_cancelled__free_unpacked(oc, NULL);
+    return st;
+}
+
+/* ---- query ------------------------------------------------------------ */
+
+/* Appends s to out (at *len, capacity cap) as a quoted JSON string. Returns
+ * 0 when it does not fit. */
+static int json_str(char *out, size_t cap, size_t *len, const char *s)
+{
+    size_t n = *len;
+    if (n + 1 >= cap)
+        return 0;
+    out[n++] = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+        if (n + 7 >= cap)
+            return 0;
+        if (*c == '"' || *c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)*c;
+        } else if (*c < 0x20) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", *c);
+        } else {
+            out[n++] = (char)*c;
+        }
+    }
+    if (n + 2 > cap)
+        return 0;
+    out[n++] = '"';
+    out[n] = '\0';
+    *len = n;
+    return 1;
+}
+
+/* Appends formatted text to out; 0 when it does not fit. */
+static int json_add(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int json_add(char *out, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap - *len)
+        return 0;
+    *len += (size_t)n;
+    return 1;
+}
+
+static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                           void *udata)
+{
+    static const char bad[] =
+        "{\"service\":\"shipping\",\"found\":false,\"error\":\"payload is not an order id\"}";
+    static const char failed[] = "{\"service\":\"shipping\",\"error\":\"store error, try again\"}";
+    char order[SAGA_ORDER_ID_MAX + 1], out[512];
+    size_t n = 0;
+    ship_rec rec;
+    saga_status st;
+    (void)subject;
+    (void)udata;
+
+    if (data == NULL || len == 0 || len > SAGA_ORDER_ID_MAX)
+        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
+    memcpy(order, data, len);
+    order[len] = '\0';
+    if (!saga_valid_order_id(order))
+        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
+
+    st = ship_rec_load(ctx, order, &rec);
+    if (st != SAGA_OK && st != SAGA_ENOTFOUND) {
+        saga_ctx_reply(ctx, failed, sizeof(failed) - 1);
+        return st;
+    }
+    int tomb = saga_ctx_has_tombstone(ctx, order, SHIP_TOMBSTONE);
+    /* After a cancellation nothing waits any more: no shipment is "none". */
+    uint32_t phase = rec.phase == SHIP_WAITING && tomb ? SHIP_NONE : rec.phase;
+    int ok = json_add(out, sizeof(out), &n, "{\"service\":\"shipping\",\"order_id\":") &&
+             json_str(out, sizeof(out), &n, order) &&
+             json_add(out, sizeof(out), &n,
+                      ",\"found\":%s,\"state\":\"%s\",\"charged\":%s,"
+                      "\"reserved\":%s,\"shipment_id\":",
+                      st == SAGA_OK || tomb ? "true" : "false", ship_phase_name(phase),
+                      rec.charged ? "true" : "false", rec.reserved ? "true" : "false") &&
+             json_str(out, sizeof(out), &n, rec.shipment_id) &&
+             json_add(out, sizeof(out), &n, ",\"ship_to\":") &&
+             json_str(out, sizeof(out), &n, rec.ship_to) &&
+             json_add(out, sizeof(out), &n, ",\"tombstone\":%s}", tomb ? "true" : "false");
+    if (!ok)
+        return saga_ctx_reply(ctx, failed, sizeof(failed) - 1); /* cannot happen: all bounded */
+    return saga_ctx_reply(ctx, out, n);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+/* Whether the setting is a list of alpha-2 codes, so a typo stops the
+ * service at start instead of shipping where it should not. */
+static int valid_unserved(const char *list)
+{
+    const char *p = list;
+    while (*p != '\0') {
+        char code[SHIP_TO_LEN + 2];
+        size_t n = 0;
+        while (*p == ' ' || *p == ',')
+            p++;
+        while (*p != '\0' && *p != ',' && *p != ' ') {
+            if (n < sizeof(code) - 1)
+                code[n++] = *p;
+            p++;
+        }
+        code[n] = '\0';
+        if (n > 0 && !valid_ship_to(code))
+            return 0;
+    }
+    return 1;
+}
+
+static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
+{
+    saga_status st;
+    (void)cfg;
+    (void)udata;
+    if (unserved == NULL || !valid_unserved(unserved)) {
+        fprintf(stderr, "saga-shipping: SHIPPING_UNSERVED=\"%s\": want codes like \"XX,ZZ\"\n",
+                unserved != NULL ? unserved : "");
+        return SAGA_EINVAL;
+    }
+    st = saga_service_subscribe(svc, "payment.charged", on_charged, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "inventory.reserved", on_reserved, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.q.shipping.order", q_order, NULL);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    return saga_app_main("shipping",
+                         "Schedules a shipment once an order is both paid for and its stock "
+                         "reserved; cancels it when the order is cancelled.",
+                         settings, argc, argv, setup, NULL);
+}

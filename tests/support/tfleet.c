@@ -1,0 +1,250 @@
+/* tfleet.c - The whole fleet for tests: server, five services, commands, queries. */
+#include "tfleet.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "proc.h"
+
+#define READY_MS 60000
+#define ENV_MAX 24
+
+const char *const tfleet_names[TFLEET_NSVC] = {"order", "payment", "inventory", "shipping",
+                                               "notification"};
+
+int tfleet_index(const char *name)
+{
+    for (int i = 0; i < TFLEET_NSVC; i++)
+        if (strcmp(tfleet_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+typedef struct ready_arg {
+    tfleet *f;
+    const char *name;
+} ready_arg;
+
+static int is_ready(void *arg)
+{
+    ready_arg *a = arg;
+    return tjs_stat(&a->f->t, a->name, "commits") >= 0;
+}
+
+int tfleet_start_service(tfleet *f, int i)
+{
+    char bin[600], url[128], dir[600], spool[600], log[600];
+    const char *env[ENV_MAX];
+    int n = 0;
+    snprintf(bin, sizeof(bin), "%s/services/saga-%s", f->build_dir, tfleet_names[i]);
+    snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(f->srv));
+    snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s/data/%s", tsrv_dir(f->srv), tfleet_names[i]);
+    snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s", f->mail);
+    snprintf(log, sizeof(log), "%s/%s.log", tsrv_dir(f->srv), tfleet_names[i]);
+    env[n++] = url;
+    env[n++] = dir;
+    env[n++] = spool;
+    env[n++] = "SAGA_ACK_WAIT_MS=2000";
+    env[n++] = "SAGA_RETRY_BASE_MS=50";
+    for (int k = 0; f->env != NULL && f->env[k] != NULL && n < ENV_MAX - 1; k++)
+        env[n++] = f->env[k];
+    env[n] = NULL;
+    const char *argv[] = {bin, NULL};
+    f->pid[i] = tproc_spawn(argv, env, log);
+    if (f->pid[i] <= 0)
+        return -1;
+    ready_arg a = {f, tfleet_names[i]};
+    return tproc_wait_until(is_ready, &a, READY_MS);
+}
+
+int tfleet_kill_service(tfleet *f, int i)
+{
+    int rc = f->pid[i] > 0 ? tproc_kill(f->pid[i]) : 0;
+    f->pid[i] = -1;
+    return rc;
+}
+
+int tfleet_start(tfleet *f, const char *build_dir, const char *const *env)
+{
+    memset(f, 0, sizeof(*f));
+    f->build_dir = build_dir;
+    f->env = env;
+    if (tsrv_start(&f->srv) != 0)
+        return -1;
+    snprintf(f->mail, sizeof(f->mail), "%s/mail", tsrv_dir(f->srv));
+    if (tjs_connect(&f->t, tsrv_url(f->srv)) != 0)
+        return -1;
+    for (int i = 0; i < TFLEET_NSVC; i++)
+        if (tfleet_start_service(f, i) != 0)
+            return -1;
+    return 0;
+}
+
+int tfleet_stop(tfleet *f)
+{
+    int clean = 0;
+    for (int i = 0; i < TFLEET_NSVC; i++) {
+        if (f->pid[i] > 0 && tproc_term(f->pid[i], 30000) != 0)
+            clean = -1;
+        f->pid[i] = -1;
+    }
+    tjs_close(&f->t);
+    tsrv_destroy(f->srv);
+    f->srv = NULL;
+    return clean;
+}
+
+static natsMsg *request(tfleet *f, const char *subject, const void *data, size_t len)
+{
+    natsMsg *reply = NULL;
+    if (natsConnection_Request(&reply, f->t.nc, subject, data, (int)len, 10000) != NATS_OK)
+        return NULL;
+    return reply;
+}
+
+Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *customer,
+                                        const tfleet_item *items, int nitems, const char *ship_to,
+                                        const char *currency, long long deadline_ms)
+{
+    Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
+    Saga__V1__LineItem li[8], *lp[8];
+    uint8_t buf[4096];
+    if (nitems > 8)
+        return NULL;
+    for (int i = 0; i < nitems; i++) {
+        saga__v1__line_item__init(&li[i]);
+        li[i].sku = (char *)items[i].sku;
+        li[i].quantity = items[i].qty;
+        li[i].unit_cents = items[i].unit_cents;
+        lp[i] = &li[i];
+    }
+    req.idempotency_key = (char *)key;
+    req.customer_id = (char *)customer;
+    req.items = lp;
+    req.n_items = (size_t)nitems;
+    req.ship_to = (char *)ship_to;
+    req.currency = (char *)currency;
+    req.deadline_ms = deadline_ms;
+    size_t len = saga__v1__place_order__pack(&req, buf);
+    natsMsg *m = request(f, "saga.cmd.order.place", buf, len);
+    if (m == NULL)
+        return NULL;
+    Saga__V1__PlaceOrderReply *r = saga__v1__place_order_reply__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    natsMsg_Destroy(m);
+    return r;
+}
+
+Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id)
+{
+    Saga__V1__CancelOrder req = SAGA__V1__CANCEL_ORDER__INIT;
+    uint8_t buf[512];
+    req.order_id = (char *)order_id;
+    size_t len = saga__v1__cancel_order__pack(&req, buf);
+    natsMsg *m = request(f, "saga.cmd.order.cancel", buf, len);
+    if (m == NULL)
+        return NULL;
+    Saga__V1__CommandReply *r = saga__v1__command_reply__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    natsMsg_Destroy(m);
+    return r;
+}
+
+static Saga__V1__StockReply *stock_request(tfleet *f, const char *subject, const uint8_t *buf,
+                                           size_t len)
+{
+    natsMsg *m = request(f, subject, buf, len);
+    if (m == NULL)
+        return NULL;
+    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                            (const uint8_t *)natsMsg_GetData(m));
+    natsMsg_Destroy(m);
+    return r;
+}
+
+int tfleet_set_stock(tfleet *f, const char *sku, long long qty)
+{
+    Saga__V1__SetStock req = SAGA__V1__SET_STOCK__INIT;
+    uint8_t buf[256];
+    req.sku = (char *)sku;
+    req.quantity = qty;
+    Saga__V1__StockReply *r =
+        stock_request(f, "saga.cmd.inventory.stock.set", buf, saga__v1__set_stock__pack(&req, buf));
+    int rc = r != NULL && r->ok ? 0 : -1;
+    saga__v1__stock_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,
+                     long long *committed)
+{
+    Saga__V1__GetStock req = SAGA__V1__GET_STOCK__INIT;
+    uint8_t buf[256];
+    req.sku = (char *)sku;
+    Saga__V1__StockReply *r =
+        stock_request(f, "saga.cmd.inventory.stock.get", buf, saga__v1__get_stock__pack(&req, buf));
+    if (r == NULL || !r->ok) {
+        saga__v1__stock_reply__free_unpacked(r, NULL);
+        return -1;
+    }
+    *avail = r->available;
+    *held = r->held;
+    *committed = r->committed;
+    saga__v1__stock_reply__free_unpacked(r, NULL);
+    return 0;
+}
+
+const char *tfleet_view(tfleet *f, const char *svc, const char *order_id, char *buf, size_t cap)
+{
+    char subject[128];
+    natsMsg *m = NULL;
+    snprintf(subject, sizeof(subject), "saga.q.%s.order", svc);
+    buf[0] = '\0';
+    if (natsConnection_Request(&m, f->t.nc, subject, order_id, (int)strlen(order_id), 5000) ==
+        NATS_OK) {
+        snprintf(buf, cap, "%.*s", natsMsg_GetDataLength(m), natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+    }
+    return buf;
+}
+
+int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s.%s.txt", f->mail, order_id, kind);
+    FILE *fp = fopen(path, "r");
+    if (fp != NULL)
+        fclose(fp);
+    return fp != NULL;
+}
+
+int tfleet_spool_count(tfleet *f, const char *order_id)
+{
+    DIR *d = opendir(f->mail);
+    int n = 0;
+    size_t len = strlen(order_id);
+    if (d == NULL)
+        return 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
+        if (strncmp(e->d_name, order_id, len) == 0 && e->d_name[len] == '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int tfleet_audit(tfleet *f, const char *log_path)
+{
+    char bin[600], url[160], spool[600];
+    int status = 0;
+    snprintf(bin, sizeof(bin), "%s/tools/sagactl", f->build_dir);
+    snprintf(url, sizeof(url), "--url=%s", tsrv_url(f->srv));
+    snprintf(spool, sizeof(spool), "--spool=%s", f->mail);
+    const char *argv[] = {bin, url, "audit", spool, NULL};
+    pid_t p = tproc_spawn(argv, NULL, log_path);
+    if (p <= 0 || tproc_wait(p, 300000, &status) != 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

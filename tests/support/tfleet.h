@@ -1,0 +1,60 @@
+/* tfleet.h - The whole fleet for tests: a nats-server and the five service
+ * processes, with the commands and queries a user sends them. */
+#ifndef SAGA_TEST_TFLEET_H
+#define SAGA_TEST_TFLEET_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "commands.pb-c.h"
+#include "natsrv.h"
+#include "tjs.h"
+
+#define TFLEET_NSVC 5
+
+typedef struct tfleet {
+    const char *build_dir;  /* where services/saga-* and tools/sagactl are */
+    const char *const *env; /* extra "K=V" for every service, NULL-terminated, may be NULL */
+    tsrv *srv;
+    tjs t;
+    pid_t pid[TFLEET_NSVC];
+    char mail[512];
+} tfleet;
+
+extern const char *const tfleet_names[TFLEET_NSVC];
+
+/* Starts the server and the five services, each waited on until ready. */
+int tfleet_start(tfleet *f, const char *build_dir, const char *const *env);
+/* SIGTERM to every service (0 when all exit cleanly), then the server goes. */
+int tfleet_stop(tfleet *f);
+int tfleet_index(const char *name);
+int tfleet_start_service(tfleet *f, int i);
+int tfleet_kill_service(tfleet *f, int i);
+
+typedef struct tfleet_item {
+    const char *sku;
+    int qty;
+    long long unit_cents;
+} tfleet_item;
+
+/* Commands; replies are freed with their protobuf-c free_unpacked. NULL when
+ * no reply came. */
+Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *customer,
+                                        const tfleet_item *items, int nitems, const char *ship_to,
+                                        const char *currency, long long deadline_ms);
+Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id);
+int tfleet_set_stock(tfleet *f, const char *sku, long long qty);
+int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,
+                     long long *committed);
+
+/* A service's JSON view of an order into buf ("" when it does not answer). */
+const char *tfleet_view(tfleet *f, const char *svc, const char *order_id, char *buf, size_t cap);
+
+/* Files in the mail spool for an order. */
+int tfleet_spool_count(tfleet *f, const char *order_id);
+int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind);
+
+/* Runs `sagactl audit` (output to log_path); returns its exit status, -1 if it did not run. */
+int tfleet_audit(tfleet *f, const char *log_path);
+
+#endif

@@ -1,0 +1,447 @@
+/* commands.c - The commands sagactl sends to services (protobuf request/reply
+ * over core NATS, schemas/commands.proto): place and cancel an order, set and
+ * read stock. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.pb-c.h"
+#include "ctl.h"
+
+#define MAX_ITEMS 1000 /* the order service allows 100; this only bounds our memory */
+
+/* Sends a command, retrying on timeout: the request carries everything that
+ * makes a retry safe (place: the idempotency key; cancel and stock set are
+ * idempotent). *reply is set on CTL_EXIT_OK; the caller destroys it. */
+static int send_command(ctl_conn *c, const char *cmd, const char *subject, const void *req,
+                        size_t len, natsMsg **reply)
+{
+    natsStatus s = NATS_TIMEOUT;
+    for (int attempt = 1; attempt <= CTL_COMMAND_ATTEMPTS; attempt++) {
+        s = ctl_request(c, subject, req, len, CTL_COMMAND_TIMEOUT_MS, reply);
+        if (s != NATS_TIMEOUT)
+            break;
+        if (attempt < CTL_COMMAND_ATTEMPTS)
+            ctl_err(cmd, "no answer on %s within %d ms, retrying (%d of %d)", subject,
+                    CTL_COMMAND_TIMEOUT_MS, attempt + 1, CTL_COMMAND_ATTEMPTS);
+    }
+    if (s == NATS_OK)
+        return CTL_EXIT_OK;
+    if (s == NATS_NO_RESPONDERS)
+        ctl_err(cmd, "nobody serves %s: is the service running? (sagactl ready SERVICE)", subject);
+    else if (s == NATS_TIMEOUT)
+        ctl_err(cmd, "no answer on %s after %d attempts", subject, CTL_COMMAND_ATTEMPTS);
+    else
+        ctl_err(cmd, "request on %s failed: %s", subject, natsStatus_GetText(s));
+    return CTL_EXIT_UNREACHABLE;
+}
+
+/* Splits "SKU:QTY:UNIT_CENTS" (SKUs never contain ':'). text is modified:
+ * item->sku points into it. */
+static int parse_item(char *text, Saga__V1__LineItem *item)
+{
+    long long qty, cents;
+    char *c2 = strrchr(text, ':');
+    if (c2 == NULL)
+        return -1;
+    *c2 = '\0';
+    char *c1 = strrchr(text, ':');
+    if (c1 == NULL || c1 == text)
+        return -1;
+    *c1 = '\0';
+    if (ctl_parse_ll(c1 + 1, 1, INT32_MAX, &qty) != 0 ||
+        ctl_parse_ll(c2 + 1, 0, INT64_MAX / 100000, &cents) != 0)
+        return -1;
+    item->sku = text;
+    item->quantity = (int32_t)qty;
+    item->unit_cents = cents;
+    return 0;
+}
+
+static const char place_help[] =
+    "usage: sagactl place --customer ID --item SKU:QTY:UNIT_CENTS [--item ...]\n"
+    "                     [--ship-to CC] [--currency EUR|USD|GBP] [--deadline-ms MS]\n"
+    "                     [--idempotency-key K] [--json] [--url URL]\n\n"
+    "Places an order (request saga.cmd.order.place) and prints its id. Without\n"
+    "--idempotency-key a fresh key is made, so the CLI's own retries (up to 3 on\n"
+    "timeout) can never place the order twice; pass your own key to make retries\n"
+    "of the whole command safe too. --json prints {\"order_id\":..,\"duplicate\":bool}.\n"
+    "Example: sagactl place --customer c1 --item A1:2:1250 --item B7:1:999 --ship-to DE\n";
+
+int ctl_cmd_place(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {{"customer", required_argument, NULL, 'c'},
+                                         {"item", required_argument, NULL, 'i'},
+                                         {"ship-to", required_argument, NULL, 's'},
+                                         {"currency", required_argument, NULL, 'C'},
+                                         {"deadline-ms", required_argument, NULL, 'd'},
+                                         {"idempotency-key", required_argument, NULL, 'k'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"url", required_argument, NULL, 'U'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
+    Saga__V1__LineItem items[MAX_ITEMS];
+    Saga__V1__LineItem *item_ptrs[MAX_ITEMS];
+    char *texts[MAX_ITEMS];
+    char key[64];
+    size_t nitems = 0;
+    int json = 0, rc = CTL_EXIT_USAGE, opt;
+    long long deadline = 0;
+    uint8_t *buf = NULL;
+    natsMsg *reply = NULL;
+    Saga__V1__PlaceOrderReply *rep = NULL;
+    ctl_conn c = {0};
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            req.customer_id = optarg;
+            break;
+        case 'i':
+            if (nitems == MAX_ITEMS) {
+                ctl_err("place", "too many --item (at most %d)", MAX_ITEMS);
+                goto out;
+            }
+            texts[nitems] = strdup(optarg);
+            if (texts[nitems] == NULL) {
+                ctl_err("place", "out of memory");
+                rc = CTL_EXIT_FAIL;
+                goto out;
+            }
+            saga__v1__line_item__init(&items[nitems]);
+            item_ptrs[nitems] = &items[nitems];
+            nitems++;
+            if (parse_item(texts[nitems - 1], &items[nitems - 1]) != 0) {
+                ctl_err("place", "bad --item '%s': want SKU:QTY:UNIT_CENTS, e.g. A1:2:1250",
+                        optarg);
+                goto out;
+            }
+            break;
+        case 's':
+            req.ship_to = optarg;
+            break;
+        case 'C':
+            req.currency = optarg;
+            break;
+        case 'd':
+            if (ctl_parse_ll(optarg, 1, INT64_MAX / 2, &deadline) != 0) {
+                ctl_err("place", "bad --deadline-ms '%s': want a positive number", optarg);
+                goto out;
+            }
+            break;
+        case 'k':
+            req.idempotency_key = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'U':
+            url = optarg;
+            break;
+        case 'h':
+            fputs(place_help, stdout);
+            rc = CTL_EXIT_OK;
+            goto out;
+        default:
+            rc = ctl_bad_option("place", argv, optind, optopt, opt);
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        ctl_err("place", "unexpected argument '%s' (see sagactl place --help)", argv[optind]);
+        goto out;
+    }
+    if (req.customer_id == NULL || nitems == 0) {
+        ctl_err("place", "--customer and at least one --item are required (see --help)");
+        goto out;
+    }
+    if (req.idempotency_key == NULL) {
+        char id[SAGA_ID_LEN + 1];
+        saga_ulid_new(id);
+        snprintf(key, sizeof(key), "ctl-%s", id);
+        req.idempotency_key = key;
+    }
+    req.items = item_ptrs;
+    req.n_items = nitems;
+    req.deadline_ms = deadline;
+
+    size_t len = saga__v1__place_order__get_packed_size(&req);
+    buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        ctl_err("place", "out of memory");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    saga__v1__place_order__pack(&req, buf);
+    rc = ctl_connect(&c, "place", url, 0, 0);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    rc = send_command(&c, "place", "saga.cmd.order.place", buf, len, &reply);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    rep = saga__v1__place_order_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                              (const uint8_t *)natsMsg_GetData(reply));
+    if (rep == NULL) {
+        ctl_err("place", "the order service's reply does not decode");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    if (!rep->ok) {
+        ctl_err("place", "refused: %s", *rep->error ? rep->error : "(no reason given)");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    if (json) {
+        ctl_buf b;
+        ctl_buf_init(&b);
+        ctl_buf_puts(&b, "{");
+        ctl_json_key(&b, 1, "order_id");
+        ctl_json_str(&b, rep->order_id);
+        ctl_json_key(&b, 0, "duplicate");
+        ctl_buf_puts(&b, rep->duplicate ? "true" : "false");
+        ctl_json_key(&b, 0, "idempotency_key");
+        ctl_json_str(&b, req.idempotency_key);
+        ctl_buf_puts(&b, "}\n");
+        fputs(ctl_buf_str(&b), stdout);
+        rc = ctl_buf_ok(&b) ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+        ctl_buf_cleanup(&b);
+    } else {
+        /* The id alone on stdout, so that id=$(sagactl place ...) works. */
+        printf("%s\n", rep->order_id);
+        if (rep->duplicate)
+            ctl_err("place", "note: key '%s' was used before; this is the earlier order",
+                    req.idempotency_key);
+        rc = CTL_EXIT_OK;
+    }
+out:
+    saga__v1__place_order_reply__free_unpacked(rep, NULL);
+    natsMsg_Destroy(reply);
+    ctl_disconnect(&c);
+    free(buf);
+    for (size_t i = 0; i < nitems; i++)
+        free(texts[i]);
+    return rc;
+}
+
+static const char cancel_help[] =
+    "usage: sagactl cancel ORDER_ID [--reason R] [--json] [--url URL]\n\n"
+    "Cancels an order (request saga.cmd.order.cancel). A pending order becomes\n"
+    "CANCELLED and the participants compensate; cancelling a cancelled order is\n"
+    "fine; a confirmed order cannot be cancelled: the command fails (exit 1) with\n"
+    "the service's reason. --json prints {\"order_id\":..,\"ok\":..,\"state\":..,\"error\":..}.\n";
+
+int ctl_cmd_cancel(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"url", required_argument, NULL, 'U'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    Saga__V1__CancelOrder req = SAGA__V1__CANCEL_ORDER__INIT;
+    Saga__V1__CommandReply *rep = NULL;
+    natsMsg *reply = NULL;
+    uint8_t *buf = NULL;
+    int json = 0, rc = CTL_EXIT_USAGE, opt;
+    ctl_conn c = {0};
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'r':
+            req.reason = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'U':
+            url = optarg;
+            break;
+        case 'h':
+            fputs(cancel_help, stdout);
+            rc = CTL_EXIT_OK;
+            goto out;
+        default:
+            rc = ctl_bad_option("cancel", argv, optind, optopt, opt);
+            goto out;
+        }
+    }
+    if (argc - optind != 1) {
+        ctl_err("cancel", "want exactly one ORDER_ID (see sagactl cancel --help)");
+        goto out;
+    }
+    req.order_id = argv[optind];
+    if (!saga_valid_order_id(req.order_id)) {
+        ctl_err("cancel", "'%s' is not an order id ([A-Za-z0-9_-]{1,64})", req.order_id);
+        goto out;
+    }
+    size_t len = saga__v1__cancel_order__get_packed_size(&req);
+    buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        ctl_err("cancel", "out of memory");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    saga__v1__cancel_order__pack(&req, buf);
+    rc = ctl_connect(&c, "cancel", url, 0, 0);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    rc = send_command(&c, "cancel", "saga.cmd.order.cancel", buf, len, &reply);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    rep = saga__v1__command_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                          (const uint8_t *)natsMsg_GetData(reply));
+    if (rep == NULL) {
+        ctl_err("cancel", "the order service's reply does not decode");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    rc = rep->ok ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+    if (!rep->ok)
+        ctl_err("cancel", "order %s: %s%s%s%s", req.order_id, *rep->error ? rep->error : "refused",
+                *rep->state ? " (state " : "", rep->state, *rep->state ? ")" : "");
+    if (json) {
+        ctl_buf b;
+        ctl_buf_init(&b);
+        ctl_buf_puts(&b, "{");
+        ctl_json_key(&b, 1, "order_id");
+        ctl_json_str(&b, req.order_id);
+        ctl_json_key(&b, 0, "ok");
+        ctl_buf_puts(&b, rep->ok ? "true" : "false");
+        ctl_json_key(&b, 0, "state");
+        ctl_json_str(&b, rep->state);
+        ctl_json_key(&b, 0, "error");
+        ctl_json_str(&b, *rep->error ? rep->error : NULL);
+        ctl_buf_puts(&b, "}\n");
+        fputs(ctl_buf_str(&b), stdout);
+        ctl_buf_cleanup(&b);
+    } else if (rep->ok) {
+        printf("order %s: %s\n", req.order_id, *rep->state ? rep->state : "cancel accepted");
+    }
+out:
+    saga__v1__command_reply__free_unpacked(rep, NULL);
+    natsMsg_Destroy(reply);
+    ctl_disconnect(&c);
+    free(buf);
+    return rc;
+}
+
+static const char stock_help[] =
+    "usage: sagactl stock set SKU QUANTITY [--json] [--url URL]\n"
+    "       sagactl stock get SKU [--json] [--url URL]\n\n"
+    "Sets the units of SKU available for new reservations, or reads its stock\n"
+    "(saga.cmd.inventory.stock.set|get). Prints available, held (reserved by\n"
+    "orders not yet final) and committed (taken by confirmed orders).\n";
+
+int ctl_cmd_stock(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"url", required_argument, NULL, 'U'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    Saga__V1__SetStock set = SAGA__V1__SET_STOCK__INIT;
+    Saga__V1__GetStock get = SAGA__V1__GET_STOCK__INIT;
+    Saga__V1__StockReply *rep = NULL;
+    natsMsg *reply = NULL;
+    uint8_t *buf = NULL;
+    size_t len;
+    int json = 0, rc = CTL_EXIT_USAGE, opt, is_set;
+    long long qty = 0;
+    ctl_conn c = {0};
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'j':
+            json = 1;
+            break;
+        case 'U':
+            url = optarg;
+            break;
+        case 'h':
+            fputs(stock_help, stdout);
+            rc = CTL_EXIT_OK;
+            goto out;
+        default:
+            rc = ctl_bad_option("stock", argv, optind, optopt, opt);
+            goto out;
+        }
+    }
+    int nargs = argc - optind;
+    if (nargs >= 1 && strcmp(argv[optind], "set") == 0 && nargs == 3) {
+        is_set = 1;
+        if (ctl_parse_ll(argv[optind + 2], 0, 1000000000000LL, &qty) != 0) {
+            ctl_err("stock", "bad QUANTITY '%s': want 0..10^12", argv[optind + 2]);
+            goto out;
+        }
+    } else if (nargs >= 1 && strcmp(argv[optind], "get") == 0 && nargs == 2) {
+        is_set = 0;
+    } else {
+        ctl_err("stock", "want 'set SKU QUANTITY' or 'get SKU' (see sagactl stock --help)");
+        goto out;
+    }
+    const char *sku = argv[optind + 1];
+    if (*sku == '\0' || strlen(sku) > 64) {
+        ctl_err("stock", "bad SKU '%s'", sku);
+        goto out;
+    }
+    if (is_set) {
+        set.sku = (char *)sku;
+        set.quantity = qty;
+        len = saga__v1__set_stock__get_packed_size(&set);
+    } else {
+        get.sku = (char *)sku;
+        len = saga__v1__get_stock__get_packed_size(&get);
+    }
+    buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        ctl_err("stock", "out of memory");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    if (is_set)
+        saga__v1__set_stock__pack(&set, buf);
+    else
+        saga__v1__get_stock__pack(&get, buf);
+    rc = ctl_connect(&c, "stock", url, 0, 0);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    rc = send_command(&c, "stock",
+                      is_set ? "saga.cmd.inventory.stock.set" : "saga.cmd.inventory.stock.get", buf,
+                      len, &reply);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    rep = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                        (const uint8_t *)natsMsg_GetData(reply));
+    if (rep == NULL) {
+        ctl_err("stock", "the inventory service's reply does not decode");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    if (!rep->ok) {
+        ctl_err("stock", "%s: %s", sku, *rep->error ? rep->error : "refused");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    if (json) {
+        ctl_buf b;
+        ctl_buf_init(&b);
+        ctl_json_str(&b, rep->sku);
+        printf("{\"sku\":%s,\"available\":%lld,\"held\":%lld,\"committed\":%lld}\n",
+               ctl_buf_str(&b), (long long)rep->available, (long long)rep->held,
+               (long long)rep->committed);
+        ctl_buf_cleanup(&b);
+    } else {
+        printf("%s: available=%lld held=%lld committed=%lld\n", rep->sku, (long long)rep->available,
+               (long long)rep->held, (long long)rep->committed);
+    }
+    rc = CTL_EXIT_OK;
+out:
+    saga__v1__stock_reply__free_unpacked(rep, NULL);
+    natsMsg_Destroy(reply);
+    ctl_disconnect(&c);
+    free(buf);
+    return rc;
+}

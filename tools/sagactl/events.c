@@ -1,0 +1,359 @@
+/* events.c - What an event of the order saga means to a person: its mark
+ * (compensation, failure), a one-line summary of its payload, and the whole
+ * envelope plus decoded payload as JSON for scripts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "events.pb-c.h"
+
+/* The payload message of each event type (schemas/events.proto). Extension
+ * participants' "<name>.vetoed" and "<name>.cleared" match by suffix. */
+static const struct {
+    const char *type;
+    const ProtobufCMessageDescriptor *desc;
+} payloads[] = {
+    {"order.placed", &saga__v1__order_placed__descriptor},
+    {"order.confirmed", &saga__v1__order_confirmed__descriptor},
+    {"order.cancelled", &saga__v1__order_cancelled__descriptor},
+    {"payment.charged", &saga__v1__payment_charged__descriptor},
+    {"payment.declined", &saga__v1__payment_declined__descriptor},
+    {"payment.refunded", &saga__v1__payment_refunded__descriptor},
+    {"inventory.reserved", &saga__v1__inventory_reserved__descriptor},
+    {"inventory.rejected", &saga__v1__inventory_rejected__descriptor},
+    {"inventory.committed", &saga__v1__inventory_committed__descriptor},
+    {"inventory.released", &saga__v1__inventory_released__descriptor},
+    {"shipment.scheduled", &saga__v1__shipment_scheduled__descriptor},
+    {"shipment.failed", &saga__v1__shipment_failed__descriptor},
+    {"shipment.cancelled", &saga__v1__shipment_cancelled__descriptor},
+    {"notification.sent", &saga__v1__notification_sent__descriptor},
+};
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static const ProtobufCMessageDescriptor *payload_desc(const char *type)
+{
+    for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++)
+        if (strcmp(payloads[i].type, type) == 0)
+            return payloads[i].desc;
+    if (ends_with(type, ".vetoed"))
+        return &saga__v1__participant_vetoed__descriptor;
+    if (ends_with(type, ".cleared"))
+        return &saga__v1__participant_cleared__descriptor;
+    return NULL;
+}
+
+/* Decodes the payload of ev, or returns NULL (unknown type or bad bytes).
+ * Free the result with protobuf_c_message_free_unpacked(m, NULL). */
+static ProtobufCMessage *decode_payload(const saga_event *ev)
+{
+    const ProtobufCMessageDescriptor *d = payload_desc(ev->type);
+    if (d == NULL)
+        return NULL;
+    return protobuf_c_message_unpack(d, NULL, ev->payload_len, ev->payload);
+}
+
+ctl_mark ctl_event_mark(const char *type)
+{
+    static const char *const compensations[] = {"payment.refunded", "inventory.released",
+                                                "shipment.cancelled"};
+    static const char *const failures[] = {"payment.declined", "inventory.rejected",
+                                           "shipment.failed", "order.cancelled"};
+    for (size_t i = 0; i < sizeof(compensations) / sizeof(compensations[0]); i++)
+        if (strcmp(type, compensations[i]) == 0)
+            return CTL_MARK_COMPENSATION;
+    for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++)
+        if (strcmp(type, failures[i]) == 0)
+            return CTL_MARK_FAILURE;
+    if (ends_with(type, ".vetoed"))
+        return CTL_MARK_FAILURE;
+    return CTL_MARK_NONE;
+}
+
+const char *ctl_mark_label(ctl_mark m)
+{
+    switch (m) {
+    case CTL_MARK_COMPENSATION:
+        return "COMPENSATION";
+    case CTL_MARK_FAILURE:
+        return "FAILURE";
+    default:
+        return "";
+    }
+}
+
+static void add_money(ctl_buf *b, int64_t cents, const char *currency)
+{
+    char m[32];
+    ctl_money(cents, m, sizeof(m));
+    ctl_buf_printf(b, "%s %s", m, currency != NULL && *currency ? currency : "?");
+}
+
+/* "A1 x2 @ 10.00, B7 x1 @ 3.50"; at most a few lines, then "+N more". */
+static void add_items(ctl_buf *b, Saga__V1__LineItem **items, size_t n, int prices)
+{
+    enum { SHOWN = 4 };
+    for (size_t i = 0; i < n && i < SHOWN; i++) {
+        ctl_buf_printf(b, "%s%s x%d", i ? ", " : "", items[i]->sku, (int)items[i]->quantity);
+        if (prices) {
+            char m[32];
+            ctl_money(items[i]->unit_cents, m, sizeof(m));
+            ctl_buf_printf(b, " @ %s", m);
+        }
+    }
+    if (n > SHOWN)
+        ctl_buf_printf(b, ", +%zu more", n - SHOWN);
+    if (n == 0)
+        ctl_buf_puts(b, "no items");
+}
+
+static void summarize(ctl_buf *b, const saga_event *ev, const ProtobufCMessage *msg)
+{
+    const char *t = ev->type;
+    if (strcmp(t, "order.placed") == 0) {
+        const Saga__V1__OrderPlaced *p = (const void *)msg;
+        ctl_buf_printf(b, "customer %s: ", p->customer_id);
+        add_items(b, p->items, p->n_items, 1);
+        ctl_buf_puts(b, "; total ");
+        add_money(b, p->total_cents, p->currency);
+        ctl_buf_printf(b, "; ship to %s", p->ship_to);
+        if (p->deadline_unix_ms > 0)
+            ctl_buf_printf(b, "; deadline +%llds",
+                           (long long)((p->deadline_unix_ms - ev->time_ms) / 1000));
+    } else if (strcmp(t, "order.confirmed") == 0) {
+        const Saga__V1__OrderConfirmed *p = (const void *)msg;
+        ctl_buf_puts(b, "total ");
+        add_money(b, p->total_cents, p->currency);
+        ctl_buf_printf(b, "; shipment %s", p->shipment_id);
+    } else if (strcmp(t, "order.cancelled") == 0) {
+        const Saga__V1__OrderCancelled *p = (const void *)msg;
+        ctl_buf_printf(b, "reason %s", p->reason);
+        if (*p->failed_step)
+            ctl_buf_printf(b, " (failed step %s)", p->failed_step);
+        if (*p->detail)
+            ctl_buf_printf(b, ": %s", p->detail);
+    } else if (strcmp(t, "payment.charged") == 0) {
+        const Saga__V1__PaymentCharged *p = (const void *)msg;
+        add_money(b, p->amount_cents, p->currency);
+        ctl_buf_printf(b, " charged to %s", p->customer_id);
+    } else if (strcmp(t, "payment.declined") == 0) {
+        const Saga__V1__PaymentDeclined *p = (const void *)msg;
+        add_money(b, p->amount_cents, p->currency);
+        ctl_buf_printf(b, " declined: %s", p->reason);
+    } else if (strcmp(t, "payment.refunded") == 0) {
+        const Saga__V1__PaymentRefunded *p = (const void *)msg;
+        add_money(b, p->amount_cents, p->currency);
+        ctl_buf_printf(b, " refunded: %s", p->reason);
+    } else if (strcmp(t, "inventory.reserved") == 0) {
+        const Saga__V1__InventoryReserved *p = (const void *)msg;
+        ctl_buf_puts(b, "held ");
+        add_items(b, p->items, p->n_items, 0);
+    } else if (strcmp(t, "inventory.rejected") == 0) {
+        const Saga__V1__InventoryRejected *p = (const void *)msg;
+        ctl_buf_printf(b, "%s: asked %d, available %lld", p->sku, (int)p->asked,
+                       (long long)p->available);
+    } else if (strcmp(t, "inventory.committed") == 0) {
+        const Saga__V1__InventoryCommitted *p = (const void *)msg;
+        ctl_buf_puts(b, "taken ");
+        add_items(b, p->items, p->n_items, 0);
+    } else if (strcmp(t, "inventory.released") == 0) {
+        const Saga__V1__InventoryReleased *p = (const void *)msg;
+        ctl_buf_puts(b, "released ");
+        add_items(b, p->items, p->n_items, 0);
+        if (*p->reason)
+            ctl_buf_printf(b, ": %s", p->reason);
+    } else if (strcmp(t, "shipment.scheduled") == 0) {
+        const Saga__V1__ShipmentScheduled *p = (const void *)msg;
+        ctl_buf_printf(b, "shipment %s to %s by %s", p->shipment_id, p->ship_to,
+                       *p->carrier ? p->carrier : "?");
+    } else if (strcmp(t, "shipment.failed") == 0) {
+        const Saga__V1__ShipmentFailed *p = (const void *)msg;
+        ctl_buf_printf(b, "to %s: %s", p->ship_to, p->reason);
+    } else if (strcmp(t, "shipment.cancelled") == 0) {
+        const Saga__V1__ShipmentCancelled *p = (const void *)msg;
+        ctl_buf_printf(b, "shipment %s: %s", p->shipment_id, p->reason);
+    } else if (strcmp(t, "notification.sent") == 0) {
+        const Saga__V1__NotificationSent *p = (const void *)msg;
+        ctl_buf_printf(b, "%s message to %s (%s)", p->kind, p->customer_id, p->spool_file);
+    } else if (ends_with(t, ".vetoed")) {
+        const Saga__V1__ParticipantVetoed *p = (const void *)msg;
+        ctl_buf_printf(b, "vetoed by %s: %s", p->participant, p->reason);
+    } else if (ends_with(t, ".cleared")) {
+        const Saga__V1__ParticipantCleared *p = (const void *)msg;
+        ctl_buf_printf(b, "cleared by %s", p->participant);
+    }
+}
+
+void ctl_event_summary(ctl_buf *b, const saga_event *ev)
+{
+    ProtobufCMessage *msg = decode_payload(ev);
+    if (msg == NULL) {
+        ctl_buf_printf(b, "(%zu-byte payload%s)", ev->payload_len,
+                       payload_desc(ev->type) != NULL ? " that does not decode" : "");
+        return;
+    }
+    summarize(b, ev, msg);
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+static void message_json(ctl_buf *b, const ProtobufCMessage *msg);
+
+/* Appends the element at p of field f's type. */
+static void value_json(ctl_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_ENUM:
+        ctl_buf_printf(b, "%d", (int)*(const int32_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        ctl_buf_printf(b, "%u", (unsigned)*(const uint32_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        ctl_buf_printf(b, "%lld", (long long)*(const int64_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        ctl_buf_printf(b, "%llu", (unsigned long long)*(const uint64_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_FLOAT:
+        ctl_buf_printf(b, "%g", (double)*(const float *)p);
+        break;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        ctl_buf_printf(b, "%g", *(const double *)p);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        ctl_buf_puts(b, *(const protobuf_c_boolean *)p ? "true" : "false");
+        break;
+    case PROTOBUF_C_TYPE_STRING:
+        ctl_json_str(b, *(char *const *)p);
+        break;
+    case PROTOBUF_C_TYPE_BYTES:
+        /* No event payload carries bytes today; show their size only. */
+        ctl_buf_printf(b, "{\"bytes\":%zu}", ((const ProtobufCBinaryData *)p)->len);
+        break;
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
+        if (m != NULL)
+            message_json(b, m);
+        else
+            ctl_buf_puts(b, "null");
+        break;
+    }
+    }
+}
+
+static size_t element_size(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return 8;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return sizeof(double);
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING:
+        return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(ProtobufCMessage *);
+    default:
+        return 4;
+    }
+}
+
+/* Walks the message through its descriptor, so every payload type, present
+ * and future, prints with all of its fields and no per-type code. */
+static void message_json(ctl_buf *b, const ProtobufCMessage *msg)
+{
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    ctl_buf_add(b, "{", 1);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *member = (const char *)msg + f->offset;
+        ctl_json_key(b, i == 0, f->name);
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)msg + f->quantifier_offset);
+            const char *arr = *(char *const *)member;
+            ctl_buf_add(b, "[", 1);
+            for (size_t j = 0; j < n; j++) {
+                if (j > 0)
+                    ctl_buf_add(b, ",", 1);
+                value_json(b, f, arr + j * element_size(f->type));
+            }
+            ctl_buf_add(b, "]", 1);
+        } else {
+            value_json(b, f, member);
+        }
+    }
+    ctl_buf_add(b, "}", 1);
+}
+
+void ctl_event_json(ctl_buf *b, const saga_event *ev, uint64_t stream_seq, const int64_t *offset_ms)
+{
+    ctl_buf summary;
+    ctl_buf_init(&summary);
+    ctl_event_summary(&summary, ev);
+
+    ctl_buf_puts(b, "{");
+    ctl_json_key(b, 1, "stream_seq");
+    if (stream_seq > 0)
+        ctl_buf_printf(b, "%llu", (unsigned long long)stream_seq);
+    else
+        ctl_buf_puts(b, "null");
+    ctl_json_key(b, 0, "event_id");
+    ctl_json_str(b, ev->event_id);
+    ctl_json_key(b, 0, "type");
+    ctl_json_str(b, ev->type);
+    ctl_json_key(b, 0, "schema_version");
+    ctl_buf_printf(b, "%u", (unsigned)ev->schema_version);
+    ctl_json_key(b, 0, "order_id");
+    ctl_json_str(b, ev->order_id);
+    ctl_json_key(b, 0, "causation_id");
+    ctl_json_str(b, ev->causation_id);
+    ctl_json_key(b, 0, "producer");
+    ctl_json_str(b, ev->producer);
+    ctl_json_key(b, 0, "sequence");
+    ctl_buf_printf(b, "%llu", (unsigned long long)ev->sequence);
+    ctl_json_key(b, 0, "time_unix_ms");
+    ctl_buf_printf(b, "%lld", (long long)ev->time_ms);
+    ctl_json_key(b, 0, "offset_ms");
+    if (offset_ms != NULL)
+        ctl_buf_printf(b, "%lld", (long long)*offset_ms);
+    else
+        ctl_buf_puts(b, "null");
+    ctl_json_key(b, 0, "trace");
+    ctl_json_str(b, ev->trace);
+    ctl_json_key(b, 0, "mark");
+    ctl_mark mk = ctl_event_mark(ev->type);
+    ctl_json_str(b, mk == CTL_MARK_NONE ? NULL : ctl_mark_label(mk));
+    ctl_json_key(b, 0, "summary");
+    ctl_json_str(b, ctl_buf_str(&summary));
+    ctl_json_key(b, 0, "payload_size");
+    ctl_buf_printf(b, "%zu", ev->payload_len);
+    ctl_json_key(b, 0, "payload");
+    ProtobufCMessage *msg = decode_payload(ev);
+    if (msg != NULL) {
+        message_json(b, msg);
+        protobuf_c_message_free_unpacked(msg, NULL);
+    } else {
+        ctl_buf_puts(b, "null");
+    }
+    ctl_buf_puts(b, "}");
+    ctl_buf_cleanup(&summary);
+}

@@ -1,0 +1,304 @@
+/* trace.c - One order's history (trace: read back from the stream) and every
+ * order's events as they happen (watch: a plain core NATS subscription), with
+ * compensations and failures marked. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "events.pb-c.h"
+
+/* Appends the human line of one event: when, what, who, mark, summary. */
+static void event_line(ctl_buf *b, const char *when, const saga_event *ev, int with_order)
+{
+    const char *mark = ctl_mark_label(ctl_event_mark(ev->type));
+    ctl_buf_printf(b, "%s  ", when);
+    if (with_order)
+        ctl_buf_printf(b, "%-26s  ", ev->order_id);
+    ctl_buf_printf(b, "%-20s %-13s %-12s ", ev->type, ev->producer, mark);
+    ctl_event_summary(b, ev);
+    ctl_buf_puts(b, "\n");
+}
+
+typedef struct trace_state {
+    int json;
+    uint64_t n, compensations, failures;
+    int64_t first_ms;
+    char final_state[16];
+    char reason[64];
+    ctl_buf out;
+} trace_state;
+
+static int on_trace_event(const saga_event *ev, uint64_t seq, void *udata)
+{
+    trace_state *t = udata;
+    if (t->n == 0)
+        t->first_ms = ev->time_ms;
+    int64_t offset = ev->time_ms - t->first_ms;
+    ctl_mark mk = ctl_event_mark(ev->type);
+    t->compensations += mk == CTL_MARK_COMPENSATION;
+    t->failures += mk == CTL_MARK_FAILURE;
+
+    /* The last of placed/confirmed/cancelled is the order's state, as the
+     * order service itself decided it. */
+    if (strcmp(ev->type, "order.placed") == 0) {
+        snprintf(t->final_state, sizeof(t->final_state), "PENDING");
+    } else if (strcmp(ev->type, "order.confirmed") == 0) {
+        snprintf(t->final_state, sizeof(t->final_state), "CONFIRMED");
+        t->reason[0] = '\0';
+    } else if (strcmp(ev->type, "order.cancelled") == 0) {
+        snprintf(t->final_state, sizeof(t->final_state), "CANCELLED");
+        Saga__V1__OrderCancelled *p =
+            saga__v1__order_cancelled__unpack(NULL, ev->payload_len, ev->payload);
+        snprintf(t->reason, sizeof(t->reason), "%s", p != NULL ? p->reason : "");
+        saga__v1__order_cancelled__free_unpacked(p, NULL);
+    }
+
+    ctl_buf_reset(&t->out);
+    if (t->json) {
+        ctl_buf_puts(&t->out, t->n == 0 ? "[\n  " : ",\n  ");
+        ctl_event_json(&t->out, ev, seq, &offset);
+    } else {
+        char when[32];
+        if (t->n == 0) {
+            time_t sec = (time_t)(ev->time_ms / 1000);
+            struct tm tm;
+            char stamp[32] = "?";
+            if (localtime_r(&sec, &tm) != NULL)
+                strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+            ctl_buf_printf(&t->out, "order %s, first event at %s.%03d\n", ev->order_id, stamp,
+                           (int)(ev->time_ms % 1000));
+        }
+        snprintf(when, sizeof(when), "%+9lldms", (long long)offset);
+        event_line(&t->out, when, ev, 0);
+    }
+    if (!ctl_buf_ok(&t->out)) {
+        ctl_err("trace", "out of memory");
+        return -1;
+    }
+    /* Printed as it comes, so a long history shows progress by itself. */
+    fputs(ctl_buf_str(&t->out), stdout);
+    t->n++;
+    return 0;
+}
+
+static const char trace_help[] =
+    "usage: sagactl trace ORDER_ID [--json] [--url URL]\n\n"
+    "Prints the order's event timeline read back from the stream SAGA_EVENTS\n"
+    "(subjects evt.*.*.ORDER_ID): time since the first event, type, producer and a\n"
+    "summary of the payload. Compensations (payment.refunded, inventory.released,\n"
+    "shipment.cancelled) are marked COMPENSATION; failures (declined, rejected,\n"
+    "failed, vetoed, order.cancelled) FAILURE. --json prints an array of events\n"
+    "with every envelope field and the decoded payload. Exit 1 if the order has\n"
+    "no events.\n";
+
+int ctl_cmd_trace(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"url", required_argument, NULL, 'U'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    trace_state t;
+    ctl_stream_result res;
+    ctl_conn c = {0};
+    char filter[128];
+    int opt, rc;
+
+    memset(&t, 0, sizeof(t));
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'j':
+            t.json = 1;
+            break;
+        case 'U':
+            url = optarg;
+            break;
+        case 'h':
+            fputs(trace_help, stdout);
+            return CTL_EXIT_OK;
+        default:
+            return ctl_bad_option("trace", argv, optind, optopt, opt);
+        }
+    }
+    if (argc - optind != 1) {
+        ctl_err("trace", "want exactly one ORDER_ID (see sagactl trace --help)");
+        return CTL_EXIT_USAGE;
+    }
+    const char *id = argv[optind];
+    /* The id goes into a subject filter: a wildcard or dot in it would read
+     * other orders' events. */
+    if (!saga_valid_order_id(id)) {
+        ctl_err("trace", "'%s' is not an order id ([A-Za-z0-9_-]{1,64})", id);
+        return CTL_EXIT_USAGE;
+    }
+    snprintf(filter, sizeof(filter), "evt.*.*.%s", id);
+    rc = ctl_connect(&c, "trace", url, 0, 0);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    ctl_buf_init(&t.out);
+    rc = ctl_stream_read(&c, "trace", filter, 1, on_trace_event, &t, &res);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    if (t.n == 0) {
+        ctl_err("trace", "no such order: no events for %s in %s%s", id, CTL_STREAM,
+                res.stream_missing ? " (the stream does not exist yet)" : "");
+        rc = CTL_EXIT_FAIL;
+        goto out;
+    }
+    if (t.json) {
+        fputs("\n]\n", stdout);
+    } else {
+        printf("%llu events, %llu compensations, %llu failures; state %s%s%s%s\n",
+               (unsigned long long)t.n, (unsigned long long)t.compensations,
+               (unsigned long long)t.failures, t.final_state[0] ? t.final_state : "unknown",
+               t.reason[0] ? " (" : "", t.reason, t.reason[0] ? ")" : "");
+    }
+    if (res.undecodable > 0)
+        ctl_err("trace", "%llu messages on the order's subjects are not valid events (skipped)",
+                (unsigned long long)res.undecodable);
+out:
+    ctl_buf_cleanup(&t.out);
+    ctl_disconnect(&c);
+    return rc;
+}
+
+static volatile sig_atomic_t watch_stop;
+
+static void on_watch_signal(int sig)
+{
+    (void)sig;
+    watch_stop = 1;
+}
+
+static const char watch_help[] =
+    "usage: sagactl watch [--order ORDER_ID] [--json] [--url URL]\n\n"
+    "Prints one line per event as it is published (core NATS subscription on\n"
+    "evt.>, or on one order's subjects with --order), until Ctrl-C: event time,\n"
+    "order id, type, producer, COMPENSATION/FAILURE mark and a summary. --json\n"
+    "prints one JSON object per line. Events published while watch is not\n"
+    "running are not shown: use trace for history.\n";
+
+int ctl_cmd_watch(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"order", required_argument, NULL, 'o'},
+                                         {"url", required_argument, NULL, 'U'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    natsSubscription *sub = NULL;
+    const char *order = NULL;
+    char subject[128];
+    int json = 0, opt, rc;
+    ctl_conn c = {0};
+    ctl_buf b;
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'j':
+            json = 1;
+            break;
+        case 'o':
+            order = optarg;
+            break;
+        case 'U':
+            url = optarg;
+            break;
+        case 'h':
+            fputs(watch_help, stdout);
+            return CTL_EXIT_OK;
+        default:
+            return ctl_bad_option("watch", argv, optind, optopt, opt);
+        }
+    }
+    if (optind < argc) {
+        ctl_err("watch", "unexpected argument '%s' (see sagactl watch --help)", argv[optind]);
+        return CTL_EXIT_USAGE;
+    }
+    if (order != NULL && !saga_valid_order_id(order)) {
+        ctl_err("watch", "'%s' is not an order id ([A-Za-z0-9_-]{1,64})", order);
+        return CTL_EXIT_USAGE;
+    }
+    if (order != NULL)
+        snprintf(subject, sizeof(subject), "evt.*.*.%s", order);
+    else
+        snprintf(subject, sizeof(subject), "evt.>");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_watch_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    /* watch is meant to outlive a broker restart, so it reconnects. */
+    rc = ctl_connect(&c, "watch", url, 0, 1);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    ctl_buf_init(&b);
+    natsStatus s = natsConnection_SubscribeSync(&sub, c.nc, subject);
+    if (s == NATS_OK)
+        s = natsConnection_Flush(c.nc);
+    if (s != NATS_OK) {
+        ctl_err("watch", "cannot subscribe to %s: %s", subject, natsStatus_GetText(s));
+        rc = CTL_EXIT_UNREACHABLE;
+        goto out;
+    }
+    /* Subscriptions buffer in cnats; a slow terminal shows up as an async
+     * "slow consumer" error, not as a stall of the publishers. */
+    if (!json)
+        fprintf(stderr, "sagactl watch: watching %s on %s (Ctrl-C to stop)\n", subject, url);
+    fflush(stderr);
+    while (!watch_stop) {
+        natsMsg *m = NULL;
+        s = natsSubscription_NextMsg(&m, sub, 250);
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s != NATS_OK) {
+            if (watch_stop)
+                break;
+            ctl_err("watch", "subscription ended: %s", natsStatus_GetText(s));
+            rc = CTL_EXIT_UNREACHABLE;
+            goto out;
+        }
+        saga_event ev;
+        void *owner = NULL;
+        ctl_buf_reset(&b);
+        if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                              &ev, &owner, NULL, 0) == SAGA_OK) {
+            if (json) {
+                ctl_event_json(&b, &ev, 0, NULL);
+                ctl_buf_puts(&b, "\n");
+            } else {
+                time_t sec = (time_t)(ev.time_ms / 1000);
+                struct tm tm;
+                char when[32] = "?";
+                if (localtime_r(&sec, &tm) != NULL) {
+                    char hms[16];
+                    strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
+                    snprintf(when, sizeof(when), "%s.%03d", hms, (int)(ev.time_ms % 1000));
+                }
+                event_line(&b, when, &ev, 1);
+            }
+            free(owner);
+        } else if (!json) {
+            ctl_buf_printf(&b, "(not an event on %s, %d bytes)\n", natsMsg_GetSubject(m),
+                           natsMsg_GetDataLength(m));
+        }
+        natsMsg_Destroy(m);
+        fputs(ctl_buf_str(&b), stdout);
+        fflush(stdout);
+    }
+    rc = CTL_EXIT_OK;
+out:
+    if (sub != NULL) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    ctl_buf_cleanup(&b);
+    ctl_disconnect(&c);
+    return rc;
+}

@@ -161,12 +161,14 @@ static saga_status on_placed(saga_ctx *ctx, const saga_event *ev, void *udata)
     if (st != SAGA_ENOTFOUND)
         goto out; /* SAGA_OK: already decided for this order; or a store error */
 
+    /* The fault plan's stockout_rate makes the first line run out on purpose. */
+    int stockout = saga_ctx_chance(ctx, "stockout_rate");
     /* All or none: look at every line before touching any. */
     for (uint32_t i = 0; i < res.nlines; i++) {
         st = inv_stock_load(ctx, res.lines[i].sku, &stock[i]);
         if (st != SAGA_OK && st != SAGA_ENOTFOUND)
             goto out;
-        if (stock[i].available < res.lines[i].quantity) {
+        if (stock[i].available < res.lines[i].quantity || (i == 0 && stockout)) {
             res.state = INV_RES_REJECTED;
             st = inv_res_store(ctx, ev->order_id, &res);
             if (st == SAGA_OK)

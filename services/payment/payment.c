@@ -107,11 +107,16 @@ static saga_status decide(saga_ctx *ctx, const char *order_id, const Saga__V1__O
     snprintf(ps.customer_id, sizeof(ps.customer_id), "%s", msg->customer_id);
     snprintf(ps.currency, sizeof(ps.currency), "%s", msg->currency);
 
-    if (msg->total_cents > limit_cents) {
+    /* The fault plan's decline_rate declines a share of orders on purpose. */
+    int injected = msg->total_cents <= limit_cents && saga_ctx_chance(ctx, "decline_rate");
+    if (msg->total_cents > limit_cents || injected) {
         Saga__V1__PaymentDeclined out = SAGA__V1__PAYMENT_DECLINED__INIT;
-        snprintf(reason, sizeof(reason),
-                 "total of %lld cents exceeds the payment limit of %lld cents",
-                 (long long)msg->total_cents, limit_cents);
+        if (injected)
+            snprintf(reason, sizeof(reason), "declined by the fault plan (decline_rate)");
+        else
+            snprintf(reason, sizeof(reason),
+                     "total of %lld cents exceeds the payment limit of %lld cents",
+                     (long long)msg->total_cents, limit_cents);
         ps.kind = PAY_DECLINED;
         out.customer_id = ps.customer_id;
         out.amount_cents = ps.amount_cents;

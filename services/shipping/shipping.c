@@ -54,10 +54,15 @@ static int valid_ship_to(const char *s)
 static saga_status schedule(saga_ctx *ctx, const char *order_id, ship_rec *rec)
 {
     saga_status st;
-    if (is_unserved(rec->ship_to)) {
+    /* The fault plan's ship_fail_rate fails a share of shipments on purpose. */
+    int unserved_dest = is_unserved(rec->ship_to);
+    if (unserved_dest || saga_ctx_chance(ctx, "ship_fail_rate")) {
         Saga__V1__ShipmentFailed msg = SAGA__V1__SHIPMENT_FAILED__INIT;
         char reason[64];
-        snprintf(reason, sizeof(reason), "destination %s is not served", rec->ship_to);
+        if (unserved_dest)
+            snprintf(reason, sizeof(reason), "destination %s is not served", rec->ship_to);
+        else
+            snprintf(reason, sizeof(reason), "carrier failure (fault plan: ship_fail_rate)");
         rec->phase = SHIP_FAILED;
         st = ship_rec_store(ctx, order_id, rec);
         msg.ship_to = rec->ship_to;

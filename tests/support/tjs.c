@@ -210,3 +210,15 @@ long long tjs_stat(tjs *t, const char *service, const char *field)
     natsMsg_Destroy(reply);
     return v;
 }
+
+int tjs_consumers_idle(tjs *t, const char *stream)
+{
+    jsConsumerInfoList *list = NULL;
+    int idle = 1;
+    if (js_Consumers(&list, t->js, stream, NULL, NULL) != NATS_OK)
+        return 0;
+    for (int i = 0; i < list->Count && idle; i++)
+        idle = list->List[i]->NumPending == 0 && list->List[i]->NumAckPending == 0;
+    jsConsumerInfoList_Destroy(list);
+    return idle;
+}

@@ -47,4 +47,8 @@ int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, s
  * service does not answer. */
 long long tjs_stat(tjs *t, const char *service, const char *field);
 
+/* 1 when every durable consumer of stream has delivered and had acknowledged
+ * everything (no pending, no unacknowledged message), 0 otherwise. */
+int tjs_consumers_idle(tjs *t, const char *stream);
+
 #endif

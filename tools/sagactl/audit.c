@@ -46,8 +46,20 @@ typedef struct violation {
     char detail[240];
 } violation;
 
+/* What the stream holds under one event id: a second copy with the same
+ * fingerprint is a duplicate publish (an injected fault, or an outbox
+ * republished after the broker's duplicate window): consumers drop it by
+ * their inbox. A different event under the same id is a real defect. */
+typedef struct id_facts {
+    uint32_t copies;
+    uint64_t fingerprint;
+    char type[SAGA_TYPE_MAX + 1];
+} id_facts;
+
 typedef struct audit {
     int64_t now_ms, grace_ms;
+    int strict_ids;
+    uint64_t dup_copies;
     const char *spool;
     ctl_map *orders, *skus, *ids;
     uint64_t events, undecodable, bad_payloads;
@@ -115,26 +127,62 @@ static void add_units(audit *a, Saga__V1__LineItem **items, size_t n, int which)
         return 0;                                                                                  \
     }
 
+static uint64_t fnv_add(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Everything but the id itself: two copies of one publish are equal here. */
+static uint64_t fingerprint(const saga_event *ev)
+{
+    uint64_t h = 1469598103934665603ULL;
+    h = fnv_add(h, ev->type, strlen(ev->type) + 1);
+    h = fnv_add(h, ev->order_id, strlen(ev->order_id) + 1);
+    h = fnv_add(h, ev->producer, strlen(ev->producer) + 1);
+    h = fnv_add(h, &ev->sequence, sizeof(ev->sequence));
+    h = fnv_add(h, &ev->time_ms, sizeof(ev->time_ms));
+    if (ev->payload_len > 0)
+        h = fnv_add(h, ev->payload, ev->payload_len);
+    return h;
+}
+
 static int on_event(const saga_event *ev, uint64_t seq, void *udata)
 {
     audit *a = udata;
     int created = 0;
-    uint32_t *seen = ctl_map_upsert(a->ids, ev->event_id, &created);
+    id_facts *id = ctl_map_upsert(a->ids, ev->event_id, &created);
     order_facts *o = ctl_map_upsert(a->orders, ev->order_id, NULL);
     (void)seq;
-    if (seen == NULL || o == NULL) {
+    if (id == NULL || o == NULL) {
         ctl_err("audit", "out of memory after %llu events", (unsigned long long)a->events);
         return -1;
     }
     a->events++;
-    /* A second copy of one event is a broker-level duplicate: report it, and
-     * do not let it look like a second effect in the checks below. */
-    if (++*seen == 2)
-        add_violation(a, ev->order_id, NULL, "unique_event_id",
-                      "event %s (%s) is stored more than once in the stream", ev->event_id,
-                      ev->type);
-    if (!created)
+    uint64_t fp = fingerprint(ev);
+    if (created) {
+        id->fingerprint = fp;
+        snprintf(id->type, sizeof(id->type), "%s", ev->type);
+    }
+    id->copies++;
+    if (!created) {
+        /* Only the first copy counts: a duplicate must not look like a
+         * second effect in the checks below. */
+        if (id->fingerprint != fp)
+            add_violation(a, ev->order_id, NULL, "unique_event_id",
+                          "event id %s names two different events (%s, and %s of order %s)",
+                          ev->event_id, id->type, ev->type, ev->order_id);
+        else if (a->strict_ids && id->copies == 2)
+            add_violation(a, ev->order_id, NULL, "unique_event_id",
+                          "event %s (%s) is stored more than once in the stream", ev->event_id,
+                          ev->type);
+        a->dup_copies++;
         return 0;
+    }
     o->events++;
     ctl_mark mk = ctl_event_mark(ev->type);
     a->failures += mk == CTL_MARK_FAILURE;
@@ -426,16 +474,18 @@ static void audit_cleanup(audit *a)
 }
 
 /* One complete audit into a (initialised here, cleaned by the caller). */
-static int audit_once(audit *a, ctl_conn *c, int progress, const char *spool, int64_t grace_ms)
+static int audit_once(audit *a, ctl_conn *c, int progress, const char *spool, int64_t grace_ms,
+                      int strict_ids)
 {
     ctl_stream_result res;
     memset(a, 0, sizeof(*a));
     ctl_buf_init(&a->warnings);
     a->grace_ms = grace_ms;
+    a->strict_ids = strict_ids;
     a->spool = spool;
     if (ctl_map_create(&a->orders, sizeof(order_facts)) != 0 ||
         ctl_map_create(&a->skus, sizeof(sku_facts)) != 0 ||
-        ctl_map_create(&a->ids, sizeof(uint32_t)) != 0) {
+        ctl_map_create(&a->ids, sizeof(id_facts)) != 0) {
         ctl_err("audit", "out of memory");
         return CTL_EXIT_FAIL;
     }
@@ -463,6 +513,11 @@ static int audit_once(audit *a, ctl_conn *c, int progress, const char *spool, in
     if (a->bad_payloads > 0)
         ctl_buf_printf(&a->warnings, "%llu event payloads do not decode (not counted)\n",
                        (unsigned long long)a->bad_payloads);
+    if (a->dup_copies > 0 && !a->strict_ids)
+        ctl_buf_printf(&a->warnings,
+                       "%llu extra copies of events in the stream (duplicate publishes; each "
+                       "event counted once; --strict-ids makes them violations)\n",
+                       (unsigned long long)a->dup_copies);
     if (a->oom || !ctl_buf_ok(&a->warnings)) {
         ctl_err("audit", "out of memory");
         return CTL_EXIT_FAIL;
@@ -476,8 +531,10 @@ static void print_json(const audit *a, ctl_buf *b)
     ctl_buf_printf(b, "{\"orders\":%llu,\"confirmed\":%llu,\"cancelled\":%llu,\"pending\":%llu,",
                    (unsigned long long)orders, (unsigned long long)a->confirmed,
                    (unsigned long long)a->cancelled, (unsigned long long)a->pending);
-    ctl_buf_printf(b, "\"events\":%llu,\"compensations\":%llu,\"failures\":%llu,",
-                   (unsigned long long)a->events,
+    ctl_buf_printf(b,
+                   "\"events\":%llu,\"duplicate_copies\":%llu,\"compensations\":%llu,"
+                   "\"failures\":%llu,",
+                   (unsigned long long)a->events, (unsigned long long)a->dup_copies,
                    (unsigned long long)(a->refunds + a->releases + a->ship_cancels),
                    (unsigned long long)a->failures);
     ctl_buf_puts(b, "\"cancelled_by_reason\":{");
@@ -570,7 +627,7 @@ static void print_text(const audit *a, ctl_buf *b, const char *url)
 
 static const char audit_help[] =
     "usage: sagactl audit [--json] [--grace-ms MS] [--spool DIR | --no-spool]\n"
-    "                     [--settle SECONDS] [--url URL]\n\n"
+    "                     [--settle SECONDS] [--strict-ids] [--url URL]\n\n"
     "Reads the whole stream SAGA_EVENTS (progress on stderr) and checks, per order:\n"
     "  final_state      final (CONFIRMED or CANCELLED) by its deadline + grace\n"
     "                   (default 10000 ms); a pending order within that is counted\n"
@@ -586,7 +643,9 @@ static const char audit_help[] =
     "                   from the files of the mail spool\n"
     "  double_effect    no step done twice; one_outcome: never both confirmed and\n"
     "                   cancelled; never_placed: no events without order.placed\n"
-    "  unique_event_id  no event id stored twice in the stream\n"
+    "  unique_event_id  no event id names two different events; with --strict-ids\n"
+    "                   also no event stored twice (duplicate publishes, e.g. from\n"
+    "                   the dup_rate fault, are otherwise counted once and reported)\n"
     "The spool defaults to $SAGA_HOME/mail (SAGA_HOME defaults to ./var) when it\n"
     "exists. --settle repeats the audit for up to SECONDS until it passes, for use\n"
     "right after a run while compensations are still in flight. Exit 1 on any\n"
@@ -595,12 +654,16 @@ static const char audit_help[] =
 
 int ctl_cmd_audit(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},         {"grace-ms", required_argument, NULL, 'g'},
-        {"spool", required_argument, NULL, 's'},  {"no-spool", no_argument, NULL, 'n'},
-        {"settle", required_argument, NULL, 'S'}, {"url", required_argument, NULL, 'U'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    int json = 0, no_spool = 0, opt, rc;
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"grace-ms", required_argument, NULL, 'g'},
+                                         {"spool", required_argument, NULL, 's'},
+                                         {"no-spool", no_argument, NULL, 'n'},
+                                         {"settle", required_argument, NULL, 'S'},
+                                         {"strict-ids", no_argument, NULL, 'I'},
+                                         {"url", required_argument, NULL, 'U'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int json = 0, no_spool = 0, strict_ids = 0, opt, rc;
     long long grace = DEFAULT_GRACE_MS, settle = 0;
     const char *spool = NULL;
     char default_spool[4096];
@@ -626,6 +689,9 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
             break;
         case 'n':
             no_spool = 1;
+            break;
+        case 'I':
+            strict_ids = 1;
             break;
         case 'S':
             if (ctl_parse_ll(optarg, 0, 3600, &settle) != 0) {
@@ -669,7 +735,7 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
     int64_t deadline = ctl_now_ms() + settle * 1000;
     for (int round = 0;; round++) {
         audit_cleanup(&a);
-        rc = audit_once(&a, &c, round == 0, spool, grace);
+        rc = audit_once(&a, &c, round == 0, spool, grace, strict_ids);
         if (rc != CTL_EXIT_OK)
             goto out;
         if (a.nv == 0 || ctl_now_ms() + 1000 > deadline)

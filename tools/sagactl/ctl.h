@@ -156,6 +156,15 @@ typedef struct ctl_stream_result {
     int stream_missing;   /* the stream does not exist yet */
 } ctl_stream_result;
 
+/* Called for every message read; time_ns is when the stream stored it.
+ * Same returns as ctl_stream_fn. The message is destroyed after the call. */
+typedef int (*ctl_msg_fn)(natsMsg *m, uint64_t stream_seq, int64_t time_ns, void *udata);
+
+/* Reads every message of stream on subjects matching filter, oldest first,
+ * until none is pending; see ctl_stream_read. */
+int ctl_stream_read_msgs(ctl_conn *c, const char *cmd, const char *stream, const char *filter,
+                         int progress, ctl_msg_fn fn, void *udata, ctl_stream_result *res);
+
 /* Reads every message of SAGA_EVENTS on subjects matching filter, oldest
  * first, with an ordered consumer, until none is pending. progress != 0
  * prints a line on stderr every 10,000 messages. Returns CTL_EXIT_OK or an

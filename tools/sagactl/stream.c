@@ -1,7 +1,8 @@
-/* stream.c - Reads the event stream SAGA_EVENTS from its first message with an
- * ordered push consumer (ephemeral, flow-controlled, gap-free: cnats recreates
- * it on a gap), decodes each envelope and hands it to a callback. Used by
- * trace, stats and audit. Ordered consumers are push-only in cnats 3.4.1. */
+/* stream.c - Reads a stream (SAGA_EVENTS, SAGA_DLQ) from its first message with
+ * an ordered push consumer (ephemeral, flow-controlled, gap-free: cnats
+ * recreates it on a gap) and hands each message, or each decoded event, to a
+ * callback. Used by trace, stats, audit and dlq. Ordered consumers are
+ * push-only in cnats 3.4.1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,8 @@
 /* Asks the stream how many messages it holds; for a filter naming one order
  * it also counts the matching ones, which is cheap because the server only
  * lists the few subjects of that order. *matching is UINT64_MAX when unknown. */
-static int stream_counts(ctl_conn *c, const char *cmd, const char *filter, int exact,
-                         uint64_t *total, uint64_t *matching, int *missing)
+static int stream_counts(ctl_conn *c, const char *cmd, const char *stream, const char *filter,
+                         int exact, uint64_t *total, uint64_t *matching, int *missing)
 {
     jsStreamInfo *si = NULL;
     jsOptions o;
@@ -32,7 +33,7 @@ static int stream_counts(ctl_conn *c, const char *cmd, const char *filter, int e
     jsOptions_Init(&o);
     if (exact)
         o.Stream.Info.SubjectsFilter = filter;
-    natsStatus s = js_GetStreamInfo(&si, c->js, CTL_STREAM, &o, &jerr);
+    natsStatus s = js_GetStreamInfo(&si, c->js, stream, &o, &jerr);
     *missing = 0;
     *total = 0;
     *matching = UINT64_MAX;
@@ -42,7 +43,7 @@ static int stream_counts(ctl_conn *c, const char *cmd, const char *filter, int e
         goto out;
     }
     if (s != NATS_OK) {
-        ctl_err(cmd, "cannot read stream %s at %s: %s%s%s", CTL_STREAM, c->url,
+        ctl_err(cmd, "cannot read stream %s at %s: %s%s%s", stream, c->url,
                 natsStatus_GetText(s), nats_GetLastError(NULL) ? ": " : "",
                 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
         rc = s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ? CTL_EXIT_UNREACHABLE : CTL_EXIT_FAIL;
@@ -71,8 +72,8 @@ static int names_one_order(const char *filter)
     return strcmp(last, ">") != 0 && strcmp(last, "*") != 0;
 }
 
-int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progress,
-                    ctl_stream_fn fn, void *udata, ctl_stream_result *res)
+int ctl_stream_read_msgs(ctl_conn *c, const char *cmd, const char *stream, const char *filter,
+                         int progress, ctl_msg_fn fn, void *udata, ctl_stream_result *res)
 {
     natsSubscription *sub = NULL;
     jsSubOptions so;
@@ -80,24 +81,22 @@ int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progre
     int rc;
 
     memset(res, 0, sizeof(*res));
-    rc = stream_counts(c, cmd, filter, names_one_order(filter), &total, &matching,
+    rc = stream_counts(c, cmd, stream, filter, names_one_order(filter), &total, &matching,
                        &res->stream_missing);
     if (rc != CTL_EXIT_OK || matching == 0)
         return rc;
 
     jsSubOptions_Init(&so);
-    so.Stream = CTL_STREAM;
+    so.Stream = stream;
     so.Ordered = true;
     so.Config.DeliverPolicy = js_DeliverAll;
     natsStatus s = js_SubscribeSync(&sub, c->js, filter, NULL, &so, NULL);
     if (s != NATS_OK) {
-        ctl_err(cmd, "cannot read stream %s: %s%s%s", CTL_STREAM, natsStatus_GetText(s),
+        ctl_err(cmd, "cannot read stream %s: %s%s%s", stream, natsStatus_GetText(s),
                 nats_GetLastError(NULL) ? ": " : "",
                 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
         return CTL_EXIT_FAIL;
     }
-    /* Whether the stream is large enough to deserve progress lines is only
-     * known from the first message's pending count. */
     for (;;) {
         natsMsg *m = NULL;
         int64_t wait = NEXT_MSG_WAIT_MS;
@@ -107,32 +106,27 @@ int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progre
         if (s == NATS_TIMEOUT && res->messages == 0 && matching == UINT64_MAX)
             break; /* nothing matches the filter */
         if (s != NATS_OK) {
-            ctl_err(cmd, "reading stream %s stalled after %llu messages: %s", CTL_STREAM,
+            ctl_err(cmd, "reading stream %s stalled after %llu messages: %s", stream,
                     (unsigned long long)res->messages, natsStatus_GetText(s));
             rc = CTL_EXIT_FAIL;
             goto out;
         }
         jsMsgMetaData *meta = NULL;
         uint64_t pending = 0, seq = 0;
+        int64_t time_ns = 0;
         if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
             pending = meta->NumPending;
             seq = meta->Sequence.Stream;
+            time_ns = meta->Timestamp;
             jsMsgMetaData_Destroy(meta);
         }
         res->messages++;
-        saga_event ev;
-        void *owner = NULL;
-        int stop = 0;
-        if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
-                              &ev, &owner, NULL, 0) == SAGA_OK) {
-            stop = fn(&ev, seq, udata);
-            free(owner);
-        } else {
-            res->undecodable++;
-        }
+        int stop = fn(m, seq, time_ns, udata);
         natsMsg_Destroy(m);
+        /* Whether a read is long enough for progress lines is only known
+         * once messages flow: every 10,000 says how far it has come. */
         if (progress && res->messages % PROGRESS_EVERY == 0)
-            fprintf(stderr, "sagactl %s: read %llu of %llu events\n", cmd,
+            fprintf(stderr, "sagactl %s: read %llu of %llu messages\n", cmd,
                     (unsigned long long)res->messages,
                     (unsigned long long)(res->messages + pending));
         if (stop < 0) {
@@ -143,12 +137,48 @@ int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progre
             break;
     }
     if (progress && res->messages >= PROGRESS_EVERY)
-        fprintf(stderr, "sagactl %s: read %llu events, done\n", cmd,
+        fprintf(stderr, "sagactl %s: read %llu messages, done\n", cmd,
                 (unsigned long long)res->messages);
 out:
     /* Unsubscribe before destroy so no message is being delivered to a
      * subscription being freed (cnats #637). */
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
+    return rc;
+}
+
+typedef struct decoding {
+    ctl_stream_fn fn;
+    void *udata;
+    ctl_stream_result *res;
+} decoding;
+
+static int decode_one(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata)
+{
+    decoding *d = udata;
+    saga_event ev;
+    void *owner = NULL;
+    (void)time_ns;
+    if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                          &ev, &owner, NULL, 0) != SAGA_OK) {
+        d->res->undecodable++;
+        return 0;
+    }
+    int rc = d->fn(&ev, seq, d->udata);
+    free(owner);
+    return rc;
+}
+
+int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progress,
+                    ctl_stream_fn fn, void *udata, ctl_stream_result *res)
+{
+    ctl_stream_result inner;
+    decoding d = {fn, udata, res};
+    /* The adapter counts undecodable messages into res; the reader fills
+     * its own copy, merged afterwards so neither overwrites the other. */
+    memset(res, 0, sizeof(*res));
+    int rc = ctl_stream_read_msgs(c, cmd, CTL_STREAM, filter, progress, decode_one, &d, &inner);
+    res->messages = inner.messages;
+    res->stream_missing = inner.stream_missing;
     return rc;
 }

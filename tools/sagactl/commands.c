@@ -86,6 +86,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     Saga__V1__LineItem *item_ptrs[MAX_ITEMS];
     char *texts[MAX_ITEMS];
     char key[64];
+    const char *customer = NULL, *idem = NULL;
     size_t nitems = 0;
     int json = 0, rc = CTL_EXIT_USAGE, opt;
     long long deadline = 0;
@@ -98,7 +99,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            req.customer_id = optarg;
+            customer = optarg;
             break;
         case 'i':
             if (nitems == MAX_ITEMS) {
@@ -133,7 +134,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
             }
             break;
         case 'k':
-            req.idempotency_key = optarg;
+            idem = optarg;
             break;
         case 'j':
             json = 1;
@@ -154,16 +155,20 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
         ctl_err("place", "unexpected argument '%s' (see sagactl place --help)", argv[optind]);
         goto out;
     }
-    if (req.customer_id == NULL || nitems == 0) {
+    if (customer == NULL || nitems == 0) {
         ctl_err("place", "--customer and at least one --item are required (see --help)");
         goto out;
     }
-    if (req.idempotency_key == NULL) {
+    /* protobuf-c's INIT points strings at a shared empty string, never
+     * NULL: presence is tracked here, and the fields set once parsed. */
+    if (idem == NULL) {
         char id[SAGA_ID_LEN + 1];
         saga_ulid_new(id);
         snprintf(key, sizeof(key), "ctl-%s", id);
-        req.idempotency_key = key;
+        idem = key;
     }
+    req.customer_id = (char *)customer;
+    req.idempotency_key = (char *)idem;
     req.items = item_ptrs;
     req.n_items = nitems;
     req.deadline_ms = deadline;

@@ -198,6 +198,8 @@ int ctl_cmd_trace(const char *url, int argc, char **argv);
 int ctl_cmd_watch(const char *url, int argc, char **argv);
 int ctl_cmd_stats(const char *url, int argc, char **argv);
 int ctl_cmd_audit(const char *url, int argc, char **argv);
+int ctl_cmd_faults(const char *url, int argc, char **argv);
+int ctl_cmd_dlq(const char *url, int argc, char **argv);
 
 /* Reports an option getopt_long refused: ret is what it returned (':' for a
  * missing value, '?' for an unknown option). Returns CTL_EXIT_USAGE. */

@@ -23,9 +23,11 @@ static const char *header(natsMsg *m, const char *key)
 
 typedef struct dlq_list {
     int json;
+    int print;   /* list: print each dead letter */
+    int collect; /* replay --all: gather sequence numbers */
     uint64_t n;
     ctl_buf out;
-    uint64_t *seqs; /* collected for replay --all */
+    uint64_t *seqs;
     size_t nseqs, cap;
 } dlq_list;
 
@@ -33,9 +35,9 @@ static void add_line(dlq_list *l, natsMsg *m, uint64_t seq, int64_t time_ns)
 {
     saga_event ev;
     void *owner = NULL;
-    int decoded = saga_event_decode((const uint8_t *)natsMsg_GetData(m),
-                                    (size_t)natsMsg_GetDataLength(m), &ev, &owner, NULL,
-                                    0) == SAGA_OK;
+    int decoded =
+        saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                          &ev, &owner, NULL, 0) == SAGA_OK;
     long long deliveries = 0;
     ctl_parse_ll(header(m, "Saga-Deliveries"), 0, 1000000, &deliveries);
     int64_t ms = time_ns / 1000000;
@@ -80,12 +82,12 @@ static void add_line(dlq_list *l, natsMsg *m, uint64_t seq, int64_t time_ns)
 static int on_dead_letter(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata)
 {
     dlq_list *l = udata;
-    if (l->seqs != NULL || l->cap == 0) {
+    if (l->collect) {
         if (l->nseqs == l->cap) {
             size_t cap = l->cap ? l->cap * 2 : 64;
             uint64_t *v = cap <= MAX_REPLAY ? realloc(l->seqs, cap * sizeof(*v)) : NULL;
             if (v == NULL) {
-                ctl_err("dlq", "too many dead letters to hold (%zu)", l->nseqs);
+                ctl_err("dlq", "too many dead letters to replay at once (%zu)", l->nseqs);
                 return -1;
             }
             l->seqs = v;
@@ -93,10 +95,17 @@ static int on_dead_letter(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata
         }
         l->seqs[l->nseqs++] = seq;
     }
-    ctl_buf_reset(&l->out);
-    add_line(l, m, seq, time_ns);
+    if (l->print) {
+        ctl_buf_reset(&l->out);
+        add_line(l, m, seq, time_ns);
+        if (!ctl_buf_ok(&l->out)) {
+            ctl_err("dlq", "out of memory");
+            return -1;
+        }
+        fputs(ctl_buf_str(&l->out), stdout);
+    }
     l->n++;
-    return ctl_buf_ok(&l->out) ? 0 : -1;
+    return 0;
 }
 
 /* Replays one dead letter: the original bytes onto the original subject,
@@ -226,7 +235,7 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     if (!is_list && (all == (optind < argc))) {
-        ctl_err("dlq", "replay wants sequence numbers or --all, not both");
+        ctl_err("dlq", "replay wants either sequence numbers or --all");
         return CTL_EXIT_USAGE;
     }
     for (int i = optind; i < argc; i++) {
@@ -243,22 +252,20 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
     ctl_buf_init(&l.out);
 
     if (is_list || all) {
-        /* Collecting sequence numbers only matters for replay --all;
-         * cap = 0 with seqs NULL is the signal to collect. */
-        l.cap = is_list ? 1 : 0;
-        int printing = is_list;
-        if (!printing) {
-            /* replay --all prints what it replays, not the listing */
-            l.json = 0;
-        }
-        rc = ctl_stream_read_msgs(&c, "dlq", DLQ_STREAM, filter, 1,
-                                  printing ? on_dead_letter : on_dead_letter, &l, &res);
+        l.print = is_list;
+        l.collect = all;
+        rc = ctl_stream_read_msgs(&c, "dlq", DLQ_STREAM, filter, 1, on_dead_letter, &l, &res);
         if (rc != CTL_EXIT_OK)
             goto out;
     }
     if (is_list) {
-        /* on_dead_letter printed into l.out per message; show them now. */
-        goto out_list;
+        if (l.json)
+            fputs(l.n == 0 ? "[]\n" : "\n]\n", stdout);
+        else
+            printf("%llu dead letter%s in %s%s\n", (unsigned long long)l.n, l.n == 1 ? "" : "s",
+                   DLQ_STREAM, res.stream_missing ? " (the stream does not exist yet)" : "");
+        rc = CTL_EXIT_OK;
+        goto out;
     }
     int failed = 0;
     if (all) {
@@ -269,14 +276,11 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
     } else {
         for (int i = optind; i < argc; i++) {
             long long seq = 0;
-            ctl_parse_ll(argv[i], 1, INT64_MAX, &seq);
-            failed |= replay_one(&c, (uint64_t)seq, keep) != CTL_EXIT_OK;
+            if (ctl_parse_ll(argv[i], 1, INT64_MAX, &seq) == 0)
+                failed |= replay_one(&c, (uint64_t)seq, keep) != CTL_EXIT_OK;
         }
     }
     rc = failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
-    goto out;
-out_list:
-    rc = CTL_EXIT_OK;
 out:
     free(l.seqs);
     ctl_buf_cleanup(&l.out);

@@ -182,10 +182,11 @@ static void summarize(ctl_buf *b, const saga_event *ev, const ProtobufCMessage *
         ctl_buf_printf(b, "%s message to %s (%s)", p->kind, p->customer_id, p->spool_file);
     } else if (ends_with(t, ".vetoed")) {
         const Saga__V1__ParticipantVetoed *p = (const void *)msg;
-        ctl_buf_printf(b, "vetoed by %s: %s", p->participant, p->reason);
+        ctl_buf_printf(b, "vetoed by %s: %s", *p->participant ? p->participant : ev->producer,
+                       p->reason);
     } else if (ends_with(t, ".cleared")) {
         const Saga__V1__ParticipantCleared *p = (const void *)msg;
-        ctl_buf_printf(b, "cleared by %s", p->participant);
+        ctl_buf_printf(b, "cleared by %s", *p->participant ? p->participant : ev->producer);
     }
 }
 

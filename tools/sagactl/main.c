@@ -25,6 +25,8 @@ static const struct {
     {"stats", ctl_cmd_stats, "count orders by state; each service's counters"},
     {"stock", ctl_cmd_stock, "set or read the stock of a SKU"},
     {"audit", ctl_cmd_audit, "check every invariant of the saga over the whole stream"},
+    {"faults", ctl_cmd_faults, "show, inject or clear a service's faults at run time"},
+    {"dlq", ctl_cmd_dlq, "list and replay dead letters (stream SAGA_DLQ)"},
     {"ping", ctl_cmd_ping, "exit 0 when NATS answers"},
     {"ready", ctl_cmd_ready, "exit 0 when a service answers its control subject"},
     {"svcstats", ctl_cmd_svcstats, "one service's runtime counters"},

@@ -8,15 +8,16 @@
 
 #define INITIAL_SLOTS 1024 /* a power of two */
 
+/* One allocation per entry: the value first (malloc's alignment), then the
+ * key. Audits of large streams hold millions of entries. */
 typedef struct entry {
-    char *key;
-    void *val;
+    void *block;
     uint64_t hash;
 } entry;
 
 struct ctl_map {
-    size_t value_size;
-    entry *entries; /* insertion order */
+    size_t value_size; /* rounded up to keep the key after it aligned */
+    entry *entries;    /* insertion order */
     size_t count, cap;
     uint32_t *slots; /* 0: empty, else entry index + 1 */
     size_t nslots;   /* power of two, kept at most half full */
@@ -37,7 +38,7 @@ int ctl_map_create(ctl_map **out, size_t value_size)
     ctl_map *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return -1;
-    m->value_size = value_size > 0 ? value_size : 1;
+    m->value_size = value_size > 0 ? (value_size + 7) & ~(size_t)7 : 8;
     m->nslots = INITIAL_SLOTS;
     m->slots = calloc(m->nslots, sizeof(*m->slots));
     if (m->slots == NULL) {
@@ -52,13 +53,16 @@ void ctl_map_destroy(ctl_map *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->count; i++) {
-        free(m->entries[i].key);
-        free(m->entries[i].val);
-    }
+    for (size_t i = 0; i < m->count; i++)
+        free(m->entries[i].block);
     free(m->entries);
     free(m->slots);
     free(m);
+}
+
+static const char *entry_key(const ctl_map *m, const entry *e)
+{
+    return (const char *)e->block + m->value_size;
 }
 
 static size_t find_slot(const ctl_map *m, const char *key, uint64_t h)
@@ -69,7 +73,7 @@ static size_t find_slot(const ctl_map *m, const char *key, uint64_t h)
         if (s == 0)
             return i;
         const entry *e = &m->entries[s - 1];
-        if (e->hash == h && strcmp(e->key, key) == 0)
+        if (e->hash == h && strcmp(entry_key(m, e), key) == 0)
             return i;
     }
 }
@@ -95,20 +99,17 @@ static int rehash(ctl_map *m)
 void *ctl_map_get(const ctl_map *m, const char *key)
 {
     uint32_t s = m->slots[find_slot(m, key, fnv1a(key))];
-    return s != 0 ? m->entries[s - 1].val : NULL;
+    return s != 0 ? m->entries[s - 1].block : NULL;
 }
 
 void *ctl_map_upsert(ctl_map *m, const char *key, int *created)
 {
     uint64_t h = fnv1a(key);
     size_t i = find_slot(m, key, h);
-    void *val = NULL;
-    char *k = NULL;
-
     if (created != NULL)
         *created = 0;
     if (m->slots[i] != 0)
-        return m->entries[m->slots[i] - 1].val;
+        return m->entries[m->slots[i] - 1].block;
     if (m->count >= UINT32_MAX - 1)
         return NULL;
     if (m->count == m->cap) {
@@ -119,11 +120,13 @@ void *ctl_map_upsert(ctl_map *m, const char *key, int *created)
         m->entries = e;
         m->cap = cap;
     }
-    k = strdup(key);
-    val = calloc(1, m->value_size);
-    if (k == NULL || val == NULL)
-        goto fail;
-    m->entries[m->count] = (entry){k, val, h};
+    size_t klen = strlen(key);
+    char *block = malloc(m->value_size + klen + 1);
+    if (block == NULL)
+        return NULL;
+    memset(block, 0, m->value_size);
+    memcpy(block + m->value_size, key, klen + 1);
+    m->entries[m->count] = (entry){block, h};
     m->slots[i] = (uint32_t)(m->count + 1);
     m->count++;
     /* Growing after the insert keeps find_slot's index valid above; a failed
@@ -133,11 +136,7 @@ void *ctl_map_upsert(ctl_map *m, const char *key, int *created)
         return NULL;
     if (created != NULL)
         *created = 1;
-    return val;
-fail:
-    free(k);
-    free(val);
-    return NULL;
+    return block;
 }
 
 size_t ctl_map_count(const ctl_map *m)
@@ -150,6 +149,6 @@ void *ctl_map_at(const ctl_map *m, size_t i, const char **key)
     if (i >= m->count)
         return NULL;
     if (key != NULL)
-        *key = m->entries[i].key;
-    return m->entries[i].val;
+        *key = entry_key(m, &m->entries[i]);
+    return m->entries[i].block;
 }

@@ -18,6 +18,7 @@
 /* When we cannot know in advance whether anything matches the filter, a
  * short wait tells "nothing" from "not yet". */
 #define MAYBE_EMPTY_WAIT_MS 1500
+#define PENDING_BYTES_MAX (256 * 1024 * 1024)
 
 /* Asks the stream how many messages it holds; for a filter naming one order
  * it also counts the matching ones, which is cheap because the server only
@@ -43,8 +44,8 @@ static int stream_counts(ctl_conn *c, const char *cmd, const char *stream, const
         goto out;
     }
     if (s != NATS_OK) {
-        ctl_err(cmd, "cannot read stream %s at %s: %s%s%s", stream, c->url,
-                natsStatus_GetText(s), nats_GetLastError(NULL) ? ": " : "",
+        ctl_err(cmd, "cannot read stream %s at %s: %s%s%s", stream, c->url, natsStatus_GetText(s),
+                nats_GetLastError(NULL) ? ": " : "",
                 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
         rc = s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ? CTL_EXIT_UNREACHABLE : CTL_EXIT_FAIL;
         goto out;
@@ -97,6 +98,10 @@ int ctl_stream_read_msgs(ctl_conn *c, const char *cmd, const char *stream, const
                 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
         return CTL_EXIT_FAIL;
     }
+    /* The server's flow control bounds what is in flight; the client's own
+     * default cap (65,536 messages) is below that window for small events,
+     * and a message dropped there would stall the read. */
+    natsSubscription_SetPendingLimits(sub, -1, PENDING_BYTES_MAX);
     for (;;) {
         natsMsg *m = NULL;
         int64_t wait = NEXT_MSG_WAIT_MS;

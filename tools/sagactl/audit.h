@@ -1,0 +1,48 @@
+/* audit.h - One audit run and its findings, shared by audit.c (which gathers
+ * facts from the stream, the inventory and the mail spool and checks them) and
+ * audit_cmd.c (the command and its report). Private to sagactl. */
+#ifndef SAGACTL_AUDIT_H
+#define SAGACTL_AUDIT_H
+
+#include "ctl.h"
+
+#define CTL_AUDIT_REASONS_MAX 16 /* distinct cancellation reasons counted */
+
+/* One broken rule, for an order or (order_id empty) for a SKU. */
+typedef struct ctl_violation {
+    char order_id[SAGA_ORDER_ID_MAX + 1]; /* empty for a SKU-wide finding */
+    char sku[72];
+    const char *rule;
+    char detail[240];
+} ctl_violation;
+
+/* One audit run: its figures, findings and working maps. */
+typedef struct ctl_audit {
+    int64_t now_ms, grace_ms;
+    int strict_ids;
+    uint64_t dup_copies;
+    const char *spool;
+    ctl_map *orders, *skus, *ids;
+    uint64_t events, undecodable, bad_payloads;
+    uint64_t refunds, releases, ship_cancels, failures, spool_files;
+    uint64_t confirmed, cancelled, pending, skus_checked;
+    struct {
+        char name[32];
+        uint64_t n;
+    } reasons[CTL_AUDIT_REASONS_MAX];
+    int nreasons;
+    ctl_violation *v;
+    size_t nv, capv;
+    ctl_buf warnings; /* one per line */
+    int oom;
+} ctl_audit;
+
+/* Runs one complete audit into a (initialised here; release it with
+ * ctl_audit_cleanup, also on failure). progress != 0 prints progress lines;
+ * spool NULL skips the mail spool. Returns CTL_EXIT_OK or an exit code after
+ * printing why. */
+int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, int64_t grace_ms,
+                  int strict_ids);
+void ctl_audit_cleanup(ctl_audit *a);
+
+#endif

@@ -22,6 +22,8 @@
 #define IDLE_WAIT_MS 200
 #define SENT_LINGER_MS 20
 #define PARK_TIMER_PREFIX "~park:"
+/* Header on a message replayed from the dead-letter stream: how many times. */
+#define SAGA_HDR_REPLAYS "Saga-Replays"
 
 enum { ACT_NONE, ACT_ACK, ACT_NAK };
 
@@ -38,6 +40,7 @@ typedef struct batch {
     result *res;
     size_t n;
     saga_stats d; /* counters, applied only once the batch commits */
+    natsMsg *cur; /* the message being handled, when a message is */
     int64_t now;
 } batch;
 
@@ -79,6 +82,11 @@ static saga_status dead_letter(saga_service *svc, MDB_txn *txn, batch *b, const 
     snprintf(num, sizeof(num), "%d", delivery);
     saga__outmsg_header(m, "Saga-Deliveries", num);
     saga__outmsg_header(m, "Saga-Subject", subject ? subject : "");
+    /* A replayed message keeps its count, so replays cannot loop forever. */
+    const char *replays = NULL;
+    if (b->cur != NULL && natsMsgHeader_Get(b->cur, SAGA_HDR_REPLAYS, &replays) == NATS_OK &&
+        replays != NULL)
+        saga__outmsg_header(m, SAGA_HDR_REPLAYS, replays);
     if (len > 0) {
         m->data = malloc(len);
         if (m->data == NULL) {
@@ -320,12 +328,14 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
     }
     b->d.received++;
     res->act = ACT_ACK;
+    b->cur = msg;
 
     rv = saga_event_decode(data, len, &ev, &owner, err, sizeof(err));
     if (rv != SAGA_OK) {
         /* Poison: no retry can fix it. */
         snprintf(reason, sizeof(reason), "undecodable: %s: %s", saga_strerror(rv), err);
-        return dead_letter(svc, txn, b, subject, data, len, reason, delivery, seq);
+        rv = dead_letter(svc, txn, b, subject, data, len, reason, delivery, seq);
+        goto out;
     }
     rv = saga__inbox_seen(&svc->store, txn, ev.event_id, &seen);
     if (rv != SAGA_OK || seen) {
@@ -404,6 +414,7 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
         break;
     }
 out:
+    b->cur = NULL;
     free(owner);
     return rv;
 }

@@ -62,6 +62,8 @@ const saga__setting saga__config_settings[] = {
      "1: one LMDB commit per message instead of per batch (for benchmarks)."},
     {"SAGA_CRASH_AT", S_STRING(crash_at), 1, 128,
      "Test fault: the crash point \"name[:n]\" at which the process aborts."},
+    {"SAGA_GATES", S_STRING(gates), 1, 200,
+     "Participants whose clearance gates this service's steps, e.g. \"fraud\"."},
     {"SAGA_FAULTS", S_STRING(faults), 1, 1000,
      "Fault plan at start, e.g. \"error_rate=0.1,seed=7\" (see docs/failures.md)."},
     {"SAGA_LOG_LEVEL", S_LOGLEVEL(log_level), "Log level: error, warn, info or debug."},

@@ -1,4 +1,6 @@
 /* ctx.c - What a handler may do: read and write state, emit events, set timers, park. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -242,6 +244,35 @@ saga_status saga_ctx_park(saga_ctx *ctx, int64_t timeout_ms)
 {
     ctx->park_timeout_ms = timeout_ms > 0 ? timeout_ms : ctx->svc->cfg.park_timeout_ms;
     return SAGA_PARKED;
+}
+
+void saga_ctx_log(saga_ctx *ctx, saga_log_level level, const char *fmt, ...)
+{
+    const saga__logger *lg = &ctx->svc->log;
+    char line[1024];
+    va_list ap;
+    if (!SAGA__LOG_ENABLED(lg, level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (ctx->ev != NULL)
+        saga__log(lg, level, "order=%s event_id=%s %s", ctx->ev->order_id, ctx->ev->event_id, line);
+    else
+        saga__log(lg, level, "%s", line);
+}
+
+int saga_ctx_gates_open(saga_ctx *ctx, const char *order_id)
+{
+    for (int i = 0; i < ctx->svc->ngates; i++) {
+        char key[64];
+        const void *v;
+        size_t len;
+        snprintf(key, sizeof(key), SAGA__GATE_KEY "%s", ctx->svc->gates[i]);
+        if (saga_ctx_get(ctx, order_id, key, &v, &len) != SAGA_OK)
+            return 0;
+    }
+    return 1;
 }
 
 int saga_ctx_chance(saga_ctx *ctx, const char *key)

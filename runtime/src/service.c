@@ -100,6 +100,43 @@ static saga_status faults_cmd(saga_ctx *ctx, const char *subject, const uint8_t 
     return saga_ctx_reply(ctx, out, n > 0 && (size_t)n < sizeof(out) ? (size_t)n : 0);
 }
 
+/* "<gate>.cleared": remember the clearance; handling it retries parked steps. */
+static saga_status gate_cleared(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    char key[64];
+    int64_t now = saga_ctx_now_ms(ctx);
+    (void)udata;
+    snprintf(key, sizeof(key), SAGA__GATE_KEY "%.*s", (int)strcspn(ev->type, "."), ev->type);
+    return saga_ctx_put(ctx, ev->order_id, key, &now, sizeof(now));
+}
+
+/* Parses SAGA_GATES ("fraud,kyc") into svc->gates. */
+static int parse_gates(saga_service *svc, const char *list, char *errbuf, size_t errlen)
+{
+    const char *p = list ? list : "";
+    while (*p != '\0') {
+        size_t n = strcspn(p, ", ");
+        if (n > 0) {
+            char name[SAGA_PRODUCER_MAX + 1];
+            if (n > SAGA_PRODUCER_MAX || svc->ngates == SAGA__MAX_GATES)
+                goto bad;
+            memcpy(name, p, n);
+            name[n] = '\0';
+            if (!saga_valid_producer(name))
+                goto bad;
+            memcpy(svc->gates[svc->ngates++], name, n + 1);
+        }
+        p += n;
+        p += strspn(p, ", ");
+    }
+    return 0;
+bad:
+    if (errbuf != NULL && errlen > 0)
+        snprintf(errbuf, errlen, "SAGA_GATES \"%s\": want up to %d participant names", list,
+                 SAGA__MAX_GATES);
+    return -1;
+}
+
 saga_status saga_service_create(saga_service **out, const saga_config *cfg, char *errbuf,
                                 size_t errlen)
 {
@@ -135,6 +172,11 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
         goto fail_free;
     }
     svc->cfg.faults = svc->faults_spec;
+    if (parse_gates(svc, cfg->gates, errbuf, errlen) != 0) {
+        rv = SAGA_EINVAL;
+        goto fail_free;
+    }
+    svc->cfg.gates = NULL; /* parsed; the borrowed string is not kept */
     if (svc->crash_spec[0] != '\0' && saga__crash_init(&svc->faults.crash, svc->crash_spec) != 0) {
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen,
@@ -248,7 +290,14 @@ saga_status saga_service_add_command(saga_service *svc, const char *subject, sag
 
 saga_status saga_service_run(saga_service *svc)
 {
-    saga_status rv = saga__transport_connect(svc);
+    saga_status rv = SAGA_OK;
+    for (int i = 0; i < svc->ngates && rv == SAGA_OK; i++) {
+        char pattern[SAGA_TYPE_MAX + 1];
+        snprintf(pattern, sizeof(pattern), "%s.cleared", svc->gates[i]);
+        rv = saga_service_subscribe(svc, pattern, gate_cleared, NULL);
+    }
+    if (rv == SAGA_OK)
+        rv = saga__transport_connect(svc);
     if (rv == SAGA_OK)
         rv = saga__transport_ensure_streams(svc);
     if (rv == SAGA_OK)

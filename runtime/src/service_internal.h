@@ -17,6 +17,8 @@
 #define SAGA__MAX_SUBS 16
 #define SAGA__MAX_CMDS 16
 #define SAGA__NAME_MAX 128
+#define SAGA__MAX_GATES 4
+#define SAGA__GATE_KEY "~gate:" /* order-scoped state: a participant's clearance */
 
 typedef struct saga_service saga_service;
 
@@ -98,6 +100,8 @@ struct saga_service {
     saga__transport tp;
     saga__faults faults; /* touched only on the service thread */
     char faults_spec[1024];
+    char gates[SAGA__MAX_GATES][SAGA_PRODUCER_MAX + 1];
+    int ngates;
     saga__queue q;
 
     saga__sub subs[SAGA__MAX_SUBS];

@@ -114,8 +114,13 @@ static saga_status join(saga_ctx *ctx, const char *order_id, int charged, const 
         rec.phase = SHIP_WAITING;
     /* Cancelled first: remember what came, but never schedule. */
     if (rec.phase == SHIP_WAITING && rec.charged && rec.reserved &&
-        !saga_ctx_has_tombstone(ctx, order_id, SHIP_TOMBSTONE))
+        !saga_ctx_has_tombstone(ctx, order_id, SHIP_TOMBSTONE)) {
+        /* Extension gates (SAGA_GATES): wait for every clearance; the
+         * clearance, or a cancellation, retries this event. */
+        if (!saga_ctx_gates_open(ctx, order_id))
+            return saga_ctx_park(ctx, 0);
         return schedule(ctx, order_id, &rec);
+    }
     return ship_rec_store(ctx, order_id, &rec);
 }
 

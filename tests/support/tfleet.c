@@ -34,16 +34,17 @@ static int is_ready(void *arg)
     return tjs_stat(&a->f->t, a->name, "commits") >= 0;
 }
 
-int tfleet_start_service(tfleet *f, int i)
+/* Spawns services/saga-NAME with the fleet's settings, then extra; waits until ready. */
+static pid_t spawn_service(tfleet *f, const char *name, const char *const *extra)
 {
     char bin[600], url[128], dir[600], spool[600], log[600];
     const char *env[ENV_MAX];
     int n = 0;
-    snprintf(bin, sizeof(bin), "%s/services/saga-%s", f->build_dir, tfleet_names[i]);
+    snprintf(bin, sizeof(bin), "%s/services/saga-%s", f->build_dir, name);
     snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(f->srv));
-    snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s/data/%s", tsrv_dir(f->srv), tfleet_names[i]);
+    snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s/data/%s", tsrv_dir(f->srv), name);
     snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s", f->mail);
-    snprintf(log, sizeof(log), "%s/%s.log", tsrv_dir(f->srv), tfleet_names[i]);
+    snprintf(log, sizeof(log), "%s/%s.log", tsrv_dir(f->srv), name);
     env[n++] = url;
     env[n++] = dir;
     env[n++] = spool;
@@ -51,13 +52,30 @@ int tfleet_start_service(tfleet *f, int i)
     env[n++] = "SAGA_RETRY_BASE_MS=50";
     for (int k = 0; f->env != NULL && f->env[k] != NULL && n < ENV_MAX - 1; k++)
         env[n++] = f->env[k];
+    for (int k = 0; extra != NULL && extra[k] != NULL && n < ENV_MAX - 1; k++)
+        env[n++] = extra[k];
     env[n] = NULL;
     const char *argv[] = {bin, NULL};
-    f->pid[i] = tproc_spawn(argv, env, log);
-    if (f->pid[i] <= 0)
+    pid_t pid = tproc_spawn(argv, env, log);
+    if (pid <= 0)
         return -1;
-    ready_arg a = {f, tfleet_names[i]};
-    return tproc_wait_until(is_ready, &a, READY_MS);
+    ready_arg a = {f, name};
+    if (tproc_wait_until(is_ready, &a, READY_MS) != 0) {
+        tproc_kill(pid);
+        return -1;
+    }
+    return pid;
+}
+
+int tfleet_start_service(tfleet *f, int i)
+{
+    f->pid[i] = spawn_service(f, tfleet_names[i], f->svc_env[i]);
+    return f->pid[i] > 0 ? 0 : -1;
+}
+
+pid_t tfleet_start_extra(tfleet *f, const char *name, const char *const *env)
+{
+    return spawn_service(f, name, env);
 }
 
 int tfleet_kill_service(tfleet *f, int i)
@@ -67,11 +85,21 @@ int tfleet_kill_service(tfleet *f, int i)
     return rc;
 }
 
-int tfleet_start(tfleet *f, const char *build_dir, const char *const *env)
+void tfleet_init(tfleet *f, const char *build_dir, const char *const *env)
 {
     memset(f, 0, sizeof(*f));
     f->build_dir = build_dir;
     f->env = env;
+}
+
+int tfleet_start(tfleet *f, const char *build_dir, const char *const *env)
+{
+    tfleet_init(f, build_dir, env);
+    return tfleet_launch(f);
+}
+
+int tfleet_launch(tfleet *f)
+{
     if (tsrv_start(&f->srv) != 0)
         return -1;
     snprintf(f->mail, sizeof(f->mail), "%s/mail", tsrv_dir(f->srv));

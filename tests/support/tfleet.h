@@ -17,6 +17,7 @@ typedef struct tfleet {
     const char *const *env; /* extra "K=V" for every service, NULL-terminated, may be NULL */
     tsrv *srv;
     tjs t;
+    const char *const *svc_env[TFLEET_NSVC]; /* extra "K=V" for one service, may be NULL */
     pid_t pid[TFLEET_NSVC];
     char mail[512];
 } tfleet;
@@ -25,6 +26,12 @@ extern const char *const tfleet_names[TFLEET_NSVC];
 
 /* Starts the server and the five services, each waited on until ready. */
 int tfleet_start(tfleet *f, const char *build_dir, const char *const *env);
+/* The same in two steps, so per-service settings (f->svc_env) can be set between. */
+void tfleet_init(tfleet *f, const char *build_dir, const char *const *env);
+int tfleet_launch(tfleet *f);
+/* Starts one more participant, services/saga-NAME (an extension such as
+ * fraud), with the fleet's settings plus env; waits until it is ready. */
+pid_t tfleet_start_extra(tfleet *f, const char *name, const char *const *env);
 /* SIGTERM to every service (0 when all exit cleanly), then the server goes. */
 int tfleet_stop(tfleet *f);
 int tfleet_index(const char *name);

@@ -75,6 +75,7 @@ typedef struct saga_config {
     size_t map_size;         /* initial LMDB map size; grows on MDB_MAP_FULL */
     const char *crash_at;    /* crash point "name[:n]" for tests: SAGA_CRASH_AT */
     const char *faults;      /* fault plan "key=value,...", see docs/failures.md: SAGA_FAULTS */
+    const char *gates;       /* participants whose clearance gates steps, "fraud,kyc": SAGA_GATES */
     saga_log_fn log;         /* NULL: no logging */
     void *log_udata;
     saga_log_level log_level; /* SAGA_LOG_LEVEL */
@@ -212,6 +213,13 @@ saga_status saga_ctx_timer_set(saga_ctx *ctx, const char *order_id, const char *
                                int64_t due_ms, const void *data, size_t len);
 saga_status saga_ctx_timer_cancel(saga_ctx *ctx, const char *order_id, const char *name);
 
+/* The extension contract's gates: returns 1 when every participant named in
+ * SAGA_GATES has cleared order_id (its "<participant>.cleared" event was
+ * handled), 1 when no gate is configured, 0 otherwise. A step that must
+ * wait returns saga_ctx_park(): the clearance, like any event of the order,
+ * retries it. */
+int saga_ctx_gates_open(saga_ctx *ctx, const char *order_id);
+
 /* Returns SAGA_PARKED: return that from the handler to put this event aside
  * until another event of the same order has been handled, for at most
  * timeout_ms (0: the configured default). On expiry the park-expired
@@ -223,6 +231,12 @@ saga_status saga_ctx_park(saga_ctx *ctx, int64_t timeout_ms);
  * is repeatable: the same seed and event give the same answer, also on
  * redelivery. */
 int saga_ctx_chance(saga_ctx *ctx, const char *key);
+
+/* Logs one key=value line through the service's sink, prefixed with svc=
+ * and, in an event handler, order= and event_id=. Formats nothing when the
+ * level is off. */
+void saga_ctx_log(saga_ctx *ctx, saga_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Sets the reply of a command (copied). Last call wins. */
 saga_status saga_ctx_reply(saga_ctx *ctx, const void *data, size_t len);

@@ -1,0 +1,254 @@
+/* test_fraud.c - The extension contract: a fraud-screening participant joins
+ * the fleet with no change to the five services. It vetoes (the order is
+ * cancelled with its reason and fully compensated), clears, and gates
+ * shipping when shipping is configured with SAGA_GATES=fraud. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ctype.h>
+
+#include <cmocka.h>
+
+#include "proc.h"
+#include "tfleet.h"
+
+#define DEADLINE_MS 60000
+
+static tfleet F;
+static pid_t fraud_pid = -1;
+
+static const char *const fraud_env[] = {"FRAUD_BLOCKED=mallory,trudy", "FRAUD_MAX_CENTS=50000",
+                                        "FRAUD_VELOCITY_MAX=3", "FRAUD_VELOCITY_WINDOW_MS=600000",
+                                        NULL};
+
+static int group_setup(void **state)
+{
+    static const char *const env[] = {"ORDER_DEADLINE_MS=30000", NULL};
+    static const char *const gate[] = {"SAGA_GATES=fraud", NULL};
+    (void)state;
+    tfleet_init(&F, SAGA_BUILD_DIR, env);
+    F.svc_env[tfleet_index("shipping")] = gate; /* the one line of configuration */
+    if (tfleet_launch(&F) != 0)
+        return -1;
+    fraud_pid = tfleet_start_extra(&F, "fraud", fraud_env);
+    return fraud_pid > 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    int rc = fraud_pid > 0 ? tproc_term(fraud_pid, 30000) : 0;
+    return tfleet_stop(&F) == 0 && rc == 0 ? 0 : -1;
+}
+
+static void place(char out[64], const char *customer, const char *sku, int qty, long long cents)
+{
+    char key[SAGA_ID_LEN + 1];
+    tfleet_item it[] = {{sku, qty, cents}};
+    saga_ulid_new(key);
+    Saga__V1__PlaceOrderReply *r = tfleet_place(&F, key, customer, it, 1, "DE", "EUR", 0);
+    assert_non_null(r);
+    if (!r->ok)
+        fail_msg("place refused: %s", r->error);
+    snprintf(out, 64, "%s", r->order_id);
+    saga__v1__place_order_reply__free_unpacked(r, NULL);
+}
+
+typedef struct view_cond {
+    const char *svc, *order_id, *needle, *alt;
+} view_cond;
+
+static int view_has(void *arg)
+{
+    view_cond *c = arg;
+    char buf[8192];
+    tfleet_view(&F, c->svc, c->order_id, buf, sizeof(buf));
+    return strstr(buf, c->needle) != NULL || (c->alt != NULL && strstr(buf, c->alt) != NULL);
+}
+
+static void wait_view_any(const char *svc, const char *id, const char *needle, const char *alt)
+{
+    view_cond c = {svc, id, needle, alt};
+    if (tproc_wait_until(view_has, &c, DEADLINE_MS) != 0) {
+        char buf[8192];
+        fail_msg("%s view of %s lacks %s: %s", svc, id, needle,
+                 tfleet_view(&F, svc, id, buf, sizeof(buf)));
+    }
+}
+
+static void expect_view(const char *svc, const char *id, const char *needle)
+{
+    char buf[8192];
+    if (strstr(tfleet_view(&F, svc, id, buf, sizeof(buf)), needle) == NULL)
+        fail_msg("%s view of %s lacks %s: %s", svc, id, needle, buf);
+}
+
+static int fleet_idle(void *arg)
+{
+    (void)arg;
+    return tjs_consumers_idle(&F.t, "SAGA_EVENTS");
+}
+
+static void audit(void)
+{
+    char log[600];
+    assert_int_equal(tproc_wait_until(fleet_idle, NULL, DEADLINE_MS), 0);
+    snprintf(log, sizeof(log), "%s/audit.log", tsrv_dir(F.srv));
+    int rc = tfleet_audit(&F, log);
+    if (rc != 0) {
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "cat %s >&2", log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no audit log)\n");
+        fail_msg("sagactl audit exited %d", rc);
+    }
+}
+
+/* Stream position of an order's first event of a type; 0 when absent. */
+static size_t position_of(const char *order_id, const char *type)
+{
+    char filter[128];
+    tjs_msg *v = NULL;
+    size_t n = 0, pos = 0;
+    snprintf(filter, sizeof(filter), "evt.*.*.%s", order_id);
+    if (tjs_collect(&F.t, "SAGA_EVENTS", filter, &v, &n) != 0)
+        return 0;
+    for (size_t i = 0; i < n && pos == 0; i++)
+        if (strcmp(v[i].ev.type, type) == 0)
+            pos = i + 1;
+    free(v);
+    return pos;
+}
+
+static void test_blocked_customer_is_vetoed_and_compensated(void **state)
+{
+    char id[64];
+    long long a, h, c;
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "FR1", 5), 0);
+    place(id, "mallory", "FR1", 1, 800);
+    wait_view_any("order", id, "\"reason\":\"vetoed\"", NULL);
+    expect_view("order", id, "\"failed_step\":\"fraud\"");
+    expect_view("order", id, "blocked");
+    expect_view("fraud", id, "\"decision\":\"vetoed\"");
+    wait_view_any("payment", id, "\"state\":\"refunded\"", "\"tombstone\":true");
+    wait_view_any("inventory", id, "\"state\":\"released\"", "\"tombstone\":true");
+    audit();
+    assert_true(tfleet_spool_has(&F, id, "cancelled"));
+    assert_int_equal(position_of(id, "shipment.scheduled"), 0); /* the gate never opened */
+    assert_int_equal(tfleet_get_stock(&F, "FR1", &a, &h, &c), 0);
+    assert_int_equal(a, 5);
+    assert_int_equal(h, 0);
+}
+
+static void test_cleared_order_is_confirmed_after_clearance(void **state)
+{
+    char id[64];
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "FR2", 5), 0);
+    place(id, "walter", "FR2", 1, 1200);
+    wait_view_any("order", id, "\"state\":\"CONFIRMED\"", NULL);
+    expect_view("fraud", id, "\"decision\":\"cleared\"");
+    size_t cleared = position_of(id, "fraud.cleared"),
+           scheduled = position_of(id, "shipment.scheduled");
+    assert_true(cleared > 0 && scheduled > cleared);
+    audit();
+}
+
+static void test_amount_and_velocity_rules(void **state)
+{
+    char big[64], ids[4][64];
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "FR3", 50), 0);
+    place(big, "oscar", "FR3", 1, 60000); /* over FRAUD_MAX_CENTS, under the payment limit */
+    wait_view_any("order", big, "\"reason\":\"vetoed\"", NULL);
+    expect_view("fraud", big, "threshold");
+    for (int i = 0; i < 4; i++)
+        place(ids[i], "speedy", "FR3", 1, 100);
+    for (int i = 0; i < 3; i++)
+        wait_view_any("order", ids[i], "\"state\":\"CONFIRMED\"", NULL);
+    wait_view_any("order", ids[3], "\"reason\":\"vetoed\"", NULL);
+    expect_view("fraud", ids[3], "within");
+    audit();
+}
+
+typedef struct stat_cond {
+    const char *svc, *field;
+    long long want;
+} stat_cond;
+
+static int stat_reached(void *arg)
+{
+    stat_cond *c = arg;
+    return tjs_stat(&F.t, c->svc, c->field) >= c->want;
+}
+
+/* With fraud down, shipping holds the step: nothing is scheduled until the
+ * clearance comes. */
+static void test_gate_holds_shipping_until_clearance(void **state)
+{
+    char id[64];
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "FR4", 5), 0);
+    assert_int_equal(tproc_kill(fraud_pid), 0);
+    fraud_pid = -1;
+    long long parked = tjs_stat(&F.t, "shipping", "parked");
+    place(id, "wendy", "FR4", 1, 500);
+    wait_view_any("payment", id, "\"state\":\"charged\"", NULL);
+    wait_view_any("inventory", id, "\"state\":\"reserved\"", NULL);
+    stat_cond c = {"shipping", "parked", parked + 1};
+    assert_int_equal(tproc_wait_until(stat_reached, &c, DEADLINE_MS), 0);
+    assert_int_equal(position_of(id, "shipment.scheduled"), 0);
+    expect_view("order", id, "\"state\":\"PENDING\"");
+    fraud_pid = tfleet_start_extra(&F, "fraud", fraud_env);
+    assert_true(fraud_pid > 0);
+    wait_view_any("order", id, "\"state\":\"CONFIRMED\"", NULL);
+    assert_true(position_of(id, "shipment.scheduled") > position_of(id, "fraud.cleared"));
+    audit();
+}
+
+/* The extension added no code to the five services: their sources never
+ * mention it. */
+static void test_five_services_do_not_know_fraud(void **state)
+{
+    static const char *const files[] = {
+        "services/order/order.c",         "services/payment/payment.c",
+        "services/payment/pay_state.h",   "services/inventory/inventory.c",
+        "services/inventory/inv_state.h", "services/shipping/shipping.c",
+        "services/shipping/ship_state.h", "services/notification/notification.c",
+        "compensations/refund.c",         "compensations/release.c",
+        "compensations/cancel_shipment.c"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[1024], line[4096];
+        snprintf(path, sizeof(path), "%s/%s", SAGA_SOURCE_DIR, files[i]);
+        FILE *fp = fopen(path, "r");
+        assert_non_null(fp);
+        while (fgets(line, sizeof(line), fp) != NULL) {
+            for (char *p = line; *p != '\0'; p++)
+                *p = (char)tolower((unsigned char)*p);
+            if (strstr(line, "fraud") != NULL)
+                fail_msg("%s mentions fraud: %s", files[i], line);
+        }
+        fclose(fp);
+    }
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_five_services_do_not_know_fraud),
+        cmocka_unit_test(test_blocked_customer_is_vetoed_and_compensated),
+        cmocka_unit_test(test_cleared_order_is_confirmed_after_clearance),
+        cmocka_unit_test(test_amount_and_velocity_rules),
+        cmocka_unit_test(test_gate_holds_shipping_until_clearance),
+    };
+    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    nats_Close();
+    return rc;
+}

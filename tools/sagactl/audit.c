@@ -1,8 +1,10 @@
 /* audit.c - Checks the saga's invariants (SPEC.md, "Invariants") over the whole
- * event stream, the inventory's stock and the mail spool: every order final in
- * time, money and stock conserved, one live shipment per confirmed order,
- * exactly the right messages, no effect done twice, no event id naming two
- * different events. The command and its report are in audit_cmd.c. */
+ * event stream, the inventory's stock, the mail spool and the dead-letter
+ * stream: every order final in time, money and stock conserved, one live
+ * shipment per confirmed order, exactly the right messages, no effect done
+ * twice, no event id naming two different events, no dead letter but
+ * deliberately poisoned ones. Also gathers the run's figures from the
+ * services' counters. The command and its report are in audit_cmd.c. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,6 +435,94 @@ static void check_stock(ctl_audit *a, ctl_conn *c)
     }
 }
 
+/* One dead letter: poisoned ones (bad bytes, a handler's refusal) are what the
+ * queue is for; one whose deliveries failed or whose predecessor never came
+ * means a step of some order was never done. */
+static int on_dead_letter(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata)
+{
+    ctl_audit *a = udata;
+    const char *reason = NULL, *svc = NULL, *subject = NULL;
+    saga_event ev;
+    void *owner = NULL;
+    (void)time_ns;
+    if (natsMsgHeader_Get(m, "Saga-Reason", &reason) != NATS_OK || reason == NULL)
+        reason = "";
+    if (natsMsgHeader_Get(m, "Saga-Service", &svc) != NATS_OK || svc == NULL)
+        svc = "?";
+    if (natsMsgHeader_Get(m, "Saga-Subject", &subject) != NATS_OK || subject == NULL)
+        subject = "?";
+    a->dlq_messages++;
+    ctl_dlq_cause cause = ctl_dlq_classify(reason);
+    if (cause == CTL_DLQ_POISONED) {
+        a->dlq_poisoned++;
+        return 0;
+    }
+    if (cause == CTL_DLQ_FAILED)
+        a->dlq_failed++;
+    else
+        a->dlq_other++;
+    if (a->allow_dead_letters)
+        return 0;
+    int decoded =
+        saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                          &ev, &owner, NULL, 0) == SAGA_OK;
+    add_violation(a, decoded ? ev.order_id : NULL, NULL, "dead_letter",
+                  "dead letter #%llu from %s (%s%s%s): %s", (unsigned long long)seq, svc,
+                  decoded ? ev.type : subject, decoded ? " on " : "", decoded ? subject : "",
+                  reason);
+    free(owner);
+    if (a->oom) {
+        ctl_err("audit", "out of memory reading %s", CTL_DLQ_STREAM);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_dead_letters(ctl_audit *a, ctl_conn *c)
+{
+    ctl_stream_result res;
+    int rc = ctl_stream_read_msgs(c, "audit", CTL_DLQ_STREAM, "dlq.>", 0, on_dead_letter, a, &res);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    uint64_t unexpected = a->dlq_failed + a->dlq_other;
+    if (a->allow_dead_letters && unexpected > 0)
+        ctl_buf_printf(&a->warnings,
+                       "%llu dead letters of failed deliveries or expired parking (allowed by "
+                       "--allow-dead-letters; see sagactl dlq list)\n",
+                       (unsigned long long)unexpected);
+    return CTL_EXIT_OK;
+}
+
+/* Sums the services' runtime counters. A service that does not answer is
+ * left out and named in a warning: the figures are then a lower bound. */
+static void read_counters(ctl_audit *a, ctl_conn *c)
+{
+    char *replies[CTL_NSERVICES];
+    static const char *const keys[] = {"faults", "retried", "duplicates", "dead_lettered"};
+    uint64_t *sums[] = {&a->faults_injected, &a->redeliveries, &a->duplicates_suppressed,
+                        &a->dead_lettered};
+    if (ctl_ask_all(c, "ctl", "stats", "", replies) != 0) {
+        ctl_buf_puts(&a->warnings, "cannot ask the services for their counters: no figures\n");
+        return;
+    }
+    for (int i = 0; i < CTL_NSERVICES; i++) {
+        if (replies[i] == NULL) {
+            ctl_buf_printf(&a->warnings,
+                           "%s does not answer saga.ctl.%s.stats: its counters are missing from "
+                           "the figures\n",
+                           ctl_services[i], ctl_services[i]);
+            continue;
+        }
+        a->services_answered++;
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            long long v = 0;
+            if (ctl_json_get_ll(replies[i], keys[k], &v) == 0 && v > 0)
+                *sums[k] += (uint64_t)v;
+        }
+        free(replies[i]);
+    }
+}
+
 void ctl_audit_cleanup(ctl_audit *a)
 {
     ctl_map_destroy(a->orders);
@@ -443,13 +533,14 @@ void ctl_audit_cleanup(ctl_audit *a)
 }
 
 int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, int64_t grace_ms,
-                  int strict_ids)
+                  int strict_ids, int allow_dead_letters)
 {
     ctl_stream_result res;
     memset(a, 0, sizeof(*a));
     ctl_buf_init(&a->warnings);
     a->grace_ms = grace_ms;
     a->strict_ids = strict_ids;
+    a->allow_dead_letters = allow_dead_letters;
     a->spool = spool;
     if (ctl_map_create(&a->orders, sizeof(order_facts)) != 0 ||
         ctl_map_create(&a->skus, sizeof(sku_facts)) != 0 ||
@@ -478,6 +569,10 @@ int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, in
     }
     if (ctl_map_count(a->skus) > 0)
         check_stock(a, c);
+    rc = read_dead_letters(a, c);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    read_counters(a, c);
     if (a->bad_payloads > 0)
         ctl_buf_printf(&a->warnings, "%llu event payloads do not decode (not counted)\n",
                        (unsigned long long)a->bad_payloads);

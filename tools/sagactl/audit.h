@@ -8,7 +8,8 @@
 
 #define CTL_AUDIT_REASONS_MAX 16 /* distinct cancellation reasons counted */
 
-/* One broken rule, for an order or (order_id empty) for a SKU. */
+/* One broken rule, for an order, for a SKU (order_id empty), or for the run
+ * as a whole (both empty: a dead letter that names no order). */
 typedef struct ctl_violation {
     char order_id[SAGA_ORDER_ID_MAX + 1]; /* empty for a SKU-wide finding */
     char sku[72];
@@ -31,6 +32,13 @@ typedef struct ctl_audit {
         uint64_t n;
     } reasons[CTL_AUDIT_REASONS_MAX];
     int nreasons;
+    /* The run's figures from the services' own counters (saga.ctl.<svc>.stats),
+     * summed over those that answered; each counts since its process started. */
+    int services_answered;
+    uint64_t faults_injected, redeliveries, duplicates_suppressed, dead_lettered;
+    /* The dead-letter stream, by the cause each reason gives (ctl_dlq_classify). */
+    int allow_dead_letters;
+    uint64_t dlq_messages, dlq_poisoned, dlq_failed, dlq_other;
     ctl_violation *v;
     size_t nv, capv;
     ctl_buf warnings; /* one per line */
@@ -39,10 +47,11 @@ typedef struct ctl_audit {
 
 /* Runs one complete audit into a (initialised here; release it with
  * ctl_audit_cleanup, also on failure). progress != 0 prints progress lines;
- * spool NULL skips the mail spool. Returns CTL_EXIT_OK or an exit code after
- * printing why. */
+ * spool NULL skips the mail spool; allow_dead_letters != 0 reports dead
+ * letters of failed deliveries as warnings instead of violations. Returns
+ * CTL_EXIT_OK or an exit code after printing why. */
 int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, int64_t grace_ms,
-                  int strict_ids);
+                  int strict_ids, int allow_dead_letters);
 void ctl_audit_cleanup(ctl_audit *a);
 
 #endif

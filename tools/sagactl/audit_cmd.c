@@ -29,8 +29,19 @@ static void print_json(const ctl_audit *a, ctl_buf *b)
     }
     ctl_buf_printf(b, "},\"skus_checked\":%llu,\"spool\":", (unsigned long long)a->skus_checked);
     ctl_json_str(b, a->spool);
-    ctl_buf_printf(b, ",\"spool_messages\":%llu,\"violations\":[",
-                   (unsigned long long)a->spool_files);
+    ctl_buf_printf(b, ",\"spool_messages\":%llu,", (unsigned long long)a->spool_files);
+    ctl_buf_printf(b,
+                   "\"figures\":{\"services_answered\":%d,\"faults_injected\":%llu,"
+                   "\"redeliveries\":%llu,\"duplicates_suppressed\":%llu,\"dead_lettered\":%llu,"
+                   "\"dlq_messages\":%llu,\"dlq_poisoned\":%llu,\"dlq_failed\":%llu,"
+                   "\"dlq_other\":%llu},",
+                   a->services_answered, (unsigned long long)a->faults_injected,
+                   (unsigned long long)a->redeliveries,
+                   (unsigned long long)a->duplicates_suppressed,
+                   (unsigned long long)a->dead_lettered, (unsigned long long)a->dlq_messages,
+                   (unsigned long long)a->dlq_poisoned, (unsigned long long)a->dlq_failed,
+                   (unsigned long long)a->dlq_other);
+    ctl_buf_puts(b, "\"violations\":[");
     for (size_t i = 0; i < a->nv; i++) {
         const ctl_violation *x = &a->v[i];
         ctl_buf_puts(b, i ? ",{" : "{");
@@ -90,6 +101,23 @@ static void print_text(const ctl_audit *a, ctl_buf *b, const char *url)
                        (unsigned long long)a->spool_files);
     else
         ctl_buf_puts(b, "  mail spool    not checked (messages checked from events only)\n");
+    ctl_buf_printf(b,
+                   "  run figures   %llu faults injected, %llu redeliveries, %llu duplicates "
+                   "suppressed, %llu dead-lettered\n"
+                   "                (the services' counters since each started; %d of %d "
+                   "answered)\n",
+                   (unsigned long long)a->faults_injected, (unsigned long long)a->redeliveries,
+                   (unsigned long long)a->duplicates_suppressed,
+                   (unsigned long long)a->dead_lettered, a->services_answered, CTL_NSERVICES);
+    ctl_buf_printf(b, "  dead letters  %llu in %s", (unsigned long long)a->dlq_messages,
+                   CTL_DLQ_STREAM);
+    if (a->dlq_messages > 0)
+        ctl_buf_printf(b,
+                       ": %llu poisoned (undecodable or rejected), %llu failed (retries "
+                       "exhausted or parked too long), %llu other",
+                       (unsigned long long)a->dlq_poisoned, (unsigned long long)a->dlq_failed,
+                       (unsigned long long)a->dlq_other);
+    ctl_buf_puts(b, "\n");
     const char *w = ctl_buf_str(&a->warnings);
     while (*w != '\0') {
         const char *nl = strchr(w, '\n');
@@ -101,8 +129,10 @@ static void print_text(const ctl_audit *a, ctl_buf *b, const char *url)
         const ctl_violation *x = &a->v[i];
         if (x->order_id[0])
             ctl_buf_printf(b, "VIOLATION order %s %s: %s\n", x->order_id, x->rule, x->detail);
-        else
+        else if (x->sku[0])
             ctl_buf_printf(b, "VIOLATION sku %s %s: %s\n", x->sku, x->rule, x->detail);
+        else
+            ctl_buf_printf(b, "VIOLATION %s: %s\n", x->rule, x->detail);
     }
     if (a->nv == 0)
         ctl_buf_puts(b, "audit: OK, no violations\n");
@@ -110,9 +140,20 @@ static void print_text(const ctl_audit *a, ctl_buf *b, const char *url)
         ctl_buf_printf(b, "audit: %zu violation%s\n", a->nv, a->nv == 1 ? "" : "s");
 }
 
+/* Whether waiting can mend the findings: an order's compensations or a
+ * SKU's counters may still be in flight, but a dead letter stays. */
+static int may_settle(const ctl_audit *a)
+{
+    for (size_t i = 0; i < a->nv; i++)
+        if (strcmp(a->v[i].rule, "dead_letter") != 0)
+            return 1;
+    return 0;
+}
+
 static const char audit_help[] =
     "usage: sagactl audit [--json] [--grace-ms MS] [--spool DIR | --no-spool]\n"
-    "                     [--settle SECONDS] [--strict-ids] [--url URL]\n\n"
+    "                     [--settle SECONDS] [--strict-ids] [--allow-dead-letters]\n"
+    "                     [--url URL]\n\n"
     "Reads the whole stream SAGA_EVENTS (progress on stderr) and checks, per order:\n"
     "  final_state      final (CONFIRMED or CANCELLED) by its deadline + grace\n"
     "                   (default 10000 ms); a pending order within that is counted\n"
@@ -131,10 +172,20 @@ static const char audit_help[] =
     "  unique_event_id  no event id names two different events; with --strict-ids\n"
     "                   also no event stored twice (duplicate publishes, e.g. from\n"
     "                   the dup_rate fault, are otherwise counted once and reported)\n"
+    "and over the dead-letter stream SAGA_DLQ:\n"
+    "  dead_letter      it holds only deliberately poisoned messages (undecodable,\n"
+    "                   or rejected by a handler); one whose deliveries failed or\n"
+    "                   whose parked predecessor never came (or with any other\n"
+    "                   reason) is a violation, unless --allow-dead-letters\n"
+    "It also reports the run's figures from the five services' counters\n"
+    "(saga.ctl.<svc>.stats, since each process started): faults injected,\n"
+    "redeliveries, duplicates suppressed, dead letters; and SAGA_DLQ's messages.\n"
     "The spool defaults to $SAGA_HOME/mail (SAGA_HOME defaults to ./var) when it\n"
     "exists. --settle repeats the audit for up to SECONDS until it passes, for use\n"
     "right after a run while compensations are still in flight. Exit 1 on any\n"
     "violation. --json prints {\"orders\":N,\"confirmed\":..,\"cancelled\":..,\"pending\":..,\n"
+    "\"figures\":{\"faults_injected\":..,\"redeliveries\":..,\"duplicates_suppressed\":..,\n"
+    "\"dead_lettered\":..,\"dlq_messages\":..,\"dlq_poisoned\":..,\"dlq_failed\":..,..},\n"
     "\"violations\":[{\"order_id\":..,\"rule\":..,\"detail\":..}],...}.\n";
 
 int ctl_cmd_audit(const char *url, int argc, char **argv)
@@ -145,10 +196,11 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
                                          {"no-spool", no_argument, NULL, 'n'},
                                          {"settle", required_argument, NULL, 'S'},
                                          {"strict-ids", no_argument, NULL, 'I'},
+                                         {"allow-dead-letters", no_argument, NULL, 'D'},
                                          {"url", required_argument, NULL, 'U'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int json = 0, no_spool = 0, strict_ids = 0, opt, rc;
+    int json = 0, no_spool = 0, strict_ids = 0, allow_dead_letters = 0, opt, rc;
     long long grace = DEFAULT_GRACE_MS, settle = 0;
     const char *spool = NULL;
     char default_spool[4096];
@@ -177,6 +229,9 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
             break;
         case 'I':
             strict_ids = 1;
+            break;
+        case 'D':
+            allow_dead_letters = 1;
             break;
         case 'S':
             if (ctl_parse_ll(optarg, 0, 3600, &settle) != 0) {
@@ -220,10 +275,10 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
     int64_t deadline = ctl_now_ms() + settle * 1000;
     for (int round = 0;; round++) {
         ctl_audit_cleanup(&a);
-        rc = ctl_audit_run(&a, &c, round == 0, spool, grace, strict_ids);
+        rc = ctl_audit_run(&a, &c, round == 0, spool, grace, strict_ids, allow_dead_letters);
         if (rc != CTL_EXIT_OK)
             goto out;
-        if (a.nv == 0 || ctl_now_ms() + 1000 > deadline)
+        if (a.nv == 0 || !may_settle(&a) || ctl_now_ms() + 1000 > deadline)
             break;
         if (round == 0)
             ctl_err("audit",

@@ -28,10 +28,17 @@ enum {
 #define CTL_QUERY_TIMEOUT_MS 1000 /* a service slower than this shows as unavailable */
 #define CTL_POLL_MS 200           /* polling period of --wait loops */
 #define CTL_STREAM "SAGA_EVENTS"
+#define CTL_DLQ_STREAM "SAGA_DLQ"
 #define CTL_NSERVICES 5
 
 /* The five services of the order saga, in the order of the saga. */
 extern const char *const ctl_services[CTL_NSERVICES];
+
+/* The index of name in ctl_services, or -1. */
+int ctl_service_index(const char *name);
+/* Prints "sagactl CMD: unknown service 'NAME': want one of order, payment, ..."
+ * and returns CTL_EXIT_USAGE. */
+int ctl_unknown_service(const char *cmd, const char *name);
 
 /* ---- util.c: time, numbers, messages, buffers ---------------------------------- */
 
@@ -86,6 +93,30 @@ int ctl_json_get_bool(const char *json, const char *key, int *out);
  * by spaces, skipping the keys in skip (NULL-terminated, may be NULL) and
  * empty strings. Nested values are copied as they are. */
 void ctl_json_flatten(ctl_buf *b, const char *json, const char *const *skip);
+
+/* Finds the first "key": in json (as ctl_json_get_str) and points *value at
+ * its raw JSON text, *len bytes long (an object stays an object). 0 or -1. */
+int ctl_json_get_raw(const char *json, const char *key, const char **value, size_t *len);
+
+/* One top-level member of a JSON object, pointing into the object's text:
+ * the key without its quotes (escapes left as they are), the value raw. */
+typedef struct ctl_json_member {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} ctl_json_member;
+
+/* Walks the members of the object json in order: set *cursor to NULL before
+ * the first call. Returns 1 with *m filled, 0 after the last member, -1 when
+ * the text is not a well-formed object (members before the fault were given). */
+int ctl_json_next(const char *json, const char **cursor, ctl_json_member *m);
+/* 1 when the member's key, or its raw value text, is exactly the given text. */
+int ctl_json_key_is(const ctl_json_member *m, const char *key);
+int ctl_json_value_is(const ctl_json_member *m, const char *text);
+/* Appends "key=value", the value unquoted when it is a string without
+ * spaces or escapes (the form ctl_json_flatten prints). */
+void ctl_json_add_pair(ctl_buf *b, const ctl_json_member *m);
 
 /* ---- main.c: the connection ---------------------------------------------------- */
 
@@ -145,6 +176,12 @@ void ctl_event_json(ctl_buf *b, const saga_event *ev, uint64_t stream_seq,
 
 /* ---- stream.c: reading SAGA_EVENTS from the start ------------------------------- */
 
+/* Counts the messages of stream on subjects matching filter (NULL: all).
+ * *missing says the stream does not exist yet (*n is 0 then). Returns
+ * CTL_EXIT_OK or an exit code after printing the reason for cmd. */
+int ctl_stream_count(ctl_conn *c, const char *cmd, const char *stream, const char *filter,
+                     uint64_t *n, int *missing);
+
 /* Called for every decodable event; stream_seq is its sequence in the
  * stream. Return 0 to go on, 1 to stop the read early, -1 to fail it (after
  * printing why, e.g. out of memory). */
@@ -179,11 +216,31 @@ int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progre
  * within timeout_ms. */
 int ctl_service_stats(ctl_conn *c, const char *svc, int64_t timeout_ms, char **json);
 
-/* Asks saga.q.<svc>.order of all five services at once and waits up to
- * CTL_QUERY_TIMEOUT_MS. replies[i] is a malloc'd reply of ctl_services[i],
- * or NULL for a service that did not answer. The caller frees each. Returns
- * 0, or -1 when the request could not be sent. */
+/* Copies a reply's payload as a NUL-terminated string (capped at 64 KiB).
+ * The caller frees it; NULL when out of memory. */
+char *ctl_reply_copy(natsMsg *m);
+
+/* Asks saga.<ns>.<svc>.<what> (e.g. "q", "order" or "ctl", "stats") of all
+ * five services at once with payload, and waits up to CTL_QUERY_TIMEOUT_MS.
+ * replies[i] is a malloc'd reply of ctl_services[i], or NULL for a service
+ * that did not answer. The caller frees each. Returns 0, or -1 when the
+ * requests could not be sent (every replies[i] is NULL then). */
+int ctl_ask_all(ctl_conn *c, const char *ns, const char *what, const char *payload,
+                char *replies[CTL_NSERVICES]);
+
+/* ctl_ask_all for saga.q.<svc>.order: one order's view in every service. */
 int ctl_query_order(ctl_conn *c, const char *order_id, char *replies[CTL_NSERVICES]);
+
+/* ---- dlq.c: what a dead letter's reason says --------------------------------------- */
+
+typedef enum ctl_dlq_cause {
+    CTL_DLQ_POISONED, /* undecodable, or rejected by a handler: set aside on purpose */
+    CTL_DLQ_FAILED,   /* retries exhausted, or a parked event expired */
+    CTL_DLQ_OTHER,    /* any other reason the runtime gave */
+} ctl_dlq_cause;
+
+/* Classifies a Saga-Reason header as the runtime writes it (loop.c). */
+ctl_dlq_cause ctl_dlq_classify(const char *reason);
 
 /* ---- subcommands: argv[0] is the subcommand's name; url the global --url --------- */
 
@@ -199,6 +256,7 @@ int ctl_cmd_watch(const char *url, int argc, char **argv);
 int ctl_cmd_stats(const char *url, int argc, char **argv);
 int ctl_cmd_audit(const char *url, int argc, char **argv);
 int ctl_cmd_faults(const char *url, int argc, char **argv);
+int ctl_cmd_inject(const char *url, int argc, char **argv);
 int ctl_cmd_dlq(const char *url, int argc, char **argv);
 
 /* Reports an option getopt_long refused: ret is what it returned (':' for a

@@ -1,17 +1,22 @@
 /* dlq.c - The dead-letter stream SAGA_DLQ: list what the services set aside
- * (with the reason the runtime gave), and replay dead letters onto their
- * original subject once the cause is fixed. Replaying is safe by design: a
- * service that already handled the event drops it by its inbox. */
+ * (with the reason the runtime gave), show one dead letter in full, replay
+ * dead letters onto their original subject once the cause is fixed, and purge
+ * them. Replaying is safe by design: a service that already handled the event
+ * drops it by its inbox; and bounded: each replay counts itself in the header
+ * Saga-Replays, which the runtime keeps when the message dies again. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 
-#define DLQ_STREAM "SAGA_DLQ"
-#define MAX_REPLAY 100000 /* bounds --all */
+#define MAX_REPLAY 100000     /* bounds --all */
+#define DEFAULT_MAX_REPLAYS 3 /* replays of one message before replay refuses it */
+#define HDR_REPLAYS "Saga-Replays"
+#define HEX_BYTES 64 /* shown of a message that is not an event */
 
 static const char *header(natsMsg *m, const char *key)
 {
@@ -19,6 +24,41 @@ static const char *header(natsMsg *m, const char *key)
     if (natsMsgHeader_Get(m, key, &v) != NATS_OK || v == NULL)
         return "";
     return v;
+}
+
+ctl_dlq_cause ctl_dlq_classify(const char *reason)
+{
+    /* The reasons loop.c writes: "undecodable: ...", "rejected by the T
+     * handler", "failed N deliveries, last: ...", "parked event expired: ...";
+     * a parked event a handler refuses later carries the status text. */
+    if (strncmp(reason, "undecodable", 11) == 0 || strncmp(reason, "rejected", 8) == 0 ||
+        strcmp(reason, saga_strerror(SAGA_EREJECT)) == 0 ||
+        strcmp(reason, saga_strerror(SAGA_EDECODE)) == 0 ||
+        strcmp(reason, saga_strerror(SAGA_EVALIDATE)) == 0)
+        return CTL_DLQ_POISONED;
+    if (strncmp(reason, "failed ", 7) == 0 || strncmp(reason, "parked event expired", 20) == 0)
+        return CTL_DLQ_FAILED;
+    return CTL_DLQ_OTHER;
+}
+
+/* The replay count of a dead letter: 0 without the header, -1 if it is not
+ * a number (then nobody can tell how often it went round). */
+static long long replays_of(natsMsg *m)
+{
+    const char *v = header(m, HDR_REPLAYS);
+    long long n = 0;
+    if (*v == '\0')
+        return 0;
+    return ctl_parse_ll(v, 0, 1000000, &n) == 0 ? n : -1;
+}
+
+static void local_time(int64_t ms, char *out, size_t len)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    snprintf(out, len, "?");
+    if (localtime_r(&sec, &tm) != NULL)
+        strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
 typedef struct dlq_list {
@@ -38,7 +78,7 @@ static void add_line(dlq_list *l, natsMsg *m, uint64_t seq, int64_t time_ns)
     int decoded =
         saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                           &ev, &owner, NULL, 0) == SAGA_OK;
-    long long deliveries = 0;
+    long long deliveries = 0, replays = replays_of(m);
     ctl_parse_ll(header(m, "Saga-Deliveries"), 0, 1000000, &deliveries);
     int64_t ms = time_ns / 1000000;
     ctl_buf *b = &l->out;
@@ -52,6 +92,8 @@ static void add_line(dlq_list *l, natsMsg *m, uint64_t seq, int64_t time_ns)
         ctl_json_str(b, header(m, "Saga-Service"));
         ctl_json_key(b, 0, "deliveries");
         ctl_buf_printf(b, "%lld", deliveries);
+        ctl_json_key(b, 0, "replays");
+        ctl_buf_printf(b, "%lld", replays);
         ctl_json_key(b, 0, "subject");
         ctl_json_str(b, header(m, "Saga-Subject"));
         ctl_json_key(b, 0, "reason");
@@ -63,13 +105,13 @@ static void add_line(dlq_list *l, natsMsg *m, uint64_t seq, int64_t time_ns)
             ctl_buf_puts(b, "null");
         ctl_buf_puts(b, "}");
     } else {
-        time_t sec = (time_t)(ms / 1000);
-        struct tm tm;
-        char when[32] = "?";
-        if (localtime_r(&sec, &tm) != NULL)
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-        ctl_buf_printf(b, "#%llu  %s  %s  deliveries=%lld  %s\n", (unsigned long long)seq, when,
-                       header(m, "Saga-Service"), deliveries, header(m, "Saga-Subject"));
+        char when[32];
+        local_time(ms, when, sizeof(when));
+        ctl_buf_printf(b, "#%llu  %s  %s  deliveries=%lld", (unsigned long long)seq, when,
+                       header(m, "Saga-Service"), deliveries);
+        if (replays != 0)
+            ctl_buf_printf(b, "  replays=%lld", replays);
+        ctl_buf_printf(b, "  %s\n", header(m, "Saga-Subject"));
         if (decoded)
             ctl_buf_printf(b, "    event %s %s of order %s\n", ev.event_id, ev.type, ev.order_id);
         else
@@ -108,24 +150,212 @@ static int on_dead_letter(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata
     return 0;
 }
 
-/* Replays one dead letter: the original bytes onto the original subject,
- * under a message id of its own so that replaying twice within the broker's
- * duplicate window publishes once. Then deletes it unless keep. */
-static int replay_one(ctl_conn *c, uint64_t seq, int keep)
+/* Reads one dead letter by its sequence. Returns CTL_EXIT_OK with *m set
+ * (the caller destroys it), or an exit code after saying why. */
+static int get_dead_letter(ctl_conn *c, uint64_t seq, natsMsg **m)
+{
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetMsg(m, c->js, CTL_DLQ_STREAM, seq, NULL, &jerr);
+    if (s == NATS_OK)
+        return CTL_EXIT_OK;
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr || jerr == JSStreamNotFoundErr) {
+        ctl_err("dlq", "#%llu: no such dead letter in %s", (unsigned long long)seq, CTL_DLQ_STREAM);
+        return CTL_EXIT_FAIL;
+    }
+    ctl_err("dlq", "#%llu: cannot read it: %s", (unsigned long long)seq, natsStatus_GetText(s));
+    return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ? CTL_EXIT_UNREACHABLE : CTL_EXIT_FAIL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The header names of m, sorted (cnats gives them in hash order) so that
+ * show prints them the same way every time. Free *keys with free(). */
+static int sorted_keys(natsMsg *m, const char ***keys, int *n)
+{
+    *keys = NULL;
+    *n = 0;
+    if (natsMsgHeader_Keys(m, keys, n) != NATS_OK)
+        return -1;
+    qsort((void *)*keys, (size_t)*n, sizeof(**keys), cmp_str);
+    return 0;
+}
+
+static void add_hex(ctl_buf *b, const unsigned char *p, size_t n, const char *sep)
+{
+    for (size_t i = 0; i < n && i < HEX_BYTES; i++)
+        ctl_buf_printf(b, "%s%02x", i > 0 ? sep : "", p[i]);
+}
+
+static void show_json(ctl_buf *b, natsMsg *m, uint64_t seq, const saga_event *ev)
+{
+    const char **keys = NULL;
+    int nkeys = 0;
+    const unsigned char *data = (const unsigned char *)natsMsg_GetData(m);
+    size_t len = (size_t)natsMsg_GetDataLength(m);
+    long long deliveries = 0;
+    ctl_parse_ll(header(m, "Saga-Deliveries"), 0, 1000000, &deliveries);
+
+    ctl_buf_puts(b, "{");
+    ctl_json_key(b, 1, "seq");
+    ctl_buf_printf(b, "%llu", (unsigned long long)seq);
+    ctl_json_key(b, 0, "time_unix_ms");
+    ctl_buf_printf(b, "%lld", (long long)(natsMsg_GetTime(m) / 1000000));
+    ctl_json_key(b, 0, "stream_subject");
+    ctl_json_str(b, natsMsg_GetSubject(m));
+    ctl_json_key(b, 0, "service");
+    ctl_json_str(b, header(m, "Saga-Service"));
+    ctl_json_key(b, 0, "reason");
+    ctl_json_str(b, header(m, "Saga-Reason"));
+    ctl_json_key(b, 0, "deliveries");
+    ctl_buf_printf(b, "%lld", deliveries);
+    ctl_json_key(b, 0, "replays");
+    ctl_buf_printf(b, "%lld", replays_of(m));
+    ctl_json_key(b, 0, "subject");
+    ctl_json_str(b, header(m, "Saga-Subject"));
+    ctl_json_key(b, 0, "headers");
+    ctl_buf_puts(b, "{");
+    if (sorted_keys(m, &keys, &nkeys) == 0) {
+        for (int i = 0; i < nkeys; i++) {
+            const char **values = NULL;
+            int nvalues = 0;
+            ctl_json_key(b, i == 0, keys[i]);
+            if (natsMsgHeader_Values(m, keys[i], &values, &nvalues) != NATS_OK || nvalues == 0) {
+                ctl_buf_puts(b, "null");
+            } else if (nvalues == 1) {
+                ctl_json_str(b, values[0]);
+            } else {
+                /* A header given more than once keeps every value. */
+                for (int k = 0; k < nvalues; k++) {
+                    ctl_buf_puts(b, k == 0 ? "[" : ",");
+                    ctl_json_str(b, values[k]);
+                }
+                ctl_buf_puts(b, "]");
+            }
+            free((void *)values);
+        }
+        free((void *)keys);
+    }
+    ctl_buf_puts(b, "}");
+    ctl_json_key(b, 0, "size");
+    ctl_buf_printf(b, "%zu", len);
+    ctl_json_key(b, 0, "event");
+    if (ev != NULL) {
+        ctl_event_json(b, ev, 0, NULL);
+    } else {
+        ctl_buf_puts(b, "null");
+        ctl_json_key(b, 0, "head_hex");
+        ctl_buf_puts(b, "\"");
+        add_hex(b, data, len, "");
+        ctl_buf_puts(b, "\"");
+    }
+    ctl_buf_puts(b, "}\n");
+}
+
+static void show_text(ctl_buf *b, natsMsg *m, uint64_t seq, const saga_event *ev)
+{
+    const char **keys = NULL;
+    int nkeys = 0;
+    char when[32];
+    const unsigned char *data = (const unsigned char *)natsMsg_GetData(m);
+    size_t len = (size_t)natsMsg_GetDataLength(m);
+    long long replays = replays_of(m);
+
+    local_time(natsMsg_GetTime(m) / 1000000, when, sizeof(when));
+    ctl_buf_printf(b, "dead letter #%llu in %s (%s), stored %s\n", (unsigned long long)seq,
+                   CTL_DLQ_STREAM, natsMsg_GetSubject(m), when);
+    ctl_buf_printf(b, "  service     %s\n", header(m, "Saga-Service"));
+    ctl_buf_printf(b, "  reason      %s\n", header(m, "Saga-Reason"));
+    ctl_buf_printf(b, "  deliveries  %s\n", header(m, "Saga-Deliveries"));
+    if (replays >= 0)
+        ctl_buf_printf(b, "  replays     %lld\n", replays);
+    else
+        ctl_buf_printf(b, "  replays     '%s' (not a number)\n", header(m, HDR_REPLAYS));
+    ctl_buf_printf(b, "  subject     %s (where replay publishes it)\n", header(m, "Saga-Subject"));
+    if (sorted_keys(m, &keys, &nkeys) == 0) {
+        for (int i = 0; i < nkeys; i++) {
+            const char **values = NULL;
+            int nvalues = 0;
+            if (natsMsgHeader_Values(m, keys[i], &values, &nvalues) != NATS_OK)
+                nvalues = 0;
+            for (int k = 0; k < nvalues; k++)
+                ctl_buf_printf(b, "  %-11s %s: %s\n", i == 0 && k == 0 ? "headers" : "", keys[i],
+                               values[k]);
+            free((void *)values);
+        }
+        free((void *)keys);
+    }
+    if (ev == NULL) {
+        ctl_buf_printf(b, "  event       none: %zu bytes that are not a valid envelope\n", len);
+        ctl_buf_printf(b, "  bytes       ");
+        add_hex(b, data, len, " ");
+        ctl_buf_printf(b, "%s\n", len > HEX_BYTES ? " ..." : "");
+        return;
+    }
+    char at[32];
+    local_time(ev->time_ms, at, sizeof(at));
+    ctl_mark mk = ctl_event_mark(ev->type);
+    ctl_buf_printf(b, "  event       %s %s of order %s%s%s\n", ev->event_id, ev->type, ev->order_id,
+                   mk != CTL_MARK_NONE ? " " : "", mk != CTL_MARK_NONE ? ctl_mark_label(mk) : "");
+    ctl_buf_printf(b, "  envelope    schema v%u, by %s #%llu at %s, caused by %s%s%s\n",
+                   (unsigned)ev->schema_version, ev->producer, (unsigned long long)ev->sequence, at,
+                   *ev->causation_id ? ev->causation_id : "(nothing: a command)",
+                   *ev->trace ? ", trace " : "", ev->trace);
+    ctl_buf_puts(b, "  payload     ");
+    ctl_event_summary(b, ev);
+    ctl_buf_puts(b, "\n");
+}
+
+/* Shows one dead letter: every header, what the runtime said, and the
+ * message decoded as an event (or its first bytes when it is not one). */
+static int show_one(ctl_conn *c, uint64_t seq, int json)
 {
     natsMsg *m = NULL;
+    saga_event ev;
+    void *owner = NULL;
+    ctl_buf b;
+    int rc = get_dead_letter(c, seq, &m);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    int decoded =
+        saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                          &ev, &owner, NULL, 0) == SAGA_OK;
+    ctl_buf_init(&b);
+    if (json)
+        show_json(&b, m, seq, decoded ? &ev : NULL);
+    else
+        show_text(&b, m, seq, decoded ? &ev : NULL);
+    if (ctl_buf_ok(&b)) {
+        fputs(ctl_buf_str(&b), stdout);
+    } else {
+        ctl_err("dlq", "out of memory");
+        rc = CTL_EXIT_FAIL;
+    }
+    ctl_buf_cleanup(&b);
+    free(owner);
+    natsMsg_Destroy(m);
+    return rc;
+}
+
+/* Replays one dead letter: the original bytes onto the original subject,
+ * with Saga-Replays counting this replay and a message id of its own, so that
+ * replaying the same dead letter twice within the broker's duplicate window
+ * publishes once. Then deletes it unless keep. A message that came back
+ * max_replays times already is refused: replaying it again would only loop. */
+static int replay_one(ctl_conn *c, uint64_t seq, long long max_replays, int keep)
+{
+    natsMsg *m = NULL, *out = NULL;
     jsPubAck *pa = NULL;
     jsPubOptions po;
     jsErrCode jerr = 0;
-    char msg_id[64];
-    int rc = CTL_EXIT_FAIL;
+    char msg_id[64], count[32];
 
-    natsStatus s = js_GetMsg(&m, c->js, DLQ_STREAM, seq, NULL, &jerr);
-    if (s != NATS_OK) {
-        ctl_err("dlq", "#%llu: cannot read it: %s", (unsigned long long)seq,
-                s == NATS_NOT_FOUND ? "no such dead letter" : natsStatus_GetText(s));
+    int rc = get_dead_letter(c, seq, &m);
+    if (rc != CTL_EXIT_OK)
         goto out;
-    }
+    rc = CTL_EXIT_FAIL;
     const char *subject = header(m, "Saga-Subject");
     /* Only events go back; anything else was never on the event stream. */
     if (strncmp(subject, "evt.", 4) != 0 || strchr(subject, '*') != NULL ||
@@ -134,21 +364,45 @@ static int replay_one(ctl_conn *c, uint64_t seq, int keep)
                 (unsigned long long)seq, subject);
         goto out;
     }
-    snprintf(msg_id, sizeof(msg_id), "replay.%llu", (unsigned long long)seq);
+    long long n = replays_of(m);
+    if (n < 0) {
+        ctl_err("dlq", "dead letter #%llu has a bad %s header '%s': not replayed; purge it",
+                (unsigned long long)seq, HDR_REPLAYS, header(m, HDR_REPLAYS));
+        goto out;
+    }
+    if (n >= max_replays) {
+        ctl_err("dlq",
+                "dead letter #%llu was replayed %lld times already: fix its cause, or "
+                "purge it",
+                (unsigned long long)seq, n);
+        goto out;
+    }
+    snprintf(count, sizeof(count), "%lld", n + 1);
+    snprintf(msg_id, sizeof(msg_id), "replay.%llu.%lld", (unsigned long long)seq, n + 1);
+    natsStatus s =
+        natsMsg_Create(&out, subject, NULL, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(out, HDR_REPLAYS, count);
+    if (s != NATS_OK) {
+        ctl_err("dlq", "#%llu: cannot build the message: %s", (unsigned long long)seq,
+                natsStatus_GetText(s));
+        goto out;
+    }
     jsPubOptions_Init(&po);
     po.MsgId = msg_id;
     po.MaxWait = CTL_COMMAND_TIMEOUT_MS;
-    s = js_Publish(&pa, c->js, subject, natsMsg_GetData(m), natsMsg_GetDataLength(m), &po, &jerr);
+    s = js_PublishMsg(&pa, c->js, out, &po, &jerr);
     if (s != NATS_OK) {
         ctl_err("dlq", "#%llu: publish to %s failed: %s", (unsigned long long)seq, subject,
                 natsStatus_GetText(s));
         rc = CTL_EXIT_UNREACHABLE;
         goto out;
     }
-    printf("#%llu replayed to %s%s\n", (unsigned long long)seq, subject,
+    printf("#%llu replayed to %s (replay %lld of at most %lld)%s\n", (unsigned long long)seq,
+           subject, n + 1, max_replays,
            pa->Duplicate ? " (already replayed recently: not published again)" : "");
     if (!keep) {
-        s = js_DeleteMsg(c->js, DLQ_STREAM, seq, NULL, &jerr);
+        s = js_DeleteMsg(c->js, CTL_DLQ_STREAM, seq, NULL, &jerr);
         if (s != NATS_OK) {
             ctl_err("dlq", "#%llu: replayed but not deleted: %s", (unsigned long long)seq,
                     natsStatus_GetText(s));
@@ -158,21 +412,86 @@ static int replay_one(ctl_conn *c, uint64_t seq, int keep)
     rc = CTL_EXIT_OK;
 out:
     jsPubAck_Destroy(pa);
+    natsMsg_Destroy(out);
     natsMsg_Destroy(m);
     return rc;
 }
 
+/* Asks before a purge when a person is there to answer. Returns 1 for yes. */
+static int confirm(const char *what, uint64_t n)
+{
+    char line[32];
+    fprintf(stderr, "purge %llu dead letter%s (%s)? This cannot be undone. [y/N] ",
+            (unsigned long long)n, n == 1 ? "" : "s", what);
+    fflush(stderr);
+    if (fgets(line, sizeof(line), stdin) == NULL)
+        return 0;
+    line[strcspn(line, "\r\n")] = '\0';
+    return strcmp(line, "y") == 0 || strcmp(line, "Y") == 0 || strcmp(line, "yes") == 0;
+}
+
+static int purge(ctl_conn *c, const char *service, const char *filter, int yes)
+{
+    uint64_t before = 0, after = 0;
+    int missing = 0;
+    char what[96];
+    jsOptions o;
+    jsErrCode jerr = 0;
+
+    if (service != NULL)
+        snprintf(what, sizeof(what), "subject %s", filter);
+    else
+        snprintf(what, sizeof(what), "all of %s", CTL_DLQ_STREAM);
+    int rc = ctl_stream_count(c, "dlq", CTL_DLQ_STREAM, service != NULL ? filter : NULL, &before,
+                              &missing);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (missing || before == 0) {
+        printf("no dead letters to purge (%s)\n", what);
+        return CTL_EXIT_OK;
+    }
+    if (!yes && !confirm(what, before)) {
+        ctl_err("dlq", "not purged");
+        return CTL_EXIT_FAIL;
+    }
+    jsOptions_Init(&o);
+    if (service != NULL)
+        o.Stream.Purge.Subject = filter;
+    natsStatus s = js_PurgeStream(c->js, CTL_DLQ_STREAM, &o, &jerr);
+    if (s != NATS_OK) {
+        ctl_err("dlq", "purge of %s failed: %s", what, natsStatus_GetText(s));
+        return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ? CTL_EXIT_UNREACHABLE : CTL_EXIT_FAIL;
+    }
+    /* The purge reply does not say how many went; counting again does. */
+    if (ctl_stream_count(c, "dlq", CTL_DLQ_STREAM, service != NULL ? filter : NULL, &after,
+                         &missing) != CTL_EXIT_OK)
+        after = 0;
+    printf("purged %llu dead letter%s (%s)\n", (unsigned long long)(before - after),
+           before - after == 1 ? "" : "s", what);
+    return CTL_EXIT_OK;
+}
+
 static const char dlq_help[] =
     "usage: sagactl dlq list [--service SVC] [--json] [--url URL]\n"
-    "       sagactl dlq replay SEQ... [--keep] [--url URL]\n"
-    "       sagactl dlq replay --all [--service SVC] [--keep] [--url URL]\n\n"
+    "       sagactl dlq show SEQ [--json] [--url URL]\n"
+    "       sagactl dlq replay SEQ... [--max-replays N] [--keep] [--url URL]\n"
+    "       sagactl dlq replay --all [--service SVC] [--max-replays N] [--keep] [--url URL]\n"
+    "       sagactl dlq purge [--service SVC] [--yes] [--url URL]\n\n"
     "list: the dead letters in the stream SAGA_DLQ (all, or one service's):\n"
-    "sequence, time, service, deliveries, original subject, the event, and the\n"
-    "reason the runtime gave. --json prints an array.\n"
-    "replay: publishes each dead letter again on its original subject (message id\n"
-    "replay.SEQ), then deletes it from SAGA_DLQ unless --keep. Services that\n"
-    "already handled the event drop it by their inbox; if it fails again it comes\n"
-    "back to the dead-letter stream with a new sequence.\n";
+    "sequence, time, service, deliveries, replays, original subject, the event,\n"
+    "and the reason the runtime gave. --json prints an array.\n"
+    "show: one dead letter in full: every header, reason, deliveries, replays,\n"
+    "original subject, the decoded envelope and a summary of its payload (or the\n"
+    "first 64 bytes in hex when it is not an event). --json prints one object.\n"
+    "replay: publishes each dead letter again on its original subject, with the\n"
+    "header Saga-Replays counting the replays (message id replay.SEQ.COUNT), then\n"
+    "deletes it from SAGA_DLQ unless --keep. Every service subscribed to that\n"
+    "subject gets it; those that handled the event already drop it by their inbox.\n"
+    "If it fails again it comes back with a new sequence and its count; a dead\n"
+    "letter replayed N times already (--max-replays, default 3) is refused\n"
+    "(exit 1): fix its cause, or purge it.\n"
+    "purge: deletes every dead letter (or one service's, subject dlq.SVC). Asks\n"
+    "first when stdin is a terminal; otherwise it needs --yes (exit 2 without).\n";
 
 int ctl_cmd_dlq(const char *url, int argc, char **argv)
 {
@@ -180,11 +499,14 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
                                          {"service", required_argument, NULL, 's'},
                                          {"all", no_argument, NULL, 'a'},
                                          {"keep", no_argument, NULL, 'k'},
+                                         {"max-replays", required_argument, NULL, 'm'},
+                                         {"yes", no_argument, NULL, 'y'},
                                          {"url", required_argument, NULL, 'U'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int all = 0, keep = 0, opt, rc;
-    const char *service = NULL;
+    int all = 0, keep = 0, yes = 0, opt, rc;
+    long long max_replays = DEFAULT_MAX_REPLAYS;
+    const char *service = NULL, *only = NULL;
     char filter[64];
     dlq_list l;
     ctl_stream_result res;
@@ -202,9 +524,21 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
             break;
         case 'a':
             all = 1;
+            only = "--all";
             break;
         case 'k':
             keep = 1;
+            only = "--keep";
+            break;
+        case 'm':
+            if (ctl_parse_ll(optarg, 1, 1000, &max_replays) != 0) {
+                ctl_err("dlq", "bad --max-replays '%s': want 1..1000", optarg);
+                return CTL_EXIT_USAGE;
+            }
+            only = "--max-replays";
+            break;
+        case 'y':
+            yes = 1;
             break;
         case 'U':
             url = optarg;
@@ -217,25 +551,47 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        ctl_err("dlq", "want 'list' or 'replay' (see sagactl dlq --help)");
+        ctl_err("dlq", "want list, show, replay or purge (see sagactl dlq --help)");
         return CTL_EXIT_USAGE;
     }
     const char *verb = argv[optind++];
-    int is_list = strcmp(verb, "list") == 0;
-    if (!is_list && strcmp(verb, "replay") != 0) {
-        ctl_err("dlq", "unknown action '%s': want 'list' or 'replay'", verb);
+    int is_list = strcmp(verb, "list") == 0, is_show = strcmp(verb, "show") == 0;
+    int is_replay = strcmp(verb, "replay") == 0, is_purge = strcmp(verb, "purge") == 0;
+    int nargs = argc - optind;
+    if (!is_list && !is_show && !is_replay && !is_purge) {
+        ctl_err("dlq", "unknown action '%s': want list, show, replay or purge", verb);
+        return CTL_EXIT_USAGE;
+    }
+    /* Options that mean nothing to an action are refused rather than
+     * ignored: "dlq purge --all" must not read as a narrower purge. */
+    if ((only != NULL && !is_replay) || (yes && !is_purge) || (l.json && !is_list && !is_show) ||
+        (service != NULL && is_show)) {
+        ctl_err("dlq", "option %s does not apply to dlq %s (see sagactl dlq --help)",
+                only != NULL && !is_replay ? only
+                : yes && !is_purge         ? "--yes"
+                : l.json                   ? "--json"
+                                           : "--service",
+                verb);
         return CTL_EXIT_USAGE;
     }
     if (service != NULL && !saga_valid_producer(service)) {
         ctl_err("dlq", "bad --service '%s'", service);
         return CTL_EXIT_USAGE;
     }
-    if (is_list && optind < argc) {
-        ctl_err("dlq", "list takes no arguments (see sagactl dlq --help)");
+    if ((is_list || is_purge) && nargs > 0) {
+        ctl_err("dlq", "%s takes no arguments (see sagactl dlq --help)", verb);
         return CTL_EXIT_USAGE;
     }
-    if (!is_list && (all == (optind < argc))) {
+    if (is_show && nargs != 1) {
+        ctl_err("dlq", "show wants one sequence number, e.g. sagactl dlq show 12");
+        return CTL_EXIT_USAGE;
+    }
+    if (is_replay && (all == (nargs > 0))) {
         ctl_err("dlq", "replay wants either sequence numbers or --all");
+        return CTL_EXIT_USAGE;
+    }
+    if (is_replay && service != NULL && !all) {
+        ctl_err("dlq", "--service goes with replay --all, not with sequence numbers");
         return CTL_EXIT_USAGE;
     }
     for (int i = optind; i < argc; i++) {
@@ -245,16 +601,31 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
             return CTL_EXIT_USAGE;
         }
     }
+    if (is_purge && !yes && !isatty(STDIN_FILENO)) {
+        ctl_err("dlq", "purge deletes dead letters for good: add --yes to confirm (stdin is not "
+                       "a terminal, so there is nobody to ask)");
+        return CTL_EXIT_USAGE;
+    }
     snprintf(filter, sizeof(filter), "dlq.%s", service != NULL ? service : ">");
     rc = ctl_connect(&c, "dlq", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         return rc;
     ctl_buf_init(&l.out);
 
+    if (is_show) {
+        long long seq = 0;
+        ctl_parse_ll(argv[optind], 1, INT64_MAX, &seq);
+        rc = show_one(&c, (uint64_t)seq, l.json);
+        goto out;
+    }
+    if (is_purge) {
+        rc = purge(&c, service, filter, yes);
+        goto out;
+    }
     if (is_list || all) {
         l.print = is_list;
         l.collect = all;
-        rc = ctl_stream_read_msgs(&c, "dlq", DLQ_STREAM, filter, 1, on_dead_letter, &l, &res);
+        rc = ctl_stream_read_msgs(&c, "dlq", CTL_DLQ_STREAM, filter, 1, on_dead_letter, &l, &res);
         if (rc != CTL_EXIT_OK)
             goto out;
     }
@@ -263,21 +634,23 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
             fputs(l.n == 0 ? "[]\n" : "\n]\n", stdout);
         else
             printf("%llu dead letter%s in %s%s\n", (unsigned long long)l.n, l.n == 1 ? "" : "s",
-                   DLQ_STREAM, res.stream_missing ? " (the stream does not exist yet)" : "");
+                   CTL_DLQ_STREAM, res.stream_missing ? " (the stream does not exist yet)" : "");
         rc = CTL_EXIT_OK;
         goto out;
     }
+    /* Replay: every dead letter is tried, refusals reported one by one; the
+     * exit status says whether any of them was not replayed. */
     int failed = 0;
     if (all) {
         for (size_t i = 0; i < l.nseqs; i++)
-            failed |= replay_one(&c, l.seqs[i], keep) != CTL_EXIT_OK;
+            failed |= replay_one(&c, l.seqs[i], max_replays, keep) != CTL_EXIT_OK;
         if (l.nseqs == 0)
             printf("no dead letters to replay\n");
     } else {
         for (int i = optind; i < argc; i++) {
             long long seq = 0;
             if (ctl_parse_ll(argv[i], 1, INT64_MAX, &seq) == 0)
-                failed |= replay_one(&c, (uint64_t)seq, keep) != CTL_EXIT_OK;
+                failed |= replay_one(&c, (uint64_t)seq, max_replays, keep) != CTL_EXIT_OK;
         }
     }
     rc = failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;

@@ -227,53 +227,107 @@ int ctl_json_get_bool(const char *json, const char *key, int *out)
     return -1;
 }
 
-static int skipped(const char *key, size_t len, const char *const *skip)
+int ctl_json_get_raw(const char *json, const char *key, const char **value, size_t *len)
+{
+    const char *p = json != NULL ? find_value(json, key) : NULL;
+    const char *end = p != NULL ? skip_value(p) : NULL;
+    if (end == NULL || end == p)
+        return -1;
+    *value = p;
+    *len = (size_t)(end - p);
+    return 0;
+}
+
+int ctl_json_next(const char *json, const char **cursor, ctl_json_member *m)
+{
+    const char *p;
+    if (json == NULL)
+        return -1;
+    if (*cursor == NULL) {
+        p = skip_ws(json);
+        if (*p != '{')
+            return -1;
+        p = skip_ws(p + 1);
+        if (*p == '}')
+            return 0;
+    } else {
+        p = skip_ws(*cursor);
+        if (*p == '}')
+            return 0;
+        if (*p != ',')
+            return -1;
+        p = skip_ws(p + 1);
+    }
+    if (*p != '"')
+        return -1;
+    const char *kend = skip_string(p);
+    if (kend == NULL)
+        return -1;
+    const char *colon = skip_ws(kend);
+    if (*colon != ':')
+        return -1;
+    const char *v = skip_ws(colon + 1);
+    const char *vend = skip_value(v);
+    /* skip_value stops at a closing bracket without moving: an empty value. */
+    if (vend == NULL || vend == v)
+        return -1;
+    m->key = p + 1;
+    m->key_len = (size_t)(kend - p) - 2;
+    m->value = v;
+    m->value_len = (size_t)(vend - v);
+    *cursor = vend;
+    return 1;
+}
+
+int ctl_json_key_is(const ctl_json_member *m, const char *key)
+{
+    return strlen(key) == m->key_len && strncmp(m->key, key, m->key_len) == 0;
+}
+
+int ctl_json_value_is(const ctl_json_member *m, const char *text)
+{
+    return strlen(text) == m->value_len && strncmp(m->value, text, m->value_len) == 0;
+}
+
+static int skipped(const ctl_json_member *m, const char *const *skip)
 {
     for (size_t i = 0; skip != NULL && skip[i] != NULL; i++)
-        if (strlen(skip[i]) == len && strncmp(skip[i], key, len) == 0)
+        if (ctl_json_key_is(m, skip[i]))
             return 1;
     return 0;
 }
 
+void ctl_json_add_pair(ctl_buf *b, const ctl_json_member *m)
+{
+    const char *v = m->value;
+    size_t n = m->value_len;
+    ctl_buf_add(b, m->key, m->key_len);
+    ctl_buf_add(b, "=", 1);
+    /* Strings lose their quotes when they need none, for reading ease. */
+    if (*v == '"' && n >= 2 && memchr(v + 1, ' ', n - 2) == NULL &&
+        memchr(v + 1, '\\', n - 2) == NULL)
+        ctl_buf_add(b, v + 1, n - 2);
+    else
+        ctl_buf_add(b, v, n);
+}
+
 void ctl_json_flatten(ctl_buf *b, const char *json, const char *const *skip)
 {
-    const char *p = json != NULL ? skip_ws(json) : NULL;
+    const char *cursor = NULL;
+    ctl_json_member m;
     int first = 1;
-    if (p == NULL || *p != '{') {
+    if (json == NULL || *skip_ws(json) != '{') {
         ctl_buf_puts(b, json != NULL ? json : "");
         return;
     }
-    p = skip_ws(p + 1);
-    while (*p == '"') {
-        const char *kend = skip_string(p);
-        if (kend == NULL)
-            return;
-        const char *colon = skip_ws(kend);
-        if (*colon != ':')
-            return;
-        const char *v = skip_ws(colon + 1);
-        const char *vend = skip_value(v);
-        if (vend == NULL)
-            return;
-        size_t klen = (size_t)(kend - p) - 2;
+    /* A malformed tail ends the line: what was readable is shown. */
+    while (ctl_json_next(json, &cursor, &m) == 1) {
         /* Empty strings say nothing to a reader; they only widen the line. */
-        int empty = vend - v == 2 && v[0] == '"';
-        if (!empty && !skipped(p + 1, klen, skip)) {
-            if (!first)
-                ctl_buf_add(b, " ", 1);
-            ctl_buf_add(b, p + 1, klen);
-            ctl_buf_add(b, "=", 1);
-            /* Strings lose their quotes when they need none, for reading ease. */
-            if (*v == '"' && vend - v >= 2 && memchr(v + 1, ' ', (size_t)(vend - v - 2)) == NULL &&
-                memchr(v + 1, '\\', (size_t)(vend - v - 2)) == NULL)
-                ctl_buf_add(b, v + 1, (size_t)(vend - v - 2));
-            else
-                ctl_buf_add(b, v, (size_t)(vend - v));
-            first = 0;
-        }
-        p = skip_ws(vend);
-        if (*p != ',')
-            break;
-        p = skip_ws(p + 1);
+        if (ctl_json_value_is(&m, "\"\"") || skipped(&m, skip))
+            continue;
+        if (!first)
+            ctl_buf_add(b, " ", 1);
+        ctl_json_add_pair(b, &m);
+        first = 0;
     }
 }

@@ -9,6 +9,28 @@
 const char *const ctl_services[CTL_NSERVICES] = {"order", "payment", "inventory", "shipping",
                                                  "notification"};
 
+int ctl_service_index(const char *name)
+{
+    for (int i = 0; i < CTL_NSERVICES; i++)
+        if (strcmp(ctl_services[i], name) == 0)
+            return i;
+    return -1;
+}
+
+int ctl_unknown_service(const char *cmd, const char *name)
+{
+    char list[128] = "";
+    size_t n = 0;
+    for (int i = 0; i < CTL_NSERVICES && n < sizeof(list); i++) {
+        int w = snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", ctl_services[i]);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    ctl_err(cmd, "unknown service '%s': want one of %s", name, list);
+    return CTL_EXIT_USAGE;
+}
+
 typedef int (*cmd_fn)(const char *url, int argc, char **argv);
 
 /* One table for dispatch and for the overview in --help. */
@@ -25,8 +47,9 @@ static const struct {
     {"stats", ctl_cmd_stats, "count orders by state; each service's counters"},
     {"stock", ctl_cmd_stock, "set or read the stock of a SKU"},
     {"audit", ctl_cmd_audit, "check every invariant of the saga over the whole stream"},
-    {"faults", ctl_cmd_faults, "show, inject or clear a service's faults at run time"},
-    {"dlq", ctl_cmd_dlq, "list and replay dead letters (stream SAGA_DLQ)"},
+    {"inject", ctl_cmd_inject, "change or clear a service's fault plan at run time"},
+    {"faults", ctl_cmd_faults, "show the fault plans of the services"},
+    {"dlq", ctl_cmd_dlq, "list, show, replay and purge dead letters (stream SAGA_DLQ)"},
     {"ping", ctl_cmd_ping, "exit 0 when NATS answers"},
     {"ready", ctl_cmd_ready, "exit 0 when a service answers its control subject"},
     {"svcstats", ctl_cmd_svcstats, "one service's runtime counters"},

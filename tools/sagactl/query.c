@@ -11,7 +11,7 @@
 
 #define REPLY_MAX (64 * 1024) /* cap on a service's JSON answer */
 
-static char *copy_reply(natsMsg *m)
+char *ctl_reply_copy(natsMsg *m)
 {
     int len = natsMsg_GetDataLength(m);
     size_t n = len > 0 ? (size_t)len : 0;
@@ -33,12 +33,13 @@ int ctl_service_stats(ctl_conn *c, const char *svc, int64_t timeout_ms, char **j
     snprintf(subject, sizeof(subject), "saga.ctl.%s.stats", svc);
     if (ctl_request(c, subject, "", 0, timeout_ms, &reply) != NATS_OK)
         return -1;
-    *json = copy_reply(reply);
+    *json = ctl_reply_copy(reply);
     natsMsg_Destroy(reply);
     return *json != NULL ? 0 : -1;
 }
 
-int ctl_query_order(ctl_conn *c, const char *order_id, char *replies[CTL_NSERVICES])
+int ctl_ask_all(ctl_conn *c, const char *ns, const char *what, const char *payload,
+                char *replies[CTL_NSERVICES])
 {
     natsInbox *inbox = NULL;
     natsSubscription *sub = NULL;
@@ -55,9 +56,9 @@ int ctl_query_order(ctl_conn *c, const char *order_id, char *replies[CTL_NSERVIC
     if (natsConnection_SubscribeSync(&sub, c->nc, wildcard) != NATS_OK)
         goto out;
     for (int i = 0; i < CTL_NSERVICES; i++) {
-        snprintf(subject, sizeof(subject), "saga.q.%s.order", ctl_services[i]);
+        snprintf(subject, sizeof(subject), "saga.%s.%s.%s", ns, ctl_services[i], what);
         snprintf(reply_to, sizeof(reply_to), "%s.%d", (const char *)inbox, i);
-        if (natsConnection_PublishRequestString(c->nc, subject, reply_to, order_id) != NATS_OK)
+        if (natsConnection_PublishRequestString(c->nc, subject, reply_to, payload) != NATS_OK)
             goto out;
     }
     natsConnection_Flush(c->nc);
@@ -85,7 +86,7 @@ int ctl_query_order(ctl_conn *c, const char *order_id, char *replies[CTL_NSERVIC
             /* The server answers a request nobody serves with an empty
              * "no responders" status: that service is down. */
             if (!natsMsg_IsNoResponders(m))
-                replies[i] = copy_reply(m);
+                replies[i] = ctl_reply_copy(m);
         }
         natsMsg_Destroy(m);
     }
@@ -96,7 +97,18 @@ out:
         natsSubscription_Destroy(sub);
     }
     natsInbox_Destroy(inbox);
+    if (rc != 0) {
+        for (int i = 0; i < CTL_NSERVICES; i++) {
+            free(replies[i]);
+            replies[i] = NULL;
+        }
+    }
     return rc;
+}
+
+int ctl_query_order(ctl_conn *c, const char *order_id, char *replies[CTL_NSERVICES])
+{
+    return ctl_ask_all(c, "q", "order", order_id, replies);
 }
 
 static const char get_help[] =
@@ -447,110 +459,6 @@ int ctl_cmd_svcstats(const char *url, int argc, char **argv)
     }
 out:
     free(stats);
-    ctl_disconnect(&c);
-    return rc;
-}
-
-static const char faults_help[] =
-    "usage: sagactl faults SERVICE [--json] [--url URL]            show the plan\n"
-    "       sagactl faults SERVICE KEY=VALUE... [--json] [--url URL] change it\n"
-    "       sagactl faults SERVICE clear [--json] [--url URL]      remove every fault\n\n"
-    "Reads or changes SERVICE's fault plan at run time (saga.ctl.SERVICE.faults).\n"
-    "Settings (the runtime's, see docs/operating.md): seed, error_rate,\n"
-    "delay_ms, dup_rate, reorder_rate, reorder_delay_ms, crash (as SAGA_CRASH_AT),\n"
-    "and business fault rates the service's rules consult (any other key).\n"
-    "Example: sagactl faults payment error_rate=0.2 dup_rate=0.1\n";
-
-int ctl_cmd_faults(const char *url, int argc, char **argv)
-{
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int json = 0, opt, rc;
-    char subject[128];
-    natsMsg *reply = NULL;
-    char *text = NULL;
-    ctl_conn c = {0};
-    ctl_buf plan, out;
-
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = 1;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(faults_help, stdout);
-            return CTL_EXIT_OK;
-        default:
-            return ctl_bad_option("faults", argv, optind, optopt, opt);
-        }
-    }
-    if (optind >= argc || !saga_valid_producer(argv[optind])) {
-        ctl_err("faults", "want a SERVICE name first (see sagactl faults --help)");
-        return CTL_EXIT_USAGE;
-    }
-    const char *svc = argv[optind++];
-    ctl_buf_init(&plan);
-    ctl_buf_init(&out);
-    /* The settings travel as one "k=v k=v" line; the service validates them
-     * and answers with the whole plan, or with what it refused. */
-    for (int i = optind; i < argc; i++) {
-        if (strcmp(argv[i], "clear") != 0 && strchr(argv[i], '=') == NULL) {
-            ctl_err("faults", "bad setting '%s': want KEY=VALUE or clear", argv[i]);
-            rc = CTL_EXIT_USAGE;
-            goto out;
-        }
-        if (i > optind)
-            ctl_buf_puts(&plan, " ");
-        ctl_buf_puts(&plan, argv[i]);
-    }
-    rc = ctl_connect(&c, "faults", url, 0, 0);
-    if (rc != CTL_EXIT_OK)
-        goto out;
-    snprintf(subject, sizeof(subject), "saga.ctl.%s.faults", svc);
-    natsStatus s =
-        ctl_request(&c, subject, ctl_buf_str(&plan), plan.len, CTL_COMMAND_TIMEOUT_MS, &reply);
-    if (s != NATS_OK) {
-        ctl_err("faults", "%s does not answer on %s: %s", svc, subject, natsStatus_GetText(s));
-        rc = CTL_EXIT_UNREACHABLE;
-        goto out;
-    }
-    text = copy_reply(reply);
-    if (text == NULL) {
-        ctl_err("faults", "out of memory");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
-    int ok = 0;
-    if (ctl_json_get_bool(text, "ok", &ok) != 0 || !ok) {
-        char err[256] = "the service refused the plan";
-        ctl_json_get_str(text, "error", err, sizeof(err));
-        ctl_err("faults", "%s: %s", svc, err);
-        rc = CTL_EXIT_FAIL;
-    } else {
-        rc = CTL_EXIT_OK;
-    }
-    if (json) {
-        ctl_json_raw_object(&out, text);
-        ctl_buf_puts(&out, "\n");
-    } else if (ok) {
-        /* The plan is the nested "faults" object; show its members. */
-        const char *p = strstr(text, "\"faults\":");
-        ctl_buf_printf(&out, "%s: ", svc);
-        ctl_json_flatten(&out, p != NULL ? p + strlen("\"faults\":") : text, NULL);
-        ctl_buf_puts(&out, "\n");
-    }
-    fputs(ctl_buf_str(&out), stdout);
-out:
-    free(text);
-    natsMsg_Destroy(reply);
-    ctl_buf_cleanup(&plan);
-    ctl_buf_cleanup(&out);
     ctl_disconnect(&c);
     return rc;
 }

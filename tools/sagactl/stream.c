@@ -64,6 +64,17 @@ out:
     return rc;
 }
 
+int ctl_stream_count(ctl_conn *c, const char *cmd, const char *stream, const char *filter,
+                     uint64_t *n, int *missing)
+{
+    uint64_t total = 0, matching = 0;
+    int rc = stream_counts(c, cmd, stream, filter, filter != NULL, &total, &matching, missing);
+    *n = filter != NULL ? matching : total;
+    if (*n == UINT64_MAX)
+        *n = 0;
+    return rc;
+}
+
 /* A filter that names a single order ends in a literal token; those are the
  * reads where the per-subject count is small enough to ask for. */
 static int names_one_order(const char *filter)

@@ -1,5 +1,6 @@
 /* util.c - Small helpers of sagactl: clocks, number parsing, error messages,
  * growable text buffers and money formatting. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ void ctl_sleep_ms(int64_t ms)
 int ctl_parse_ll(const char *s, long long min, long long max, long long *out)
 {
     char *end = NULL;
-    if (s == NULL || *s == '\0')
+    /* strtoll would skip leading blanks; a whole number has none. */
+    if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
         return -1;
     errno = 0;
     long long v = strtoll(s, &end, 10);

@@ -24,6 +24,7 @@
 
 #include "events.pb-c.h"
 #include "shipping/ship_state.h"
+#include "svc.h"
 
 #define DEFAULT_REASON "cancelled"
 
@@ -57,7 +58,7 @@ saga_status comp_cancel_shipment(saga_ctx *ctx, const char *order_id, const char
     /* The packer only reads these strings; the casts drop const for its API. */
     msg.shipment_id = rec.shipment_id;
     msg.reason = (char *)reason;
-    st = ship_emit(ctx, "shipment.cancelled", order_id, &msg.base);
+    st = svc_emit(ctx, "shipment.cancelled", order_id, &msg.base);
 
 finish:
     if (st == SAGA_OK)

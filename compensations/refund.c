@@ -18,11 +18,11 @@
  */
 #include "compensations.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "events.pb-c.h"
 #include "payment/pay_state.h"
+#include "svc.h"
 
 #define DEFAULT_REASON "cancelled"
 
@@ -31,25 +31,13 @@ static saga_status emit_refunded(saga_ctx *ctx, const char *order_id, const pay_
                                  const char *reason)
 {
     Saga__V1__PaymentRefunded msg = SAGA__V1__PAYMENT_REFUNDED__INIT;
-    uint8_t *buf = NULL;
-    saga_status st;
 
     /* The packer only reads these strings; the casts drop const for its API. */
     msg.customer_id = (char *)ps->customer_id;
     msg.amount_cents = ps->refunded_cents;
     msg.currency = (char *)ps->currency;
     msg.reason = (char *)reason;
-    size_t len = saga__v1__payment_refunded__get_packed_size(&msg);
-    buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        st = SAGA_ENOMEM;
-        goto out;
-    }
-    saga__v1__payment_refunded__pack(&msg, buf);
-    st = saga_ctx_emit(ctx, "payment.refunded", order_id, 1, buf, len);
-out:
-    free(buf);
-    return st;
+    return svc_emit(ctx, "payment.refunded", order_id, &msg.base);
 }
 
 saga_status comp_refund(saga_ctx *ctx, const char *order_id, const char *reason)

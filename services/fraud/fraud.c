@@ -11,11 +11,11 @@
  * SAGA_GATES=fraud waits for "fraud.cleared" before its gated step.
  * Query saga.q.fraud.order answers with the decision for one order. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "events.pb-c.h"
 #include "saga/saga.h"
+#include "svc.h"
 
 #define PARTICIPANT "fraud"
 #define QUERY_SUBJECT "saga.q.fraud.order"
@@ -66,14 +66,10 @@ static saga_status count_velocity(saga_ctx *ctx, const char *customer, int64_t n
 {
     char key[96];
     velocity v;
-    const void *val;
-    size_t len;
     snprintf(key, sizeof(key), "vel:%s", customer);
-    memset(&v, 0, sizeof(v));
-    saga_status st = saga_ctx_get(ctx, NULL, key, &val, &len);
-    if (st == SAGA_OK && len == sizeof(v))
-        memcpy(&v, val, sizeof(v));
-    else if (st != SAGA_ENOTFOUND && st != SAGA_OK)
+    /* No history, or one of another layout: start counting afresh (v is zeroed). */
+    saga_status st = svc_state_get(ctx, NULL, key, &v, sizeof(v));
+    if (st != SAGA_OK && st != SAGA_ENOTFOUND && st != SAGA_EVALIDATE)
         return st;
     /* Drop what fell out of the window, then the oldest if the ring is full. */
     uint32_t keep = 0;
@@ -92,19 +88,15 @@ static saga_status count_velocity(saga_ctx *ctx, const char *customer, int64_t n
 
 static saga_status emit_decision(saga_ctx *ctx, const char *order_id, const decision *d)
 {
-    uint8_t buf[512];
-    size_t len;
     if (d->vetoed) {
         Saga__V1__ParticipantVetoed m = SAGA__V1__PARTICIPANT_VETOED__INIT;
         m.participant = PARTICIPANT;
-        m.reason = (char *)d->reason;
-        len = saga__v1__participant_vetoed__pack(&m, buf);
-        return saga_ctx_emit(ctx, PARTICIPANT ".vetoed", order_id, 1, buf, len);
+        m.reason = (char *)d->reason; /* the packer only reads it */
+        return svc_emit(ctx, PARTICIPANT ".vetoed", order_id, &m.base);
     }
     Saga__V1__ParticipantCleared m = SAGA__V1__PARTICIPANT_CLEARED__INIT;
     m.participant = PARTICIPANT;
-    len = saga__v1__participant_cleared__pack(&m, buf);
-    return saga_ctx_emit(ctx, PARTICIPANT ".cleared", order_id, 1, buf, len);
+    return svc_emit(ctx, PARTICIPANT ".cleared", order_id, &m.base);
 }
 
 static saga_status on_placed(saga_ctx *ctx, const saga_event *ev, void *udata)
@@ -157,61 +149,29 @@ out:
     return st;
 }
 
-/* Writes s into out as a JSON string body; reasons are ours, but customer
- * ids inside them are the client's. */
-static void json_escape(char *out, size_t cap, const char *s)
-{
-    size_t n = 0;
-    for (; *s != '\0' && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    out[n] = '\0';
-}
-
 static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                             void *udata)
 {
+    static const char bad[] =
+        "{\"service\":\"fraud\",\"found\":false,\"error\":\"payload is not an order id\"}";
     char order[SAGA_ORDER_ID_MAX + 1], reason[2 * REASON_MAX * 3], out[1024];
-    const void *val;
-    size_t vlen;
     decision d;
     int n;
     (void)subject;
     (void)udata;
-    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == ' '))
-        len--;
-    if (len == 0 || len > SAGA_ORDER_ID_MAX) {
-        n = snprintf(
-            out, sizeof(out),
-            "{\"service\":\"fraud\",\"found\":false,\"error\":\"payload is not an order id\"}");
-        return saga_ctx_reply(ctx, out, (size_t)n);
-    }
-    memcpy(order, data, len);
-    order[len] = '\0';
-    if (!saga_valid_order_id(order)) {
-        n = snprintf(
-            out, sizeof(out),
-            "{\"service\":\"fraud\",\"found\":false,\"error\":\"payload is not an order id\"}");
-        return saga_ctx_reply(ctx, out, (size_t)n);
-    }
-    if (saga_ctx_get(ctx, order, "decision", &val, &vlen) != SAGA_OK || vlen != sizeof(d)) {
+    if (!svc_query_order_id(data, len, order))
+        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
+    /* The order id is [A-Za-z0-9_-] only: nothing in it needs escaping. */
+    if (svc_state_get(ctx, order, "decision", &d, sizeof(d)) != SAGA_OK) {
         n = snprintf(
             out, sizeof(out),
             "{\"service\":\"fraud\",\"order_id\":\"%s\",\"found\":false,\"decision\":\"none\"}",
             order);
         return saga_ctx_reply(ctx, out, (size_t)n);
     }
-    memcpy(&d, val, sizeof(d));
     d.reason[sizeof(d.reason) - 1] = '\0';
-    json_escape(reason, sizeof(reason), d.reason);
+    /* Reasons are ours, but customer ids inside them are the client's. */
+    svc_json_escape(reason, sizeof(reason), d.reason);
     n = snprintf(out, sizeof(out),
                  "{\"service\":\"fraud\",\"order_id\":\"%s\",\"found\":true,\"decision\":\"%s\","
                  "\"reason\":\"%s\"}",

@@ -28,6 +28,7 @@
 
 #include "events.pb-c.h"
 #include "saga/saga.h"
+#include "svc.h"
 
 #define INV_SKU_MAX 64    /* SKUs are [A-Za-z0-9_-]{1,64}, as order ids */
 #define INV_LINES_MAX 100 /* the order service accepts at most 100 lines */
@@ -104,22 +105,14 @@ static inline const char *inv_res_state_name(uint32_t state)
 static inline saga_status inv_stock_load(saga_ctx *ctx, const char *sku, inv_stock *out)
 {
     char key[sizeof(INV_STOCK_PREFIX) + INV_SKU_MAX];
-    const void *v;
-    size_t len;
     memset(out, 0, sizeof(*out));
-    out->version = INV_STOCK_VERSION;
     if (!inv_valid_sku(sku))
         return SAGA_EINVAL;
     snprintf(key, sizeof(key), INV_STOCK_PREFIX "%s", sku);
-    saga_status st = saga_ctx_get(ctx, NULL, key, &v, &len);
-    if (st != SAGA_OK)
-        return st;
-    if (len != sizeof(*out))
+    saga_status st = svc_state_get(ctx, NULL, key, out, sizeof(*out));
+    if (st == SAGA_EVALIDATE || (st == SAGA_OK && out->version != INV_STOCK_VERSION))
         return SAGA_ESTORE;
-    memcpy(out, v, sizeof(*out));
-    if (out->version != INV_STOCK_VERSION)
-        return SAGA_ESTORE;
-    return SAGA_OK;
+    return st;
 }
 
 static inline saga_status inv_stock_store(saga_ctx *ctx, const char *sku, const inv_stock *s)
@@ -204,20 +197,6 @@ static inline void inv_res_items(const inv_res *res, Saga__V1__LineItem *store,
         store[i].quantity = (int32_t)res->lines[i].quantity;
         items[i] = &store[i];
     }
-}
-
-/* Packs m and emits it as type for order_id. */
-static inline saga_status inv_emit(saga_ctx *ctx, const char *type, const char *order_id,
-                                   const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len > 0 ? len : 1);
-    if (buf == NULL)
-        return SAGA_ENOMEM;
-    protobuf_c_message_pack(m, buf);
-    saga_status st = saga_ctx_emit(ctx, type, order_id, 1, buf, len);
-    free(buf);
-    return st;
 }
 
 #endif

@@ -5,7 +5,6 @@
  * through compensations/release.c (or leaves a tombstone when the order was
  * not reserved yet). Commands set and read the stock of a SKU; queries show
  * all stock and one order as JSON. The state layout is in inv_state.h. */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include "events.pb-c.h"
 #include "inv_state.h"
 #include "saga/saga.h"
+#include "svc.h"
 
 #define SKUS_KEY "skus"
 /* Bounds the "skus" list and the stock query's reply: 5000 entries of at
@@ -24,81 +24,6 @@
 #define STOCK_QTY_MAX 1000000000LL
 #define REASON_MAX 256
 #define STORE_ERROR_JSON "{\"service\":\"inventory\",\"error\":\"store error, try again\"}"
-
-/* ---- JSON replies ----------------------------------------------------- */
-
-/* A growable reply buffer; after a failed allocation it stays failed and
- * drops further output, so callers check once at the end. */
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} jbuf;
-
-static void jb_add(jbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void jb_printf(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jb_printf(jbuf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        b->failed = 1; /* only short numeric fragments go through here */
-    else
-        jb_add(b, tmp, (size_t)n);
-}
-
-/* Appends s as a JSON string: quoted, with quotes, backslashes and control
- * characters escaped. */
-static void jb_str(jbuf *b, const char *s)
-{
-    jb_add(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-        if (*c == '"' || *c == '\\') {
-            char e[2] = {'\\', (char)*c};
-            jb_add(b, e, 2);
-        } else if (*c < 0x20) {
-            jb_printf(b, "\\u%04x", *c);
-        } else {
-            jb_add(b, (const char *)c, 1);
-        }
-    }
-    jb_add(b, "\"", 1);
-}
-
-/* Appends a string literal. */
-#define JB_LIT(b, lit) jb_add((b), "" lit, sizeof(lit) - 1)
-
-/* Sends b as the reply and frees it. */
-static saga_status jb_reply(saga_ctx *ctx, jbuf *b)
-{
-    saga_status st = b->failed ? SAGA_ENOMEM : saga_ctx_reply(ctx, b->p, b->len);
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-    return st;
-}
 
 /* ---- order.placed ----------------------------------------------------- */
 
@@ -136,7 +61,7 @@ static saga_status emit_rejected(saga_ctx *ctx, const char *order_id, const inv_
     msg.sku = (char *)l->sku; /* only read by the packer */
     msg.asked = (int32_t)l->quantity;
     msg.available = available;
-    return inv_emit(ctx, "inventory.rejected", order_id, &msg.base);
+    return svc_emit(ctx, "inventory.rejected", order_id, &msg.base);
 }
 
 static saga_status on_placed(saga_ctx *ctx, const saga_event *ev, void *udata)
@@ -195,7 +120,7 @@ static saga_status on_placed(saga_ctx *ctx, const saga_event *ev, void *udata)
     msg.items = op->items;
     msg.customer_id = op->customer_id;
     msg.ship_to = op->ship_to;
-    st = inv_emit(ctx, "inventory.reserved", ev->order_id, &msg.base);
+    st = svc_emit(ctx, "inventory.reserved", ev->order_id, &msg.base);
 out:
     if (op != NULL)
         saga__v1__order_placed__free_unpacked(op, NULL);
@@ -239,7 +164,7 @@ static saga_status on_confirmed(saga_ctx *ctx, const saga_event *ev, void *udata
     inv_res_items(&res, store, items);
     msg.n_items = res.nlines;
     msg.items = items;
-    st = inv_emit(ctx, "inventory.committed", ev->order_id, &msg.base);
+    st = svc_emit(ctx, "inventory.committed", ev->order_id, &msg.base);
     if (st == SAGA_OK)
         st = saga_ctx_finish(ctx, ev->order_id);
 out:
@@ -272,7 +197,6 @@ static saga_status reply_stock(saga_ctx *ctx, const char *error, const char *sku
                                const inv_stock *s)
 {
     Saga__V1__StockReply r = SAGA__V1__STOCK_REPLY__INIT;
-    uint8_t buf[512];
     r.ok = error == NULL;
     r.error = (char *)(error != NULL ? error : "");
     r.sku = (char *)(sku != NULL && inv_valid_sku(sku) ? sku : "");
@@ -281,11 +205,7 @@ static saga_status reply_stock(saga_ctx *ctx, const char *error, const char *sku
         r.held = s->held;
         r.committed = s->committed;
     }
-    size_t len = saga__v1__stock_reply__get_packed_size(&r);
-    if (len > sizeof(buf))
-        return SAGA_ETOOBIG; /* cannot happen: every string in it is bounded */
-    saga__v1__stock_reply__pack(&r, buf);
-    return saga_ctx_reply(ctx, buf, len);
+    return svc_reply(ctx, &r.base);
 }
 
 /* Appends sku to the list of known SKUs; SAGA_ETOOBIG once it is full. */
@@ -399,18 +319,18 @@ out:
 
 /* ---- queries ---------------------------------------------------------- */
 
-static void json_stock(jbuf *b, const char *sku, const inv_stock *s)
+static void json_stock(svc_json *b, const char *sku, const inv_stock *s)
 {
-    JB_LIT(b, "{\"sku\":");
-    jb_str(b, sku);
-    jb_printf(b, ",\"available\":%lld,\"held\":%lld,\"committed\":%lld}", (long long)s->available,
-              (long long)s->held, (long long)s->committed);
+    svc_json_printf(b, "{\"sku\":");
+    svc_json_str(b, sku);
+    svc_json_printf(b, ",\"available\":%lld,\"held\":%lld,\"committed\":%lld}",
+                    (long long)s->available, (long long)s->held, (long long)s->committed);
 }
 
 static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                            void *udata)
 {
-    jbuf b = {0};
+    svc_json b = {0};
     const void *v = NULL;
     size_t vlen = 0;
     char *list = NULL;
@@ -435,7 +355,7 @@ static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *da
         vlen = 0;
     list[vlen] = '\0';
 
-    JB_LIT(&b, "{\"service\":\"inventory\",\"skus\":[");
+    svc_json_printf(&b, "{\"service\":\"inventory\",\"skus\":[");
     int first = 1;
     for (char *line = list, *nl; *line != '\0'; line = nl + 1) {
         inv_stock s;
@@ -449,41 +369,31 @@ static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *da
         if (st != SAGA_OK && st != SAGA_ENOTFOUND)
             goto out;
         if (!first)
-            jb_add(&b, ",", 1);
+            svc_json_printf(&b, ",");
         first = 0;
         json_stock(&b, line, &s);
     }
-    JB_LIT(&b, "]}");
-    st = jb_reply(ctx, &b);
+    svc_json_printf(&b, "]}");
+    st = svc_json_reply(ctx, &b);
 out:
     if (st != SAGA_OK)
         saga_ctx_reply(ctx, STORE_ERROR_JSON, sizeof(STORE_ERROR_JSON) - 1);
-    free(b.p);
+    svc_json_cleanup(&b);
     free(list);
     return st;
-}
-
-/* Copies a query's payload into order as a C string; 0 if it is no order id. */
-static int query_order_id(const uint8_t *data, size_t len, char order[SAGA_ORDER_ID_MAX + 1])
-{
-    if (data == NULL || len == 0 || len > SAGA_ORDER_ID_MAX)
-        return 0;
-    memcpy(order, data, len);
-    order[len] = '\0';
-    return saga_valid_order_id(order);
 }
 
 static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                            void *udata)
 {
     char order[SAGA_ORDER_ID_MAX + 1];
-    jbuf b = {0};
+    svc_json b = {0};
     inv_res res;
     saga_status st;
     (void)subject;
     (void)udata;
 
-    if (!query_order_id(data, len, order)) {
+    if (!svc_query_order_id(data, len, order)) {
         static const char bad[] = "{\"service\":\"inventory\",\"found\":false,"
                                   "\"error\":\"payload is not an order id\"}";
         return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
@@ -492,24 +402,22 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
     if (st != SAGA_OK && st != SAGA_ENOTFOUND)
         goto out;
     int tomb = saga_ctx_has_tombstone(ctx, order, INV_TOMBSTONE);
-    JB_LIT(&b, "{\"service\":\"inventory\",\"order_id\":");
-    jb_str(&b, order);
-    jb_printf(&b, ",\"found\":%s,\"state\":", st == SAGA_OK || tomb ? "true" : "false");
-    jb_str(&b, inv_res_state_name(res.state));
-    JB_LIT(&b, ",\"items\":[");
+    svc_json_printf(&b, "{\"service\":\"inventory\",\"order_id\":");
+    svc_json_str(&b, order);
+    svc_json_printf(&b, ",\"found\":%s,\"state\":", st == SAGA_OK || tomb ? "true" : "false");
+    svc_json_str(&b, inv_res_state_name(res.state));
+    svc_json_printf(&b, ",\"items\":[");
     for (uint32_t i = 0; i < res.nlines; i++) {
-        if (i > 0)
-            JB_LIT(&b, ",");
-        JB_LIT(&b, "{\"sku\":");
-        jb_str(&b, res.lines[i].sku);
-        jb_printf(&b, ",\"quantity\":%lld}", (long long)res.lines[i].quantity);
+        svc_json_printf(&b, "%s{\"sku\":", i > 0 ? "," : "");
+        svc_json_str(&b, res.lines[i].sku);
+        svc_json_printf(&b, ",\"quantity\":%lld}", (long long)res.lines[i].quantity);
     }
-    jb_printf(&b, "],\"tombstone\":%s}", tomb ? "true" : "false");
-    st = jb_reply(ctx, &b);
+    svc_json_printf(&b, "],\"tombstone\":%s}", tomb ? "true" : "false");
+    st = svc_json_reply(ctx, &b);
 out:
     if (st != SAGA_OK && st != SAGA_ENOTFOUND)
         saga_ctx_reply(ctx, STORE_ERROR_JSON, sizeof(STORE_ERROR_JSON) - 1);
-    free(b.p);
+    svc_json_cleanup(&b);
     return st;
 }
 

@@ -24,6 +24,7 @@
 
 #include "events.pb-c.h"
 #include "saga/saga.h"
+#include "svc.h"
 
 #define DEFAULT_SPOOL_DIR "./var/mail"
 #define TMP_PREFIX ".tmp."
@@ -160,8 +161,6 @@ static saga_status deliver(saga_ctx *ctx, const char *order_id, const char *kind
 {
     Saga__V1__NotificationSent msg = SAGA__V1__NOTIFICATION_SENT__INIT;
     char name[SAGA_ORDER_ID_MAX + 32], key[32];
-    uint8_t *buf = NULL;
-    size_t plen;
     int created;
     int64_t now = saga_ctx_now_ms(ctx);
 
@@ -169,29 +168,20 @@ static saga_status deliver(saga_ctx *ctx, const char *order_id, const char *kind
     snprintf(key, sizeof(key), SENT_PREFIX "%s", kind);
     saga_status st = spool_write(name, text, len, &created);
     if (st != SAGA_OK)
-        goto out;
+        return st;
     /* created == 0: the file is from a run whose transaction was lost, and
      * "sent:<kind>" (checked by the caller) says nobody announced it yet. */
     st = saga_ctx_put(ctx, order_id, key, &now, sizeof(now));
     if (st != SAGA_OK)
-        goto out;
+        return st;
     msg.kind = (char *)kind; /* the packer only reads these */
     msg.customer_id = (char *)customer_id;
     msg.spool_file = name;
-    plen = saga__v1__notification_sent__get_packed_size(&msg);
-    buf = malloc(plen > 0 ? plen : 1);
-    if (buf == NULL) {
-        st = SAGA_ENOMEM;
-        goto out;
-    }
-    saga__v1__notification_sent__pack(&msg, buf);
-    st = saga_ctx_emit(ctx, "notification.sent", order_id, 1, buf, plen);
+    st = svc_emit(ctx, "notification.sent", order_id, &msg.base);
     /* Nothing waits for more here; a later refund notice still works, as
      * the state is only pruned after the retention period. */
     if (st == SAGA_OK)
         st = saga_ctx_finish(ctx, order_id);
-out:
-    free(buf);
     return st;
 }
 
@@ -403,11 +393,7 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
     (void)subject;
     (void)udata;
 
-    if (data == NULL || len == 0 || len > SAGA_ORDER_ID_MAX)
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-    memcpy(order, data, len);
-    order[len] = '\0';
-    if (!saga_valid_order_id(order))
+    if (!svc_query_order_id(data, len, order))
         return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
     /* The order id is [A-Za-z0-9_-] only: nothing in it needs escaping. */
     n = snprintf(out, sizeof(out), "{\"service\":\"notification\",\"order_id\":\"%s\"", order);

@@ -16,7 +16,6 @@
  * disagree. The service never calls saga_ctx_finish(): the records must stay
  * queryable for the audit. Pruning them after a retention period (and the
  * "idem:" keys with them) is left for later. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "saga/saga.h"
 #include "commands.pb-c.h"
 #include "events.pb-c.h"
+#include "svc.h"
 
 #define REQUEST_MAX (64 * 1024) /* any command larger than this is refused unread */
 #define ITEMS_MAX 100
@@ -41,7 +41,6 @@
 #define RECORD_KEY "order"
 #define RECORD_VERSION 1u
 #define IDEM_PREFIX "idem:"
-#define LOG_LINE_MAX 1024
 
 /* Impossible states (a transition the state machine forbids) abort with the
  * place they were caught; NDEBUG must not turn them off. */
@@ -80,34 +79,16 @@ typedef struct order_rec {
 
 /* ---- logging ---------------------------------------------------------- */
 
-/* The executable's log sink, copied from the runtime's configuration in
- * setup() before the service runs and only read afterwards. */
-static struct {
-    saga_log_fn fn;
-    void *udata;
-    saga_log_level level;
-} logger;
-
-static void log_line(saga_log_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Checks the level first so a line that is off is never formatted. */
-#define LOG(lvl, ...)                                                                              \
+/* saga_ctx_log() names the order of an event handler's line itself; settle()
+ * and finalize() also run in the deadline timer and the cancel command,
+ * which have no event, so there they name it here. */
+#define ORDER_LOG(ctx, lvl, order_id, fmt, ...)                                                    \
     do {                                                                                           \
-        if (logger.fn != NULL && (lvl) <= logger.level)                                            \
-            log_line((lvl), __VA_ARGS__);                                                          \
+        if (saga_ctx_event(ctx) != NULL)                                                           \
+            saga_ctx_log((ctx), (lvl), fmt, __VA_ARGS__);                                          \
+        else                                                                                       \
+            saga_ctx_log((ctx), (lvl), "order=%s " fmt, (order_id), __VA_ARGS__);                  \
     } while (0)
-
-static void log_line(saga_log_level lvl, const char *fmt, ...)
-{
-    char line[LOG_LINE_MAX];
-    va_list ap;
-    int n = snprintf(line, sizeof(line), "svc=order ");
-    va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-    va_end(ap);
-    logger.fn(logger.udata, lvl, line);
-}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -119,21 +100,6 @@ static const char *state_name(uint32_t st)
 static const char *str_or(const char *s, const char *def)
 {
     return s != NULL && s[0] != '\0' ? s : def;
-}
-
-/* [A-Za-z0-9_-]{1,max} */
-static int valid_ident(const char *s, size_t max)
-{
-    size_t n = 0;
-    if (s == NULL)
-        return 0;
-    for (; s[n] != '\0'; n++) {
-        char c = s[n];
-        if (n >= max || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                          (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return 0;
-    }
-    return n > 0;
 }
 
 /* Printable ASCII without spaces, 1..max: idempotency keys, shipment ids. */
@@ -206,42 +172,6 @@ static void copy_text(char *dst, size_t cap, const char *src)
         i += len;
     }
     dst[n] = '\0';
-}
-
-/* Packs msg into a new buffer: *out is freed by the caller with free(). */
-static saga_status pack_msg(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(msg);
-    *out = malloc(*len ? *len : 1);
-    if (*out == NULL)
-        return SAGA_ENOMEM;
-    protobuf_c_message_pack(msg, *out);
-    return SAGA_OK;
-}
-
-static saga_status emit_msg(saga_ctx *ctx, const char *type, const char *order_id,
-                            const ProtobufCMessage *msg)
-{
-    uint8_t *buf;
-    size_t len;
-    saga_status st = pack_msg(msg, &buf, &len);
-    if (st != SAGA_OK)
-        return st;
-    st = saga_ctx_emit(ctx, type, order_id, 1, buf, len);
-    free(buf);
-    return st;
-}
-
-static saga_status reply_msg(saga_ctx *ctx, const ProtobufCMessage *msg)
-{
-    uint8_t *buf;
-    size_t len;
-    saga_status st = pack_msg(msg, &buf, &len);
-    if (st != SAGA_OK)
-        return st;
-    st = saga_ctx_reply(ctx, buf, len);
-    free(buf);
-    return st;
 }
 
 /* ---- the order record ------------------------------------------------- */
@@ -322,7 +252,7 @@ static saga_status finalize(saga_ctx *ctx, const char *order_id, order_rec *h,
         m.total_cents = placed->total_cents;
         m.currency = placed->currency;
         m.shipment_id = h->shipment_id;
-        st = emit_msg(ctx, "order.confirmed", order_id, &m.base);
+        st = svc_emit(ctx, "order.confirmed", order_id, &m.base);
     } else {
         Saga__V1__OrderCancelled m = SAGA__V1__ORDER_CANCELLED__INIT;
         m.customer_id = placed->customer_id;
@@ -333,11 +263,11 @@ static saga_status finalize(saga_ctx *ctx, const char *order_id, order_rec *h,
         m.reason = h->reason;
         m.failed_step = h->failed_step;
         m.detail = h->detail;
-        st = emit_msg(ctx, "order.cancelled", order_id, &m.base);
+        st = svc_emit(ctx, "order.cancelled", order_id, &m.base);
     }
     if (st == SAGA_OK)
-        LOG(SAGA_LOG_INFO, "event=%s order=%s reason=%s failed_step=%s",
-            to == ST_CONFIRMED ? "confirmed" : "cancelled", order_id, h->reason, h->failed_step);
+        ORDER_LOG(ctx, SAGA_LOG_INFO, order_id, "event=%s reason=%s failed_step=%s",
+                  to == ST_CONFIRMED ? "confirmed" : "cancelled", h->reason, h->failed_step);
     return st;
 }
 
@@ -352,30 +282,29 @@ static saga_status settle(saga_ctx *ctx, const char *order_id, order_state to, c
     if (st == SAGA_ENOTFOUND) {
         /* Every participant event follows an order.placed this service
          * committed, so this one belongs to no order of ours. */
-        LOG(SAGA_LOG_WARN, "event=ignored order=%s reason=unknown_order step=%s", order_id,
-            failed_step);
+        ORDER_LOG(ctx, SAGA_LOG_WARN, order_id, "event=ignored reason=unknown_order step=%s",
+                  failed_step);
         return SAGA_OK;
     }
     if (st != SAGA_OK)
         goto out;
     if (h.state != ST_PENDING)
-        LOG(SAGA_LOG_DEBUG, "event=ignored order=%s state=%s step=%s", order_id,
-            state_name(h.state), failed_step);
+        ORDER_LOG(ctx, SAGA_LOG_DEBUG, order_id, "event=ignored state=%s step=%s",
+                  state_name(h.state), failed_step);
     else
         st = finalize(ctx, order_id, &h, placed, to, reason, failed_step, detail, shipment_id);
 out:
     if (st != SAGA_OK)
-        LOG(SAGA_LOG_WARN, "event=retry order=%s error=\"%s\"", order_id, saga_strerror(st));
+        ORDER_LOG(ctx, SAGA_LOG_WARN, order_id, "event=retry error=\"%s\"", saga_strerror(st));
     saga__v1__order_placed__free_unpacked(placed, NULL);
     return st == SAGA_OK ? SAGA_OK : SAGA_ERETRY;
 }
 
 /* ---- events and the deadline ------------------------------------------ */
 
-static saga_status reject(const saga_event *ev, const char *why)
+static saga_status reject(saga_ctx *ctx, const saga_event *ev, const char *why)
 {
-    LOG(SAGA_LOG_WARN, "event=reject type=%s order=%s event_id=%s error=\"%s\"", ev->type,
-        ev->order_id, ev->event_id, why);
+    saga_ctx_log(ctx, SAGA_LOG_WARN, "event=reject type=%s error=\"%s\"", ev->type, why);
     return SAGA_EREJECT;
 }
 
@@ -386,9 +315,9 @@ static saga_status on_scheduled(saga_ctx *ctx, const saga_event *ev, void *udata
     Saga__V1__ShipmentScheduled *m =
         saga__v1__shipment_scheduled__unpack(NULL, ev->payload_len, ev->payload);
     if (m == NULL)
-        return reject(ev, "ShipmentScheduled does not unpack");
+        return reject(ctx, ev, "ShipmentScheduled does not unpack");
     if (!valid_token(m->shipment_id, SAGA_ORDER_ID_MAX))
-        rv = reject(ev, "shipment_id is not 1 to 64 printable characters");
+        rv = reject(ctx, ev, "shipment_id is not 1 to 64 printable characters");
     else
         rv = settle(ctx, ev->order_id, ST_CONFIRMED, "", "", "", m->shipment_id);
     saga__v1__shipment_scheduled__free_unpacked(m, NULL);
@@ -401,7 +330,7 @@ static saga_status on_declined(saga_ctx *ctx, const saga_event *ev, void *udata)
     Saga__V1__PaymentDeclined *m =
         saga__v1__payment_declined__unpack(NULL, ev->payload_len, ev->payload);
     if (m == NULL)
-        return reject(ev, "PaymentDeclined does not unpack");
+        return reject(ctx, ev, "PaymentDeclined does not unpack");
     saga_status rv = settle(ctx, ev->order_id, ST_CANCELLED, "payment_declined", ev->type,
                             str_or(m->reason, "the payment was declined"), "");
     saga__v1__payment_declined__free_unpacked(m, NULL);
@@ -415,7 +344,7 @@ static saga_status on_rejected(saga_ctx *ctx, const saga_event *ev, void *udata)
     Saga__V1__InventoryRejected *m =
         saga__v1__inventory_rejected__unpack(NULL, ev->payload_len, ev->payload);
     if (m == NULL)
-        return reject(ev, "InventoryRejected does not unpack");
+        return reject(ctx, ev, "InventoryRejected does not unpack");
     snprintf(detail, sizeof(detail), "out of stock: sku %.64s, asked %ld, available %lld",
              str_or(m->sku, "?"), (long)m->asked, (long long)m->available);
     saga_status rv = settle(ctx, ev->order_id, ST_CANCELLED, "out_of_stock", ev->type, detail, "");
@@ -430,7 +359,7 @@ static saga_status on_ship_failed(saga_ctx *ctx, const saga_event *ev, void *uda
     Saga__V1__ShipmentFailed *m =
         saga__v1__shipment_failed__unpack(NULL, ev->payload_len, ev->payload);
     if (m == NULL)
-        return reject(ev, "ShipmentFailed does not unpack");
+        return reject(ctx, ev, "ShipmentFailed does not unpack");
     if (m->reason != NULL && m->reason[0] != '\0')
         snprintf(detail, sizeof(detail), "%s", m->reason);
     else
@@ -448,11 +377,11 @@ static saga_status on_vetoed(saga_ctx *ctx, const saga_event *ev, void *udata)
     Saga__V1__ParticipantVetoed *m =
         saga__v1__participant_vetoed__unpack(NULL, ev->payload_len, ev->payload);
     if (m == NULL)
-        return reject(ev, "ParticipantVetoed does not unpack");
+        return reject(ctx, ev, "ParticipantVetoed does not unpack");
     /* A veto without a participant name is the producer's own. */
     const char *who = str_or(m->participant, ev->producer);
     if (!saga_valid_producer(who))
-        rv = reject(ev, "participant is not a service name");
+        rv = reject(ctx, ev, "participant is not a service name");
     else
         rv = settle(ctx, ev->order_id, ST_CANCELLED, "vetoed", who,
                     str_or(m->reason, "vetoed without a reason"), "");
@@ -467,7 +396,8 @@ static saga_status on_timer(saga_ctx *ctx, const char *order_id, const char *nam
     (void)len;
     (void)udata;
     if (strcmp(name, DEADLINE_TIMER) != 0) {
-        LOG(SAGA_LOG_WARN, "event=ignored order=%s timer=%s reason=unknown_timer", order_id, name);
+        saga_ctx_log(ctx, SAGA_LOG_WARN, "event=ignored order=%s timer=%s reason=unknown_timer",
+                     order_id, name);
         return SAGA_OK;
     }
     return settle(ctx, order_id, ST_CANCELLED, "timeout", "",
@@ -491,7 +421,7 @@ static int validate_place(const Saga__V1__PlaceOrder *req, int64_t *total, char 
                  IDEM_KEY_MAX);
         return 0;
     }
-    if (!valid_ident(req->customer_id, IDENT_MAX)) {
+    if (!svc_valid_ident(req->customer_id, IDENT_MAX)) {
         snprintf(err, cap,
                  "The customer id must be 1 to %d characters from A-Z, a-z, 0-9, _ and -.",
                  IDENT_MAX);
@@ -504,7 +434,7 @@ static int validate_place(const Saga__V1__PlaceOrder *req, int64_t *total, char 
     }
     for (size_t i = 0; i < req->n_items; i++) {
         const Saga__V1__LineItem *it = req->items[i];
-        if (it == NULL || !valid_ident(it->sku, IDENT_MAX)) {
+        if (it == NULL || !svc_valid_ident(it->sku, IDENT_MAX)) {
             snprintf(err, cap,
                      "Item %zu: the SKU must be 1 to %d characters from A-Z, a-z, 0-9, _ and -.",
                      i + 1, IDENT_MAX);
@@ -601,7 +531,7 @@ static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *d
             rep.ok = 1;
             rep.duplicate = 1;
             rep.order_id = order_id;
-            LOG(SAGA_LOG_INFO, "event=duplicate order=%s", order_id);
+            saga_ctx_log(ctx, SAGA_LOG_INFO, "event=duplicate order=%s", order_id);
             goto reply;
         }
         if (st != SAGA_ENOTFOUND)
@@ -636,26 +566,26 @@ static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *d
     if (st == SAGA_OK && key[0] != '\0')
         st = saga_ctx_put(ctx, NULL, key, order_id, strlen(order_id));
     if (st == SAGA_OK)
-        st = emit_msg(ctx, "order.placed", order_id, &placed.base);
+        st = svc_emit(ctx, "order.placed", order_id, &placed.base);
     if (st == SAGA_OK)
         st = saga_ctx_timer_set(ctx, order_id, DEADLINE_TIMER, placed.deadline_unix_ms, NULL, 0);
     if (st != SAGA_OK)
         goto fail;
     rep.ok = 1;
     rep.order_id = order_id;
-    LOG(SAGA_LOG_INFO, "event=placed order=%s customer=%s items=%zu total_cents=%lld", order_id,
-        placed.customer_id, placed.n_items, (long long)total);
+    saga_ctx_log(ctx, SAGA_LOG_INFO, "event=placed order=%s customer=%s items=%zu total_cents=%lld",
+                 order_id, placed.customer_id, placed.n_items, (long long)total);
     goto reply;
 fail:
     /* The runtime undoes this handler's writes: nothing was placed. */
-    LOG(SAGA_LOG_WARN, "event=place_failed error=\"%s\"", saga_strerror(st));
+    saga_ctx_log(ctx, SAGA_LOG_WARN, "event=place_failed error=\"%s\"", saga_strerror(st));
     snprintf(err, sizeof(err),
              "The order could not be stored (%s); retry with the same idempotency key.",
              saga_strerror(st));
 reply:
     if (!rep.ok)
         rep.error = err;
-    rs = reply_msg(ctx, &rep.base);
+    rs = svc_reply(ctx, &rep.base);
     saga__v1__place_order__free_unpacked(req, NULL);
     return st != SAGA_OK ? st : rs;
 }
@@ -716,14 +646,14 @@ static saga_status on_cancel(saga_ctx *ctx, const char *subject, const uint8_t *
     rep.state = (char *)state_name(h.state);
     goto reply;
 fail:
-    LOG(SAGA_LOG_WARN, "event=cancel_failed order=%s error=\"%s\"", req->order_id,
-        saga_strerror(st));
+    saga_ctx_log(ctx, SAGA_LOG_WARN, "event=cancel_failed order=%s error=\"%s\"", req->order_id,
+                 saga_strerror(st));
     snprintf(err, sizeof(err), "The cancellation could not be stored (%s); retry.",
              saga_strerror(st));
 reply:
     if (!rep.ok)
         rep.error = err;
-    rs = reply_msg(ctx, &rep.base);
+    rs = svc_reply(ctx, &rep.base);
     saga__v1__order_placed__free_unpacked(placed, NULL);
     saga__v1__cancel_order__free_unpacked(req, NULL);
     return st != SAGA_OK ? st : rs;
@@ -731,116 +661,47 @@ reply:
 
 /* ---- the query -------------------------------------------------------- */
 
-/* A growing JSON text; after an allocation failure every append is a no-op
- * and failed is set. */
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} jbuf;
-
-static void jb_raw(jbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void jb_lit(jbuf *b, const char *s)
-{
-    jb_raw(b, s, strlen(s));
-}
-
-/* Appends s as a quoted JSON string. Stored strings are valid UTF-8 (they
- * were validated or passed through copy_text()), so only quotes,
- * backslashes and control characters need escaping. */
-static void jb_str(jbuf *b, const char *s)
-{
-    jb_raw(b, "\"", 1);
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            jb_raw(b, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            int n = snprintf(esc, sizeof(esc), "\\u%04x", c);
-            jb_raw(b, esc, (size_t)n);
-        } else {
-            jb_raw(b, s, 1);
-        }
-    }
-    jb_raw(b, "\"", 1);
-}
-
-static void jb_int(jbuf *b, long long v)
-{
-    char num[32];
-    int n = snprintf(num, sizeof(num), "%lld", v);
-    jb_raw(b, num, (size_t)n);
-}
-
 /* ,"key":"value" */
-static void jb_kstr(jbuf *b, const char *key, const char *val)
+static void json_kstr(svc_json *b, const char *key, const char *val)
 {
-    jb_lit(b, ",\"");
-    jb_lit(b, key);
-    jb_lit(b, "\":");
-    jb_str(b, val != NULL ? val : "");
+    svc_json_printf(b, ",\"%s\":", key);
+    svc_json_str(b, val != NULL ? val : "");
 }
 
 /* ,"key":123 */
-static void jb_kint(jbuf *b, const char *key, long long val)
+static void json_kint(svc_json *b, const char *key, long long val)
 {
-    jb_lit(b, ",\"");
-    jb_lit(b, key);
-    jb_lit(b, "\":");
-    jb_int(b, val);
+    svc_json_printf(b, ",\"%s\":%lld", key, val);
 }
 
-static void order_json(jbuf *b, const char *order_id, const order_rec *h,
+static void order_json(svc_json *b, const char *order_id, const order_rec *h,
                        const Saga__V1__OrderPlaced *p)
 {
-    jb_lit(b, "{\"service\":\"order\"");
-    jb_kstr(b, "order_id", order_id);
-    jb_lit(b, ",\"found\":true");
-    jb_kstr(b, "state", state_name(h->state));
-    jb_kstr(b, "reason", h->reason);
-    jb_kstr(b, "failed_step", h->failed_step);
-    jb_kstr(b, "detail", h->detail);
-    jb_kstr(b, "customer_id", p->customer_id);
-    jb_kint(b, "total_cents", (long long)p->total_cents);
-    jb_kstr(b, "currency", p->currency);
-    jb_kstr(b, "ship_to", p->ship_to);
-    jb_kstr(b, "shipment_id", h->shipment_id);
-    jb_kint(b, "placed_ms", (long long)h->placed_ms);
-    jb_kint(b, "deadline_ms", (long long)p->deadline_unix_ms);
-    jb_kint(b, "final_ms", (long long)h->final_ms);
-    jb_lit(b, ",\"items\":[");
+    svc_json_printf(b, "{\"service\":\"order\"");
+    json_kstr(b, "order_id", order_id);
+    svc_json_printf(b, ",\"found\":true");
+    json_kstr(b, "state", state_name(h->state));
+    json_kstr(b, "reason", h->reason);
+    json_kstr(b, "failed_step", h->failed_step);
+    json_kstr(b, "detail", h->detail);
+    json_kstr(b, "customer_id", p->customer_id);
+    json_kint(b, "total_cents", (long long)p->total_cents);
+    json_kstr(b, "currency", p->currency);
+    json_kstr(b, "ship_to", p->ship_to);
+    json_kstr(b, "shipment_id", h->shipment_id);
+    json_kint(b, "placed_ms", (long long)h->placed_ms);
+    json_kint(b, "deadline_ms", (long long)p->deadline_unix_ms);
+    json_kint(b, "final_ms", (long long)h->final_ms);
+    svc_json_printf(b, ",\"items\":[");
     for (size_t i = 0; i < p->n_items; i++) {
         const Saga__V1__LineItem *it = p->items[i];
-        jb_lit(b, i > 0 ? ",{\"sku\":" : "{\"sku\":");
-        jb_str(b, it->sku);
-        jb_kint(b, "quantity", (long long)it->quantity);
-        jb_kint(b, "unit_cents", (long long)it->unit_cents);
-        jb_lit(b, "}");
+        svc_json_printf(b, "%s{\"sku\":", i > 0 ? "," : "");
+        svc_json_str(b, it->sku);
+        json_kint(b, "quantity", (long long)it->quantity);
+        json_kint(b, "unit_cents", (long long)it->unit_cents);
+        svc_json_printf(b, "}");
     }
-    jb_lit(b, "]}");
+    svc_json_printf(b, "]}");
 }
 
 /* saga.q.order.order: payload is the order id; replies one JSON object. */
@@ -850,20 +711,12 @@ static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *d
     char order_id[SAGA_ORDER_ID_MAX + 1];
     order_rec h;
     Saga__V1__OrderPlaced *placed = NULL;
-    jbuf b = {NULL, 0, 0, 0};
+    svc_json b = {0};
     saga_status st;
     (void)subject;
     (void)udata;
 
-    /* Tolerate the newline a shell pipeline adds. */
-    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
-        len--;
-    order_id[0] = '\0';
-    if (len > 0 && len <= SAGA_ORDER_ID_MAX) {
-        memcpy(order_id, data, len);
-        order_id[len] = '\0';
-    }
-    if (!saga_valid_order_id(order_id)) {
+    if (!svc_query_order_id(data, len, order_id)) {
         static const char bad[] = "{\"service\":\"order\",\"found\":false,\"error\":\"the payload "
                                   "must be an order id: 1 to 64 characters from A-Z, a-z, 0-9, "
                                   "_ and -\"}";
@@ -873,16 +726,16 @@ static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *d
     if (st == SAGA_OK) {
         order_json(&b, order_id, &h, placed);
     } else {
-        jb_lit(&b, "{\"service\":\"order\"");
-        jb_kstr(&b, "order_id", order_id);
+        svc_json_printf(&b, "{\"service\":\"order\"");
+        json_kstr(&b, "order_id", order_id);
         if (st == SAGA_ENOTFOUND)
-            jb_lit(&b, ",\"found\":false");
+            svc_json_printf(&b, ",\"found\":false");
         else
-            jb_kstr(&b, "error", saga_strerror(st));
-        jb_lit(&b, "}");
+            json_kstr(&b, "error", saga_strerror(st));
+        svc_json_printf(&b, "}");
     }
-    st = b.failed ? SAGA_ENOMEM : saga_ctx_reply(ctx, b.p, b.len);
-    free(b.p);
+    st = svc_json_reply(ctx, &b);
+    svc_json_cleanup(&b);
     saga__v1__order_placed__free_unpacked(placed, NULL);
     return st;
 }
@@ -893,10 +746,6 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
     saga_status st;
     (void)udata;
-    logger.fn = cfg->log;
-    logger.udata = cfg->log_udata;
-    logger.level = cfg->log_level;
-
     st = saga_service_subscribe(svc, "shipment.scheduled", on_scheduled, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "payment.declined", on_declined, NULL);
@@ -915,7 +764,7 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
     if (st == SAGA_OK)
         st = saga_service_add_command(svc, "saga.q.order.order", on_query, NULL);
     if (st == SAGA_OK)
-        LOG(SAGA_LOG_INFO, "event=configured deadline_ms=%lld", deadline_default_ms);
+        svc_log(cfg, SAGA_LOG_INFO, "event=configured deadline_ms=%lld", deadline_default_ms);
     return st;
 }
 

@@ -11,9 +11,9 @@
 #define PAY_STATE_H
 
 #include <stdint.h>
-#include <string.h>
 
 #include "saga/saga.h"
+#include "svc.h"
 
 #define PAY_STATE_KEY "pay"
 #define PAY_TOMBSTONE "cancelled"
@@ -58,15 +58,10 @@ static inline const char *pay_kind_name(uint32_t kind)
  * or the store's error. *out is filled only on SAGA_OK. */
 static inline saga_status pay_state_load(saga_ctx *ctx, const char *order_id, pay_state *out)
 {
-    const void *v;
-    size_t len;
     pay_state ps;
-    saga_status st = saga_ctx_get(ctx, order_id, PAY_STATE_KEY, &v, &len);
+    saga_status st = svc_state_get(ctx, order_id, PAY_STATE_KEY, &ps, sizeof(ps));
     if (st != SAGA_OK)
         return st;
-    if (len != sizeof(ps))
-        return SAGA_EVALIDATE;
-    memcpy(&ps, v, sizeof(ps)); /* LMDB values carry no alignment guarantee */
     if (ps.version != PAY_STATE_VERSION || ps.kind > PAY_REFUNDED)
         return SAGA_EVALIDATE;
     ps.customer_id[PAY_CUSTOMER_MAX] = '\0';

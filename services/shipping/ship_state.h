@@ -16,11 +16,10 @@
 #define SHIP_STATE_H
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "events.pb-c.h"
 #include "saga/saga.h"
+#include "svc.h"
 
 #define SHIP_REC_VERSION 1
 #define SHIP_REC_KEY "ship:rec"
@@ -67,19 +66,14 @@ static inline const char *ship_phase_name(uint32_t phase)
  * and SAGA_ENOTFOUND. A record of the wrong size or version: SAGA_ESTORE. */
 static inline saga_status ship_rec_load(saga_ctx *ctx, const char *order_id, ship_rec *out)
 {
-    const void *v;
-    size_t len;
-    memset(out, 0, sizeof(*out));
-    saga_status st = saga_ctx_get(ctx, order_id, SHIP_REC_KEY, &v, &len);
-    if (st != SAGA_OK)
-        return st;
-    if (len != sizeof(*out))
-        return SAGA_ESTORE;
-    memcpy(out, v, sizeof(*out));
-    if (out->version != SHIP_REC_VERSION || out->phase > SHIP_CANCELLED) {
+    saga_status st = svc_state_get(ctx, order_id, SHIP_REC_KEY, out, sizeof(*out));
+    if (st == SAGA_EVALIDATE ||
+        (st == SAGA_OK && (out->version != SHIP_REC_VERSION || out->phase > SHIP_CANCELLED))) {
         memset(out, 0, sizeof(*out));
         return SAGA_ESTORE;
     }
+    if (st != SAGA_OK)
+        return st;
     /* Never trust a stored string to be terminated. */
     out->ship_to[SHIP_TO_LEN] = '\0';
     out->shipment_id[SAGA_ID_LEN] = '\0';
@@ -91,20 +85,6 @@ static inline saga_status ship_rec_store(saga_ctx *ctx, const char *order_id, sh
 {
     rec->version = SHIP_REC_VERSION;
     return saga_ctx_put(ctx, order_id, SHIP_REC_KEY, rec, sizeof(*rec));
-}
-
-/* Packs m and emits it as type for order_id. */
-static inline saga_status ship_emit(saga_ctx *ctx, const char *type, const char *order_id,
-                                    const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len > 0 ? len : 1);
-    if (buf == NULL)
-        return SAGA_ENOMEM;
-    protobuf_c_message_pack(m, buf);
-    saga_status st = saga_ctx_emit(ctx, type, order_id, 1, buf, len);
-    free(buf);
-    return st;
 }
 
 #endif

@@ -6,15 +6,14 @@
  * served (shipment.failed). order.cancelled calls a scheduled shipment off
  * through compensations/cancel_shipment.c, or leaves a tombstone so the join
  * never schedules. The state layout is in ship_state.h. */
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "compensations.h"
 #include "events.pb-c.h"
 #include "saga/saga.h"
 #include "ship_state.h"
+#include "svc.h"
 
 #define DEFAULT_UNSERVED "XX,ZZ"
 #define REASON_MAX 256
@@ -68,7 +67,7 @@ static saga_status schedule(saga_ctx *ctx, const char *order_id, ship_rec *rec)
         msg.ship_to = rec->ship_to;
         msg.reason = reason;
         if (st == SAGA_OK)
-            st = ship_emit(ctx, "shipment.failed", order_id, &msg.base);
+            st = svc_emit(ctx, "shipment.failed", order_id, &msg.base);
         /* The order will be cancelled; nothing is left to do here. */
         if (st == SAGA_OK)
             st = saga_ctx_finish(ctx, order_id);
@@ -83,7 +82,7 @@ static saga_status schedule(saga_ctx *ctx, const char *order_id, ship_rec *rec)
     msg.ship_to = rec->ship_to;
     msg.carrier = rec->carrier;
     if (st == SAGA_OK)
-        st = ship_emit(ctx, "shipment.scheduled", order_id, &msg.base);
+        st = svc_emit(ctx, "shipment.scheduled", order_id, &msg.base);
     /* Shipping hears nothing more of a confirmed order, so this is its end
      * unless a cancellation is already under way; that one arrives within
      * the order's deadline, long before the retention period prunes. */
@@ -180,49 +179,6 @@ out:
 
 /* ---- query ------------------------------------------------------------ */
 
-/* Appends s to out (at *len, capacity cap) as a quoted JSON string. Returns
- * 0 when it does not fit. */
-static int json_str(char *out, size_t cap, size_t *len, const char *s)
-{
-    size_t n = *len;
-    if (n + 1 >= cap)
-        return 0;
-    out[n++] = '"';
-    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-        if (n + 7 >= cap)
-            return 0;
-        if (*c == '"' || *c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)*c;
-        } else if (*c < 0x20) {
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", *c);
-        } else {
-            out[n++] = (char)*c;
-        }
-    }
-    if (n + 2 > cap)
-        return 0;
-    out[n++] = '"';
-    out[n] = '\0';
-    *len = n;
-    return 1;
-}
-
-/* Appends formatted text to out; 0 when it does not fit. */
-static int json_add(char *out, size_t cap, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int json_add(char *out, size_t cap, size_t *len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out + *len, cap - *len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= cap - *len)
-        return 0;
-    *len += (size_t)n;
-    return 1;
-}
-
 static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                            void *udata)
 {
@@ -230,19 +186,14 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
         "{\"service\":\"shipping\",\"found\":false,\"error\":\"payload is not an order id\"}";
     static const char failed[] = "{\"service\":\"shipping\",\"error\":\"store error, try again\"}";
     char order[SAGA_ORDER_ID_MAX + 1], out[512];
-    size_t n = 0;
+    char jshipment[6 * SAGA_ID_LEN + 1], jship_to[6 * SHIP_TO_LEN + 1];
     ship_rec rec;
     saga_status st;
     (void)subject;
     (void)udata;
 
-    if (data == NULL || len == 0 || len > SAGA_ORDER_ID_MAX)
+    if (!svc_query_order_id(data, len, order))
         return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-    memcpy(order, data, len);
-    order[len] = '\0';
-    if (!saga_valid_order_id(order))
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-
     st = ship_rec_load(ctx, order, &rec);
     if (st != SAGA_OK && st != SAGA_ENOTFOUND) {
         saga_ctx_reply(ctx, failed, sizeof(failed) - 1);
@@ -251,20 +202,18 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
     int tomb = saga_ctx_has_tombstone(ctx, order, SHIP_TOMBSTONE);
     /* After a cancellation nothing waits any more: no shipment is "none". */
     uint32_t phase = rec.phase == SHIP_WAITING && tomb ? SHIP_NONE : rec.phase;
-    int ok = json_add(out, sizeof(out), &n, "{\"service\":\"shipping\",\"order_id\":") &&
-             json_str(out, sizeof(out), &n, order) &&
-             json_add(out, sizeof(out), &n,
-                      ",\"found\":%s,\"state\":\"%s\",\"charged\":%s,"
-                      "\"reserved\":%s,\"shipment_id\":",
-                      st == SAGA_OK || tomb ? "true" : "false", ship_phase_name(phase),
-                      rec.charged ? "true" : "false", rec.reserved ? "true" : "false") &&
-             json_str(out, sizeof(out), &n, rec.shipment_id) &&
-             json_add(out, sizeof(out), &n, ",\"ship_to\":") &&
-             json_str(out, sizeof(out), &n, rec.ship_to) &&
-             json_add(out, sizeof(out), &n, ",\"tombstone\":%s}", tomb ? "true" : "false");
-    if (!ok)
-        return saga_ctx_reply(ctx, failed, sizeof(failed) - 1); /* cannot happen: all bounded */
-    return saga_ctx_reply(ctx, out, n);
+    /* The order id needs no escaping ([A-Za-z0-9_-] only); the stored strings
+     * are escaped all the same. Every part is bounded, so it always fits. */
+    svc_json_escape(jshipment, sizeof(jshipment), rec.shipment_id);
+    svc_json_escape(jship_to, sizeof(jship_to), rec.ship_to);
+    int n = snprintf(out, sizeof(out),
+                     "{\"service\":\"shipping\",\"order_id\":\"%s\",\"found\":%s,\"state\":\"%s\","
+                     "\"charged\":%s,\"reserved\":%s,\"shipment_id\":\"%s\",\"ship_to\":\"%s\","
+                     "\"tombstone\":%s}",
+                     order, st == SAGA_OK || tomb ? "true" : "false", ship_phase_name(phase),
+                     rec.charged ? "true" : "false", rec.reserved ? "true" : "false", jshipment,
+                     jship_to, tomb ? "true" : "false");
+    return saga_ctx_reply(ctx, out, (size_t)n);
 }
 
 /* ---- main ------------------------------------------------------------- */

@@ -1,0 +1,211 @@
+/* svc.c - Small helpers the services share (see svc.h). */
+#include "svc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SVC_LOG_LINE_MAX 1024
+#define SVC_JSON_MIN_CAP 256
+
+/* ---- JSON ------------------------------------------------------------- */
+
+int svc_json_escape(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    if (cap == 0)
+        return 0;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8] = {'\\', (char)c};
+        size_t m = 1;
+        if (c == '"' || c == '\\')
+            m = 2;
+        else if (c < 0x20 || c == 0x7f)
+            m = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
+        else
+            esc[0] = (char)c;
+        if (n + m >= cap) {
+            out[n] = '\0';
+            return 0;
+        }
+        memcpy(out + n, esc, m);
+        n += m;
+    }
+    out[n] = '\0';
+    return 1;
+}
+
+/* Makes room for n more bytes and the NUL; 0 (and b->failed) if it cannot. */
+static int json_reserve(svc_json *b, size_t n)
+{
+    if (b->failed)
+        return 0;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : SVC_JSON_MIN_CAP;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = 1;
+            return 0;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    return 1;
+}
+
+void svc_json_printf(svc_json *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = 1;
+        return;
+    }
+    if (!json_reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void svc_json_str(svc_json *b, const char *s)
+{
+    /* Two quotes and at most six bytes per character of s. */
+    if (!json_reserve(b, 2 + 6 * strlen(s)))
+        return;
+    b->p[b->len++] = '"';
+    svc_json_escape(b->p + b->len, b->cap - b->len, s); /* fits: reserved above */
+    b->len += strlen(b->p + b->len);
+    b->p[b->len++] = '"';
+    b->p[b->len] = '\0';
+}
+
+saga_status svc_json_reply(saga_ctx *ctx, const svc_json *b)
+{
+    if (b->failed)
+        return SAGA_ENOMEM;
+    return saga_ctx_reply(ctx, b->p != NULL ? b->p : "", b->len);
+}
+
+void svc_json_cleanup(svc_json *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---- validation ------------------------------------------------------- */
+
+int svc_valid_ident(const char *s, size_t max)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (n >= max || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                          (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+int svc_query_order_id(const uint8_t *data, size_t len, char order_id[SAGA_ORDER_ID_MAX + 1])
+{
+    order_id[0] = '\0';
+    if (data == NULL)
+        return 0;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' ' ||
+                       data[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len > SAGA_ORDER_ID_MAX)
+        return 0;
+    memcpy(order_id, data, len);
+    order_id[len] = '\0';
+    if (saga_valid_order_id(order_id))
+        return 1;
+    order_id[0] = '\0';
+    return 0;
+}
+
+/* ---- protobuf-c messages ---------------------------------------------- */
+
+/* Packs msg into *out, which the caller frees with free(); set only on SAGA_OK. */
+static saga_status pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(n > 0 ? n : 1);
+    if (buf == NULL)
+        return SAGA_ENOMEM;
+    protobuf_c_message_pack(msg, buf);
+    *out = buf;
+    *len = n;
+    return SAGA_OK;
+}
+
+saga_status svc_emit(saga_ctx *ctx, const char *type, const char *order_id,
+                     const ProtobufCMessage *msg)
+{
+    uint8_t *buf;
+    size_t len;
+    saga_status st = pack(msg, &buf, &len);
+    if (st != SAGA_OK)
+        return st;
+    st = saga_ctx_emit(ctx, type, order_id, 1, buf, len);
+    free(buf);
+    return st;
+}
+
+saga_status svc_reply(saga_ctx *ctx, const ProtobufCMessage *msg)
+{
+    uint8_t *buf;
+    size_t len;
+    saga_status st = pack(msg, &buf, &len);
+    if (st != SAGA_OK)
+        return st;
+    st = saga_ctx_reply(ctx, buf, len);
+    free(buf);
+    return st;
+}
+
+/* ---- state records ---------------------------------------------------- */
+
+saga_status svc_state_get(saga_ctx *ctx, const char *order_id, const char *key, void *out,
+                          size_t size)
+{
+    const void *v;
+    size_t len;
+    memset(out, 0, size);
+    saga_status st = saga_ctx_get(ctx, order_id, key, &v, &len);
+    if (st != SAGA_OK)
+        return st;
+    if (len != size)
+        return SAGA_EVALIDATE;
+    memcpy(out, v, size);
+    return SAGA_OK;
+}
+
+/* ---- logging ---------------------------------------------------------- */
+
+void svc_log(const saga_config *cfg, saga_log_level level, const char *fmt, ...)
+{
+    char line[SVC_LOG_LINE_MAX];
+    va_list ap;
+    if (cfg->log == NULL || level > cfg->log_level)
+        return;
+    int n = snprintf(line, sizeof(line), "svc=%s ", cfg->name);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    cfg->log(cfg->log_udata, level, line);
+}

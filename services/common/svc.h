@@ -1,0 +1,98 @@
+/* svc.h - Small helpers the services share: JSON for query replies, identifier
+ * checks, the order id of a query, emitting and replying with protobuf-c
+ * messages, fixed-size state records, and logging from setup().
+ *
+ * Business rules stay in each service; what lives here is the plumbing they
+ * all wrote the same way. Every function runs on the calling thread and keeps
+ * no state between calls. */
+#ifndef SVC_H
+#define SVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "saga/saga.h"
+
+/* ---- JSON ------------------------------------------------------------- */
+
+/* Writes s into out (cap bytes) as the body of a JSON string, without the
+ * quotes: quotes and backslashes get a backslash, control characters and
+ * DEL become \u00XX; other bytes are copied (stored strings are valid
+ * UTF-8). out is always terminated when cap > 0. Returns 1 if all of s fit,
+ * 0 if not; out then holds the escapes of a prefix of s, none cut. Needs at
+ * most 6 * strlen(s) + 1 bytes. */
+int svc_json_escape(char *out, size_t cap, const char *s);
+
+/* A JSON text that grows as it is written, for replies of unbounded size.
+ * Start from svc_json b = {0}. After a failed allocation every append is a
+ * no-op and failed is set, so the caller checks once, in svc_json_reply().
+ * p is NUL-terminated once anything was appended; the caller frees it with
+ * svc_json_cleanup(). */
+typedef struct svc_json {
+    char *p;
+    size_t len, cap;
+    int failed;
+} svc_json;
+
+/* Appends formatted text as it is (the caller writes the JSON syntax). */
+void svc_json_printf(svc_json *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends s as a quoted, escaped JSON string. */
+void svc_json_str(svc_json *b, const char *s);
+
+/* Sends b's text as the command's reply (saga_ctx_reply copies it), or
+ * returns SAGA_ENOMEM if an append failed. b still owns its text. */
+saga_status svc_json_reply(saga_ctx *ctx, const svc_json *b);
+
+/* Frees b's text and empties it; accepts an empty b. */
+void svc_json_cleanup(svc_json *b);
+
+/* ---- validation ------------------------------------------------------- */
+
+/* Whether s is 1 to max characters from A-Z, a-z, 0-9, _ and - (customer
+ * ids, SKUs, reason codes). NULL is not. */
+int svc_valid_ident(const char *s, size_t max);
+
+/* ---- queries ---------------------------------------------------------- */
+
+/* Reads a query's payload as an order id into order_id: trailing whitespace
+ * (the newline a shell pipeline adds) is dropped, and what is left must be
+ * 1 to SAGA_ORDER_ID_MAX characters that saga_valid_order_id() accepts.
+ * Returns 1 if so, else 0 with order_id "". data may be NULL when len is 0. */
+int svc_query_order_id(const uint8_t *data, size_t len, char order_id[SAGA_ORDER_ID_MAX + 1]);
+
+/* ---- protobuf-c messages ---------------------------------------------- */
+
+/* Packs msg and emits it as type for order_id, schema version 1, through
+ * saga_ctx_emit() (which copies it to the outbox). Borrows every argument;
+ * the packed bytes are freed before it returns. SAGA_ENOMEM if they cannot
+ * be allocated, else what saga_ctx_emit() returns. */
+saga_status svc_emit(saga_ctx *ctx, const char *type, const char *order_id,
+                     const ProtobufCMessage *msg);
+
+/* Packs msg and sets it as the command's reply through saga_ctx_reply().
+ * Borrows msg; same returns as svc_emit(). */
+saga_status svc_reply(saga_ctx *ctx, const ProtobufCMessage *msg);
+
+/* ---- state records ---------------------------------------------------- */
+
+/* Reads the fixed-size record under key (order_id NULL: global scope) and
+ * copies it into out (size bytes; LMDB values carry no alignment guarantee).
+ * out is zeroed first and written only on SAGA_OK. Returns
+ * SAGA_ENOTFOUND if there is no record, SAGA_EVALIDATE if the stored value
+ * is not size bytes (a record of another layout), or saga_ctx_get()'s
+ * error. The caller checks the record's version and fields itself. */
+saga_status svc_state_get(saga_ctx *ctx, const char *order_id, const char *key, void *out,
+                          size_t size);
+
+/* ---- logging ---------------------------------------------------------- */
+
+/* Logs one key=value line, prefixed with svc=<cfg->name>, through the sink
+ * of cfg. For setup(), where there is no ctx; handlers use saga_ctx_log().
+ * Formats nothing when cfg has no sink or the level is off. */
+void svc_log(const saga_config *cfg, saga_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -74,6 +74,8 @@ typedef struct saga__transport {
     atomic_long pub_ok, pub_err;
     pthread_mutex_t err_mu;
     char pub_errtext[256];
+    pthread_cond_t closed_cv; /* signalled by the closed callback, under err_mu */
+    int closed;
 } saga__transport;
 
 saga_status saga__transport_connect(saga_service *svc);

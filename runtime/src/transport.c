@@ -46,6 +46,18 @@ static void on_reconnected(natsConnection *nc, void *closure)
     SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=nats_reconnected");
 }
 
+/* The last callback cnats makes for a connection: after it, none of ours
+ * runs again, so the service may be freed. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    saga_service *svc = closure;
+    (void)nc;
+    pthread_mutex_lock(&svc->tp.err_mu);
+    svc->tp.closed = 1;
+    pthread_cond_signal(&svc->tp.closed_cv);
+    pthread_mutex_unlock(&svc->tp.err_mu);
+}
+
 /* Runs on a cnats thread for every publish ack; only counts. */
 static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
@@ -99,6 +111,7 @@ saga_status saga__transport_connect(saga_service *svc)
     int64_t next_log = 0;
 
     pthread_mutex_init(&svc->tp.err_mu, NULL);
+    pthread_cond_init(&svc->tp.closed_cv, NULL);
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
         s = natsOptions_SetURL(opts, svc->cfg.nats_url);
@@ -116,6 +129,8 @@ saga_status saga__transport_connect(saga_service *svc)
         s = natsOptions_SetDisconnectedCB(opts, on_disconnected, svc);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, svc);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(opts, on_closed, svc);
     if (s != NATS_OK) {
         rv = nats_fail(svc, s, "nats options");
         goto out;
@@ -156,6 +171,16 @@ void saga__transport_close(saga_service *svc)
     if (svc->tp.nc != NULL) {
         natsConnection_FlushTimeout(svc->tp.nc, 2000);
         natsConnection_Close(svc->tp.nc);
+        /* cnats runs connection callbacks on its own thread, after Close
+         * returns; wait for the last one so none touches a freed service. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        pthread_mutex_lock(&svc->tp.err_mu);
+        while (!svc->tp.closed)
+            if (pthread_cond_timedwait(&svc->tp.closed_cv, &svc->tp.err_mu, &until) != 0)
+                break;
+        pthread_mutex_unlock(&svc->tp.err_mu);
     }
     /* Subscriptions are destroyed only after the connection is closed, so no
      * message is being delivered to them (cnats #637). */
@@ -174,6 +199,7 @@ void saga__transport_close(saga_service *svc)
     svc->tp.js = NULL;
     natsConnection_Destroy(svc->tp.nc);
     svc->tp.nc = NULL;
+    pthread_cond_destroy(&svc->tp.closed_cv);
     pthread_mutex_destroy(&svc->tp.err_mu);
 }
 

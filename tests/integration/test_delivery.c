@@ -75,8 +75,15 @@ static pid_t start_svc(fixture *f, const char *extra1, const char *extra2)
 
 static void stop_svc(fixture *f)
 {
-    assert_int_equal(tproc_term(f->svc, 30000), 0); /* a clean exit on SIGTERM */
+    int rc = tproc_term(f->svc, 30000);
     f->svc = -1;
+    if (rc != 0) { /* not a clean exit on SIGTERM: show why */
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "tail -n 60 %s >&2", f->log_path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no service log)\n");
+    }
+    assert_int_equal(rc, 0);
 }
 
 /* ---- conditions ---- */

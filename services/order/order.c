@@ -13,9 +13,9 @@
  * header (order_rec: state, outcome, times) followed by the packed
  * OrderPlaced of the order (customer, items, total, currency, ship-to,
  * deadline), so the record and the event that started the saga cannot
- * disagree. The service never calls saga_ctx_finish(): the records must stay
- * queryable for the audit. Pruning them after a retention period (and the
- * "idem:" keys with them) is left for later. */
+ * disagree. A final order is finished (saga_ctx_finish): its record stays
+ * queryable for the retention period (SAGA_RETENTION_MS), then is pruned.
+ * The global "idem:" keys are not pruned yet (26 bytes each). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +242,8 @@ static saga_status finalize(saga_ctx *ctx, const char *order_id, order_rec *h,
     st = rec_store(ctx, order_id, h, placed);
     if (st == SAGA_OK)
         st = saga_ctx_timer_cancel(ctx, order_id, DEADLINE_TIMER);
+    if (st == SAGA_OK)
+        st = saga_ctx_finish(ctx, order_id);
     if (st != SAGA_OK)
         return st;
     if (to == ST_CONFIRMED) {

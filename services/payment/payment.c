@@ -168,6 +168,14 @@ static saga_status on_cancelled(saga_ctx *ctx, const saga_event *ev, void *udata
     return rv;
 }
 
+/* order.confirmed: payment's part is done; its record is pruned after the
+ * retention period, so confirmed orders do not grow the store forever. */
+static saga_status on_confirmed(saga_ctx *ctx, const saga_event *ev, void *udata)
+{
+    (void)udata;
+    return saga_ctx_finish(ctx, ev->order_id) == SAGA_OK ? SAGA_OK : SAGA_ERETRY;
+}
+
 /* saga.q.payment.order: payload is the order id; replies one JSON object. */
 static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                             void *udata)
@@ -212,6 +220,8 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
     st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "order.confirmed", on_confirmed, NULL);
     if (st == SAGA_OK)
         st = saga_service_add_command(svc, QUERY_SUBJECT, on_query, NULL);
     if (st == SAGA_OK)

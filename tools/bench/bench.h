@@ -1,0 +1,239 @@
+/* bench.h - saga-bench's modules: the fleet it launches (fleet.c) and
+ * samples (sample.c), the load it places and times (load.c), and the
+ * figures it reports (report.c); main.c runs the phases. */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "map.h"
+
+#define BENCH_NSVC 5
+#define BENCH_MAXPROC (BENCH_NSVC + 2) /* nats-server, five participants, saga-bench */
+#define BENCH_PATH_MAX 1024
+#define BENCH_DIR_MAX 512 /* the temporary directory: paths below it fit BENCH_PATH_MAX */
+#define BENCH_NAME_MAX 32
+
+extern const char *const bench_svc_names[BENCH_NSVC];
+
+/* Set by SIGINT/SIGTERM; every wait of saga-bench gives up when it is set. */
+extern volatile sig_atomic_t bench_interrupted;
+
+/* Milliseconds and nanoseconds on the monotonic clock. */
+int64_t bench_now_ns(void);
+
+/* ---- fleet.c and sample.c: processes ------------------------------------ */
+
+typedef struct bench_proc {
+    char name[BENCH_NAME_MAX];     /* "nats-server", "order", ..., "saga-bench" */
+    pid_t pid;                     /* -1: not running, or unknown (a fleet of --url) */
+    int owned;                     /* started here: stopped here */
+    char data_dir[BENCH_PATH_MAX]; /* its LMDB environment, "" when none or unknown */
+} bench_proc;
+
+typedef struct bench_fleet {
+    char dir[BENCH_DIR_MAX]; /* temporary directory of a launched fleet, "" for --url */
+    char url[128];
+    bench_proc proc[BENCH_MAXPROC];
+    int nproc;
+    int keep; /* leave the directory (logs, stores) behind */
+} bench_fleet;
+
+typedef struct bench_fleet_cfg {
+    const char *build_dir;   /* services/saga-* live here */
+    const char *ceiling_exe; /* non-NULL: launch saga-ceiling roles instead of the services */
+    const char *const *env;  /* extra "K=V" for every participant, NULL-terminated, or NULL */
+    int keep;
+} bench_fleet_cfg;
+
+/* Makes a temporary directory, starts nats-server (JetStream, file store, a
+ * free port) and the five participants, and waits until each answers
+ * saga.ctl.<name>.stats. Children get their own process group (a terminal's
+ * Ctrl-C reaches only saga-bench, which stops them in order) and die with
+ * saga-bench if it is killed. On failure everything started is stopped and
+ * err says why. Returns 0 or -1. */
+int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, size_t errlen);
+
+/* Uses a running fleet at url: finds each service's pid from its stats
+ * reply (for /proc figures when it runs on this host). Returns 0 or -1. */
+int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen);
+
+/* Messages and bytes in the event stream, to check that two phases moved
+ * the same messages. Returns 0, or -1 when the stream cannot be read. */
+int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes);
+
+/* Stops what this fleet started: participants with SIGTERM (SIGKILL after
+ * 30 s), then nats-server (SIGKILL after 10 s); removes the directory unless
+ * keep. Returns 0 when every process exited by itself, 1 otherwise. */
+int bench_fleet_stop(bench_fleet *f);
+
+typedef struct bench_pstat {
+    int ok;               /* the process could be read */
+    uint64_t cpu_ticks;   /* utime + stime, clock ticks */
+    long long rss_kb;     /* VmRSS */
+    long long anon_kb;    /* RssAnon: heap and stacks, without mapped files (LMDB) */
+    long long hwm_kb;     /* VmHWM: peak resident set */
+    long long lmdb_bytes; /* size of data.mdb, -1 when none */
+} bench_pstat;
+
+/* Reads /proc/PID/stat and status and the LMDB file of every process. */
+void bench_fleet_sample(const bench_fleet *f, bench_pstat out[BENCH_MAXPROC]);
+
+/* Bytes of the JetStream store of a launched fleet (0 for --url). */
+long long bench_fleet_store_bytes(const bench_fleet *f);
+
+/* Seconds per clock tick of /proc/PID/stat. */
+double bench_tick_s(void);
+
+/* ---- load.c: placing orders and timing them ---------------------------- */
+
+#define BENCH_NHOPS 6
+extern const char *const bench_hop_names[BENCH_NHOPS];
+
+enum bench_hook_what {
+    BENCH_HOOK_MEASURE_START, /* the first measured order is about to be placed */
+    BENCH_HOOK_MEASURE_END,   /* the last order completed */
+    BENCH_HOOK_MARK,          /* `completed` crossed a multiple of mark_every */
+};
+
+/* Called on saga-bench's main thread, never from a cnats thread. lag is
+ * bench_load_result's lag at that moment. */
+typedef void (*bench_hook_fn)(void *arg, enum bench_hook_what what, long long completed,
+                              double elapsed_s, long long lag);
+
+typedef struct bench_load_cfg {
+    const char *url;
+    const char *label; /* for the progress line */
+    long long orders, warmup;
+    long long rate;        /* orders per second; 0: closed loop */
+    long long concurrency; /* closed loop: orders in flight */
+    long long skus, items; /* SKUs stocked; order lines per order */
+    long long stall_ms;    /* give up when nothing completes for this long */
+    long long settle_ms;   /* after the last final event, wait this long for the tail */
+    int progress;          /* a progress line on stderr every second */
+    int hops;              /* also time each hop of the saga (hops.c) */
+    long long mark_every;  /* BENCH_HOOK_MARK every so many completions; 0: never */
+    bench_hook_fn hook;
+    void *hook_arg;
+} bench_load_cfg;
+
+typedef struct bench_load_result {
+    long long placed, confirmed, cancelled, rejected;
+    double window_s;    /* first measured order placed -> last order completed */
+    double sagas_per_s; /* measured orders / window_s */
+    size_t nlat;        /* latency samples: one per measured completed order */
+    double p50_ms, p90_ms, p99_ms, max_ms, mean_ms;
+    /* The saga's tail: events that follow order.confirmed (notification.sent,
+     * inventory.committed), which the closed loop does not wait for. */
+    long long lag_notification, lag_inventory; /* missing when the last order completed */
+    double settle_s;    /* then until both were all in; -1 when they were not within settle_ms */
+    size_t hop_samples; /* with hops: measured orders whose every hop was seen */
+    double hop_p50_ms[BENCH_NHOPS], hop_p99_ms[BENCH_NHOPS];
+} bench_load_result;
+
+/* Connects to url, sets stock for the SKUs, places warmup + orders orders
+ * (closed loop or at a fixed rate), waits for each one's final event, then
+ * for the saga's tail events (counted on core NATS: asking the broker for
+ * consumer state stalls nats-server 2.9 for seconds on a large stream).
+ * Returns 0 when every order was placed and completed, -1 otherwise (err
+ * says why; res holds what was measured so far). */
+int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err, size_t errlen);
+
+/* Exact nearest-rank percentile q (0..1) of n sorted samples, in ms. */
+double bench_percentile_ms(const uint64_t *sorted_ns, size_t n, double q);
+
+/* ---- hops.c: the latency of each step, for bench_load_cfg.hops ---------- */
+
+typedef struct bench_hops {
+    bench_map open; /* order id -> the times its events were seen */
+    uint64_t *v[BENCH_NHOPS];
+    size_t n, cap; /* samples per hop, and room for them */
+} bench_hops;
+
+/* Room for cap measured orders. Returns 0 or -1 (call cleanup either way). */
+int bench_hops_init(bench_hops *h, size_t cap);
+void bench_hops_cleanup(bench_hops *h);
+/* An event seen on subject evt.<type>.<order_id> at time at (ns). */
+void bench_hops_event(bench_hops *h, const char *subject, int64_t at);
+/* The order completed: turns its times into one sample per hop (if
+ * measured and every hop was seen) and forgets it. */
+void bench_hops_done(bench_hops *h, const char *order_id, int64_t sent, int64_t reply,
+                     int64_t confirmed, int measured);
+/* Sorts the samples and fills res->hop_*. */
+void bench_hops_summary(bench_hops *h, bench_load_result *res);
+
+/* ---- report.c: what a phase measured, printed and written as JSON ------- */
+
+typedef struct bench_proc_figures {
+    char name[BENCH_NAME_MAX];
+    double cpu_s;       /* CPU time used during the measured window */
+    double cpu_drain_s; /* from the window's start until every consumer drained: all the
+                           work the measured orders caused, also what lagged behind */
+    long long hwm_kb;   /* peak resident set since start */
+    long long lmdb_bytes;
+} bench_proc_figures;
+
+typedef struct bench_phase {
+    char name[24]; /* "ceiling", "sync", "per-message", "nosync", "external" */
+    char kind[16]; /* "closed", "rate", "half-peak", "growth" */
+    int run;       /* 1-based */
+    long long rate, concurrency, orders, warmup;
+    int ok;
+    bench_load_result load;
+    double settle_s;                    /* load.settle_s: until the tail events were all in */
+    uint64_t stream_msgs, stream_bytes; /* SAGA_EVENTS after the phase */
+    int nproc;
+    bench_proc_figures proc[BENCH_MAXPROC];
+} bench_phase;
+
+typedef struct bench_growth_row {
+    long long completed;
+    double elapsed_s, interval_per_s;
+    long long rss_kb[BENCH_MAXPROC];  /* VmRSS: includes the LMDB pages mapped in */
+    long long anon_kb[BENCH_MAXPROC]; /* RssAnon: the process's own memory */
+    long long lmdb_bytes[BENCH_MAXPROC];
+    long long store_bytes; /* the JetStream file store */
+    long long lag;         /* tail events not yet seen (bench_load_result) */
+} bench_growth_row;
+
+typedef struct bench_growth {
+    int nproc;
+    char names[BENCH_MAXPROC][BENCH_NAME_MAX];
+    long long retention_ms;
+    bench_growth_row *rows;
+    size_t nrows, cap;
+} bench_growth;
+
+/* Median, min and max of sagas/s over the phases named name of kind. */
+typedef struct bench_summary {
+    char name[24];
+    int n;
+    double median, min, max;
+    double p50_ms, p99_ms; /* medians over the runs */
+    double sustained;      /* median of bench_sustained() */
+} bench_summary;
+
+/* Orders / (window + settle): what every participant kept up with, not
+ * only the ones before the final event. 0 when the fleet did not drain. */
+double bench_sustained(const bench_phase *p);
+
+int bench_summarize(const bench_phase *ph, size_t n, const char *name, const char *kind,
+                    bench_summary *out);
+void bench_print_phase(FILE *out, const bench_phase *p);
+void bench_print_table(FILE *out, const bench_phase *ph, size_t n, const char *const *names,
+                       size_t nnames, const char *kind, const char *title);
+void bench_print_growth(FILE *out, const bench_growth *g);
+
+/* Writes machine, settings, every phase, summaries and growth as JSON. */
+int bench_write_json(const char *path, const char *settings_json, const bench_phase *ph, size_t n,
+                     const char *const *names, size_t nnames, const bench_growth *g,
+                     const char *tmp_dir);
+
+/* One line on the machine: CPUs, model, memory, the disk under dir. */
+void bench_machine(char *buf, size_t len, const char *dir);
+
+#endif

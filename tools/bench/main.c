@@ -1,0 +1,400 @@
+/* main.c - saga-bench: measures the saga runtime against the ceiling of the
+ * machine. Runs the ceiling (saga-ceiling, no-op participants) and the real
+ * fleet in each durability mode with identical load, each on a fresh broker
+ * and fresh stores, and reports sagas/s, latency percentiles, per-process CPU
+ * and memory, optionally p99 at half the peak rate and growth over a long run
+ * (docs/performance.md). */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "bench.h"
+#include "opts.h"
+
+#ifndef BENCH_BUILD_DIR
+#define BENCH_BUILD_DIR "build"
+#endif
+
+#define MODES_MAX 3
+#define NAMES_MAX (MODES_MAX + 1)
+#define PHASES_MAX 512
+#define ENV_MAX 8
+
+volatile sig_atomic_t bench_interrupted;
+
+static struct {
+    const char *url, *modes, *json, *build_dir, *log_level;
+    long long orders, warmup, rate, concurrency, runs, skus, items, stall_ms, growth_every;
+    long long retention_ms, settle_ms;
+    int ceiling, half_peak, growth, keep, progress, hops;
+} o;
+
+static const bench_opt options[] = {
+    {"orders", BENCH_OPT_INT, 20000, 1, 100000000, NULL, &o.orders, "N",
+     "orders measured per run (after the warm-up)"},
+    {"warmup", BENCH_OPT_INT, 1000, 0, 10000000, NULL, &o.warmup, "N",
+     "orders placed first and not measured"},
+    {"concurrency", BENCH_OPT_INT, 256, 1, 100000, NULL, &o.concurrency, "C",
+     "closed loop: orders in flight (a new one when one completes)"},
+    {"rate", BENCH_OPT_INT, 0, 0, 1000000, NULL, &o.rate, "N",
+     "place N orders/s instead of the closed loop (0: closed loop)"},
+    {"runs", BENCH_OPT_INT, 1, 1, 100, NULL, &o.runs, "N",
+     "repeat every measurement N times, interleaved; tables show median, min, max"},
+    {"modes", BENCH_OPT_STR, 0, 0, 0, "sync,per-message", &o.modes, "LIST",
+     "durability modes, comma-separated: sync (synced group commit), per-message "
+     "(SAGA_COMMIT_PER_MESSAGE=1), nosync (SAGA_SYNC=0)"},
+    {"ceiling", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.ceiling, "",
+     "also measure the ceiling (saga-ceiling: no-op handlers, no LMDB) with the same load"},
+    {"half-peak", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.half_peak, "",
+     "after the closed-loop runs, run each at 50% of its median peak rate and report p99"},
+    {"growth", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.growth, "",
+     "only a growth run: --orders in one fleet (first mode), RSS and LMDB size every "
+     "--growth-every orders"},
+    {"growth-every", BENCH_OPT_INT, 100000, 1000, 100000000, NULL, &o.growth_every, "N",
+     "growth: sample every N completed orders"},
+    {"retention-ms", BENCH_OPT_INT, 300000, 1, 31622400000LL, NULL, &o.retention_ms, "MS",
+     "growth: SAGA_RETENTION_MS given to the services so that inbox pruning runs"},
+    {"url", BENCH_OPT_STR, 0, 0, 0, NULL, &o.url, "URL",
+     "use the fleet running at URL instead of launching one (no ceiling, one mode)"},
+    {"json", BENCH_OPT_STR, 0, 0, 0, NULL, &o.json, "FILE", "write every result to FILE as JSON"},
+    {"build-dir", BENCH_OPT_STR, 0, 0, 0, BENCH_BUILD_DIR, &o.build_dir, "DIR",
+     "build tree holding services/saga-*"},
+    {"skus", BENCH_OPT_INT, 4, 1, 1000, NULL, &o.skus, "N", "SKUs stocked and ordered"},
+    {"items", BENCH_OPT_INT, 2, 1, 16, NULL, &o.items, "N", "order lines per order"},
+    {"stall-ms", BENCH_OPT_INT, 60000, 1000, 3600000, NULL, &o.stall_ms, "MS",
+     "fail a run when no order completes for this long"},
+    {"settle-ms", BENCH_OPT_INT, 600000, 0, 86400000, NULL, &o.settle_ms, "MS",
+     "after the last order.confirmed, wait this long for the saga's tail events"},
+    {"log-level", BENCH_OPT_STR, 0, 0, 0, NULL, &o.log_level, "LEVEL",
+     "SAGA_LOG_LEVEL for the services (default: theirs, info)"},
+    {"hops", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.hops, "",
+     "also time each step of the saga (watches every event: costs saga-bench CPU)"},
+    {"keep", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.keep, "",
+     "keep each fleet's temporary directory (logs, stores)"},
+    {"progress", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.progress, "",
+     "a progress line on stderr every second"},
+    {0}};
+
+static bench_phase phases[PHASES_MAX];
+static size_t nphases;
+static char ceiling_exe[PATH_MAX + 16];
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    bench_interrupted = 1;
+}
+
+/* The environment a durability mode gives the services; NULL for an unknown mode. */
+static const char *mode_env(const char *mode)
+{
+    if (strcmp(mode, "sync") == 0)
+        return "";
+    if (strcmp(mode, "per-message") == 0)
+        return "SAGA_COMMIT_PER_MESSAGE=1";
+    if (strcmp(mode, "nosync") == 0)
+        return "SAGA_SYNC=0";
+    return NULL;
+}
+
+/* ---- one phase ---------------------------------------------------------- */
+
+typedef struct phase_ctx {
+    bench_fleet *f;
+    bench_pstat start[BENCH_MAXPROC], end[BENCH_MAXPROC];
+    int started;
+    bench_growth *g;
+    long long last_completed;
+    double last_s;
+} phase_ctx;
+
+static void hook(void *arg, enum bench_hook_what what, long long completed, double elapsed_s,
+                 long long lag)
+{
+    phase_ctx *c = arg;
+    if (what == BENCH_HOOK_MEASURE_START) {
+        bench_fleet_sample(c->f, c->start);
+        c->started = 1;
+    } else if (what == BENCH_HOOK_MEASURE_END) {
+        bench_fleet_sample(c->f, c->end);
+    } else if (c->g != NULL) {
+        bench_pstat s[BENCH_MAXPROC];
+        bench_growth *g = c->g;
+        if (g->nrows == g->cap) {
+            size_t cap = g->cap ? g->cap * 2 : 16;
+            bench_growth_row *v = realloc(g->rows, cap * sizeof(*v));
+            if (v == NULL)
+                return;
+            g->rows = v;
+            g->cap = cap;
+        }
+        bench_fleet_sample(c->f, s);
+        bench_growth_row *row = &g->rows[g->nrows++];
+        row->completed = completed;
+        row->elapsed_s = elapsed_s;
+        row->interval_per_s = elapsed_s > c->last_s ? (double)(completed - c->last_completed) /
+                                                          (elapsed_s - c->last_s)
+                                                    : 0;
+        for (int i = 0; i < c->f->nproc; i++) {
+            row->rss_kb[i] = s[i].rss_kb;
+            row->anon_kb[i] = s[i].anon_kb;
+            row->lmdb_bytes[i] = s[i].lmdb_bytes;
+        }
+        row->store_bytes = bench_fleet_store_bytes(c->f);
+        row->lag = lag;
+        c->last_completed = completed;
+        c->last_s = elapsed_s;
+        fprintf(stderr,
+                "[growth] %lld orders: %.1f sagas/s over the last interval, tail lag %lld\n",
+                completed, row->interval_per_s, row->lag);
+    }
+}
+
+static int run_phase(const char *name, const char *kind, int run, long long rate, bench_growth *g)
+{
+    bench_fleet f;
+    phase_ctx c;
+    char err[512], label[64], retention[64], level[64];
+    const char *env[ENV_MAX];
+    int n = 0, rc;
+    bench_phase *p;
+
+    if (nphases == PHASES_MAX)
+        return -1;
+    p = &phases[nphases++];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->kind, sizeof(p->kind), "%s", kind);
+    p->run = run;
+    p->rate = rate;
+    p->concurrency = rate > 0 ? 0 : o.concurrency;
+    p->orders = o.orders;
+    p->warmup = o.warmup;
+    p->settle_s = -1;
+
+    int ceiling = strcmp(name, "ceiling") == 0;
+    const char *menv = ceiling ? "" : mode_env(name);
+    if (menv != NULL && menv[0] != '\0')
+        env[n++] = menv;
+    if (g != NULL) {
+        snprintf(retention, sizeof(retention), "SAGA_RETENTION_MS=%lld", o.retention_ms);
+        env[n++] = retention;
+    }
+    if (o.log_level != NULL) {
+        snprintf(level, sizeof(level), "SAGA_LOG_LEVEL=%s", o.log_level);
+        env[n++] = level;
+    }
+    env[n] = NULL;
+
+    if (o.url != NULL) {
+        rc = bench_fleet_attach(&f, o.url, err, sizeof(err));
+    } else {
+        bench_fleet_cfg fc = {o.build_dir, ceiling ? ceiling_exe : NULL, env, o.keep};
+        fprintf(stderr, "[%s %s %d] starting nats-server and five %s\n", name, kind, run,
+                ceiling ? "saga-ceiling roles" : "services");
+        rc = bench_fleet_start(&f, &fc, err, sizeof(err));
+    }
+    if (rc != 0) {
+        fprintf(stderr, "saga-bench: %s: %s\n", name, err);
+        return -1;
+    }
+    memset(&c, 0, sizeof(c));
+    c.f = &f;
+    c.g = g;
+    if (g != NULL) {
+        g->nproc = f.nproc;
+        g->retention_ms = o.retention_ms;
+        for (int i = 0; i < f.nproc; i++)
+            snprintf(g->names[i], sizeof(g->names[i]), "%s", f.proc[i].name);
+    }
+    snprintf(label, sizeof(label), "%s %s %d", name, kind, run);
+    bench_load_cfg lc = {.url = f.url,
+                         .label = label,
+                         .orders = o.orders,
+                         .warmup = o.warmup,
+                         .rate = rate,
+                         .concurrency = o.concurrency,
+                         .skus = o.skus,
+                         .items = o.items,
+                         .stall_ms = o.stall_ms,
+                         .settle_ms = o.settle_ms,
+                         .progress = o.progress,
+                         .hops = o.hops,
+                         .mark_every = g != NULL ? o.growth_every : 0,
+                         .hook = hook,
+                         .hook_arg = &c};
+    rc = bench_load_run(&lc, &p->load, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "saga-bench: %s run %d: %s\n", name, run, err);
+    p->settle_s = p->load.settle_s;
+    bench_pstat drained[BENCH_MAXPROC];
+    bench_fleet_sample(&f, drained);
+    bench_fleet_stream(&f, &p->stream_msgs, &p->stream_bytes);
+    p->ok = rc == 0;
+    p->nproc = f.nproc;
+    for (int i = 0; i < f.nproc; i++) {
+        bench_proc_figures *pf = &p->proc[i];
+        snprintf(pf->name, sizeof(pf->name), "%s", f.proc[i].name);
+        pf->hwm_kb = c.end[i].ok ? c.end[i].hwm_kb : -1;
+        pf->lmdb_bytes = c.end[i].lmdb_bytes;
+        if (c.started && c.start[i].ok && c.end[i].ok)
+            pf->cpu_s = (double)(c.end[i].cpu_ticks - c.start[i].cpu_ticks) * bench_tick_s();
+        if (c.started && c.start[i].ok && drained[i].ok && p->settle_s >= 0)
+            pf->cpu_drain_s =
+                (double)(drained[i].cpu_ticks - c.start[i].cpu_ticks) * bench_tick_s();
+    }
+    if (o.url == NULL && bench_fleet_stop(&f) != 0)
+        fprintf(stderr, "saga-bench: %s run %d: a process did not stop cleanly\n", name, run);
+    bench_print_phase(stdout, p);
+    fflush(stdout);
+    return rc;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int find_ceiling(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    snprintf(ceiling_exe, sizeof(ceiling_exe), "%s/saga-ceiling", self);
+    return access(ceiling_exe, X_OK);
+}
+
+static void settings_json(char *buf, size_t len, const char *const *names, size_t nnames)
+{
+    int k = snprintf(buf, len,
+                     "{\"orders\":%lld,\"warmup\":%lld,\"concurrency\":%lld,\"rate\":%lld,"
+                     "\"runs\":%lld,\"skus\":%lld,\"items\":%lld,\"half_peak\":%s,\"growth\":%s,"
+                     "\"retention_ms\":%lld,\"growth_every\":%lld,\"url\":\"%s\","
+                     "\"log_level\":\"%s\",\"phases\":[",
+                     o.orders, o.warmup, o.concurrency, o.rate, o.runs, o.skus, o.items,
+                     o.half_peak ? "true" : "false", o.growth ? "true" : "false", o.retention_ms,
+                     o.growth_every, o.url ? o.url : "", o.log_level ? o.log_level : "");
+    for (size_t i = 0; i < nnames && k > 0 && (size_t)k < len; i++)
+        k += snprintf(buf + k, len - (size_t)k, "%s\"%s\"", i ? "," : "", names[i]);
+    if (k > 0 && (size_t)k < len)
+        snprintf(buf + k, len - (size_t)k, "]}");
+}
+
+int main(int argc, char **argv)
+{
+    char err[256], modes_buf[128], machine[1024], settings[2048];
+    const char *names[NAMES_MAX];
+    size_t nnames = 0;
+    int failed = 0;
+    bench_growth growth = {0};
+
+    int prc = bench_opts_parse(options, argc, argv, err, sizeof(err));
+    if (prc == BENCH_OPTS_HELP) {
+        bench_opts_help(
+            stdout, options, "saga-bench [OPTIONS]",
+            "Places happy-path orders on saga.cmd.order.place and times each until its\n"
+            "order.confirmed, on a fleet it starts (nats-server on a free port, the five\n"
+            "services from --build-dir) or on one at --url. By default it measures the\n"
+            "ceiling (saga-ceiling: the same messages through the same broker with no-op\n"
+            "handlers and no LMDB) and the fleet in modes sync and per-message, each on a\n"
+            "fresh broker and stores, and prints sagas/s, the ratio to the ceiling, latency\n"
+            "percentiles and per-process CPU time and peak RSS. Timing is never asserted:\n"
+            "the exit status says only whether every order completed.\n"
+            "Exit status: 0 all runs completed, 1 a run failed, 2 bad usage, 130 interrupted.");
+        return 0;
+    }
+    if (prc != BENCH_OPTS_OK) {
+        fprintf(stderr, "saga-bench: %s (see --help)\n", err);
+        return 2;
+    }
+    if (o.half_peak && o.rate > 0) {
+        fprintf(stderr, "saga-bench: --half-peak measures the closed-loop peak itself; "
+                        "leave out --rate\n");
+        return 2;
+    }
+    if (o.url != NULL) {
+        names[nnames++] = "external";
+        o.ceiling = 0;
+    } else {
+        snprintf(modes_buf, sizeof(modes_buf), "%s", o.modes);
+        if (o.ceiling && !o.growth)
+            names[nnames++] = "ceiling";
+        for (char *save = NULL, *m = strtok_r(modes_buf, ",", &save); m != NULL;
+             m = strtok_r(NULL, ",", &save)) {
+            if (mode_env(m) == NULL || nnames == NAMES_MAX) {
+                fprintf(stderr, "saga-bench: --modes: \"%s\" is not sync, per-message or nosync\n",
+                        m);
+                return 2;
+            }
+            names[nnames++] = m; /* points into modes_buf, which outlives its use */
+        }
+        if (o.ceiling && find_ceiling() != 0) {
+            fprintf(stderr, "saga-bench: no saga-ceiling next to this executable\n");
+            return 2;
+        }
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    const char *tmp = getenv("TMPDIR");
+    bench_machine(machine, sizeof(machine), tmp != NULL && tmp[0] ? tmp : "/tmp");
+    printf("saga-bench on %s\n", machine);
+    printf("load: %lld orders after %lld warm-up, %s, %lld line(s) over %lld SKU(s)\n", o.orders,
+           o.warmup, o.rate > 0 ? "fixed rate" : "closed loop", o.items, o.skus);
+    fflush(stdout);
+
+    if (o.growth) {
+        /* One long run of the first mode; no ceiling, no repetition. */
+        failed |= run_phase(names[0], "growth", 1, o.rate, &growth) != 0;
+        bench_print_growth(stdout, &growth);
+    } else {
+        const char *kind = o.rate > 0 ? "rate" : "closed";
+        for (int r = 1; r <= o.runs && !bench_interrupted; r++)
+            for (size_t k = 0; k < nnames && !bench_interrupted; k++)
+                failed |= run_phase(names[k], kind, r, o.rate, NULL) != 0;
+        bench_print_table(stdout, phases, nphases, names, nnames, kind,
+                          o.rate > 0 ? "Fixed rate (sagas/s: median of runs)"
+                                     : "Closed loop (sagas/s: median of runs; ceiling: ratio of "
+                                       "medians)");
+        if (o.half_peak) {
+            long long half[NAMES_MAX] = {0};
+            for (size_t k = 0; k < nnames; k++) {
+                bench_summary s;
+                if (bench_summarize(phases, nphases, names[k], "closed", &s) == 0)
+                    half[k] = (long long)(s.median / 2 + 0.5);
+            }
+            for (int r = 1; r <= o.runs && !bench_interrupted; r++)
+                for (size_t k = 0; k < nnames && !bench_interrupted; k++)
+                    if (half[k] > 0)
+                        failed |= run_phase(names[k], "half-peak", r, half[k], NULL) != 0;
+            bench_print_table(stdout, phases, nphases, names, nnames, "half-peak",
+                              "At half the closed-loop peak (p99 is the median over runs)");
+        }
+    }
+    fflush(stdout);
+    if (o.json != NULL) {
+        settings_json(settings, sizeof(settings), names, nnames);
+        if (bench_write_json(o.json, settings, phases, nphases, names, nnames, &growth,
+                             tmp != NULL && tmp[0] ? tmp : "/tmp") != 0) {
+            fprintf(stderr, "saga-bench: cannot write %s: %s\n", o.json, strerror(errno));
+            failed = 1;
+        }
+    }
+    free(growth.rows);
+    nats_Close();
+    if (bench_interrupted)
+        return 130;
+    return failed ? 1 : 0;
+}

@@ -1,5 +1,6 @@
 /* crash.c - Crash points: SIGKILL the process at a named step of the loop. */
 #include "crash.h"
+#include "log_internal.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -40,6 +41,8 @@ void saga__crash_point(saga__crash *c, const char *point)
 {
     if (c->point[0] == '\0' || strcmp(c->point, point) != 0)
         return;
-    if (++c->seen == c->nth)
+    if (++c->seen == c->nth) {
+        saga__log_flush(); /* what was logged happened; keep it for the reader */
         kill(getpid(), SIGKILL);
+    }
 }

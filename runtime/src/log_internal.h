@@ -28,6 +28,12 @@ typedef struct saga__logger {
 void saga__log(const saga__logger *lg, saga_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Makes saga_log_stderr on the calling thread hold lines back (on != 0) until
+ * saga__log_flush() or a full buffer, or write each at once again (on == 0,
+ * which flushes). Other sinks are not affected. */
+void saga__log_hold(int on);
+void saga__log_flush(void);
+
 /* Evaluates to non-zero when a line at lvl would reach a sink. */
 #define SAGA__LOG_ENABLED(lg, lvl) ((lg) != NULL && (lg)->fn != NULL && (lvl) <= (lg)->level)
 

@@ -550,6 +550,12 @@ static saga_status transact(saga_service *svc, batch *b)
         saga_status e = saga__timer_earliest(&svc->store, txn, &due);
         svc->next_timer_ms = e == SAGA_OK ? due : INT64_MAX;
     }
+    if (rv == SAGA_OK && svc->precommit_fn != NULL) {
+        rv = svc->precommit_fn(svc, svc->precommit_udata);
+        if (rv != SAGA_OK)
+            SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=precommit_failed error=\"%s\"",
+                      saga_strerror(rv));
+    }
     if (rv != SAGA_OK) {
         mdb_txn_abort(txn);
         return rv;
@@ -611,6 +617,7 @@ static saga_status process(saga_service *svc, batch *b)
             break;
     }
     if (rv != SAGA_OK) {
+        saga__log_flush();
         SAGA__LOG(&svc->log, SAGA_LOG_ERROR,
                   "event=batch_failed messages=%zu error=\"%s\" detail=\"%s\"", b->n,
                   saga_strerror(rv), svc->store.err);
@@ -618,6 +625,7 @@ static saga_status process(saga_service *svc, batch *b)
         finish_messages(svc, b, 0);
         return rv;
     }
+    saga__log_flush();
     svc->nsent = 0;
     b->d.commits = 1;
     /* Idle housekeeping commits are not crash points: tests count real batches. */
@@ -687,6 +695,7 @@ saga_status saga__loop_run(saga_service *svc)
         goto out;
     SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=ready subscriptions=%d commands=%d", svc->nsubs,
               svc->ncmds);
+    saga__log_hold(1); /* the batch's lines go out in one write after its commit */
 
     while (!atomic_load(&svc->stop)) {
         int64_t now = saga__now_ms();
@@ -713,10 +722,12 @@ saga_status saga__loop_run(saga_service *svc)
             process(svc, &b);
         }
         atomic_store(&svc->inflight, 0);
+        saga__log_flush();
     }
     rv = SAGA_OK;
 
 out:
+    saga__log_hold(0);
     /* Stop taking messages; what is still queued goes back to the broker. */
     saga__transport_unsubscribe(svc);
     if (svc->tp.nc != NULL)

@@ -271,6 +271,13 @@ saga_status saga_service_on_park_expired(saga_service *svc, saga_event_fn fn, vo
     return SAGA_OK;
 }
 
+saga_status saga_service_on_precommit(saga_service *svc, saga_precommit_fn fn, void *udata)
+{
+    svc->precommit_fn = fn;
+    svc->precommit_udata = udata;
+    return SAGA_OK;
+}
+
 saga_status saga_service_add_command(saga_service *svc, const char *subject, saga_command_fn fn,
                                      void *udata)
 {

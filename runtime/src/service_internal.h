@@ -113,6 +113,8 @@ struct saga_service {
     natsSubscription *ctl_sub; /* saga.ctl.<name>.stats */
     saga_timer_fn timer_fn;
     void *timer_udata;
+    saga_precommit_fn precommit_fn;
+    void *precommit_udata;
     saga_event_fn expired_fn;
     void *expired_udata;
 

@@ -26,11 +26,25 @@ static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
  * is guarded by a mutex because cnats callback threads may make ids too. */
 static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-    pid_t pid;        /* owner of the state below; a forked child draws afresh */
+    int valid;        /* 0: draw afresh (first id, or a forked child's first) */
     uint64_t ms;      /* time part of the last id */
     uint16_t rand_hi; /* random part of the last id: 16 + 64 bits */
     uint64_t rand_lo;
 } last;
+
+/* A forked child must not continue its parent's sequence. Checking getpid()
+ * per id costs a system call per event; a fork handler costs nothing. */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_in_child(void)
+{
+    last.valid = 0;
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_in_child);
+}
 
 static int64_t now_ms(void)
 {
@@ -93,12 +107,12 @@ static unsigned five_bits(uint64_t hi, uint64_t lo, unsigned shift)
 void saga_ulid_new(char out[SAGA_ID_LEN + 1])
 {
     uint64_t ms = (uint64_t)now_ms() & TIME_MAX;
-    pid_t pid = getpid();
     uint64_t hi, lo;
     int i;
 
+    pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&gen_lock);
-    if (last.pid == pid && ms <= last.ms) {
+    if (last.valid && ms <= last.ms) {
         /* Same millisecond, or the clock stepped back: keep the last time and
          * increment the 80-bit random part, so the id still sorts after the
          * previous one. */
@@ -117,7 +131,7 @@ void saga_ulid_new(char out[SAGA_ID_LEN + 1])
         fill_random(r, sizeof(r));
         last.rand_hi = (uint16_t)((unsigned)r[0] << 8 | r[1]);
         memcpy(&last.rand_lo, r + 2, sizeof(last.rand_lo));
-        last.pid = pid;
+        last.valid = 1;
     }
     last.ms = ms;
     hi = ms << 16 | last.rand_hi;

@@ -287,7 +287,8 @@ static int notification_confirmed(bench_ceil *c, const saga_event *ev)
     return rc;
 }
 
-/* Outside the happy path: acknowledged, nothing else. */
+/* Outside the happy path, or a delivery the service only records:
+ * acknowledged, nothing else. */
 static int idle(bench_ceil *c, const saga_event *ev)
 {
     (void)c;
@@ -303,7 +304,10 @@ const bench_ceil_role bench_ceil_roles[] = {
       {"shipment.failed", idle},
       {"*.vetoed", idle}},
      {{"saga.cmd.order.place", order_place}}},
-    {"payment", {{"order.placed", payment_placed}, {"order.cancelled", idle}}, {{0}}},
+    /* order.confirmed: the payment service only closes its record on it. */
+    {"payment",
+     {{"order.placed", payment_placed}, {"order.cancelled", idle}, {"order.confirmed", idle}},
+     {{0}}},
     {"inventory",
      {{"order.placed", inventory_placed},
       {"order.confirmed", inventory_confirmed},

@@ -127,6 +127,18 @@ saga_status saga_service_on_timer(saga_service *svc, saga_timer_fn fn, void *uda
  * expired parked events go to the dead-letter stream. */
 saga_status saga_service_on_park_expired(saga_service *svc, saga_event_fn fn, void *udata);
 
+/* Called once per batch, after every handler of the batch has run and just
+ * before its transaction commits. A service whose handlers have side
+ * effects outside LMDB (files, say) makes them durable here in one step for
+ * the whole batch, instead of once per message: the commit, and therefore
+ * the batch's emits and acknowledgements, happens only after it returns
+ * SAGA_OK. Any other status abandons the batch; its messages are delivered
+ * again. Runs on the service thread, also for batches with no messages. */
+typedef saga_status (*saga_precommit_fn)(saga_service *svc, void *udata);
+
+/* Sets the pre-commit hook. Call before run. */
+saga_status saga_service_on_precommit(saga_service *svc, saga_precommit_fn fn, void *udata);
+
 /* Serves request/reply commands on subject (core NATS, e.g. "saga.cmd.order.place"). */
 saga_status saga_service_add_command(saga_service *svc, const char *subject, saga_command_fn fn,
                                      void *udata);

@@ -3,7 +3,7 @@
  *
  * Rules (docs/saga.md): saga.cmd.order.place validates an order, stores it
  * PENDING, emits order.placed and sets the timer "deadline"; it is idempotent
- * on the client's key (global state "idem:<key>" -> order id).
+ * on the client's key (see idem_scope()).
  * shipment.scheduled confirms a PENDING order; payment.declined,
  * inventory.rejected, shipment.failed, any "<participant>.vetoed", the cancel
  * command and the deadline cancel it. Events for a final order are ignored:
@@ -15,7 +15,8 @@
  * deadline), so the record and the event that started the saga cannot
  * disagree. A final order is finished (saga_ctx_finish): its record stays
  * queryable for the retention period (SAGA_RETENTION_MS), then is pruned.
- * The global "idem:" keys are not pruned yet (26 bytes each). */
+ * So is every idempotency key: a retry within the retention period gets the
+ * first order back, a key reused later places a new order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@
 #define DEADLINE_TIMER "deadline"
 #define RECORD_KEY "order"
 #define RECORD_VERSION 1u
-#define IDEM_PREFIX "idem:"
+#define IDEM_KEY "idem" /* in the key's own scope: order id, NUL, the key */
 
 /* Impossible states (a transition the state machine forbids) abort with the
  * place they were caught; NDEBUG must not turn them off. */
@@ -483,19 +484,59 @@ static int validate_place(const Saga__V1__PlaceOrder *req, int64_t *total, char 
     return 1;
 }
 
+/* An idempotency key gets a scope of its own in the order-scoped state, so
+ * that it is finished and pruned like a saga: "k-<key>" when the key is
+ * usable as a scope name, else "h-" and 128 bits of hash of it (the record
+ * keeps the key itself, so that a collision is caught, never served).
+ * Order ids are ULIDs and never contain '-'. */
+static void idem_scope(const char *key, char out[SAGA_ORDER_ID_MAX + 1])
+{
+    if (strlen(key) + 2 <= SAGA_ORDER_ID_MAX) {
+        snprintf(out, SAGA_ORDER_ID_MAX + 1, "k-%s", key);
+        if (saga_valid_order_id(out))
+            return;
+    }
+    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL; /* FNV-1a, two bases */
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
+        h1 = (h1 ^ *p) * 0x100000001b3ULL;
+        h2 = (h2 ^ *p) * 0x100000001b3ULL;
+        h2 ^= h2 >> 29;
+    }
+    snprintf(out, SAGA_ORDER_ID_MAX + 1, "h-%016llx%016llx", (unsigned long long)h1,
+             (unsigned long long)h2);
+}
+
 /* Looks the idempotency key up; copies the earlier order's id into out. */
 static saga_status idem_get(saga_ctx *ctx, const char *key, char *out, size_t cap)
 {
+    char scope[SAGA_ORDER_ID_MAX + 1];
     const void *v;
     size_t len;
-    saga_status st = saga_ctx_get(ctx, NULL, key, &v, &len);
+    idem_scope(key, scope);
+    saga_status st = saga_ctx_get(ctx, scope, IDEM_KEY, &v, &len);
     if (st != SAGA_OK)
         return st;
-    if (len == 0 || len >= cap)
+    const char *rec = v, *nul = memchr(rec, '\0', len);
+    if (nul == NULL || nul == rec || (size_t)(nul - rec) >= cap)
         return SAGA_EVALIDATE;
-    memcpy(out, v, len);
-    out[len] = '\0';
+    size_t olen = (size_t)(nul - rec);
+    if (len - olen - 1 != strlen(key) || memcmp(nul + 1, key, len - olen - 1) != 0)
+        return SAGA_EVALIDATE; /* another key with the same hash */
+    memcpy(out, rec, olen);
+    out[olen] = '\0';
     return SAGA_OK;
+}
+
+/* Records key -> order_id until the retention period is over. */
+static saga_status idem_put(saga_ctx *ctx, const char *key, const char *order_id)
+{
+    char scope[SAGA_ORDER_ID_MAX + 1], rec[SAGA_ORDER_ID_MAX + 1 + IDEM_KEY_MAX + 1];
+    size_t olen = strlen(order_id), klen = strlen(key);
+    idem_scope(key, scope);
+    memcpy(rec, order_id, olen + 1);
+    memcpy(rec + olen + 1, key, klen);
+    saga_status st = saga_ctx_put(ctx, scope, IDEM_KEY, rec, olen + 1 + klen);
+    return st == SAGA_OK ? saga_ctx_finish(ctx, scope) : st;
 }
 
 /* saga.cmd.order.place: PlaceOrder -> PlaceOrderReply. */
@@ -506,7 +547,8 @@ static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *d
     Saga__V1__PlaceOrderReply rep = SAGA__V1__PLACE_ORDER_REPLY__INIT;
     Saga__V1__OrderPlaced placed = SAGA__V1__ORDER_PLACED__INIT;
     Saga__V1__LineItem lines[ITEMS_MAX], *linep[ITEMS_MAX];
-    char err[256] = "", key[sizeof(IDEM_PREFIX) + IDEM_KEY_MAX];
+    char err[256] = "";
+    const char *key = NULL;
     char order_id[SAGA_ORDER_ID_MAX + 1];
     int64_t total = 0, now = saga_ctx_now_ms(ctx);
     order_rec h;
@@ -514,7 +556,6 @@ static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *d
     (void)subject;
     (void)udata;
 
-    key[0] = '\0';
     if (len > REQUEST_MAX) {
         snprintf(err, sizeof(err), "The request is %zu bytes; the limit is %d.", len, REQUEST_MAX);
         goto reply;
@@ -527,7 +568,7 @@ static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *d
     if (!validate_place(req, &total, err, sizeof(err)))
         goto reply;
     if (req->idempotency_key != NULL && req->idempotency_key[0] != '\0') {
-        snprintf(key, sizeof(key), IDEM_PREFIX "%s", req->idempotency_key);
+        key = req->idempotency_key;
         st = idem_get(ctx, key, order_id, sizeof(order_id));
         if (st == SAGA_OK) {
             rep.ok = 1;
@@ -565,8 +606,8 @@ static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *d
     h.placed_ms = now;
 
     st = rec_store(ctx, order_id, &h, &placed);
-    if (st == SAGA_OK && key[0] != '\0')
-        st = saga_ctx_put(ctx, NULL, key, order_id, strlen(order_id));
+    if (st == SAGA_OK && key != NULL)
+        st = idem_put(ctx, key, order_id);
     if (st == SAGA_OK)
         st = svc_emit(ctx, "order.placed", order_id, &placed.base);
     if (st == SAGA_OK)

@@ -340,8 +340,33 @@ static void test_idempotency_key_gives_one_order(void **state)
     long long av, h, c;
     get_stock("IDEM", &av, &h, &c);
     assert_int_equal(c, 1); /* one order, one unit */
+    /* Still one order when the retry comes after the saga finished. */
+    Saga__V1__PlaceOrderReply *late = place_full("key-42", "heidi", it, 1, "DE", "EUR", 0);
+    assert_true(late != NULL && late->ok && late->duplicate);
+    assert_string_equal(late->order_id, a->order_id);
     saga__v1__place_order_reply__free_unpacked(a, NULL);
     saga__v1__place_order_reply__free_unpacked(b, NULL);
+    saga__v1__place_order_reply__free_unpacked(late, NULL);
+
+    /* Keys that are no scope name (too long, other characters) are hashed;
+     * two such keys still give two orders, each key one. */
+    char k1[129], k2[129];
+    memset(k1, 'x', 128);
+    k1[128] = '\0';
+    memcpy(k1, "tenant/7:order#", 15);
+    memcpy(k2, k1, sizeof(k1));
+    k2[127] = 'y';
+    Saga__V1__PlaceOrderReply *h1 = place_full(k1, "heidi", it, 1, "DE", "EUR", 0);
+    Saga__V1__PlaceOrderReply *h1b = place_full(k1, "heidi", it, 1, "DE", "EUR", 0);
+    Saga__V1__PlaceOrderReply *h2 = place_full(k2, "heidi", it, 1, "DE", "EUR", 0);
+    assert_true(h1 != NULL && h1b != NULL && h2 != NULL && h1->ok && h1b->ok && h2->ok);
+    assert_string_equal(h1->order_id, h1b->order_id);
+    assert_true(h1b->duplicate && !h2->duplicate);
+    assert_string_not_equal(h1->order_id, h2->order_id);
+    wait_view("order", h2->order_id, "\"state\":\"CONFIRMED\"");
+    saga__v1__place_order_reply__free_unpacked(h1, NULL);
+    saga__v1__place_order_reply__free_unpacked(h1b, NULL);
+    saga__v1__place_order_reply__free_unpacked(h2, NULL);
 }
 
 static void expect_refused(const char *key, const item *items, int n, const char *ship_to,

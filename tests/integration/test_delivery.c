@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -239,6 +240,52 @@ static void test_crash_after_publish(void **state)
     crash_and_recover(*state, "after_publish");
 }
 
+typedef struct log_cond {
+    const char *path, *needle;
+    int want;
+} log_cond;
+
+static int log_has(void *arg)
+{
+    log_cond *c = arg;
+    char line[4096];
+    int n = 0;
+    FILE *fp = fopen(c->path, "r");
+    if (fp == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), fp) != NULL)
+        n += strstr(line, c->needle) != NULL;
+    fclose(fp);
+    return n >= c->want;
+}
+
+/* A pre-commit hook that fails abandons the whole batch: nothing it wrote or
+ * emitted is kept, and the event runs again (once) when the hook succeeds. */
+static void test_failing_precommit_abandons_the_batch(void **state)
+{
+    fixture *f = *state;
+    char flag[600], env[640];
+    size_t total;
+    snprintf(flag, sizeof(flag), "%s/precommit.fail", tsrv_dir(f->srv));
+    snprintf(env, sizeof(env), "TESTSVC_PRECOMMIT_FAIL=%s", flag);
+    FILE *fp = fopen(flag, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    start_svc(f, env, NULL);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "pc1", "hi", NULL), 0);
+    /* Two failed attempts: the first delivery, and one after the redelivery. */
+    log_cond c = {f->log_path, "event=batch_failed messages=1", 2};
+    assert_int_equal(tproc_wait_until(log_has, &c, DEADLINE_MS), 0);
+    assert_int_equal(count_msgs(f, "SAGA_EVENTS", "evt.testsvc.ponged.>"), 0);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "processed"), 0);
+    assert_int_equal(unlink(flag), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.pc1", 1);
+    assert_int_equal(order_count(f, "pc1"), 1);
+    assert_int_equal(distinct_pongs(f, &total), 1);
+    assert_int_equal(total, 1);
+    stop_svc(f);
+}
+
 /* A message that does not decode, and one whose handler keeps failing, land
  * in the dead-letter stream with their reasons; later messages still flow. */
 static void test_poison_goes_to_dead_letters(void **state)
@@ -406,6 +453,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_in_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_precommit_abandons_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_goes_to_dead_letters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_midstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_then_release_or_expire, setup, teardown),

@@ -8,11 +8,14 @@
  *   test.second   parked until the order's test.first was handled, then counted
  *                 and answered with testsvc.ponged.
  *   test.first    marks the order and emits testsvc.ponged.
- * Command saga.cmd.testsvc.get (payload: order id) replies "<count>". */
+ * Command saga.cmd.testsvc.get (payload: order id) replies "<count>".
+ * TESTSVC_PRECOMMIT_FAIL=<path>: the pre-commit hook fails while that file
+ * exists, so no batch can commit. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "saga/saga.h"
 
@@ -99,6 +102,12 @@ static saga_status on_timer(saga_ctx *ctx, const char *order_id, const char *nam
     return saga_ctx_emit(ctx, "testsvc.fired", order_id, 1, name, strlen(name));
 }
 
+static saga_status fail_while_file(saga_service *svc, void *udata)
+{
+    (void)svc;
+    return access((const char *)udata, F_OK) == 0 ? SAGA_EIO : SAGA_OK;
+}
+
 static saga_status on_get(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                           void *udata)
 {
@@ -148,7 +157,10 @@ int main(int argc, char **argv)
         saga_service_subscribe(g_svc, "test.first", on_first, NULL) != SAGA_OK ||
         saga_service_subscribe(g_svc, "test.second", on_second, NULL) != SAGA_OK ||
         saga_service_on_timer(g_svc, on_timer, NULL) != SAGA_OK ||
-        saga_service_add_command(g_svc, "saga.cmd.testsvc.get", on_get, NULL) != SAGA_OK) {
+        saga_service_add_command(g_svc, "saga.cmd.testsvc.get", on_get, NULL) != SAGA_OK ||
+        (getenv("TESTSVC_PRECOMMIT_FAIL") != NULL &&
+         saga_service_on_precommit(g_svc, fail_while_file, getenv("TESTSVC_PRECOMMIT_FAIL")) !=
+             SAGA_OK)) {
         fprintf(stderr, "saga-testsvc: %s\n", saga_service_last_error(g_svc));
         goto out;
     }

@@ -7,7 +7,7 @@
  * Exactly once, across crashes: the file is written unnamed (O_TMPFILE) in
  * the spool and linked to its final name, which fails with EEXIST if it
  * is there already, so no redelivery ever makes a second file or changes
- * the first. The files of a batch are made durable by one syncfs(2) in the
+ * a complete one (a file cut short by a machine crash is replaced). The files of a batch are made durable by one syncfs(2) in the
  * runtime's pre-commit hook, before the commit that records them as sent
  * (two fsyncs per file cost more CPU than the rest of the fleet's services
  * together). The handler runs inside the runtime's transaction,

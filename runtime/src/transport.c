@@ -220,9 +220,17 @@ static saga_status ensure_stream(saga_service *svc, const char *name, const char
     sc.Duplicates = svc->cfg.dup_window_ms * NS_PER_MS;
     natsStatus s = js_AddStream(&si, svc->tp.js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
+    si = NULL;
     /* Another service created it first, possibly with other limits: use it as is. */
     if (s == NATS_OK || jerr == JS_ERR_STREAM_NAME_IN_USE)
         return SAGA_OK;
+    /* Services starting together race to create it, and the broker may then
+     * answer "subjects overlap" (10065) rather than "name in use": what
+     * counts is that the stream is there now. */
+    if (js_GetStreamInfo(&si, svc->tp.js, name, NULL, NULL) == NATS_OK) {
+        jsStreamInfo_Destroy(si);
+        return SAGA_OK;
+    }
     return saga__fail(svc, SAGA_ENATS, "create stream %s: %s (jetstream error %d)", name,
                       natsStatus_GetText(s), (int)jerr);
 }

@@ -306,7 +306,15 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
     sc.Duplicates = SAGA_DEFAULT_DUP_WINDOW_MS * NS_PER_MS;
     natsStatus s = js_AddStream(&si, p->js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
-    return jerr == JS_ERR_STREAM_NAME_IN_USE ? NATS_OK : s;
+    si = NULL;
+    if (s == NATS_OK || jerr == JS_ERR_STREAM_NAME_IN_USE)
+        return NATS_OK;
+    /* Racing roles may get "subjects overlap" instead, as in transport.c. */
+    if (js_GetStreamInfo(&si, p->js, name, NULL, NULL) == NATS_OK) {
+        jsStreamInfo_Destroy(si);
+        return NATS_OK;
+    }
+    return s;
 }
 
 /* The consumer of pattern exactly as runtime/src/service.c names it and

@@ -400,7 +400,7 @@ static void describe_lists_every_setting(void **state)
     /* Defaults and bounds come from the same table. */
     assert_non_null(strstr(text, "default " SAGA_DEFAULT_NATS_URL));
     assert_non_null(strstr(text, "1..65536"));
-    assert_non_null(strstr(text, "default 256"));
+    assert_non_null(strstr(text, "default 1024"));
     free(text);
 }
 

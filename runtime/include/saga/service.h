@@ -42,7 +42,7 @@ typedef struct saga_ctx saga_ctx;         /* opaque, valid during one handler ca
 #define SAGA_DEFAULT_NATS_URL "nats://127.0.0.1:4222"
 #define SAGA_DEFAULT_STREAM "SAGA_EVENTS"
 #define SAGA_DEFAULT_DLQ_STREAM "SAGA_DLQ"
-#define SAGA_DEFAULT_BATCH_MAX 256
+#define SAGA_DEFAULT_BATCH_MAX 1024
 #define SAGA_DEFAULT_ACK_WAIT_MS 30000
 #define SAGA_DEFAULT_MAX_ACK_PENDING 4096
 #define SAGA_DEFAULT_MAX_DELIVER 5

@@ -4,7 +4,7 @@
  *
  * Same as the runtime (runtime/src/transport.c, loop.c): the same streams
  * and durable push consumers (names, filters, explicit ack, MaxAckPending),
- * bound by name; cnats callbacks only queue; one thread takes up to 256
+ * bound by name; cnats callbacks only queue; one thread takes up to --batch-max
  * queued messages, decodes each envelope, runs the handler, publishes what
  * the batch emitted asynchronously with Nats-Msg-Id, waits for every
  * publish ack, then acknowledges the batch and sends command replies.

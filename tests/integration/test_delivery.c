@@ -326,6 +326,11 @@ static void test_broker_restart_midstream(void **state)
     char order[32];
     size_t total;
     start_svc(f, NULL, NULL);
+    /* Midstream: subscribed before the broker goes away. (Under a sanitizer
+     * the restart could otherwise hit the service's start, which then
+     * exits: "subscribe ...: Timeout".) */
+    log_cond ready = {f->log_path, "event=ready", 1};
+    assert_int_equal(tproc_wait_until(log_has, &ready, DEADLINE_MS), 0);
     for (int i = 0; i < N; i++) {
         if (i == N / 2) {
             assert_int_equal(tsrv_restart(f->srv), 0);

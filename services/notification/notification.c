@@ -6,15 +6,16 @@
  *
  * Exactly once, across crashes: the file is written under a temporary name
  * in the spool and renamed to its final name without replacing (EEXIST if
- * it is there already), so no redelivery ever makes a second file or changes
- * a complete one (a file cut short by a machine crash is replaced). The files of a batch are made durable by one syncfs(2) in the
- * runtime's pre-commit hook, before the commit that records them as sent
- * (two fsyncs per file cost more CPU than the rest of the fleet's services
- * together). The handler runs inside the runtime's transaction,
- * which may be lost after the link (a crash before the commit): the
- * redelivery then finds the file. Whether notification.sent was emitted is
- * therefore decided by the order-scoped key "sent:<kind>", written in the
- * same transaction as the event, not by the link's result. */
+ * it is there already), so no redelivery ever makes a second file or
+ * changes a complete one (a file cut short by a machine crash is replaced).
+ * The files of a batch are made durable by one syncfs(2) in the runtime's
+ * pre-commit hook, before the commit that records them as sent (two fsyncs
+ * per file cost more CPU than the rest of the fleet's services together).
+ * The handler runs inside the runtime's transaction, which may be lost
+ * after the rename (a crash before the commit): the redelivery then finds
+ * the file. Whether notification.sent was emitted is therefore decided by
+ * the order-scoped key "sent:<kind>", written in the same transaction as
+ * the event, not by the rename's result. */
 #define _GNU_SOURCE /* syncfs, renameat2 */
 #include <dirent.h>
 #include <errno.h>

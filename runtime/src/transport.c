@@ -15,11 +15,33 @@
 #define EVENTS_MAX_AGE_NS (7LL * 24 * 3600 * 1000 * NS_PER_MS)
 #define DLQ_MAX_AGE_NS (30LL * 24 * 3600 * 1000 * NS_PER_MS)
 #define JS_ERR_STREAM_NAME_IN_USE 10058
+#define JS_ERR_NOT_ENABLED 10076 /* cnats: "no responders" to a JetStream request */
 
 static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
 {
     return saga__fail(svc, SAGA_ENATS, "%s: nats %d: %s (%s)", what, (int)s, natsStatus_GetText(s),
                       nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
+}
+
+/* A broker that restarts, or has no JetStream yet, while a service sets up
+ * its streams and consumers answers with a timeout or "no responders":
+ * such steps are retried until they succeed or the service is stopped
+ * (the connection itself reconnects forever). Returns 1 to retry. */
+static int setup_retry(saga_service *svc, natsStatus s, const char *what, int64_t *next_log)
+{
+    if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS && s != NATS_CONNECTION_DISCONNECTED &&
+        s != NATS_NOT_YET_CONNECTED && s != NATS_IO_ERROR)
+        return 0;
+    if (atomic_load(&svc->stop))
+        return 0;
+    if (saga__now_ms() >= *next_log) {
+        SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=nats_setup_retry step=\"%s\" error=\"%s\"", what,
+                  natsStatus_GetText(s));
+        *next_log = saga__now_ms() + 5000;
+    }
+    struct timespec ts = {0, 250 * 1000000L};
+    nanosleep(&ts, NULL);
+    return 1;
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -218,9 +240,15 @@ static saga_status ensure_stream(saga_service *svc, const char *name, const char
     sc.Storage = js_FileStorage;
     sc.MaxAge = max_age_ns;
     sc.Duplicates = svc->cfg.dup_window_ms * NS_PER_MS;
-    natsStatus s = js_AddStream(&si, svc->tp.js, &sc, NULL, &jerr);
-    jsStreamInfo_Destroy(si);
-    si = NULL;
+    natsStatus s;
+    int64_t next_log = 0;
+    do {
+        jerr = 0;
+        s = js_AddStream(&si, svc->tp.js, &sc, NULL, &jerr);
+        jsStreamInfo_Destroy(si);
+        si = NULL;
+    } while (s != NATS_OK && (jerr == 0 || jerr == JS_ERR_NOT_ENABLED) &&
+             setup_retry(svc, s, name, &next_log));
     /* Another service created it first, possibly with other limits: use it as is. */
     if (s == NATS_OK || jerr == JS_ERR_STREAM_NAME_IN_USE)
         return SAGA_OK;
@@ -277,13 +305,20 @@ static saga_status ensure_consumer(saga_service *svc, saga__sub *sub)
     cc.MaxDeliver = -1; /* the runtime dead-letters itself, with a reason */
     cc.MaxAckPending = svc->cfg.max_ack_pending;
     cc.FilterSubject = sub->subject;
-    natsStatus s = js_AddConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
-    if (s != NATS_OK) {
-        /* It exists with other settings (a new ack wait, say): update it. */
+    natsStatus s;
+    int64_t next_log = 0;
+    do {
         jerr = 0;
-        s = js_UpdateConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
-    }
-    jsConsumerInfo_Destroy(ci);
+        s = js_AddConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
+        if (s != NATS_OK && jerr != 0 && jerr != JS_ERR_NOT_ENABLED) {
+            /* It exists with other settings (a new ack wait, say): update it. */
+            jerr = 0;
+            s = js_UpdateConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
+        }
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+    } while (s != NATS_OK && (jerr == 0 || jerr == JS_ERR_NOT_ENABLED) &&
+             setup_retry(svc, s, sub->consumer, &next_log));
     if (s != NATS_OK)
         return saga__fail(svc, SAGA_ENATS, "consumer %s: %s (jetstream error %d)", sub->consumer,
                           natsStatus_GetText(s), (int)jerr);
@@ -305,7 +340,12 @@ saga_status saga__transport_subscribe(saga_service *svc)
         so.Stream = svc->cfg.stream;
         so.Consumer = sub->consumer; /* bind: the library never deletes a bound consumer */
         so.ManualAck = true;
-        s = js_Subscribe(&sub->ns, svc->tp.js, sub->subject, on_event, sub, NULL, &so, &jerr);
+        int64_t next_log = 0;
+        do {
+            jerr = 0;
+            s = js_Subscribe(&sub->ns, svc->tp.js, sub->subject, on_event, sub, NULL, &so, &jerr);
+        } while (s != NATS_OK && (jerr == 0 || jerr == JS_ERR_NOT_ENABLED) &&
+                 setup_retry(svc, s, sub->consumer, &next_log));
         if (s != NATS_OK)
             return saga__fail(svc, SAGA_ENATS, "subscribe %s: %s (jetstream error %d)",
                               sub->consumer, natsStatus_GetText(s), (int)jerr);
@@ -323,7 +363,10 @@ saga_status saga__transport_subscribe(saga_service *svc)
     s = natsConnection_Subscribe(&svc->ctl_sub, svc->tp.nc, ctl, on_ctl, svc);
     if (s != NATS_OK)
         return nats_fail(svc, s, "control subscription");
-    s = natsConnection_FlushTimeout(svc->tp.nc, 5000);
+    int64_t next_log = 0;
+    do
+        s = natsConnection_FlushTimeout(svc->tp.nc, 5000);
+    while (s != NATS_OK && setup_retry(svc, s, "flush subscriptions", &next_log));
     if (s != NATS_OK)
         return nats_fail(svc, s, "flush subscriptions");
     return SAGA_OK;

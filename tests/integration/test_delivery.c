@@ -19,6 +19,9 @@
 #include "tjs.h"
 
 #define DEADLINE_MS 60000
+#ifndef SAGA_NATS_SERVER
+#define SAGA_NATS_SERVER "/usr/sbin/nats-server"
+#endif
 
 typedef struct fixture {
     tsrv *srv;
@@ -348,6 +351,31 @@ static void test_broker_restart_midstream(void **state)
     stop_svc(f);
 }
 
+/* A service that starts while the broker has no JetStream (one coming up,
+ * or restarting) keeps setting up its streams and consumers, and works
+ * once JetStream is there, instead of exiting. */
+static void test_start_waits_for_jetstream(void **state)
+{
+    fixture *f = *state;
+    char port[16], log[700];
+    assert_true(tsrv_stop(f->srv) >= 0);
+    snprintf(port, sizeof(port), "%d", tsrv_port(f->srv));
+    snprintf(log, sizeof(log), "%s/plain-nats.log", tsrv_dir(f->srv));
+    const char *argv[] = {SAGA_NATS_SERVER, "-a", "127.0.0.1", "-p", port, NULL};
+    pid_t plain = tproc_spawn(argv, NULL, log); /* the same port, no JetStream */
+    assert_true(plain > 0);
+    start_svc(f, NULL, NULL);
+    log_cond retrying = {f->log_path, "event=nats_setup_retry", 1};
+    assert_int_equal(tproc_wait_until(log_has, &retrying, DEADLINE_MS), 0);
+    tproc_term(plain, 10000); /* nats-server exits 1 on SIGTERM */
+    assert_int_equal(tsrv_restart(f->srv), 0);
+    log_cond ready = {f->log_path, "event=ready", 1};
+    assert_int_equal(tproc_wait_until(log_has, &ready, DEADLINE_MS), 0);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "js1", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.js1", 1);
+    stop_svc(f);
+}
+
 /* An event that arrives before its predecessor waits, then runs; one whose
  * predecessor never comes expires into the dead-letter stream. */
 static void test_park_then_release_or_expire(void **state)
@@ -461,6 +489,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_precommit_abandons_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_goes_to_dead_letters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_midstream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_waits_for_jetstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_then_release_or_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_faults_keep_effects_once, setup, teardown),

@@ -53,6 +53,13 @@ const saga__setting saga__config_settings[] = {
     {"SAGA_RETENTION_MS", S_INT64(retention_ms), 1, 366 * DAY_MS,
      "How long processed event ids and finished sagas are kept; keep it longer than the "
      "broker's duplicate window and the redelivery span."},
+    {"SAGA_EVENTS_MAX_AGE_MS", S_INT64(events_max_age_ms), SAGA_DEFAULT_DUP_WINDOW_MS,
+     3660 * DAY_MS,
+     "How long the broker keeps events (MaxAge of the event stream, set when a service "
+     "creates it; an existing stream keeps its own), at least the 2-minute duplicate window. "
+     "Longer than any outage a consumer must "
+     "survive, and than the history sagactl trace and audit should see; the broker's memory "
+     "grows with what it keeps."},
     {"SAGA_PARK_TIMEOUT_MS", S_INT64(park_timeout_ms), 1, 30 * DAY_MS,
      "Default bound on how long a parked event waits for its predecessor."},
     {"SAGA_SYNC", S_BOOL(sync),
@@ -283,6 +290,7 @@ static void set_defaults(saga_config *cfg, const char *name)
     cfg->retry_max_ms = SAGA_DEFAULT_RETRY_MAX_MS;
     cfg->retention_ms = SAGA_DEFAULT_RETENTION_MS;
     cfg->dup_window_ms = SAGA_DEFAULT_DUP_WINDOW_MS;
+    cfg->events_max_age_ms = SAGA_DEFAULT_EVENTS_MAX_AGE_MS;
     cfg->park_timeout_ms = SAGA_DEFAULT_PARK_TIMEOUT_MS;
     cfg->publish_wait_ms = SAGA_DEFAULT_PUBLISH_WAIT_MS;
     cfg->sync = 1; /* durable unless the user asks otherwise */

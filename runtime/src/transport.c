@@ -12,7 +12,6 @@
 #include "service_internal.h"
 
 #define NS_PER_MS 1000000LL
-#define EVENTS_MAX_AGE_NS (7LL * 24 * 3600 * 1000 * NS_PER_MS)
 #define DLQ_MAX_AGE_NS (30LL * 24 * 3600 * 1000 * NS_PER_MS)
 #define JS_ERR_STREAM_NAME_IN_USE 10058
 #define JS_ERR_NOT_ENABLED 10076 /* cnats: "no responders" to a JetStream request */
@@ -265,7 +264,8 @@ static saga_status ensure_stream(saga_service *svc, const char *name, const char
 
 saga_status saga__transport_ensure_streams(saga_service *svc)
 {
-    saga_status rv = ensure_stream(svc, svc->cfg.stream, "evt.>", EVENTS_MAX_AGE_NS);
+    saga_status rv =
+        ensure_stream(svc, svc->cfg.stream, "evt.>", svc->cfg.events_max_age_ms * NS_PER_MS);
     if (rv == SAGA_OK)
         rv = ensure_stream(svc, svc->cfg.dlq_stream, "dlq.>", DLQ_MAX_AGE_NS);
     return rv;

@@ -376,6 +376,24 @@ static void test_start_waits_for_jetstream(void **state)
     stop_svc(f);
 }
 
+/* The event stream a service creates keeps events as long as
+ * SAGA_EVENTS_MAX_AGE_MS says: what bounds the broker's memory. */
+static void test_events_max_age_is_set_on_the_stream(void **state)
+{
+    fixture *f = *state;
+    jsStreamInfo *si = NULL;
+    assert_int_equal(js_DeleteStream(f->t.js, "SAGA_EVENTS", NULL, NULL), NATS_OK);
+    start_svc(f, "SAGA_EVENTS_MAX_AGE_MS=180000", NULL);
+    log_cond ready = {f->log_path, "event=ready", 1};
+    assert_int_equal(tproc_wait_until(log_has, &ready, DEADLINE_MS), 0);
+    assert_int_equal(js_GetStreamInfo(&si, f->t.js, "SAGA_EVENTS", NULL, NULL), NATS_OK);
+    assert_int_equal(si->Config->MaxAge, 180000LL * 1000000LL);
+    jsStreamInfo_Destroy(si);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "age1", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.age1", 1);
+    stop_svc(f);
+}
+
 /* An event that arrives before its predecessor waits, then runs; one whose
  * predecessor never comes expires into the dead-letter stream. */
 static void test_park_then_release_or_expire(void **state)
@@ -490,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_poison_goes_to_dead_letters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_midstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_waits_for_jetstream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_max_age_is_set_on_the_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_then_release_or_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_faults_keep_effects_once, setup, teardown),

@@ -26,7 +26,7 @@
 #include "saga/service.h"
 
 #define NS_PER_MS 1000000LL
-#define EVENTS_MAX_AGE_NS (7LL * 24 * 3600 * 1000 * NS_PER_MS) /* as transport.c */
+#define EVENTS_MAX_AGE_NS (SAGA_DEFAULT_EVENTS_MAX_AGE_MS * NS_PER_MS) /* as transport.c */
 #define DLQ_MAX_AGE_NS (30LL * 24 * 3600 * 1000 * NS_PER_MS)
 #define JS_ERR_STREAM_NAME_IN_USE 10058
 #define IDLE_WAIT_MS 200

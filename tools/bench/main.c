@@ -14,6 +14,7 @@
 
 #include "bench.h"
 #include "opts.h"
+#include "saga/service.h"
 
 #ifndef BENCH_BUILD_DIR
 #define BENCH_BUILD_DIR "build"
@@ -29,7 +30,7 @@ volatile sig_atomic_t bench_interrupted;
 static struct {
     const char *url, *modes, *json, *build_dir, *log_level;
     long long orders, warmup, rate, concurrency, runs, skus, items, stall_ms, growth_every;
-    long long retention_ms, settle_ms;
+    long long retention_ms, events_max_age_ms, settle_ms;
     int ceiling, half_peak, growth, keep, progress, hops;
 } o;
 
@@ -39,7 +40,8 @@ static const bench_opt options[] = {
     {"warmup", BENCH_OPT_INT, 1000, 0, 10000000, NULL, &o.warmup, "N",
      "orders placed first and not measured"},
     {"concurrency", BENCH_OPT_INT, 1024, 1, 100000, NULL, &o.concurrency, "C",
-     "closed loop: orders in flight (a new one when one completes); enough that every participant is busy"},
+     "closed loop: orders in flight (a new one when one completes); enough that every participant "
+     "is busy"},
     {"rate", BENCH_OPT_INT, 0, 0, 1000000, NULL, &o.rate, "N",
      "place N orders/s instead of the closed loop (0: closed loop)"},
     {"runs", BENCH_OPT_INT, 1, 1, 100, NULL, &o.runs, "N",
@@ -58,6 +60,9 @@ static const bench_opt options[] = {
      "growth: sample every N completed orders"},
     {"retention-ms", BENCH_OPT_INT, 300000, 1, 31622400000LL, NULL, &o.retention_ms, "MS",
      "growth: SAGA_RETENTION_MS given to the services so that inbox pruning runs"},
+    {"events-max-age-ms", BENCH_OPT_INT, 0, 0, 316224000000LL, NULL, &o.events_max_age_ms, "MS",
+     "SAGA_EVENTS_MAX_AGE_MS for the fleet: how long the broker keeps events (0: the services' "
+     "default, 7 days)"},
     {"url", BENCH_OPT_STR, 0, 0, 0, NULL, &o.url, "URL",
      "use the fleet running at URL instead of launching one (no ceiling, one mode)"},
     {"json", BENCH_OPT_STR, 0, 0, 0, NULL, &o.json, "FILE", "write every result to FILE as JSON"},
@@ -158,7 +163,7 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
 {
     bench_fleet f;
     phase_ctx c;
-    char err[512], label[64], retention[64], level[64];
+    char err[512], label[64], retention[64], level[64], max_age[64];
     const char *env[ENV_MAX];
     int n = 0, rc;
     bench_phase *p;
@@ -183,6 +188,10 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
     if (g != NULL) {
         snprintf(retention, sizeof(retention), "SAGA_RETENTION_MS=%lld", o.retention_ms);
         env[n++] = retention;
+    }
+    if (o.events_max_age_ms > 0) {
+        snprintf(max_age, sizeof(max_age), "SAGA_EVENTS_MAX_AGE_MS=%lld", o.events_max_age_ms);
+        env[n++] = max_age;
     }
     if (o.log_level != NULL) {
         snprintf(level, sizeof(level), "SAGA_LOG_LEVEL=%s", o.log_level);
@@ -276,11 +285,13 @@ static void settings_json(char *buf, size_t len, const char *const *names, size_
     int k = snprintf(buf, len,
                      "{\"orders\":%lld,\"warmup\":%lld,\"concurrency\":%lld,\"rate\":%lld,"
                      "\"runs\":%lld,\"skus\":%lld,\"items\":%lld,\"half_peak\":%s,\"growth\":%s,"
-                     "\"retention_ms\":%lld,\"growth_every\":%lld,\"url\":\"%s\","
+                     "\"retention_ms\":%lld,\"events_max_age_ms\":%lld,\"growth_every\":%lld,"
+                     "\"url\":\"%s\","
                      "\"log_level\":\"%s\",\"phases\":[",
                      o.orders, o.warmup, o.concurrency, o.rate, o.runs, o.skus, o.items,
                      o.half_peak ? "true" : "false", o.growth ? "true" : "false", o.retention_ms,
-                     o.growth_every, o.url ? o.url : "", o.log_level ? o.log_level : "");
+                     o.events_max_age_ms, o.growth_every, o.url ? o.url : "",
+                     o.log_level ? o.log_level : "");
     for (size_t i = 0; i < nnames && k > 0 && (size_t)k < len; i++)
         k += snprintf(buf + k, len - (size_t)k, "%s\"%s\"", i ? "," : "", names[i]);
     if (k > 0 && (size_t)k < len)
@@ -312,6 +323,13 @@ int main(int argc, char **argv)
     }
     if (prc != BENCH_OPTS_OK) {
         fprintf(stderr, "saga-bench: %s (see --help)\n", err);
+        return 2;
+    }
+    if (o.events_max_age_ms > 0 && o.events_max_age_ms < SAGA_DEFAULT_DUP_WINDOW_MS) {
+        fprintf(stderr,
+                "saga-bench: --events-max-age-ms must be at least the broker's duplicate "
+                "window, %lld\n",
+                (long long)SAGA_DEFAULT_DUP_WINDOW_MS);
         return 2;
     }
     if (o.half_peak && o.rate > 0) {

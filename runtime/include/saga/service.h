@@ -49,6 +49,7 @@ typedef struct saga_ctx saga_ctx;         /* opaque, valid during one handler ca
 #define SAGA_DEFAULT_RETRY_BASE_MS 200
 #define SAGA_DEFAULT_RETRY_MAX_MS 10000
 #define SAGA_DEFAULT_RETENTION_MS (24LL * 3600 * 1000)
+#define SAGA_DEFAULT_EVENTS_MAX_AGE_MS (7LL * 24 * 3600 * 1000)
 #define SAGA_DEFAULT_DUP_WINDOW_MS (2LL * 60 * 1000)
 #define SAGA_DEFAULT_PARK_TIMEOUT_MS 60000
 #define SAGA_DEFAULT_MAP_SIZE ((size_t)64 << 20)
@@ -68,15 +69,16 @@ typedef struct saga_config {
     int64_t retry_max_ms;  /* cap on the retry delay */
     int64_t retention_ms;  /* inbox ids and finished sagas are kept this long: SAGA_RETENTION_MS */
     int64_t dup_window_ms; /* broker duplicate window set on the streams this service creates */
-    int64_t park_timeout_ms; /* default bound on a parked event's wait */
-    int64_t publish_wait_ms; /* bound on waiting for publish acks before retrying */
-    int sync;                /* 1: every commit is fsync'd (default); 0: MDB_NOSYNC. SAGA_SYNC */
-    int commit_per_message;  /* 1: one commit per message instead of per batch (benchmark) */
-    size_t map_size;         /* initial LMDB map size; grows on MDB_MAP_FULL */
-    const char *crash_at;    /* crash point "name[:n]" for tests: SAGA_CRASH_AT */
-    const char *faults;      /* fault plan "key=value,...", see docs/failures.md: SAGA_FAULTS */
-    const char *gates;       /* participants whose clearance gates steps, "fraud,kyc": SAGA_GATES */
-    saga_log_fn log;         /* NULL: no logging */
+    int64_t events_max_age_ms; /* age limit of the event stream, if this service creates it */
+    int64_t park_timeout_ms;   /* default bound on a parked event's wait */
+    int64_t publish_wait_ms;   /* bound on waiting for publish acks before retrying */
+    int sync;                  /* 1: every commit is fsync'd (default); 0: MDB_NOSYNC. SAGA_SYNC */
+    int commit_per_message;    /* 1: one commit per message instead of per batch (benchmark) */
+    size_t map_size;           /* initial LMDB map size; grows on MDB_MAP_FULL */
+    const char *crash_at;      /* crash point "name[:n]" for tests: SAGA_CRASH_AT */
+    const char *faults;        /* fault plan "key=value,...", see docs/failures.md: SAGA_FAULTS */
+    const char *gates; /* participants whose clearance gates steps, "fraud,kyc": SAGA_GATES */
+    saga_log_fn log;   /* NULL: no logging */
     void *log_udata;
     saga_log_level log_level; /* SAGA_LOG_LEVEL */
 } saga_config;

@@ -496,8 +496,11 @@ int bench_fleet_stop(bench_fleet *f)
     if (f->dir[0] != '\0') {
         if (f->keep)
             fprintf(stderr, "saga-bench: kept %s\n", f->dir);
-        else
+        else {
+            /* After a long run this is a million spool files: say so. */
+            fprintf(stderr, "saga-bench: removing %s\n", f->dir);
             nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        }
         f->dir[0] = '\0';
     }
     f->nproc = 0;

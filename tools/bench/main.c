@@ -256,10 +256,10 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
             pf->cpu_drain_s =
                 (double)(drained[i].cpu_ticks - c.start[i].cpu_ticks) * bench_tick_s();
     }
-    if (o.url == NULL && bench_fleet_stop(&f) != 0)
-        fprintf(stderr, "saga-bench: %s run %d: a process did not stop cleanly\n", name, run);
     bench_print_phase(stdout, p);
     fflush(stdout);
+    if (o.url == NULL && bench_fleet_stop(&f) != 0)
+        fprintf(stderr, "saga-bench: %s run %d: a process did not stop cleanly\n", name, run);
     return rc;
 }
 

@@ -485,14 +485,17 @@ static saga_status prune(saga_service *svc, MDB_txn *txn, batch *b)
     size_t a = 0, s = 0;
     if (b->now < svc->next_prune_ms)
         return SAGA_OK;
+    /* A pass may take more than the batch brought in (a message adds at most
+     * one inbox id and finishes at most a couple of scopes), so pruning keeps
+     * up however large and rare the batches are. */
+    size_t inbox_max = PRUNE_INBOX_MAX + 2 * b->n, sagas_max = PRUNE_SAGAS_MAX + 2 * b->n;
     int64_t cutoff = b->now - svc->cfg.retention_ms;
-    saga_status rv = saga__inbox_prune(&svc->store, txn, cutoff, PRUNE_INBOX_MAX, &a);
+    saga_status rv = saga__inbox_prune(&svc->store, txn, cutoff, inbox_max, &a);
     if (rv == SAGA_OK)
-        rv = saga__state_prune(&svc->store, txn, cutoff, PRUNE_SAGAS_MAX, &s);
+        rv = saga__state_prune(&svc->store, txn, cutoff, sagas_max, &s);
     b->d.pruned += a + s;
     /* More to prune: come back soon rather than in a full interval. */
-    svc->next_prune_ms =
-        b->now + (a == PRUNE_INBOX_MAX || s == PRUNE_SAGAS_MAX ? 10 : PRUNE_INTERVAL_MS);
+    svc->next_prune_ms = b->now + (a == inbox_max || s == sagas_max ? 10 : PRUNE_INTERVAL_MS);
     return rv;
 }
 

@@ -262,6 +262,13 @@ static int log_has(void *arg)
     return n >= c->want;
 }
 
+/* Waits until the service's log has at least want lines containing needle. */
+static void wait_log(fixture *f, const char *needle, int want)
+{
+    log_cond c = {f->log_path, needle, want};
+    assert_int_equal(tproc_wait_until(log_has, &c, DEADLINE_MS), 0);
+}
+
 /* A pre-commit hook that fails abandons the whole batch: nothing it wrote or
  * emitted is kept, and the event runs again (once) when the hook succeeds. */
 static void test_failing_precommit_abandons_the_batch(void **state)
@@ -277,8 +284,7 @@ static void test_failing_precommit_abandons_the_batch(void **state)
     start_svc(f, env, NULL);
     assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "pc1", "hi", NULL), 0);
     /* Two failed attempts: the first delivery, and one after the redelivery. */
-    log_cond c = {f->log_path, "event=batch_failed messages=1", 2};
-    assert_int_equal(tproc_wait_until(log_has, &c, DEADLINE_MS), 0);
+    wait_log(f, "event=batch_failed messages=1", 2);
     assert_int_equal(count_msgs(f, "SAGA_EVENTS", "evt.testsvc.ponged.>"), 0);
     assert_int_equal(tjs_stat(&f->t, "testsvc", "processed"), 0);
     assert_int_equal(unlink(flag), 0);
@@ -332,8 +338,7 @@ static void test_broker_restart_midstream(void **state)
     /* Midstream: subscribed before the broker goes away. (Under a sanitizer
      * the restart could otherwise hit the service's start, which then
      * exits: "subscribe ...: Timeout".) */
-    log_cond ready = {f->log_path, "event=ready", 1};
-    assert_int_equal(tproc_wait_until(log_has, &ready, DEADLINE_MS), 0);
+    wait_log(f, "event=ready", 1);
     for (int i = 0; i < N; i++) {
         if (i == N / 2) {
             assert_int_equal(tsrv_restart(f->srv), 0);
@@ -365,12 +370,10 @@ static void test_start_waits_for_jetstream(void **state)
     pid_t plain = tproc_spawn(argv, NULL, log); /* the same port, no JetStream */
     assert_true(plain > 0);
     start_svc(f, NULL, NULL);
-    log_cond retrying = {f->log_path, "event=nats_setup_retry", 1};
-    assert_int_equal(tproc_wait_until(log_has, &retrying, DEADLINE_MS), 0);
+    wait_log(f, "event=nats_setup_retry", 1);
     tproc_term(plain, 10000); /* nats-server exits 1 on SIGTERM */
     assert_int_equal(tsrv_restart(f->srv), 0);
-    log_cond ready = {f->log_path, "event=ready", 1};
-    assert_int_equal(tproc_wait_until(log_has, &ready, DEADLINE_MS), 0);
+    wait_log(f, "event=ready", 1);
     assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "js1", "hi", NULL), 0);
     wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.js1", 1);
     stop_svc(f);
@@ -384,8 +387,7 @@ static void test_events_max_age_is_set_on_the_stream(void **state)
     jsStreamInfo *si = NULL;
     assert_int_equal(js_DeleteStream(f->t.js, "SAGA_EVENTS", NULL, NULL), NATS_OK);
     start_svc(f, "SAGA_EVENTS_MAX_AGE_MS=180000", NULL);
-    log_cond ready = {f->log_path, "event=ready", 1};
-    assert_int_equal(tproc_wait_until(log_has, &ready, DEADLINE_MS), 0);
+    wait_log(f, "event=ready", 1);
     assert_int_equal(js_GetStreamInfo(&si, f->t.js, "SAGA_EVENTS", NULL, NULL), NATS_OK);
     assert_int_equal(si->Config->MaxAge, 180000LL * 1000000LL);
     jsStreamInfo_Destroy(si);

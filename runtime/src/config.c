@@ -56,10 +56,9 @@ const saga__setting saga__config_settings[] = {
     {"SAGA_EVENTS_MAX_AGE_MS", S_INT64(events_max_age_ms), SAGA_DEFAULT_DUP_WINDOW_MS,
      3660 * DAY_MS,
      "How long the broker keeps events (MaxAge of the event stream, set when a service "
-     "creates it; an existing stream keeps its own), at least the 2-minute duplicate window. "
-     "Longer than any outage a consumer must "
-     "survive, and than the history sagactl trace and audit should see; the broker's memory "
-     "grows with what it keeps."},
+     "creates it; an existing stream keeps its own), at least the 2-minute duplicate window: "
+     "longer than any outage a consumer must survive and the history sagactl trace and audit "
+     "should see. The broker's memory grows with what it keeps."},
     {"SAGA_PARK_TIMEOUT_MS", S_INT64(park_timeout_ms), 1, 30 * DAY_MS,
      "Default bound on how long a parked event waits for its predecessor."},
     {"SAGA_SYNC", S_BOOL(sync),

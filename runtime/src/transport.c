@@ -23,11 +23,15 @@ static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
 }
 
 /* A broker that restarts, or has no JetStream yet, while a service sets up
- * its streams and consumers answers with a timeout or "no responders":
- * such steps are retried until they succeed or the service is stopped
- * (the connection itself reconnects forever). Returns 1 to retry. */
-static int setup_retry(saga_service *svc, natsStatus s, const char *what, int64_t *next_log)
+ * its streams and consumers answers with a timeout or "no responders"
+ * (jerr: the JetStream error, 0 if none): such steps are retried until they
+ * succeed or the service is stopped (the connection itself reconnects
+ * forever). Any other JetStream error is final. Returns 1 to retry. */
+static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const char *what,
+                       int64_t *next_log)
 {
+    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED)
+        return 0;
     if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS && s != NATS_CONNECTION_DISCONNECTED &&
         s != NATS_NOT_YET_CONNECTED && s != NATS_IO_ERROR)
         return 0;
@@ -246,8 +250,7 @@ static saga_status ensure_stream(saga_service *svc, const char *name, const char
         s = js_AddStream(&si, svc->tp.js, &sc, NULL, &jerr);
         jsStreamInfo_Destroy(si);
         si = NULL;
-    } while (s != NATS_OK && (jerr == 0 || jerr == JS_ERR_NOT_ENABLED) &&
-             setup_retry(svc, s, name, &next_log));
+    } while (s != NATS_OK && setup_retry(svc, s, jerr, name, &next_log));
     /* Another service created it first, possibly with other limits: use it as is. */
     if (s == NATS_OK || jerr == JS_ERR_STREAM_NAME_IN_USE)
         return SAGA_OK;
@@ -317,8 +320,7 @@ static saga_status ensure_consumer(saga_service *svc, saga__sub *sub)
         }
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
-    } while (s != NATS_OK && (jerr == 0 || jerr == JS_ERR_NOT_ENABLED) &&
-             setup_retry(svc, s, sub->consumer, &next_log));
+    } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->consumer, &next_log));
     if (s != NATS_OK)
         return saga__fail(svc, SAGA_ENATS, "consumer %s: %s (jetstream error %d)", sub->consumer,
                           natsStatus_GetText(s), (int)jerr);
@@ -344,8 +346,7 @@ saga_status saga__transport_subscribe(saga_service *svc)
         do {
             jerr = 0;
             s = js_Subscribe(&sub->ns, svc->tp.js, sub->subject, on_event, sub, NULL, &so, &jerr);
-        } while (s != NATS_OK && (jerr == 0 || jerr == JS_ERR_NOT_ENABLED) &&
-                 setup_retry(svc, s, sub->consumer, &next_log));
+        } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->consumer, &next_log));
         if (s != NATS_OK)
             return saga__fail(svc, SAGA_ENATS, "subscribe %s: %s (jetstream error %d)",
                               sub->consumer, natsStatus_GetText(s), (int)jerr);
@@ -366,7 +367,7 @@ saga_status saga__transport_subscribe(saga_service *svc)
     int64_t next_log = 0;
     do
         s = natsConnection_FlushTimeout(svc->tp.nc, 5000);
-    while (s != NATS_OK && setup_retry(svc, s, "flush subscriptions", &next_log));
+    while (s != NATS_OK && setup_retry(svc, s, 0, "flush subscriptions", &next_log));
     if (s != NATS_OK)
         return nats_fail(svc, s, "flush subscriptions");
     return SAGA_OK;

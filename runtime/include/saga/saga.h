@@ -7,5 +7,6 @@
 #include "saga/log.h"
 #include "saga/service.h"
 #include "saga/status.h"
+#include "saga/wire.h"
 
 #endif

@@ -1,0 +1,76 @@
+/* wire.h - The wire contract's names: subjects, headers, streams, dead-letter causes.
+ *
+ * Everything a participant in any language must agree on is named here once
+ * and written down in docs/protocol.md; the runtime, the services and the
+ * tools use these names instead of spelling the strings themselves. */
+#ifndef SAGA_WIRE_H
+#define SAGA_WIRE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- streams -------------------------------------------------------- */
+
+#define SAGA_STREAM_EVENTS "SAGA_EVENTS" /* every event, subjects SAGA_SUBJ_EVENTS_ALL */
+#define SAGA_STREAM_DLQ "SAGA_DLQ"       /* dead letters, subjects SAGA_SUBJ_DLQ_ALL */
+
+/* ---- subjects ------------------------------------------------------- */
+
+#define SAGA_SUBJ_EVENTS_ALL "evt.>"       /* evt.<type>.<order_id>, see saga_event_subject */
+#define SAGA_SUBJ_DLQ_ALL "dlq.>"          /* dlq.<service>: its dead letters */
+#define SAGA_SUBJ_DLQ_FMT "dlq.%s"         /* service */
+#define SAGA_SUBJ_CTL_FMT "saga.ctl.%s.%s" /* service, verb: stats, faults */
+#define SAGA_SUBJ_QUERY_FMT "saga.q.%s.%s" /* service, query: order, stock */
+#define SAGA_SUBJ_CMD_FMT "saga.cmd.%s.%s" /* service, command: place, cancel, stock.set */
+
+#define SAGA_SUBJ_ORDER_PLACE "saga.cmd.order.place"
+#define SAGA_SUBJ_ORDER_CANCEL "saga.cmd.order.cancel"
+#define SAGA_SUBJ_STOCK_SET "saga.cmd.inventory.stock.set"
+#define SAGA_SUBJ_STOCK_GET "saga.cmd.inventory.stock.get"
+
+/* ---- headers -------------------------------------------------------- */
+
+#define SAGA_HDR_MSG_ID "Nats-Msg-Id"         /* the event id: the broker's dedupe key */
+#define SAGA_HDR_CAUSE "Saga-Cause"           /* dead letters: one of SAGA_DLQ_CAUSES */
+#define SAGA_HDR_REASON "Saga-Reason"         /* dead letters: the cause in prose */
+#define SAGA_HDR_SERVICE "Saga-Service"       /* dead letters: who dead-lettered it */
+#define SAGA_HDR_DELIVERIES "Saga-Deliveries" /* dead letters: deliveries so far */
+#define SAGA_HDR_SUBJECT "Saga-Subject"       /* dead letters: where it was (replay target) */
+#define SAGA_HDR_REPLAYS "Saga-Replays"       /* dead letters: times replayed so far */
+#define SAGA_HDR_TRUNCATED "Saga-Truncated"   /* dead letters: the original body's size, when cut */
+
+/* ---- dead-letter causes ------------------------------------------- */
+
+/* XX(enum suffix, wire name, deliberate): "deliberate" causes are the ones
+ * a message earns by what it is (a poison message, a handler's refusal);
+ * the others say something went wrong that an operator should look at. */
+#define SAGA_DLQ_CAUSES(XX)                                                                        \
+    XX(UNDECODABLE, "undecodable", 1)     /* the envelope does not decode or validate */           \
+    XX(REJECTED, "rejected", 1)           /* the handler refused it for good (SAGA_EREJECT) */     \
+    XX(FORBIDDEN, "forbidden", 1)         /* its producer may not emit it, or subject and envelope \
+                                             disagree */                                           \
+    XX(EXHAUSTED, "exhausted", 0)         /* failed SAGA_MAX_DELIVER deliveries */                 \
+    XX(PARK_EXPIRED, "park_expired", 0)   /* parked, and its predecessor never arrived */          \
+    XX(UNPUBLISHABLE, "unpublishable", 0) /* an outgoing message the broker refuses for good */
+
+typedef enum saga_dlq_cause {
+#define SAGA__DLQ_ENUM(e, name, deliberate) SAGA_DLQ_##e,
+    SAGA_DLQ_CAUSES(SAGA__DLQ_ENUM)
+#undef SAGA__DLQ_ENUM
+        SAGA_DLQ_CAUSE_COUNT
+} saga_dlq_cause;
+
+/* The wire name of a cause ("undecodable"), or "unknown" out of range. */
+const char *saga_dlq_cause_name(saga_dlq_cause c);
+
+/* The cause named name, or SAGA_DLQ_CAUSE_COUNT if none is. */
+saga_dlq_cause saga_dlq_cause_parse(const char *name);
+
+/* 1 if a message with this cause was dead-lettered by what it is. */
+int saga_dlq_cause_deliberate(saga_dlq_cause c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

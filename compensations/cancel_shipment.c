@@ -1,4 +1,4 @@
-/* cancel_shipment.c - The compensation of shipment.scheduled: call a shipment off, once.
+/* cancel_shipment.c - The compensation of shipping.scheduled: call a shipment off, once.
  *
  * The shipping service calls comp_cancel_shipment() when it handles
  * order.cancelled. Shipping joins payment.charged and inventory.reserved,
@@ -6,7 +6,7 @@
  * the cancellation can meet the join in any state:
  *
  *  - Scheduled: the shipment becomes cancelled in the same transaction that
- *    writes shipment.cancelled to the outbox, so it is called off exactly
+ *    writes shipping.cancelled to the outbox, so it is called off exactly
  *    when that is announced. The order then has no live shipment.
  *  - Cancelled already (a redelivery past the inbox, or a second
  *    order.cancelled): nothing happens.
@@ -58,7 +58,7 @@ saga_status comp_cancel_shipment(saga_ctx *ctx, const char *order_id, const char
     /* The packer only reads these strings; the casts drop const for its API. */
     msg.shipment_id = rec.shipment_id;
     msg.reason = (char *)reason;
-    st = svc_emit(ctx, "shipment.cancelled", order_id, &msg.base);
+    st = svc_emit(ctx, "shipping.cancelled", order_id, &msg.base);
 
 finish:
     if (st == SAGA_OK)

@@ -35,9 +35,9 @@ saga_status comp_release(saga_ctx *ctx, const char *order_id, const char *reason
 
 /* ---- cancel shipment (shipping): compensations/cancel_shipment.c ------ */
 
-/* Undoes shipment.scheduled for order_id, in the shipping service's state
+/* Undoes shipping.scheduled for order_id, in the shipping service's state
  * (services/shipping/ship_state.h). Scheduled: the shipment becomes
- * cancelled and shipment.cancelled is emitted with its id and reason (NULL or
+ * cancelled and shipping.cancelled is emitted with its id and reason (NULL or
  * "" is taken as "cancelled"). Already cancelled: nothing changes. Not
  * scheduled (nothing recorded, still waiting for the other half of the
  * join, or failed): leaves the tombstone "cancelled" so the join never

@@ -4,8 +4,8 @@
  * Rules (docs/saga.md): saga.cmd.order.place validates an order, stores it
  * PENDING, emits order.placed and sets the timer "deadline"; it is idempotent
  * on the client's key (see idem_scope()).
- * shipment.scheduled confirms a PENDING order; payment.declined,
- * inventory.rejected, shipment.failed, any "<participant>.vetoed", the cancel
+ * shipping.scheduled confirms a PENDING order; payment.declined,
+ * inventory.rejected, shipping.failed, any "<participant>.vetoed", the cancel
  * command and the deadline cancel it. Events for a final order are ignored:
  * the participants compensate on order.cancelled by themselves.
  *
@@ -789,13 +789,13 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
     saga_status st;
     (void)udata;
-    st = saga_service_subscribe(svc, "shipment.scheduled", on_scheduled, NULL);
+    st = saga_service_subscribe(svc, "shipping.scheduled", on_scheduled, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "payment.declined", on_declined, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "inventory.rejected", on_rejected, NULL);
     if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "shipment.failed", on_ship_failed, NULL);
+        st = saga_service_subscribe(svc, "shipping.failed", on_ship_failed, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "*.vetoed", on_vetoed, NULL);
     if (st == SAGA_OK)

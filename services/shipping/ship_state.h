@@ -30,9 +30,9 @@
 typedef enum ship_phase {
     SHIP_NONE = 0,      /* nothing recorded */
     SHIP_WAITING = 1,   /* one half of the join is in */
-    SHIP_SCHEDULED = 2, /* shipment.scheduled emitted: a live shipment */
-    SHIP_FAILED = 3,    /* shipment.failed emitted: destination not served */
-    SHIP_CANCELLED = 4  /* shipment.cancelled emitted (compensation) */
+    SHIP_SCHEDULED = 2, /* shipping.scheduled emitted: a live shipment */
+    SHIP_FAILED = 3,    /* shipping.failed emitted: destination not served */
+    SHIP_CANCELLED = 4  /* shipping.cancelled emitted (compensation) */
 } ship_phase;
 
 typedef struct ship_rec {

@@ -2,8 +2,8 @@
  *
  * A join of payment.charged and inventory.reserved, which arrive in either
  * order: the first is recorded in LMDB and waits; the second schedules the
- * shipment (shipment.scheduled), or fails it when the destination is not
- * served (shipment.failed). order.cancelled calls a scheduled shipment off
+ * shipment (shipping.scheduled), or fails it when the destination is not
+ * served (shipping.failed). order.cancelled calls a scheduled shipment off
  * through compensations/cancel_shipment.c, or leaves a tombstone so the join
  * never schedules. The state layout is in ship_state.h. */
 #include <stdio.h>
@@ -67,7 +67,7 @@ static saga_status schedule(saga_ctx *ctx, const char *order_id, ship_rec *rec)
         msg.ship_to = rec->ship_to;
         msg.reason = reason;
         if (st == SAGA_OK)
-            st = svc_emit(ctx, "shipment.failed", order_id, &msg.base);
+            st = svc_emit(ctx, "shipping.failed", order_id, &msg.base);
         /* The order will be cancelled; nothing is left to do here. */
         if (st == SAGA_OK)
             st = saga_ctx_finish(ctx, order_id);
@@ -82,7 +82,7 @@ static saga_status schedule(saga_ctx *ctx, const char *order_id, ship_rec *rec)
     msg.ship_to = rec->ship_to;
     msg.carrier = rec->carrier;
     if (st == SAGA_OK)
-        st = svc_emit(ctx, "shipment.scheduled", order_id, &msg.base);
+        st = svc_emit(ctx, "shipping.scheduled", order_id, &msg.base);
     /* Shipping hears nothing more of a confirmed order, so this is its end
      * unless a cancellation is already under way; that one arrives within
      * the order's deadline, long before the retention period prunes. */

@@ -139,7 +139,7 @@ static void test_blocked_customer_is_vetoed_and_compensated(void **state)
     wait_view_any("inventory", id, "\"state\":\"released\"", "\"tombstone\":true");
     audit();
     assert_true(tfleet_spool_has(&F, id, "cancelled"));
-    assert_int_equal(position_of(id, "shipment.scheduled"), 0); /* the gate never opened */
+    assert_int_equal(position_of(id, "shipping.scheduled"), 0); /* the gate never opened */
     assert_int_equal(tfleet_get_stock(&F, "FR1", &a, &h, &c), 0);
     assert_int_equal(a, 5);
     assert_int_equal(h, 0);
@@ -154,7 +154,7 @@ static void test_cleared_order_is_confirmed_after_clearance(void **state)
     wait_view_any("order", id, "\"state\":\"CONFIRMED\"", NULL);
     expect_view("fraud", id, "\"decision\":\"cleared\"");
     size_t cleared = position_of(id, "fraud.cleared"),
-           scheduled = position_of(id, "shipment.scheduled");
+           scheduled = position_of(id, "shipping.scheduled");
     assert_true(cleared > 0 && scheduled > cleared);
     audit();
 }
@@ -202,12 +202,12 @@ static void test_gate_holds_shipping_until_clearance(void **state)
     wait_view_any("inventory", id, "\"state\":\"reserved\"", NULL);
     stat_cond c = {"shipping", "parked", parked + 1};
     assert_int_equal(tproc_wait_until(stat_reached, &c, DEADLINE_MS), 0);
-    assert_int_equal(position_of(id, "shipment.scheduled"), 0);
+    assert_int_equal(position_of(id, "shipping.scheduled"), 0);
     expect_view("order", id, "\"state\":\"PENDING\"");
     fraud_pid = tfleet_start_extra(&F, "fraud", fraud_env);
     assert_true(fraud_pid > 0);
     wait_view_any("order", id, "\"state\":\"CONFIRMED\"", NULL);
-    assert_true(position_of(id, "shipment.scheduled") > position_of(id, "fraud.cleared"));
+    assert_true(position_of(id, "shipping.scheduled") > position_of(id, "fraud.cleared"));
     audit();
 }
 

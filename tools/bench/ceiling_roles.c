@@ -241,7 +241,7 @@ static int join(bench_ceil *c, const char *order_id, int charged, const char *sh
     m.shipment_id = shipment_id;
     m.ship_to = r->ship_to;
     m.carrier = SHIP_CARRIER;
-    int rc = bench_ceil_emit(c, "shipment.scheduled", order_id, &m.base);
+    int rc = bench_ceil_emit(c, "shipping.scheduled", order_id, &m.base);
     if (rc == 0)
         free(bench_map_take(&c->orders, order_id));
     return rc;
@@ -298,10 +298,10 @@ static int idle(bench_ceil *c, const saga_event *ev)
 
 const bench_ceil_role bench_ceil_roles[] = {
     {"order",
-     {{"shipment.scheduled", order_scheduled},
+     {{"shipping.scheduled", order_scheduled},
       {"payment.declined", idle},
       {"inventory.rejected", idle},
-      {"shipment.failed", idle},
+      {"shipping.failed", idle},
       {"*.vetoed", idle}},
      {{"saga.cmd.order.place", order_place}}},
     /* order.confirmed: the payment service only closes its record on it. */

@@ -1,7 +1,7 @@
 /* hops.c - Where an order's latency goes: the time between the saga's
  * events as the load generator sees them pass through the broker (request
  * -> order.placed -> payment.charged and inventory.reserved ->
- * shipment.scheduled -> order.confirmed), one sample per measured order. */
+ * shipping.scheduled -> order.confirmed), one sample per measured order. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +10,11 @@
 enum { T_PLACED, T_CHARGED, T_RESERVED, T_SCHEDULED, T_NTIMES };
 
 static const char *const event_of_time[T_NTIMES] = {"order.placed.", "payment.charged.",
-                                                    "inventory.reserved.", "shipment.scheduled."};
+                                                    "inventory.reserved.", "shipping.scheduled."};
 
 const char *const bench_hop_names[BENCH_NHOPS] = {
     "request->order.placed",      "request->reply",           "placed->payment.charged",
-    "placed->inventory.reserved", "both->shipment.scheduled", "scheduled->order.confirmed"};
+    "placed->inventory.reserved", "both->shipping.scheduled", "scheduled->order.confirmed"};
 
 typedef struct times {
     int64_t t[T_NTIMES];

@@ -205,9 +205,9 @@ static int on_event(const saga_event *ev, uint64_t seq, void *udata)
         a->releases++;
         add_units(a, p->items, p->n_items, 2);
         saga__v1__inventory_released__free_unpacked(p, NULL);
-    } else if (strcmp(t, "shipment.scheduled") == 0) {
+    } else if (strcmp(t, "shipping.scheduled") == 0) {
         o->n_scheduled++;
-    } else if (strcmp(t, "shipment.cancelled") == 0) {
+    } else if (strcmp(t, "shipping.cancelled") == 0) {
         o->n_ship_cancelled++;
         a->ship_cancels++;
     } else if (strcmp(t, "notification.sent") == 0) {
@@ -322,7 +322,7 @@ static void check_order(ctl_audit *a, const char *id, order_facts *o)
         {"order.placed", o->n_placed},           {"payment.charged", o->n_charged},
         {"payment.refunded", o->n_refunded},     {"inventory.reserved", o->n_reserved},
         {"inventory.committed", o->n_committed}, {"inventory.released", o->n_released},
-        {"shipment.scheduled", o->n_scheduled},  {"shipment.cancelled", o->n_ship_cancelled}};
+        {"shipping.scheduled", o->n_scheduled},  {"shipping.cancelled", o->n_ship_cancelled}};
     for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++)
         if (once[i].n > 1)
             add_violation(a, id, NULL, "double_effect", "%u distinct %s events", once[i].n,

@@ -160,7 +160,7 @@ void *ctl_map_at(const ctl_map *m, size_t i, const char **key);
 
 typedef enum ctl_mark {
     CTL_MARK_NONE,
-    CTL_MARK_COMPENSATION, /* payment.refunded, inventory.released, shipment.cancelled */
+    CTL_MARK_COMPENSATION, /* payment.refunded, inventory.released, shipping.cancelled */
     CTL_MARK_FAILURE,      /* declined, rejected, failed, vetoed, order.cancelled */
 } ctl_mark;
 

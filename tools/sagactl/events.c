@@ -24,9 +24,9 @@ static const struct {
     {"inventory.rejected", &saga__v1__inventory_rejected__descriptor},
     {"inventory.committed", &saga__v1__inventory_committed__descriptor},
     {"inventory.released", &saga__v1__inventory_released__descriptor},
-    {"shipment.scheduled", &saga__v1__shipment_scheduled__descriptor},
-    {"shipment.failed", &saga__v1__shipment_failed__descriptor},
-    {"shipment.cancelled", &saga__v1__shipment_cancelled__descriptor},
+    {"shipping.scheduled", &saga__v1__shipment_scheduled__descriptor},
+    {"shipping.failed", &saga__v1__shipment_failed__descriptor},
+    {"shipping.cancelled", &saga__v1__shipment_cancelled__descriptor},
     {"notification.sent", &saga__v1__notification_sent__descriptor},
 };
 
@@ -61,9 +61,9 @@ static ProtobufCMessage *decode_payload(const saga_event *ev)
 ctl_mark ctl_event_mark(const char *type)
 {
     static const char *const compensations[] = {"payment.refunded", "inventory.released",
-                                                "shipment.cancelled"};
+                                                "shipping.cancelled"};
     static const char *const failures[] = {"payment.declined", "inventory.rejected",
-                                           "shipment.failed", "order.cancelled"};
+                                           "shipping.failed", "order.cancelled"};
     for (size_t i = 0; i < sizeof(compensations) / sizeof(compensations[0]); i++)
         if (strcmp(type, compensations[i]) == 0)
             return CTL_MARK_COMPENSATION;
@@ -167,14 +167,14 @@ static void summarize(ctl_buf *b, const saga_event *ev, const ProtobufCMessage *
         add_items(b, p->items, p->n_items, 0);
         if (*p->reason)
             ctl_buf_printf(b, ": %s", p->reason);
-    } else if (strcmp(t, "shipment.scheduled") == 0) {
+    } else if (strcmp(t, "shipping.scheduled") == 0) {
         const Saga__V1__ShipmentScheduled *p = (const void *)msg;
         ctl_buf_printf(b, "shipment %s to %s by %s", p->shipment_id, p->ship_to,
                        *p->carrier ? p->carrier : "?");
-    } else if (strcmp(t, "shipment.failed") == 0) {
+    } else if (strcmp(t, "shipping.failed") == 0) {
         const Saga__V1__ShipmentFailed *p = (const void *)msg;
         ctl_buf_printf(b, "to %s: %s", p->ship_to, p->reason);
-    } else if (strcmp(t, "shipment.cancelled") == 0) {
+    } else if (strcmp(t, "shipping.cancelled") == 0) {
         const Saga__V1__ShipmentCancelled *p = (const void *)msg;
         ctl_buf_printf(b, "shipment %s: %s", p->shipment_id, p->reason);
     } else if (strcmp(t, "notification.sent") == 0) {

@@ -90,7 +90,7 @@ static const char trace_help[] =
     "Prints the order's event timeline read back from the stream SAGA_EVENTS\n"
     "(subjects evt.*.*.ORDER_ID): time since the first event, type, producer and a\n"
     "summary of the payload. Compensations (payment.refunded, inventory.released,\n"
-    "shipment.cancelled) are marked COMPENSATION; failures (declined, rejected,\n"
+    "shipping.cancelled) are marked COMPENSATION; failures (declined, rejected,\n"
     "failed, vetoed, order.cancelled) FAILURE. --json prints an array of events\n"
     "with every envelope field and the decoded payload. Exit 1 if the order has\n"
     "no events.\n";

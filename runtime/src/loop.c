@@ -328,6 +328,28 @@ static int64_t retry_delay(const saga_service *svc, int delivery)
     return d < svc->cfg.retry_max_ms ? d : svc->cfg.retry_max_ms;
 }
 
+/* An event may only be emitted by the producer its type names ("<producer>.
+ * <event>": vetoes "<p>.vetoed" and clearances "<p>.cleared" included), and
+ * only on the subject its envelope gives (evt.<type>.<order_id>): a consumer
+ * that trusted a forged producer or a mislabelled subject would act on an
+ * event its author never emitted. Returns 1 and says why when it is forged. */
+static int forged(const saga_event *ev, const char *subject, char *why, size_t cap)
+{
+    char want[SAGA__SUBJECT_MAX];
+    size_t pl = strcspn(ev->type, ".");
+    if (strlen(ev->producer) != pl || memcmp(ev->producer, ev->type, pl) != 0) {
+        snprintf(why, cap, "forbidden: producer %s may not emit %s", ev->producer, ev->type);
+        return 1;
+    }
+    if (saga_event_subject(ev->type, ev->order_id, want, sizeof(want)) != SAGA_OK ||
+        subject == NULL || strcmp(want, subject) != 0) {
+        snprintf(why, cap, "forbidden: subject %.100s disagrees with the envelope's %.100s",
+                 subject, want);
+        return 1;
+    }
+    return 0;
+}
+
 static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga__inmsg *in,
                                 result *res)
 {
@@ -359,6 +381,11 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
         snprintf(reason, sizeof(reason), "undecodable: %s: %s", saga_strerror(rv), err);
         rv = dead_letter(svc, txn, b, SAGA_DLQ_UNDECODABLE, subject, data, len, reason, delivery,
                          seq);
+        goto out;
+    }
+    if (forged(&ev, subject, reason, sizeof(reason))) {
+        rv =
+            dead_letter(svc, txn, b, SAGA_DLQ_FORBIDDEN, subject, data, len, reason, delivery, seq);
         goto out;
     }
     rv = saga__inbox_seen(&svc->store, txn, ev.event_id, &seen);

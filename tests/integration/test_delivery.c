@@ -519,7 +519,7 @@ static tjs_msg *dead_letters(fixture *f, size_t *n)
 static void test_near_max_payload_garbage_is_cut_and_dead_lettered(void **state)
 {
     fixture *f = *state;
-    enum { BIG = 1048000 };
+    enum { BIG = 1048512 }; /* what a probe sent: under 1 MiB, not with headers */
     size_t n = 0;
     char want[32];
     uint8_t *junk = malloc(BIG);
@@ -664,6 +664,50 @@ static void test_deleted_stream_is_recreated(void **state)
     stop_svc(f);
 }
 
+/* Publishes test.pinged for order with the given producer on subject. */
+static void publish_as(fixture *f, const char *producer, const char *subject, const char *order)
+{
+    saga_event ev;
+    uint8_t *buf;
+    size_t len;
+    memset(&ev, 0, sizeof(ev));
+    saga_ulid_new(ev.event_id);
+    snprintf(ev.type, sizeof(ev.type), "test.pinged");
+    ev.schema_version = 1;
+    snprintf(ev.order_id, sizeof(ev.order_id), "%s", order);
+    snprintf(ev.producer, sizeof(ev.producer), "%s", producer);
+    ev.sequence = 1;
+    ev.time_ms = 1700000000000LL;
+    assert_int_equal(saga_event_encode(&ev, &buf, &len), SAGA_OK);
+    assert_int_equal(tjs_publish_raw(&f->t, subject, buf, len, ev.event_id), 0);
+    free(buf);
+}
+
+/* An event whose producer is not the one its type names, or whose subject
+ * disagrees with its envelope, is dead-lettered as forbidden, unhandled. */
+static void test_forged_producer_or_subject_is_forbidden(void **state)
+{
+    fixture *f = *state;
+    size_t n = 0;
+    start_svc(f, NULL, NULL);
+    publish_as(f, "mallory", "evt.test.pinged.fp1", "fp1");
+    publish_as(f, "test", "evt.test.pinged.fp2", "fp3"); /* another order's subject */
+    publish_as(f, "test", "evt.test.pinged.fp4", "fp4");
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.fp4", 1);
+    wait_count(f, "SAGA_DLQ", "dlq.>", 2);
+    tjs_msg *v = dead_letters(f, &n);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(v[i].cause, saga_dlq_cause_name(SAGA_DLQ_FORBIDDEN));
+    assert_non_null(strstr(v[0].reason, "mallory"));
+    assert_non_null(strstr(v[1].reason, "evt.test.pinged.fp2"));
+    free(v);
+    assert_int_equal(order_count(f, "fp1"), 0);
+    assert_int_equal(order_count(f, "fp3"), 0);
+    assert_int_equal(order_count(f, "fp4"), 1);
+    stop_svc(f);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -687,6 +731,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_emit_over_max_payload_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_consumer_is_recreated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_stream_is_recreated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_producer_or_subject_is_forbidden, setup,
+                                        teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nats_Close();

@@ -109,7 +109,9 @@ int tjs_publish_event(tjs *t, const char *type, const char *order, const char *p
     snprintf(ev.type, sizeof(ev.type), "%s", type);
     ev.schema_version = 1;
     snprintf(ev.order_id, sizeof(ev.order_id), "%s", order);
-    snprintf(ev.producer, sizeof(ev.producer), "test");
+    /* As its producer would: consumers refuse an event whose producer is
+     * not the first token of its type. */
+    snprintf(ev.producer, sizeof(ev.producer), "%.*s", (int)strcspn(type, "."), type);
     ev.sequence = ++seq;
     ev.time_ms = (int64_t)time(NULL) * 1000;
     ev.payload = (const uint8_t *)payload;

@@ -198,6 +198,19 @@ saga_status saga_ctx_emit(saga_ctx *ctx, const char *type, const char *order_id,
         return rv;
     }
     memcpy(m->msg_id, ev.event_id, sizeof(ev.event_id));
+    /* What the broker cannot take never enters the outbox: published after
+     * the commit, it could only fail there, for good. */
+    size_t size = saga__outmsg_wire_size(m), limit = saga__transport_max_message(svc);
+    if (size > limit) {
+        saga__outlist_truncate(&svc->out, svc->out.n - 1);
+        SAGA__LOG(&svc->log, SAGA_LOG_ERROR,
+                  "event=emit_refused type=%s order=%s bytes=%zu max=%zu error=\"%s\"", type,
+                  order_id, size, limit, saga_strerror(SAGA_ETOOBIG));
+        pthread_mutex_lock(&svc->stats_mu);
+        svc->stats.too_big++;
+        pthread_mutex_unlock(&svc->stats_mu);
+        return SAGA_ETOOBIG;
+    }
     rv = saga__outbox_put(&svc->store, ctx->txn, m);
     if (rv != SAGA_OK) {
         saga__outlist_truncate(&svc->out, svc->out.n - 1);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "envelope.pb-c.h"
+#include "saga/wire.h"
 
 static int is_lower_alnum(char c)
 {
@@ -318,7 +319,7 @@ saga_status saga_event_subject(const char *type, const char *order_id, char *out
      * there would publish to the wrong place. */
     if (!saga_valid_type(type) || !saga_valid_order_id(order_id))
         return SAGA_EINVAL;
-    n = snprintf(out, outlen, "evt.%s.%s", type, order_id);
+    n = snprintf(out, outlen, SAGA_SUBJ_EVENT_FMT, type, order_id);
     if (n < 0 || (size_t)n >= outlen) {
         out[0] = '\0';
         return SAGA_ETOOBIG;

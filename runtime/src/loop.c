@@ -22,8 +22,7 @@
 #define IDLE_WAIT_MS 200
 #define SENT_LINGER_MS 20
 #define PARK_TIMER_PREFIX "~park:"
-/* Header on a message replayed from the dead-letter stream: how many times. */
-#define SAGA_HDR_REPLAYS "Saga-Replays"
+#define CHECK_INTERVAL_MS 3000 /* between looks for deleted streams and consumers */
 
 enum { ACT_NONE, ACT_ACK, ACT_NAK };
 
@@ -66,46 +65,68 @@ static saga__sub *sub_for_type(saga_service *svc, const char *type)
     return NULL;
 }
 
-/* Writes a dead letter into the outbox: published with the batch. */
-static saga_status dead_letter(saga_service *svc, MDB_txn *txn, batch *b, const char *subject,
-                               const void *data, size_t len, const char *reason, int delivery,
-                               const char *id)
+/* Writes a dead letter into the outbox and appends it to out, to be
+ * published with it. cur is the incoming message, if there is one (its
+ * replay count is kept, so replays cannot loop forever). The body is cut so
+ * that the whole message fits the broker's max payload: a dead letter that
+ * could not be published would stop the service. */
+static saga_status dead_letter_to(saga_service *svc, MDB_txn *txn, saga__outlist *out, natsMsg *cur,
+                                  saga_stats *d, saga_dlq_cause cause, const char *subject,
+                                  const void *data, size_t len, const char *reason, int delivery,
+                                  const char *id)
 {
-    saga__outmsg *m = saga__outlist_push(&svc->out);
+    saga__outmsg *m = saga__outlist_push(out);
     char num[32];
     if (m == NULL)
         return SAGA_ENOMEM;
-    snprintf(m->subject, sizeof(m->subject), "dlq.%s", svc->name);
-    snprintf(m->msg_id, sizeof(m->msg_id), "dlq.%s.%s", svc->name, id);
-    saga__outmsg_header(m, "Saga-Reason", reason);
-    saga__outmsg_header(m, "Saga-Service", svc->name);
+    snprintf(m->subject, sizeof(m->subject), SAGA_SUBJ_DLQ_FMT, svc->name);
+    snprintf(m->msg_id, sizeof(m->msg_id), SAGA_DLQ_MSG_ID_FMT, svc->name, id);
+    saga__outmsg_header(m, SAGA_HDR_CAUSE, saga_dlq_cause_name(cause));
+    saga__outmsg_header(m, SAGA_HDR_REASON, reason);
+    saga__outmsg_header(m, SAGA_HDR_SERVICE, svc->name);
     snprintf(num, sizeof(num), "%d", delivery);
-    saga__outmsg_header(m, "Saga-Deliveries", num);
-    saga__outmsg_header(m, "Saga-Subject", subject ? subject : "");
-    /* A replayed message keeps its count, so replays cannot loop forever. */
+    saga__outmsg_header(m, SAGA_HDR_DELIVERIES, num);
+    saga__outmsg_header(m, SAGA_HDR_SUBJECT, subject ? subject : "");
     const char *replays = NULL;
-    if (b->cur != NULL && natsMsgHeader_Get(b->cur, SAGA_HDR_REPLAYS, &replays) == NATS_OK &&
+    if (cur != NULL && natsMsgHeader_Get(cur, SAGA_HDR_REPLAYS, &replays) == NATS_OK &&
         replays != NULL)
         saga__outmsg_header(m, SAGA_HDR_REPLAYS, replays);
-    if (len > 0) {
-        m->data = malloc(len);
+    size_t limit = saga__transport_max_message(svc), keep = len;
+    if (saga__outmsg_wire_size(m) + len > limit) {
+        snprintf(num, sizeof(num), "%zu", len);
+        saga__outmsg_header(m, SAGA_HDR_TRUNCATED, num);
+        size_t fixed = saga__outmsg_wire_size(m);
+        keep = fixed < limit ? limit - fixed : 0;
+    }
+    if (keep > 0) {
+        m->data = malloc(keep);
         if (m->data == NULL) {
-            saga__outlist_truncate(&svc->out, svc->out.n - 1);
+            saga__outlist_truncate(out, out->n - 1);
             return SAGA_ENOMEM;
         }
-        memcpy(m->data, data, len);
-        m->len = len;
+        memcpy(m->data, data, keep);
+        m->len = keep;
     }
     saga_status rv = saga__outbox_put(&svc->store, txn, m);
     if (rv != SAGA_OK) {
-        saga__outlist_truncate(&svc->out, svc->out.n - 1);
+        saga__outlist_truncate(out, out->n - 1);
         return rv;
     }
-    b->d.dead_lettered++;
+    d->dead_lettered++;
     SAGA__LOG(&svc->log, SAGA_LOG_WARN,
-              "event=dead_letter subject=%s id=%s deliveries=%d reason=\"%s\"",
-              subject ? subject : "", id, delivery, reason);
+              "event=dead_letter cause=%s subject=%s id=%s deliveries=%d bytes=%zu kept=%zu "
+              "reason=\"%s\"",
+              saga_dlq_cause_name(cause), subject ? subject : "", id, delivery, len, keep, reason);
     return SAGA_OK;
+}
+
+/* A dead letter of the message being handled, published with the batch. */
+static saga_status dead_letter(saga_service *svc, MDB_txn *txn, batch *b, saga_dlq_cause cause,
+                               const char *subject, const void *data, size_t len,
+                               const char *reason, int delivery, const char *id)
+{
+    return dead_letter_to(svc, txn, &svc->out, b->cur, &b->d, cause, subject, data, len, reason,
+                          delivery, id);
 }
 
 /* ---- running one handler ---------------------------------------------- */
@@ -242,7 +263,9 @@ static saga_status unpark(saga_service *svc, MDB_txn *txn, batch *b, const char 
                 } else if (rv == SAGA_OK) {
                     char subj[SAGA__SUBJECT_MAX];
                     saga_event_subject(ev.type, order, subj, sizeof(subj));
-                    rv = dead_letter(svc, txn, b, subj, list[i].raw, list[i].len,
+                    saga_dlq_cause cause =
+                        hst == SAGA_EREJECT ? SAGA_DLQ_REJECTED : SAGA_DLQ_EXHAUSTED;
+                    rv = dead_letter(svc, txn, b, cause, subj, list[i].raw, list[i].len,
                                      saga_strerror(hst), list[i].delivery, ev.event_id);
                 }
             }
@@ -286,7 +309,7 @@ static saga_status park_expired(saga_service *svc, MDB_txn *txn, batch *b, const
     if (rv == SAGA_OK && hst == SAGA_OK)
         b->d.processed++;
     else if (rv == SAGA_OK)
-        rv = dead_letter(svc, txn, b, subj, p.raw, p.len,
+        rv = dead_letter(svc, txn, b, SAGA_DLQ_PARK_EXPIRED, subj, p.raw, p.len,
                          "parked event expired: its predecessor never arrived", p.delivery,
                          event_id);
 out:
@@ -303,6 +326,28 @@ static int64_t retry_delay(const saga_service *svc, int delivery)
     for (int i = 1; i < delivery && d < svc->cfg.retry_max_ms; i++)
         d *= 2;
     return d < svc->cfg.retry_max_ms ? d : svc->cfg.retry_max_ms;
+}
+
+/* An event may only be emitted by the producer its type names ("<producer>.
+ * <event>": vetoes "<p>.vetoed" and clearances "<p>.cleared" included), and
+ * only on the subject its envelope gives (evt.<type>.<order_id>): a consumer
+ * that trusted a forged producer or a mislabelled subject would act on an
+ * event its author never emitted. Returns 1 and says why when it is forged. */
+static int forged(const saga_event *ev, const char *subject, char *why, size_t cap)
+{
+    char want[SAGA__SUBJECT_MAX];
+    size_t pl = strcspn(ev->type, ".");
+    if (strlen(ev->producer) != pl || memcmp(ev->producer, ev->type, pl) != 0) {
+        snprintf(why, cap, "forbidden: producer %s may not emit %s", ev->producer, ev->type);
+        return 1;
+    }
+    if (saga_event_subject(ev->type, ev->order_id, want, sizeof(want)) != SAGA_OK ||
+        subject == NULL || strcmp(want, subject) != 0) {
+        snprintf(why, cap, "forbidden: subject %.100s disagrees with the envelope's %.100s",
+                 subject, want);
+        return 1;
+    }
+    return 0;
 }
 
 static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga__inmsg *in,
@@ -334,7 +379,13 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
     if (rv != SAGA_OK) {
         /* Poison: no retry can fix it. */
         snprintf(reason, sizeof(reason), "undecodable: %s: %s", saga_strerror(rv), err);
-        rv = dead_letter(svc, txn, b, subject, data, len, reason, delivery, seq);
+        rv = dead_letter(svc, txn, b, SAGA_DLQ_UNDECODABLE, subject, data, len, reason, delivery,
+                         seq);
+        goto out;
+    }
+    if (forged(&ev, subject, reason, sizeof(reason))) {
+        rv =
+            dead_letter(svc, txn, b, SAGA_DLQ_FORBIDDEN, subject, data, len, reason, delivery, seq);
         goto out;
     }
     rv = saga__inbox_seen(&svc->store, txn, ev.event_id, &seen);
@@ -394,13 +445,14 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
         break;
     case SAGA_EREJECT:
         snprintf(reason, sizeof(reason), "rejected by the %s handler", ev.type);
-        rv = dead_letter(svc, txn, b, subject, data, len, reason, delivery, seq);
+        rv = dead_letter(svc, txn, b, SAGA_DLQ_REJECTED, subject, data, len, reason, delivery, seq);
         break;
     default:
         if (delivery >= svc->cfg.max_deliver) {
             snprintf(reason, sizeof(reason), "failed %d deliveries, last: %s", delivery,
                      saga_strerror(hst));
-            rv = dead_letter(svc, txn, b, subject, data, len, reason, delivery, seq);
+            rv = dead_letter(svc, txn, b, SAGA_DLQ_EXHAUSTED, subject, data, len, reason, delivery,
+                             seq);
         } else {
             res->act = ACT_NAK;
             res->delay_ms = retry_delay(svc, delivery);
@@ -501,23 +553,14 @@ static saga_status prune(saga_service *svc, MDB_txn *txn, batch *b)
 
 /* ---- the batch -------------------------------------------------------- */
 
+/* Adds a batch's counters; gauges are not the batch's to set. */
 static void add_stats(saga_stats *to, const saga_stats *d)
 {
-    to->received += d->received;
-    to->processed += d->processed;
-    to->duplicates += d->duplicates;
-    to->retried += d->retried;
-    to->dead_lettered += d->dead_lettered;
-    to->unknown += d->unknown;
-    to->parked += d->parked;
-    to->unparked += d->unparked;
-    to->park_expired += d->park_expired;
-    to->timers_fired += d->timers_fired;
-    to->commands += d->commands;
-    to->published += d->published;
-    to->commits += d->commits;
-    to->pruned += d->pruned;
-    to->faults += d->faults;
+#define XX(name, kind, meaning)                                                                    \
+    if ((kind) == SAGA_STAT_COUNT)                                                                 \
+        to->name += d->name;
+    SAGA_STATS_MAP(XX)
+#undef XX
 }
 
 static void reset_results(batch *b)
@@ -585,19 +628,111 @@ static void finish_messages(saga_service *svc, batch *b, int deliver_results)
     reset_results(b);
 }
 
-static int remember_sent(saga_service *svc)
+/* Remembers the keys of list's published entries (refused[i] == 0), which
+ * the next transaction deletes from the outbox. */
+static int remember_sent(saga_service *svc, const saga__outlist *list, const unsigned char *refused)
 {
-    if (svc->nsent + svc->out.n > svc->capsent) {
-        size_t cap = (svc->nsent + svc->out.n) * 2;
+    if (svc->nsent + list->n > svc->capsent) {
+        size_t cap = (svc->nsent + list->n) * 2;
         uint64_t *v = realloc(svc->sent, cap * sizeof(*v));
         if (v == NULL)
             return -1;
         svc->sent = v;
         svc->capsent = cap;
     }
-    for (size_t i = 0; i < svc->out.n; i++)
-        svc->sent[svc->nsent++] = svc->out.v[i].key;
+    for (size_t i = 0; i < list->n; i++)
+        if (!refused[i])
+            svc->sent[svc->nsent++] = list->v[i].key;
     return 0;
+}
+
+/* In one transaction, deletes from the outbox the entries of list the broker
+ * refused for good and writes a dead letter (cause unpublishable, cut to fit)
+ * for each into the outbox and into dl. A refused dead letter is dropped
+ * instead: it was cut to fit, so only a dead-letter stream with a smaller
+ * size limit refuses it, and dead-lettering it again would refuse again. */
+static saga_status replace_refused(saga_service *svc, const saga__outlist *list,
+                                   const unsigned char *refused, saga__outlist *dl, saga_stats *d)
+{
+    MDB_txn *txn;
+    char reason[400];
+    saga_status rv = saga__store_begin(&svc->store, NULL, &txn);
+    if (rv != SAGA_OK)
+        return rv;
+    pthread_mutex_lock(&svc->tp.err_mu);
+    snprintf(reason, sizeof(reason), "the broker refuses it for good (max payload %zu): %s",
+             saga__transport_max_message(svc), svc->tp.pub_errtext);
+    pthread_mutex_unlock(&svc->tp.err_mu);
+    for (size_t i = 0; i < list->n && rv == SAGA_OK; i++) {
+        const saga__outmsg *m = &list->v[i];
+        if (!refused[i])
+            continue;
+        rv = saga__outbox_del(&svc->store, txn, m->key);
+        d->unpublishable++;
+        if (rv != SAGA_OK)
+            break;
+        if (strncmp(m->subject, SAGA_SUBJ_DLQ_ALL, 4) == 0) {
+            SAGA__LOG(&svc->log, SAGA_LOG_ERROR,
+                      "event=dead_letter_dropped subject=%s id=%s bytes=%zu reason=\"%s\"",
+                      m->subject, m->msg_id, m->len, reason);
+            continue;
+        }
+        rv = dead_letter_to(svc, txn, dl, NULL, d, SAGA_DLQ_UNPUBLISHABLE, m->subject, m->data,
+                            m->len, reason, 0, m->msg_id);
+    }
+    if (rv != SAGA_OK) {
+        mdb_txn_abort(txn);
+        saga__outlist_truncate(dl, 0);
+        return rv;
+    }
+    return saga__store_commit(&svc->store, txn);
+}
+
+/* Publishes list (entries of the outbox). What the broker refuses for good
+ * must not block the outbox: it is replaced by a dead letter, published in
+ * turn, and the rest goes out as usual. Counts into d. */
+static saga_status publish_outbox(saga_service *svc, const saga__outlist *list, saga_stats *d)
+{
+    saga__outlist dl[2];
+    const saga__outlist *cur = list;
+    unsigned char *refused = NULL;
+    saga_status rv = SAGA_OK;
+    saga__outlist_init(&dl[0]);
+    saga__outlist_init(&dl[1]);
+    /* Round 0 publishes list, round 1 its dead letters, round 2 finds
+     * nothing left: replace_refused drops refused dead letters. */
+    for (int round = 0; cur->n > 0; round++) {
+        saga__outlist *next = &dl[round % 2];
+        size_t nrefused = 0;
+        free(refused);
+        refused = calloc(cur->n, 1);
+        if (refused == NULL) {
+            rv = SAGA_ENOMEM;
+            goto out;
+        }
+        rv = saga__transport_publish(svc, cur, refused);
+        if (rv != SAGA_OK)
+            goto out;
+        for (size_t i = 0; i < cur->n; i++)
+            nrefused += refused[i];
+        d->published += cur->n - nrefused;
+        if (remember_sent(svc, cur, refused) != 0)
+            SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=outbox_cleanup_deferred reason=no_memory");
+        if (nrefused == 0)
+            break;
+        SAGA__LOG(&svc->log, SAGA_LOG_ERROR, "event=unpublishable messages=%zu", nrefused);
+        saga__outlist_truncate(next, 0);
+        rv = replace_refused(svc, cur, refused, next, d);
+        saga__log_flush();
+        if (rv != SAGA_OK)
+            goto out;
+        cur = next;
+    }
+out:
+    free(refused);
+    saga__outlist_cleanup(&dl[0]);
+    saga__outlist_cleanup(&dl[1]);
+    return rv;
 }
 
 /* Processes one batch end to end. On failure the messages are not
@@ -636,16 +771,13 @@ static saga_status process(saga_service *svc, batch *b)
     if (eventful)
         saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_COMMIT);
 
-    rv = saga__transport_publish(svc, &svc->out);
+    rv = publish_outbox(svc, &svc->out, &b->d);
     if (rv != SAGA_OK) {
         /* Stopping while the broker is away: the outbox keeps it for the next start. */
         finish_messages(svc, b, 0);
         saga__outlist_truncate(&svc->out, 0);
         return rv;
     }
-    b->d.published = svc->out.n;
-    if (remember_sent(svc) != 0)
-        SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=outbox_cleanup_deferred reason=no_memory");
     saga__outlist_truncate(&svc->out, 0);
     if (eventful)
         saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_PUBLISH);
@@ -669,9 +801,12 @@ static saga_status flush_leftover_outbox(saga_service *svc)
     mdb_txn_abort(txn);
     if (rv == SAGA_OK && svc->out.n > 0) {
         SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=outbox_recovered messages=%zu", svc->out.n);
-        rv = saga__transport_publish(svc, &svc->out);
-        if (rv == SAGA_OK && remember_sent(svc) != 0)
-            rv = SAGA_ENOMEM;
+        saga_stats d;
+        memset(&d, 0, sizeof(d));
+        rv = publish_outbox(svc, &svc->out, &d);
+        pthread_mutex_lock(&svc->stats_mu);
+        add_stats(&svc->stats, &d);
+        pthread_mutex_unlock(&svc->stats_mu);
     }
     saga__outlist_truncate(&svc->out, 0);
     return rv;
@@ -699,6 +834,7 @@ saga_status saga__loop_run(saga_service *svc)
     SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=ready subscriptions=%d commands=%d", svc->nsubs,
               svc->ncmds);
     saga__log_hold(1); /* the batch's lines go out in one write after its commit */
+    svc->next_check_ms = saga__now_ms() + CHECK_INTERVAL_MS;
 
     while (!atomic_load(&svc->stop)) {
         int64_t now = saga__now_ms();
@@ -709,6 +845,13 @@ saga_status saga__loop_run(saga_service *svc)
             wait = SENT_LINGER_MS;
         b.n = saga__queue_take(&svc->q, b.in, cap, wait);
         now = saga__now_ms();
+        if (now >= svc->next_check_ms) {
+            /* A deleted consumer or stream fails silently: look for it. */
+            saga__transport_check(svc);
+            saga__log_flush();
+            svc->next_check_ms = saga__now_ms() + CHECK_INTERVAL_MS;
+            now = saga__now_ms();
+        }
         if (b.n == 0 && svc->nsent == 0 && now < svc->next_timer_ms && now < svc->next_prune_ms)
             continue;
         atomic_store(&svc->inflight, (int)b.n);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "saga/wire.h"
+
 void saga__outlist_init(saga__outlist *l)
 {
     memset(l, 0, sizeof(*l));
@@ -53,6 +55,17 @@ void saga__outmsg_header(saga__outmsg *m, const char *name, const char *value)
     snprintf(m->hdr[m->nhdr].name, sizeof(m->hdr[0].name), "%s", name);
     snprintf(m->hdr[m->nhdr].value, sizeof(m->hdr[0].value), "%s", value);
     m->nhdr++;
+}
+
+size_t saga__outmsg_wire_size(const saga__outmsg *m)
+{
+    /* "NATS/1.0\r\n", "Name: value\r\n" per header, "\r\n"; the publish adds
+     * Nats-Msg-Id with the id (and ".dup" for an injected duplicate). */
+    size_t n = strlen(m->subject) + 10 + 2;
+    for (int i = 0; i < m->nhdr; i++)
+        n += strlen(m->hdr[i].name) + 2 + strlen(m->hdr[i].value) + 2;
+    n += sizeof(SAGA_HDR_MSG_ID) - 1 + 2 + strlen(m->msg_id) + 4 + 2;
+    return n + m->len;
 }
 
 static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)

@@ -38,6 +38,10 @@ saga__outmsg *saga__outlist_push(saga__outlist *l);
 /* Adds a header; silently truncates values over 255 bytes (they are diagnostics). */
 void saga__outmsg_header(saga__outmsg *m, const char *name, const char *value);
 
+/* The bytes m takes on the wire as the broker counts them against its max
+ * payload (body and headers, Nats-Msg-Id included), plus its subject. */
+size_t saga__outmsg_wire_size(const saga__outmsg *m);
+
 /* Writes m to the outbox in txn and sets m->key. */
 saga_status saga__outbox_put(saga__store *st, MDB_txn *txn, saga__outmsg *m);
 /* Appends every outbox entry to out, in key order. */

@@ -204,7 +204,7 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     }
     svc->next_timer_ms = 0;
     char subject[SAGA__SUBJECT_MAX];
-    snprintf(subject, sizeof(subject), "saga.ctl.%s.faults", svc->name);
+    snprintf(subject, sizeof(subject), SAGA_SUBJ_CTL_FMT, svc->name, SAGA_CTL_FAULTS);
     saga_service_add_command(svc, subject, faults_cmd, svc);
     *out = svc;
     return SAGA_OK;
@@ -238,7 +238,7 @@ saga_status saga_service_subscribe(saga_service *svc, const char *pattern, saga_
     s->fn = fn;
     s->udata = udata;
     snprintf(s->pattern, sizeof(s->pattern), "%s", pattern);
-    snprintf(s->subject, sizeof(s->subject), "evt.%s.*", pattern);
+    snprintf(s->subject, sizeof(s->subject), SAGA_SUBJ_EVENTS_OF_FMT, pattern);
     /* Durable names may not contain '.', '*' or '>'. */
     char name[SAGA__NAME_MAX - SAGA_PRODUCER_MAX - 2] = "";
     size_t n = 0;
@@ -338,6 +338,9 @@ void saga_service_stats(const saga_service *svc, saga_stats *out)
     *out = s->stats;
     pthread_mutex_unlock(&s->stats_mu);
     out->pending = saga__queue_len(&s->q) + (uint64_t)atomic_load(&s->inflight);
+    int64_t since = atomic_load(&s->tp.pub_failing_since);
+    int64_t now = saga__now_ms();
+    out->publish_stalled_ms = since > 0 && now > since ? (uint64_t)(now - since) : 0;
 }
 
 void saga_library_cleanup(void)

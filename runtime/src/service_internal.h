@@ -12,6 +12,7 @@
 #include "log_internal.h"
 #include "outbox.h"
 #include "saga/service.h"
+#include "saga/wire.h"
 #include "store.h"
 
 #define SAGA__MAX_SUBS 16
@@ -68,12 +69,20 @@ size_t saga__queue_take(saga__queue *q, saga__inmsg *out, size_t max, int64_t wa
 size_t saga__queue_len(saga__queue *q);
 
 /* transport.c: the NATS connection, JetStream context, streams, consumers. */
+#define SAGA__PUB_FAILS_MAX 64 /* refused publishes remembered per attempt */
+
 typedef struct saga__transport {
     natsConnection *nc;
     jsCtx *js;
     atomic_long pub_ok, pub_err;
+    atomic_llong pub_failing_since; /* ms the current publish first failed, 0 if it is not */
     pthread_mutex_t err_mu;
     char pub_errtext[256];
+    /* Messages of the current attempt whose ack says the broker refuses them
+     * for good (by message id), under err_mu. */
+    char pub_refused[SAGA__PUB_FAILS_MAX][160];
+    int npub_refused;
+    int pub_no_stream;        /* an ack said no stream takes the subject, under err_mu */
     pthread_cond_t closed_cv; /* signalled by the closed callback, under err_mu */
     int closed;
 } saga__transport;
@@ -84,9 +93,21 @@ saga_status saga__transport_ensure_streams(saga_service *svc);
 saga_status saga__transport_subscribe(saga_service *svc);
 void saga__transport_unsubscribe(saga_service *svc);
 /* Publishes every message of list and waits for all publish acks, retrying
- * the whole list (the broker drops duplicates by message id) until it
- * succeeds or the service is asked to stop. */
-saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list);
+ * (the broker drops duplicates by message id) until every message is either
+ * acknowledged or refused for good, or the service is asked to stop.
+ * refused has list->n flags: a message the broker can never take (over its
+ * max payload, or its stream refuses its size) gets 1 and is not retried;
+ * the caller replaces it by a dead letter. Transient failures (timeouts, no
+ * responders, a lost connection) are retried; a missing stream is recreated. */
+saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list,
+                                    unsigned char *refused);
+/* The largest message, subject and headers included, that the broker takes:
+ * its max payload less a margin for the header encoding. */
+size_t saga__transport_max_message(saga_service *svc);
+/* Checks that the streams this service uses and its durable consumers exist,
+ * and recreates what is missing, loudly. Cheap enough for every few seconds;
+ * runs on the service thread. */
+void saga__transport_check(saga_service *svc);
 
 struct saga_service {
     saga_config cfg; /* strings point into the buffers below */
@@ -129,9 +150,18 @@ struct saga_service {
     size_t nsent, capsent;
     int64_t next_prune_ms;
     int64_t next_timer_ms; /* earliest timer, INT64_MAX when none */
+    int64_t next_check_ms; /* next look for deleted streams and consumers */
 
     char err[512];
 };
+
+/* Adds n to one counter now, not with a batch (publishing, health checks). */
+#define SAGA__STAT_ADD(svc, field, n)                                                              \
+    do {                                                                                           \
+        pthread_mutex_lock(&(svc)->stats_mu);                                                      \
+        (svc)->stats.field += (n);                                                                 \
+        pthread_mutex_unlock(&(svc)->stats_mu);                                                    \
+    } while (0)
 
 /* Records an error's detail for saga_service_last_error() and returns st. */
 saga_status saga__fail(saga_service *svc, saga_status st, const char *fmt, ...)

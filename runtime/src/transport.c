@@ -4,6 +4,7 @@
  * the packaged cnats 3.4.1 has fetch bugs (see docs/ARCHITECTURE.md), and a
  * push consumer lets one thread gather batches from several consumers. The
  * server's MaxAckPending is the flow control. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,11 @@
 #define DLQ_MAX_AGE_NS (30LL * 24 * 3600 * 1000 * NS_PER_MS)
 #define JS_ERR_STREAM_NAME_IN_USE 10058
 #define JS_ERR_NOT_ENABLED 10076 /* cnats: "no responders" to a JetStream request */
+#define CHECK_WAIT_MS 2000       /* bound on one health-check request */
+/* Kept free below the broker's max payload: what a client library or a
+ * later header may add to a message beyond what saga__outmsg_wire_size counts. */
+#define PAYLOAD_MARGIN 512
+#define DEFAULT_MAX_PAYLOAD (1024 * 1024) /* nats-server's default, before connecting */
 
 static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
 {
@@ -83,7 +89,8 @@ static void on_closed(natsConnection *nc, void *closure)
     pthread_mutex_unlock(&svc->tp.err_mu);
 }
 
-/* Runs on a cnats thread for every publish ack; only counts. */
+/* Runs on a cnats thread for every publish ack: counts, and remembers which
+ * messages the broker refuses for good and whether a stream was missing. */
 static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
     saga_service *svc = closure;
@@ -95,9 +102,35 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
         pthread_mutex_lock(&svc->tp.err_mu);
         snprintf(svc->tp.pub_errtext, sizeof(svc->tp.pub_errtext), "%s",
                  pae && pae->ErrText ? pae->ErrText : "publish failed");
+        const char *id = NULL;
+        /* Only the size limit is final: no retry makes a message smaller. */
+        if (pae != NULL && pae->ErrCode == JSStreamMessageExceedsMaximumErr &&
+            natsMsgHeader_Get(msg, SAGA_HDR_MSG_ID, &id) == NATS_OK && id != NULL &&
+            svc->tp.npub_refused < SAGA__PUB_FAILS_MAX) {
+            snprintf(svc->tp.pub_refused[svc->tp.npub_refused], sizeof(svc->tp.pub_refused[0]),
+                     "%s", id);
+            svc->tp.npub_refused++;
+        }
+        if (pae != NULL && (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr))
+            svc->tp.pub_no_stream = 1;
         pthread_mutex_unlock(&svc->tp.err_mu);
     }
     natsMsg_Destroy(msg);
+}
+
+/* Appends to buf (cap bytes, n used); returns the new length, or cap once
+ * anything did not fit, which every later append keeps. */
+static size_t append(char *buf, size_t cap, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static size_t append(char *buf, size_t cap, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    if (n >= cap)
+        return cap;
+    va_start(ap, fmt);
+    int m = vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+    return m < 0 || (size_t)m >= cap - n ? cap : n + (size_t)m;
 }
 
 /* Answers saga.ctl.<name>.stats with the counters as JSON, on a cnats thread. */
@@ -105,25 +138,18 @@ static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 {
     saga_service *svc = closure;
     saga_stats s;
-    char buf[1024];
+    char buf[2048];
     (void)sub;
     saga_service_stats(svc, &s);
-    int n = snprintf(
-        buf, sizeof(buf),
-        "{\"service\":\"%s\",\"pid\":%ld,\"received\":%llu,\"processed\":%llu,\"duplicates\":%llu,"
-        "\"retried\":%llu,\"dead_lettered\":%llu,\"unknown\":%llu,\"parked\":%llu,"
-        "\"unparked\":%llu,\"park_expired\":%llu,\"timers_fired\":%llu,\"commands\":%llu,"
-        "\"published\":%llu,\"commits\":%llu,\"pruned\":%llu,\"faults\":%llu,\"pending\":%llu}",
-        svc->name, (long)getpid(), (unsigned long long)s.received, (unsigned long long)s.processed,
-        (unsigned long long)s.duplicates, (unsigned long long)s.retried,
-        (unsigned long long)s.dead_lettered, (unsigned long long)s.unknown,
-        (unsigned long long)s.parked, (unsigned long long)s.unparked,
-        (unsigned long long)s.park_expired, (unsigned long long)s.timers_fired,
-        (unsigned long long)s.commands, (unsigned long long)s.published,
-        (unsigned long long)s.commits, (unsigned long long)s.pruned, (unsigned long long)s.faults,
-        (unsigned long long)s.pending);
-    if (natsMsg_GetReply(msg) != NULL && n > 0 && (size_t)n < sizeof(buf))
-        natsConnection_Publish(nc, natsMsg_GetReply(msg), buf, n);
+    size_t n =
+        append(buf, sizeof(buf), 0, "{\"service\":\"%s\",\"pid\":%ld", svc->name, (long)getpid());
+#define XX(name, kind, meaning)                                                                    \
+    n = append(buf, sizeof(buf), n, ",\"" #name "\":%llu", (unsigned long long)s.name);
+    SAGA_STATS_MAP(XX)
+#undef XX
+    n = append(buf, sizeof(buf), n, "}");
+    if (n < sizeof(buf) && natsMsg_GetReply(msg) != NULL)
+        natsConnection_Publish(nc, natsMsg_GetReply(msg), buf, (int)n);
     natsMsg_Destroy(msg);
 }
 
@@ -267,10 +293,10 @@ static saga_status ensure_stream(saga_service *svc, const char *name, const char
 
 saga_status saga__transport_ensure_streams(saga_service *svc)
 {
-    saga_status rv =
-        ensure_stream(svc, svc->cfg.stream, "evt.>", svc->cfg.events_max_age_ms * NS_PER_MS);
+    saga_status rv = ensure_stream(svc, svc->cfg.stream, SAGA_SUBJ_EVENTS_ALL,
+                                   svc->cfg.events_max_age_ms * NS_PER_MS);
     if (rv == SAGA_OK)
-        rv = ensure_stream(svc, svc->cfg.dlq_stream, "dlq.>", DLQ_MAX_AGE_NS);
+        rv = ensure_stream(svc, svc->cfg.dlq_stream, SAGA_SUBJ_DLQ_ALL, DLQ_MAX_AGE_NS);
     return rv;
 }
 
@@ -293,7 +319,9 @@ static void on_command(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg);
 }
 
-static saga_status ensure_consumer(saga_service *svc, saga__sub *sub)
+/* Creates or updates sub's durable consumer. start_ms 0 delivers the whole
+ * stream (the first start); otherwise delivery starts at that time. */
+static saga_status ensure_consumer(saga_service *svc, saga__sub *sub, int64_t start_ms)
 {
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
@@ -303,6 +331,10 @@ static saga_status ensure_consumer(saga_service *svc, saga__sub *sub)
     cc.Durable = sub->consumer;
     cc.DeliverSubject = sub->deliver;
     cc.DeliverPolicy = js_DeliverAll; /* events published before the first start count */
+    if (start_ms > 0) {
+        cc.DeliverPolicy = js_DeliverByStartTime;
+        cc.OptStartTime = start_ms * NS_PER_MS;
+    }
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = svc->cfg.ack_wait_ms * NS_PER_MS;
     cc.MaxDeliver = -1; /* the runtime dead-letters itself, with a reason */
@@ -335,7 +367,7 @@ saga_status saga__transport_subscribe(saga_service *svc)
         saga__sub *sub = &svc->subs[i];
         jsSubOptions so;
         jsErrCode jerr = 0;
-        rv = ensure_consumer(svc, sub);
+        rv = ensure_consumer(svc, sub, 0);
         if (rv != SAGA_OK)
             return rv;
         jsSubOptions_Init(&so);
@@ -360,7 +392,7 @@ saga_status saga__transport_subscribe(saga_service *svc)
     }
     /* Last: an answer on saga.ctl.<name>.stats means the service is ready. */
     char ctl[SAGA__SUBJECT_MAX];
-    snprintf(ctl, sizeof(ctl), "saga.ctl.%s.stats", svc->name);
+    snprintf(ctl, sizeof(ctl), SAGA_SUBJ_CTL_FMT, svc->name, SAGA_CTL_STATS);
     s = natsConnection_Subscribe(&svc->ctl_sub, svc->tp.nc, ctl, on_ctl, svc);
     if (s != NATS_OK)
         return nats_fail(svc, s, "control subscription");
@@ -381,6 +413,76 @@ void saga__transport_unsubscribe(saga_service *svc)
     for (int i = 0; i < svc->ncmds; i++)
         if (svc->cmds[i].ns != NULL)
             natsSubscription_Unsubscribe(svc->cmds[i].ns);
+}
+
+/* 1 when the broker says for sure that stream (consumer: NULL for the
+ * stream itself) does not exist; a timeout or a lost connection is not that. */
+static int missing(saga_service *svc, const char *stream, const char *consumer)
+{
+    jsOptions jo;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    jsOptions_Init(&jo);
+    jo.Wait = CHECK_WAIT_MS;
+    if (consumer == NULL) {
+        jsStreamInfo *si = NULL;
+        s = js_GetStreamInfo(&si, svc->tp.js, stream, &jo, &jerr);
+        jsStreamInfo_Destroy(si);
+    } else {
+        jsConsumerInfo *ci = NULL;
+        s = js_GetConsumerInfo(&ci, svc->tp.js, stream, consumer, &jo, &jerr);
+        jsConsumerInfo_Destroy(ci);
+    }
+    return s != NATS_OK && (jerr == JSStreamNotFoundErr || jerr == JSConsumerNotFoundErr ||
+                            (consumer == NULL && s == NATS_NOT_FOUND));
+}
+
+void saga__transport_check(saga_service *svc)
+{
+    const struct {
+        const char *name, *subject;
+        int64_t max_age_ns;
+    } streams[] = {
+        {svc->cfg.stream, SAGA_SUBJ_EVENTS_ALL, svc->cfg.events_max_age_ms * NS_PER_MS},
+        {svc->cfg.dlq_stream, SAGA_SUBJ_DLQ_ALL, DLQ_MAX_AGE_NS},
+    };
+    if (svc->tp.nc == NULL || natsConnection_Status(svc->tp.nc) != NATS_CONN_STATUS_CONNECTED)
+        return;
+    /* Someone deleted a stream (an operator, a test, a broker that lost its
+     * store): without it every publish fails and no consumer delivers. */
+    for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
+        if (!missing(svc, streams[i].name, NULL))
+            continue;
+        saga_status rv =
+            ensure_stream(svc, streams[i].name, streams[i].subject, streams[i].max_age_ns);
+        SAGA__STAT_ADD(svc, streams_recreated, 1);
+        SAGA__LOG(&svc->log, SAGA_LOG_WARN,
+                  "event=stream_recreated stream=%s status=%s detail=\"%s\"", streams[i].name,
+                  saga_status_name(rv), rv == SAGA_OK ? "it was missing" : svc->err);
+    }
+    /* A deleted durable consumer leaves the subscription silent. Recreated,
+     * it starts at the retention horizon: what came since is either new or
+     * still in the inbox (and so dropped as a duplicate); all of a long
+     * stream would redo events the inbox has forgotten. */
+    for (int i = 0; i < svc->nsubs; i++) {
+        saga__sub *sub = &svc->subs[i];
+        if (!missing(svc, svc->cfg.stream, sub->consumer))
+            continue;
+        saga_status rv = ensure_consumer(svc, sub, saga__now_ms() - svc->cfg.retention_ms);
+        SAGA__STAT_ADD(svc, consumers_recreated, 1);
+        SAGA__LOG(&svc->log, SAGA_LOG_WARN,
+                  "event=consumer_recreated consumer=%s stream=%s status=%s detail=\"%s\"",
+                  sub->consumer, svc->cfg.stream, saga_status_name(rv),
+                  rv == SAGA_OK ? "it was missing" : svc->err);
+    }
+}
+
+size_t saga__transport_max_message(saga_service *svc)
+{
+    int64_t mp = svc->tp.nc != NULL ? natsConnection_GetMaxPayload(svc->tp.nc) : 0;
+    if (mp <= 0)
+        mp = DEFAULT_MAX_PAYLOAD;
+    return mp > 2 * PAYLOAD_MARGIN ? (size_t)(mp - PAYLOAD_MARGIN) : (size_t)mp / 2;
 }
 
 static natsStatus publish_one(saga_service *svc, const saga__outmsg *m, const char *id_suffix)
@@ -409,29 +511,63 @@ static void drop_pending(saga_service *svc)
         natsMsgList_Destroy(&pending);
 }
 
-saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list)
+/* Marks the messages whose acks refused them for good; returns how many acks did. */
+static long take_refused(saga_service *svc, const saga__outlist *list, unsigned char *refused)
+{
+    long n;
+    pthread_mutex_lock(&svc->tp.err_mu);
+    n = svc->tp.npub_refused;
+    for (int r = 0; r < svc->tp.npub_refused; r++) {
+        const char *id = svc->tp.pub_refused[r];
+        for (size_t i = 0; i < list->n; i++) {
+            size_t il = strlen(list->v[i].msg_id);
+            /* The id, or the id of its injected duplicate ("<id>.dup"). */
+            if (strncmp(id, list->v[i].msg_id, il) == 0 && (id[il] == '\0' || id[il] == '.'))
+                refused[i] = 1;
+        }
+    }
+    svc->tp.npub_refused = 0;
+    pthread_mutex_unlock(&svc->tp.err_mu);
+    return n;
+}
+
+saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list,
+                                    unsigned char *refused)
 {
     int64_t backoff = 50;
     char why[300];
+    saga_status rv = SAGA_OK;
     if (list->n == 0)
         return SAGA_OK;
     for (int attempt = 1;; attempt++) {
         natsStatus s = NATS_OK;
-        size_t i;
+        size_t i, expect = 0, dups = 0;
         atomic_store(&svc->tp.pub_ok, 0);
         atomic_store(&svc->tp.pub_err, 0);
-        size_t expect = list->n, dups = 0;
+        pthread_mutex_lock(&svc->tp.err_mu);
+        svc->tp.npub_refused = 0;
+        svc->tp.pub_no_stream = 0;
+        pthread_mutex_unlock(&svc->tp.err_mu);
         for (i = 0; i < list->n && s == NATS_OK; i++) {
             const saga__outmsg *m = &list->v[i];
+            if (refused[i])
+                continue;
             s = publish_one(svc, m, NULL);
-            if (s == NATS_OK && strncmp(m->subject, "evt.", 4) == 0 &&
+            if (s == NATS_MAX_PAYLOAD) {
+                /* The client library refuses it before it leaves: for good. */
+                refused[i] = 1;
+                s = NATS_OK;
+                continue;
+            }
+            expect += s == NATS_OK;
+            if (s == NATS_OK && strncmp(m->subject, SAGA_SUBJ_EVENTS_PREFIX, 4) == 0 &&
                 saga__faults_roll(&svc->faults, "dup", m->msg_id, 0, svc->faults.dup_rate)) {
                 /* Another message id: the broker keeps both, consumers must dedupe. */
                 s = publish_one(svc, m, ".dup");
+                expect += s == NATS_OK;
                 dups++;
             }
         }
-        expect += dups;
         if (s == NATS_OK) {
             jsPubOptions po;
             jsPubOptions_Init(&po);
@@ -439,30 +575,42 @@ saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list
             s = js_PublishAsyncComplete(svc->tp.js, &po);
         }
         long ok = atomic_load(&svc->tp.pub_ok), err = atomic_load(&svc->tp.pub_err);
-        if (s == NATS_OK && err == 0 && (size_t)ok == expect) {
-            if (dups > 0) {
-                pthread_mutex_lock(&svc->stats_mu);
-                svc->stats.faults += dups;
-                pthread_mutex_unlock(&svc->stats_mu);
-            }
-            return SAGA_OK;
+        long final = take_refused(svc, list, refused);
+        if (s == NATS_OK && err == final && (size_t)(ok + err) == expect) {
+            if (dups > 0)
+                SAGA__STAT_ADD(svc, faults, dups);
+            goto out;
         }
         drop_pending(svc);
-        if (s != NATS_OK) {
+        pthread_mutex_lock(&svc->tp.err_mu);
+        int no_stream = svc->tp.pub_no_stream || s == NATS_NO_RESPONDERS;
+        if (s != NATS_OK)
             snprintf(why, sizeof(why), "%s", natsStatus_GetText(s));
-        } else {
-            pthread_mutex_lock(&svc->tp.err_mu);
-            snprintf(why, sizeof(why), "%ld of %zu failed: %s", err, list->n, svc->tp.pub_errtext);
-            pthread_mutex_unlock(&svc->tp.err_mu);
-        }
+        else
+            snprintf(why, sizeof(why), "%ld of %zu failed: %s", err, expect, svc->tp.pub_errtext);
+        pthread_mutex_unlock(&svc->tp.err_mu);
+        int64_t now = saga__now_ms();
+        int64_t since = atomic_load(&svc->tp.pub_failing_since);
+        if (since == 0)
+            atomic_store(&svc->tp.pub_failing_since, now);
+        SAGA__STAT_ADD(svc, publish_retries, 1);
         SAGA__LOG(&svc->log, SAGA_LOG_WARN,
-                  "event=publish_retry attempt=%d messages=%zu error=\"%s\"", attempt, list->n,
-                  why);
-        if (atomic_load(&svc->stop))
-            return saga__fail(svc, SAGA_ESTOPPED, "publish abandoned on stop: %s", why);
+                  "event=publish_retry attempt=%d messages=%zu failing_ms=%lld error=\"%s\"",
+                  attempt, list->n, (long long)(since == 0 ? 0 : now - since), why);
+        /* Seen now, not after the batch: a stalled service must say so. */
+        saga__log_flush();
+        if (atomic_load(&svc->stop)) {
+            rv = saga__fail(svc, SAGA_ESTOPPED, "publish abandoned on stop: %s", why);
+            goto out;
+        }
+        if (no_stream)
+            saga__transport_check(svc); /* "no responders": is the stream gone? */
         struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         if (backoff < 2000)
             backoff *= 2;
     }
+out:
+    atomic_store(&svc->tp.pub_failing_since, 0);
+    return rv;
 }

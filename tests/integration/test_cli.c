@@ -395,7 +395,7 @@ static void test_rejected_event_is_shown_decoded(void **state)
     assert_out_has("reason      rejected by the order.placed handler");
     snprintf(line, sizeof(line), "event       %s order.placed of order %s", id, confirmed_id);
     assert_out_has(line);
-    assert_out_has("envelope    schema v1, by test #");
+    assert_out_has("envelope    schema v1, by order #");
     assert_out_has("payload     (1-byte payload that does not decode)");
     EXPECT(0, "dlq", "show", seq, "--json");
     snprintf(line, sizeof(line), "\"event\":{\"stream_seq\":null,\"event_id\":\"%s\"", id);

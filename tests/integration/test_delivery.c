@@ -16,6 +16,7 @@
 
 #include "natsrv.h"
 #include "proc.h"
+#include "saga/wire.h"
 #include "tjs.h"
 
 #define DEADLINE_MS 60000
@@ -314,9 +315,14 @@ static void test_poison_goes_to_dead_letters(void **state)
     int undecodable = 0, exhausted = 0, rejected = 0;
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(v[i].subject, "dlq.testsvc");
-        undecodable += strstr(v[i].reason, "undecodable") != NULL;
-        exhausted += strstr(v[i].reason, "failed 3 deliveries") != NULL;
-        rejected += strstr(v[i].reason, "rejected") != NULL;
+        /* The machine-readable cause agrees with the prose reason. */
+        undecodable += strstr(v[i].reason, "undecodable") != NULL &&
+                       strcmp(v[i].cause, saga_dlq_cause_name(SAGA_DLQ_UNDECODABLE)) == 0;
+        exhausted += strstr(v[i].reason, "failed 3 deliveries") != NULL &&
+                     strcmp(v[i].cause, saga_dlq_cause_name(SAGA_DLQ_EXHAUSTED)) == 0;
+        rejected += strstr(v[i].reason, "rejected") != NULL &&
+                    strcmp(v[i].cause, saga_dlq_cause_name(SAGA_DLQ_REJECTED)) == 0;
+        assert_string_equal(v[i].truncated, ""); /* small: kept whole */
     }
     free(v);
     assert_int_equal(undecodable, 1);
@@ -415,6 +421,7 @@ static void test_park_then_release_or_expire(void **state)
     assert_int_equal(tjs_collect(&f->t, "SAGA_DLQ", "dlq.>", &v, &n), 0);
     assert_int_equal(n, 1);
     assert_non_null(strstr(v[0].reason, "expired"));
+    assert_string_equal(v[0].cause, saga_dlq_cause_name(SAGA_DLQ_PARK_EXPIRED));
     assert_true(v[0].decoded);
     assert_string_equal(v[0].ev.order_id, "k2");
     free(v);
@@ -498,6 +505,209 @@ static void test_runtime_faults_keep_effects_once(void **state)
     stop_svc(f);
 }
 
+/* The dead letters of stream in order; asserts the read works. */
+static tjs_msg *dead_letters(fixture *f, size_t *n)
+{
+    tjs_msg *v = NULL;
+    assert_int_equal(tjs_collect(&f->t, "SAGA_DLQ", "dlq.>", &v, n), 0);
+    return v;
+}
+
+/* A message just under the broker's max payload (1 MiB by default) that
+ * does not decode: its dead letter, with headers, would not fit, so its
+ * body is cut; the service goes on, and after a restart nothing is stuck. */
+static void test_near_max_payload_garbage_is_cut_and_dead_lettered(void **state)
+{
+    fixture *f = *state;
+    enum { BIG = 1048512 }; /* what a probe sent: under 1 MiB, not with headers */
+    size_t n = 0;
+    char want[32];
+    uint8_t *junk = malloc(BIG);
+    assert_non_null(junk);
+    for (size_t i = 0; i < BIG; i++)
+        junk[i] = (uint8_t)(i * 7 + 1);
+    start_svc(f, NULL, NULL);
+    wait_log(f, "event=ready", 1);
+    assert_int_equal(tjs_publish_raw(&f->t, "evt.test.pinged.huge1", junk, BIG, NULL), 0);
+    free(junk);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "after1", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.after1", 1);
+    wait_count(f, "SAGA_DLQ", "dlq.>", 1);
+    tjs_msg *v = dead_letters(f, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].cause, saga_dlq_cause_name(SAGA_DLQ_UNDECODABLE));
+    snprintf(want, sizeof(want), "%d", BIG);
+    assert_string_equal(v[0].truncated, want);
+    assert_true(v[0].len > 0 && v[0].len < BIG);
+    free(v);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "publish_stalled_ms"), 0);
+    stop_svc(f);
+    /* Nothing left behind in the outbox: a new event flows at once. */
+    start_svc(f, NULL, NULL);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "after2", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.after2", 1);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "publish_retries"), 0);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "publish_stalled_ms"), 0);
+    assert_int_equal(count_msgs(f, "SAGA_DLQ", "dlq.>"), 1);
+    stop_svc(f);
+}
+
+/* An event the stream refuses for good (over its max message size): the
+ * outbox does not block on it; it becomes an "unpublishable" dead letter
+ * and the rest of the batch, and later events, are published. */
+static void test_refused_publish_becomes_a_dead_letter(void **state)
+{
+    fixture *f = *state;
+    jsStreamInfo *si = NULL;
+    size_t n = 0;
+    assert_int_equal(js_GetStreamInfo(&si, f->t.js, "SAGA_EVENTS", NULL, NULL), NATS_OK);
+    si->Config->MaxMsgSize = 4096;
+    jsStreamInfo *up = NULL;
+    assert_int_equal(js_UpdateStream(&up, f->t.js, si->Config, NULL, NULL), NATS_OK);
+    jsStreamInfo_Destroy(up);
+    jsStreamInfo_Destroy(si);
+    start_svc(f, NULL, NULL);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "u1", "big:8000", NULL), 0);
+    wait_count(f, "SAGA_DLQ", "dlq.>", 1);
+    /* The same handler's small ponged went out; the big one did not. */
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.u1", 1);
+    tjs_msg *v = dead_letters(f, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].cause, saga_dlq_cause_name(SAGA_DLQ_UNPUBLISHABLE));
+    assert_true(v[0].decoded);
+    assert_string_equal(v[0].ev.type, "testsvc.ponged");
+    assert_string_equal(v[0].ev.order_id, "u1");
+    free(v);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "unpublishable"), 1);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "u2", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.u2", 1);
+    stop_svc(f);
+    start_svc(f, NULL, NULL);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "u3", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.u3", 1);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "publish_retries"), 0);
+    assert_int_equal(count_msgs(f, "SAGA_DLQ", "dlq.>"), 1);
+    stop_svc(f);
+}
+
+/* An emit that could not fit the broker's max payload is refused in the
+ * handler (SAGA_ETOOBIG, logged): it never reaches the outbox. */
+static void test_emit_over_max_payload_is_refused(void **state)
+{
+    fixture *f = *state;
+    char conf[600];
+    size_t n = 0;
+    snprintf(conf, sizeof(conf), "%s/nats.conf", tsrv_dir(f->srv));
+    FILE *fp = fopen(conf, "a");
+    assert_non_null(fp);
+    fprintf(fp, "max_payload: 65536\n");
+    fclose(fp);
+    assert_int_equal(tsrv_restart(f->srv), 0);
+    start_svc(f, NULL, NULL);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "e1", "big:100000", NULL), 0);
+    wait_log(f, "event=emit_refused", 1);
+    /* The handler fails on every delivery, so the event is dead-lettered. */
+    wait_count(f, "SAGA_DLQ", "dlq.>", 1);
+    tjs_msg *v = dead_letters(f, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].cause, saga_dlq_cause_name(SAGA_DLQ_EXHAUSTED));
+    assert_non_null(strstr(v[0].reason, saga_strerror(SAGA_ETOOBIG)));
+    free(v);
+    assert_true(tjs_stat(&f->t, "testsvc", "too_big") >= 1);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "e2", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.e2", 1);
+    assert_int_equal(count_msgs(f, "SAGA_EVENTS", "evt.testsvc.ponged.e1"), 0);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "publish_retries"), 0);
+    stop_svc(f);
+}
+
+/* Someone deletes the service's durable consumer while it runs: the
+ * service notices, recreates it (loudly) and receives events again. */
+static void test_deleted_consumer_is_recreated(void **state)
+{
+    fixture *f = *state;
+    start_svc(f, NULL, NULL);
+    wait_log(f, "event=ready", 1);
+    assert_int_equal(js_DeleteConsumer(f->t.js, "SAGA_EVENTS", "testsvc_test_pinged", NULL, NULL),
+                     NATS_OK);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "dc1", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.dc1", 1);
+    wait_log(f, "event=consumer_recreated consumer=testsvc_test_pinged", 1);
+    assert_true(tjs_stat(&f->t, "testsvc", "consumers_recreated") >= 1);
+    assert_int_equal(order_count(f, "dc1"), 1);
+    stop_svc(f);
+}
+
+/* Someone deletes the event stream while the service runs: its next emit
+ * does not retry forever; the stream and the consumers come back. */
+static void test_deleted_stream_is_recreated(void **state)
+{
+    fixture *f = *state;
+    natsMsg *reply = NULL;
+    start_svc(f, NULL, NULL);
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "ds0", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.ds0", 1);
+    assert_int_equal(js_DeleteStream(f->t.js, "SAGA_EVENTS", NULL, NULL), NATS_OK);
+    /* The reply comes after the emitted event is published. */
+    assert_int_equal(
+        natsConnection_Request(&reply, f->t.nc, "saga.cmd.testsvc.emit", "ds1", 3, DEADLINE_MS),
+        NATS_OK);
+    assert_int_equal(natsMsg_GetDataLength(reply), 2);
+    natsMsg_Destroy(reply);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.ds1", 1);
+    wait_log(f, "event=stream_recreated stream=SAGA_EVENTS", 1);
+    assert_true(tjs_stat(&f->t, "testsvc", "streams_recreated") >= 1);
+    /* Its consumers went with the stream; they are back too. */
+    assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "ds2", "hi", NULL), 0);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.ds2", 1);
+    assert_int_equal(order_count(f, "ds2"), 1);
+    stop_svc(f);
+}
+
+/* Publishes test.pinged for order with the given producer on subject. */
+static void publish_as(fixture *f, const char *producer, const char *subject, const char *order)
+{
+    saga_event ev;
+    uint8_t *buf;
+    size_t len;
+    memset(&ev, 0, sizeof(ev));
+    saga_ulid_new(ev.event_id);
+    snprintf(ev.type, sizeof(ev.type), "test.pinged");
+    ev.schema_version = 1;
+    snprintf(ev.order_id, sizeof(ev.order_id), "%s", order);
+    snprintf(ev.producer, sizeof(ev.producer), "%s", producer);
+    ev.sequence = 1;
+    ev.time_ms = 1700000000000LL;
+    assert_int_equal(saga_event_encode(&ev, &buf, &len), SAGA_OK);
+    assert_int_equal(tjs_publish_raw(&f->t, subject, buf, len, ev.event_id), 0);
+    free(buf);
+}
+
+/* An event whose producer is not the one its type names, or whose subject
+ * disagrees with its envelope, is dead-lettered as forbidden, unhandled. */
+static void test_forged_producer_or_subject_is_forbidden(void **state)
+{
+    fixture *f = *state;
+    size_t n = 0;
+    start_svc(f, NULL, NULL);
+    publish_as(f, "mallory", "evt.test.pinged.fp1", "fp1");
+    publish_as(f, "test", "evt.test.pinged.fp2", "fp3"); /* another order's subject */
+    publish_as(f, "test", "evt.test.pinged.fp4", "fp4");
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.fp4", 1);
+    wait_count(f, "SAGA_DLQ", "dlq.>", 2);
+    tjs_msg *v = dead_letters(f, &n);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(v[i].cause, saga_dlq_cause_name(SAGA_DLQ_FORBIDDEN));
+    assert_non_null(strstr(v[0].reason, "mallory"));
+    assert_non_null(strstr(v[1].reason, "evt.test.pinged.fp2"));
+    free(v);
+    assert_int_equal(order_count(f, "fp1"), 0);
+    assert_int_equal(order_count(f, "fp3"), 0);
+    assert_int_equal(order_count(f, "fp4"), 1);
+    stop_svc(f);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -514,6 +724,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_park_then_release_or_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_faults_keep_effects_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_near_max_payload_garbage_is_cut_and_dead_lettered,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_publish_becomes_a_dead_letter, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_emit_over_max_payload_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_consumer_is_recreated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_stream_is_recreated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_producer_or_subject_is_forbidden, setup,
+                                        teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nats_Close();

@@ -4,11 +4,13 @@
  *   test.pinged   counts per order and in total, emits testsvc.ponged (payload:
  *                 the order's count). Payload "fail" fails transiently every
  *                 time, "reject" rejects, "timer:<ms>" also sets a timer
- *                 "deadline" that emits testsvc.fired when it comes due.
+ *                 "deadline" that emits testsvc.fired when it comes due; "big:<n>"
+ *                 also emits testsvc.ponged with n bytes of payload.
  *   test.second   parked until the order's test.first was handled, then counted
  *                 and answered with testsvc.ponged.
  *   test.first    marks the order and emits testsvc.ponged.
- * Command saga.cmd.testsvc.get (payload: order id) replies "<count>".
+ * Command saga.cmd.testsvc.get (payload: order id) replies "<count>";
+ * saga.cmd.testsvc.emit (payload: order id) emits testsvc.ponged, replies "ok".
  * TESTSVC_PRECOMMIT_FAIL=<path>: the pre-commit hook fails while that file
  * exists, so no batch can commit. */
 #include <signal.h>
@@ -72,6 +74,22 @@ static saga_status on_pinged(saga_ctx *ctx, const saga_event *ev, void *udata)
         if (st != SAGA_OK)
             return st;
     }
+    if (ev->payload_len > 4 && memcmp(ev->payload, "big:", 4) == 0) {
+        char num[32];
+        size_t n = ev->payload_len - 4 < sizeof(num) - 1 ? ev->payload_len - 4 : sizeof(num) - 1;
+        memcpy(num, ev->payload + 4, n);
+        num[n] = '\0';
+        size_t size = (size_t)strtoull(num, NULL, 10);
+        char *big = malloc(size ? size : 1);
+        if (big == NULL)
+            return SAGA_ENOMEM;
+        memset(big, 'x', size);
+        saga_status st = bump(ctx, ev->order_id);
+        if (st == SAGA_OK)
+            st = saga_ctx_emit(ctx, "testsvc.ponged", ev->order_id, 1, big, size);
+        free(big);
+        return st;
+    }
     return bump(ctx, ev->order_id);
 }
 
@@ -127,6 +145,21 @@ static saga_status on_get(saga_ctx *ctx, const char *subject, const uint8_t *dat
     return saga_ctx_reply(ctx, out, (size_t)n);
 }
 
+static saga_status on_emit(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                           void *udata)
+{
+    char order[SAGA_ORDER_ID_MAX + 1];
+    (void)subject;
+    (void)udata;
+    if (len == 0 || len > SAGA_ORDER_ID_MAX)
+        return saga_ctx_reply(ctx, "error: bad order id", 19);
+    memcpy(order, data, len);
+    order[len] = '\0';
+    saga_status st = saga_ctx_emit(ctx, "testsvc.ponged", order, 1, "emitted", 7);
+    saga_ctx_reply(ctx, st == SAGA_OK ? "ok" : "error", st == SAGA_OK ? 2 : 5);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     saga_config cfg;
@@ -158,6 +191,7 @@ int main(int argc, char **argv)
         saga_service_subscribe(g_svc, "test.second", on_second, NULL) != SAGA_OK ||
         saga_service_on_timer(g_svc, on_timer, NULL) != SAGA_OK ||
         saga_service_add_command(g_svc, "saga.cmd.testsvc.get", on_get, NULL) != SAGA_OK ||
+        saga_service_add_command(g_svc, "saga.cmd.testsvc.emit", on_emit, NULL) != SAGA_OK ||
         (getenv("TESTSVC_PRECOMMIT_FAIL") != NULL &&
          saga_service_on_precommit(g_svc, fail_while_file, getenv("TESTSVC_PRECOMMIT_FAIL")) !=
              SAGA_OK)) {

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "proc.h"
+#include "saga/wire.h"
 
 static void nap(int ms)
 {
@@ -108,7 +109,9 @@ int tjs_publish_event(tjs *t, const char *type, const char *order, const char *p
     snprintf(ev.type, sizeof(ev.type), "%s", type);
     ev.schema_version = 1;
     snprintf(ev.order_id, sizeof(ev.order_id), "%s", order);
-    snprintf(ev.producer, sizeof(ev.producer), "test");
+    /* As its producer would: consumers refuse an event whose producer is
+     * not the first token of its type. */
+    snprintf(ev.producer, sizeof(ev.producer), "%.*s", (int)strcspn(type, "."), type);
     ev.sequence = ++seq;
     ev.time_ms = (int64_t)time(NULL) * 1000;
     ev.payload = (const uint8_t *)payload;
@@ -156,9 +159,16 @@ int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, s
         tjs_msg *x = &v[cnt++];
         memset(x, 0, sizeof(*x));
         snprintf(x->subject, sizeof(x->subject), "%s", natsMsg_GetSubject(m));
-        const char *reason = NULL;
-        if (natsMsgHeader_Get(m, "Saga-Reason", &reason) == NATS_OK && reason != NULL)
-            snprintf(x->reason, sizeof(x->reason), "%s", reason);
+        const char *h = NULL;
+        if (natsMsgHeader_Get(m, SAGA_HDR_REASON, &h) == NATS_OK && h != NULL)
+            snprintf(x->reason, sizeof(x->reason), "%s", h);
+        h = NULL;
+        if (natsMsgHeader_Get(m, SAGA_HDR_CAUSE, &h) == NATS_OK && h != NULL)
+            snprintf(x->cause, sizeof(x->cause), "%s", h);
+        h = NULL;
+        if (natsMsgHeader_Get(m, SAGA_HDR_TRUNCATED, &h) == NATS_OK && h != NULL)
+            snprintf(x->truncated, sizeof(x->truncated), "%s", h);
+        x->len = (size_t)natsMsg_GetDataLength(m);
         void *owner = NULL;
         if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                               &x->ev, &owner, NULL, 0) == SAGA_OK) {

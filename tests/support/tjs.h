@@ -22,7 +22,8 @@ void tjs_close(tjs *t);
  * publish before any service has started. */
 int tjs_ensure_streams(tjs *t);
 
-/* Publishes an enveloped event of type on evt.<type>.<order>, with payload
+/* Publishes an enveloped event of type on evt.<type>.<order>, produced by
+ * the type's first token (as consumers require), with payload
  * text, retrying for up to 30 s (broker restarts). Writes its id to id_out
  * (may be NULL). msg_id NULL uses the event id as Nats-Msg-Id. */
 int tjs_publish_event(tjs *t, const char *type, const char *order, const char *payload,
@@ -35,8 +36,11 @@ typedef struct tjs_msg {
     char subject[256];
     saga_event ev; /* decoded when decoded != 0 */
     int decoded;
-    char payload[256]; /* payload as text, truncated */
-    char reason[256];  /* Saga-Reason header, for dead letters */
+    char payload[256];  /* payload as text, truncated */
+    char reason[256];   /* Saga-Reason header, for dead letters */
+    char cause[64];     /* Saga-Cause header, for dead letters */
+    char truncated[32]; /* Saga-Truncated header: the original size, when cut */
+    size_t len;         /* the body's size */
 } tjs_msg;
 
 /* Reads every message of stream on subjects matching filter, in order.

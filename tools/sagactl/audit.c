@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "commands.pb-c.h"
 #include "events.pb-c.h"
+#include "saga/wire.h"
 
 enum { ST_NONE, ST_PENDING, ST_CONFIRMED, ST_CANCELLED };
 
@@ -452,7 +453,10 @@ static int on_dead_letter(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata
     if (natsMsgHeader_Get(m, "Saga-Subject", &subject) != NATS_OK || subject == NULL)
         subject = "?";
     a->dlq_messages++;
-    ctl_dlq_cause cause = ctl_dlq_classify(reason);
+    const char *why = NULL;
+    if (natsMsgHeader_Get(m, SAGA_HDR_CAUSE, &why) != NATS_OK)
+        why = NULL;
+    ctl_dlq_cause cause = ctl_dlq_classify(why, reason);
     if (cause == CTL_DLQ_POISONED) {
         a->dlq_poisoned++;
         return 0;

@@ -235,12 +235,15 @@ int ctl_query_order(ctl_conn *c, const char *order_id, char *replies[CTL_NSERVIC
 
 typedef enum ctl_dlq_cause {
     CTL_DLQ_POISONED, /* undecodable, or rejected by a handler: set aside on purpose */
-    CTL_DLQ_FAILED,   /* retries exhausted, or a parked event expired */
+    CTL_DLQ_FAILED,   /* retries exhausted, a parked event expired, or unpublishable */
     CTL_DLQ_OTHER,    /* any other reason the runtime gave */
 } ctl_dlq_cause;
 
-/* Classifies a Saga-Reason header as the runtime writes it (loop.c). */
-ctl_dlq_cause ctl_dlq_classify(const char *reason);
+/* Classifies a dead letter by its Saga-Cause header (cause, may be NULL):
+ * deliberate causes (saga_dlq_cause_deliberate) are POISONED, the others
+ * FAILED. Without a known cause (dead letters older than the header), by
+ * its Saga-Reason as the runtime wrote it (loop.c). */
+ctl_dlq_cause ctl_dlq_classify(const char *cause, const char *reason);
 
 /* ---- subcommands: argv[0] is the subcommand's name; url the global --url --------- */
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "saga/wire.h"
 
 #define MAX_REPLAY 100000     /* bounds --all */
 #define DEFAULT_MAX_REPLAYS 3 /* replays of one message before replay refuses it */
@@ -26,11 +27,17 @@ static const char *header(natsMsg *m, const char *key)
     return v;
 }
 
-ctl_dlq_cause ctl_dlq_classify(const char *reason)
+ctl_dlq_cause ctl_dlq_classify(const char *cause, const char *reason)
 {
-    /* The reasons loop.c writes: "undecodable: ...", "rejected by the T
-     * handler", "failed N deliveries, last: ...", "parked event expired: ...";
-     * a parked event a handler refuses later carries the status text. */
+    saga_dlq_cause c = saga_dlq_cause_parse(cause);
+    if (c != SAGA_DLQ_CAUSE_COUNT)
+        return saga_dlq_cause_deliberate(c) ? CTL_DLQ_POISONED : CTL_DLQ_FAILED;
+    if (reason == NULL)
+        return CTL_DLQ_OTHER;
+    /* Dead letters written before Saga-Cause existed: the reasons loop.c
+     * wrote, "undecodable: ...", "rejected by the T handler", "failed N
+     * deliveries, last: ...", "parked event expired: ..."; a parked event a
+     * handler refused later carries the status text. */
     if (strncmp(reason, "undecodable", 11) == 0 || strncmp(reason, "rejected", 8) == 0 ||
         strcmp(reason, saga_strerror(SAGA_EREJECT)) == 0 ||
         strcmp(reason, saga_strerror(SAGA_EDECODE)) == 0 ||

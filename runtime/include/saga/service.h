@@ -164,23 +164,40 @@ void saga_library_cleanup(void);
 /* Detail of the last error returned by the service (cnats or LMDB text). */
 const char *saga_service_last_error(const saga_service *svc);
 
+/* The counters a service reports (saga_service_stats, and as JSON on
+ * saga.ctl.<service>.stats), declared once. XX(name, kind, meaning):
+ * SAGA_STAT_COUNT only grows and is summed per batch; SAGA_STAT_GAUGE is a
+ * value of the moment, set where it is known. */
+#define SAGA_STAT_COUNT 0
+#define SAGA_STAT_GAUGE 1
+#define SAGA_STATS_MAP(XX)                                                                         \
+    XX(received, SAGA_STAT_COUNT, "messages taken from JetStream")                                 \
+    XX(processed, SAGA_STAT_COUNT, "handler returned SAGA_OK")                                     \
+    XX(duplicates, SAGA_STAT_COUNT, "already in the inbox: acknowledged, no effect")               \
+    XX(retried, SAGA_STAT_COUNT, "transient failures, negatively acknowledged with delay")         \
+    XX(dead_lettered, SAGA_STAT_COUNT, "sent to the dead-letter stream")                           \
+    XX(unknown, SAGA_STAT_COUNT, "unknown event types, acknowledged")                              \
+    XX(parked, SAGA_STAT_COUNT, "events put aside for a predecessor")                              \
+    XX(unparked, SAGA_STAT_COUNT, "parked events later processed")                                 \
+    XX(park_expired, SAGA_STAT_COUNT, "parked events whose wait ran out")                          \
+    XX(timers_fired, SAGA_STAT_COUNT, "timer handlers that succeeded")                             \
+    XX(commands, SAGA_STAT_COUNT, "request/reply commands handled")                                \
+    XX(published, SAGA_STAT_COUNT, "messages confirmed by JetStream")                              \
+    XX(commits, SAGA_STAT_COUNT, "LMDB write transactions committed")                              \
+    XX(pruned, SAGA_STAT_COUNT, "inbox ids and finished sagas removed")                            \
+    XX(faults, SAGA_STAT_COUNT, "faults injected by the fault plan")                               \
+    XX(too_big, SAGA_STAT_COUNT, "emits refused: over the broker's max payload")                   \
+    XX(unpublishable, SAGA_STAT_COUNT, "outgoing messages the broker refused for good")            \
+    XX(publish_retries, SAGA_STAT_COUNT, "publish attempts that failed and were retried")          \
+    XX(consumers_recreated, SAGA_STAT_COUNT, "durable consumers found missing and recreated")      \
+    XX(streams_recreated, SAGA_STAT_COUNT, "streams found missing and recreated")                  \
+    XX(publish_stalled_ms, SAGA_STAT_GAUGE, "how long the current publish has failed, 0 if not")   \
+    XX(pending, SAGA_STAT_GAUGE, "messages received but not yet acknowledged")
+
 typedef struct saga_stats {
-    uint64_t received;      /* messages taken from JetStream */
-    uint64_t processed;     /* handler returned SAGA_OK */
-    uint64_t duplicates;    /* already in the inbox: acknowledged, no effect */
-    uint64_t retried;       /* transient failures, negatively acknowledged with delay */
-    uint64_t dead_lettered; /* sent to the dead-letter stream */
-    uint64_t unknown;       /* unknown event types, acknowledged */
-    uint64_t parked;        /* events put aside for a predecessor */
-    uint64_t unparked;      /* parked events later processed */
-    uint64_t park_expired;  /* parked events whose wait ran out */
-    uint64_t timers_fired;
-    uint64_t commands;
-    uint64_t published; /* events confirmed by JetStream */
-    uint64_t commits;   /* LMDB write transactions committed */
-    uint64_t pruned;    /* inbox ids and finished sagas removed */
-    uint64_t faults;    /* faults injected by the fault plan */
-    uint64_t pending;   /* messages received but not yet acknowledged */
+#define SAGA__STATS_FIELD(name, kind, meaning) uint64_t name;
+    SAGA_STATS_MAP(SAGA__STATS_FIELD)
+#undef SAGA__STATS_FIELD
 } saga_stats;
 
 /* Copies the counters. Thread-safe. */
@@ -213,7 +230,10 @@ int saga_ctx_has_tombstone(saga_ctx *ctx, const char *order_id, const char *name
 
 /* Emits an event: enveloped (new id, causation = the event being handled,
  * producer, sequence, time, trace), written to the outbox in this
- * transaction and published after commit on evt.<type>.<order_id>. */
+ * transaction and published after commit on evt.<type>.<order_id>.
+ * SAGA_ETOOBIG (and an error line in the log) when the payload is over
+ * SAGA_PAYLOAD_MAX or the message would not fit the broker's max payload:
+ * nothing the broker must refuse enters the outbox. */
 saga_status saga_ctx_emit(saga_ctx *ctx, const char *type, const char *order_id,
                           uint32_t schema_version, const void *payload, size_t len);
 

@@ -18,9 +18,15 @@ extern "C" {
 /* ---- subjects ------------------------------------------------------- */
 
 #define SAGA_SUBJ_EVENTS_ALL "evt.>"       /* evt.<type>.<order_id>, see saga_event_subject */
+#define SAGA_SUBJ_EVENTS_PREFIX "evt."     /* every event subject starts so */
+#define SAGA_SUBJ_EVENT_FMT "evt.%s.%s"    /* type, order id */
+#define SAGA_SUBJ_EVENTS_OF_FMT "evt.%s.*" /* type pattern: a consumer's filter */
 #define SAGA_SUBJ_DLQ_ALL "dlq.>"          /* dlq.<service>: its dead letters */
 #define SAGA_SUBJ_DLQ_FMT "dlq.%s"         /* service */
+#define SAGA_DLQ_MSG_ID_FMT "dlq.%s.%s"    /* service, id: a dead letter's Nats-Msg-Id */
 #define SAGA_SUBJ_CTL_FMT "saga.ctl.%s.%s" /* service, verb: stats, faults */
+#define SAGA_CTL_STATS "stats"             /* verb: the counters as JSON */
+#define SAGA_CTL_FAULTS "faults"           /* verb: read or change the fault plan */
 #define SAGA_SUBJ_QUERY_FMT "saga.q.%s.%s" /* service, query: order, stock */
 #define SAGA_SUBJ_CMD_FMT "saga.cmd.%s.%s" /* service, command: place, cancel, stock.set */
 

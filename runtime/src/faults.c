@@ -173,7 +173,8 @@ static json_t *plan_object(const saga__faults *f)
     bad |= json_object_set_new(o, "delay_ms", json_integer((json_int_t)f->delay_ms));
     bad |= json_object_set_new(o, "dup_rate", json_real(f->dup_rate));
     bad |= json_object_set_new(o, "reorder_rate", json_real(f->reorder_rate));
-    bad |= json_object_set_new(o, "reorder_delay_ms", json_integer((json_int_t)f->reorder_delay_ms));
+    bad |=
+        json_object_set_new(o, "reorder_delay_ms", json_integer((json_int_t)f->reorder_delay_ms));
     bad |= json_object_set_new(o, "crash", json_string(f->crash.point));
     for (int i = 0; i < f->nbusiness; i++)
         bad |= json_object_set_new(o, f->business[i].key, json_real(f->business[i].rate));

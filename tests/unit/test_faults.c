@@ -46,8 +46,8 @@ static void test_bad_plans_change_nothing(void **state)
     (void)state;
     saga__faults_init(&f);
     assert_int_equal(saga__faults_apply(&f, "error_rate=0.1", err, sizeof(err)), 0);
-    const char *bad[] = {"error_rate=2", "error_rate=x", "delay_ms=-1", "crash=nowhere",
-                         "justakey",     "=1",           "seed=abc",    "decline_rate=1.5",
+    const char *bad[] = {"error_rate=2",  "error_rate=x", "delay_ms=-1", "crash=nowhere",
+                         "justakey",      "=1",           "seed=abc",    "decline_rate=1.5",
                          "declin_rate=1", "x=0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
@@ -68,8 +68,8 @@ static void test_unknown_keys_are_refused_and_replies_are_json(void **state)
     (void)state;
     saga__faults_init(&f);
     assert_int_equal(saga__faults_apply(&f, "decline_rate=0.5", err, sizeof(err)), 0);
-    assert_int_equal(
-        saga__faults_apply(&f, "clear a\"}{\"x=0 decline_rate=1", err, sizeof(err)), -1);
+    assert_int_equal(saga__faults_apply(&f, "clear a\"}{\"x=0 decline_rate=1", err, sizeof(err)),
+                     -1);
     assert_non_null(strstr(err, "unknown fault"));
     assert_true(saga__faults_business(&f, "decline_rate") == 0.5); /* unchanged */
     assert_int_equal(saga__faults_apply(&f, "\xff\x01=1", err, sizeof(err)), -1);

@@ -131,7 +131,8 @@ static size_t placed_bytes(uint8_t *out, size_t cap, int qty, long long unit, lo
     li.quantity = qty;
     li.unit_cents = unit;
     size_t ilen = saga__v1__line_item__pack(&li, item);
-    memcpy(item + ilen, extra, extra_len);
+    if (extra_len > 0)
+        memcpy(item + ilen, extra, extra_len);
     ilen += extra_len;
     op.customer_id = "cust-forged";
     op.total_cents = total;

@@ -2,9 +2,30 @@
 #include "faults.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "saga/wire.h"
+
+/* Rates print with 15 significant digits: 0.1 reads back as 0.1, not as
+ * its nearest double spelled out to 17 digits. */
+#define JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+
+static const char *const business_keys[] = {
+#define SAGA__BUSINESS_KEY(key, service) key,
+    SAGA_BUSINESS_FAULTS(SAGA__BUSINESS_KEY)
+#undef SAGA__BUSINESS_KEY
+};
+
+int saga__faults_known_business(const char *key)
+{
+    for (size_t i = 0; i < sizeof(business_keys) / sizeof(business_keys[0]); i++)
+        if (strcmp(business_keys[i], key) == 0)
+            return 1;
+    return 0;
+}
 
 void saga__faults_init(saga__faults *f)
 {
@@ -59,9 +80,13 @@ static int set_one(saga__faults *f, const char *k, const char *v)
     } else if (strcmp(k, "crash") == 0) {
         return saga__crash_init(&f->crash, strcmp(v, "none") == 0 ? NULL : v);
     } else {
-        /* A business fault: a rate the service's rules consult by name. */
+        /* A business fault: a rate the service's rules consult by name.
+         * Only the names of the wire contract are taken (the caller says
+         * "unknown"): anything else would sit in the plan doing nothing. */
         double rate;
-        if (strlen(k) >= SAGA__FAULT_KEY_MAX || parse_rate(v, &rate) != 0)
+        if (!saga__faults_known_business(k))
+            return -2;
+        if (parse_rate(v, &rate) != 0)
             return -1;
         for (int i = 0; i < f->nbusiness; i++) {
             if (strcmp(f->business[i].key, k) == 0) {
@@ -75,6 +100,15 @@ static int set_one(saga__faults *f, const char *k, const char *v)
         f->business[f->nbusiness++].rate = rate;
     }
     return 0;
+}
+
+/* Error texts quote the caller's bytes: only printable ASCII is kept, so a
+ * reply or a log line built from them stays one clean line of valid UTF-8. */
+static void scrub(char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
 }
 
 int saga__faults_apply(saga__faults *f, const char *spec, char *err, size_t errlen)
@@ -97,11 +131,24 @@ int saga__faults_apply(saga__faults *f, const char *spec, char *err, size_t errl
         }
         char *eq = strchr(tok, '=');
         if (eq == NULL || eq == tok) {
+            scrub(tok);
             snprintf(err, errlen, "\"%s\": want key=value", tok);
             return -1;
         }
         *eq = '\0';
-        if (set_one(&next, tok, eq + 1) != 0) {
+        int bad = set_one(&next, tok, eq + 1);
+        if (bad == -2) {
+            scrub(tok);
+            snprintf(err, errlen,
+                     "unknown fault \"%s\" (technical: seed, error_rate, delay_ms, dup_rate, "
+                     "reorder_rate, reorder_delay_ms, crash; business: decline_rate, "
+                     "stockout_rate, ship_fail_rate)",
+                     tok);
+            return -1;
+        }
+        if (bad != 0) {
+            scrub(tok);
+            scrub(eq + 1);
             snprintf(err, errlen,
                      "bad fault %s=%s (rates are 0..1; crash is in_handler|after_commit|"
                      "after_publish[:n] or none)",
@@ -113,18 +160,62 @@ int saga__faults_apply(saga__faults *f, const char *spec, char *err, size_t errl
     return 0;
 }
 
-void saga__faults_json(const saga__faults *f, char *buf, size_t cap)
+/* The plan as a jansson object; NULL when out of memory. Every key is a
+ * fixed name or one of SAGA_BUSINESS_FAULTS: nothing the caller sent. */
+static json_t *plan_object(const saga__faults *f)
 {
-    int n = snprintf(buf, cap,
-                     "{\"seed\":%llu,\"error_rate\":%g,\"delay_ms\":%lld,\"dup_rate\":%g,"
-                     "\"reorder_rate\":%g,\"reorder_delay_ms\":%lld,\"crash\":\"%s\"",
-                     (unsigned long long)f->seed, f->error_rate, (long long)f->delay_ms,
-                     f->dup_rate, f->reorder_rate, (long long)f->reorder_delay_ms, f->crash.point);
-    for (int i = 0; i < f->nbusiness && n > 0 && (size_t)n < cap; i++)
-        n += snprintf(buf + n, cap - (size_t)n, ",\"%s\":%g", f->business[i].key,
-                      f->business[i].rate);
-    if (n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, "}");
+    json_t *o = json_object();
+    int bad = o == NULL;
+    if (bad)
+        return NULL;
+    bad |= json_object_set_new(o, "seed", json_integer((json_int_t)f->seed));
+    bad |= json_object_set_new(o, "error_rate", json_real(f->error_rate));
+    bad |= json_object_set_new(o, "delay_ms", json_integer((json_int_t)f->delay_ms));
+    bad |= json_object_set_new(o, "dup_rate", json_real(f->dup_rate));
+    bad |= json_object_set_new(o, "reorder_rate", json_real(f->reorder_rate));
+    bad |=
+        json_object_set_new(o, "reorder_delay_ms", json_integer((json_int_t)f->reorder_delay_ms));
+    bad |= json_object_set_new(o, "crash", json_string(f->crash.point));
+    for (int i = 0; i < f->nbusiness; i++)
+        bad |= json_object_set_new(o, f->business[i].key, json_real(f->business[i].rate));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+char *saga__faults_json(const saga__faults *f)
+{
+    json_t *o = plan_object(f);
+    char *text = o != NULL ? json_dumps(o, JSON_FLAGS) : NULL;
+    json_decref(o);
+    return text;
+}
+
+char *saga__faults_reply(const saga__faults *f, const char *service, const char *error)
+{
+    json_t *o = json_object();
+    char *text = NULL;
+    int bad = o == NULL;
+    if (bad)
+        goto out;
+    bad |= json_object_set_new(o, "ok", json_boolean(error == NULL));
+    if (error != NULL) {
+        /* json_string refuses invalid UTF-8: the text is scrubbed first. */
+        char clean[512];
+        snprintf(clean, sizeof(clean), "%s", error);
+        scrub(clean);
+        bad |= json_object_set_new(o, "error", json_string(clean));
+    } else {
+        bad |= json_object_set_new(o, "service", json_string(service));
+        bad |= json_object_set_new(o, "faults", plan_object(f));
+    }
+    if (!bad)
+        text = json_dumps(o, JSON_FLAGS);
+out:
+    json_decref(o);
+    return text;
 }
 
 static uint64_t fnv(uint64_t h, const void *data, size_t len)

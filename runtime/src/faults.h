@@ -2,8 +2,9 @@
  *
  * A plan is a list of key=value settings, given at start (SAGA_FAULTS) or
  * sent at run time on saga.ctl.<service>.faults. Technical faults act in the
- * runtime; business faults (any other key) are chances the service's rules
- * consult with saga_ctx_chance(). Every random choice is a hash of the seed,
+ * runtime; business faults (the keys of SAGA_BUSINESS_FAULTS in wire.h; any
+ * other key is refused) are chances the service's rules consult with
+ * saga_ctx_chance(). Every random choice is a hash of the seed,
  * the key and the event id, so a run can be repeated and a redelivered
  * event gets the same decision. */
 #ifndef SAGA_FAULTS_H
@@ -40,8 +41,18 @@ void saga__faults_init(saga__faults *f);
  * setting. Returns 0 or -1. */
 int saga__faults_apply(saga__faults *f, const char *spec, char *err, size_t errlen);
 
-/* Writes the plan as one JSON object. */
-void saga__faults_json(const saga__faults *f, char *buf, size_t cap);
+/* The plan as one JSON object, written with jansson. The caller frees the
+ * text with free(); NULL when out of memory. */
+char *saga__faults_json(const saga__faults *f);
+
+/* The reply of saga.ctl.<service>.faults: {"ok":true,"service":..,"faults":{..}},
+ * or {"ok":false,"error":..} when error is not NULL (its bytes outside
+ * printable ASCII become '?'). Freed by the caller with free(); NULL when out
+ * of memory. */
+char *saga__faults_reply(const saga__faults *f, const char *service, const char *error);
+
+/* 1 when key is one of the business faults of SAGA_BUSINESS_FAULTS (wire.h). */
+int saga__faults_known_business(const char *key);
 
 /* A repeatable coin: 1 with probability rate, decided by (seed, key, id, salt). */
 int saga__faults_roll(const saga__faults *f, const char *key, const char *id, uint64_t salt,

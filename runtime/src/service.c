@@ -76,28 +76,28 @@ static saga_status faults_cmd(saga_ctx *ctx, const char *subject, const uint8_t 
                               void *udata)
 {
     saga_service *svc = udata;
-    char spec[1024], err[256], plan[1024], out[1400];
-    int n;
+    char spec[1024], err[256];
+    char *out = NULL;
+    saga_status st;
     (void)subject;
     if (len >= sizeof(spec)) {
-        n = snprintf(out, sizeof(out), "{\"ok\":false,\"error\":\"fault plan too long\"}");
-        return saga_ctx_reply(ctx, out, (size_t)n);
+        out = saga__faults_reply(&svc->faults, svc->name, "fault plan too long");
+        goto reply;
     }
     memcpy(spec, data, len);
     spec[len] = '\0';
     if (saga__faults_apply(&svc->faults, spec, err, sizeof(err)) != 0) {
-        for (char *p = err; *p != '\0'; p++)
-            if (*p == '"' || *p == '\\')
-                *p = '\'';
-        n = snprintf(out, sizeof(out), "{\"ok\":false,\"error\":\"%s\"}", err);
-        return saga_ctx_reply(ctx, out, (size_t)n);
+        out = saga__faults_reply(&svc->faults, svc->name, err);
+        goto reply;
     }
     if (len > 0)
         SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=faults_set plan=\"%s\"", spec);
-    saga__faults_json(&svc->faults, plan, sizeof(plan));
-    n = snprintf(out, sizeof(out), "{\"ok\":true,\"service\":\"%s\",\"faults\":%s}", svc->name,
-                 plan);
-    return saga_ctx_reply(ctx, out, n > 0 && (size_t)n < sizeof(out) ? (size_t)n : 0);
+    out = saga__faults_reply(&svc->faults, svc->name, NULL);
+reply:
+    /* Out of memory: an empty reply, which the caller reads as no answer. */
+    st = saga_ctx_reply(ctx, out != NULL ? out : "", out != NULL ? strlen(out) : 0);
+    free(out);
+    return st;
 }
 
 /* "<gate>.cleared": remember the clearance; handling it retries parked steps. */

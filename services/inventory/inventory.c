@@ -68,6 +68,7 @@ static saga_status on_placed(saga_ctx *ctx, const saga_event *ev, void *udata)
 {
     Saga__V1__OrderPlaced *op = NULL;
     Saga__V1__InventoryReserved msg = SAGA__V1__INVENTORY_RESERVED__INIT;
+    Saga__V1__LineItem lines[INV_LINES_MAX], *linep[INV_LINES_MAX];
     inv_res res, old;
     inv_stock stock[INV_LINES_MAX];
     saga_status st;
@@ -115,9 +116,20 @@ static saga_status on_placed(saga_ctx *ctx, const saga_event *ev, void *udata)
     if (st != SAGA_OK)
         goto out;
 
-    /* Fat event: shipping needs the destination, nobody calls back. */
+    /* Fat event: shipping needs the destination, nobody calls back. The
+     * lines are copied field by field: protobuf-c packs a received
+     * message's unknown fields again, and version 1.4.1 writes a field of
+     * tag 0 back as bytes it then refuses to unpack, so shipping would
+     * dead-letter the event. Only what this service read goes out. */
+    for (size_t i = 0; i < op->n_items; i++) {
+        saga__v1__line_item__init(&lines[i]);
+        lines[i].sku = op->items[i]->sku;
+        lines[i].quantity = op->items[i]->quantity;
+        lines[i].unit_cents = op->items[i]->unit_cents;
+        linep[i] = &lines[i];
+    }
     msg.n_items = op->n_items;
-    msg.items = op->items;
+    msg.items = linep;
     msg.customer_id = op->customer_id;
     msg.ship_to = op->ship_to;
     st = svc_emit(ctx, "inventory.reserved", ev->order_id, &msg.base);

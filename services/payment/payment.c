@@ -2,8 +2,9 @@
  * refunds it (compensations/refund.c) when the order is cancelled.
  *
  * Rules (docs/saga.md): on order.placed, do nothing if a tombstone says the
- * cancellation came first; otherwise decline a total above
- * PAYMENT_LIMIT_CENTS, else charge it. On order.cancelled, refund once if
+ * cancellation came first; otherwise decline a total that is not the sum of
+ * the order's lines (total_mismatch) or is above PAYMENT_LIMIT_CENTS, else
+ * charge it. On order.cancelled, refund once if
  * charged, else leave the tombstone. The per-order record is laid out in
  * pay_state.h. Query saga.q.payment.order answers with this service's view
  * of one order as JSON. */
@@ -34,6 +35,25 @@ static int valid_currency(const char *s)
            s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z';
 }
 
+/* Sums the order's lines (quantity x unit price) into *sum. Returns 0 when a
+ * line is malformed (no lines, a quantity below 1, a negative price) or the
+ * sum does not fit in 64 bits: no order the order service accepts does that. */
+static int lines_total(const Saga__V1__OrderPlaced *msg, int64_t *sum)
+{
+    int64_t total = 0, line;
+    if (msg->n_items == 0)
+        return 0;
+    for (size_t i = 0; i < msg->n_items; i++) {
+        const Saga__V1__LineItem *li = msg->items[i];
+        if (li == NULL || li->quantity < 1 || li->unit_cents < 0 ||
+            __builtin_mul_overflow((int64_t)li->quantity, li->unit_cents, &line) ||
+            __builtin_add_overflow(total, line, &total))
+            return 0;
+    }
+    *sum = total;
+    return 1;
+}
+
 /* Charges or declines a valid order.placed; the record is new. */
 static saga_status decide(saga_ctx *ctx, const char *order_id, const Saga__V1__OrderPlaced *msg)
 {
@@ -48,11 +68,26 @@ static saga_status decide(saga_ctx *ctx, const char *order_id, const Saga__V1__O
     snprintf(ps.customer_id, sizeof(ps.customer_id), "%s", msg->customer_id);
     snprintf(ps.currency, sizeof(ps.currency), "%s", msg->currency);
 
+    /* Payment charges what the lines add up to, never a total it is told:
+     * an order.placed whose total disagrees with its lines (forged, or a
+     * defect upstream) is declined as "total_mismatch". Declining, rather
+     * than dead-lettering it, ends a real order's saga at once through the
+     * usual path (the order service cancels, inventory releases), instead
+     * of holding its stock until the deadline; and the decline is a fact in
+     * the stream that the audit and an operator can see. */
+    int64_t lines_sum = 0;
+    int mismatch = !lines_total(msg, &lines_sum) || lines_sum != msg->total_cents;
     /* The fault plan's decline_rate declines a share of orders on purpose. */
-    int injected = msg->total_cents <= limit_cents && saga_ctx_chance(ctx, "decline_rate");
-    if (msg->total_cents > limit_cents || injected) {
+    int injected =
+        !mismatch && msg->total_cents <= limit_cents && saga_ctx_chance(ctx, "decline_rate");
+    if (mismatch || msg->total_cents > limit_cents || injected) {
         Saga__V1__PaymentDeclined out = SAGA__V1__PAYMENT_DECLINED__INIT;
-        if (injected)
+        if (mismatch)
+            snprintf(reason, sizeof(reason),
+                     "total_mismatch: the order's lines add up to %lld cents, its total says "
+                     "%lld",
+                     (long long)lines_sum, (long long)msg->total_cents);
+        else if (injected)
             snprintf(reason, sizeof(reason), "declined by the fault plan (decline_rate)");
         else
             snprintf(reason, sizeof(reason),
@@ -67,8 +102,8 @@ static saga_status decide(saga_ctx *ctx, const char *order_id, const Saga__V1__O
         if (st == SAGA_OK)
             st = svc_emit(ctx, "payment.declined", order_id, &out.base);
         if (st == SAGA_OK)
-            saga_ctx_log(ctx, SAGA_LOG_INFO, "event=declined amount_cents=%lld",
-                         (long long)ps.amount_cents);
+            saga_ctx_log(ctx, SAGA_LOG_INFO, "event=declined amount_cents=%lld%s",
+                         (long long)ps.amount_cents, mismatch ? " reason=total_mismatch" : "");
     } else {
         Saga__V1__PaymentCharged out = SAGA__V1__PAYMENT_CHARGED__INIT;
         ps.kind = PAY_CHARGED;

@@ -291,6 +291,16 @@ static void test_inject_and_faults_round_trip(void **state)
     if (strstr(OUT, "error_rate") != NULL)
         fail_msg("a refused setting changed the plan: %s", OUT);
 
+    /* A key no rule knows is refused by name: a crafted one once went into
+     * the reply unescaped, and `faults` then showed "none" for a plan that
+     * declined every order. */
+    EXPECT(1, "inject", "payment", "a\"}{\"x=0", "decline_rate=1");
+    assert_err_has("unknown fault");
+    EXPECT(0, "faults", "payment");
+    assert_out_has("decline_rate=0.25");
+    EXPECT(1, "inject", "payment", "declin_rate=1");
+    assert_err_has("unknown fault \"declin_rate\"");
+
     /* --clear empties the plan; with settings it replaces it. */
     EXPECT(0, "inject", "payment", "--clear");
     assert_out_has("payment: none");

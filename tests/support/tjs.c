@@ -99,27 +99,37 @@ int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, c
 int tjs_publish_event(tjs *t, const char *type, const char *order, const char *payload,
                       char id_out[SAGA_ID_LEN + 1])
 {
+    return tjs_publish_payload(t, type, order, "test", payload, payload ? strlen(payload) : 0,
+                               id_out);
+}
+
+int tjs_publish_payload(tjs *t, const char *type, const char *order, const char *producer,
+                        const void *payload, size_t len, char id_out[SAGA_ID_LEN + 1])
+{
     static uint64_t seq; /* tests publish from one thread */
     saga_event ev;
     uint8_t *buf = NULL;
-    size_t len = 0;
+    size_t blen = 0;
     char subject[256];
     memset(&ev, 0, sizeof(ev));
     saga_ulid_new(ev.event_id);
     snprintf(ev.type, sizeof(ev.type), "%s", type);
     ev.schema_version = 1;
     snprintf(ev.order_id, sizeof(ev.order_id), "%s", order);
-    /* As its producer would: consumers refuse an event whose producer is
-     * not the first token of its type. */
-    snprintf(ev.producer, sizeof(ev.producer), "%.*s", (int)strcspn(type, "."), type);
+    /* As its producer would, unless told otherwise: consumers refuse an
+     * event whose producer is not the first token of its type. */
+    if (producer != NULL)
+        snprintf(ev.producer, sizeof(ev.producer), "%s", producer);
+    else
+        snprintf(ev.producer, sizeof(ev.producer), "%.*s", (int)strcspn(type, "."), type);
     ev.sequence = ++seq;
     ev.time_ms = (int64_t)time(NULL) * 1000;
-    ev.payload = (const uint8_t *)payload;
-    ev.payload_len = payload ? strlen(payload) : 0;
-    if (saga_event_encode(&ev, &buf, &len) != SAGA_OK)
+    ev.payload = payload;
+    ev.payload_len = len;
+    if (saga_event_encode(&ev, &buf, &blen) != SAGA_OK)
         return -1;
     saga_event_subject(type, order, subject, sizeof(subject));
-    int rc = tjs_publish_raw(t, subject, buf, len, ev.event_id);
+    int rc = tjs_publish_raw(t, subject, buf, blen, ev.event_id);
     free(buf);
     if (rc == 0 && id_out != NULL)
         memcpy(id_out, ev.event_id, SAGA_ID_LEN + 1);

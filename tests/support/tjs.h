@@ -28,6 +28,11 @@ int tjs_ensure_streams(tjs *t);
  * (may be NULL). msg_id NULL uses the event id as Nats-Msg-Id. */
 int tjs_publish_event(tjs *t, const char *type, const char *order, const char *payload,
                       char id_out[SAGA_ID_LEN + 1]);
+/* The same with a binary payload and the envelope's producer (NULL: the
+ * type's first part, "payment" for payment.charged), as a service would
+ * publish it: tests forge events with it. */
+int tjs_publish_payload(tjs *t, const char *type, const char *order, const char *producer,
+                        const void *payload, size_t len, char id_out[SAGA_ID_LEN + 1]);
 /* Publishes an already encoded message under a given Nats-Msg-Id (NULL: none). */
 int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, const char *msg_id);
 

@@ -6,13 +6,15 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+#include <stdlib.h>
 
 #include "faults.h"
 
 static void test_apply_and_clear(void **state)
 {
     saga__faults f;
-    char err[256], json[1024];
+    char err[256];
     (void)state;
     saga__faults_init(&f);
     assert_int_equal(
@@ -25,8 +27,11 @@ static void test_apply_and_clear(void **state)
     assert_true(saga__faults_business(&f, "stockout_rate") == 0.0);
     assert_string_equal(f.crash.point, "after_commit");
     assert_int_equal(f.crash.nth, 3);
-    saga__faults_json(&f, json, sizeof(json));
-    assert_non_null(strstr(json, "\"decline_rate\":1"));
+    char *json = saga__faults_json(&f);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"decline_rate\":1.0"));
+    assert_non_null(strstr(json, "\"error_rate\":0.25"));
+    free(json);
     assert_int_equal(saga__faults_apply(&f, "clear dup_rate=0.5", err, sizeof(err)), 0);
     assert_true(f.error_rate == 0.0);
     assert_true(f.dup_rate == 0.5);
@@ -41,14 +46,55 @@ static void test_bad_plans_change_nothing(void **state)
     (void)state;
     saga__faults_init(&f);
     assert_int_equal(saga__faults_apply(&f, "error_rate=0.1", err, sizeof(err)), 0);
-    const char *bad[] = {"error_rate=2", "error_rate=x", "delay_ms=-1", "crash=nowhere",
-                         "justakey",     "=1",           "seed=abc",    "decline_rate=1.5"};
+    const char *bad[] = {"error_rate=2",  "error_rate=x", "delay_ms=-1", "crash=nowhere",
+                         "justakey",      "=1",           "seed=abc",    "decline_rate=1.5",
+                         "declin_rate=1", "x=0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         assert_int_equal(saga__faults_apply(&f, bad[i], err, sizeof(err)), -1);
         assert_true(strlen(err) > 0);
         assert_true(f.error_rate == 0.1);
     }
+}
+
+/* A plan may hold only keys the runtime or the wire contract knows: a
+ * crafted key (quotes and braces in it) is refused with its name, and the
+ * reply is valid JSON that says so, whatever bytes the key held. Before,
+ * such a key went into the reply unescaped and could forge the plan shown. */
+static void test_unknown_keys_are_refused_and_replies_are_json(void **state)
+{
+    saga__faults f;
+    char err[256];
+    (void)state;
+    saga__faults_init(&f);
+    assert_int_equal(saga__faults_apply(&f, "decline_rate=0.5", err, sizeof(err)), 0);
+    assert_int_equal(saga__faults_apply(&f, "clear a\"}{\"x=0 decline_rate=1", err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "unknown fault"));
+    assert_true(saga__faults_business(&f, "decline_rate") == 0.5); /* unchanged */
+    assert_int_equal(saga__faults_apply(&f, "\xff\x01=1", err, sizeof(err)), -1);
+
+    char *rep = saga__faults_reply(&f, "payment", err);
+    assert_non_null(rep);
+    json_error_t jerr;
+    json_t *o = json_loads(rep, 0, &jerr);
+    assert_non_null(o);
+    assert_true(json_is_false(json_object_get(o, "ok")));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "error")), "unknown fault"));
+    json_decref(o);
+    free(rep);
+
+    rep = saga__faults_reply(&f, "payment", NULL);
+    assert_non_null(rep);
+    o = json_loads(rep, 0, &jerr);
+    assert_non_null(o);
+    assert_true(json_is_true(json_object_get(o, "ok")));
+    assert_string_equal(json_string_value(json_object_get(o, "service")), "payment");
+    json_t *plan = json_object_get(o, "faults");
+    assert_true(json_real_value(json_object_get(plan, "decline_rate")) == 0.5);
+    assert_int_equal(json_object_size(plan), 8); /* seven technical keys, one business */
+    json_decref(o);
+    free(rep);
 }
 
 /* The same seed and id give the same answer; the rate is roughly honoured;
@@ -82,6 +128,7 @@ int main(void)
         cmocka_unit_test(test_apply_and_clear),
         cmocka_unit_test(test_bad_plans_change_nothing),
         cmocka_unit_test(test_roll_is_repeatable),
+        cmocka_unit_test(test_unknown_keys_are_refused_and_replies_are_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
  * deliberately poisoned ones. Also gathers the run's figures from the
  * services' counters. The command and its report are in audit_cmd.c. */
 #include <dirent.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +32,24 @@ typedef struct order_facts {
     uint32_t n_scheduled, n_ship_cancelled;
     uint32_t msg_confirmed, msg_cancelled, msg_refund;       /* notification.sent events */
     uint32_t spool_confirmed, spool_cancelled, spool_refund; /* files in the mail spool */
+    int overflow;    /* a sum of its amounts does not fit in 64 bits */
+    int64_t last_ms; /* when the broker stored its latest event */
+    /* The first event of each kind the participants' records must vouch for. */
+    char placed_id[SAGA_ID_LEN + 1], confirmed_id[SAGA_ID_LEN + 1];
+    char cancelled_id[SAGA_ID_LEN + 1], charged_id[SAGA_ID_LEN + 1];
+    char refunded_id[SAGA_ID_LEN + 1], cleared_id[SAGA_ID_LEN + 1];
+    char gate[SAGA_PRODUCER_MAX + 1]; /* who sent cleared_id ("fraud") */
+    /* What the participants' own records say (verify_orders): found is -1
+     * when the service did not answer, 0 when it has no record. */
+    int8_t ord_found, pay_found, gate_found;
+    char ord_state[12], pay_state[12], gate_decision[12];
+    int64_t ord_total, pay_charged, pay_refunded;
 } order_facts;
 
 /* Units per SKU moved by inventory events. */
 typedef struct sku_facts {
     int64_t reserved, committed, released;
+    int overflow; /* a sum does not fit in 64 bits */
 } sku_facts;
 
 /* What the stream holds under one event id: a second copy with the same
@@ -82,12 +96,11 @@ static void add_units(ctl_audit *a, Saga__V1__LineItem **items, size_t n, int wh
             a->oom = 1;
             return;
         }
-        if (which == 0)
-            s->reserved += items[i]->quantity;
-        else if (which == 1)
-            s->committed += items[i]->quantity;
-        else
-            s->released += items[i]->quantity;
+        int64_t *sum = which == 0 ? &s->reserved : which == 1 ? &s->committed : &s->released;
+        /* Forged events can carry any quantity: a sum that does not fit is
+         * a finding (check_stock), never undefined behaviour. */
+        if (__builtin_add_overflow(*sum, (int64_t)items[i]->quantity, sum))
+            s->overflow = 1;
     }
 }
 
@@ -123,7 +136,7 @@ static uint64_t fingerprint(const saga_event *ev)
     return h;
 }
 
-static int on_event(const saga_event *ev, uint64_t seq, void *udata)
+static int on_event(const saga_event *ev, uint64_t seq, int64_t stored_ms, void *udata)
 {
     ctl_audit *a = udata;
     int created = 0;
@@ -156,12 +169,15 @@ static int on_event(const saga_event *ev, uint64_t seq, void *udata)
         return 0;
     }
     o->events++;
+    if (stored_ms > o->last_ms)
+        o->last_ms = stored_ms;
     ctl_mark mk = ctl_event_mark(ev->type);
     a->failures += mk == CTL_MARK_FAILURE;
     const char *t = ev->type;
     if (strcmp(t, "order.placed") == 0) {
         UNPACK(Saga__V1__OrderPlaced, saga__v1__order_placed, p);
-        o->n_placed++;
+        if (o->n_placed++ == 0)
+            snprintf(o->placed_id, sizeof(o->placed_id), "%s", ev->event_id);
         o->state = ST_PENDING;
         o->total = p->total_cents;
         o->deadline_ms = p->deadline_unix_ms;
@@ -171,23 +187,29 @@ static int on_event(const saga_event *ev, uint64_t seq, void *udata)
                 a->oom = 1;
         saga__v1__order_placed__free_unpacked(p, NULL);
     } else if (strcmp(t, "order.confirmed") == 0) {
-        o->n_confirmed++;
+        if (o->n_confirmed++ == 0)
+            snprintf(o->confirmed_id, sizeof(o->confirmed_id), "%s", ev->event_id);
         o->state = ST_CONFIRMED;
     } else if (strcmp(t, "order.cancelled") == 0) {
         UNPACK(Saga__V1__OrderCancelled, saga__v1__order_cancelled, p);
-        o->n_cancelled++;
+        if (o->n_cancelled++ == 0)
+            snprintf(o->cancelled_id, sizeof(o->cancelled_id), "%s", ev->event_id);
         o->state = ST_CANCELLED;
         snprintf(o->reason, sizeof(o->reason), "%s", p->reason);
         saga__v1__order_cancelled__free_unpacked(p, NULL);
     } else if (strcmp(t, "payment.charged") == 0) {
         UNPACK(Saga__V1__PaymentCharged, saga__v1__payment_charged, p);
-        o->n_charged++;
-        o->charged += p->amount_cents;
+        if (o->n_charged++ == 0)
+            snprintf(o->charged_id, sizeof(o->charged_id), "%s", ev->event_id);
+        if (__builtin_add_overflow(o->charged, p->amount_cents, &o->charged))
+            o->overflow = 1;
         saga__v1__payment_charged__free_unpacked(p, NULL);
     } else if (strcmp(t, "payment.refunded") == 0) {
         UNPACK(Saga__V1__PaymentRefunded, saga__v1__payment_refunded, p);
-        o->n_refunded++;
-        o->refunded += p->amount_cents;
+        if (o->n_refunded++ == 0)
+            snprintf(o->refunded_id, sizeof(o->refunded_id), "%s", ev->event_id);
+        if (__builtin_add_overflow(o->refunded, p->amount_cents, &o->refunded))
+            o->overflow = 1;
         a->refunds++;
         saga__v1__payment_refunded__free_unpacked(p, NULL);
     } else if (strcmp(t, "inventory.reserved") == 0) {
@@ -211,6 +233,12 @@ static int on_event(const saga_event *ev, uint64_t seq, void *udata)
     } else if (strcmp(t, "shipping.cancelled") == 0) {
         o->n_ship_cancelled++;
         a->ship_cancels++;
+    } else if (o->cleared_id[0] == '\0' && strlen(t) > 8 &&
+               strcmp(t + strlen(t) - 8, ".cleared") == 0) {
+        /* A gate's clearance ("fraud.cleared"): its participant is asked
+         * whether it cleared the order (verify_orders). */
+        snprintf(o->cleared_id, sizeof(o->cleared_id), "%s", ev->event_id);
+        snprintf(o->gate, sizeof(o->gate), "%.*s", (int)(strlen(t) - 8), t);
     } else if (strcmp(t, "notification.sent") == 0) {
         UNPACK(Saga__V1__NotificationSent, saga__v1__notification_sent, p);
         if (strcmp(p->kind, "confirmed") == 0)
@@ -303,6 +331,69 @@ static void check_messages(ctl_audit *a, const char *id, const order_facts *o, c
                       refund, o->n_refunded);
 }
 
+/* Compares the stream with the participants' own records (verify_orders):
+ * an event that the service which should have emitted it does not vouch
+ * for was published by someone else. Records are pruned SAGA_RETENTION_MS
+ * after an order ends, so an order whose last event is older than that is
+ * counted as unverifiable, not blamed. */
+static void check_records(ctl_audit *a, const char *id, const order_facts *o)
+{
+    if (!a->verify)
+        return;
+    if (o->last_ms > 0 && a->now_ms - o->last_ms > a->retention_ms) {
+        a->unverified_old++;
+        return;
+    }
+    if (o->ord_found < 0 || (o->n_charged + o->n_refunded > 0 && o->pay_found < 0))
+        a->unverified_down++;
+    if (o->ord_found == 0) {
+        add_violation(a, id, NULL, "forged",
+                      "order.placed %s: the order service never placed this order", o->placed_id);
+    } else if (o->ord_found > 0) {
+        if (o->ord_total != o->total) {
+            char m1[32], m2[32];
+            ctl_money(o->total, m1, sizeof(m1));
+            ctl_money(o->ord_total, m2, sizeof(m2));
+            add_violation(a, id, NULL, "forged",
+                          "order.placed %s says total %s, the order service placed %s",
+                          o->placed_id, m1, m2);
+        }
+        if (o->n_confirmed > 0 && strcmp(o->ord_state, "CONFIRMED") != 0)
+            add_violation(a, id, NULL, "forged",
+                          "order.confirmed %s: the order service did not confirm it (it says %s)",
+                          o->confirmed_id, o->ord_state);
+        if (o->n_cancelled > 0 && strcmp(o->ord_state, "CANCELLED") != 0)
+            add_violation(a, id, NULL, "forged",
+                          "order.cancelled %s: the order service did not cancel it (it says %s)",
+                          o->cancelled_id, o->ord_state);
+    }
+    if (o->n_charged > 0 && o->pay_found >= 0) {
+        int took = o->pay_found > 0 &&
+                   (strcmp(o->pay_state, "charged") == 0 || strcmp(o->pay_state, "refunded") == 0);
+        if (!took)
+            add_violation(a, id, NULL, "forged",
+                          "payment.charged %s: payment did not charge this order (its record "
+                          "says %s)",
+                          o->charged_id, o->pay_found > 0 ? o->pay_state : "nothing");
+        else if (o->pay_charged != o->charged)
+            add_violation(a, id, NULL, "forged",
+                          "payment.charged %s: the events charge %lld cents, payment charged "
+                          "%lld",
+                          o->charged_id, (long long)o->charged, (long long)o->pay_charged);
+    }
+    if (o->n_refunded > 0 && o->pay_found >= 0 &&
+        (o->pay_found == 0 || o->pay_refunded != o->refunded))
+        add_violation(a, id, NULL, "forged",
+                      "payment.refunded %s: the events refund %lld cents, payment's record %lld",
+                      o->refunded_id, (long long)o->refunded,
+                      o->pay_found > 0 ? (long long)o->pay_refunded : 0LL);
+    if (o->cleared_id[0] && o->gate_found >= 0 &&
+        (o->gate_found == 0 || strcmp(o->gate_decision, "cleared") != 0))
+        add_violation(a, id, NULL, "forged",
+                      "%s.cleared %s: %s did not clear this order (its record says %s)", o->gate,
+                      o->cleared_id, o->gate, o->gate_found > 0 ? o->gate_decision : "nothing");
+}
+
 static void check_order(ctl_audit *a, const char *id, order_facts *o)
 {
     char m1[32], m2[32];
@@ -315,6 +406,12 @@ static void check_order(ctl_audit *a, const char *id, order_facts *o)
         add_violation(a, id, NULL, "never_placed", "%u events but no order.placed", o->events);
         return;
     }
+    if (o->overflow)
+        add_violation(a, id, NULL, "overflow",
+                      "its charged or refunded amounts add up beyond 64 bits (%u charges, %u "
+                      "refunds): forged amounts",
+                      o->n_charged, o->n_refunded);
+    check_records(a, id, o);
     /* Effects that must happen at most once, whatever the outcome. */
     struct {
         const char *what;
@@ -362,7 +459,7 @@ static void check_order(ctl_audit *a, const char *id, order_facts *o)
     } else {
         a->cancelled++;
         count_reason(a, o->reason);
-        if (o->charged - o->refunded != 0) {
+        if (o->charged != o->refunded) {
             ctl_money(o->charged, m1, sizeof(m1));
             ctl_money(o->refunded, m2, sizeof(m2));
             add_violation(a, id, NULL, "money", "CANCELLED (%s) but charged %s and refunded %s",
@@ -418,7 +515,14 @@ static void check_stock(ctl_audit *a, ctl_conn *c)
             continue;
         }
         a->skus_checked++;
-        int64_t want_held = s->reserved - s->committed - s->released;
+        int64_t want_held = 0;
+        if (s->overflow || __builtin_sub_overflow(s->reserved, s->committed, &want_held) ||
+            __builtin_sub_overflow(want_held, s->released, &want_held)) {
+            add_violation(a, NULL, sku, "overflow",
+                          "the units the events move do not fit in 64 bits (forged quantities?)");
+            saga__v1__stock_reply__free_unpacked(r, NULL);
+            continue;
+        }
         if (r->available < 0 || r->held < 0 || r->committed < 0)
             add_violation(a, NULL, sku, "stock",
                           "negative stock: available %lld, held %lld, committed %lld",
@@ -497,6 +601,143 @@ static int read_dead_letters(ctl_audit *a, ctl_conn *c)
     return CTL_EXIT_OK;
 }
 
+/* ---- verify_orders: the participants' own records ---------------------- */
+
+#define VERIFY_WINDOW 512 /* requests in flight at once: the services answer in turn */
+#define VERIFY_KINDS 3    /* per order: the order service, payment, a gate */
+
+/* Copies the reply of request (order i, kind k) into the order's facts. A
+ * reply that says "error" (a store error) counts as no answer. */
+static void take_reply(order_facts *o, int kind, const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_t *r = json_loadb(text, len, 0, &jerr);
+    json_t *found = r != NULL ? json_object_get(r, "found") : NULL;
+    if (r == NULL || !json_is_boolean(found) || json_object_get(r, "error") != NULL) {
+        json_decref(r);
+        return;
+    }
+    int8_t f = json_is_true(found) ? 1 : 0;
+    const char *str;
+    if (kind == 0) {
+        o->ord_found = f;
+        str = json_string_value(json_object_get(r, "state"));
+        snprintf(o->ord_state, sizeof(o->ord_state), "%s", str != NULL ? str : "?");
+        o->ord_total = (int64_t)json_integer_value(json_object_get(r, "total_cents"));
+    } else if (kind == 1) {
+        o->pay_found = f;
+        str = json_string_value(json_object_get(r, "state"));
+        snprintf(o->pay_state, sizeof(o->pay_state), "%s", str != NULL ? str : "?");
+        o->pay_charged = (int64_t)json_integer_value(json_object_get(r, "charged_cents"));
+        o->pay_refunded = (int64_t)json_integer_value(json_object_get(r, "refunded_cents"));
+    } else {
+        o->gate_found = f;
+        str = json_string_value(json_object_get(r, "decision"));
+        snprintf(o->gate_decision, sizeof(o->gate_decision), "%s", str != NULL ? str : "?");
+    }
+    json_decref(r);
+}
+
+/* Whether request (order i, kind k) is to be sent at all. */
+static int wants(const order_facts *o, int kind)
+{
+    if (o->n_placed == 0)
+        return 0; /* never_placed already */
+    if (kind == 1)
+        return o->n_charged + o->n_refunded > 0;
+    if (kind == 2)
+        return o->cleared_id[0] != '\0';
+    return 1;
+}
+
+/* Asks the order service (saga.q.order.order), payment (saga.q.payment.order)
+ * and any gate that cleared an order (saga.q.<gate>.order) what their records
+ * say of each order in the stream. The requests share one reply subscription
+ * and VERIFY_WINDOW of them are in flight at once, so thousands of orders
+ * cost a few round trips, not one each. A service that does not answer
+ * leaves its part unverified (a warning), not a violation. */
+static void verify_orders(ctl_audit *a, ctl_conn *c)
+{
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    char wildcard[128], reply_to[160], subject[128];
+    size_t norders = ctl_map_count(a->orders), total = norders * VERIFY_KINDS;
+    size_t next = 0, in_flight = 0;
+    uint64_t unanswered = 0;
+
+    for (size_t i = 0; i < norders; i++) {
+        order_facts *o = ctl_map_at(a->orders, i, NULL);
+        o->ord_found = o->pay_found = o->gate_found = -1;
+    }
+    if (natsInbox_Create(&inbox) != NATS_OK)
+        goto fail;
+    snprintf(wildcard, sizeof(wildcard), "%s.*", (const char *)inbox);
+    if (natsConnection_SubscribeSync(&sub, c->nc, wildcard) != NATS_OK)
+        goto fail;
+    natsSubscription_SetPendingLimits(sub, -1, -1);
+    for (;;) {
+        while (next < total && in_flight < VERIFY_WINDOW) {
+            size_t i = next / VERIFY_KINDS;
+            int kind = (int)(next % VERIFY_KINDS);
+            const char *id = NULL;
+            order_facts *o = ctl_map_at(a->orders, i, &id);
+            next++;
+            if (!wants(o, kind))
+                continue;
+            snprintf(subject, sizeof(subject), SAGA_SUBJ_QUERY_FMT,
+                     kind == 0   ? "order"
+                     : kind == 1 ? "payment"
+                                 : o->gate,
+                     "order");
+            snprintf(reply_to, sizeof(reply_to), "%s.%zu", (const char *)inbox, next - 1);
+            if (natsConnection_PublishRequestString(c->nc, subject, reply_to, id) != NATS_OK)
+                goto fail;
+            in_flight++;
+        }
+        if (in_flight == 0)
+            break;
+        natsConnection_Flush(c->nc);
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, CTL_QUERY_TIMEOUT_MS) != NATS_OK) {
+            /* Nothing for a whole query timeout: what is still out is
+             * unanswered, and so is everything not sent yet. */
+            unanswered += in_flight;
+            in_flight = 0;
+            while (next < total) {
+                order_facts *o = ctl_map_at(a->orders, next / VERIFY_KINDS, NULL);
+                unanswered += wants(o, (int)(next % VERIFY_KINDS));
+                next++;
+            }
+            break;
+        }
+        const char *dot = strrchr(natsMsg_GetSubject(m), '.');
+        long long r = -1;
+        if (dot != NULL && ctl_parse_ll(dot + 1, 0, (long long)total - 1, &r) == 0) {
+            in_flight--;
+            order_facts *o = ctl_map_at(a->orders, (size_t)r / VERIFY_KINDS, NULL);
+            if (!natsMsg_IsNoResponders(m))
+                take_reply(o, (int)(r % VERIFY_KINDS), natsMsg_GetData(m),
+                           (size_t)natsMsg_GetDataLength(m));
+        }
+        natsMsg_Destroy(m);
+    }
+    a->verify = 1;
+    goto out;
+fail:
+    ctl_buf_puts(&a->warnings, "cannot ask the services for their records: events not "
+                               "cross-checked (forged events would go unseen)\n");
+out:
+    if (unanswered > 0)
+        ctl_buf_printf(&a->warnings,
+                       "%llu record queries went unanswered: those parts not cross-checked\n",
+                       (unsigned long long)unanswered);
+    if (sub != NULL) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    natsInbox_Destroy(inbox);
+}
+
 /* Sums the services' runtime counters. A service that does not answer is
  * left out and named in a warning: the figures are then a lower bound. */
 static void read_counters(ctl_audit *a, ctl_conn *c)
@@ -537,11 +778,12 @@ void ctl_audit_cleanup(ctl_audit *a)
 }
 
 int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, int64_t grace_ms,
-                  int strict_ids, int allow_dead_letters)
+                  int strict_ids, int allow_dead_letters, int64_t retention_ms)
 {
     ctl_stream_result res;
     memset(a, 0, sizeof(*a));
     ctl_buf_init(&a->warnings);
+    a->retention_ms = retention_ms;
     a->grace_ms = grace_ms;
     a->strict_ids = strict_ids;
     a->allow_dead_letters = allow_dead_letters;
@@ -562,10 +804,13 @@ int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, in
         ctl_buf_printf(&a->warnings, "stream %s does not exist yet: no events\n", CTL_STREAM);
     a->undecodable = res.undecodable;
     if (a->undecodable > 0)
-        ctl_buf_printf(&a->warnings, "%llu messages are not valid envelopes (skipped)\n",
+        ctl_buf_printf(&a->warnings,
+                       "%llu stream entries are no event of the saga (undecodable, on the wrong "
+                       "subject, or a malformed payload): skipped, not counted as orders\n",
                        (unsigned long long)a->undecodable);
     if (a->spool != NULL && read_spool(a) != 0)
         return CTL_EXIT_FAIL;
+    verify_orders(a, c);
     for (size_t i = 0; i < ctl_map_count(a->orders); i++) {
         const char *id = NULL;
         order_facts *o = ctl_map_at(a->orders, i, &id);
@@ -577,6 +822,16 @@ int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, in
     if (rc != CTL_EXIT_OK)
         return rc;
     read_counters(a, c);
+    if (a->unverified_old > 0)
+        ctl_buf_printf(&a->warnings,
+                       "%llu orders ended longer ago than the retention period (%lld ms): the "
+                       "services' records of them may be pruned, so they were not "
+                       "cross-checked\n",
+                       (unsigned long long)a->unverified_old, (long long)a->retention_ms);
+    if (a->unverified_down > 0)
+        ctl_buf_printf(&a->warnings,
+                       "%llu orders not fully cross-checked: order or payment did not answer\n",
+                       (unsigned long long)a->unverified_down);
     if (a->bad_payloads > 0)
         ctl_buf_printf(&a->warnings, "%llu event payloads do not decode (not counted)\n",
                        (unsigned long long)a->bad_payloads);

@@ -22,6 +22,12 @@ typedef struct ctl_audit {
     int64_t now_ms, grace_ms;
     int strict_ids;
     uint64_t dup_copies;
+    /* Cross-checks with the participants' records: verify is 1 when they
+     * were asked; orders older than retention_ms, or whose services did
+     * not answer, are counted instead of checked. */
+    int verify;
+    int64_t retention_ms;
+    uint64_t unverified_old, unverified_down;
     const char *spool;
     ctl_map *orders, *skus, *ids;
     uint64_t events, undecodable, bad_payloads;
@@ -48,10 +54,12 @@ typedef struct ctl_audit {
 /* Runs one complete audit into a (initialised here; release it with
  * ctl_audit_cleanup, also on failure). progress != 0 prints progress lines;
  * spool NULL skips the mail spool; allow_dead_letters != 0 reports dead
- * letters of failed deliveries as warnings instead of violations. Returns
+ * letters of failed deliveries as warnings instead of violations;
+ * retention_ms is the services' SAGA_RETENTION_MS (older orders are not
+ * cross-checked with their records). Returns
  * CTL_EXIT_OK or an exit code after printing why. */
 int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, int64_t grace_ms,
-                  int strict_ids, int allow_dead_letters);
+                  int strict_ids, int allow_dead_letters, int64_t retention_ms);
 void ctl_audit_cleanup(ctl_audit *a);
 
 #endif

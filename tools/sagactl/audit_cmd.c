@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "audit.h"
+#include "saga/service.h"
 
 #define DEFAULT_GRACE_MS 10000
 
@@ -17,9 +18,10 @@ static void print_json(const ctl_audit *a, ctl_buf *b)
                    (unsigned long long)orders, (unsigned long long)a->confirmed,
                    (unsigned long long)a->cancelled, (unsigned long long)a->pending);
     ctl_buf_printf(b,
-                   "\"events\":%llu,\"duplicate_copies\":%llu,\"compensations\":%llu,"
-                   "\"failures\":%llu,",
-                   (unsigned long long)a->events, (unsigned long long)a->dup_copies,
+                   "\"events\":%llu,\"undecodable\":%llu,\"unverified_old\":%llu,"
+                   "\"duplicate_copies\":%llu,\"compensations\":%llu,\"failures\":%llu,",
+                   (unsigned long long)a->events, (unsigned long long)a->undecodable,
+                   (unsigned long long)a->unverified_old, (unsigned long long)a->dup_copies,
                    (unsigned long long)(a->refunds + a->releases + a->ship_cancels),
                    (unsigned long long)a->failures);
     ctl_buf_puts(b, "\"cancelled_by_reason\":{");
@@ -88,6 +90,16 @@ static void print_text(const ctl_audit *a, ctl_buf *b, const char *url)
     }
     ctl_buf_printf(b, "  events        %llu (%llu failures)\n", (unsigned long long)a->events,
                    (unsigned long long)a->failures);
+    ctl_buf_printf(b, "  undecodable: %llu (stream entries that are no event of the saga)\n",
+                   (unsigned long long)a->undecodable);
+    if (a->verify)
+        ctl_buf_printf(b,
+                       "  records       events cross-checked with the order service's and "
+                       "payment's records%s\n",
+                       a->unverified_old > 0 ? " (orders older than the retention period not)"
+                                             : "");
+    else
+        ctl_buf_puts(b, "  records       not cross-checked (see the warning)\n");
     ctl_buf_printf(b,
                    "  compensations %llu: %llu refunds, %llu stock releases, %llu shipment "
                    "cancellations\n",
@@ -145,7 +157,8 @@ static void print_text(const ctl_audit *a, ctl_buf *b, const char *url)
 static int may_settle(const ctl_audit *a)
 {
     for (size_t i = 0; i < a->nv; i++)
-        if (strcmp(a->v[i].rule, "dead_letter") != 0)
+        if (strcmp(a->v[i].rule, "dead_letter") != 0 && strcmp(a->v[i].rule, "forged") != 0 &&
+            strcmp(a->v[i].rule, "overflow") != 0)
             return 1;
     return 0;
 }
@@ -169,6 +182,15 @@ static const char audit_help[] =
     "                   from the files of the mail spool\n"
     "  double_effect    no step done twice; one_outcome: never both confirmed and\n"
     "                   cancelled; never_placed: no events without order.placed\n"
+    "  forged           every event is vouched for by the records of the service\n"
+    "                   that emits it: the order service placed the order with that\n"
+    "                   total (saga.q.order.order) and confirmed or cancelled it as\n"
+    "                   the stream says; payment charged and refunded what the\n"
+    "                   stream says (saga.q.payment.order); a gate (e.g. fraud)\n"
+    "                   cleared what it is said to have cleared. Records are pruned\n"
+    "                   SAGA_RETENTION_MS after an order ends: older orders are\n"
+    "                   counted as not cross-checked, not blamed\n"
+    "  overflow         no sum of amounts or units exceeds 64 bits\n"
     "  unique_event_id  no event id names two different events; with --strict-ids\n"
     "                   also no event stored twice (duplicate publishes, e.g. from\n"
     "                   the dup_rate fault, are otherwise counted once and reported)\n"
@@ -177,6 +199,9 @@ static const char audit_help[] =
     "                   or rejected by a handler); one whose deliveries failed or\n"
     "                   whose parked predecessor never came (or with any other\n"
     "                   reason) is a violation, unless --allow-dead-letters\n"
+    "Stream entries that are no event of the saga (undecodable, not on\n"
+    "evt.<type>.<order_id> of their envelope, a malformed payload) are counted as\n"
+    "undecodable, never as orders.\n"
     "It also reports the run's figures from the five services' counters\n"
     "(saga.ctl.<svc>.stats, since each process started): faults injected,\n"
     "redeliveries, duplicates suppressed, dead letters; and SAGA_DLQ's messages.\n"
@@ -184,6 +209,7 @@ static const char audit_help[] =
     "exists. --settle repeats the audit for up to SECONDS until it passes, for use\n"
     "right after a run while compensations are still in flight. Exit 1 on any\n"
     "violation. --json prints {\"orders\":N,\"confirmed\":..,\"cancelled\":..,\"pending\":..,\n"
+    "\"undecodable\":N,\"unverified_old\":N,\n"
     "\"figures\":{\"faults_injected\":..,\"redeliveries\":..,\"duplicates_suppressed\":..,\n"
     "\"dead_lettered\":..,\"dlq_messages\":..,\"dlq_poisoned\":..,\"dlq_failed\":..,..},\n"
     "\"violations\":[{\"order_id\":..,\"rule\":..,\"detail\":..}],...}.\n";
@@ -269,13 +295,19 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
         if (stat(default_spool, &st) == 0 && S_ISDIR(st.st_mode))
             spool = default_spool;
     }
+    /* The services' retention period, from the same SAGA_RETENTION_MS they
+     * read (a malformed environment leaves the default). */
+    saga_config cfg;
+    char cfg_err[256];
+    saga_config_init(&cfg, "sagactl", cfg_err, sizeof(cfg_err));
     rc = ctl_connect(&c, "audit", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         return rc;
     int64_t deadline = ctl_now_ms() + settle * 1000;
     for (int round = 0;; round++) {
         ctl_audit_cleanup(&a);
-        rc = ctl_audit_run(&a, &c, round == 0, spool, grace, strict_ids, allow_dead_letters);
+        rc = ctl_audit_run(&a, &c, round == 0, spool, grace, strict_ids, allow_dead_letters,
+                           cfg.retention_ms);
         if (rc != CTL_EXIT_OK)
             goto out;
         if (a.nv == 0 || !may_settle(&a) || ctl_now_ms() + 1000 > deadline)

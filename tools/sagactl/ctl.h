@@ -167,6 +167,10 @@ typedef enum ctl_mark {
 ctl_mark ctl_event_mark(const char *type);
 /* "COMPENSATION", "FAILURE" or "" */
 const char *ctl_mark_label(ctl_mark m);
+/* 1 when ev's type is one of the saga's (schemas/events.proto, or an
+ * extension's "<name>.vetoed"/"<name>.cleared") and its payload decodes as
+ * that type's message; an order.placed must also list at least one line. */
+int ctl_event_well_formed(const saga_event *ev);
 /* Appends a one-line summary of the event's payload (amounts, skus, reasons). */
 void ctl_event_summary(ctl_buf *b, const saga_event *ev);
 /* Appends the whole envelope and the decoded payload as one JSON object.
@@ -182,15 +186,20 @@ void ctl_event_json(ctl_buf *b, const saga_event *ev, uint64_t stream_seq,
 int ctl_stream_count(ctl_conn *c, const char *cmd, const char *stream, const char *filter,
                      uint64_t *n, int *missing);
 
-/* Called for every decodable event; stream_seq is its sequence in the
- * stream. Return 0 to go on, 1 to stop the read early, -1 to fail it (after
- * printing why, e.g. out of memory). */
-typedef int (*ctl_stream_fn)(const saga_event *ev, uint64_t stream_seq, void *udata);
+/* Called for every event of the saga; stream_seq is its sequence in the
+ * stream, stored_ms when the broker stored it (not the time the envelope
+ * claims). Return 0 to go on, 1 to stop the read early, -1 to fail it
+ * (after printing why, e.g. out of memory). */
+typedef int (*ctl_stream_fn)(const saga_event *ev, uint64_t stream_seq, int64_t stored_ms,
+                             void *udata);
 
 typedef struct ctl_stream_result {
-    uint64_t messages;    /* messages read */
-    uint64_t undecodable; /* messages that are not a valid envelope (skipped) */
-    int stream_missing;   /* the stream does not exist yet */
+    uint64_t messages; /* messages read */
+    /* Messages that are not events of the saga (skipped): the envelope does
+     * not decode, the subject is not evt.<its type>.<its order id>, or the
+     * payload is not well formed for its type (ctl_event_well_formed). */
+    uint64_t undecodable;
+    int stream_missing; /* the stream does not exist yet */
 } ctl_stream_result;
 
 /* Called for every message read; time_ns is when the stream stored it.

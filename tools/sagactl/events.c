@@ -58,6 +58,17 @@ static ProtobufCMessage *decode_payload(const saga_event *ev)
     return protobuf_c_message_unpack(d, NULL, ev->payload_len, ev->payload);
 }
 
+int ctl_event_well_formed(const saga_event *ev)
+{
+    ProtobufCMessage *m = decode_payload(ev);
+    int ok = m != NULL;
+    if (ok && strcmp(ev->type, "order.placed") == 0)
+        ok = ((const Saga__V1__OrderPlaced *)m)->n_items > 0;
+    if (m != NULL)
+        protobuf_c_message_free_unpacked(m, NULL);
+    return ok;
+}
+
 ctl_mark ctl_event_mark(const char *type)
 {
     static const char *const compensations[] = {"payment.refunded", "inventory.released",

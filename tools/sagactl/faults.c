@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "saga/wire.h"
 
 #define PLAN_MAX 1000 /* the runtime refuses longer plans; fail before sending */
 
@@ -22,25 +23,20 @@ static const struct {
     {"reorder_rate", "0"}, {"reorder_delay_ms", "500"}, {"crash", "\"\""},
 };
 
-/* The business rates the services' rules consult (saga_ctx_chance). The
- * runtime takes any other key as a business rate too, so a typo would be
- * accepted in silence: inject says when a key has no effect it knows of. */
+/* The business rates the services' rules consult (saga_ctx_chance); the
+ * runtime refuses any other key, with its reason. */
 static const struct {
     const char *key;
     const char *service;
 } business_faults[] = {
-    {"decline_rate", "payment"},
-    {"stockout_rate", "inventory"},
-    {"ship_fail_rate", "shipping"},
+#define CTL_BUSINESS_FAULT(key, service) {key, service},
+    SAGA_BUSINESS_FAULTS(CTL_BUSINESS_FAULT)
+#undef CTL_BUSINESS_FAULT
 };
 
 static void note_business_key(const char *svc, const char *setting)
 {
     size_t klen = strcspn(setting, "=");
-    for (size_t i = 0; i < sizeof(plan_defaults) / sizeof(plan_defaults[0]); i++)
-        if (strlen(plan_defaults[i].key) == klen &&
-            strncmp(plan_defaults[i].key, setting, klen) == 0)
-            return;
     for (size_t i = 0; i < sizeof(business_faults) / sizeof(business_faults[0]); i++) {
         if (strlen(business_faults[i].key) != klen ||
             strncmp(business_faults[i].key, setting, klen) != 0)
@@ -50,18 +46,31 @@ static void note_business_key(const char *svc, const char *setting)
                     setting, svc, business_faults[i].service);
         return;
     }
-    ctl_err("inject",
-            "note: %.*s is not a fault sagactl knows; %s keeps it as a business rate, which "
-            "matters only if its rules consult it",
-            (int)klen, setting, svc);
+}
+
+/* Numbers are compared by value: the service writes a rate of 0 as 0.0. */
+static int same_value(const ctl_json_member *m, const char *want)
+{
+    char text[64], *end = NULL;
+    if (ctl_json_value_is(m, want))
+        return 1;
+    if (m->value_len == 0 || m->value_len >= sizeof(text))
+        return 0;
+    memcpy(text, m->value, m->value_len);
+    text[m->value_len] = '\0';
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0')
+        return 0;
+    double w = strtod(want, &end);
+    return *end == '\0' && v == w;
 }
 
 static int is_default(const ctl_json_member *m)
 {
     for (size_t i = 0; i < sizeof(plan_defaults) / sizeof(plan_defaults[0]); i++)
         if (ctl_json_key_is(m, plan_defaults[i].key))
-            return ctl_json_value_is(m, plan_defaults[i].value);
-    return ctl_json_value_is(m, "0");
+            return same_value(m, plan_defaults[i].value);
+    return same_value(m, "0");
 }
 
 /* Appends the injected settings of a service's reply ("none" for an empty
@@ -157,7 +166,8 @@ static const char inject_help[] =
     "                        in_handler, after_commit, after_publish\n"
     "  seed=N                picks which events the faults hit (repeatable runs)\n"
     "Business faults (the service's rules): decline_rate=R (payment),\n"
-    "stockout_rate=R (inventory), ship_fail_rate=R (shipping).\n"
+    "stockout_rate=R (inventory), ship_fail_rate=R (shipping). Any other key is\n"
+    "refused by the service (exit 1, naming the key).\n"
     "A plan set here lives in the process: a restart goes back to SAGA_FAULTS.\n"
     "SERVICE is order, payment, inventory, shipping or notification (or a running\n"
     "extension such as fraud). Prints the settings now injected; --json prints the\n"

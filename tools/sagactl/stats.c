@@ -23,9 +23,10 @@ typedef struct stats_state {
     uint64_t events;
 } stats_state;
 
-static int on_order_event(const saga_event *ev, uint64_t seq, void *udata)
+static int on_order_event(const saga_event *ev, uint64_t seq, int64_t stored_ms, void *udata)
 {
     stats_state *s = udata;
+    (void)stored_ms;
     (void)seq;
     s->events++;
     order_state *o = ctl_map_upsert(s->orders, ev->order_id, NULL);
@@ -55,9 +56,12 @@ static const char stats_help[] =
     "Counts orders by state, reading the order service's events (evt.order.>)\n"
     "from the stream (progress on stderr every 10,000 events), and prints each\n"
     "service's runtime counters (saga.ctl.<svc>.stats); a service that does not\n"
-    "answer within 1 s shows as unavailable. --json prints\n"
+    "answer within 1 s shows as unavailable. Stream entries that are no event of\n"
+    "the saga (undecodable, on the wrong subject, a malformed payload) are counted\n"
+    "apart as undecodable, not as orders. --json prints\n"
     "{\"orders\":{\"total\":..,\"pending\":..,\"confirmed\":..,\"cancelled\":..,\n"
-    "\"cancelled_by_reason\":{..}},\"order_events\":N,\"services\":{\"order\":{..}|null,..}}.\n";
+    "\"cancelled_by_reason\":{..}},\"order_events\":N,\"undecodable\":N,\n"
+    "\"services\":{\"order\":{..}|null,..}}.\n";
 
 int ctl_cmd_stats(const char *url, int argc, char **argv)
 {
@@ -141,7 +145,8 @@ int ctl_cmd_stats(const char *url, int argc, char **argv)
             ctl_json_key(&b, k == 0, reasons[k].name);
             ctl_buf_printf(&b, "%llu", (unsigned long long)reasons[k].n);
         }
-        ctl_buf_printf(&b, "}},\"order_events\":%llu,\"services\":{", (unsigned long long)s.events);
+        ctl_buf_printf(&b, "}},\"order_events\":%llu,\"undecodable\":%llu,\"services\":{",
+                       (unsigned long long)s.events, (unsigned long long)res.undecodable);
         for (int i = 0; i < CTL_NSERVICES; i++) {
             ctl_json_key(&b, i == 0, ctl_services[i]);
             if (svc[i] != NULL)
@@ -155,6 +160,11 @@ int ctl_cmd_stats(const char *url, int argc, char **argv)
                        (unsigned long long)total, (unsigned long long)by_state[ST_PENDING],
                        (unsigned long long)by_state[ST_CONFIRMED],
                        (unsigned long long)by_state[ST_CANCELLED]);
+        if (res.undecodable > 0)
+            ctl_buf_printf(&b,
+                           "undecodable: %llu (stream entries that are no event of the saga; "
+                           "not counted)\n",
+                           (unsigned long long)res.undecodable);
         if (nreasons > 0) {
             ctl_buf_puts(&b, "cancelled by reason:");
             for (int k = 0; k < nreasons; k++)

@@ -169,18 +169,26 @@ typedef struct decoding {
     ctl_stream_result *res;
 } decoding;
 
+/* A stream entry is one of the saga's events only when its envelope decodes,
+ * it sits on the subject its envelope names (evt.<type>.<order_id>) and its
+ * payload is well formed for its type: anything else (garbage published on
+ * evt.>) is counted apart, never as an order. */
 static int decode_one(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata)
 {
     decoding *d = udata;
     saga_event ev;
     void *owner = NULL;
-    (void)time_ns;
+    char subject[SAGA_TYPE_MAX + SAGA_ORDER_ID_MAX + 8];
+    int rc = 0;
     if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
-                          &ev, &owner, NULL, 0) != SAGA_OK) {
+                          &ev, &owner, NULL, 0) != SAGA_OK ||
+        saga_event_subject(ev.type, ev.order_id, subject, sizeof(subject)) != SAGA_OK ||
+        strcmp(subject, natsMsg_GetSubject(m)) != 0 || !ctl_event_well_formed(&ev)) {
         d->res->undecodable++;
-        return 0;
+        goto out;
     }
-    int rc = d->fn(&ev, seq, d->udata);
+    rc = d->fn(&ev, seq, time_ns / 1000000, d->udata);
+out:
     free(owner);
     return rc;
 }

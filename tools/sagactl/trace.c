@@ -32,9 +32,10 @@ typedef struct trace_state {
     ctl_buf out;
 } trace_state;
 
-static int on_trace_event(const saga_event *ev, uint64_t seq, void *udata)
+static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms, void *udata)
 {
     trace_state *t = udata;
+    (void)stored_ms;
     if (t->n == 0)
         t->first_ms = ev->time_ms;
     int64_t offset = ev->time_ms - t->first_ms;

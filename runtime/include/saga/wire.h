@@ -76,6 +76,17 @@ saga_dlq_cause saga_dlq_cause_parse(const char *name);
 /* 1 if a message with this cause was dead-lettered by what it is. */
 int saga_dlq_cause_deliberate(saga_dlq_cause c);
 
+/* ---- business faults ---------------------------------------------- */
+
+/* XX(key, service): the business rates of a fault plan (docs/failures.md)
+ * that a service's rules consult with saga_ctx_chance(). A plan naming any
+ * other key that is not one of the runtime's own is refused, so a typo or a
+ * crafted key can never sit in a plan unseen. */
+#define SAGA_BUSINESS_FAULTS(XX)                                                                   \
+    XX("decline_rate", "payment")                                                                  \
+    XX("stockout_rate", "inventory")                                                               \
+    XX("ship_fail_rate", "shipping")
+
 #ifdef __cplusplus
 }
 #endif

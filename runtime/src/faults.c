@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "saga/hash.h"
+
 void saga__faults_init(saga__faults *f)
 {
     memset(f, 0, sizeof(*f));
@@ -127,16 +129,6 @@ void saga__faults_json(const saga__faults *f, char *buf, size_t cap)
         snprintf(buf + n, cap - (size_t)n, "}");
 }
 
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 int saga__faults_roll(const saga__faults *f, const char *key, const char *id, uint64_t salt,
                       double rate)
 {
@@ -144,11 +136,10 @@ int saga__faults_roll(const saga__faults *f, const char *key, const char *id, ui
         return 0;
     if (rate >= 1.0)
         return 1;
-    uint64_t h = 14695981039346656037ULL;
-    h = fnv(h, &f->seed, sizeof(f->seed));
-    h = fnv(h, key, strlen(key));
-    h = fnv(h, id, strlen(id));
-    h = fnv(h, &salt, sizeof(salt));
+    uint64_t h = saga_fnv1a(SAGA_FNV1A_INIT, &f->seed, sizeof(f->seed));
+    h = saga_fnv1a(h, key, strlen(key));
+    h = saga_fnv1a(h, id, strlen(id));
+    h = saga_fnv1a(h, &salt, sizeof(salt));
     /* A final mix so that nearby inputs spread over the whole range. */
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;

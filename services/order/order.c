@@ -32,6 +32,7 @@
 #define UNIT_CENTS_MAX 10000000LL
 #define IDENT_MAX 64 /* customer ids and SKUs */
 #define IDEM_KEY_MAX 128
+#define IDEM_HASH_BASIS2 0x84222325cbf29ce4ULL /* the second hash of a long key */
 #define DETAIL_MAX 200
 #define DEADLINE_DEFAULT_MS 30000
 #define DEADLINE_MIN_MS 100
@@ -496,12 +497,11 @@ static void idem_scope(const char *key, char out[SAGA_ORDER_ID_MAX + 1])
         if (saga_valid_order_id(out))
             return;
     }
-    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL; /* FNV-1a, two bases */
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
-        h1 = (h1 ^ *p) * 0x100000001b3ULL;
-        h2 = (h2 ^ *p) * 0x100000001b3ULL;
-        h2 ^= h2 >> 29;
-    }
+    /* Two FNV-1a hashes from two offset bases: a key that collides under one
+     * does not under the other, except by chance. */
+    size_t len = strlen(key);
+    uint64_t h1 = saga_fnv1a(SAGA_FNV1A_INIT, key, len);
+    uint64_t h2 = saga_fnv1a(IDEM_HASH_BASIS2, key, len);
     snprintf(out, SAGA_ORDER_ID_MAX + 1, "h-%016llx%016llx", (unsigned long long)h1,
              (unsigned long long)h2);
 }

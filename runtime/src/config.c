@@ -36,45 +36,59 @@
 #define S_LOGLEVEL(f) #f, SAGA__SETTING_LOGLEVEL, FIELD(f, saga_log_level), 0, SAGA_LOG_DEBUG
 
 const saga__setting saga__config_settings[] = {
-    {"SAGA_NATS_URL", S_STRING(nats_url), 1, 1024,
-     "NATS server URL; several may be given, separated by commas."},
-    {"SAGA_DATA_DIR", S_STRING(data_dir), 1, 3900,
+    {"SAGA_NATS_URL", S_STRING(nats_url), 1, SAGA__NATS_URL_MAX,
+     "NATS server URL; several may be given, separated by commas.", SAGA__SETTING_REQUIRED},
+    {"SAGA_DATA_DIR", S_STRING(data_dir), 1, SAGA__DATA_DIR_MAX,
      "Directory of the service's LMDB environment, created if missing. No default: the "
-     "executable must set it or this variable."},
+     "executable must set it or this variable.",
+     SAGA__SETTING_REQUIRED},
+    {NULL, S_STRING(stream), 1, SAGA__STREAM_MAX, "JetStream stream of the events.",
+     SAGA__SETTING_REQUIRED},
+    {NULL, S_STRING(dlq_stream), 1, SAGA__STREAM_MAX, "JetStream stream of dead letters.",
+     SAGA__SETTING_REQUIRED},
     {"SAGA_BATCH_MAX", S_INT(batch_max), 1, 65536,
-     "Messages per group commit: one LMDB commit (one fsync) per fetched batch."},
+     "Messages per group commit: one LMDB commit (one fsync) per fetched batch.", 0},
     {"SAGA_ACK_WAIT_MS", S_INT64(ack_wait_ms), 100, DAY_MS,
-     "Time before JetStream redelivers a message that was not acknowledged."},
+     "Time before JetStream redelivers a message that was not acknowledged.", 0},
+    {NULL, S_INT(max_ack_pending), 1, 1000000,
+     "Unacknowledged messages the broker lets each durable consumer have (flow control).", 0},
     {"SAGA_MAX_DELIVER", S_INT(max_deliver), 1, 1000,
-     "Deliveries of a failing message before it is dead-lettered."},
+     "Deliveries of a failing message before it is dead-lettered.", 0},
     {"SAGA_RETRY_BASE_MS", S_INT64(retry_base_ms), 1, HOUR_MS,
-     "First retry delay after a transient failure; doubles with each delivery."},
-    {"SAGA_RETRY_MAX_MS", S_INT64(retry_max_ms), 1, DAY_MS, "Cap on the retry delay."},
+     "First retry delay after a transient failure; doubles with each delivery.", 0},
+    {"SAGA_RETRY_MAX_MS", S_INT64(retry_max_ms), 1, DAY_MS, "Cap on the retry delay.", 0},
     {"SAGA_RETENTION_MS", S_INT64(retention_ms), 1, 366 * DAY_MS,
      "How long processed event ids and finished sagas are kept; keep it longer than the "
-     "broker's duplicate window and the redelivery span."},
+     "broker's duplicate window and the redelivery span.",
+     0},
+    {NULL, S_INT64(dup_window_ms), SECOND_MS, DAY_MS,
+     "Broker duplicate window set on the streams this service creates.", 0},
     {"SAGA_EVENTS_MAX_AGE_MS", S_INT64(events_max_age_ms), SAGA_DEFAULT_DUP_WINDOW_MS,
      3660 * DAY_MS,
      "How long the broker keeps events (MaxAge of the event stream, set when a service "
      "creates it; an existing stream keeps its own), at least the 2-minute duplicate window: "
      "longer than any outage a consumer must survive and the history sagactl trace and audit "
-     "should see. The broker's memory grows with what it keeps."},
+     "should see. The broker's memory grows with what it keeps.",
+     0},
     {"SAGA_PARK_TIMEOUT_MS", S_INT64(park_timeout_ms), 1, 30 * DAY_MS,
-     "Default bound on how long a parked event waits for its predecessor."},
+     "Default bound on how long a parked event waits for its predecessor.", 0},
+    {NULL, S_INT64(publish_wait_ms), 1, HOUR_MS,
+     "Bound on waiting for publish acks before the batch's publishes are retried.", 0},
     {"SAGA_SYNC", S_BOOL(sync),
      "1: every commit is fsync'd (durable); 0: MDB_NOSYNC, faster but a machine crash may "
-     "lose the last commits."},
+     "lose the last commits.",
+     0},
     {"SAGA_COMMIT_PER_MESSAGE", S_BOOL(commit_per_message),
-     "1: one LMDB commit per message instead of per batch (for benchmarks)."},
-    {"SAGA_CRASH_AT", S_STRING(crash_at), 1, 128,
-     "Test fault: the crash point \"name[:n]\" at which the process aborts."},
-    {"SAGA_GATES", S_STRING(gates), 1, 200,
-     "Participants whose clearance gates this service's steps, e.g. \"fraud\"."},
-    {"SAGA_FAULTS", S_STRING(faults), 1, 1000,
-     "Fault plan at start, e.g. \"error_rate=0.1,seed=7\" (see docs/failures.md)."},
-    {"SAGA_LOG_LEVEL", S_LOGLEVEL(log_level), "Log level: error, warn, info or debug."},
+     "1: one LMDB commit per message instead of per batch (for benchmarks).", 0},
+    {"SAGA_CRASH_AT", S_STRING(crash_at), 1, SAGA__CRASH_AT_MAX,
+     "Test fault: the crash point \"name[:n]\" at which the process aborts.", 0},
+    {"SAGA_GATES", S_STRING(gates), 1, SAGA__GATES_MAX,
+     "Participants whose clearance gates this service's steps, e.g. \"fraud\".", 0},
+    {"SAGA_FAULTS", S_STRING(faults), 1, SAGA__FAULTS_MAX,
+     "Fault plan at start, e.g. \"error_rate=0.1,seed=7\" (see docs/failures.md).", 0},
+    {"SAGA_LOG_LEVEL", S_LOGLEVEL(log_level), "Log level: error, warn, info or debug.", 0},
     {"SAGA_MAP_SIZE", S_SIZE(map_size), MIB, TIB,
-     "Initial LMDB map size in bytes (suffix K, M, G or T); it grows when full."},
+     "Initial LMDB map size in bytes (suffix K, M, G or T); it grows when full.", 0},
 };
 
 const size_t saga__config_nsettings =
@@ -100,6 +114,22 @@ static void append_err(char *errbuf, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(errbuf + used, errlen - used, fmt, ap);
     va_end(ap);
+}
+
+/* Whether v is within s's bounds; if not, names the setting (its field and,
+ * if it has one, its variable) in errbuf. The environment and
+ * saga__config_check() both come here, so a value is refused the same way
+ * however it was set. shown is v as the user wrote it (for strings, the
+ * string itself). */
+static int within_bounds(const saga__setting *s, long long v, const char *shown, char *errbuf,
+                         size_t errlen)
+{
+    if (v >= s->min && v <= s->max)
+        return 1;
+    append_err(errbuf, errlen, "%s=\"%.64s\"%s%s%s: %s %lld..%lld", s->key, shown,
+               s->env != NULL ? " (" : "", s->env != NULL ? s->env : "", s->env != NULL ? ")" : "",
+               s->type == SAGA__SETTING_STRING ? "length must be" : "out of range", s->min, s->max);
+    return 0;
 }
 
 /* Strict decimal: optional sign, digits, nothing else (no blanks, no
@@ -189,11 +219,8 @@ static saga_status apply(const saga__setting *s, const char *value, saga_config 
     switch (s->type) {
     case SAGA__SETTING_STRING: {
         size_t n = strnlen(value, (size_t)s->max + 1);
-        if ((long long)n < s->min || (long long)n > s->max) {
-            append_err(errbuf, errlen, "%s=\"%.64s\": length must be %lld..%lld", s->env, value,
-                       s->min, s->max);
+        if (!within_bounds(s, (long long)n, value, errbuf, errlen))
             return SAGA_EINVAL;
-        }
         /* The environment outlives the config, so pointing into it is safe
          * (service.h promises it) as long as the caller does not setenv() the
          * same variable again. */
@@ -239,11 +266,10 @@ static saga_status apply(const saga__setting *s, const char *value, saga_config 
         break;
     }
 
-    if (v < s->min || v > s->max) {
-        append_err(errbuf, errlen, "%s=\"%.64s\": out of range %lld..%lld", s->env, value, s->min,
-                   s->max);
+    char shown[32];
+    snprintf(shown, sizeof(shown), "%lld", v);
+    if (!within_bounds(s, v, shown, errbuf, errlen))
         return SAGA_EINVAL;
-    }
     /* In range, so the narrowing below cannot change the value. */
     switch (s->type) {
     case SAGA__SETTING_INT:
@@ -267,6 +293,15 @@ static saga_status apply(const saga__setting *s, const char *value, saga_config 
         break;
     }
     return SAGA_OK;
+}
+
+static int valid_name(const char *name, char *errbuf, size_t errlen)
+{
+    if (saga_valid_producer(name))
+        return 1;
+    append_err(errbuf, errlen, "bad service name \"%.64s\": must match [a-z0-9_-]{1,32}",
+               name != NULL ? name : "(null)");
+    return 0;
 }
 
 static void set_defaults(saga_config *cfg, const char *name)
@@ -314,9 +349,7 @@ saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, s
         goto out;
     }
     set_defaults(cfg, name);
-    if (!saga_valid_producer(name)) {
-        append_err(errbuf, errlen, "bad service name \"%.64s\": must match [a-z0-9_-]{1,32}",
-                   name != NULL ? name : "(null)");
+    if (!valid_name(name, errbuf, errlen)) {
         rv = SAGA_EINVAL;
         goto out;
     }
@@ -325,13 +358,103 @@ saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, s
      * as unset, as shells and compose files produce them for "not given". */
     for (i = 0; i < saga__config_nsettings; i++) {
         const saga__setting *s = &saga__config_settings[i];
-        const char *value = getenv(s->env);
+        const char *value = s->env != NULL ? getenv(s->env) : NULL;
         if (value == NULL || value[0] == '\0')
             continue;
         if (apply(s, value, cfg, errbuf, errlen) != SAGA_OK)
             rv = SAGA_EINVAL;
     }
 out:
+    return rv;
+}
+
+/* Checks the field of row s in cfg against the row's bounds. */
+static int check_field(const saga__setting *s, const saga_config *cfg, char *errbuf, size_t errlen)
+{
+    const char *field = (const char *)cfg + s->offset;
+    char shown[32];
+    long long v;
+    switch (s->type) {
+    case SAGA__SETTING_STRING: {
+        const char *str;
+        memcpy(&str, field, sizeof(str));
+        if (str == NULL || str[0] == '\0') {
+            if (!(s->flags & SAGA__SETTING_REQUIRED))
+                return 1;
+            append_err(errbuf, errlen, "%s is required%s%s%s", s->key, s->env != NULL ? " (" : "",
+                       s->env != NULL ? s->env : "", s->env != NULL ? ")" : "");
+            return 0;
+        }
+        return within_bounds(s, (long long)strnlen(str, (size_t)s->max + 1), str, errbuf, errlen);
+    }
+    case SAGA__SETTING_INT:
+    case SAGA__SETTING_BOOL: {
+        int i;
+        memcpy(&i, field, sizeof(i));
+        v = i;
+        break;
+    }
+    case SAGA__SETTING_INT64: {
+        int64_t i;
+        memcpy(&i, field, sizeof(i));
+        v = i;
+        break;
+    }
+    case SAGA__SETTING_SIZE: {
+        size_t z;
+        memcpy(&z, field, sizeof(z));
+        v = z > (size_t)LLONG_MAX ? LLONG_MAX : (long long)z;
+        break;
+    }
+    case SAGA__SETTING_LOGLEVEL: {
+        saga_log_level l;
+        memcpy(&l, field, sizeof(l));
+        v = (long long)l;
+        break;
+    }
+    default:
+        return 0;
+    }
+    snprintf(shown, sizeof(shown), "%lld", v);
+    return within_bounds(s, v, shown, errbuf, errlen);
+}
+
+saga_status saga__config_check(const saga_config *cfg, char *errbuf, size_t errlen)
+{
+    saga_status rv = SAGA_OK;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (cfg == NULL) {
+        append_err(errbuf, errlen, "cfg is NULL");
+        return SAGA_EINVAL;
+    }
+    if (!valid_name(cfg->name, errbuf, errlen))
+        rv = SAGA_EINVAL;
+    for (size_t i = 0; i < saga__config_nsettings; i++)
+        if (!check_field(&saga__config_settings[i], cfg, errbuf, errlen))
+            rv = SAGA_EINVAL;
+    /* The rules between fields, which no single row can state. */
+    if (cfg->retry_base_ms > cfg->retry_max_ms) {
+        append_err(errbuf, errlen, "retry_base_ms=%lld exceeds retry_max_ms=%lld",
+                   (long long)cfg->retry_base_ms, (long long)cfg->retry_max_ms);
+        rv = SAGA_EINVAL;
+    }
+    /* An id pruned from the inbox while the broker still drops its copies
+     * is fine; one pruned before is a duplicate the inbox no longer sees. */
+    if (cfg->retention_ms <= cfg->dup_window_ms) {
+        append_err(errbuf, errlen,
+                   "retention_ms=%lld must exceed the broker's duplicate window "
+                   "dup_window_ms=%lld",
+                   (long long)cfg->retention_ms, (long long)cfg->dup_window_ms);
+        rv = SAGA_EINVAL;
+    }
+    if (cfg->events_max_age_ms < cfg->dup_window_ms) {
+        append_err(errbuf, errlen,
+                   "events_max_age_ms=%lld must be at least the broker's duplicate window "
+                   "dup_window_ms=%lld",
+                   (long long)cfg->events_max_age_ms, (long long)cfg->dup_window_ms);
+        rv = SAGA_EINVAL;
+    }
     return rv;
 }
 
@@ -397,6 +520,8 @@ void saga__config_describe(FILE *f)
     for (i = 0; i < saga__config_nsettings; i++) {
         const saga__setting *s = &saga__config_settings[i];
         char def[128], bounds[64];
+        if (s->env == NULL)
+            continue; /* set in code only: saga_config in saga/service.h */
         saga__config_value(s, &defaults, def, sizeof(def));
         if (s->type == SAGA__SETTING_STRING && strcmp(def, "-") == 0)
             snprintf(def, sizeof(def), "none");

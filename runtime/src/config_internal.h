@@ -20,18 +20,39 @@ typedef enum saga__setting_type {
     SAGA__SETTING_LOGLEVEL /* saga_log_level: error|warn|info|debug */
 } saga__setting_type;
 
+/* Bounds that also size the service's copies of the strings (service_internal.h). */
+#define SAGA__NATS_URL_MAX 1024
+#define SAGA__DATA_DIR_MAX 3900 /* leaves room under PATH_MAX for LMDB's file names */
+#define SAGA__STREAM_MAX 63
+#define SAGA__CRASH_AT_MAX 128
+#define SAGA__GATES_MAX 200
+#define SAGA__FAULTS_MAX 1000
+
+/* Flags of a setting. */
+#define SAGA__SETTING_REQUIRED 1u /* a string that must be set (non-NULL, non-empty) */
+
 typedef struct saga__setting {
-    const char *env;         /* environment variable, e.g. "SAGA_BATCH_MAX" */
-    const char *key;         /* the saga_config field it sets, e.g. "batch_max" */
+    const char *env; /* environment variable, e.g. "SAGA_BATCH_MAX"; NULL: set in code only */
+    const char *key; /* the saga_config field it sets, e.g. "batch_max" */
     saga__setting_type type; /* checked at compile time against the field's C type */
     size_t offset;           /* offsetof(saga_config, <key>) */
     long long min, max;      /* inclusive bounds; for strings, bounds on the length */
     const char *help;        /* one sentence for --help */
+    unsigned flags;          /* SAGA__SETTING_* */
 } saga__setting;
 
-/* The settings, in the order --help lists them. */
+/* Every field of saga_config that has bounds, in the order --help lists
+ * them; the rows with an env are read from the environment. */
 extern const saga__setting saga__config_settings[];
 extern const size_t saga__config_nsettings;
+
+/* Checks cfg as saga_service_create() takes it: the service name, every
+ * row's bounds (the same test and message as a bad environment value gets),
+ * required strings, and the rules between fields (retry_base_ms <=
+ * retry_max_ms; retention_ms and events_max_age_ms beyond dup_window_ms).
+ * Every violation is named in errbuf, "; "-separated. SAGA_OK or
+ * SAGA_EINVAL. */
+saga_status saga__config_check(const saga_config *cfg, char *errbuf, size_t errlen);
 
 /* Writes one block per setting to f: variable, type, bounds, default, help.
  * For an executable's --help; the library itself never calls it. */

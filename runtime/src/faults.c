@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "saga/hash.h"
 #include "saga/wire.h"
 
 /* Rates print with 15 significant digits: 0.1 reads back as 0.1, not as
@@ -218,16 +219,6 @@ out:
     return text;
 }
 
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 int saga__faults_roll(const saga__faults *f, const char *key, const char *id, uint64_t salt,
                       double rate)
 {
@@ -235,11 +226,10 @@ int saga__faults_roll(const saga__faults *f, const char *key, const char *id, ui
         return 0;
     if (rate >= 1.0)
         return 1;
-    uint64_t h = 14695981039346656037ULL;
-    h = fnv(h, &f->seed, sizeof(f->seed));
-    h = fnv(h, key, strlen(key));
-    h = fnv(h, id, strlen(id));
-    h = fnv(h, &salt, sizeof(salt));
+    uint64_t h = saga_fnv1a(SAGA_FNV1A_INIT, &f->seed, sizeof(f->seed));
+    h = saga_fnv1a(h, key, strlen(key));
+    h = saga_fnv1a(h, id, strlen(id));
+    h = saga_fnv1a(h, &salt, sizeof(salt));
     /* A final mix so that nearby inputs spread over the whole range. */
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;

@@ -39,36 +39,6 @@ static int copy_str(char *dst, size_t cap, const char *src)
     return 0;
 }
 
-static saga_status check_config(const saga_config *c, char *errbuf, size_t errlen)
-{
-    const char *bad = NULL;
-    if (c->name == NULL || !saga_valid_producer(c->name))
-        bad = "name must match [a-z0-9_-]{1,32}";
-    else if (c->nats_url == NULL || c->nats_url[0] == '\0')
-        bad = "nats_url is required";
-    else if (c->data_dir == NULL || c->data_dir[0] == '\0')
-        bad = "data_dir is required (SAGA_DATA_DIR)";
-    else if (c->batch_max < 1 || c->batch_max > 100000)
-        bad = "batch_max must be in 1..100000";
-    else if (c->ack_wait_ms < 100)
-        bad = "ack_wait_ms must be at least 100";
-    else if (c->max_deliver < 1)
-        bad = "max_deliver must be at least 1";
-    else if (c->retry_base_ms < 1 || c->retry_max_ms < c->retry_base_ms)
-        bad = "retry delays must satisfy 1 <= base <= max";
-    else if (c->retention_ms <= c->dup_window_ms)
-        bad = "retention must exceed the broker's duplicate window";
-    else if (c->map_size < ((size_t)1 << 20))
-        bad = "map_size must be at least 1 MiB";
-    else if (c->publish_wait_ms < 1 || c->park_timeout_ms < 1 || c->max_ack_pending < 1)
-        bad = "publish_wait_ms, park_timeout_ms and max_ack_pending must be positive";
-    if (bad == NULL)
-        return SAGA_OK;
-    if (errbuf != NULL && errlen > 0)
-        snprintf(errbuf, errlen, "%s", bad);
-    return SAGA_EINVAL;
-}
-
 /* saga.ctl.<name>.faults: an empty request reads the plan; "k=v ..." changes
  * it; "clear" empties it. Runs on the service thread like any command, so
  * the plan needs no lock. */
@@ -141,7 +111,7 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
                                 size_t errlen)
 {
     saga_service *svc;
-    saga_status rv = check_config(cfg, errbuf, errlen);
+    saga_status rv = saga__config_check(cfg, errbuf, errlen);
     if (rv != SAGA_OK)
         return rv;
     svc = calloc(1, sizeof(*svc));

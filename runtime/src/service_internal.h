@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+#include "config_internal.h"
 #include "crash.h"
 #include "faults.h"
 #include "log_internal.h"
@@ -112,17 +113,17 @@ void saga__transport_check(saga_service *svc);
 struct saga_service {
     saga_config cfg; /* strings point into the buffers below */
     char name[SAGA_PRODUCER_MAX + 1];
-    char nats_url[512];
-    char data_dir[1024];
-    char stream[64];
-    char dlq_stream[64];
-    char crash_spec[64];
+    char nats_url[SAGA__NATS_URL_MAX + 1];
+    char data_dir[SAGA__DATA_DIR_MAX + 1];
+    char stream[SAGA__STREAM_MAX + 1];
+    char dlq_stream[SAGA__STREAM_MAX + 1];
+    char crash_spec[SAGA__CRASH_AT_MAX + 1];
 
     saga__logger log;
     saga__store store;
     saga__transport tp;
     saga__faults faults; /* touched only on the service thread */
-    char faults_spec[1024];
+    char faults_spec[SAGA__FAULTS_MAX + 1];
     char gates[SAGA__MAX_GATES][SAGA_PRODUCER_MAX + 1];
     int ngates;
     saga__queue q;

@@ -11,30 +11,31 @@
 
 /* ---- JSON ------------------------------------------------------------- */
 
-int svc_json_escape(char *out, size_t cap, const char *s)
+/* The one reply a query gets when its JSON could not be built. */
+static const char json_failed[] = "{\"error\":\"out of memory building the reply\"}";
+
+saga_status svc_json_send(saga_ctx *ctx, json_t *obj)
 {
-    size_t n = 0;
-    if (cap == 0)
-        return 0;
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[8] = {'\\', (char)c};
-        size_t m = 1;
-        if (c == '"' || c == '\\')
-            m = 2;
-        else if (c < 0x20 || c == 0x7f)
-            m = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
-        else
-            esc[0] = (char)c;
-        if (n + m >= cap) {
-            out[n] = '\0';
-            return 0;
-        }
-        memcpy(out + n, esc, m);
-        n += m;
+    saga_status st = SAGA_ENOMEM;
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    if (text == NULL) {
+        saga_ctx_reply(ctx, json_failed, sizeof(json_failed) - 1);
+        goto out;
     }
-    out[n] = '\0';
-    return 1;
+    st = saga_ctx_reply(ctx, text, strlen(text));
+out:
+    free(text);
+    json_decref(obj);
+    return st;
+}
+
+saga_status svc_reply_not_order_id(saga_ctx *ctx, const char *service)
+{
+    return svc_json_send(
+        ctx, json_pack("{s:s, s:b, s:o}", "service", service, "found", 0, "error",
+                       json_sprintf("the payload must be an order id: 1 to %d characters from "
+                                    "A-Z, a-z, 0-9, _ and -",
+                                    SAGA_ORDER_ID_MAX)));
 }
 
 /* Makes room for n more bytes and the NUL; 0 (and b->failed) if it cannot. */
@@ -77,14 +78,17 @@ void svc_json_printf(svc_json *b, const char *fmt, ...)
 
 void svc_json_str(svc_json *b, const char *s)
 {
-    /* Two quotes and at most six bytes per character of s. */
-    if (!json_reserve(b, 2 + 6 * strlen(s)))
+    json_t *v = s != NULL ? json_string(s) : NULL;
+    /* JSON_ENCODE_ANY: a lone string is not a JSON document, but its dump
+     * is exactly the quoted, escaped text wanted here. */
+    char *text = v != NULL ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    if (text == NULL) {
+        b->failed = 1;
         return;
-    b->p[b->len++] = '"';
-    svc_json_escape(b->p + b->len, b->cap - b->len, s); /* fits: reserved above */
-    b->len += strlen(b->p + b->len);
-    b->p[b->len++] = '"';
-    b->p[b->len] = '\0';
+    }
+    svc_json_printf(b, "%s", text);
+    free(text);
 }
 
 saga_status svc_json_reply(saga_ctx *ctx, const svc_json *b)

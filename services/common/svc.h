@@ -1,4 +1,4 @@
-/* svc.h - Small helpers the services share: JSON for query replies, identifier
+/* svc.h - Small helpers the services share: JSON query replies, identifier
  * checks, the order id of a query, emitting and replying with protobuf-c
  * messages, fixed-size state records, and logging from setup().
  *
@@ -11,24 +11,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "saga/saga.h"
 
 /* ---- JSON ------------------------------------------------------------- */
 
-/* Writes s into out (cap bytes) as the body of a JSON string, without the
- * quotes: quotes and backslashes get a backslash, control characters and
- * DEL become \u00XX; other bytes are copied (stored strings are valid
- * UTF-8). out is always terminated when cap > 0. Returns 1 if all of s fit,
- * 0 if not; out then holds the escapes of a prefix of s, none cut. Needs at
- * most 6 * strlen(s) + 1 bytes. */
-int svc_json_escape(char *out, size_t cap, const char *s);
+/* Query replies are jansson values: build one (json_pack("{s:s, s:b}", ...)
+ * is the usual way) and hand it to svc_json_send(), which writes it once,
+ * compact, with every string escaped. */
 
-/* A JSON text that grows as it is written, for replies of unbounded size.
- * Start from svc_json b = {0}. After a failed allocation every append is a
- * no-op and failed is set, so the caller checks once, in svc_json_reply().
- * p is NUL-terminated once anything was appended; the caller frees it with
+/* Sends obj, dumped compactly with its members in the order they were
+ * added, as the command's reply (saga_ctx_reply copies it). Steals the
+ * reference: obj is released, also on failure. A NULL obj is what
+ * json_pack() returns when an allocation failed or a string was NULL or
+ * not UTF-8; the client then gets {"error":"..."} and the call returns
+ * SAGA_ENOMEM. */
+saga_status svc_json_send(saga_ctx *ctx, json_t *obj);
+
+/* Replies {"service":service,"found":false,"error":"..."} to a query whose
+ * payload is not an order id (see svc_query_order_id). */
+saga_status svc_reply_not_order_id(saga_ctx *ctx, const char *service);
+
+/* A JSON text that grows as it is written, written piece by piece by the
+ * caller. Kept for the callers that still compose JSON syntax themselves;
+ * new code builds a json_t and uses svc_json_send(). Start from
+ * svc_json b = {0}. After a failed allocation every append is a no-op and
+ * failed is set, so the caller checks once, in svc_json_reply(). p is
+ * NUL-terminated once anything was appended; the caller frees it with
  * svc_json_cleanup(). */
 typedef struct svc_json {
     char *p;
@@ -39,7 +50,8 @@ typedef struct svc_json {
 /* Appends formatted text as it is (the caller writes the JSON syntax). */
 void svc_json_printf(svc_json *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Appends s as a quoted, escaped JSON string. */
+/* Appends s as a quoted JSON string, escaped by jansson. A NULL s, or one
+ * that is not UTF-8, sets failed. */
 void svc_json_str(svc_json *b, const char *s);
 
 /* Sends b's text as the command's reply (saga_ctx_reply copies it), or

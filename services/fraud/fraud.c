@@ -152,31 +152,19 @@ out:
 static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                             void *udata)
 {
-    static const char bad[] =
-        "{\"service\":\"fraud\",\"found\":false,\"error\":\"payload is not an order id\"}";
-    char order[SAGA_ORDER_ID_MAX + 1], reason[2 * REASON_MAX * 3], out[1024];
+    char order[SAGA_ORDER_ID_MAX + 1];
     decision d;
-    int n;
     (void)subject;
     (void)udata;
     if (!svc_query_order_id(data, len, order))
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-    /* The order id is [A-Za-z0-9_-] only: nothing in it needs escaping. */
-    if (svc_state_get(ctx, order, "decision", &d, sizeof(d)) != SAGA_OK) {
-        n = snprintf(
-            out, sizeof(out),
-            "{\"service\":\"fraud\",\"order_id\":\"%s\",\"found\":false,\"decision\":\"none\"}",
-            order);
-        return saga_ctx_reply(ctx, out, (size_t)n);
-    }
+        return svc_reply_not_order_id(ctx, PARTICIPANT);
+    if (svc_state_get(ctx, order, "decision", &d, sizeof(d)) != SAGA_OK)
+        return svc_json_send(ctx, json_pack("{s:s, s:s, s:b, s:s}", "service", PARTICIPANT,
+                                            "order_id", order, "found", 0, "decision", "none"));
     d.reason[sizeof(d.reason) - 1] = '\0';
-    /* Reasons are ours, but customer ids inside them are the client's. */
-    svc_json_escape(reason, sizeof(reason), d.reason);
-    n = snprintf(out, sizeof(out),
-                 "{\"service\":\"fraud\",\"order_id\":\"%s\",\"found\":true,\"decision\":\"%s\","
-                 "\"reason\":\"%s\"}",
-                 order, d.vetoed ? "vetoed" : "cleared", reason);
-    return saga_ctx_reply(ctx, out, n > 0 && (size_t)n < sizeof(out) ? (size_t)n : 0);
+    return svc_json_send(ctx, json_pack("{s:s, s:s, s:b, s:s, s:s}", "service", PARTICIPANT,
+                                        "order_id", order, "found", 1, "decision",
+                                        d.vetoed ? "vetoed" : "cleared", "reason", d.reason));
 }
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)

@@ -425,29 +425,26 @@ out:
 static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                            void *udata)
 {
-    static const char bad[] =
-        "{\"service\":\"notification\",\"found\":false,\"error\":\"payload is not an order id\"}";
-    char order[SAGA_ORDER_ID_MAX + 1], out[256];
-    int n, found = 0;
+    char order[SAGA_ORDER_ID_MAX + 1];
+    json_t *sent = json_array();
     (void)subject;
     (void)udata;
 
-    if (!svc_query_order_id(data, len, order))
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-    /* The order id is [A-Za-z0-9_-] only: nothing in it needs escaping. */
-    n = snprintf(out, sizeof(out), "{\"service\":\"notification\",\"order_id\":\"%s\"", order);
-    char list[64] = "";
-    size_t ll = 0;
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        if (!already_sent(ctx, order, kinds[i]))
-            continue;
-        int k = snprintf(list + ll, sizeof(list) - ll, "%s\"%s\"", found ? "," : "", kinds[i]);
-        ll += (size_t)k;
-        found = 1;
+    if (!svc_query_order_id(data, len, order)) {
+        json_decref(sent);
+        return svc_reply_not_order_id(ctx, "notification");
     }
-    n += snprintf(out + n, sizeof(out) - (size_t)n, ",\"found\":%s,\"messages\":[%s]}",
-                  found ? "true" : "false", list);
-    return saga_ctx_reply(ctx, out, (size_t)n);
+    for (size_t i = 0; sent != NULL && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (already_sent(ctx, order, kinds[i]) &&
+            json_array_append_new(sent, json_string(kinds[i])) != 0) {
+            json_decref(sent);
+            sent = NULL;
+        }
+    }
+    /* "o" steals sent, also when json_pack fails; a NULL sent fails it. */
+    return svc_json_send(ctx,
+                         json_pack("{s:s, s:s, s:b, s:o}", "service", "notification", "order_id",
+                                   order, "found", json_array_size(sent) > 0, "messages", sent));
 }
 
 /* ---- main ------------------------------------------------------------- */

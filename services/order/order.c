@@ -32,6 +32,7 @@
 #define UNIT_CENTS_MAX 10000000LL
 #define IDENT_MAX 64 /* customer ids and SKUs */
 #define IDEM_KEY_MAX 128
+#define IDEM_HASH_BASIS2 0x84222325cbf29ce4ULL /* the second hash of a long key */
 #define DETAIL_MAX 200
 #define DEADLINE_DEFAULT_MS 30000
 #define DEADLINE_MIN_MS 100
@@ -496,12 +497,11 @@ static void idem_scope(const char *key, char out[SAGA_ORDER_ID_MAX + 1])
         if (saga_valid_order_id(out))
             return;
     }
-    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL; /* FNV-1a, two bases */
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
-        h1 = (h1 ^ *p) * 0x100000001b3ULL;
-        h2 = (h2 ^ *p) * 0x100000001b3ULL;
-        h2 ^= h2 >> 29;
-    }
+    /* Two FNV-1a hashes from two offset bases: a key that collides under one
+     * does not under the other, except by chance. */
+    size_t len = strlen(key);
+    uint64_t h1 = saga_fnv1a(SAGA_FNV1A_INIT, key, len);
+    uint64_t h2 = saga_fnv1a(IDEM_HASH_BASIS2, key, len);
     snprintf(out, SAGA_ORDER_ID_MAX + 1, "h-%016llx%016llx", (unsigned long long)h1,
              (unsigned long long)h2);
 }
@@ -704,47 +704,30 @@ reply:
 
 /* ---- the query -------------------------------------------------------- */
 
-/* ,"key":"value" */
-static void json_kstr(svc_json *b, const char *key, const char *val)
+/* The reply for an order that was placed: its record and the placed event.
+ * NULL if it cannot be built (svc_json_send says so to the client). */
+static json_t *order_json(const char *order_id, const order_rec *h, const Saga__V1__OrderPlaced *p)
 {
-    svc_json_printf(b, ",\"%s\":", key);
-    svc_json_str(b, val != NULL ? val : "");
-}
-
-/* ,"key":123 */
-static void json_kint(svc_json *b, const char *key, long long val)
-{
-    svc_json_printf(b, ",\"%s\":%lld", key, val);
-}
-
-static void order_json(svc_json *b, const char *order_id, const order_rec *h,
-                       const Saga__V1__OrderPlaced *p)
-{
-    svc_json_printf(b, "{\"service\":\"order\"");
-    json_kstr(b, "order_id", order_id);
-    svc_json_printf(b, ",\"found\":true");
-    json_kstr(b, "state", state_name(h->state));
-    json_kstr(b, "reason", h->reason);
-    json_kstr(b, "failed_step", h->failed_step);
-    json_kstr(b, "detail", h->detail);
-    json_kstr(b, "customer_id", p->customer_id);
-    json_kint(b, "total_cents", (long long)p->total_cents);
-    json_kstr(b, "currency", p->currency);
-    json_kstr(b, "ship_to", p->ship_to);
-    json_kstr(b, "shipment_id", h->shipment_id);
-    json_kint(b, "placed_ms", (long long)h->placed_ms);
-    json_kint(b, "deadline_ms", (long long)p->deadline_unix_ms);
-    json_kint(b, "final_ms", (long long)h->final_ms);
-    svc_json_printf(b, ",\"items\":[");
-    for (size_t i = 0; i < p->n_items; i++) {
+    json_t *items = json_array();
+    for (size_t i = 0; items != NULL && i < p->n_items; i++) {
         const Saga__V1__LineItem *it = p->items[i];
-        svc_json_printf(b, "%s{\"sku\":", i > 0 ? "," : "");
-        svc_json_str(b, it->sku);
-        json_kint(b, "quantity", (long long)it->quantity);
-        json_kint(b, "unit_cents", (long long)it->unit_cents);
-        svc_json_printf(b, "}");
+        if (json_array_append_new(items, json_pack("{s:s, s:I, s:I}", "sku", it->sku, "quantity",
+                                                   (json_int_t)it->quantity, "unit_cents",
+                                                   (json_int_t)it->unit_cents)) != 0) {
+            json_decref(items);
+            items = NULL;
+        }
     }
-    svc_json_printf(b, "]}");
+    /* "o" steals items, also when json_pack fails; a NULL items fails it. */
+    return json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, "
+                     "s:I, s:o}",
+                     "service", "order", "order_id", order_id, "found", 1, "state",
+                     state_name(h->state), "reason", h->reason, "failed_step", h->failed_step,
+                     "detail", h->detail, "customer_id", p->customer_id, "total_cents",
+                     (json_int_t)p->total_cents, "currency", p->currency, "ship_to", p->ship_to,
+                     "shipment_id", h->shipment_id, "placed_ms", (json_int_t)h->placed_ms,
+                     "deadline_ms", (json_int_t)p->deadline_unix_ms, "final_ms",
+                     (json_int_t)h->final_ms, "items", items);
 }
 
 /* saga.q.order.order: payload is the order id; replies one JSON object. */
@@ -754,31 +737,22 @@ static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *d
     char order_id[SAGA_ORDER_ID_MAX + 1];
     order_rec h;
     Saga__V1__OrderPlaced *placed = NULL;
-    svc_json b = {0};
+    json_t *reply;
     saga_status st;
     (void)subject;
     (void)udata;
 
-    if (!svc_query_order_id(data, len, order_id)) {
-        static const char bad[] = "{\"service\":\"order\",\"found\":false,\"error\":\"the payload "
-                                  "must be an order id: 1 to 64 characters from A-Z, a-z, 0-9, "
-                                  "_ and -\"}";
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-    }
+    if (!svc_query_order_id(data, len, order_id))
+        return svc_reply_not_order_id(ctx, "order");
     st = rec_load(ctx, order_id, &h, &placed);
-    if (st == SAGA_OK) {
-        order_json(&b, order_id, &h, placed);
-    } else {
-        svc_json_printf(&b, "{\"service\":\"order\"");
-        json_kstr(&b, "order_id", order_id);
-        if (st == SAGA_ENOTFOUND)
-            svc_json_printf(&b, ",\"found\":false");
-        else
-            json_kstr(&b, "error", saga_strerror(st));
-        svc_json_printf(&b, "}");
-    }
-    st = svc_json_reply(ctx, &b);
-    svc_json_cleanup(&b);
+    if (st == SAGA_OK)
+        reply = order_json(order_id, &h, placed);
+    else if (st == SAGA_ENOTFOUND)
+        reply = json_pack("{s:s, s:s, s:b}", "service", "order", "order_id", order_id, "found", 0);
+    else
+        reply = json_pack("{s:s, s:s, s:s}", "service", "order", "order_id", order_id, "error",
+                          saga_strerror(st));
+    st = svc_json_send(ctx, reply);
     saga__v1__order_placed__free_unpacked(placed, NULL);
     return st;
 }

@@ -182,38 +182,29 @@ out:
 static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                            void *udata)
 {
-    static const char bad[] =
-        "{\"service\":\"shipping\",\"found\":false,\"error\":\"payload is not an order id\"}";
-    static const char failed[] = "{\"service\":\"shipping\",\"error\":\"store error, try again\"}";
-    char order[SAGA_ORDER_ID_MAX + 1], out[512];
-    char jshipment[6 * SAGA_ID_LEN + 1], jship_to[6 * SHIP_TO_LEN + 1];
+    char order[SAGA_ORDER_ID_MAX + 1];
     ship_rec rec;
     saga_status st;
     (void)subject;
     (void)udata;
 
     if (!svc_query_order_id(data, len, order))
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
+        return svc_reply_not_order_id(ctx, "shipping");
     st = ship_rec_load(ctx, order, &rec);
     if (st != SAGA_OK && st != SAGA_ENOTFOUND) {
-        saga_ctx_reply(ctx, failed, sizeof(failed) - 1);
+        svc_json_send(
+            ctx, json_pack("{s:s, s:s}", "service", "shipping", "error", "store error, try again"));
         return st;
     }
     int tomb = saga_ctx_has_tombstone(ctx, order, SHIP_TOMBSTONE);
     /* After a cancellation nothing waits any more: no shipment is "none". */
     uint32_t phase = rec.phase == SHIP_WAITING && tomb ? SHIP_NONE : rec.phase;
-    /* The order id needs no escaping ([A-Za-z0-9_-] only); the stored strings
-     * are escaped all the same. Every part is bounded, so it always fits. */
-    svc_json_escape(jshipment, sizeof(jshipment), rec.shipment_id);
-    svc_json_escape(jship_to, sizeof(jship_to), rec.ship_to);
-    int n = snprintf(out, sizeof(out),
-                     "{\"service\":\"shipping\",\"order_id\":\"%s\",\"found\":%s,\"state\":\"%s\","
-                     "\"charged\":%s,\"reserved\":%s,\"shipment_id\":\"%s\",\"ship_to\":\"%s\","
-                     "\"tombstone\":%s}",
-                     order, st == SAGA_OK || tomb ? "true" : "false", ship_phase_name(phase),
-                     rec.charged ? "true" : "false", rec.reserved ? "true" : "false", jshipment,
-                     jship_to, tomb ? "true" : "false");
-    return saga_ctx_reply(ctx, out, (size_t)n);
+    return svc_json_send(ctx,
+                         json_pack("{s:s, s:s, s:b, s:s, s:b, s:b, s:s, s:s, s:b}", "service",
+                                   "shipping", "order_id", order, "found", st == SAGA_OK || tomb,
+                                   "state", ship_phase_name(phase), "charged", rec.charged != 0,
+                                   "reserved", rec.reserved != 0, "shipment_id", rec.shipment_id,
+                                   "ship_to", rec.ship_to, "tombstone", tomb));
 }
 
 /* ---- main ------------------------------------------------------------- */

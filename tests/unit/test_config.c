@@ -29,7 +29,8 @@ static int clear_env(void **state)
     for (i = 0; i < NDOC; i++)
         unsetenv(documented[i]);
     for (i = 0; i < saga__config_nsettings; i++)
-        unsetenv(saga__config_settings[i].env);
+        if (saga__config_settings[i].env != NULL)
+            unsetenv(saga__config_settings[i].env);
     return 0;
 }
 
@@ -37,7 +38,7 @@ static const saga__setting *find(const char *env)
 {
     size_t i;
     for (i = 0; i < saga__config_nsettings; i++) {
-        if (strcmp(saga__config_settings[i].env, env) == 0)
+        if (saga__config_settings[i].env != NULL && strcmp(saga__config_settings[i].env, env) == 0)
             return &saga__config_settings[i];
     }
     return NULL;
@@ -56,12 +57,12 @@ static void assert_same_except(const saga_config *a, const saga_config *b, const
     for (i = 0; i < saga__config_nsettings; i++) {
         const saga__setting *s = &saga__config_settings[i];
         char va[256], vb[256];
-        if (skip != NULL && strcmp(s->env, skip) == 0)
+        if (skip != NULL && s->env != NULL && strcmp(s->env, skip) == 0)
             continue;
         value_of(s, a, va, sizeof(va));
         value_of(s, b, vb, sizeof(vb));
         if (strcmp(va, vb) != 0)
-            fail_msg("%s changed: %s vs %s", s->env, va, vb);
+            fail_msg("%s changed: %s vs %s", s->key, va, vb);
     }
 }
 
@@ -109,12 +110,15 @@ static void table_covers_every_variable(void **state)
     }
     for (i = 0; i < saga__config_nsettings; i++) {
         const saga__setting *s = &saga__config_settings[i];
-        assert_true(strncmp(s->env, "SAGA_", 5) == 0);
+        assert_true(s->env == NULL || strncmp(s->env, "SAGA_", 5) == 0);
         assert_non_null(s->key);
         assert_true(s->help != NULL && s->help[0] != '\0');
         assert_true(s->min <= s->max);
-        for (j = 0; j < i; j++)
-            assert_string_not_equal(s->env, saga__config_settings[j].env);
+        for (j = 0; j < i; j++) {
+            assert_string_not_equal(s->key, saga__config_settings[j].key);
+            if (s->env != NULL && saga__config_settings[j].env != NULL)
+                assert_string_not_equal(s->env, saga__config_settings[j].env);
+        }
     }
 }
 
@@ -204,7 +208,8 @@ static void empty_value_counts_as_unset(void **state)
 
     assert_int_equal(saga_config_init(&def, "order", NULL, 0), SAGA_OK);
     for (i = 0; i < saga__config_nsettings; i++)
-        setenv(saga__config_settings[i].env, "", 1);
+        if (saga__config_settings[i].env != NULL)
+            setenv(saga__config_settings[i].env, "", 1);
     assert_int_equal(saga_config_init(&cfg, "order", NULL, 0), SAGA_OK);
     assert_same_except(&cfg, &def, NULL);
 }
@@ -242,6 +247,8 @@ static void malformed_values_rejected(void **state)
     assert_int_equal(saga_config_init(&def, "order", NULL, 0), SAGA_OK);
     for (i = 0; i < saga__config_nsettings; i++) {
         const saga__setting *s = &saga__config_settings[i];
+        if (s->env == NULL)
+            continue;
         switch (s->type) {
         case SAGA__SETTING_INT:
         case SAGA__SETTING_INT64:
@@ -280,8 +287,8 @@ static void bounds_enforced(void **state)
         const long long edge[2] = {s->min, s->max};
         int k;
 
-        if (s->type != SAGA__SETTING_INT && s->type != SAGA__SETTING_INT64 &&
-            s->type != SAGA__SETTING_SIZE)
+        if (s->env == NULL || (s->type != SAGA__SETTING_INT && s->type != SAGA__SETTING_INT64 &&
+                               s->type != SAGA__SETTING_SIZE))
             continue;
         for (k = 0; k < 2; k++) {
             /* The bound itself is accepted... */
@@ -312,7 +319,7 @@ static void string_lengths_enforced(void **state)
         const saga__setting *s = &saga__config_settings[i];
         const char *got;
         char err[512];
-        if (s->type != SAGA__SETTING_STRING)
+        if (s->env == NULL || s->type != SAGA__SETTING_STRING)
             continue;
         long_value = malloc((size_t)s->max + 2);
         assert_non_null(long_value);
@@ -394,6 +401,8 @@ static void describe_lists_every_setting(void **state)
     assert_non_null(text);
     for (i = 0; i < saga__config_nsettings; i++) {
         const saga__setting *s = &saga__config_settings[i];
+        if (s->env == NULL)
+            continue;
         if (strstr(text, s->env) == NULL || strstr(text, s->help) == NULL)
             fail_msg("--help text lacks %s", s->env);
     }
@@ -402,6 +411,138 @@ static void describe_lists_every_setting(void **state)
     assert_non_null(strstr(text, "1..65536"));
     assert_non_null(strstr(text, "default 1024"));
     free(text);
+}
+
+/* Sets the numeric field of row s in cfg to v, as code would. */
+static void set_field(const saga__setting *s, saga_config *cfg, long long v)
+{
+    char *field = (char *)cfg + s->offset;
+    int i = (int)v;
+    int64_t i64 = v;
+    size_t z = (size_t)v;
+    switch (s->type) {
+    case SAGA__SETTING_INT:
+    case SAGA__SETTING_BOOL:
+        memcpy(field, &i, sizeof(i));
+        break;
+    case SAGA__SETTING_INT64:
+        memcpy(field, &i64, sizeof(i64));
+        break;
+    case SAGA__SETTING_SIZE:
+        memcpy(field, &z, sizeof(z));
+        break;
+    default:
+        fail_msg("%s is not numeric", s->key);
+    }
+}
+
+/* A valid config as an executable builds it: defaults and a data_dir. */
+static void valid_config(saga_config *cfg)
+{
+    char err[256];
+    assert_int_equal(saga_config_init(cfg, "order", err, sizeof(err)), SAGA_OK);
+    cfg->data_dir = "/tmp/saga-test-config";
+    assert_int_equal(saga__config_check(cfg, err, sizeof(err)), SAGA_OK);
+}
+
+/* A value one past a bound is refused with the same message whether it came
+ * from the environment or was set in code (saga_service_create checks the
+ * latter): SAGA_BATCH_MAX=65537 was refused while batch_max = 65537 in code
+ * passed up to 100000. */
+static void code_and_environment_share_bounds(void **state)
+{
+    size_t i;
+    (void)state;
+    for (i = 0; i < saga__config_nsettings; i++) {
+        const saga__setting *s = &saga__config_settings[i];
+        if (s->env == NULL || (s->type != SAGA__SETTING_INT && s->type != SAGA__SETTING_INT64 &&
+                               s->type != SAGA__SETTING_SIZE))
+            continue;
+        for (int k = 0; k < 2; k++) {
+            long long v = k == 0 ? s->min - 1 : s->max + 1;
+            char text[32], env_err[512] = "", code_err[512] = "";
+            saga_config cfg;
+            snprintf(text, sizeof(text), "%lld", v);
+            setenv(s->env, text, 1);
+            assert_int_equal(saga_config_init(&cfg, "order", env_err, sizeof(env_err)),
+                             SAGA_EINVAL);
+            unsetenv(s->env);
+            if (v < 0 && s->type == SAGA__SETTING_SIZE)
+                continue; /* a size_t cannot hold it in code */
+            valid_config(&cfg);
+            set_field(s, &cfg, v);
+            assert_int_equal(saga__config_check(&cfg, code_err, sizeof(code_err)), SAGA_EINVAL);
+            /* The same message; the code path may add a rule between
+             * fields that the new value also breaks. */
+            if (strncmp(code_err, env_err, strlen(env_err)) != 0)
+                fail_msg("code: \"%s\"; environment: \"%s\"", code_err, env_err);
+            assert_non_null(strstr(code_err, s->env));
+            assert_non_null(strstr(code_err, s->key));
+        }
+    }
+    /* The case that disagreed before, spelled out. */
+    saga_config cfg;
+    char err[256];
+    valid_config(&cfg);
+    cfg.batch_max = 65537;
+    assert_int_equal(saga__config_check(&cfg, err, sizeof(err)), SAGA_EINVAL);
+    assert_string_equal(err, "batch_max=\"65537\" (SAGA_BATCH_MAX): out of range 1..65536");
+    saga_service *svc = NULL;
+    err[0] = '\0';
+    assert_int_equal(saga_service_create(&svc, &cfg, err, sizeof(err)), SAGA_EINVAL);
+    assert_null(svc);
+    assert_string_equal(err, "batch_max=\"65537\" (SAGA_BATCH_MAX): out of range 1..65536");
+}
+
+/* Fields with no variable have rows too, and their bounds hold. */
+static void code_only_fields_bounded(void **state)
+{
+    static const char *const keys[] = {"max_ack_pending", "dup_window_ms", "publish_wait_ms"};
+    (void)state;
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        const saga__setting *s = NULL;
+        for (size_t i = 0; i < saga__config_nsettings; i++)
+            if (strcmp(saga__config_settings[i].key, keys[k]) == 0)
+                s = &saga__config_settings[i];
+        assert_non_null(s);
+        assert_null(s->env);
+        saga_config cfg;
+        char err[512];
+        valid_config(&cfg);
+        set_field(s, &cfg, s->min - 1);
+        assert_int_equal(saga__config_check(&cfg, err, sizeof(err)), SAGA_EINVAL);
+        assert_non_null(strstr(err, s->key));
+        valid_config(&cfg);
+        set_field(s, &cfg, s->max + 1);
+        assert_int_equal(saga__config_check(&cfg, err, sizeof(err)), SAGA_EINVAL);
+    }
+}
+
+/* The rules between fields, and every violation named at once. */
+static void cross_field_rules(void **state)
+{
+    saga_config cfg;
+    char err[512];
+    (void)state;
+
+    valid_config(&cfg);
+    cfg.retry_base_ms = cfg.retry_max_ms + 1;
+    assert_int_equal(saga__config_check(&cfg, err, sizeof(err)), SAGA_EINVAL);
+    assert_non_null(strstr(err, "retry_base_ms"));
+
+    valid_config(&cfg);
+    cfg.retention_ms = cfg.dup_window_ms;
+    cfg.data_dir = NULL;
+    cfg.max_ack_pending = 0;
+    assert_int_equal(saga__config_check(&cfg, err, sizeof(err)), SAGA_EINVAL);
+    assert_non_null(strstr(err, "retention_ms"));
+    assert_non_null(strstr(err, "data_dir is required (SAGA_DATA_DIR)"));
+    assert_non_null(strstr(err, "max_ack_pending"));
+
+    valid_config(&cfg);
+    cfg.name = "Not A Name";
+    assert_int_equal(saga__config_check(&cfg, err, sizeof(err)), SAGA_EINVAL);
+    assert_non_null(strstr(err, "service name"));
 }
 
 int main(void)
@@ -419,6 +560,9 @@ int main(void)
         T(several_bad_values),
         T(service_name_validated),
         T(describe_lists_every_setting),
+        T(code_and_environment_share_bounds),
+        T(code_only_fields_bounded),
+        T(cross_field_rules),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

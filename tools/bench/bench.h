@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "map.h"
 
 #define BENCH_NSVC 5
@@ -228,8 +230,10 @@ void bench_print_table(FILE *out, const bench_phase *ph, size_t n, const char *c
                        size_t nnames, const char *kind, const char *title);
 void bench_print_growth(FILE *out, const bench_growth *g);
 
-/* Writes machine, settings, every phase, summaries and growth as JSON. */
-int bench_write_json(const char *path, const char *settings_json, const bench_phase *ph, size_t n,
+/* Writes machine, settings, every phase, summaries and growth as JSON.
+ * Steals settings (the options the run used), also on failure; a NULL
+ * settings fails the call. Returns 0, or -1 with errno set. */
+int bench_write_json(const char *path, json_t *settings, const bench_phase *ph, size_t n,
                      const char *const *names, size_t nnames, const bench_growth *g,
                      const char *tmp_dir);
 

@@ -280,27 +280,30 @@ static int find_ceiling(void)
     return access(ceiling_exe, X_OK);
 }
 
-static void settings_json(char *buf, size_t len, const char *const *names, size_t nnames)
+/* The options of this run, for the JSON report; NULL if it cannot be built. */
+static json_t *settings_json(const char *const *names, size_t nnames)
 {
-    int k = snprintf(buf, len,
-                     "{\"orders\":%lld,\"warmup\":%lld,\"concurrency\":%lld,\"rate\":%lld,"
-                     "\"runs\":%lld,\"skus\":%lld,\"items\":%lld,\"half_peak\":%s,\"growth\":%s,"
-                     "\"retention_ms\":%lld,\"events_max_age_ms\":%lld,\"growth_every\":%lld,"
-                     "\"url\":\"%s\","
-                     "\"log_level\":\"%s\",\"phases\":[",
-                     o.orders, o.warmup, o.concurrency, o.rate, o.runs, o.skus, o.items,
-                     o.half_peak ? "true" : "false", o.growth ? "true" : "false", o.retention_ms,
-                     o.events_max_age_ms, o.growth_every, o.url ? o.url : "",
-                     o.log_level ? o.log_level : "");
-    for (size_t i = 0; i < nnames && k > 0 && (size_t)k < len; i++)
-        k += snprintf(buf + k, len - (size_t)k, "%s\"%s\"", i ? "," : "", names[i]);
-    if (k > 0 && (size_t)k < len)
-        snprintf(buf + k, len - (size_t)k, "]}");
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < nnames; i++) {
+        if (json_array_append_new(list, json_string(names[i])) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:s, s:s, "
+        "s:o}",
+        "orders", (json_int_t)o.orders, "warmup", (json_int_t)o.warmup, "concurrency",
+        (json_int_t)o.concurrency, "rate", (json_int_t)o.rate, "runs", (json_int_t)o.runs, "skus",
+        (json_int_t)o.skus, "items", (json_int_t)o.items, "half_peak", o.half_peak, "growth",
+        o.growth, "retention_ms", (json_int_t)o.retention_ms, "events_max_age_ms",
+        (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every, "url",
+        o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "", "phases", list);
 }
 
 int main(int argc, char **argv)
 {
-    char err[256], modes_buf[128], machine[1024], settings[2048];
+    char err[256], modes_buf[128], machine[1024];
     const char *names[NAMES_MAX];
     size_t nnames = 0;
     int failed = 0;
@@ -403,9 +406,8 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
     if (o.json != NULL) {
-        settings_json(settings, sizeof(settings), names, nnames);
-        if (bench_write_json(o.json, settings, phases, nphases, names, nnames, &growth,
-                             tmp != NULL && tmp[0] ? tmp : "/tmp") != 0) {
+        if (bench_write_json(o.json, settings_json(names, nnames), phases, nphases, names, nnames,
+                             &growth, tmp != NULL && tmp[0] ? tmp : "/tmp") != 0) {
             fprintf(stderr, "saga-bench: cannot write %s: %s\n", o.json, strerror(errno));
             failed = 1;
         }

@@ -1,21 +1,18 @@
-/* map.h - A small string-keyed hash map (order id -> value) for the load
- * generator and the ceiling's in-memory participants. Not thread-safe: the
- * caller serialises access. */
+/* map.h - A string-keyed map (order id -> value) for the load generator and
+ * the ceiling's in-memory participants: a thin owner of keys over uthash.
+ * Not thread-safe: the caller serialises access. */
 #ifndef BENCH_MAP_H
 #define BENCH_MAP_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 typedef struct bench_map_entry bench_map_entry;
 
 typedef struct bench_map {
-    bench_map_entry **buckets;
-    size_t nbuckets; /* a power of two */
-    size_t n;
+    bench_map_entry *head; /* uthash's table lives in its entries */
 } bench_map;
 
-/* Initialises an empty map. Returns 0, or -1 when out of memory. */
+/* Initialises an empty map. Returns 0 (it allocates nothing yet). */
 int bench_map_init(bench_map *m);
 
 /* Frees the map's own memory. Values are the caller's: free_val (may be NULL)

@@ -1,6 +1,8 @@
 /* report.c - What saga-bench prints and writes: one block per phase, the
  * table of modes against the ceiling (median, min, max over the runs), the
  * growth table, the machine, and all of it as JSON for --json. */
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -224,131 +226,164 @@ void bench_machine(char *buf, size_t len, const char *dir)
 
 /* ---- JSON -------------------------------------------------------------- */
 
-static void jstr(FILE *f, const char *s)
+/* v rounded to the given decimals: the report keeps the precision the
+ * measurement has, not 17 digits of binary noise. JSON has no NaN or
+ * infinity; a figure that has none of its own is 0. */
+static json_t *jreal(double v, int decimals)
 {
-    fputc('"', f);
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
+    double scale = pow(10, decimals);
+    return json_real(isfinite(v) ? round(v * scale) / scale : 0);
 }
 
-static void json_phase(FILE *f, const bench_phase *p)
+/* An array of what item(arg, i) builds for i < n; NULL if any failed. */
+static json_t *json_array_of(size_t n, json_t *(*item)(const void *arg, size_t i), const void *arg)
 {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        if (json_array_append_new(arr, item(arg, i)) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+static json_t *json_proc(const void *arg, size_t i)
+{
+    const bench_phase *p = arg;
+    const bench_proc_figures *pf = &p->proc[i];
+    return json_pack("{s:s, s:o, s:o, s:o, s:I, s:I}", "name", pf->name, "cpu_s",
+                     jreal(pf->cpu_s, 3), "cpu_drain_s", jreal(pf->cpu_drain_s, 3),
+                     "cpu_us_per_saga", jreal(cpu_per_saga_us(p, pf), 2), "peak_rss_kb",
+                     (json_int_t)pf->hwm_kb, "lmdb_bytes", (json_int_t)pf->lmdb_bytes);
+}
+
+static json_t *json_hop(const void *arg, size_t i)
+{
+    const bench_load_result *l = arg;
+    return json_pack("{s:s, s:I, s:o, s:o}", "hop", bench_hop_names[i], "samples",
+                     (json_int_t)l->hop_samples, "p50_ms", jreal(l->hop_p50_ms[i], 3), "p99_ms",
+                     jreal(l->hop_p99_ms[i], 3));
+}
+
+static json_t *json_phase(const void *arg, size_t k)
+{
+    const bench_phase *p = (const bench_phase *)arg + k;
     const bench_load_result *l = &p->load;
-    fprintf(f, "{\"name\":");
-    jstr(f, p->name);
-    fprintf(f, ",\"kind\":");
-    jstr(f, p->kind);
-    fprintf(f,
-            ",\"run\":%d,\"ok\":%s,\"rate\":%lld,\"concurrency\":%lld,\"orders\":%lld,"
-            "\"warmup\":%lld,\"placed\":%lld,\"confirmed\":%lld,\"cancelled\":%lld,"
-            "\"rejected\":%lld,\"window_s\":%.4f,\"sagas_per_s\":%.2f,\"settle_s\":%.3f,"
-            "\"stream_msgs\":%llu,\"stream_bytes\":%llu,\"lag_notification\":%lld,"
-            "\"lag_inventory\":%lld,"
-            "\"sustained_sagas_per_s\":%.2f,"
-            "\"latency_ms\":{\"samples\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
-            "\"max\":%.3f,\"mean\":%.3f},\"processes\":[",
-            p->run, p->ok ? "true" : "false", p->rate, p->concurrency, p->orders, p->warmup,
-            l->placed, l->confirmed, l->cancelled, l->rejected, l->window_s, l->sagas_per_s,
-            p->settle_s, (unsigned long long)p->stream_msgs, (unsigned long long)p->stream_bytes,
-            l->lag_notification, l->lag_inventory, bench_sustained(p), l->nlat, l->p50_ms,
-            l->p90_ms, l->p99_ms, l->max_ms, l->mean_ms);
-    for (int i = 0; i < p->nproc; i++) {
-        const bench_proc_figures *pf = &p->proc[i];
-        fprintf(f, "%s{\"name\":", i ? "," : "");
-        jstr(f, pf->name);
-        fprintf(f,
-                ",\"cpu_s\":%.3f,\"cpu_drain_s\":%.3f,\"cpu_us_per_saga\":%.2f,"
-                "\"peak_rss_kb\":%lld,\"lmdb_bytes\":%lld}",
-                pf->cpu_s, pf->cpu_drain_s, cpu_per_saga_us(p, pf), pf->hwm_kb, pf->lmdb_bytes);
-    }
-    fprintf(f, "],\"hops\":[");
-    for (int i = 0; i < BENCH_NHOPS && l->hop_samples > 0; i++) {
-        fprintf(f, "%s{\"hop\":", i ? "," : "");
-        jstr(f, bench_hop_names[i]);
-        fprintf(f, ",\"samples\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f}", l->hop_samples,
-                l->hop_p50_ms[i], l->hop_p99_ms[i]);
-    }
-    fprintf(f, "]}");
+    json_t *procs = json_array_of((size_t)p->nproc, json_proc, p);
+    json_t *hops = json_array_of(l->hop_samples > 0 ? BENCH_NHOPS : 0, json_hop, l);
+    json_t *latency =
+        json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "samples", (json_int_t)l->nlat, "p50",
+                  jreal(l->p50_ms, 3), "p90", jreal(l->p90_ms, 3), "p99", jreal(l->p99_ms, 3),
+                  "max", jreal(l->max_ms, 3), "mean", jreal(l->mean_ms, 3));
+    /* Every "o" is stolen, also when json_pack fails; a NULL one fails it. */
+    return json_pack("{s:s, s:s, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
+                     "s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
+                     "name", p->name, "kind", p->kind, "run", p->run, "ok", p->ok, "rate",
+                     (json_int_t)p->rate, "concurrency", (json_int_t)p->concurrency, "orders",
+                     (json_int_t)p->orders, "warmup", (json_int_t)p->warmup, "placed",
+                     (json_int_t)l->placed, "confirmed", (json_int_t)l->confirmed, "cancelled",
+                     (json_int_t)l->cancelled, "rejected", (json_int_t)l->rejected, "window_s",
+                     jreal(l->window_s, 4), "sagas_per_s", jreal(l->sagas_per_s, 2), "settle_s",
+                     jreal(p->settle_s, 3), "stream_msgs", (json_int_t)p->stream_msgs,
+                     "stream_bytes", (json_int_t)p->stream_bytes, "lag_notification",
+                     (json_int_t)l->lag_notification, "lag_inventory", (json_int_t)l->lag_inventory,
+                     "sustained_sagas_per_s", jreal(bench_sustained(p), 2), "latency_ms", latency,
+                     "processes", procs, "hops", hops);
 }
 
-static void json_summaries(FILE *f, const bench_phase *ph, size_t n, const char *const *names,
-                           size_t nnames, const char *kind)
+static json_t *json_summary(const bench_summary *s, const bench_summary *ceil)
+{
+    double ratio = ceil != NULL ? s->median / ceil->median : 0;
+    return json_pack("{s:s, s:i, s:{s:o, s:o, s:o}, s:o, s:o, s:o, s:o}", "mode", s->name, "runs",
+                     s->n, "sagas_per_s", "median", jreal(s->median, 2), "min", jreal(s->min, 2),
+                     "max", jreal(s->max, 2), "ratio_to_ceiling", jreal(ratio, 4), "p50_ms",
+                     jreal(s->p50_ms, 3), "p99_ms", jreal(s->p99_ms, 3), "sustained_sagas_per_s",
+                     jreal(s->sustained, 2));
+}
+
+static json_t *json_summaries(const bench_phase *ph, size_t n, const char *const *names,
+                              size_t nnames, const char *kind)
 {
     bench_summary ceil;
     int have_ceil = bench_summarize(ph, n, "ceiling", kind, &ceil) == 0 && ceil.median > 0;
-    int first = 1;
-    fprintf(f, "[");
-    for (size_t k = 0; k < nnames; k++) {
+    json_t *arr = json_array();
+    for (size_t k = 0; arr != NULL && k < nnames; k++) {
         bench_summary s;
         if (bench_summarize(ph, n, names[k], kind, &s) != 0)
             continue;
-        fprintf(f, "%s{\"mode\":", first ? "" : ",");
-        jstr(f, s.name);
-        fprintf(f,
-                ",\"runs\":%d,\"sagas_per_s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f},"
-                "\"ratio_to_ceiling\":%.4f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-                "\"sustained_sagas_per_s\":%.2f}",
-                s.n, s.median, s.min, s.max, have_ceil ? s.median / ceil.median : 0, s.p50_ms,
-                s.p99_ms, s.sustained);
-        first = 0;
+        if (json_array_append_new(arr, json_summary(&s, have_ceil ? &ceil : NULL)) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
     }
-    fprintf(f, "]");
+    return arr;
 }
 
-int bench_write_json(const char *path, const char *settings_json, const bench_phase *ph, size_t n,
+/* One row of the growth table, with the table for the processes' names. */
+typedef struct growth_row_arg {
+    const bench_growth *g;
+    const bench_growth_row *row;
+} growth_row_arg;
+
+static json_t *json_growth_proc(const void *arg, size_t i)
+{
+    const bench_growth *g = ((const growth_row_arg *)arg)->g;
+    const bench_growth_row *row = ((const growth_row_arg *)arg)->row;
+    return json_pack("{s:s, s:I, s:I, s:I}", "name", g->names[i], "rss_kb",
+                     (json_int_t)row->rss_kb[i], "anon_kb", (json_int_t)row->anon_kb[i],
+                     "lmdb_bytes", (json_int_t)row->lmdb_bytes[i]);
+}
+
+static json_t *json_growth_row(const void *arg, size_t r)
+{
+    const bench_growth *g = arg;
+    const bench_growth_row *row = &g->rows[r];
+    growth_row_arg pa = {g, row};
+    json_t *procs = json_array_of((size_t)g->nproc, json_growth_proc, &pa);
+    return json_pack("{s:I, s:o, s:o, s:I, s:I, s:o}", "completed", (json_int_t)row->completed,
+                     "elapsed_s", jreal(row->elapsed_s, 2), "interval_sagas_per_s",
+                     jreal(row->interval_per_s, 2), "store_bytes", (json_int_t)row->store_bytes,
+                     "tail_lag", (json_int_t)row->lag, "processes", procs);
+}
+
+static json_t *json_growth(const bench_growth *g)
+{
+    if (g == NULL || g->nrows == 0)
+        return json_null();
+    return json_pack("{s:I, s:o}", "retention_ms", (json_int_t)g->retention_ms, "rows",
+                     json_array_of(g->nrows, json_growth_row, g));
+}
+
+int bench_write_json(const char *path, json_t *settings, const bench_phase *ph, size_t n,
                      const char *const *names, size_t nnames, const bench_growth *g,
                      const char *tmp_dir)
 {
     char machine[1024];
+    int rv = -1;
+    bench_machine(machine, sizeof(machine), tmp_dir);
+    json_t *phases = json_array_of(n, json_phase, ph);
+    json_t *doc =
+        json_pack("{s:s, s:I, s:o, s:o, s:{s:o, s:o, s:o}, s:o}", "machine", machine, "nproc",
+                  (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "settings", settings, "phases", phases,
+                  "summary", "closed", json_summaries(ph, n, names, nnames, "closed"), "rate",
+                  json_summaries(ph, n, names, nnames, "rate"), "half_peak",
+                  json_summaries(ph, n, names, nnames, "half-peak"), "growth", json_growth(g));
+    if (doc == NULL) {
+        errno = ENOMEM;
+        goto out;
+    }
     FILE *f = fopen(path, "w");
     if (f == NULL)
-        return -1;
-    bench_machine(machine, sizeof(machine), tmp_dir);
-    fprintf(f, "{\"machine\":");
-    jstr(f, machine);
-    fprintf(f, ",\"nproc\":%ld,\"settings\":%s,\"phases\":[", sysconf(_SC_NPROCESSORS_ONLN),
-            settings_json);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            fputc(',', f);
-        json_phase(f, &ph[i]);
-    }
-    fprintf(f, "],\"summary\":{\"closed\":");
-    json_summaries(f, ph, n, names, nnames, "closed");
-    fprintf(f, ",\"rate\":");
-    json_summaries(f, ph, n, names, nnames, "rate");
-    fprintf(f, ",\"half_peak\":");
-    json_summaries(f, ph, n, names, nnames, "half-peak");
-    fprintf(f, "},\"growth\":");
-    if (g == NULL || g->nrows == 0) {
-        fprintf(f, "null");
-    } else {
-        fprintf(f, "{\"retention_ms\":%lld,\"rows\":[", g->retention_ms);
-        for (size_t r = 0; r < g->nrows; r++) {
-            const bench_growth_row *row = &g->rows[r];
-            fprintf(f,
-                    "%s{\"completed\":%lld,\"elapsed_s\":%.2f,\"interval_sagas_per_s\":%.2f,"
-                    "\"store_bytes\":%lld,\"tail_lag\":%lld,\"processes\":[",
-                    r ? "," : "", row->completed, row->elapsed_s, row->interval_per_s,
-                    row->store_bytes, row->lag);
-            for (int i = 0; i < g->nproc; i++) {
-                fprintf(f, "%s{\"name\":", i ? "," : "");
-                jstr(f, g->names[i]);
-                fprintf(f, ",\"rss_kb\":%lld,\"anon_kb\":%lld,\"lmdb_bytes\":%lld}", row->rss_kb[i],
-                        row->anon_kb[i], row->lmdb_bytes[i]);
-            }
-            fprintf(f, "]}");
-        }
-        fprintf(f, "]}");
-    }
-    fprintf(f, "}\n");
-    return fclose(f) == 0 ? 0 : -1;
+        goto out;
+    /* 15 significant digits print every rounded figure as it was rounded. */
+    int dumped = json_dumpf(doc, f, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (fputc('\n', f) == EOF)
+        dumped = -1;
+    if (fclose(f) != 0 || dumped != 0)
+        goto out;
+    rv = 0;
+out:
+    json_decref(doc);
+    return rv;
 }

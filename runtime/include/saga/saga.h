@@ -4,6 +4,7 @@
 
 #include "saga/app.h"
 #include "saga/event.h"
+#include "saga/hash.h"
 #include "saga/log.h"
 #include "saga/service.h"
 #include "saga/status.h"

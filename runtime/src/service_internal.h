@@ -156,6 +156,7 @@ struct saga_ctx {
     MDB_txn *txn; /* nested transaction of this handler call */
     const saga_event *ev;
     int delivery;
+    uint64_t stream_seq; /* 0 unless handling a message from the stream */
     int64_t now_ms;
     char trace[SAGA_TRACE_MAX + 1];
     int64_t park_timeout_ms;

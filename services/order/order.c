@@ -398,11 +398,13 @@ static saga_status on_vetoed(saga_ctx *ctx, const saga_event *ev, void *udata)
         saga__v1__participant_vetoed__unpack(NULL, ev->payload_len, ev->payload);
     if (m == NULL)
         return reject(ctx, ev, "ParticipantVetoed does not unpack");
-    /* A veto without a participant name is the producer's own. */
-    const char *who = str_or(m->participant, ev->producer);
+    /* A participant vetoes in its own name only: the producer (which the
+     * runtime has checked against the type) is who vetoed; a payload naming
+     * someone else is refused. */
+    const char *who = ev->producer;
     const char *reason = str_or(m->reason, "vetoed without a reason");
-    if (!saga_valid_producer(who))
-        rv = reject(ctx, ev, "participant is not a service name");
+    if (m->participant != NULL && m->participant[0] != '\0' && strcmp(m->participant, who) != 0)
+        rv = reject(ctx, ev, "a veto names another participant than its producer");
     else if (rec_load(ctx, ev->order_id, &h, &placed) == SAGA_OK && h.state == ST_CONFIRMED)
         rv = late_veto(ctx, ev, who, reason);
     else

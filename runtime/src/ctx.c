@@ -74,6 +74,11 @@ int saga_ctx_delivery(const saga_ctx *ctx)
     return ctx->delivery;
 }
 
+uint64_t saga_ctx_stream_seq(const saga_ctx *ctx)
+{
+    return ctx->stream_seq;
+}
+
 /* Builds the key and picks the database for (order_id, key). */
 static saga_status state_key(saga_ctx *ctx, const char *order_id, const char *key, char *buf,
                              MDB_val *k, MDB_dbi *dbi)

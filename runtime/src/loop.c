@@ -143,6 +143,7 @@ typedef struct call {
     const uint8_t *data;
     size_t len;
     int delivery;
+    uint64_t stream_seq;
 } call;
 
 /* Runs the handler in a nested transaction. Returns the batch-level status
@@ -158,6 +159,7 @@ static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const 
     if (rv != SAGA_OK)
         return rv;
     saga__ctx_init(&ctx, svc, nested, c->ev, c->delivery, b->now);
+    ctx.stream_seq = c->stream_seq;
     saga__crash_point(&svc->faults.crash, SAGA_CRASH_IN_HANDLER);
     if (svc->faults.delay_ms > 0) {
         struct timespec ts = {svc->faults.delay_ms / 1000,
@@ -357,6 +359,7 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
     jsMsgMetaData *meta = NULL;
     int delivery = 1;
     char seq[32] = "0", err[160], reason[256];
+    uint64_t stream_seq = 0;
     saga_event ev;
     void *owner = NULL;
     saga_status rv, hst;
@@ -368,7 +371,8 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
 
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         delivery = (int)meta->NumDelivered;
-        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)meta->Sequence.Stream);
+        stream_seq = meta->Sequence.Stream;
+        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)stream_seq);
         jsMsgMetaData_Destroy(meta);
     }
     b->d.received++;
@@ -409,7 +413,11 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
         hst = SAGA_ERETRY;
         b->d.faults++;
     } else {
-        call c = {.efn = in->sub->fn, .udata = in->sub->udata, .ev = &ev, .delivery = delivery};
+        call c = {.efn = in->sub->fn,
+                  .udata = in->sub->udata,
+                  .ev = &ev,
+                  .delivery = delivery,
+                  .stream_seq = stream_seq};
         rv = run_handler(svc, txn, b, &c, &hst, &park_ms, NULL);
         if (rv != SAGA_OK)
             goto out;

@@ -268,6 +268,7 @@ saga_status saga_service_add_command(saga_service *svc, const char *subject, sag
 saga_status saga_service_run(saga_service *svc)
 {
     saga_status rv = SAGA_OK;
+    svc->started_ms = saga__now_ms();
     for (int i = 0; i < svc->ngates && rv == SAGA_OK; i++) {
         char pattern[SAGA_TYPE_MAX + 1];
         snprintf(pattern, sizeof(pattern), "%s.cleared", svc->gates[i]);

@@ -12,6 +12,7 @@
 #include "faults.h"
 #include "log_internal.h"
 #include "outbox.h"
+#include "saga/discovery.h"
 #include "saga/service.h"
 #include "saga/wire.h"
 #include "store.h"
@@ -132,7 +133,11 @@ struct saga_service {
     int nsubs;
     saga__cmd cmds[SAGA__MAX_CMDS];
     int ncmds;
-    natsSubscription *ctl_sub; /* saga.ctl.<name>.stats */
+    natsSubscription *ctl_sub;                               /* saga.ctl.<name>.stats */
+    natsSubscription *disc_sub;                              /* saga.discover, discovery.c */
+    char emits[SAGA_DISCOVERY_MAX_EMITS][SAGA_TYPE_MAX + 1]; /* declared, saga_service_emits */
+    int nemits;
+    int64_t started_ms;
     saga_timer_fn timer_fn;
     void *timer_udata;
     saga_precommit_fn precommit_fn;
@@ -170,6 +175,9 @@ saga_status saga__fail(saga_service *svc, saga_status st, const char *fmt, ...)
 
 int64_t saga__now_ms(void);
 
+/* discovery.c: answers saga.discover; called with the other subscriptions. */
+saga_status saga__discovery_subscribe(saga_service *svc);
+
 /* loop.c */
 saga_status saga__loop_run(saga_service *svc);
 
@@ -179,6 +187,7 @@ struct saga_ctx {
     MDB_txn *txn; /* nested transaction of this handler call */
     const saga_event *ev;
     int delivery;
+    uint64_t stream_seq; /* 0 unless handling a message from the stream */
     int64_t now_ms;
     char trace[SAGA_TRACE_MAX + 1];
     int64_t park_timeout_ms;

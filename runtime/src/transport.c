@@ -238,6 +238,9 @@ void saga__transport_close(saga_service *svc)
     if (svc->ctl_sub != NULL)
         natsSubscription_Destroy(svc->ctl_sub);
     svc->ctl_sub = NULL;
+    if (svc->disc_sub != NULL)
+        natsSubscription_Destroy(svc->disc_sub);
+    svc->disc_sub = NULL;
     for (int i = 0; i < svc->nsubs; i++) {
         natsSubscription_Destroy(svc->subs[i].ns);
         svc->subs[i].ns = NULL;
@@ -390,6 +393,9 @@ saga_status saga__transport_subscribe(saga_service *svc)
         if (s != NATS_OK)
             return nats_fail(svc, s, c->subject);
     }
+    rv = saga__discovery_subscribe(svc);
+    if (rv != SAGA_OK)
+        return rv;
     /* Last: an answer on saga.ctl.<name>.stats means the service is ready. */
     char ctl[SAGA__SUBJECT_MAX];
     snprintf(ctl, sizeof(ctl), SAGA_SUBJ_CTL_FMT, svc->name, SAGA_CTL_STATS);

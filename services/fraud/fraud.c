@@ -171,7 +171,10 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
     (void)cfg;
     (void)udata;
-    saga_status st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
+    static const char *const emits[] = {"fraud.vetoed", "fraud.cleared", NULL};
+    saga_status st = saga_service_emits(svc, emits);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
     if (st == SAGA_OK)
         st = saga_service_add_command(svc, QUERY_SUBJECT, on_query, NULL);
     return st;

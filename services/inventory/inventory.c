@@ -440,7 +440,11 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
     saga_status st;
     (void)cfg;
     (void)udata;
-    st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
+    static const char *const emits[] = {"inventory.reserved", "inventory.rejected",
+                                        "inventory.committed", "inventory.released", NULL};
+    st = saga_service_emits(svc, emits);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "order.confirmed", on_confirmed, NULL);
     if (st == SAGA_OK)

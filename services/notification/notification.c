@@ -474,7 +474,10 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
                 strerror(errno));
         return SAGA_EIO;
     }
-    st = saga_service_on_precommit(svc, spool_sync, NULL);
+    static const char *const emits[] = {"notification.sent", NULL};
+    st = saga_service_emits(svc, emits);
+    if (st == SAGA_OK)
+        st = saga_service_on_precommit(svc, spool_sync, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "order.confirmed", on_confirmed, NULL);
     if (st == SAGA_OK)

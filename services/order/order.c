@@ -374,21 +374,43 @@ static saga_status on_ship_failed(saga_ctx *ctx, const saga_event *ev, void *uda
     return rv;
 }
 
+/* A veto for an order already confirmed cannot cancel it: the goods are on
+ * their way and every step committed. It is not dropped silently either:
+ * order.veto_ignored records it for trace and audit. */
+static saga_status late_veto(saga_ctx *ctx, const saga_event *ev, const char *who,
+                             const char *reason)
+{
+    Saga__V1__VetoIgnored m = SAGA__V1__VETO_IGNORED__INIT;
+    m.participant = (char *)who;
+    m.reason = (char *)reason;
+    m.state = (char *)state_name(ST_CONFIRMED);
+    ORDER_LOG(ctx, SAGA_LOG_WARN, ev->order_id,
+              "event=late_veto participant=%s state=CONFIRMED veto_event=%s", who, ev->event_id);
+    return svc_emit(ctx, "order.veto_ignored", ev->order_id, &m.base);
+}
+
 static saga_status on_vetoed(saga_ctx *ctx, const saga_event *ev, void *udata)
 {
     saga_status rv;
+    order_rec h;
+    Saga__V1__OrderPlaced *placed = NULL;
     (void)udata;
     Saga__V1__ParticipantVetoed *m =
         saga__v1__participant_vetoed__unpack(NULL, ev->payload_len, ev->payload);
     if (m == NULL)
         return reject(ctx, ev, "ParticipantVetoed does not unpack");
-    /* A veto without a participant name is the producer's own. */
-    const char *who = str_or(m->participant, ev->producer);
-    if (!saga_valid_producer(who))
-        rv = reject(ctx, ev, "participant is not a service name");
+    /* A participant vetoes in its own name only: the producer (which the
+     * runtime has checked against the type) is who vetoed; a payload naming
+     * someone else is refused. */
+    const char *who = ev->producer;
+    const char *reason = str_or(m->reason, "vetoed without a reason");
+    if (m->participant != NULL && m->participant[0] != '\0' && strcmp(m->participant, who) != 0)
+        rv = reject(ctx, ev, "a veto names another participant than its producer");
+    else if (rec_load(ctx, ev->order_id, &h, &placed) == SAGA_OK && h.state == ST_CONFIRMED)
+        rv = late_veto(ctx, ev, who, reason);
     else
-        rv = settle(ctx, ev->order_id, ST_CANCELLED, "vetoed", who,
-                    str_or(m->reason, "vetoed without a reason"), "");
+        rv = settle(ctx, ev->order_id, ST_CANCELLED, "vetoed", who, reason, "");
+    saga__v1__order_placed__free_unpacked(placed, NULL);
     saga__v1__participant_vetoed__free_unpacked(m, NULL);
     return rv;
 }
@@ -763,7 +785,11 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
     saga_status st;
     (void)udata;
-    st = saga_service_subscribe(svc, "shipping.scheduled", on_scheduled, NULL);
+    static const char *const emits[] = {"order.placed", "order.confirmed", "order.cancelled",
+                                        "order.veto_ignored", NULL};
+    st = saga_service_emits(svc, emits);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "shipping.scheduled", on_scheduled, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "payment.declined", on_declined, NULL);
     if (st == SAGA_OK)

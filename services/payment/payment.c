@@ -252,7 +252,11 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
     saga_status st;
     (void)udata;
-    st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
+    static const char *const emits[] = {"payment.charged", "payment.declined", "payment.refunded",
+                                        NULL};
+    st = saga_service_emits(svc, emits);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
     if (st == SAGA_OK)

@@ -241,7 +241,11 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
                 unserved != NULL ? unserved : "");
         return SAGA_EINVAL;
     }
-    st = saga_service_subscribe(svc, "payment.charged", on_charged, NULL);
+    static const char *const emits[] = {"shipping.scheduled", "shipping.failed",
+                                        "shipping.cancelled", NULL};
+    st = saga_service_emits(svc, emits);
+    if (st == SAGA_OK)
+        st = saga_service_subscribe(svc, "payment.charged", on_charged, NULL);
     if (st == SAGA_OK)
         st = saga_service_subscribe(svc, "inventory.reserved", on_reserved, NULL);
     if (st == SAGA_OK)

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ctype.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
+#include "events.pb-c.h"
 #include "proc.h"
 #include "tfleet.h"
 
@@ -211,6 +213,99 @@ static void test_gate_holds_shipping_until_clearance(void **state)
     audit();
 }
 
+/* A participant's veto, enveloped as its own event (producer = its name). */
+static void publish_veto(const char *who, const char *order_id, const char *reason)
+{
+    Saga__V1__ParticipantVetoed m = SAGA__V1__PARTICIPANT_VETOED__INIT;
+    uint8_t payload[256], *buf = NULL;
+    size_t len = 0;
+    char subject[256];
+    saga_event ev;
+    m.participant = (char *)who;
+    m.reason = (char *)reason;
+    memset(&ev, 0, sizeof(ev));
+    saga_ulid_new(ev.event_id);
+    snprintf(ev.type, sizeof(ev.type), "%s.vetoed", who);
+    ev.schema_version = 1;
+    snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+    snprintf(ev.producer, sizeof(ev.producer), "%s", who);
+    ev.sequence = 1;
+    ev.time_ms = saga_ulid_time_ms(ev.event_id);
+    ev.payload = payload;
+    ev.payload_len = saga__v1__participant_vetoed__pack(&m, payload);
+    assert_int_equal(saga_event_encode(&ev, &buf, &len), SAGA_OK);
+    assert_int_equal(saga_event_subject(ev.type, order_id, subject, sizeof(subject)), SAGA_OK);
+    assert_int_equal(tjs_publish_raw(&F.t, subject, buf, len, ev.event_id), 0);
+    free(buf);
+}
+
+typedef struct pos_cond {
+    const char *order_id, *type;
+} pos_cond;
+
+static int event_present(void *arg)
+{
+    pos_cond *c = arg;
+    return position_of(c->order_id, c->type) > 0;
+}
+
+/* Output of `sagactl ARGS...` into buf; returns its exit status. */
+static int sagactl(char *buf, size_t cap, const char *a1, const char *a2)
+{
+    char bin[600], url[160], log[600];
+    int status = 0;
+    snprintf(bin, sizeof(bin), "%s/tools/sagactl", SAGA_BUILD_DIR);
+    snprintf(url, sizeof(url), "--url=%s", tsrv_url(F.srv));
+    snprintf(log, sizeof(log), "%s/sagactl.out", tsrv_dir(F.srv));
+    remove(log);
+    const char *argv[] = {bin, url, a1, a2, NULL};
+    pid_t p = tproc_spawn(argv, NULL, log);
+    assert_true(p > 0);
+    assert_int_equal(tproc_wait(p, 60000, &status), 0);
+    FILE *fp = fopen(log, "r");
+    size_t n = fp != NULL ? fread(buf, 1, cap - 1, fp) : 0;
+    buf[n] = '\0';
+    if (fp != NULL)
+        fclose(fp);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A veto that comes after the order was confirmed (no gate waits for this
+ * participant) cannot undo it: the order stays CONFIRMED, and the order
+ * service records order.veto_ignored, which trace marks and audit reports. */
+static void test_late_veto_is_recorded_not_applied(void **state)
+{
+    char id[64], out[16384];
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "FR5", 5), 0);
+    place(id, "victor", "FR5", 1, 700);
+    wait_view_any("order", id, "\"state\":\"CONFIRMED\"", NULL);
+    publish_veto("lateparty", id, "changed its mind");
+    pos_cond c = {id, "order.veto_ignored"};
+    assert_int_equal(tproc_wait_until(event_present, &c, DEADLINE_MS), 0);
+    expect_view("order", id, "\"state\":\"CONFIRMED\"");
+    assert_int_equal(sagactl(out, sizeof(out), "trace", id), 0);
+    if (strstr(out, "LATE VETO") == NULL || strstr(out, "lateparty") == NULL)
+        fail_msg("trace does not mark the late veto:\n%s", out);
+    audit();
+}
+
+/* Every participant answers discovery: the five, and fraud with its veto
+ * and shipping's gate, with no list of names in sagactl. */
+static void test_participants_are_discovered(void **state)
+{
+    char out[16384];
+    (void)state;
+    assert_int_equal(sagactl(out, sizeof(out), "participants", "--json"), 0);
+    static const char *const want[] = {"\"name\":\"order\"",        "\"name\":\"payment\"",
+                                       "\"name\":\"inventory\"",    "\"name\":\"shipping\"",
+                                       "\"name\":\"notification\"", "\"name\":\"fraud\"",
+                                       "\"gates\":[\"fraud\"]",     "\"vetoes\":true"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (strstr(out, want[i]) == NULL)
+            fail_msg("participants lacks %s:\n%s", want[i], out);
+}
+
 /* The extension added no code to the five services: their sources never
  * mention it. */
 static void test_five_services_do_not_know_fraud(void **state)
@@ -247,6 +342,8 @@ int main(void)
         cmocka_unit_test(test_cleared_order_is_confirmed_after_clearance),
         cmocka_unit_test(test_amount_and_velocity_rules),
         cmocka_unit_test(test_gate_holds_shipping_until_clearance),
+        cmocka_unit_test(test_late_veto_is_recorded_not_applied),
+        cmocka_unit_test(test_participants_are_discovered),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     nats_Close();

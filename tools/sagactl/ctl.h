@@ -139,6 +139,26 @@ void ctl_disconnect(ctl_conn *c);
 natsStatus ctl_request(ctl_conn *c, const char *subject, const void *data, size_t len,
                        int64_t timeout_ms, natsMsg **reply);
 
+/* ---- discover.c: who is in the fleet (saga.discover) -------------------------- */
+
+/* One participant instance's answer. json is its whole answer (jansson),
+ * owned by the list. */
+typedef struct ctl_participant {
+    char name[SAGA_PRODUCER_MAX + 1];
+    char instance[300];
+    struct json_t *json;
+} ctl_participant;
+
+/* Asks every participant at once and gathers the answers (sorted: the saga's
+ * five first, then the rest by name) into *out, freed with
+ * ctl_participants_free. Waits up to timeout_ms for the first answer, then
+ * a short quiet period for the rest. 0 on success (also with no answer),
+ * -1 if the request could not be sent. */
+int ctl_discover(ctl_conn *c, int64_t timeout_ms, ctl_participant **out, size_t *n);
+void ctl_participants_free(ctl_participant *v, size_t n);
+/* 1 if the participant serves subject (a command, query or control subject). */
+int ctl_participant_serves(const ctl_participant *p, const char *subject);
+
 /* ---- map.c: string-keyed hash map, iterated in insertion order ------------------ */
 
 typedef struct ctl_map ctl_map;
@@ -162,6 +182,7 @@ typedef enum ctl_mark {
     CTL_MARK_NONE,
     CTL_MARK_COMPENSATION, /* payment.refunded, inventory.released, shipping.cancelled */
     CTL_MARK_FAILURE,      /* declined, rejected, failed, vetoed, order.cancelled */
+    CTL_MARK_LATE_VETO,    /* order.veto_ignored: a veto after the order was confirmed */
 } ctl_mark;
 
 ctl_mark ctl_event_mark(const char *type);
@@ -261,6 +282,7 @@ int ctl_cmd_cancel(const char *url, int argc, char **argv);
 int ctl_cmd_stock(const char *url, int argc, char **argv);
 int ctl_cmd_get(const char *url, int argc, char **argv);
 int ctl_cmd_svcstats(const char *url, int argc, char **argv);
+int ctl_cmd_participants(const char *url, int argc, char **argv);
 int ctl_cmd_ready(const char *url, int argc, char **argv);
 int ctl_cmd_ping(const char *url, int argc, char **argv);
 int ctl_cmd_trace(const char *url, int argc, char **argv);

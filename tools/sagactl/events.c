@@ -28,6 +28,7 @@ static const struct {
     {"shipping.failed", &saga__v1__shipment_failed__descriptor},
     {"shipping.cancelled", &saga__v1__shipment_cancelled__descriptor},
     {"notification.sent", &saga__v1__notification_sent__descriptor},
+    {"order.veto_ignored", &saga__v1__veto_ignored__descriptor},
 };
 
 static int ends_with(const char *s, const char *suffix)
@@ -83,6 +84,8 @@ ctl_mark ctl_event_mark(const char *type)
             return CTL_MARK_FAILURE;
     if (ends_with(type, ".vetoed"))
         return CTL_MARK_FAILURE;
+    if (strcmp(type, "order.veto_ignored") == 0)
+        return CTL_MARK_LATE_VETO;
     return CTL_MARK_NONE;
 }
 
@@ -93,6 +96,8 @@ const char *ctl_mark_label(ctl_mark m)
         return "COMPENSATION";
     case CTL_MARK_FAILURE:
         return "FAILURE";
+    case CTL_MARK_LATE_VETO:
+        return "LATE VETO";
     default:
         return "";
     }
@@ -191,6 +196,10 @@ static void summarize(ctl_buf *b, const saga_event *ev, const ProtobufCMessage *
     } else if (strcmp(t, "notification.sent") == 0) {
         const Saga__V1__NotificationSent *p = (const void *)msg;
         ctl_buf_printf(b, "%s message to %s (%s)", p->kind, p->customer_id, p->spool_file);
+    } else if (strcmp(t, "order.veto_ignored") == 0) {
+        const Saga__V1__VetoIgnored *p = (const void *)msg;
+        ctl_buf_printf(b, "veto by %s came after the order was %s; nothing undone: %s",
+                       p->participant, p->state, p->reason);
     } else if (ends_with(t, ".vetoed")) {
         const Saga__V1__ParticipantVetoed *p = (const void *)msg;
         ctl_buf_printf(b, "vetoed by %s: %s", *p->participant ? p->participant : ev->producer,

@@ -53,6 +53,7 @@ static const struct {
     {"ping", ctl_cmd_ping, "exit 0 when NATS answers"},
     {"ready", ctl_cmd_ready, "exit 0 when a service answers its control subject"},
     {"svcstats", ctl_cmd_svcstats, "one service's runtime counters"},
+    {"participants", ctl_cmd_participants, "list every participant that answers discovery"},
 };
 
 static void usage(FILE *f)

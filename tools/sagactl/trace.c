@@ -1,4 +1,5 @@
-/* trace.c - One order's history (trace: read back from the stream) and every
+/* trace.c - One order's history (trace: asked of the history read model, or
+ * read back from the stream when no history participant runs) and every
  * order's events as they happen (watch: a plain core NATS subscription), with
  * compensations and failures marked. */
 #include <getopt.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "commands.pb-c.h"
 #include "ctl.h"
 #include "events.pb-c.h"
 
@@ -86,10 +88,53 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
     return 0;
 }
 
+#define HISTORY_SUBJECT "saga.q.history.events"
+
+/* Asks the history read model for the order's events and feeds each to
+ * on_trace_event. Returns 1 if the history answered (found or not), 0 if no
+ * history participant runs (the caller reads the stream instead), -1 on a
+ * bad answer. */
+static int trace_from_history(ctl_conn *c, const char *id, trace_state *t, uint64_t *bad)
+{
+    natsMsg *reply = NULL;
+    natsStatus s = ctl_request(c, HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(reply);
+        return 0;
+    }
+    Saga__V1__OrderHistory *h = saga__v1__order_history__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(reply), (const uint8_t *)natsMsg_GetData(reply));
+    natsMsg_Destroy(reply);
+    if (h == NULL) {
+        ctl_err("trace", "the history participant's answer does not decode");
+        return -1;
+    }
+    int rc = 1;
+    for (size_t i = 0; i < h->n_events && rc == 1; i++) {
+        saga_event ev;
+        void *owner = NULL;
+        if (saga_event_decode(h->events[i].data, h->events[i].len, &ev, &owner, NULL, 0) !=
+            SAGA_OK) {
+            (*bad)++;
+            continue;
+        }
+        uint64_t seq = i < h->n_stream_seqs ? h->stream_seqs[i] : 0;
+        if (on_trace_event(&ev, seq, 0, t) != 0)
+            rc = -1;
+        free(owner);
+    }
+    if (h->truncated)
+        ctl_err("trace", "the history keeps part of this order's events only (truncated)");
+    saga__v1__order_history__free_unpacked(h, NULL);
+    return rc;
+}
+
 static const char trace_help[] =
     "usage: sagactl trace ORDER_ID [--json] [--url URL]\n\n"
-    "Prints the order's event timeline read back from the stream SAGA_EVENTS\n"
-    "(subjects evt.*.*.ORDER_ID): time since the first event, type, producer and a\n"
+    "Prints the order's event timeline, as the history read model (participant\n"
+    "history, query " HISTORY_SUBJECT ") indexed it, or read back from the stream\n"
+    "SAGA_EVENTS when no history participant runs: time since the first event, type,\n"
+    "producer and a\n"
     "summary of the payload. Compensations (payment.refunded, inventory.released,\n"
     "shipping.cancelled) are marked COMPENSATION; failures (declined, rejected,\n"
     "failed, vetoed, order.cancelled) FAILURE. --json prints an array of events\n"
@@ -141,11 +186,20 @@ int ctl_cmd_trace(const char *url, int argc, char **argv)
     if (rc != CTL_EXIT_OK)
         return rc;
     ctl_buf_init(&t.out);
-    rc = ctl_stream_read(&c, "trace", filter, 1, on_trace_event, &t, &res);
-    if (rc != CTL_EXIT_OK)
+    memset(&res, 0, sizeof(res));
+    int hist = trace_from_history(&c, id, &t, &res.undecodable);
+    if (hist < 0) {
+        rc = CTL_EXIT_FAIL;
         goto out;
+    }
+    if (hist == 0) {
+        rc = ctl_stream_read(&c, "trace", filter, 1, on_trace_event, &t, &res);
+        if (rc != CTL_EXIT_OK)
+            goto out;
+    }
     if (t.n == 0) {
-        ctl_err("trace", "no such order: no events for %s in %s%s", id, CTL_STREAM,
+        ctl_err("trace", "no such order: no events for %s in %s%s", id,
+                hist ? "the history" : CTL_STREAM,
                 res.stream_missing ? " (the stream does not exist yet)" : "");
         rc = CTL_EXIT_FAIL;
         goto out;

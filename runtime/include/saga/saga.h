@@ -3,6 +3,7 @@
 #define SAGA_SAGA_H
 
 #include "saga/app.h"
+#include "saga/discovery.h"
 #include "saga/event.h"
 #include "saga/hash.h"
 #include "saga/log.h"

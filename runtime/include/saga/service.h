@@ -211,6 +211,10 @@ int64_t saga_ctx_now_ms(const saga_ctx *ctx);
 const saga_event *saga_ctx_event(const saga_ctx *ctx);
 /* The delivery count of the message being handled (1 the first time). */
 int saga_ctx_delivery(const saga_ctx *ctx);
+/* The stream sequence of the message being handled (its position in the
+ * event stream), or 0 outside an event delivered from the stream (a timer,
+ * a command, a parked event run again). */
+uint64_t saga_ctx_stream_seq(const saga_ctx *ctx);
 
 /* Service state. With order_id != NULL the key lives in that order's scope
  * and is pruned after saga_ctx_finish() + retention; with NULL it is global

@@ -30,6 +30,8 @@ extern "C" {
 #define SAGA_SUBJ_QUERY_FMT "saga.q.%s.%s" /* service, query: order, stock */
 #define SAGA_SUBJ_CMD_FMT "saga.cmd.%s.%s" /* service, command: place, cancel, stock.set */
 
+#define SAGA_SUBJ_DISCOVER "saga.discover" /* every participant answers, see discovery.h */
+
 #define SAGA_SUBJ_ORDER_PLACE "saga.cmd.order.place"
 #define SAGA_SUBJ_ORDER_CANCEL "saga.cmd.order.cancel"
 #define SAGA_SUBJ_STOCK_SET "saga.cmd.inventory.stock.set"

@@ -1,0 +1,147 @@
+/* test_history.c - The order history read model: services/history indexes
+ * every event by order id with the same effectively-once guarantees as any
+ * service, so an order's trace equals the stream's events of that order,
+ * even when the history participant is SIGKILLed mid-run and restarted. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "commands.pb-c.h"
+#include "proc.h"
+#include "tfleet.h"
+
+#define DEADLINE_MS 120000
+#define ORDERS 300
+#define KILL_AT 100
+
+static tfleet F;
+static pid_t history_pid = -1;
+
+static int group_setup(void **state)
+{
+    static const char *const env[] = {"ORDER_DEADLINE_MS=60000", NULL};
+    (void)state;
+    if (tfleet_start(&F, SAGA_BUILD_DIR, env) != 0)
+        return -1;
+    history_pid = tfleet_start_extra(&F, "history", NULL);
+    return history_pid > 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    int rc = history_pid > 0 ? tproc_term(history_pid, 30000) : 0;
+    return tfleet_stop(&F) == 0 && rc == 0 ? 0 : -1;
+}
+
+static void place(char out[64], int i)
+{
+    char key[SAGA_ID_LEN + 1];
+    tfleet_item it[] = {{"H1", 1 + i % 3, 250}};
+    saga_ulid_new(key);
+    Saga__V1__PlaceOrderReply *r = tfleet_place(&F, key, "hanna", it, 1, "DE", "EUR", 0);
+    assert_non_null(r);
+    if (!r->ok)
+        fail_msg("place refused: %s", r->error);
+    snprintf(out, 64, "%s", r->order_id);
+    saga__v1__place_order_reply__free_unpacked(r, NULL);
+}
+
+static int fleet_idle(void *arg)
+{
+    (void)arg;
+    return tjs_consumers_idle(&F.t, "SAGA_EVENTS");
+}
+
+/* The history's answer for one order, NULL if it did not answer. */
+static Saga__V1__OrderHistory *history_of(const char *order_id)
+{
+    natsMsg *m = NULL;
+    if (natsConnection_Request(&m, F.t.nc, "saga.q.history.events", order_id, (int)strlen(order_id),
+                               5000) != NATS_OK)
+        return NULL;
+    Saga__V1__OrderHistory *h = saga__v1__order_history__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    natsMsg_Destroy(m);
+    return h;
+}
+
+/* The stream's events of the order, in stream order, and the history's
+ * answer: the same event ids in the same order, none twice. */
+static void expect_same(const char *order_id)
+{
+    char filter[128];
+    tjs_msg *v = NULL;
+    size_t n = 0;
+    snprintf(filter, sizeof(filter), "evt.*.*.%s", order_id);
+    assert_int_equal(tjs_collect(&F.t, "SAGA_EVENTS", filter, &v, &n), 0);
+    Saga__V1__OrderHistory *h = history_of(order_id);
+    assert_non_null(h);
+    assert_true(h->found);
+    assert_false(h->truncated);
+    if (h->n_events != n)
+        fail_msg("order %s: the stream has %zu events, the history %zu", order_id, n, h->n_events);
+    for (size_t i = 0; i < n; i++) {
+        saga_event ev;
+        void *owner = NULL;
+        assert_int_equal(
+            saga_event_decode(h->events[i].data, h->events[i].len, &ev, &owner, NULL, 0), SAGA_OK);
+        if (strcmp(ev.event_id, v[i].ev.event_id) != 0)
+            fail_msg("order %s, event %zu: stream %s (%s), history %s (%s)", order_id, i,
+                     v[i].ev.event_id, v[i].ev.type, ev.event_id, ev.type);
+        free(owner);
+    }
+    saga__v1__order_history__free_unpacked(h, NULL);
+    free(v);
+}
+
+static void test_history_equals_stream_after_a_kill(void **state)
+{
+    static char ids[ORDERS][64];
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "H1", 100000), 0);
+    for (int i = 0; i < ORDERS; i++) {
+        if (i == KILL_AT) {
+            /* Mid-run: whatever it had in hand is redelivered after the restart. */
+            assert_int_equal(tproc_kill(history_pid), 0);
+            history_pid = -1;
+        }
+        if (i == 2 * KILL_AT) {
+            history_pid = tfleet_start_extra(&F, "history", NULL);
+            assert_true(history_pid > 0);
+        }
+        place(ids[i], i);
+    }
+    assert_int_equal(tproc_wait_until(fleet_idle, NULL, DEADLINE_MS), 0);
+    for (int i = 0; i < ORDERS; i++)
+        expect_same(ids[i]);
+    printf("history: orders=%d checked=%d history_killed_at=%d\n", ORDERS, ORDERS, KILL_AT);
+}
+
+static void test_unknown_order_is_not_found(void **state)
+{
+    (void)state;
+    Saga__V1__OrderHistory *h = history_of("NOSUCHORDER");
+    assert_non_null(h);
+    assert_false(h->found);
+    assert_int_equal(h->n_events, 0);
+    saga__v1__order_history__free_unpacked(h, NULL);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_history_equals_stream_after_a_kill),
+        cmocka_unit_test(test_unknown_order_is_not_found),
+    };
+    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    nats_Close();
+    return rc;
+}

@@ -23,8 +23,8 @@
 #include <string.h>
 
 #include "events.pb-c.h"
-#include "shipping/ship_state.h"
-#include "svc.h"
+#include "ship_state.h"
+#include "comp_internal.h"
 
 #define DEFAULT_REASON "cancelled"
 
@@ -58,7 +58,7 @@ saga_status comp_cancel_shipment(saga_ctx *ctx, const char *order_id, const char
     /* The packer only reads these strings; the casts drop const for its API. */
     msg.shipment_id = rec.shipment_id;
     msg.reason = (char *)reason;
-    st = svc_emit(ctx, "shipping.cancelled", order_id, &msg.base);
+    st = comp_emit(ctx, "shipping.cancelled", order_id, &msg.base);
 
 finish:
     if (st == SAGA_OK)

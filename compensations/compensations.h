@@ -2,8 +2,10 @@
  * completed step, is idempotent, and runs inside the calling service's handler
  * (same LMDB transaction, same outbox), so it commits or rolls back with it.
  *
- * The release (inventory) and cancel-shipment (shipping) declarations are added
- * by their authors below, each in its own block above the closing #endif. */
+ * Dependencies run one way: the services include this header and the state
+ * layouts next to it (pay_state.h, inv_state.h, ship_state.h); the
+ * compensations include the runtime (saga/saga.h) and the generated schemas,
+ * never anything under services/ (test_layering checks it). */
 #ifndef SAGA_COMPENSATIONS_H
 #define SAGA_COMPENSATIONS_H
 
@@ -12,7 +14,7 @@
 /* ---- refund (payment): compensations/refund.c ------------------------- */
 
 /* Undoes payment.charged for order_id, in the payment service's state
- * (services/payment/pay_state.h). Charged and not yet refunded: marks the
+ * (compensations/pay_state.h). Charged and not yet refunded: marks the
  * record refunded and emits payment.refunded with reason (NULL or "" is
  * taken as "cancelled"). Already refunded: does nothing. Never charged
  * (no record, or declined): leaves the tombstone "cancelled" so a late
@@ -23,7 +25,7 @@ saga_status comp_refund(saga_ctx *ctx, const char *order_id, const char *reason)
 /* ---- release (inventory): compensations/release.c -------------------- */
 
 /* Undoes inventory.reserved for order_id, in the inventory's state
- * (services/inventory/inv_state.h). Reserved: the held lines go back to
+ * (compensations/inv_state.h). Reserved: the held lines go back to
  * available, the reservation becomes released and inventory.released is
  * emitted with reason (NULL or "" is taken as "cancelled"). Already released,
  * rejected (nothing was held) or committed (a confirmed order is never
@@ -36,7 +38,7 @@ saga_status comp_release(saga_ctx *ctx, const char *order_id, const char *reason
 /* ---- cancel shipment (shipping): compensations/cancel_shipment.c ------ */
 
 /* Undoes shipping.scheduled for order_id, in the shipping service's state
- * (services/shipping/ship_state.h). Scheduled: the shipment becomes
+ * (compensations/ship_state.h). Scheduled: the shipment becomes
  * cancelled and shipping.cancelled is emitted with its id and reason (NULL or
  * "" is taken as "cancelled"). Already cancelled: nothing changes. Not
  * scheduled (nothing recorded, still waiting for the other half of the

@@ -21,8 +21,8 @@
 #include <string.h>
 
 #include "events.pb-c.h"
-#include "payment/pay_state.h"
-#include "svc.h"
+#include "pay_state.h"
+#include "comp_internal.h"
 
 #define DEFAULT_REASON "cancelled"
 
@@ -37,7 +37,7 @@ static saga_status emit_refunded(saga_ctx *ctx, const char *order_id, const pay_
     msg.amount_cents = ps->refunded_cents;
     msg.currency = (char *)ps->currency;
     msg.reason = (char *)reason;
-    return svc_emit(ctx, "payment.refunded", order_id, &msg.base);
+    return comp_emit(ctx, "payment.refunded", order_id, &msg.base);
 }
 
 saga_status comp_refund(saga_ctx *ctx, const char *order_id, const char *reason)

@@ -25,8 +25,8 @@
 #include <string.h>
 
 #include "events.pb-c.h"
-#include "inventory/inv_state.h"
-#include "svc.h"
+#include "inv_state.h"
+#include "comp_internal.h"
 
 #define DEFAULT_REASON "cancelled"
 
@@ -42,7 +42,7 @@ static saga_status emit_released(saga_ctx *ctx, const char *order_id, const inv_
     msg.items = items;
     /* The packer only reads the string; the cast drops const for its API. */
     msg.reason = (char *)reason;
-    return svc_emit(ctx, "inventory.released", order_id, &msg.base);
+    return comp_emit(ctx, "inventory.released", order_id, &msg.base);
 }
 
 saga_status comp_release(saga_ctx *ctx, const char *order_id, const char *reason)

@@ -116,6 +116,21 @@ saga_status saga_ctx_get(saga_ctx *ctx, const char *order_id, const char *key, c
     return rv;
 }
 
+saga_status saga_ctx_get_record(saga_ctx *ctx, const char *order_id, const char *key, void *out,
+                                size_t size)
+{
+    const void *v;
+    size_t len;
+    memset(out, 0, size);
+    saga_status rv = saga_ctx_get(ctx, order_id, key, &v, &len);
+    if (rv != SAGA_OK)
+        return rv;
+    if (len != size)
+        return SAGA_EVALIDATE;
+    memcpy(out, v, size);
+    return SAGA_OK;
+}
+
 saga_status saga_ctx_put(saga_ctx *ctx, const char *order_id, const char *key, const void *val,
                          size_t len)
 {

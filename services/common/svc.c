@@ -185,16 +185,7 @@ saga_status svc_reply(saga_ctx *ctx, const ProtobufCMessage *msg)
 saga_status svc_state_get(saga_ctx *ctx, const char *order_id, const char *key, void *out,
                           size_t size)
 {
-    const void *v;
-    size_t len;
-    memset(out, 0, size);
-    saga_status st = saga_ctx_get(ctx, order_id, key, &v, &len);
-    if (st != SAGA_OK)
-        return st;
-    if (len != size)
-        return SAGA_EVALIDATE;
-    memcpy(out, v, size);
-    return SAGA_OK;
+    return saga_ctx_get_record(ctx, order_id, key, out, size);
 }
 
 /* ---- logging ---------------------------------------------------------- */

@@ -90,12 +90,7 @@ saga_status svc_reply(saga_ctx *ctx, const ProtobufCMessage *msg);
 
 /* ---- state records ---------------------------------------------------- */
 
-/* Reads the fixed-size record under key (order_id NULL: global scope) and
- * copies it into out (size bytes; LMDB values carry no alignment guarantee).
- * out is zeroed first and written only on SAGA_OK. Returns
- * SAGA_ENOTFOUND if there is no record, SAGA_EVALIDATE if the stored value
- * is not size bytes (a record of another layout), or saga_ctx_get()'s
- * error. The caller checks the record's version and fields itself. */
+/* The same as saga_ctx_get_record() (saga/ctx.h), kept for the services' code. */
 saga_status svc_state_get(saga_ctx *ctx, const char *order_id, const char *key, void *out,
                           size_t size);
 

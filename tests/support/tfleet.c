@@ -34,13 +34,13 @@ static int is_ready(void *arg)
     return tjs_stat(&a->f->t, a->name, "commits") >= 0;
 }
 
-/* Spawns services/saga-NAME with the fleet's settings, then extra; waits until ready. */
-static pid_t spawn_service(tfleet *f, const char *name, const char *const *extra)
+/* Spawns the executable bin as service name with the fleet's settings, then
+ * extra; waits until ready. */
+static pid_t spawn_bin(tfleet *f, const char *name, const char *bin, const char *const *extra)
 {
-    char bin[600], url[128], dir[600], spool[600], log[600];
+    char url[128], dir[600], spool[600], log[600];
     const char *env[ENV_MAX];
     int n = 0;
-    snprintf(bin, sizeof(bin), "%s/services/saga-%s", f->build_dir, name);
     snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(f->srv));
     snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s/data/%s", tsrv_dir(f->srv), name);
     snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s", f->mail);
@@ -67,6 +67,14 @@ static pid_t spawn_service(tfleet *f, const char *name, const char *const *extra
     return pid;
 }
 
+/* Spawns services/saga-NAME of the build directory. */
+static pid_t spawn_service(tfleet *f, const char *name, const char *const *extra)
+{
+    char bin[600];
+    snprintf(bin, sizeof(bin), "%s/services/saga-%s", f->build_dir, name);
+    return spawn_bin(f, name, bin, extra);
+}
+
 int tfleet_start_service(tfleet *f, int i)
 {
     f->pid[i] = spawn_service(f, tfleet_names[i], f->svc_env[i]);
@@ -76,6 +84,11 @@ int tfleet_start_service(tfleet *f, int i)
 pid_t tfleet_start_extra(tfleet *f, const char *name, const char *const *env)
 {
     return spawn_service(f, name, env);
+}
+
+pid_t tfleet_start_bin(tfleet *f, const char *name, const char *bin, const char *const *env)
+{
+    return spawn_bin(f, name, bin, env);
 }
 
 int tfleet_kill_service(tfleet *f, int i)

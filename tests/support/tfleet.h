@@ -32,6 +32,9 @@ int tfleet_launch(tfleet *f);
 /* Starts one more participant, services/saga-NAME (an extension such as
  * fraud), with the fleet's settings plus env; waits until it is ready. */
 pid_t tfleet_start_extra(tfleet *f, const char *name, const char *const *env);
+/* The same for any executable bin that runs as service name (a participant
+ * built outside the tree); its log is <server dir>/<name>.log. */
+pid_t tfleet_start_bin(tfleet *f, const char *name, const char *bin, const char *const *env);
 /* SIGTERM to every service (0 when all exit cleanly), then the server goes. */
 int tfleet_stop(tfleet *f);
 int tfleet_index(const char *name);

@@ -13,7 +13,7 @@
 
 #define DEFAULT_CURRENCY "EUR"
 #define DEFAULT_SHIP_TO "DE"
-#define SHIP_CARRIER "DHL" /* services/shipping/ship_state.h */
+#define SHIP_CARRIER "DHL" /* compensations/ship_state.h */
 #define ITEMS_MAX 100
 
 /* The order role remembers the packed OrderPlaced until the order confirms,

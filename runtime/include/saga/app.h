@@ -1,11 +1,26 @@
 /* app.h - The main() of a service executable, so every service starts, stops and
  * answers --help the same way.
  *
+ * Example:
+ *
  *     static long long limit;
  *     static const saga_app_setting settings[] = {
- *         {"PAYMENT_LIMIT_CENTS", "decline orders over this total", 100000, 1, 1LL << 40, &limit,
- * NULL, NULL}, {0}}; int main(int argc, char **argv) { return saga_app_main("payment", "charges and
- * refunds orders", settings, argc, argv, setup, NULL);
+ *         {"PAYMENT_LIMIT_CENTS", "decline orders over this total", 100000, 1, 1LL << 40,
+ *          &limit, NULL, NULL},
+ *         {0}};
+ *
+ *     static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
+ *     {
+ *         (void)svc;
+ *         (void)cfg;
+ *         (void)udata;
+ *         return SAGA_OK; // subscribe, add commands and timers here
+ *     }
+ *
+ *     int main(int argc, char **argv)
+ *     {
+ *         return saga_app_main("payment", "charges and refunds orders", settings, argc, argv,
+ *                              setup, NULL);
  *     }
  */
 #ifndef SAGA_APP_H

@@ -1,7 +1,24 @@
 /* event.h - The event envelope: identity, causality and payload of one fact.
  *
  * An event travels as the protobuf message saga.v1.Envelope (schemas/envelope.proto).
- * This header gives its decoded, validated form and the identifiers it uses. */
+ * This header gives its decoded, validated form and the identifiers it uses.
+ *
+ * Example:
+ *
+ *     static saga_status roundtrip(const saga_event *ev, saga_event *back)
+ *     {
+ *         uint8_t *buf = NULL;
+ *         size_t len = 0;
+ *         void *owner = NULL;
+ *         char err[128];
+ *         saga_status st = saga_event_encode(ev, &buf, &len);
+ *         if (st == SAGA_OK)
+ *             st = saga_event_decode(buf, len, back, &owner, err, sizeof(err));
+ *         free(buf);
+ *         free(owner); // back->payload points into it: done with back here
+ *         return st;
+ *     }
+ */
 #ifndef SAGA_EVENT_H
 #define SAGA_EVENT_H
 

@@ -1,5 +1,7 @@
-/* pay_state.h - The payment service's record of one order, shared with the refund
- * compensation (compensations/refund.c) so both read and write the same layout.
+/* pay_state.h - The payment service's record of one order. It lives here, with
+ * the refund compensation (refund.c), because both must read and write the
+ * same layout and compensations depend on the runtime only; the payment
+ * service includes it from here.
  *
  * One fixed-size record per order, in that order's scope under PAY_STATE_KEY.
  * It is written raw: the LMDB file is local to this service and never leaves
@@ -13,7 +15,6 @@
 #include <stdint.h>
 
 #include "saga/saga.h"
-#include "svc.h"
 
 #define PAY_STATE_KEY "pay"
 #define PAY_TOMBSTONE "cancelled"
@@ -59,7 +60,7 @@ static inline const char *pay_kind_name(uint32_t kind)
 static inline saga_status pay_state_load(saga_ctx *ctx, const char *order_id, pay_state *out)
 {
     pay_state ps;
-    saga_status st = svc_state_get(ctx, order_id, PAY_STATE_KEY, &ps, sizeof(ps));
+    saga_status st = saga_ctx_get_record(ctx, order_id, PAY_STATE_KEY, &ps, sizeof(ps));
     if (st != SAGA_OK)
         return st;
     if (ps.version != PAY_STATE_VERSION || ps.kind > PAY_REFUNDED)

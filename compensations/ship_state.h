@@ -1,6 +1,7 @@
 /* ship_state.h - The shipping service's LMDB layout: one join record per order.
  *
- * Shared by services/shipping/shipping.c and compensations/cancel_shipment.c.
+ * Shared by services/shipping/shipping.c and compensations/cancel_shipment.c;
+ * it lives here because compensations depend on the runtime only.
  *
  * Order scope (saga_ctx_get(ctx, order_id, ...)):
  *   "ship:rec"     ship_rec: which halves of the join (payment.charged,
@@ -19,7 +20,6 @@
 #include <string.h>
 
 #include "saga/saga.h"
-#include "svc.h"
 
 #define SHIP_REC_VERSION 1
 #define SHIP_REC_KEY "ship:rec"
@@ -66,7 +66,7 @@ static inline const char *ship_phase_name(uint32_t phase)
  * and SAGA_ENOTFOUND. A record of the wrong size or version: SAGA_ESTORE. */
 static inline saga_status ship_rec_load(saga_ctx *ctx, const char *order_id, ship_rec *out)
 {
-    saga_status st = svc_state_get(ctx, order_id, SHIP_REC_KEY, out, sizeof(*out));
+    saga_status st = saga_ctx_get_record(ctx, order_id, SHIP_REC_KEY, out, sizeof(*out));
     if (st == SAGA_EVALIDATE ||
         (st == SAGA_OK && (out->version != SHIP_REC_VERSION || out->phase > SHIP_CANCELLED))) {
         memset(out, 0, sizeof(*out));

@@ -2,6 +2,7 @@
  *
  * Shared by services/inventory/inventory.c and compensations/release.c, the
  * only two places that change stock, so both read and write it the same way.
+ * It lives here because compensations depend on the runtime only.
  *
  * Global scope (saga_ctx_get(ctx, NULL, ...)):
  *   "stock:<sku>"  inv_stock: available, held, committed. Created by the
@@ -28,7 +29,6 @@
 
 #include "events.pb-c.h"
 #include "saga/saga.h"
-#include "svc.h"
 
 #define INV_SKU_MAX 64    /* SKUs are [A-Za-z0-9_-]{1,64}, as order ids */
 #define INV_LINES_MAX 100 /* the order service accepts at most 100 lines */
@@ -109,7 +109,7 @@ static inline saga_status inv_stock_load(saga_ctx *ctx, const char *sku, inv_sto
     if (!inv_valid_sku(sku))
         return SAGA_EINVAL;
     snprintf(key, sizeof(key), INV_STOCK_PREFIX "%s", sku);
-    saga_status st = svc_state_get(ctx, NULL, key, out, sizeof(*out));
+    saga_status st = saga_ctx_get_record(ctx, NULL, key, out, sizeof(*out));
     if (st == SAGA_EVALIDATE || (st == SAGA_OK && out->version != INV_STOCK_VERSION))
         return SAGA_ESTORE;
     return st;

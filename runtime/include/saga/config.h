@@ -1,0 +1,85 @@
+/* config.h - What a service is configured with: saga_config, its defaults and the
+ * SAGA_* environment overrides. Configure first, then create the service
+ * (service.h); the service copies the configuration.
+ *
+ * Example:
+ *
+ *     static saga_status configure(saga_config *cfg)
+ *     {
+ *         char err[256];
+ *         saga_status st = saga_config_init(cfg, "payment", err, sizeof(err));
+ *         if (st != SAGA_OK)
+ *             return st; // err names the malformed SAGA_* variable
+ *         cfg->log = saga_log_stderr;
+ *         cfg->batch_max = 256; // settings made in code win over the environment
+ *         return SAGA_OK;
+ *     }
+ */
+#ifndef SAGA_CONFIG_H
+#define SAGA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saga/log.h"
+#include "saga/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Defaults, each overridable in saga_config (and most by environment). */
+#define SAGA_DEFAULT_NATS_URL "nats://127.0.0.1:4222"
+#define SAGA_DEFAULT_STREAM "SAGA_EVENTS"
+#define SAGA_DEFAULT_DLQ_STREAM "SAGA_DLQ"
+#define SAGA_DEFAULT_BATCH_MAX 1024
+#define SAGA_DEFAULT_ACK_WAIT_MS 30000
+#define SAGA_DEFAULT_MAX_ACK_PENDING 4096
+#define SAGA_DEFAULT_MAX_DELIVER 5
+#define SAGA_DEFAULT_RETRY_BASE_MS 200
+#define SAGA_DEFAULT_RETRY_MAX_MS 10000
+#define SAGA_DEFAULT_RETENTION_MS (24LL * 3600 * 1000)
+#define SAGA_DEFAULT_EVENTS_MAX_AGE_MS (7LL * 24 * 3600 * 1000)
+#define SAGA_DEFAULT_DUP_WINDOW_MS (2LL * 60 * 1000)
+#define SAGA_DEFAULT_PARK_TIMEOUT_MS 60000
+#define SAGA_DEFAULT_MAP_SIZE ((size_t)64 << 20)
+#define SAGA_DEFAULT_PUBLISH_WAIT_MS 5000
+
+typedef struct saga_config {
+    const char *name;       /* service name: producer of its events, consumer prefix */
+    const char *nats_url;   /* SAGA_NATS_URL */
+    const char *data_dir;   /* LMDB environment directory, created if missing: SAGA_DATA_DIR */
+    const char *stream;     /* event stream, subjects evt.> */
+    const char *dlq_stream; /* dead-letter stream, subjects dlq.> */
+    int batch_max;          /* messages per group commit: SAGA_BATCH_MAX */
+    int64_t ack_wait_ms;    /* redelivery of unacknowledged messages: SAGA_ACK_WAIT_MS */
+    int max_ack_pending;    /* server-side flow control per consumer */
+    int max_deliver; /* deliveries before a failing message is dead-lettered: SAGA_MAX_DELIVER */
+    int64_t retry_base_ms; /* first retry delay; doubles per delivery */
+    int64_t retry_max_ms;  /* cap on the retry delay */
+    int64_t retention_ms;  /* inbox ids and finished sagas are kept this long: SAGA_RETENTION_MS */
+    int64_t dup_window_ms; /* broker duplicate window set on the streams this service creates */
+    int64_t events_max_age_ms; /* age limit of the event stream, if this service creates it */
+    int64_t park_timeout_ms;   /* default bound on a parked event's wait */
+    int64_t publish_wait_ms;   /* bound on waiting for publish acks before retrying */
+    int sync;                  /* 1: every commit is fsync'd (default); 0: MDB_NOSYNC. SAGA_SYNC */
+    int commit_per_message;    /* 1: one commit per message instead of per batch (benchmark) */
+    size_t map_size;           /* initial LMDB map size; grows on MDB_MAP_FULL */
+    const char *crash_at;      /* crash point "name[:n]" for tests: SAGA_CRASH_AT */
+    const char *faults;        /* fault plan "key=value,...", see docs/failures.md: SAGA_FAULTS */
+    const char *gates; /* participants whose clearance gates steps, "fraud,kyc": SAGA_GATES */
+    saga_log_fn log;   /* NULL: no logging */
+    void *log_udata;
+    saga_log_level log_level; /* SAGA_LOG_LEVEL */
+} saga_config;
+
+/* Fills cfg with the defaults above, then applies the SAGA_* environment
+ * overrides named there. Strings point into the environment or static
+ * storage. Returns SAGA_EINVAL (and leaves the default) for a malformed
+ * override, naming it in errbuf. */
+saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

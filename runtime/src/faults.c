@@ -13,6 +13,8 @@ void saga__faults_init(saga__faults *f)
     f->reorder_delay_ms = 500;
 }
 
+#define BUSINESS_KEY_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_"
+
 static int parse_rate(const char *v, double *out)
 {
     char *end;
@@ -59,9 +61,12 @@ static int set_one(saga__faults *f, const char *k, const char *v)
     } else if (strcmp(k, "crash") == 0) {
         return saga__crash_init(&f->crash, strcmp(v, "none") == 0 ? NULL : v);
     } else {
-        /* A business fault: a rate the service's rules consult by name. */
+        /* A business fault: a rate the service's rules consult by name. The
+         * name is written unescaped into the plan's JSON view, so it is
+         * limited to what the services use: [a-z0-9_]. */
         double rate;
-        if (strlen(k) >= SAGA__FAULT_KEY_MAX || parse_rate(v, &rate) != 0)
+        if (strlen(k) >= SAGA__FAULT_KEY_MAX || strspn(k, BUSINESS_KEY_CHARS) != strlen(k) ||
+            parse_rate(v, &rate) != 0)
             return -1;
         for (int i = 0; i < f->nbusiness; i++) {
             if (strcmp(f->business[i].key, k) == 0) {

@@ -57,8 +57,8 @@ static void check_bounds(const saga_config *cfg)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char text[INPUT_MAX + 1], err[4096], value[512];
-    char *names[LINES_MAX];
-    int nnames = 0;
+    char *pairs[LINES_MAX];
+    int npairs = 0;
     saga_config cfg;
     if (size > INPUT_MAX || memchr(data, '\0', size) != NULL)
         return 0; /* the environment holds C strings */
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *save = NULL;
     char *name = strtok_r(text, "\n", &save);
-    for (char *line = strtok_r(NULL, "\n", &save); line != NULL && nnames < LINES_MAX;
+    for (char *line = strtok_r(NULL, "\n", &save); line != NULL && npairs < LINES_MAX;
          line = strtok_r(NULL, "\n", &save)) {
         char *eq = strchr(line, '=');
         const char *env, *val;
@@ -79,9 +79,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             env = saga__config_settings[(unsigned char)line[0] % saga__config_nsettings].env;
             val = line + 1;
         }
-        if (setenv(env, val, 1) != 0)
+        /* putenv, not setenv: glibc keeps every string setenv ever made,
+         * which over millions of inputs exhausts memory. */
+        size_t el = strlen(env), vl = strlen(val);
+        char *pair = malloc(el + vl + 2);
+        if (pair == NULL)
             continue;
-        names[nnames++] = strdup(env);
+        memcpy(pair, env, el);
+        pair[el] = '=';
+        memcpy(pair + el + 1, val, vl + 1);
+        if (putenv(pair) != 0) {
+            free(pair);
+            continue;
+        }
+        pairs[npairs++] = pair;
     }
     saga_status st = saga_config_init(&cfg, name != NULL ? name : "", err, sizeof(err));
     if (memchr(err, '\0', sizeof(err)) == NULL)
@@ -91,10 +102,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A configuration dump, as --help and the stats reply show it. */
     for (size_t i = 0; i < saga__config_nsettings && st == SAGA_OK; i++)
         saga__config_value(&saga__config_settings[i], &cfg, value, sizeof(value));
-    for (int i = 0; i < nnames; i++) {
-        if (names[i] != NULL)
-            unsetenv(names[i]);
-        free(names[i]);
+    /* Every name out of the environment before any of its strings is freed. */
+    for (int i = 0; i < npairs; i++) {
+        size_t nl = (size_t)(strchr(pairs[i], '=') - pairs[i]);
+        memcpy(text, pairs[i], nl);
+        text[nl] = '\0';
+        unsetenv(text);
     }
+    for (int i = 0; i < npairs; i++)
+        free(pairs[i]);
     return 0;
 }

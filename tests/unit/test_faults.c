@@ -97,6 +97,33 @@ static void test_unknown_keys_are_refused_and_replies_are_json(void **state)
     free(rep);
 }
 
+/* A business fault's name goes into the plan's JSON view as it is, so a
+ * name with a quote or a control character must be refused, not break the
+ * JSON that sagactl faults reads (found by fuzz_faults). */
+static void test_business_names_keep_json_valid(void **state)
+{
+    saga__faults f;
+    char err[256];
+    (void)state;
+    saga__faults_init(&f);
+    const char *bad[] = {"du\033_rate=0.05", "a\"b=0.5", "x\\y=0.1", "Decline_rate=0.1", "a{b=0.2"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(saga__faults_apply(&f, bad[i], err, sizeof(err)), -1);
+        assert_int_equal(f.nbusiness, 0);
+    }
+    assert_int_equal(saga__faults_apply(&f, "stockout_rate=0.5 ship_fail_rate=1", err, sizeof(err)),
+                     0);
+    char *json = saga__faults_json(&f);
+    assert_non_null(json);
+    json_error_t jerr;
+    json_t *o = json_loads(json, 0, &jerr);
+    assert_non_null(o);
+    assert_true(json_real_value(json_object_get(o, "stockout_rate")) == 0.5);
+    assert_true(json_real_value(json_object_get(o, "ship_fail_rate")) == 1.0);
+    json_decref(o);
+    free(json);
+}
+
 /* The same seed and id give the same answer; the rate is roughly honoured;
  * another seed gives other answers. */
 static void test_roll_is_repeatable(void **state)
@@ -129,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_bad_plans_change_nothing),
         cmocka_unit_test(test_roll_is_repeatable),
         cmocka_unit_test(test_unknown_keys_are_refused_and_replies_are_json),
+        cmocka_unit_test(test_business_names_keep_json_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,6 +63,7 @@ struct fleet {
     char *home;
     int temp;
     int flags;
+    volatile const sig_atomic_t *cancel;
     char nats_server[PATH_CAP];
     entry *e;
     int n, cap;
@@ -589,6 +590,7 @@ int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen)
     if (f == NULL)
         goto fail;
     f->flags = o->flags;
+    f->cancel = o->cancel;
     snprintf(f->nats_server, sizeof f->nats_server, "%s",
              o->nats_server != NULL ? o->nats_server : SAGA_NATS_SERVER);
     if (o->home != NULL) {
@@ -916,6 +918,10 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
             }
         } else if (file_contains(log, e->log_off, LOG_SVC_READY)) {
             return 0;
+        }
+        if (f->cancel != NULL && *f->cancel) {
+            set_err(err, errlen, "interrupted while waiting for %s", e->name);
+            return -1;
         }
         if (fleet_now_ms() >= deadline) {
             set_err(err, errlen, "%s was not ready within %d s (log: %s)", e->name,

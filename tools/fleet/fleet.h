@@ -20,6 +20,7 @@
 #ifndef SAGA_FLEET_H
 #define SAGA_FLEET_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -94,6 +95,9 @@ typedef struct fleet_opts {
     const char *temp_prefix; /* default "saga-fleet" */
     int flags;               /* fleet_spawn_flags for every process of the fleet */
     const char *nats_server; /* path of nats-server; NULL: the one found at build time */
+    /* When set and *cancel becomes non-zero (a signal handler's flag), waits for
+     * readiness give up at once. May be NULL. */
+    volatile const sig_atomic_t *cancel;
 } fleet_opts;
 
 /* Opens the fleet in o->home (reading the brokers and processes it already holds) or

@@ -294,6 +294,14 @@ static void test_cli_participant_by_path_and_gate(void **state)
     shipping = status_pid("shipping");
     assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
 
+    /* A plain up after a crash starts what is missing with its own settings: the
+     * gate stays. */
+    assert_int_equal(RUN("kill", "shipping"), 0);
+    assert_int_equal(RUN("up"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    shipping = status_pid("shipping");
+    assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
+
     /* up on a running fleet leaves it alone. */
     assert_int_equal(RUN("up"), 0);
     assert_non_null(strstr(OUT, "already up"));

@@ -437,14 +437,30 @@ static int load(fleet *f)
 
 /* ---- liveness ------------------------------------------------------------------ */
 
+/* Reads /proc/PID/WHAT into buf, NUL-terminated. Returns 0, or -1 when it is gone. */
+static int read_proc(pid_t pid, const char *what, char *buf, size_t cap)
+{
+    char path[64];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, what);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, cap - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n > 0 ? 0 : -1;
+}
+
 /* Whether pid runs e->exe: a pid may be reused after a crash, so the command line must
  * match too; a zombie is dead. A child of this handle is reaped here when it exits. */
 static int pid_runs(entry *e, int *status)
 {
-    char path[64], buf[PATH_CAP];
-    ssize_t n;
+    char buf[PATH_CAP];
+    const char *rp;
     pid_t r;
-    int fd;
     int st = 0;
 
     if (e->pid <= 0)
@@ -464,26 +480,14 @@ static int pid_runs(entry *e, int *status)
     }
     if (kill(e->pid, 0) != 0 && errno == ESRCH)
         return 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)e->pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_proc(e->pid, "stat", buf, sizeof buf) != 0)
         return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
     /* The state follows the command name in parentheses, which may hold spaces. */
-    {
-        const char *rp = strrchr(buf, ')');
-        if (rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X')
-            return 0;
-    }
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)e->pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    rp = strrchr(buf, ')');
+    if (rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X')
         return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
+    if (read_proc(e->pid, "cmdline", buf, sizeof buf) != 0)
+        return 0;
     return strcmp(buf, e->exe) == 0;
 }
 

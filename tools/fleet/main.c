@@ -128,15 +128,20 @@ typedef struct ctx {
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+static void vreport(const char *fmt, va_list ap, const char *tail)
+{
+    fputs("fleet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
+}
+
 static int fail(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("fleet: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vreport(fmt, ap, "\n");
     va_end(ap);
-    fputc('\n', stderr);
     return EXIT_FAIL;
 }
 
@@ -144,11 +149,9 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("fleet: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vreport(fmt, ap, " (see saga-fleet --help)\n");
     va_end(ap);
-    fputs(" (see saga-fleet --help)\n", stderr);
     return EXIT_USAGE;
 }
 
@@ -234,7 +237,8 @@ static pid_t pid_of(ctx *c, const char *name)
 
 typedef struct participant {
     char name[64];
-    char exe[PATH_CAP];
+    char exe[PATH_CAP]; /* "": keep the spec the fleet has */
+    int named;          /* by --with in this up */
 } participant;
 
 typedef struct gate {
@@ -367,6 +371,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
         snprintf(procs[nprocs].name, sizeof procs[nprocs].name, "%s", SERVICES[i]);
         snprintf(procs[nprocs].exe, sizeof procs[nprocs].exe, "%s/services/saga-%s", c->build,
                  SERVICES[i]);
+        procs[nprocs].named = 0;
         nprocs++;
     }
     for (int i = 0; i < argc; i++) {
@@ -400,6 +405,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
                     dup |= strcmp(procs[k].name, p.name) == 0;
                 if (strcmp(p.name, BROKER) == 0)
                     return usage_error("up: '%s' is the broker's name", p.name);
+                p.named = 1;
                 if (!dup && nprocs < MAX_PROCS)
                     procs[nprocs++] = p;
             }
@@ -423,6 +429,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
         if (!known) {
             snprintf(procs[nprocs].name, sizeof procs[nprocs].name, "%s", name);
             procs[nprocs].exe[0] = '\0'; /* keeps its spec */
+            procs[nprocs].named = 0;
             nprocs++;
         }
     }
@@ -436,6 +443,17 @@ static int cmd_up(ctx *c, int argc, char **argv)
             return usage_error("--gate %s=%s: %s is not in the fleet (add --with %s)", gates[g].svc,
                                gates[g].by, svc ? gates[g].by : gates[g].svc,
                                svc ? gates[g].by : gates[g].svc);
+    }
+    /* A process this home already knows keeps the settings it was started with
+     * (a plain `up` after a crash must not drop its gate), unless this up names it. */
+    for (int k = 0; k < nprocs; k++) {
+        int named = procs[k].named;
+        for (int g = 0; g < ngates; g++)
+            named |= strcmp(gates[g].svc, procs[k].name) == 0;
+        for (int i = 0; i < fleet_count(c->f) && !named; i++) {
+            if (strcmp(fleet_name(c->f, i), procs[k].name) == 0)
+                procs[k].exe[0] = '\0';
+        }
     }
     for (int k = 0; k < nprocs; k++) {
         if (procs[k].exe[0] != '\0' && access(procs[k].exe, X_OK) != 0)

@@ -595,14 +595,8 @@ static void test_refused_publish_becomes_a_dead_letter(void **state)
 static void test_emit_over_max_payload_is_refused(void **state)
 {
     fixture *f = *state;
-    char conf[600];
     size_t n = 0;
-    snprintf(conf, sizeof(conf), "%s/nats.conf", tsrv_dir(f->srv));
-    FILE *fp = fopen(conf, "a");
-    assert_non_null(fp);
-    fprintf(fp, "max_payload: 65536\n");
-    fclose(fp);
-    assert_int_equal(tsrv_restart(f->srv), 0);
+    assert_int_equal(tsrv_restart_max_payload(f->srv, 65536), 0);
     start_svc(f, NULL, NULL);
     assert_int_equal(tjs_publish_event(&f->t, "test.pinged", "e1", "big:100000", NULL), 0);
     wait_log(f, "event=emit_refused", 1);

@@ -59,7 +59,7 @@ static int log_has(void *arg)
 {
     char path[600], line[4096];
     int hit = 0;
-    snprintf(path, sizeof(path), "%s/probe.log", tsrv_dir(F.srv));
+    snprintf(path, sizeof(path), "%s/logs/probe.log", tsrv_dir(F.srv));
     FILE *fp = fopen(path, "r");
     if (fp == NULL)
         return 0;

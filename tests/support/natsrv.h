@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include "fleet.h"
+
 /* One nats-server process, its port, its configuration and its store directory. The
  * handle is owned by the test; every function below runs on the test's main thread
  * (the server dies with the thread that started it, see tproc_spawn). */
@@ -11,7 +13,7 @@ typedef struct tsrv tsrv;
 
 /* Creates a temporary directory ($TMPDIR or /tmp, "saga-test-XXXXXX"), writes
  * DIR/nats.conf (listen 127.0.0.1:PORT on a free port, JetStream with its store in
- * DIR/js), starts nats-server with its output appended to DIR/nats.log, and waits up to
+ * DIR/nats), starts nats-server with its output appended to DIR/logs/nats.log, and waits up to
  * 20 s until a client can connect and JetStream answers. If the server cannot bind the
  * chosen port (another process took it) it retries on a new port a few times. On
  * success sets *out (free with tsrv_destroy) and returns 0. On failure prints the tail
@@ -37,6 +39,10 @@ int tsrv_kill(tsrv *s);
  * not running). */
 int tsrv_restart(tsrv *s);
 
+/* Restarts the server as tsrv_restart does, with the largest message it
+ * accepts set to bytes (0: nats-server's 1 MB default). Returns as tsrv_restart. */
+int tsrv_restart_max_payload(tsrv *s, long long bytes);
+
 /* Stops the server if it runs (as tsrv_stop), removes the temporary directory with
  * everything in it and frees the handle. Accepts NULL. */
 void tsrv_destroy(tsrv *s);
@@ -52,5 +58,9 @@ const char *tsrv_dir(const tsrv *s);
 
 /* The server's pid, or -1 when it is not running. */
 pid_t tsrv_pid(const tsrv *s);
+
+/* The fleet the server belongs to (tools/fleet/fleet.h): a test may add processes to
+ * it, which then live in tsrv_dir and stop with the server. Owned by the handle. */
+fleet *tsrv_fleet(tsrv *s);
 
 #endif /* SAGA_TEST_NATSRV_H */

@@ -23,28 +23,19 @@ int tfleet_index(const char *name)
     return -1;
 }
 
-typedef struct ready_arg {
-    tfleet *f;
-    const char *name;
-} ready_arg;
-
-static int is_ready(void *arg)
-{
-    ready_arg *a = arg;
-    return tjs_stat(&a->f->t, a->name, "commits") >= 0;
-}
-
-/* Spawns the executable bin as service name with the fleet's settings, then
- * extra; waits until ready. */
+/* Adds the executable bin to the server's fleet as participant name with the
+ * fleet's settings, then extra, starts it and waits until it has logged
+ * event=ready. Returns its pid or -1. */
 static pid_t spawn_bin(tfleet *f, const char *name, const char *bin, const char *const *extra)
 {
-    char url[128], dir[600], spool[600], log[600];
+    char url[128], dir[600], spool[600], err[4400], tail[2048];
     const char *env[ENV_MAX];
+    fleet *fl = tsrv_fleet(f->srv);
+    fleet_status st;
     int n = 0;
     snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(f->srv));
     snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s/data/%s", tsrv_dir(f->srv), name);
     snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s", f->mail);
-    snprintf(log, sizeof(log), "%s/%s.log", tsrv_dir(f->srv), name);
     env[n++] = url;
     env[n++] = dir;
     env[n++] = spool;
@@ -55,16 +46,14 @@ static pid_t spawn_bin(tfleet *f, const char *name, const char *bin, const char 
     for (int k = 0; extra != NULL && extra[k] != NULL && n < ENV_MAX - 1; k++)
         env[n++] = extra[k];
     env[n] = NULL;
-    const char *argv[] = {bin, NULL};
-    pid_t pid = tproc_spawn(argv, env, log);
-    if (pid <= 0)
-        return -1;
-    ready_arg a = {f, name};
-    if (tproc_wait_until(is_ready, &a, READY_MS) != 0) {
-        tproc_kill(pid);
+    if (fleet_add_proc(fl, name, bin, NULL, env, err, sizeof(err)) != 0 ||
+        fleet_start_ready(fl, name, READY_MS, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tfleet: %s; end of its log:\n%s\n", err,
+                fleet_log_tail(fl, name, tail, sizeof(tail)));
+        fleet_kill(fl, name);
         return -1;
     }
-    return pid;
+    return fleet_get_status(fl, name, &st) == 0 ? st.pid : -1;
 }
 
 /* Spawns services/saga-NAME of the build directory. */
@@ -93,7 +82,7 @@ pid_t tfleet_start_bin(tfleet *f, const char *name, const char *bin, const char 
 
 int tfleet_kill_service(tfleet *f, int i)
 {
-    int rc = f->pid[i] > 0 ? tproc_kill(f->pid[i]) : 0;
+    int rc = fleet_kill(tsrv_fleet(f->srv), tfleet_names[i]);
     f->pid[i] = -1;
     return rc;
 }
@@ -127,12 +116,12 @@ int tfleet_launch(tfleet *f)
 int tfleet_stop(tfleet *f)
 {
     int clean = 0;
-    for (int i = 0; i < TFLEET_NSVC; i++) {
-        if (f->pid[i] > 0 && tproc_term(f->pid[i], 30000) != 0)
-            clean = -1;
-        f->pid[i] = -1;
-    }
     tjs_close(&f->t);
+    /* Every service at once, then the server: 0 only when all exit cleanly. */
+    if (f->srv != NULL && fleet_stop_all(tsrv_fleet(f->srv), 30000, 10000) != 0)
+        clean = -1;
+    for (int i = 0; i < TFLEET_NSVC; i++)
+        f->pid[i] = -1;
     tsrv_destroy(f->srv);
     f->srv = NULL;
     return clean;

@@ -348,7 +348,7 @@ static void test_restart_waits_for_port(void **state)
     sa.sin_port = htons((uint16_t)tsrv_port(f->srv));
     assert_int_equal(bind(h.fd, (struct sockaddr *)&sa, sizeof sa), 0);
     assert_int_equal(listen(h.fd, 1), 0);
-    log = join(tsrv_dir(f->srv), "nats.log");
+    log = join(tsrv_dir(f->srv), "logs/nats.log");
     h.refused.path = log;
     h.refused.needle = "address already in use";
     h.refused.from = file_len(log);

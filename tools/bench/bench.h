@@ -37,8 +37,12 @@ typedef struct bench_proc {
     char data_dir[BENCH_PATH_MAX]; /* its LMDB environment, "" when none or unknown */
 } bench_proc;
 
+typedef struct fleet fleet; /* tools/fleet/fleet.h: the launcher */
+
 typedef struct bench_fleet {
+    fleet *fl;               /* the launched fleet, NULL for --url */
     char dir[BENCH_DIR_MAX]; /* temporary directory of a launched fleet, "" for --url */
+    char store[BENCH_PATH_MAX]; /* its JetStream store directory */
     char url[128];
     bench_proc proc[BENCH_MAXPROC];
     int nproc;

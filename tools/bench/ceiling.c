@@ -584,6 +584,8 @@ int main(int argc, char **argv)
                 natsStatus_GetText(s), nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
         rc = 1;
     } else {
+        /* As a service's consumer loop logs it: the launcher waits for this line. */
+        fprintf(stderr, "saga-ceiling: role=%s event=ready\n", p.c.role->name);
         run(&p);
         rc = 0;
     }

@@ -119,11 +119,9 @@ static int add_size(const char *path, const struct stat *st, int flag, struct FT
 
 long long bench_fleet_store_bytes(const bench_fleet *f)
 {
-    char path[BENCH_PATH_MAX + 8];
-    if (f->dir[0] == '\0')
+    if (f->store[0] == '\0')
         return 0;
-    snprintf(path, sizeof(path), "%s/js", f->dir);
     store_sum = 0; /* nftw has no closure; saga-bench samples from one thread */
-    nftw(path, add_size, 16, FTW_PHYS);
+    nftw(f->store, add_size, 16, FTW_PHYS);
     return store_sum;
 }

@@ -1,10 +1,15 @@
-/* proc.c - child processes, temporary directories and condition waits for the tests. */
+/* proc.c - child processes, temporary directories, ports and condition waits of the
+ * fleet launcher (fleet.h). */
 
 /* pipe2(O_CLOEXEC), close_range and the nftw flags are GNU/XSI extensions; the build
  * only asks for POSIX 2008, so ask for them here, before any system header. */
 #define _GNU_SOURCE
 
-#include "proc.h"
+#include "fleet.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +27,12 @@
 extern char **environ;
 
 enum {
-    WAIT_POLL_MS = 10, /* How often tproc_wait looks at the child. */
-    COND_POLL_MS = 20, /* How often tproc_wait_until evaluates its condition. */
+    WAIT_POLL_MS = 10, /* How often fleet_pid_wait looks at the child. */
+    COND_POLL_MS = 20, /* How often fleet_wait_until evaluates its condition. */
     RMRF_MAX_FDS = 16, /* Directory descriptors nftw may hold open at once. */
 };
 
-int64_t tproc_now_ms(void)
+int64_t fleet_now_ms(void)
 {
     struct timespec ts;
 
@@ -100,18 +105,29 @@ static char **build_env(const char *const env[])
 
 /* Runs in the forked child: only async-signal-safe calls from here on. Reports an
  * errno through errfd if the program cannot be started; never returns. */
-static void child_exec(const char *const argv[], char **envp, int logfd, int errfd, pid_t parent)
+static void child_exec(const char *const argv[], char **envp, int logfd, int nullfd, int errfd,
+                       pid_t parent, int flags)
 {
     sigset_t none;
     int err;
     ssize_t written;
 
-    /* The child must never outlive the test, whatever way the test ends. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+    /* A tied child must never outlive its parent (a test, the benchmark), whatever way
+     * that ends. */
+    if ((flags & FLEET_TIED) != 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+            goto fail;
+        /* The parent may have died before prctl took effect; then no signal will come. */
+        if (getppid() != parent)
+            _exit(127);
+    }
+    /* A detached child leaves the terminal's session: no Ctrl-C, no hang-up with it. */
+    if ((flags & FLEET_DETACHED) != 0 && setsid() < 0)
         goto fail;
-    /* The parent may have died before prctl took effect; then no signal will come. */
-    if (getppid() != parent)
-        _exit(127);
+    else if ((flags & FLEET_OWN_GROUP) != 0 && setpgid(0, 0) != 0)
+        goto fail;
+    if (nullfd >= 0 && dup2(nullfd, STDIN_FILENO) < 0)
+        goto fail;
     if (logfd >= 0) {
         if (dup2(logfd, STDOUT_FILENO) < 0 || dup2(logfd, STDERR_FILENO) < 0)
             goto fail;
@@ -136,12 +152,14 @@ fail:
     _exit(127);
 }
 
-pid_t tproc_spawn(const char *const argv[], const char *const env[], const char *log_path)
+pid_t fleet_spawn(const char *const argv[], const char *const env[], const char *log_path,
+                  int flags)
 {
     pid_t pid = -1;
     pid_t child;
     pid_t parent = getpid();
     int logfd = -1;
+    int nullfd = -1;
     int errpipe[2] = {-1, -1};
     char **envp = NULL;
     int child_err = 0;
@@ -160,6 +178,11 @@ pid_t tproc_spawn(const char *const argv[], const char *const env[], const char 
         if (logfd < 0)
             goto out;
     }
+    if ((flags & FLEET_DETACHED) != 0) {
+        nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (nullfd < 0)
+            goto out;
+    }
     /* The child writes its exec errno here; a successful exec closes the pipe (CLOEXEC),
      * so the parent reads end-of-file and knows the program is running. */
     if (pipe2(errpipe, O_CLOEXEC) != 0)
@@ -168,7 +191,7 @@ pid_t tproc_spawn(const char *const argv[], const char *const env[], const char 
     if (child < 0)
         goto out;
     if (child == 0)
-        child_exec(argv, envp, logfd, errpipe[1], parent);
+        child_exec(argv, envp, logfd, nullfd, errpipe[1], parent, flags);
 
     close(errpipe[1]);
     errpipe[1] = -1;
@@ -194,14 +217,16 @@ out:
         close(errpipe[1]);
     if (logfd >= 0)
         close(logfd);
+    if (nullfd >= 0)
+        close(nullfd);
     free(envp);
     errno = saved_errno;
     return pid;
 }
 
-int tproc_wait(pid_t pid, int timeout_ms, int *status)
+int fleet_pid_wait(pid_t pid, int timeout_ms, int *status)
 {
-    int64_t deadline = tproc_now_ms() + timeout_ms;
+    int64_t deadline = fleet_now_ms() + timeout_ms;
     int st = 0;
     pid_t r;
 
@@ -216,7 +241,7 @@ int tproc_wait(pid_t pid, int timeout_ms, int *status)
             break;
         if (r < 0 && errno != EINTR)
             return -1;
-        if (timeout_ms >= 0 && tproc_now_ms() >= deadline) {
+        if (timeout_ms >= 0 && fleet_now_ms() >= deadline) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -227,7 +252,7 @@ int tproc_wait(pid_t pid, int timeout_ms, int *status)
     return 0;
 }
 
-int tproc_kill(pid_t pid)
+int fleet_pid_kill(pid_t pid)
 {
     /* kill(0 or -1, SIGKILL) would hit the process group or, as root, every process. */
     if (pid <= 0) {
@@ -243,7 +268,7 @@ int tproc_kill(pid_t pid)
     return 0;
 }
 
-int tproc_term(pid_t pid, int timeout_ms)
+int fleet_pid_term(pid_t pid, int timeout_ms)
 {
     int status = 0;
 
@@ -253,31 +278,30 @@ int tproc_term(pid_t pid, int timeout_ms)
     }
     if (kill(pid, SIGTERM) != 0)
         return -1;
-    if (tproc_wait(pid, timeout_ms, &status) == 0)
+    if (fleet_pid_wait(pid, timeout_ms, &status) == 0)
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
     if (errno != ETIMEDOUT)
         return -1;
-    return tproc_kill(pid) == 0 ? 1 : -1;
+    return fleet_pid_kill(pid) == 0 ? 1 : -1;
 }
 
-int tproc_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms)
+int fleet_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms)
 {
-    int64_t deadline = tproc_now_ms() + timeout_ms;
+    int64_t deadline = fleet_now_ms() + timeout_ms;
     int64_t left;
 
     for (;;) {
         if (cond(arg))
             return 0;
-        left = deadline - tproc_now_ms();
+        left = deadline - fleet_now_ms();
         if (left <= 0)
             return -1;
         sleep_ms(left < COND_POLL_MS ? left : COND_POLL_MS);
     }
 }
 
-char *tproc_mkdtemp(void)
+char *fleet_mkdtemp(const char *prefix)
 {
-    static const char name[] = "/saga-test-XXXXXX";
     const char *base = getenv("TMPDIR");
     char *path = NULL;
     size_t size;
@@ -285,11 +309,13 @@ char *tproc_mkdtemp(void)
 
     if (base == NULL || base[0] == '\0')
         base = "/tmp";
-    size = strlen(base) + sizeof name;
+    if (prefix == NULL)
+        prefix = "saga-fleet";
+    size = strlen(base) + strlen(prefix) + sizeof "/-XXXXXX";
     path = malloc(size);
     if (path == NULL)
         goto fail;
-    n = snprintf(path, size, "%s%s", base, name);
+    n = snprintf(path, size, "%s/%s-XXXXXX", base, prefix);
     if (n < 0 || (size_t)n >= size) {
         errno = ENAMETOOLONG;
         goto fail;
@@ -310,7 +336,7 @@ static int remove_entry(const char *path, const struct stat *sb, int type, struc
     return remove(path);
 }
 
-int tproc_rmrf(const char *path)
+int fleet_rmrf(const char *path)
 {
     struct stat sb;
 
@@ -323,4 +349,51 @@ int tproc_rmrf(const char *path)
     /* Depth first so that directories are empty when removed; physical so that a
      * symbolic link is removed, never followed out of the tree. */
     return nftw(path, remove_entry, RMRF_MAX_FDS, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+int fleet_free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int fd;
+    int port = -1;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto out;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        goto out;
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        goto out;
+    port = ntohs(sa.sin_port);
+out:
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int fleet_port_in_use(const char *host, int port)
+{
+    struct sockaddr_in sa;
+    int fd;
+    int used = 0;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    /* A host name other than localhost would need a resolver; the fleet listens on
+     * addresses. */
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return 0;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    used = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return used;
 }

@@ -1,0 +1,345 @@
+/* test_fleet.c - the fleet launcher (tools/fleet): the library as the tests and the
+ * benchmark use it (a broker and a service, tied to the test, killed, restarted, seen by
+ * status, everything stopped after), and saga-fleet as an operator uses it: a
+ * participant given by path, a gate as configuration, restart with the same settings,
+ * down leaving nothing running. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fleet.h"
+#include "proc.h"
+
+#define SAGA_FLEET SAGA_BUILD_DIR "/tools/saga-fleet"
+#define SERVICE_EXE(name) SAGA_BUILD_DIR "/services/saga-" name
+#define READY_MS 60000
+#define STOP_MS 30000
+#define RUN_MS 120000
+
+static char OUT[1 << 16];
+
+/* Whether a process with this pid runs. A zombie does not: a stopped detached process
+ * is the zombie of whoever adopted it until that one reaps it. */
+static int exists(pid_t pid)
+{
+    char path[64], buf[512];
+    const char *rp;
+    size_t n;
+    FILE *fp;
+
+    if (pid <= 0 || kill(pid, 0) != 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    rp = strrchr(buf, ')');
+    return rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+/* The value of KEY in the environment of process pid, into buf; "" when absent. */
+static const char *environ_of(pid_t pid, const char *key, char *buf, size_t cap)
+{
+    char path[64], data[1 << 16];
+    size_t klen = strlen(key);
+    ssize_t n;
+    FILE *fp;
+
+    buf[0] = '\0';
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return buf;
+    n = (ssize_t)fread(data, 1, sizeof(data) - 1, fp);
+    fclose(fp);
+    data[n > 0 ? n : 0] = '\0';
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(data + i) + 1) {
+        if (strncmp(data + i, key, klen) == 0 && data[i + (ssize_t)klen] == '=')
+            snprintf(buf, cap, "%s", data + i + klen + 1);
+    }
+    return buf;
+}
+
+/* ---- the library ---------------------------------------------------------------- */
+
+static void test_library_broker_and_service(void **state)
+{
+    fleet_opts o = {.temp_prefix = "saga-test", .flags = FLEET_TIED};
+    fleet_broker_opts b = {.max_file_mb = 1024};
+    char err[4400], url[128], url_env[160], data_env[4200], home[4096];
+    fleet *f = NULL, *view = NULL;
+    fleet_opts vo = {0};
+    fleet_status st, nats;
+    pid_t first, second, broker;
+    struct stat sb;
+
+    (void)state;
+    assert_int_equal(fleet_create(&f, &o, err, sizeof(err)), 0);
+    snprintf(home, sizeof(home), "%s", fleet_home(f));
+    assert_int_equal(fleet_add_broker(f, "nats", &b, err, sizeof(err)), 0);
+    if (fleet_start_ready(f, "nats", READY_MS, err, sizeof(err)) != 0)
+        fail_msg("broker: %s", err);
+    assert_non_null(fleet_url(f, NULL, url, sizeof(url)));
+    snprintf(url_env, sizeof(url_env), "SAGA_NATS_URL=%s", url);
+    snprintf(data_env, sizeof(data_env), "SAGA_DATA_DIR=%s/data/payment", home);
+    const char *env[] = {url_env, data_env, NULL};
+    assert_int_equal(
+        fleet_add_proc(f, "payment", SERVICE_EXE("payment"), NULL, env, err, sizeof(err)), 0);
+    if (fleet_start_ready(f, "payment", READY_MS, err, sizeof(err)) != 0)
+        fail_msg("payment: %s", err);
+
+    /* Status tells what runs, with its pid and the broker's port. */
+    assert_int_equal(fleet_get_status(f, "nats", &nats), 0);
+    assert_true(nats.alive);
+    assert_true(nats.port > 0);
+    assert_non_null(strstr(url, ":"));
+    assert_int_equal(fleet_get_status(f, "payment", &st), 0);
+    assert_true(st.alive);
+    first = st.pid;
+    assert_true(exists(first));
+    broker = nats.pid;
+
+    /* Another handle on the same home (as saga-fleet status is) sees the same. */
+    vo.home = home;
+    vo.flags = FLEET_DETACHED;
+    assert_int_equal(fleet_create(&view, &vo, err, sizeof(err)), 0);
+    assert_int_equal(fleet_count(view), 2);
+    assert_string_equal(fleet_name(view, 0), "nats");
+    assert_string_equal(fleet_name(view, 1), "payment");
+    assert_int_equal(fleet_get_status(view, "payment", &st), 0);
+    assert_true(st.alive);
+    assert_int_equal(st.pid, first);
+
+    /* A crash: gone, and status says so. */
+    assert_int_equal(fleet_kill(f, "payment"), 0);
+    assert_false(exists(first));
+    assert_int_equal(fleet_get_status(f, "payment", &st), 0);
+    assert_false(st.alive);
+    assert_int_equal(fleet_get_status(view, "payment", &st), 0);
+    assert_false(st.alive);
+
+    /* Back with the same settings, a new process. */
+    if (fleet_restart(f, "payment", STOP_MS, READY_MS, err, sizeof(err)) != 0)
+        fail_msg("restart: %s", err);
+    assert_int_equal(fleet_get_status(f, "payment", &st), 0);
+    assert_true(st.alive);
+    second = st.pid;
+    assert_int_not_equal(second, first);
+    environ_of(second, "SAGA_DATA_DIR", err, sizeof(err));
+    assert_string_equal(err, data_env + strlen("SAGA_DATA_DIR="));
+    fleet_destroy(view, 1); /* a detached view leaves the fleet running */
+    view = NULL;
+    assert_true(exists(second));
+
+    /* Everything stops cleanly, and the temporary home goes. */
+    assert_int_equal(fleet_stop_all(f, STOP_MS, STOP_MS), 0);
+    assert_false(exists(second));
+    assert_false(exists(broker));
+    fleet_destroy(f, 0);
+    assert_int_not_equal(stat(home, &sb), 0);
+}
+
+static void test_library_tied_and_detached_children(void **state)
+{
+    const char *argv[] = {"/bin/sleep", "60", NULL};
+    pid_t tied, detached;
+
+    (void)state;
+    /* A tied child stays in the test's session; a detached one has its own. */
+    tied = fleet_spawn(argv, NULL, NULL, FLEET_TIED);
+    detached = fleet_spawn(argv, NULL, NULL, FLEET_DETACHED);
+    assert_true(tied > 0);
+    assert_true(detached > 0);
+    assert_int_equal(getsid(tied), getsid(0));
+    assert_int_equal(getsid(detached), detached);
+    assert_int_equal(fleet_pid_kill(tied), 0);
+    assert_int_equal(fleet_pid_kill(detached), 0);
+}
+
+/* ---- saga-fleet ----------------------------------------------------------------- */
+
+typedef struct cli {
+    char *home;
+    char url_env[96];
+    char home_env[4200];
+} cli;
+
+static cli C;
+
+static int cli_setup(void **state)
+{
+    int port = fleet_free_port();
+
+    (void)state;
+    C.home = fleet_mkdtemp("saga-test");
+    if (C.home == NULL || port < 0)
+        return -1;
+    snprintf(C.url_env, sizeof(C.url_env), "SAGA_NATS_URL=nats://127.0.0.1:%d", port);
+    snprintf(C.home_env, sizeof(C.home_env), "SAGA_HOME=%s", C.home);
+    return 0;
+}
+
+/* Runs saga-fleet ARGS with the test's home and URL; its stdout into OUT, stderr to the
+ * test's. Returns its exit status, or -1. */
+static int run(const char *const *args)
+{
+    char out_env[4200];
+    const char *argv[24];
+    int n = 0, status = 0;
+
+    snprintf(out_env, sizeof(out_env), "OUT=%s/cli.out", C.home);
+    argv[n++] = "/bin/sh";
+    argv[n++] = "-c";
+    argv[n++] = "exec \"$@\" >\"$OUT\" </dev/null";
+    argv[n++] = "sh";
+    argv[n++] = SAGA_FLEET;
+    for (int i = 0; args[i] != NULL && n < 23; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    const char *env[] = {C.url_env, C.home_env, out_env, NULL};
+    OUT[0] = '\0';
+    pid_t pid = tproc_spawn(argv, env, NULL);
+    if (pid <= 0)
+        return -1;
+    if (tproc_wait(pid, RUN_MS, &status) != 0) {
+        tproc_kill(pid);
+        return -1;
+    }
+    FILE *fp = fopen(out_env + 4, "r");
+    size_t got = fp != NULL ? fread(OUT, 1, sizeof(OUT) - 1, fp) : 0;
+    OUT[got] = '\0';
+    if (fp != NULL)
+        fclose(fp);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+#define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
+
+static int cli_teardown(void **state)
+{
+    (void)state;
+    /* Whatever the test did, nothing stays running. */
+    RUN("down");
+    tproc_rmrf(C.home);
+    free(C.home);
+    return 0;
+}
+
+/* The pid of NAME in the last `status --json` output, or -1. */
+static pid_t status_pid(const char *name)
+{
+    char pat[96];
+    const char *p;
+
+    snprintf(pat, sizeof(pat), "{\"name\":\"%s\",\"pid\":", name);
+    p = strstr(OUT, pat);
+    return p != NULL ? (pid_t)strtol(p + strlen(pat), NULL, 10) : -1;
+}
+
+static int status_up(const char *name)
+{
+    char pat[96];
+    const char *p;
+
+    snprintf(pat, sizeof(pat), "{\"name\":\"%s\",", name);
+    p = strstr(OUT, pat);
+    return p != NULL && strncmp(strstr(p, "\"state\":"), "\"state\":\"up\"", 12) == 0;
+}
+
+static void test_cli_participant_by_path_and_gate(void **state)
+{
+    char fraud_path[4096], buf[256];
+    pid_t shipping, order, fraud, nats;
+
+    (void)state;
+    snprintf(fraud_path, sizeof(fraud_path), "%s", SERVICE_EXE("fraud"));
+    /* A gate on a participant the fleet does not run is refused before anything starts. */
+    assert_int_equal(RUN("up", "--gate", "shipping=fraud"), 2);
+    assert_int_equal(RUN("status", "--json"), 1);
+    assert_false(status_up("nats"));
+
+    assert_int_equal(RUN("up", "--with", fraud_path, "--gate", "shipping=fraud"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_true(status_up("fraud")); /* named after the file, without saga- */
+    assert_true(status_up("shipping"));
+    fraud = status_pid("fraud");
+    shipping = status_pid("shipping");
+    order = status_pid("order");
+    nats = status_pid("nats");
+    assert_true(exists(fraud));
+    /* The gate is shipping's setting, and only shipping's. */
+    assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
+    assert_string_equal(environ_of(order, "SAGA_GATES", buf, sizeof(buf)), "");
+
+    /* A crash, then restart: the same settings, without rewriting anything by hand. */
+    assert_int_equal(RUN("kill", "shipping"), 0);
+    assert_false(exists(shipping));
+    assert_int_equal(RUN("status", "--json"), 1);
+    assert_false(status_up("shipping"));
+    assert_int_equal(RUN("restart", "shipping"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_int_not_equal(status_pid("shipping"), shipping);
+    shipping = status_pid("shipping");
+    assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
+
+    /* A plain up after a crash starts what is missing with its own settings: the
+     * gate stays. */
+    assert_int_equal(RUN("kill", "shipping"), 0);
+    assert_int_equal(RUN("up"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    shipping = status_pid("shipping");
+    assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
+
+    /* up on a running fleet leaves it alone. */
+    assert_int_equal(RUN("up"), 0);
+    assert_non_null(strstr(OUT, "already up"));
+
+    /* down: nothing left running, the participant included. */
+    assert_int_equal(RUN("down"), 0);
+    assert_false(exists(shipping));
+    assert_false(exists(fraud));
+    assert_false(exists(order));
+    assert_false(exists(nats));
+    assert_int_equal(RUN("status", "--json"), 1);
+    assert_false(status_up("nats"));
+    assert_null(strstr(OUT, "\"fraud\""));
+}
+
+static void test_cli_usage(void **state)
+{
+    (void)state;
+    assert_int_equal(RUN("up", "--help"), 0);
+    assert_non_null(strstr(OUT, "--gate SVC=PARTICIPANT"));
+    assert_int_equal(RUN("status", "--bogus"), 2);
+    assert_int_equal(RUN("kill", "nobody"), 2);
+    assert_int_equal(RUN("up", "--with", "/nonexistent/saga-x"), 1);
+}
+
+int main(void)
+{
+    /* The gates are the test's: none comes from the environment of whoever runs it. */
+    unsetenv("SAGA_GATES");
+    const struct CMUnitTest lib[] = {
+        cmocka_unit_test(test_library_broker_and_service),
+        cmocka_unit_test(test_library_tied_and_detached_children),
+    };
+    const struct CMUnitTest cli_tests[] = {
+        cmocka_unit_test(test_cli_usage),
+        cmocka_unit_test(test_cli_participant_by_path_and_gate),
+    };
+    int failed = cmocka_run_group_tests_name("library", lib, NULL, NULL);
+    failed += cmocka_run_group_tests_name("saga-fleet", cli_tests, cli_setup, cli_teardown);
+    return failed;
+}

@@ -1,0 +1,1138 @@
+/* fleet.c - brokers and service processes under one home directory: their specs, pid
+ * files, logs, nats-server configuration, start, readiness, stop and status. */
+#include "fleet.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+/* CMake passes the path it found at configure time. */
+#ifndef SAGA_NATS_SERVER
+#define SAGA_NATS_SERVER "/usr/sbin/nats-server"
+#endif
+
+enum {
+    NAME_CAP = 33,           /* 32 characters: [a-z0-9_-] */
+    PATH_CAP = 4096,         /* PATH_MAX on Linux */
+    LINE_CAP = 65536,        /* longest line of a spec file (an environment entry) */
+    POLL_MS = 20,            /* how often waits look again */
+    PROBE_TIMEOUT_MS = 1000, /* one connect or JetStream request while probing */
+    PORT_ATTEMPTS = 5,       /* fresh ports a broker tries before giving up */
+    RESPAWN_PAUSE_MS = 50,   /* between attempts to bind a port still taken */
+    KILL_WAIT_MS = 10000,    /* for the kernel to take a SIGKILLed process down */
+    LOG_CHUNK = 4096,        /* read size when scanning a log */
+    DEFAULT_FILE_STORE_MB = 16384,
+};
+
+/* What a process logs when it is ready: the runtime's consumer loop (and saga-ceiling)
+ * once its subscriptions exist; nats-server 2.9 once it listens. A server that exits
+ * logs LOG_PORT_TAKEN when another process holds its port. */
+static const char LOG_SVC_READY[] = "event=ready";
+static const char LOG_NATS_READY[] = "Server is ready";
+static const char LOG_PORT_TAKEN[] = "address already in use";
+
+typedef struct entry {
+    char name[NAME_CAP];
+    int broker;
+    char *exe;
+    char **args; /* NULL-terminated */
+    char **env;  /* NULL-terminated "K=V" */
+    /* Brokers. */
+    char host[64];
+    int port;      /* 0 until chosen */
+    int auto_port; /* the port was chosen freely and may change until the first start */
+    int attempts;  /* fresh ports tried */
+    long long max_file_mb;
+    long long max_payload;
+    /* The running process. */
+    pid_t pid;     /* last known, -1 when none */
+    off_t log_off; /* where the current run starts in the log */
+    int child;     /* spawned by this handle: waitpid reaps it and tells its status */
+} entry;
+
+struct fleet {
+    char *home;
+    int temp;
+    int flags;
+    volatile const sig_atomic_t *cancel;
+    char nats_server[PATH_CAP];
+    entry *e;
+    int n, cap;
+};
+
+/* ---- small helpers ------------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int path_of(const fleet *f, char *buf, size_t cap, const char *fmt, const char *name)
+{
+    int n = snprintf(buf, cap, "%s/", f->home);
+    int m;
+
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    m = snprintf(buf + n, cap - (size_t)n, fmt, name);
+    return m < 0 || (size_t)m >= cap - (size_t)n ? -1 : 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_CAP];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* Whether the file holds needle at or after offset off. Reads in chunks, keeping the
+ * last strlen(needle)-1 bytes so that a match across chunks is found. */
+static int file_contains(const char *path, off_t off, const char *needle)
+{
+    char buf[LOG_CHUNK + 1];
+    size_t nlen = strlen(needle);
+    size_t keep = 0;
+    size_t len;
+    ssize_t n;
+    int found = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    if (lseek(fd, off, SEEK_SET) < 0)
+        goto out;
+    for (;;) {
+        n = read(fd, buf + keep, LOG_CHUNK - keep);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len = keep + (size_t)n;
+        buf[len] = '\0';
+        if (strstr(buf, needle) != NULL) {
+            found = 1;
+            break;
+        }
+        keep = nlen - 1 < len ? nlen - 1 : len;
+        memmove(buf, buf + len - keep, keep);
+    }
+out:
+    close(fd);
+    return found;
+}
+
+static int valid_name(const char *name)
+{
+    size_t len = name != NULL ? strlen(name) : 0;
+
+    if (len == 0 || len >= NAME_CAP)
+        return 0;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == len;
+}
+
+static char **strv_dup(const char *const *v)
+{
+    size_t n = 0;
+    char **out;
+
+    while (v != NULL && v[n] != NULL)
+        n++;
+    out = calloc(n + 1, sizeof *out);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = strdup(v[i]);
+        if (out[i] == NULL) {
+            for (size_t k = 0; k < i; k++)
+                free(out[k]);
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Appends s (taking it) to the NULL-terminated *v. */
+static int strv_push(char ***v, char *s)
+{
+    size_t n = 0;
+    char **nv;
+
+    while (*v != NULL && (*v)[n] != NULL)
+        n++;
+    nv = realloc(*v, (n + 2) * sizeof *nv);
+    if (nv == NULL)
+        return -1;
+    nv[n] = s;
+    nv[n + 1] = NULL;
+    *v = nv;
+    return 0;
+}
+
+static entry *find(const fleet *f, const char *name)
+{
+    for (int i = 0; name != NULL && i < f->n; i++) {
+        if (strcmp(f->e[i].name, name) == 0)
+            return &f->e[i];
+    }
+    return NULL;
+}
+
+static void entry_cleanup(entry *e)
+{
+    free(e->exe);
+    strv_free(e->args);
+    strv_free(e->env);
+    e->exe = NULL;
+    e->args = NULL;
+    e->env = NULL;
+}
+
+/* ---- the files below the home directory ---------------------------------------- */
+
+static int write_order(const fleet *f)
+{
+    char path[PATH_CAP], tmp[PATH_CAP + 8];
+    FILE *fp;
+    int rc = -1;
+
+    if (path_of(f, path, sizeof path, "run/%s", "procs") != 0)
+        return -1;
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    fp = fopen(tmp, "w");
+    if (fp == NULL)
+        return -1;
+    for (int i = 0; i < f->n; i++)
+        fprintf(fp, "%s\n", f->e[i].name);
+    if (fclose(fp) == 0 && rename(tmp, path) == 0)
+        rc = 0;
+    return rc;
+}
+
+/* A spec holds one "key value" a line; values never hold a newline (refused when
+ * added), so no quoting is needed. */
+static int write_spec(const fleet *f, const entry *e)
+{
+    char path[PATH_CAP], tmp[PATH_CAP + 8];
+    FILE *fp;
+    int rc = -1;
+
+    if (path_of(f, path, sizeof path, "run/%s.spec", e->name) != 0)
+        return -1;
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    fp = fopen(tmp, "w");
+    if (fp == NULL)
+        return -1;
+    fprintf(fp, "kind %s\nexe %s\n", e->broker ? "broker" : "process", e->exe);
+    if (e->broker)
+        fprintf(fp, "host %s\nport %d\nauto_port %d\nmax_file_mb %lld\nmax_payload %lld\n",
+                e->host, e->port, e->auto_port, e->max_file_mb, e->max_payload);
+    for (size_t i = 0; e->args != NULL && e->args[i] != NULL; i++)
+        fprintf(fp, "arg %s\n", e->args[i]);
+    for (size_t i = 0; e->env != NULL && e->env[i] != NULL; i++)
+        fprintf(fp, "env %s\n", e->env[i]);
+    if (!ferror(fp) && fclose(fp) == 0)
+        rc = rename(tmp, path) == 0 ? 0 : -1;
+    else
+        fclose(fp);
+    return rc;
+}
+
+static pid_t read_pid(const fleet *f, const char *name)
+{
+    char path[PATH_CAP], buf[32];
+    FILE *fp;
+    long v = -1;
+    char *end = NULL;
+
+    if (path_of(f, path, sizeof path, "run/%s.pid", name) != 0)
+        return -1;
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return -1;
+    if (fgets(buf, sizeof buf, fp) != NULL) {
+        errno = 0;
+        v = strtol(buf, &end, 10);
+        if (errno != 0 || end == buf || v <= 0 || v > 0x7fffffffL)
+            v = -1;
+    }
+    fclose(fp);
+    return (pid_t)v;
+}
+
+static int write_pid(const fleet *f, const entry *e)
+{
+    char path[PATH_CAP];
+    FILE *fp;
+
+    if (path_of(f, path, sizeof path, "run/%s.pid", e->name) != 0)
+        return -1;
+    fp = fopen(path, "w");
+    if (fp == NULL)
+        return -1;
+    fprintf(fp, "%d\n", (int)e->pid);
+    return fclose(fp);
+}
+
+static void remove_pid(const fleet *f, const char *name)
+{
+    char path[PATH_CAP];
+
+    if (path_of(f, path, sizeof path, "run/%s.pid", name) == 0)
+        unlink(path);
+}
+
+static int load_spec(fleet *f, entry *e)
+{
+    char path[PATH_CAP];
+    char *line = NULL;
+    FILE *fp;
+    int rc = -1;
+
+    if (path_of(f, path, sizeof path, "run/%s.spec", e->name) != 0)
+        return -1;
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return -1;
+    line = malloc(LINE_CAP);
+    if (line == NULL)
+        goto out;
+    e->args = calloc(1, sizeof *e->args);
+    e->env = calloc(1, sizeof *e->env);
+    if (e->args == NULL || e->env == NULL)
+        goto out;
+    while (fgets(line, LINE_CAP, fp) != NULL) {
+        char *val = strchr(line, ' ');
+        line[strcspn(line, "\n")] = '\0';
+        if (val == NULL)
+            continue;
+        *val++ = '\0';
+        if (strcmp(line, "kind") == 0)
+            e->broker = strcmp(val, "broker") == 0;
+        else if (strcmp(line, "exe") == 0 && e->exe == NULL)
+            e->exe = strdup(val);
+        else if (strcmp(line, "host") == 0)
+            snprintf(e->host, sizeof e->host, "%s", val);
+        else if (strcmp(line, "port") == 0)
+            e->port = (int)strtol(val, NULL, 10);
+        else if (strcmp(line, "auto_port") == 0)
+            e->auto_port = (int)strtol(val, NULL, 10);
+        else if (strcmp(line, "max_file_mb") == 0)
+            e->max_file_mb = strtoll(val, NULL, 10);
+        else if (strcmp(line, "max_payload") == 0)
+            e->max_payload = strtoll(val, NULL, 10);
+        else if (strcmp(line, "arg") == 0 || strcmp(line, "env") == 0) {
+            char *copy = strdup(val);
+            if (copy == NULL || strv_push(line[0] == 'a' ? &e->args : &e->env, copy) != 0) {
+                free(copy);
+                goto out;
+            }
+        }
+    }
+    rc = e->exe != NULL ? 0 : -1;
+out:
+    free(line);
+    fclose(fp);
+    return rc;
+}
+
+static entry *new_entry(fleet *f, const char *name)
+{
+    entry *e;
+
+    if (f->n == f->cap) {
+        int cap = f->cap > 0 ? 2 * f->cap : 8;
+        entry *ne = realloc(f->e, (size_t)cap * sizeof *ne);
+        if (ne == NULL)
+            return NULL;
+        f->e = ne;
+        f->cap = cap;
+    }
+    e = &f->e[f->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->pid = -1;
+    return e;
+}
+
+/* Reads run/procs and each spec, so that a later command finds what up started. */
+static int load(fleet *f)
+{
+    char path[PATH_CAP], name[128];
+    FILE *fp;
+
+    if (path_of(f, path, sizeof path, "run/%s", "procs") != 0)
+        return -1;
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return errno == ENOENT ? 0 : -1;
+    while (fgets(name, sizeof name, fp) != NULL) {
+        entry *e;
+        name[strcspn(name, "\n")] = '\0';
+        if (!valid_name(name) || find(f, name) != NULL)
+            continue;
+        e = new_entry(f, name);
+        if (e == NULL)
+            break;
+        if (load_spec(f, e) != 0) {
+            entry_cleanup(e);
+            f->n--;
+            continue;
+        }
+        e->pid = read_pid(f, name);
+    }
+    fclose(fp);
+    return 0;
+}
+
+/* ---- liveness ------------------------------------------------------------------ */
+
+/* Reads /proc/PID/WHAT into buf, NUL-terminated. Returns 0, or -1 when it is gone. */
+static int read_proc(pid_t pid, const char *what, char *buf, size_t cap)
+{
+    char path[64];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, what);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, cap - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n > 0 ? 0 : -1;
+}
+
+/* Whether pid runs e->exe: a pid may be reused after a crash, so the command line must
+ * match too; a zombie is dead. A child of this handle is reaped here when it exits. */
+static int pid_runs(entry *e, int *status)
+{
+    char buf[PATH_CAP];
+    const char *rp;
+    pid_t r;
+    int st = 0;
+
+    if (e->pid <= 0)
+        return 0;
+    if (e->child) {
+        do {
+            r = waitpid(e->pid, &st, WNOHANG);
+        } while (r < 0 && errno == EINTR);
+        if (r == e->pid || (r < 0 && errno == ECHILD)) {
+            if (r == e->pid && status != NULL)
+                *status = st;
+            e->child = 0;
+            e->pid = -1;
+            return 0;
+        }
+        return 1;
+    }
+    if (kill(e->pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    if (read_proc(e->pid, "stat", buf, sizeof buf) != 0)
+        return 0;
+    /* The state follows the command name in parentheses, which may hold spaces. */
+    rp = strrchr(buf, ')');
+    if (rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X')
+        return 0;
+    if (read_proc(e->pid, "cmdline", buf, sizeof buf) != 0)
+        return 0;
+    return strcmp(buf, e->exe) == 0;
+}
+
+static int alive(entry *e)
+{
+    return pid_runs(e, NULL);
+}
+
+/* ---- the nats-server configuration --------------------------------------------- */
+
+/* One server, JetStream on file storage. The 2.9 file store flushes to disk about
+ * every minute, not per message: a process crash loses nothing, a power loss can lose
+ * recent acknowledged messages; a cluster of three with R3 streams answers that. */
+static int write_conf(const fleet *f, const entry *e)
+{
+    char conf[PATH_CAP], store[PATH_CAP];
+    FILE *fp;
+    int rc = -1;
+
+    if (path_of(f, conf, sizeof conf, "%s.conf", e->name) != 0 ||
+        path_of(f, store, sizeof store, "%s", e->name) != 0)
+        return -1;
+    /* The path goes into a quoted string of the configuration. */
+    if (strpbrk(store, "\"\\\n") != NULL)
+        return -1;
+    fp = fopen(conf, "w");
+    if (fp == NULL)
+        return -1;
+    fprintf(fp,
+            "# Written by the fleet launcher (tools/fleet) at each start of %s; edit\n"
+            "# tools/fleet/fleet.c, not this copy.\n"
+            "server_name: \"saga-%s-%d\"\n"
+            "listen: \"%s:%d\"\n"
+            "# Events are small; this bounds a bad publisher, not the saga.\n"
+            "max_payload: %lld\n"
+            "# A slow consumer (a stalled sagactl watch) is cut off rather than allowed\n"
+            "# to hold server memory.\n"
+            "write_deadline: \"10s\"\n"
+            "jetstream {\n"
+            "  store_dir: \"%s\"\n"
+            "  max_memory_store: 256MB\n"
+            "  max_file_store: %lldMB\n"
+            "}\n",
+            e->name, e->name, e->port, e->host, e->port,
+            e->max_payload > 0 ? e->max_payload : 1024LL * 1024, store,
+            e->max_file_mb > 0 ? e->max_file_mb : (long long)DEFAULT_FILE_STORE_MB);
+    /* A cluster adds here: cluster { name, listen on its own port, routes to the
+     * other brokers of the fleet }. */
+    if (!ferror(fp))
+        rc = 0;
+    if (fclose(fp) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* One probe: a fresh connection without reconnects, and a JetStream request, so that
+ * "ready" means what clients need, not just an open port. */
+static int jetstream_answers(const char *url)
+{
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsAccountInfo *ai = NULL;
+    jsOptions jo;
+    int ok = 0;
+
+    if (natsOptions_Create(&opts) != NATS_OK)
+        goto out;
+    if (natsOptions_SetURL(opts, url) != NATS_OK ||
+        natsOptions_SetTimeout(opts, PROBE_TIMEOUT_MS) != NATS_OK ||
+        natsOptions_SetAllowReconnect(opts, false) != NATS_OK)
+        goto out;
+    if (natsConnection_Connect(&nc, opts) != NATS_OK)
+        goto out;
+    if (natsConnection_JetStream(&js, nc, NULL) != NATS_OK || jsOptions_Init(&jo) != NATS_OK)
+        goto out;
+    jo.Wait = PROBE_TIMEOUT_MS;
+    if (js_GetAccountInfo(&ai, js, &jo, NULL) != NATS_OK)
+        goto out;
+    ok = 1;
+out:
+    if (ai != NULL)
+        jsAccountInfo_Destroy(ai);
+    if (js != NULL)
+        jsCtx_Destroy(js);
+    if (nc != NULL)
+        natsConnection_Destroy(nc);
+    if (opts != NULL)
+        natsOptions_Destroy(opts);
+    return ok;
+}
+
+/* ---- the handle ---------------------------------------------------------------- */
+
+int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen)
+{
+    fleet *f = NULL;
+    char path[PATH_CAP];
+
+    if (out == NULL || o == NULL) {
+        set_err(err, errlen, "fleet_create: no options");
+        return -1;
+    }
+    f = calloc(1, sizeof *f);
+    if (f == NULL)
+        goto fail;
+    f->flags = o->flags;
+    f->cancel = o->cancel;
+    snprintf(f->nats_server, sizeof f->nats_server, "%s",
+             o->nats_server != NULL ? o->nats_server : SAGA_NATS_SERVER);
+    if (o->home != NULL) {
+        f->home = strdup(o->home);
+        if (f->home == NULL || mkdir_p(f->home) != 0) {
+            set_err(err, errlen, "cannot create %s: %s", o->home, strerror(errno));
+            goto fail;
+        }
+    } else {
+        f->home = fleet_mkdtemp(o->temp_prefix);
+        f->temp = 1;
+        if (f->home == NULL) {
+            set_err(err, errlen, "cannot create a temporary directory: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    if (path_of(f, path, sizeof path, "%s", "run") != 0 || mkdir_p(path) != 0 ||
+        path_of(f, path, sizeof path, "%s", "logs") != 0 || mkdir_p(path) != 0) {
+        set_err(err, errlen, "cannot create %s/run and logs: %s", f->home, strerror(errno));
+        goto fail;
+    }
+    if (load(f) != 0) {
+        set_err(err, errlen, "cannot read %s/run: %s", f->home, strerror(errno));
+        goto fail;
+    }
+    *out = f;
+    return 0;
+fail:
+    if (f != NULL && f->temp && f->home != NULL)
+        fleet_rmrf(f->home);
+    fleet_destroy(f, 1);
+    return -1;
+}
+
+void fleet_destroy(fleet *f, int keep)
+{
+    if (f == NULL)
+        return;
+    if ((f->flags & FLEET_DETACHED) == 0)
+        fleet_stop_all(f, 30000, 10000);
+    for (int i = 0; i < f->n; i++)
+        entry_cleanup(&f->e[i]);
+    free(f->e);
+    if (f->temp && !keep && f->home != NULL)
+        fleet_rmrf(f->home);
+    free(f->home);
+    free(f);
+}
+
+const char *fleet_home(const fleet *f)
+{
+    return f->home;
+}
+
+int fleet_count(const fleet *f)
+{
+    return f->n;
+}
+
+const char *fleet_name(const fleet *f, int i)
+{
+    return i >= 0 && i < f->n ? f->e[i].name : NULL;
+}
+
+int fleet_is_broker(const fleet *f, const char *name)
+{
+    const entry *e = find(f, name);
+
+    return e != NULL && e->broker;
+}
+
+/* The entry for name, made or reused for a new definition; NULL with err set. */
+static entry *define(fleet *f, const char *name, char *err, size_t errlen)
+{
+    entry *e;
+
+    if (!valid_name(name)) {
+        set_err(err, errlen, "bad name '%s' (1 to 32 of a-z 0-9 _ -)", name != NULL ? name : "");
+        return NULL;
+    }
+    e = find(f, name);
+    if (e != NULL) {
+        if (alive(e)) {
+            set_err(err, errlen, "%s runs (pid %d): stop it before redefining it", name,
+                    (int)e->pid);
+            return NULL;
+        }
+        entry_cleanup(e);
+        e->broker = 0;
+        return e;
+    }
+    e = new_entry(f, name);
+    if (e == NULL)
+        set_err(err, errlen, "out of memory");
+    return e;
+}
+
+static int has_newline(const char *const *v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+        if (strchr(v[i], '\n') != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+static int commit(fleet *f, entry *e, char *err, size_t errlen)
+{
+    if (write_spec(f, e) != 0 || write_order(f) != 0) {
+        set_err(err, errlen, "cannot write %s/run: %s", f->home, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, char *err,
+                     size_t errlen)
+{
+    entry *e = define(f, name, err, errlen);
+
+    if (e == NULL)
+        return -1;
+    e->broker = 1;
+    e->exe = strdup(f->nats_server);
+    e->args = calloc(1, sizeof *e->args);
+    e->env = calloc(1, sizeof *e->env);
+    if (e->exe == NULL || e->args == NULL || e->env == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(e->host, sizeof e->host, "%s",
+             b != NULL && b->host != NULL && b->host[0] != '\0' ? b->host : "127.0.0.1");
+    e->port = b != NULL ? b->port : 0;
+    e->auto_port = e->port == 0;
+    e->attempts = 0;
+    e->max_file_mb = b != NULL ? b->max_file_mb : 0;
+    e->max_payload = b != NULL ? b->max_payload : 0;
+    return commit(f, e, err, errlen);
+}
+
+int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *const *args,
+                   const char *const *env, char *err, size_t errlen)
+{
+    entry *e;
+
+    if (exe == NULL || exe[0] != '/' || strchr(exe, '\n') != NULL || has_newline(args) ||
+        has_newline(env)) {
+        set_err(err, errlen,
+                "%s: the executable must be an absolute path, and no argument or "
+                "setting may hold a newline",
+                name != NULL ? name : "");
+        return -1;
+    }
+    e = define(f, name, err, errlen);
+    if (e == NULL)
+        return -1;
+    e->exe = strdup(exe);
+    e->args = strv_dup(args);
+    e->env = strv_dup(env);
+    if (e->exe == NULL || e->args == NULL || e->env == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    return commit(f, e, err, errlen);
+}
+
+int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t errlen)
+{
+    entry *e = find(f, name);
+    const char *eq = kv != NULL ? strchr(kv, '=') : NULL;
+    size_t klen;
+    char *copy;
+
+    if (e == NULL || eq == NULL || eq == kv || strchr(kv, '\n') != NULL) {
+        set_err(err, errlen, "%s: cannot set '%s'", name, kv != NULL ? kv : "");
+        return -1;
+    }
+    klen = (size_t)(eq - kv) + 1;
+    copy = strdup(kv);
+    if (copy == NULL)
+        return -1;
+    for (size_t i = 0; e->env[i] != NULL; i++) {
+        if (strncmp(e->env[i], kv, klen) == 0) {
+            free(e->env[i]);
+            e->env[i] = copy;
+            return commit(f, e, err, errlen);
+        }
+    }
+    if (strv_push(&e->env, copy) != 0) {
+        free(copy);
+        return -1;
+    }
+    return commit(f, e, err, errlen);
+}
+
+int fleet_remove(fleet *f, const char *name)
+{
+    entry *e = find(f, name);
+    char path[PATH_CAP];
+
+    if (e == NULL || alive(e))
+        return -1;
+    if (path_of(f, path, sizeof path, "run/%s.spec", name) == 0)
+        unlink(path);
+    remove_pid(f, name);
+    entry_cleanup(e);
+    memmove(e, e + 1, (size_t)(f->n - (e - f->e) - 1) * sizeof *e);
+    f->n--;
+    return write_order(f);
+}
+
+/* ---- start, readiness, stop ---------------------------------------------------- */
+
+static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
+{
+    char log[PATH_CAP], conf[PATH_CAP], store[PATH_CAP];
+    const char **argv = NULL;
+    size_t nargs = 0;
+    int rc = -1;
+
+    if (path_of(f, log, sizeof log, "logs/%s.log", e->name) != 0)
+        goto out;
+    if (e->broker) {
+        if (e->port == 0) {
+            e->port = fleet_free_port();
+            if (e->port < 0) {
+                e->port = 0;
+                set_err(err, errlen, "no free port: %s", strerror(errno));
+                goto out;
+            }
+        }
+        if (path_of(f, store, sizeof store, "%s", e->name) != 0 || mkdir_p(store) != 0 ||
+            write_conf(f, e) != 0 || write_spec(f, e) != 0) {
+            set_err(err, errlen, "cannot write the configuration of %s in %s: %s", e->name, f->home,
+                    strerror(errno));
+            goto out;
+        }
+        path_of(f, conf, sizeof conf, "%s.conf", e->name);
+    }
+    while (e->args != NULL && e->args[nargs] != NULL)
+        nargs++;
+    argv = calloc(nargs + 4, sizeof *argv);
+    if (argv == NULL)
+        goto out;
+    argv[0] = e->exe;
+    if (e->broker) {
+        argv[1] = "-c";
+        argv[2] = conf;
+    }
+    for (size_t i = 0; i < nargs; i++)
+        argv[(e->broker ? 3 : 1) + i] = e->args[i];
+    e->log_off = file_size(log);
+    e->pid = fleet_spawn(argv, (const char *const *)e->env, log, f->flags);
+    if (e->pid < 0) {
+        set_err(err, errlen, "cannot start %s (%s): %s", e->name, e->exe, strerror(errno));
+        goto out;
+    }
+    e->child = 1;
+    if (write_pid(f, e) != 0) {
+        set_err(err, errlen, "cannot write %s/run/%s.pid: %s", f->home, e->name, strerror(errno));
+        fleet_pid_kill(e->pid);
+        e->pid = -1;
+        e->child = 0;
+        goto out;
+    }
+    rc = 0;
+out:
+    free(argv);
+    return rc;
+}
+
+int fleet_start(fleet *f, const char *name, char *err, size_t errlen)
+{
+    entry *e = find(f, name);
+
+    if (e == NULL) {
+        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        return -1;
+    }
+    if (alive(e))
+        return 0;
+    return spawn_entry(f, e, err, errlen);
+}
+
+int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size_t errlen)
+{
+    entry *e = find(f, name);
+    int64_t deadline = fleet_now_ms() + timeout_ms;
+    char log[PATH_CAP], url[128];
+
+    if (e == NULL) {
+        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        return -1;
+    }
+    path_of(f, log, sizeof log, "logs/%s.log", e->name);
+    for (;;) {
+        if (!alive(e)) {
+            int taken = e->broker && file_contains(log, e->log_off, LOG_PORT_TAKEN);
+            if (!taken) {
+                set_err(err, errlen, "%s exited before it was ready (log: %s)", e->name, log);
+                return -1;
+            }
+            /* Someone took the port between choosing and binding it, or the last run
+             * of this server has not let it go yet. */
+            if (e->auto_port && ++e->attempts < PORT_ATTEMPTS)
+                e->port = 0;
+            else if (e->auto_port || fleet_now_ms() >= deadline) {
+                set_err(err, errlen, "%s could not bind %s:%d (log: %s)", e->name, e->host, e->port,
+                        log);
+                return -1;
+            } else
+                sleep_ms(RESPAWN_PAUSE_MS);
+            if (spawn_entry(f, e, err, errlen) != 0)
+                return -1;
+            continue;
+        }
+        if (e->broker) {
+            fleet_url(f, e->name, url, sizeof url);
+            if (file_contains(log, e->log_off, LOG_NATS_READY) && jetstream_answers(url)) {
+                /* From now on the port is the broker's: clients know it. */
+                if (e->auto_port) {
+                    e->auto_port = 0;
+                    write_spec(f, e);
+                }
+                return 0;
+            }
+        } else if (file_contains(log, e->log_off, LOG_SVC_READY)) {
+            return 0;
+        }
+        if (f->cancel != NULL && *f->cancel) {
+            set_err(err, errlen, "interrupted while waiting for %s", e->name);
+            return -1;
+        }
+        if (fleet_now_ms() >= deadline) {
+            set_err(err, errlen, "%s was not ready within %d s (log: %s)", e->name,
+                    timeout_ms / 1000, log);
+            return -1;
+        }
+        sleep_ms(POLL_MS);
+    }
+}
+
+int fleet_start_ready(fleet *f, const char *name, int timeout_ms, char *err, size_t errlen)
+{
+    if (fleet_start(f, name, err, errlen) != 0)
+        return -1;
+    return fleet_wait_ready(f, name, timeout_ms, err, errlen);
+}
+
+/* Whether a process that exited with status st stopped cleanly. nats-server shuts
+ * JetStream down cleanly on SIGTERM and then exits with status 1. */
+static int clean_exit(const entry *e, int st)
+{
+    if (!WIFEXITED(st))
+        return 0;
+    return WEXITSTATUS(st) == 0 || (e->broker && WEXITSTATUS(st) == 1);
+}
+
+/* SIGTERM to each entry of list that runs, then waits up to ms for all of them and
+ * SIGKILLs the rest. Returns 0 when all exited by themselves and cleanly, 1 else. */
+static int stop_list(fleet *f, entry **list, int n, int ms)
+{
+    int64_t deadline = fleet_now_ms() + ms;
+    int rc = 0;
+    int left;
+
+    for (int i = 0; i < n; i++) {
+        if (alive(list[i]) && kill(list[i]->pid, SIGTERM) != 0)
+            rc = 1;
+    }
+    for (;;) {
+        left = 0;
+        for (int i = 0; i < n; i++) {
+            int st = 0;
+            int was_child = list[i]->child;
+            if (list[i]->pid <= 0)
+                continue;
+            if (pid_runs(list[i], &st)) {
+                left++;
+                continue;
+            }
+            /* A child's exit status is known; another process's is not (detached). */
+            if (was_child && !clean_exit(list[i], st))
+                rc = 1;
+            list[i]->pid = -1;
+            remove_pid(f, list[i]->name);
+        }
+        if (left == 0 || fleet_now_ms() >= deadline)
+            break;
+        sleep_ms(POLL_MS);
+    }
+    for (int i = 0; i < n && left > 0; i++) {
+        if (list[i]->pid > 0 && fleet_kill(f, list[i]->name) == 0)
+            rc = 1;
+    }
+    return rc;
+}
+
+int fleet_stop(fleet *f, const char *name, int timeout_ms)
+{
+    entry *e = find(f, name);
+
+    if (e == NULL)
+        return -1;
+    return stop_list(f, &e, 1, timeout_ms);
+}
+
+int fleet_stop_all(fleet *f, int svc_ms, int broker_ms)
+{
+    entry **list = calloc((size_t)f->n + 1, sizeof *list);
+    int n = 0;
+    int rc = 0;
+
+    if (list == NULL)
+        return 1;
+    for (int i = 0; i < f->n; i++) {
+        if (!f->e[i].broker)
+            list[n++] = &f->e[i];
+    }
+    rc |= stop_list(f, list, n, svc_ms);
+    n = 0;
+    for (int i = 0; i < f->n; i++) {
+        if (f->e[i].broker)
+            list[n++] = &f->e[i];
+    }
+    rc |= stop_list(f, list, n, broker_ms);
+    free(list);
+    return rc;
+}
+
+int fleet_kill(fleet *f, const char *name)
+{
+    entry *e = find(f, name);
+    int64_t deadline;
+
+    if (e == NULL)
+        return -1;
+    if (!alive(e)) {
+        remove_pid(f, name);
+        return 0;
+    }
+    if (kill(e->pid, SIGKILL) != 0)
+        return -1;
+    /* Wait for the kernel to take it down, so that a following start cannot see it. */
+    deadline = fleet_now_ms() + KILL_WAIT_MS;
+    while (alive(e)) {
+        if (fleet_now_ms() >= deadline)
+            return -1;
+        sleep_ms(POLL_MS / 2);
+    }
+    e->pid = -1;
+    remove_pid(f, name);
+    return 0;
+}
+
+int fleet_restart(fleet *f, const char *name, int stop_ms, int ready_ms, char *err, size_t errlen)
+{
+    entry *e = find(f, name);
+
+    if (e == NULL) {
+        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        return -1;
+    }
+    if (alive(e) && fleet_stop(f, name, stop_ms) < 0) {
+        set_err(err, errlen, "cannot stop %s", name);
+        return -1;
+    }
+    return fleet_start_ready(f, name, ready_ms, err, errlen);
+}
+
+int fleet_get_status(fleet *f, const char *name, fleet_status *st)
+{
+    entry *e = find(f, name);
+
+    if (e == NULL || st == NULL)
+        return -1;
+    st->alive = alive(e);
+    st->pid = e->pid > 0 ? e->pid : read_pid(f, name);
+    st->port = e->broker ? e->port : 0;
+    return 0;
+}
+
+const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap)
+{
+    const entry *e = NULL;
+
+    for (int i = 0; i < f->n && e == NULL; i++) {
+        if (f->e[i].broker && (name == NULL || strcmp(f->e[i].name, name) == 0))
+            e = &f->e[i];
+    }
+    if (e == NULL)
+        return NULL;
+    snprintf(buf, cap, "nats://%s:%d", e->host, e->port);
+    return buf;
+}
+
+const char *fleet_log_path(const fleet *f, const char *name, char *buf, size_t cap)
+{
+    if (path_of(f, buf, cap, "logs/%s.log", name) != 0 && cap > 0)
+        buf[0] = '\0';
+    return buf;
+}
+
+const char *fleet_store_dir(const fleet *f, const char *name, char *buf, size_t cap)
+{
+    if (path_of(f, buf, cap, "%s", name) != 0 && cap > 0)
+        buf[0] = '\0';
+    return buf;
+}
+
+const char *fleet_log_tail(const fleet *f, const char *name, char *buf, size_t cap)
+{
+    char log[PATH_CAP];
+    off_t size, start;
+    ssize_t n = -1;
+    int fd;
+    char *nl;
+
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    if (path_of(f, log, sizeof log, "logs/%s.log", name) != 0)
+        return buf;
+    size = file_size(log);
+    start = size > (off_t)(cap - 1) ? size - (off_t)(cap - 1) : 0;
+    fd = open(log, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = pread(fd, buf, cap - 1, start);
+        close(fd);
+    }
+    buf[n > 0 ? n : 0] = '\0';
+    /* Start at a line boundary when the tail begins mid-line. */
+    nl = start > 0 ? strchr(buf, '\n') : NULL;
+    if (nl != NULL)
+        memmove(buf, nl + 1, strlen(nl + 1) + 1);
+    return buf;
+}

@@ -1,0 +1,197 @@
+/* fleet.h - the one launcher of saga fleets: nats-server brokers and service processes
+ * under one home directory, for saga-fleet (deploy/fleet), saga-bench and the tests.
+ *
+ * A fleet is a list of brokers and a list of processes (name, executable, arguments,
+ * environment). Each has, below the home directory:
+ *
+ *   run/NAME.spec   how it is started (executable, arguments, environment, port), so
+ *                   that a later `restart` starts it the same way
+ *   run/NAME.pid    its pid while it runs
+ *   logs/NAME.log   its stdout and stderr, appended
+ *   NAME.conf       a broker's nats-server configuration (written at each start)
+ *   NAME/           a broker's JetStream store
+ *   run/procs       the names in the order they were added
+ *
+ * A handle opened on a home that already holds a fleet (saga-fleet status, down, ...)
+ * finds it there. Processes are tied to the process that started them (tests, the
+ * benchmark: killed with it, never left behind) or detached (saga-fleet up: they keep
+ * running after it exits). The library never prints; failures come back as a status
+ * and a sentence in err. */
+#ifndef SAGA_FLEET_H
+#define SAGA_FLEET_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- processes ------------------------------------------------------------------ */
+
+enum fleet_spawn_flags {
+    /* The child is killed with SIGKILL when the thread that spawned it exits
+     * (PR_SET_PDEATHSIG): spawn from a thread that outlives the child, normally main. */
+    FLEET_TIED = 1,
+    /* The child gets its own process group, so a terminal's Ctrl-C reaches only the
+     * parent, which then stops its children in order. */
+    FLEET_OWN_GROUP = 2,
+    /* The child gets its own session (setsid) and outlives the parent. */
+    FLEET_DETACHED = 4,
+};
+
+/* Starts argv[0] (a path, not searched in PATH) with arguments argv (NULL-terminated).
+ * env is NULL or a NULL-terminated list of "KEY=VALUE" added to the inherited
+ * environment; an entry replaces an inherited variable of the same name. stdout and
+ * stderr are appended to log_path (created if needed), or inherited if NULL; stdin is
+ * /dev/null when FLEET_DETACHED. Signal mask and the dispositions of SIGPIPE, SIGTERM
+ * and SIGINT are reset in the child; descriptors other than 0-2 are closed. Returns the
+ * child's pid, or -1 with errno set if the fork failed, the log could not be opened or
+ * the program could not be executed (the child is reaped). The caller reaps the child
+ * (fleet_pid_wait, fleet_pid_term, fleet_pid_kill) unless it exits first. */
+pid_t fleet_spawn(const char *const argv[], const char *const env[], const char *log_path,
+                  int flags);
+
+/* Waits up to timeout_ms (negative: forever) for child pid to exit and reaps it; stores
+ * the raw waitpid status in *status (if not NULL) and returns 0. Returns -1 on timeout
+ * (errno ETIMEDOUT, the child keeps running) or error (errno from waitpid). */
+int fleet_pid_wait(pid_t pid, int timeout_ms, int *status);
+
+/* SIGTERM to child pid, then waits up to timeout_ms and SIGKILLs it if it has not
+ * exited. Always reaps it. Returns 0 if it exited by itself with status 0, 1 if it had
+ * to be killed, exited non-zero or died of a signal, -1 on error. */
+int fleet_pid_term(pid_t pid, int timeout_ms);
+
+/* SIGKILL to child pid, and reaps it. Returns 0, or -1 with errno set. */
+int fleet_pid_kill(pid_t pid);
+
+/* Calls cond(arg) every 20 ms until it returns non-zero (returns 0) or timeout_ms has
+ * passed (returns -1). cond is called at least once, and once more at the deadline. */
+int fleet_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
+
+/* A fresh directory $TMPDIR/PREFIX-XXXXXX (/tmp when TMPDIR is unset or empty), mode
+ * 0700. Returns its path, which the caller frees, or NULL with errno set. */
+char *fleet_mkdtemp(const char *prefix);
+
+/* Removes path and everything below it, never following symbolic links. A path that
+ * does not exist counts as removed. Returns 0, or -1 with errno set. */
+int fleet_rmrf(const char *path);
+
+/* Milliseconds on the monotonic clock, for deadlines. */
+int64_t fleet_now_ms(void);
+
+/* A TCP port on 127.0.0.1 that nobody listens on now, or -1. */
+int fleet_free_port(void);
+
+/* Whether something accepts TCP connections at host:port (an IPv4 address). */
+int fleet_port_in_use(const char *host, int port);
+
+/* ---- fleets --------------------------------------------------------------------- */
+
+typedef struct fleet fleet;
+
+typedef struct fleet_opts {
+    /* The home directory, created if missing. NULL: a fresh temporary directory
+     * (fleet_mkdtemp(temp_prefix)) that fleet_destroy removes. */
+    const char *home;
+    const char *temp_prefix; /* default "saga-fleet" */
+    int flags;               /* fleet_spawn_flags for every process of the fleet */
+    const char *nats_server; /* path of nats-server; NULL: the one found at build time */
+    /* When set and *cancel becomes non-zero (a signal handler's flag), waits for
+     * readiness give up at once. May be NULL. */
+    volatile const sig_atomic_t *cancel;
+} fleet_opts;
+
+/* Opens the fleet in o->home (reading the brokers and processes it already holds) or
+ * in a new temporary directory. Sets *out (free with fleet_destroy) and returns 0, or
+ * returns -1 with err set and *out untouched. */
+int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen);
+
+/* Frees the handle. A fleet of FLEET_TIED processes is stopped first (as
+ * fleet_stop_all); a detached one is left running. A temporary home is removed unless
+ * keep. Accepts NULL. */
+void fleet_destroy(fleet *f, int keep);
+
+const char *fleet_home(const fleet *f);
+
+typedef struct fleet_broker_opts {
+    const char *host;      /* listen address; NULL: 127.0.0.1 */
+    int port;              /* client port; 0: a free one, chosen at the first start */
+    long long max_file_mb; /* JetStream file store limit; 0: 16 GB */
+    long long max_payload; /* largest message in bytes; 0: 1 MB (nats-server's default) */
+    /* Later: cluster name, cluster port and the routes to the other brokers. */
+} fleet_broker_opts;
+
+/* Adds (or, when not running, redefines) a nats-server with JetStream named name
+ * ("nats", "nats-1", ...). Returns 0 or -1 with err set. */
+int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, char *err,
+                     size_t errlen);
+
+/* Adds (or, when not running, redefines) a process named name ([a-z0-9_-], at most 32:
+ * "payment", "payment-2"): exe with the arguments args and the environment env (both
+ * NULL-terminated, may be NULL), copied. Returns 0 or -1 with err set. */
+int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *const *args,
+                   const char *const *env, char *err, size_t errlen);
+
+/* Sets KEY=VALUE in the stored environment of name (for its next start). */
+int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t errlen);
+
+/* Forgets a process or broker that does not run (its spec and pid files; the log and
+ * data stay). Returns 0 or -1. */
+int fleet_remove(fleet *f, const char *name);
+
+/* Names in the order they were added; i from 0 to fleet_count()-1. */
+int fleet_count(const fleet *f);
+const char *fleet_name(const fleet *f, int i);
+int fleet_is_broker(const fleet *f, const char *name);
+
+/* Starts name unless it runs; does not wait (see fleet_wait_ready). A broker's
+ * configuration is written first. Returns 0 or -1 with err set. */
+int fleet_start(fleet *f, const char *name, char *err, size_t errlen);
+
+/* Waits up to timeout_ms until name is ready: a service has logged event=ready since
+ * it was started, a broker has logged that it is ready and answers a JetStream
+ * request. A broker that exits because its port is taken is started again: on a new
+ * port when its port was chosen freely and it never ran, else on the same port until
+ * the deadline. Returns 0, or -1 with err set (the process stays as it is; it may have
+ * exited). */
+int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size_t errlen);
+
+/* fleet_start then fleet_wait_ready. */
+int fleet_start_ready(fleet *f, const char *name, int timeout_ms, char *err, size_t errlen);
+
+/* SIGTERM, SIGKILL after timeout_ms. Returns 0 if it was not running or exited by
+ * itself (cleanly, when its status can be seen: 0 for a service, 0 or 1 for
+ * nats-server), 1 if it had to be killed or exited with an error, -1 on error. */
+int fleet_stop(fleet *f, const char *name, int timeout_ms);
+
+/* Stops every process at once (SIGTERM, SIGKILL after svc_ms), then the brokers
+ * (broker_ms), so that the services flush to a live broker. Returns 0 when all
+ * stopped cleanly, 1 otherwise. */
+int fleet_stop_all(fleet *f, int svc_ms, int broker_ms);
+
+/* SIGKILL (a crash); waits until it is gone. Returns 0 (also when not running), -1. */
+int fleet_kill(fleet *f, const char *name);
+
+/* fleet_stop (if running), fleet_start_ready. */
+int fleet_restart(fleet *f, const char *name, int stop_ms, int ready_ms, char *err, size_t errlen);
+
+typedef struct fleet_status {
+    int alive; /* the pid file names a live process running this executable */
+    pid_t pid; /* the last known pid, -1 when none */
+    int port;  /* a broker's client port, 0 for a process */
+} fleet_status;
+
+/* Returns 0 with *st filled, -1 when name is unknown. */
+int fleet_get_status(fleet *f, const char *name, fleet_status *st);
+
+/* "nats://HOST:PORT" of broker name (NULL: the first broker) into buf. Returns buf, or
+ * NULL when there is no such broker. */
+const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap);
+
+/* Paths of name's log, and of a broker's store directory, into buf; returns buf. */
+const char *fleet_log_path(const fleet *f, const char *name, char *buf, size_t cap);
+const char *fleet_store_dir(const fleet *f, const char *name, char *buf, size_t cap);
+
+/* The last lines (at most cap-1 bytes) of name's log into buf; "" when none. */
+const char *fleet_log_tail(const fleet *f, const char *name, char *buf, size_t cap);
+
+#endif /* SAGA_FLEET_H */

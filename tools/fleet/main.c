@@ -1,0 +1,815 @@
+/* main.c - saga-fleet: starts, stops and inspects a local saga fleet in SAGA_HOME with
+ * the launcher library (fleet.h); deploy/fleet wraps it. */
+#include "fleet.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "saga/wire.h"
+
+#ifndef SAGA_FLEET_HOME
+#define SAGA_FLEET_HOME "var"
+#endif
+#ifndef SAGA_FLEET_BUILD_DIR
+#define SAGA_FLEET_BUILD_DIR "build"
+#endif
+
+#define DEFAULT_URL "nats://127.0.0.1:4222"
+#define BROKER "nats"
+#define NSVC 6
+#define MAX_PROCS 64
+#define MAX_GATES 32
+#define PATH_CAP 4096
+
+enum {
+    NATS_READY_MS = 15000,
+    READY_MS = 30000,     /* for every process of `up` to answer */
+    STOP_MS = 20000,      /* services' grace on SIGTERM before SIGKILL */
+    NATS_STOP_MS = 10000, /* nats-server's */
+    STATS_MS = 1000,
+    EXIT_FAIL = 1,
+    EXIT_USAGE = 2,
+};
+
+/* The five of the saga, and the order history read model that sagactl trace asks. */
+static const char *const SERVICES[NSVC] = {"order",    "payment",      "inventory",
+                                           "shipping", "notification", "history"};
+
+extern char **environ;
+
+static const char USAGE[] =
+    "Usage: saga-fleet COMMAND [ARGS]   (deploy/fleet runs it)\n"
+    "\n"
+    "Runs a local saga fleet in the background: a nats-server with JetStream and the\n"
+    "services order, payment, inventory, shipping and notification, and history (the\n"
+    "order history read model).\n"
+    "\n"
+    "Commands (each takes --help):\n"
+    "  up [--with NAME|PATH,...] [--gate SVC=PARTICIPANT]...\n"
+    "                   start nats-server and the services, wait until each is ready\n"
+    "  down             stop the services (SIGTERM, SIGKILL after 20 s), then nats-server\n"
+    "  status [--json]  each process: pid, up/down, events processed, pending\n"
+    "  logs NAME [-f]   show (or follow) the log of NAME (or nats)\n"
+    "  kill NAME        SIGKILL one process (or nats): a crash, for tests\n"
+    "  restart NAME [--env KEY=VALUE]...\n"
+    "                   stop NAME if it runs, start it with the settings it was started\n"
+    "                   with (changed by --env), wait until ready\n"
+    "\n"
+    "Environment:\n"
+    "  SAGA_HOME       the fleet's files (default: var/ in the repository): run/NAME.pid\n"
+    "                  and run/NAME.spec (how NAME is started), logs/NAME.log, data/NAME/,\n"
+    "                  mail/, nats/ (JetStream store), nats.conf\n"
+    "  SAGA_NATS_URL   where the services connect (default " DEFAULT_URL ");\n"
+    "                  the fleet's nats-server listens on its host and port\n"
+    "  SAGA_BUILD_DIR  build tree with services/saga-* (default: build/)\n"
+    "\n"
+    "Exit status: 0 on success, 1 on failure, 2 on bad usage.\n";
+
+static const char USAGE_UP[] =
+    "Usage: saga-fleet up [--with NAME|PATH[,...]]... [--gate SVC=PARTICIPANT]...\n"
+    "\n"
+    "Starts nats-server, waits until it answers, starts the six services and the\n"
+    "participants named by --with, and waits until each has logged event=ready (30 s).\n"
+    "A fleet that is already up is left alone; missing processes are started.\n"
+    "\n"
+    "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud)\n"
+    "  --with PATH   any executable (a NAME containing '/'), named after its file name\n"
+    "                without a saga- prefix, run with the fleet's environment\n"
+    "  --gate SVC=PARTICIPANT\n"
+    "                SVC's gated step waits for PARTICIPANT's clearance: SVC runs with\n"
+    "                SAGA_GATES=PARTICIPANT (added to a SAGA_GATES of the environment);\n"
+    "                e.g. --with fraud --gate shipping=fraud\n"
+    "\n"
+    "Each process's settings (executable, environment) are kept in SAGA_HOME/run/NAME.spec\n"
+    "for restart.\n";
+
+static const char USAGE_DOWN[] = "Usage: saga-fleet down\n"
+                                 "\n"
+                                 "Stops the services (SIGTERM, SIGKILL after 20 s), then "
+                                 "nats-server (10 s);\nnothing is left running.\n";
+
+static const char USAGE_STATUS[] =
+    "Usage: saga-fleet status [--json]\n"
+    "\n"
+    "For nats and each service: pid, state (up, down, or silent: running but not\n"
+    "answering saga.ctl.NAME.stats), events processed and pending. Exits 1 unless every\n"
+    "process is up.\n";
+
+static const char USAGE_LOGS[] = "Usage: saga-fleet logs NAME [-f]\n"
+                                 "\n"
+                                 "Shows the last 100 lines of NAME's log (nats for the "
+                                 "server); -f follows it.\n";
+
+static const char USAGE_KILL[] = "Usage: saga-fleet kill NAME\n"
+                                 "\n"
+                                 "SIGKILLs NAME (or nats), a crash, and waits until it is "
+                                 "gone.\n";
+
+static const char USAGE_RESTART[] =
+    "Usage: saga-fleet restart NAME [--env KEY=VALUE]...\n"
+    "\n"
+    "Stops NAME (or nats) if it runs and starts it again with the settings it was started\n"
+    "with (SAGA_HOME/run/NAME.spec); --env changes one of them for this and later starts.\n"
+    "Waits until it is ready (30 s).\n";
+
+typedef struct ctx {
+    fleet *f;
+    const char *home;
+    const char *url;
+    const char *build;
+    char host[256];
+    int port;
+} ctx;
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void vreport(const char *fmt, va_list ap, const char *tail)
+{
+    fputs("fleet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
+}
+
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(fmt, ap, "\n");
+    va_end(ap);
+    return EXIT_FAIL;
+}
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(fmt, ap, " (see saga-fleet --help)\n");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n <= 32 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* Host and port of the first server of the URL, without scheme or user. */
+static int parse_url(ctx *c)
+{
+    char buf[256];
+    char *hp = buf;
+    char *p;
+    long port = 4222;
+
+    snprintf(buf, sizeof buf, "%s", c->url);
+    buf[strcspn(buf, ",")] = '\0';
+    p = strstr(hp, "://");
+    if (p != NULL)
+        hp = p + 3;
+    p = strrchr(hp, '@');
+    if (p != NULL)
+        hp = p + 1;
+    hp[strcspn(hp, "/")] = '\0';
+    p = strrchr(hp, ':');
+    if (p != NULL) {
+        char *end = NULL;
+        *p = '\0';
+        errno = 0;
+        port = strtol(p + 1, &end, 10);
+        if (errno != 0 || end == p + 1 || *end != '\0' || port < 1 || port > 65535)
+            return fail("SAGA_NATS_URL=%s: bad port '%s'", c->url, p + 1);
+    }
+    snprintf(c->host, sizeof c->host, "%s", hp[0] != '\0' ? hp : "127.0.0.1");
+    c->port = (int)port;
+    return 0;
+}
+
+static void print_tail(const ctx *c, const char *name)
+{
+    char tail[2048];
+
+    fleet_log_tail(c->f, name, tail, sizeof tail);
+    fputs(tail, stderr);
+}
+
+static int is_default(const char *name)
+{
+    for (int i = 0; i < NSVC; i++) {
+        if (strcmp(SERVICES[i], name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int alive(ctx *c, const char *name)
+{
+    fleet_status st;
+
+    return fleet_get_status(c->f, name, &st) == 0 && st.alive;
+}
+
+static pid_t pid_of(ctx *c, const char *name)
+{
+    fleet_status st;
+
+    return fleet_get_status(c->f, name, &st) == 0 ? st.pid : -1;
+}
+
+/* ---- up ------------------------------------------------------------------------ */
+
+typedef struct participant {
+    char name[64];
+    char exe[PATH_CAP]; /* "": keep the spec the fleet has */
+    int named;          /* by --with in this up */
+} participant;
+
+typedef struct gate {
+    char svc[64];
+    char by[64];
+} gate;
+
+/* NAME: saga-NAME in the build tree; PATH: that executable, named after its file. */
+static int resolve(const ctx *c, const char *arg, participant *p)
+{
+    if (strchr(arg, '/') != NULL) {
+        const char *base = strrchr(arg, '/') + 1;
+        char *real = realpath(arg, NULL);
+        if (strncmp(base, "saga-", 5) == 0)
+            base += 5;
+        if (real == NULL || access(real, X_OK) != 0) {
+            free(real);
+            return fail("--with %s: not an executable", arg);
+        }
+        snprintf(p->exe, sizeof p->exe, "%s", real);
+        free(real);
+        snprintf(p->name, sizeof p->name, "%s", base);
+        if (!valid_name(p->name))
+            return usage_error("--with %s: '%s' is not a usable name (a-z 0-9 _ -)", arg, base);
+        return 0;
+    }
+    if (!valid_name(arg))
+        return usage_error("up: bad service name '%s'", arg);
+    snprintf(p->name, sizeof p->name, "%s", arg);
+    snprintf(p->exe, sizeof p->exe, "%s/services/saga-%s", c->build, arg);
+    if (access(p->exe, X_OK) != 0)
+        return fail("no executable saga-%s in %s/services", arg, c->build);
+    return 0;
+}
+
+/* A string formatted into new memory (the caller frees it), or NULL. */
+static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *dupf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    s = malloc((size_t)n + 1);
+    if (s == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* The environment a service starts with: this one (so that SAGA_* settings given to
+ * up stay with the service across restarts) with the fleet's own settings on top. */
+static int service_env(const ctx *c, const char *name, const gate *gates, int ngates,
+                       const char ***out)
+{
+    static const char *const OWN[] = {
+        "SAGA_NATS_URL=", "SAGA_DATA_DIR=", "NOTIF_SPOOL_DIR=", "SAGA_GATES=", NULL};
+    size_t n = 0, k = 0;
+    const char **env;
+    char gates_v[1024] = "";
+    const char *inherited = getenv("SAGA_GATES");
+
+    while (environ[n] != NULL)
+        n++;
+    env = calloc(n + 8, sizeof *env);
+    if (env == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int own = 0;
+        for (int j = 0; OWN[j] != NULL; j++)
+            own |= strncmp(environ[i], OWN[j], strlen(OWN[j])) == 0;
+        /* A value with a newline (an exported shell function) is no service setting. */
+        if (!own && strchr(environ[i], '\n') == NULL)
+            env[k++] = environ[i];
+    }
+    env[k++] = dupf("SAGA_NATS_URL=%s", c->url);
+    env[k++] = dupf("SAGA_DATA_DIR=%s/data/%s", c->home, name);
+    env[k++] = dupf("NOTIF_SPOOL_DIR=%s/mail", c->home);
+    if (inherited != NULL)
+        snprintf(gates_v, sizeof gates_v, "%s", inherited);
+    for (int i = 0; i < ngates; i++) {
+        if (strcmp(gates[i].svc, name) == 0) {
+            size_t len = strlen(gates_v);
+            snprintf(gates_v + len, sizeof gates_v - len, "%s%s", len > 0 ? "," : "", gates[i].by);
+        }
+    }
+    if (inherited != NULL || gates_v[0] != '\0')
+        env[k++] = dupf("SAGA_GATES=%s", gates_v);
+    env[k] = NULL;
+    *out = env;
+    return 0;
+}
+
+static void free_env(const char **env)
+{
+    size_t i = 0;
+
+    while (env[i] != NULL && strncmp(env[i], "SAGA_NATS_URL=", 14) != 0)
+        i++;
+    for (; env[i] != NULL; i++)
+        free((char *)env[i]);
+    free(env);
+}
+
+static int add_broker(ctx *c, char *err, size_t errlen)
+{
+    fleet_broker_opts b = {.host = c->host, .port = c->port};
+
+    return fleet_add_broker(c->f, BROKER, &b, err, errlen);
+}
+
+static int cmd_up(ctx *c, int argc, char **argv)
+{
+    participant procs[MAX_PROCS];
+    gate gates[MAX_GATES];
+    int nprocs = 0, ngates = 0;
+    char err[PATH_CAP + 256];
+    int missing = 0;
+    int64_t deadline;
+
+    for (int i = 0; i < NSVC; i++) {
+        snprintf(procs[nprocs].name, sizeof procs[nprocs].name, "%s", SERVICES[i]);
+        snprintf(procs[nprocs].exe, sizeof procs[nprocs].exe, "%s/services/saga-%s", c->build,
+                 SERVICES[i]);
+        procs[nprocs].named = 0;
+        nprocs++;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *val = NULL;
+        int is_with = 0;
+        if (strcmp(argv[i], "--with") == 0 || strcmp(argv[i], "--gate") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("%s needs a value", argv[i]);
+            is_with = argv[i][2] == 'w';
+            val = argv[++i];
+        } else if (strncmp(argv[i], "--with=", 7) == 0) {
+            is_with = 1;
+            val = argv[i] + 7;
+        } else if (strncmp(argv[i], "--gate=", 7) == 0) {
+            val = argv[i] + 7;
+        } else {
+            return usage_error("up: unknown option '%s'", argv[i]);
+        }
+        if (is_with) {
+            char list[PATH_CAP];
+            char *save = NULL;
+            snprintf(list, sizeof list, "%s", val);
+            for (char *tok = strtok_r(list, ",", &save); tok != NULL;
+                 tok = strtok_r(NULL, ",", &save)) {
+                participant p;
+                int rc = resolve(c, tok, &p);
+                int dup = 0;
+                if (rc != 0)
+                    return rc;
+                for (int k = 0; k < nprocs; k++)
+                    dup |= strcmp(procs[k].name, p.name) == 0;
+                if (strcmp(p.name, BROKER) == 0)
+                    return usage_error("up: '%s' is the broker's name", p.name);
+                p.named = 1;
+                if (!dup && nprocs < MAX_PROCS)
+                    procs[nprocs++] = p;
+            }
+        } else {
+            const char *eq = strchr(val, '=');
+            if (eq == NULL || ngates >= MAX_GATES)
+                return usage_error("--gate wants SVC=PARTICIPANT, not '%s'", val);
+            snprintf(gates[ngates].svc, sizeof gates[ngates].svc, "%.*s", (int)(eq - val), val);
+            snprintf(gates[ngates].by, sizeof gates[ngates].by, "%s", eq + 1);
+            if (!valid_name(gates[ngates].svc) || !valid_name(gates[ngates].by))
+                return usage_error("--gate %s: bad name", val);
+            ngates++;
+        }
+    }
+    /* Extensions of an earlier up stay in the fleet until down. */
+    for (int i = 0; i < fleet_count(c->f) && nprocs < MAX_PROCS; i++) {
+        const char *name = fleet_name(c->f, i);
+        int known = fleet_is_broker(c->f, name);
+        for (int k = 0; k < nprocs; k++)
+            known |= strcmp(procs[k].name, name) == 0;
+        if (!known) {
+            snprintf(procs[nprocs].name, sizeof procs[nprocs].name, "%s", name);
+            procs[nprocs].exe[0] = '\0'; /* keeps its spec */
+            procs[nprocs].named = 0;
+            nprocs++;
+        }
+    }
+    for (int g = 0; g < ngates; g++) {
+        int svc = 0, by = 0;
+        for (int k = 0; k < nprocs; k++) {
+            svc |= strcmp(procs[k].name, gates[g].svc) == 0;
+            by |= strcmp(procs[k].name, gates[g].by) == 0;
+        }
+        if (!svc || !by)
+            return usage_error("--gate %s=%s: %s is not in the fleet (add --with %s)", gates[g].svc,
+                               gates[g].by, svc ? gates[g].by : gates[g].svc,
+                               svc ? gates[g].by : gates[g].svc);
+    }
+    /* A process this home already knows keeps the settings it was started with
+     * (a plain `up` after a crash must not drop its gate), unless this up names it. */
+    for (int k = 0; k < nprocs; k++) {
+        int named = procs[k].named;
+        for (int g = 0; g < ngates; g++)
+            named |= strcmp(gates[g].svc, procs[k].name) == 0;
+        for (int i = 0; i < fleet_count(c->f) && !named; i++) {
+            if (strcmp(fleet_name(c->f, i), procs[k].name) == 0)
+                procs[k].exe[0] = '\0';
+        }
+    }
+    for (int k = 0; k < nprocs; k++) {
+        if (procs[k].exe[0] != '\0' && access(procs[k].exe, X_OK) != 0)
+            return fail("no executable %s", procs[k].exe);
+    }
+
+    missing = !alive(c, BROKER);
+    for (int k = 0; k < nprocs; k++)
+        missing |= !alive(c, procs[k].name);
+    if (!missing) {
+        printf("fleet is already up (SAGA_HOME=%s, %s); see deploy/fleet status\n", c->home,
+               c->url);
+        return 0;
+    }
+    deadline = fleet_now_ms() + READY_MS;
+    if (!alive(c, BROKER)) {
+        if (fleet_port_in_use(c->host, c->port))
+            return fail("%s:%d is already in use by another process; set SAGA_NATS_URL to a "
+                        "free port",
+                        c->host, c->port);
+        if (add_broker(c, err, sizeof err) != 0 ||
+            fleet_start_ready(c->f, BROKER, NATS_READY_MS, err, sizeof err) != 0) {
+            print_tail(c, BROKER);
+            return fail("nats-server did not answer at %s: %s", c->url, err);
+        }
+        printf("nats-server  pid %d  %s\n", (int)pid_of(c, BROKER), c->url);
+    }
+    for (int k = 0; k < nprocs; k++) {
+        const char **env = NULL;
+        int rc;
+        if (alive(c, procs[k].name))
+            continue;
+        if (procs[k].exe[0] != '\0') {
+            if (service_env(c, procs[k].name, gates, ngates, &env) != 0)
+                return fail("out of memory");
+            rc = fleet_add_proc(c->f, procs[k].name, procs[k].exe, NULL, env, err, sizeof err);
+            free_env(env);
+            if (rc != 0)
+                return fail("%s", err);
+        }
+        if (fleet_start(c->f, procs[k].name, err, sizeof err) != 0)
+            return fail("%s", err);
+    }
+    for (int k = 0; k < nprocs; k++) {
+        int64_t left = deadline - fleet_now_ms();
+        if (fleet_wait_ready(c->f, procs[k].name, left > 0 ? (int)left : 0, err, sizeof err) != 0) {
+            print_tail(c, procs[k].name);
+            return fail("%s", err);
+        }
+        printf("%-12s pid %d  ready\n", procs[k].name, (int)pid_of(c, procs[k].name));
+    }
+    printf("fleet is up\n"
+           "  NATS    %s (JetStream store %s/%s)\n"
+           "  logs    %s/logs/<service>.log   (deploy/fleet logs SERVICE [-f])\n"
+           "  data    %s/data/<service>/\n"
+           "  mail    %s/mail\n"
+           "  try     sagactl stock set A1 10\n"
+           "          sagactl place --customer c1 --item A1:1:1000\n",
+           c->url, c->home, BROKER, c->home, c->home, c->home);
+    return 0;
+}
+
+/* ---- down, status -------------------------------------------------------------- */
+
+static int cmd_down(ctx *c, int argc, char **argv)
+{
+    int running = 0;
+
+    (void)argv;
+    if (argc != 0)
+        return usage_error("down takes no arguments");
+    for (int i = 0; i < fleet_count(c->f); i++)
+        running |= alive(c, fleet_name(c->f, i));
+    if (running) {
+        /* Services first, so that they flush their outboxes to a live server. */
+        fleet_stop_all(c->f, STOP_MS, NATS_STOP_MS);
+        for (int i = 0; i < fleet_count(c->f); i++) {
+            const char *name = fleet_name(c->f, i);
+            if (alive(c, name))
+                return fail("%s (pid %d) is still running", name, (int)pid_of(c, name));
+        }
+    }
+    /* A later up starts the six again, without this run's extensions. */
+    while (fleet_count(c->f) > 0) {
+        if (fleet_remove(c->f, fleet_name(c->f, 0)) != 0)
+            return fail("cannot clear %s/run", c->home);
+    }
+    if (running)
+        printf("fleet is down (SAGA_HOME=%s)\n", c->home);
+    else
+        printf("fleet is not running (SAGA_HOME=%s)\n", c->home);
+    return 0;
+}
+
+static long long json_num(const char *json, const char *key)
+{
+    char pat[64];
+    const char *p;
+
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    p = strstr(json, pat);
+    return p != NULL ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* The fleet's names for status: nats, the six, then the extensions. */
+static int status_names(ctx *c, const char **names)
+{
+    int n = 0;
+
+    names[n++] = BROKER;
+    for (int i = 0; i < NSVC; i++)
+        names[n++] = SERVICES[i];
+    for (int i = 0; i < fleet_count(c->f) && n < MAX_PROCS; i++) {
+        const char *name = fleet_name(c->f, i);
+        if (!fleet_is_broker(c->f, name) && !is_default(name))
+            names[n++] = name;
+    }
+    return n;
+}
+
+static int cmd_status(ctx *c, int argc, char **argv)
+{
+    const char *names[MAX_PROCS + NSVC + 1];
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+    int json = 0, rc = 0, n;
+
+    if (argc > 1 || (argc == 1 && strcmp(argv[0], "--json") != 0))
+        return usage_error("status: unknown option '%s'", argv[argc - 1]);
+    json = argc == 1;
+    n = status_names(c, names);
+    if (alive(c, BROKER) && natsOptions_Create(&opts) == NATS_OK &&
+        natsOptions_SetURL(opts, c->url) == NATS_OK &&
+        natsOptions_SetTimeout(opts, STATS_MS) == NATS_OK &&
+        natsOptions_SetAllowReconnect(opts, false) == NATS_OK)
+        natsConnection_Connect(&nc, opts);
+    if (json)
+        printf("{\"saga_home\":\"%s\",\"url\":\"%s\",\"processes\":[", c->home, c->url);
+    else
+        printf("fleet at %s, %s\n%-14s %8s %-6s %10s %8s\n", c->home, c->url, "process", "pid",
+               "state", "processed", "pending");
+    for (int i = 0; i < n; i++) {
+        const char *state = "down";
+        long long processed = -1, pending = -1;
+        pid_t pid = pid_of(c, names[i]);
+        char pidtxt[16] = "-", proctxt[24] = "-", pendtxt[24] = "-";
+        if (alive(c, names[i])) {
+            state = "up";
+            if (strcmp(names[i], BROKER) != 0) {
+                char subject[128];
+                natsMsg *m = NULL;
+                snprintf(subject, sizeof subject, SAGA_SUBJ_CTL_FMT, names[i], "stats");
+                if (nc != NULL &&
+                    natsConnection_RequestString(&m, nc, subject, "", STATS_MS) == NATS_OK) {
+                    char reply[2048];
+                    snprintf(reply, sizeof reply, "%.*s", natsMsg_GetDataLength(m),
+                             natsMsg_GetData(m));
+                    processed = json_num(reply, "processed");
+                    pending = json_num(reply, "pending");
+                    natsMsg_Destroy(m);
+                } else {
+                    state = "silent"; /* the process lives but does not answer */
+                    rc = EXIT_FAIL;
+                }
+            }
+        } else {
+            rc = EXIT_FAIL;
+        }
+        if (pid > 0)
+            snprintf(pidtxt, sizeof pidtxt, "%d", (int)pid);
+        if (json) {
+            snprintf(proctxt, sizeof proctxt, "%s", "null");
+            snprintf(pendtxt, sizeof pendtxt, "%s", "null");
+            if (pid <= 0)
+                snprintf(pidtxt, sizeof pidtxt, "%s", "null");
+        }
+        if (processed >= 0)
+            snprintf(proctxt, sizeof proctxt, "%lld", processed);
+        if (pending >= 0)
+            snprintf(pendtxt, sizeof pendtxt, "%lld", pending);
+        if (json)
+            printf("%s{\"name\":\"%s\",\"pid\":%s,\"state\":\"%s\",\"processed\":%s,"
+                   "\"pending\":%s}",
+                   i > 0 ? "," : "", names[i], pidtxt, state, proctxt, pendtxt);
+        else
+            printf("%-14s %8s %-6s %10s %8s\n", names[i], pidtxt, state, proctxt, pendtxt);
+    }
+    if (json)
+        printf("]}\n");
+    if (nc != NULL)
+        natsConnection_Destroy(nc);
+    if (opts != NULL)
+        natsOptions_Destroy(opts);
+    return rc;
+}
+
+/* ---- logs, kill, restart ------------------------------------------------------- */
+
+static int known(ctx *c, const char *name)
+{
+    for (int i = 0; i < fleet_count(c->f); i++) {
+        if (strcmp(fleet_name(c->f, i), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int cmd_logs(ctx *c, int argc, char **argv)
+{
+    char log[PATH_CAP];
+    int follow = 0;
+
+    if (argc < 1)
+        return usage_error("logs needs a SERVICE (or nats)");
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "-f") != 0 && strcmp(argv[1], "--follow") != 0))
+        return usage_error("logs: unknown option '%s'", argv[argc - 1]);
+    follow = argc == 2;
+    if (!valid_name(argv[0]))
+        return usage_error("bad service name '%s'", argv[0]);
+    fleet_log_path(c->f, argv[0], log, sizeof log);
+    /* Any process that ever ran here has a log, also an extension after down. */
+    if (access(log, R_OK) != 0) {
+        if (!known(c, argv[0]) && !is_default(argv[0]) && strcmp(argv[0], BROKER) != 0)
+            return usage_error("unknown service '%s'", argv[0]);
+        return fail("no log yet for %s (%s)", argv[0], log);
+    }
+    fflush(stdout);
+    if (follow)
+        execlp("tail", "tail", "-n", "50", "-F", log, (char *)NULL);
+    else
+        execlp("tail", "tail", "-n", "100", log, (char *)NULL);
+    return fail("cannot run tail: %s", strerror(errno));
+}
+
+static int cmd_kill(ctx *c, int argc, char **argv)
+{
+    pid_t pid;
+
+    if (argc != 1)
+        return usage_error("kill needs exactly one SERVICE (or nats)");
+    if (!known(c, argv[0]))
+        return usage_error("unknown service '%s'", argv[0]);
+    if (!alive(c, argv[0]))
+        return fail("%s is not running", argv[0]);
+    pid = pid_of(c, argv[0]);
+    if (fleet_kill(c->f, argv[0]) != 0)
+        return fail("cannot kill %s (pid %d)", argv[0], (int)pid);
+    printf("killed %s (pid %d) with SIGKILL\n", argv[0], (int)pid);
+    return 0;
+}
+
+static int cmd_restart(ctx *c, int argc, char **argv)
+{
+    char err[PATH_CAP + 256];
+    const char *name;
+    int broker;
+
+    if (argc < 1)
+        return usage_error("restart needs exactly one SERVICE (or nats)");
+    name = argv[0];
+    broker = strcmp(name, BROKER) == 0;
+    if (broker && !known(c, name) && add_broker(c, err, sizeof err) != 0)
+        return fail("%s", err);
+    if (!known(c, name))
+        return usage_error("unknown service '%s'", name);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--env") != 0 || i + 1 >= argc)
+            return usage_error("restart: unknown option '%s'", argv[i]);
+        if (fleet_set_env(c->f, name, argv[++i], err, sizeof err) != 0)
+            return usage_error("%s", err);
+    }
+    if (!broker && !alive(c, BROKER))
+        return fail("nats-server is not running: deploy/fleet up");
+    if (fleet_restart(c->f, name, broker ? NATS_STOP_MS : STOP_MS,
+                      broker ? NATS_READY_MS : READY_MS, err, sizeof err) != 0) {
+        print_tail(c, name);
+        return fail("%s", err);
+    }
+    if (broker)
+        printf("nats-server  pid %d  %s\n", (int)pid_of(c, name), c->url);
+    else
+        printf("%-12s pid %d  ready\n", name, (int)pid_of(c, name));
+    return 0;
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+typedef struct command {
+    const char *name;
+    int (*run)(ctx *c, int argc, char **argv);
+    const char *usage;
+} command;
+
+static const command COMMANDS[] = {
+    {"up", cmd_up, USAGE_UP},
+    {"down", cmd_down, USAGE_DOWN},
+    {"status", cmd_status, USAGE_STATUS},
+    {"logs", cmd_logs, USAGE_LOGS},
+    {"kill", cmd_kill, USAGE_KILL},
+    {"restart", cmd_restart, USAGE_RESTART},
+};
+
+int main(int argc, char **argv)
+{
+    const command *cmd = NULL;
+    fleet_opts o = {0};
+    char err[PATH_CAP + 256], home[PATH_CAP], cwd[PATH_CAP];
+    ctx c = {0};
+    const char *env_home = getenv("SAGA_HOME");
+    int rc;
+
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
+        if (strcmp(argv[1], COMMANDS[i].name) == 0)
+            cmd = &COMMANDS[i];
+    }
+    if (cmd == NULL)
+        return usage_error("unknown command '%s'", argv[1]);
+    if (wants_help(argc - 2, argv + 2)) {
+        fputs(cmd->usage, stdout);
+        return 0;
+    }
+    /* Absolute, so that the services and later commands find the same files from any
+     * directory. */
+    if (env_home == NULL || env_home[0] == '\0')
+        env_home = SAGA_FLEET_HOME;
+    if (env_home[0] != '/' && getcwd(cwd, sizeof cwd) != NULL)
+        rc = snprintf(home, sizeof home, "%s/%s", cwd, env_home);
+    else
+        rc = snprintf(home, sizeof home, "%s", env_home);
+    if (rc < 0 || (size_t)rc >= sizeof home)
+        return fail("SAGA_HOME is too long");
+    c.home = home;
+    c.url = getenv("SAGA_NATS_URL");
+    if (c.url == NULL || c.url[0] == '\0')
+        c.url = DEFAULT_URL;
+    c.build = getenv("SAGA_BUILD_DIR");
+    if (c.build == NULL || c.build[0] == '\0')
+        c.build = SAGA_FLEET_BUILD_DIR;
+    if (parse_url(&c) != 0)
+        return EXIT_FAIL;
+    o.home = home;
+    o.flags = FLEET_DETACHED;
+    if (fleet_create(&c.f, &o, err, sizeof err) != 0)
+        return fail("%s", err);
+    rc = cmd->run(&c, argc - 2, argv + 2);
+    fleet_destroy(c.f, 1);
+    return rc;
+}

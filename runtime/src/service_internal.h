@@ -20,7 +20,6 @@
 #define SAGA__MAX_SUBS 16
 #define SAGA__MAX_CMDS 16
 #define SAGA__NAME_MAX 128
-#define SAGA__MAX_GATES 4
 #define SAGA__GATE_KEY "~gate:" /* order-scoped state: a participant's clearance */
 
 typedef struct saga_service saga_service;

@@ -99,7 +99,7 @@ int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, c
 int tjs_publish_event(tjs *t, const char *type, const char *order, const char *payload,
                       char id_out[SAGA_ID_LEN + 1])
 {
-    return tjs_publish_payload(t, type, order, "test", payload, payload ? strlen(payload) : 0,
+    return tjs_publish_payload(t, type, order, NULL, payload, payload ? strlen(payload) : 0,
                                id_out);
 }
 

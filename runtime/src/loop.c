@@ -607,6 +607,18 @@ static saga_status transact(saga_service *svc, batch *b)
         saga_status e = saga__timer_earliest(&svc->store, txn, &due);
         svc->next_timer_ms = e == SAGA_OK ? due : INT64_MAX;
     }
+    if (rv == SAGA_OK) {
+        /* The counters as they stand once this batch commits, in its
+         * transaction: one put, no commit of their own. What is counted
+         * after the commit (publishing) goes with the next batch. */
+        saga_stats s;
+        pthread_mutex_lock(&svc->stats_mu);
+        s = svc->stats;
+        pthread_mutex_unlock(&svc->stats_mu);
+        add_stats(&s, &b->d);
+        s.commits++;
+        rv = saga__stats_save(&svc->store, txn, &s, svc->stats_since_ms);
+    }
     if (rv == SAGA_OK && svc->precommit_fn != NULL) {
         rv = svc->precommit_fn(svc, svc->precommit_udata);
         if (rv != SAGA_OK)

@@ -288,6 +288,17 @@ static void test_late_veto_is_recorded_not_applied(void **state)
     if (strstr(out, "LATE VETO") == NULL || strstr(out, "lateparty") == NULL)
         fail_msg("trace does not mark the late veto:\n%s", out);
     audit();
+    /* The audit passes (a late veto is no violation) but names it: a line
+     * with the order, the participant and "late veto", and in --json. */
+    assert_int_equal(sagactl(out, sizeof(out), "audit", "--no-spool"), 0);
+    char want[160];
+    snprintf(want, sizeof(want), "WARNING order %s late veto: lateparty", id);
+    if (strstr(out, want) == NULL || strstr(out, "late vetoes: ") == NULL)
+        fail_msg("audit does not report the late veto of %s:\n%s", id, out);
+    assert_int_equal(sagactl(out, sizeof(out), "audit", "--json"), 0);
+    snprintf(want, sizeof(want), "{\"order_id\":\"%s\",\"participant\":\"lateparty\",", id);
+    if (strstr(out, "\"late_vetoes\":[") == NULL || strstr(out, want) == NULL)
+        fail_msg("audit --json does not list the late veto of %s:\n%s", id, out);
 }
 
 /* Every participant answers discovery: the five, and fraud with its veto

@@ -317,6 +317,39 @@ static void test_participants_are_discovered(void **state)
             fail_msg("participants lacks %s:\n%s", want[i], out);
 }
 
+/* The fleet-wide commands ask whoever answers discovery: fraud shows up in
+ * get, faults, stats and the audit's figures after the saga's five, with no
+ * name of it in sagactl. */
+static void test_fleet_commands_list_the_extension(void **state)
+{
+    char id[64], out[16384], want[128];
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "FR6", 5), 0);
+    place(id, "fiona", "FR6", 1, 800);
+    wait_view_any("order", id, "\"state\":\"CONFIRMED\"", NULL);
+    assert_int_equal(sagactl(out, sizeof(out), "get", id), 0);
+    const char *notif = strstr(out, "  notification  "), *fraud = strstr(out, "  fraud         ");
+    if (notif == NULL || fraud == NULL || fraud < notif)
+        fail_msg("get does not show fraud's view after the five:\n%s", out);
+    assert_int_equal(sagactl(out, sizeof(out), "faults", NULL), 0);
+    if (strstr(out, "\nfraud         none") == NULL)
+        fail_msg("faults does not show fraud's plan:\n%s", out);
+    assert_int_equal(sagactl(out, sizeof(out), "stats", NULL), 0);
+    if (strstr(out, "\nfraud         ") == NULL)
+        fail_msg("stats does not show fraud's counters:\n%s", out);
+    /* Any name that answered is asked; an unknown one lists who did. */
+    assert_int_equal(sagactl(out, sizeof(out), "faults", "fraud"), 0);
+    if (strstr(out, "fraud         none") == NULL)
+        fail_msg("faults fraud does not show its plan:\n%s", out);
+    assert_int_equal(sagactl(out, sizeof(out), "faults", "fraudster"), 2);
+    if (strstr(out, "fraudster") == NULL || strstr(out, "notification, fraud") == NULL)
+        fail_msg("an unknown name does not list who answered:\n%s", out);
+    assert_int_equal(sagactl(out, sizeof(out), "audit", "--json"), 0);
+    snprintf(want, sizeof(want), "\"services_answered\":6,\"participants\":6");
+    if (strstr(out, want) == NULL)
+        fail_msg("audit does not count fraud's counters (want %s):\n%s", want, out);
+}
+
 /* The extension added no code to the five services: their sources never
  * mention it. */
 static void test_five_services_do_not_know_fraud(void **state)
@@ -354,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_amount_and_velocity_rules),
         cmocka_unit_test(test_gate_holds_shipping_until_clearance),
         cmocka_unit_test(test_late_veto_is_recorded_not_applied),
+        cmocka_unit_test(test_fleet_commands_list_the_extension),
         cmocka_unit_test(test_participants_are_discovered),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);

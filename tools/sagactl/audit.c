@@ -94,24 +94,33 @@ static sku_facts *sku_of(ctl_audit *a, const char *sku)
     return s;
 }
 
+/* Makes room for one more element of size bytes in the array *v (n used,
+ * *cap allocated) and returns it, or NULL (a->oom set) when out of memory. */
+static void *append(ctl_audit *a, void **v, size_t *n, size_t *cap, size_t size)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        void *nv = realloc(*v, c * size);
+        if (nv == NULL) {
+            a->oom = 1;
+            return NULL;
+        }
+        *v = nv;
+        *cap = c;
+    }
+    return (char *)*v + (*n)++ * size;
+}
+
 static void add_violation(ctl_audit *a, const char *order_id, const char *sku, const char *rule,
                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void add_violation(ctl_audit *a, const char *order_id, const char *sku, const char *rule,
                           const char *fmt, ...)
 {
-    if (a->nv == a->capv) {
-        size_t cap = a->capv ? a->capv * 2 : 64;
-        ctl_violation *nv = realloc(a->v, cap * sizeof(*nv));
-        if (nv == NULL) {
-            a->oom = 1;
-            return;
-        }
-        a->v = nv;
-        a->capv = cap;
-    }
-    ctl_violation *x = &a->v[a->nv++];
+    ctl_violation *x = append(a, (void **)&a->v, &a->nv, &a->capv, sizeof(*x));
     va_list ap;
+    if (x == NULL)
+        return;
     snprintf(x->order_id, sizeof(x->order_id), "%s", order_id != NULL ? order_id : "");
     snprintf(x->sku, sizeof(x->sku), "%s", sku != NULL ? sku : "");
     x->rule = rule;
@@ -156,17 +165,9 @@ static uint64_t fingerprint(const saga_event *ev)
 /* Records a veto the order service received after it confirmed the order. */
 static void add_late_veto(ctl_audit *a, const char *order_id, const Saga__V1__VetoIgnored *p)
 {
-    if (a->nlate == a->caplate) {
-        size_t cap = a->caplate ? a->caplate * 2 : 16;
-        ctl_late_veto *v = realloc(a->late, cap * sizeof(*v));
-        if (v == NULL) {
-            a->oom = 1;
-            return;
-        }
-        a->late = v;
-        a->caplate = cap;
-    }
-    ctl_late_veto *x = &a->late[a->nlate++];
+    ctl_late_veto *x = append(a, (void **)&a->late, &a->nlate, &a->caplate, sizeof(*x));
+    if (x == NULL)
+        return;
     snprintf(x->order_id, sizeof(x->order_id), "%s", order_id);
     snprintf(x->participant, sizeof(x->participant), "%s", p->participant);
     snprintf(x->reason, sizeof(x->reason), "%s", p->reason);
@@ -774,11 +775,7 @@ out:
         ctl_buf_printf(&a->warnings,
                        "%llu record queries went unanswered: those parts not cross-checked\n",
                        (unsigned long long)unanswered);
-    if (sub != NULL) {
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-    }
-    natsInbox_Destroy(inbox);
+    ctl_inbox_close(sub, inbox);
     free(by_index);
 }
 

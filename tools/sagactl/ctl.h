@@ -118,6 +118,13 @@ void ctl_disconnect(ctl_conn *c);
 natsStatus ctl_request(ctl_conn *c, const char *subject, const void *data, size_t len,
                        int64_t timeout_ms, natsMsg **reply);
 
+/* Unsubscribes and frees sub and inbox, the reply subscription of a command
+ * that asks several participants at once. Either may be NULL. */
+void ctl_inbox_close(natsSubscription *sub, natsInbox *inbox);
+/* The next message of sub until deadline (ctl_now_ms time): NATS_TIMEOUT
+ * once it has passed, else what natsSubscription_NextMsg says. */
+natsStatus ctl_next_msg(natsSubscription *sub, int64_t deadline, natsMsg **m);
+
 /* ---- discover.c: who is in the fleet (saga.discover) -------------------------- */
 
 /* One participant instance's answer. json is its whole answer (jansson),

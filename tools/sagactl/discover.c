@@ -91,11 +91,8 @@ int ctl_discover(ctl_conn *c, int64_t timeout_ms, ctl_participant **out, size_t 
      * timeout or nobody is there, the rest follow within a quiet period. */
     int64_t deadline = ctl_now_ms() + timeout_ms;
     while (count < DISCOVER_MAX) {
-        int64_t left = deadline - ctl_now_ms();
         natsMsg *m = NULL;
-        if (left <= 0)
-            break;
-        if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+        if (ctl_next_msg(sub, deadline, &m) != NATS_OK)
             break;
         if (!natsMsg_IsNoResponders(m) &&
             parse_answer(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &v[count]) == 0) {
@@ -112,11 +109,7 @@ int ctl_discover(ctl_conn *c, int64_t timeout_ms, ctl_participant **out, size_t 
     v = NULL;
     rc = 0;
 out:
-    if (sub != NULL) {
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-    }
-    natsInbox_Destroy(inbox);
+    ctl_inbox_close(sub, inbox);
     free(v);
     return rc;
 }
@@ -263,11 +256,8 @@ int ctl_fleet_ask(ctl_fleet *f, ctl_conn *c, const char *fmt, const char *what, 
     natsConnection_Flush(c->nc);
     int64_t deadline = ctl_now_ms() + CTL_QUERY_TIMEOUT_MS;
     while (answered < asked) {
-        int64_t left = deadline - ctl_now_ms();
         natsMsg *m = NULL;
-        if (left <= 0)
-            break;
-        natsStatus s = natsSubscription_NextMsg(&m, sub, left);
+        natsStatus s = ctl_next_msg(sub, deadline, &m);
         if (s == NATS_NO_RESPONDERS) {
             /* cnats swallows the server's "no responders" answer of a
              * participant gone since discovery: its row stays NULL. */
@@ -289,11 +279,7 @@ int ctl_fleet_ask(ctl_fleet *f, ctl_conn *c, const char *fmt, const char *what, 
     }
     rc = 0;
 out:
-    if (sub != NULL) {
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-    }
-    natsInbox_Destroy(inbox);
+    ctl_inbox_close(sub, inbox);
     if (rc != 0)
         release_rows(f);
     return rc;

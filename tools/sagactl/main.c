@@ -174,3 +174,19 @@ natsStatus ctl_request(ctl_conn *c, const char *subject, const void *data, size_
         return NATS_MAX_PAYLOAD;
     return natsConnection_Request(reply, c->nc, subject, data, (int)len, timeout_ms);
 }
+
+void ctl_inbox_close(natsSubscription *sub, natsInbox *inbox)
+{
+    if (sub != NULL) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    natsInbox_Destroy(inbox);
+}
+
+natsStatus ctl_next_msg(natsSubscription *sub, int64_t deadline, natsMsg **m)
+{
+    int64_t left = deadline - ctl_now_ms();
+    *m = NULL;
+    return left > 0 ? natsSubscription_NextMsg(m, sub, left) : NATS_TIMEOUT;
+}

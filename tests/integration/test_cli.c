@@ -262,6 +262,30 @@ static void test_unreachable_url_exits_3_quickly(void **state)
     }
 }
 
+/* A broker that answers but where no participant runs (an old fleet, or one
+ * not started yet): the commands that ask the participants say so. */
+static void test_no_participant_is_said_and_exits_3(void **state)
+{
+    static const char *const cmds[][4] = {{"stats"},
+                                          {"faults"},
+                                          {"faults", "payment"},
+                                          {"inject", "payment", "seed=2"},
+                                          {"get", "some-order"},
+                                          {"audit", "--no-spool"}};
+    tsrv *empty = NULL;
+    (void)state;
+    assert_int_equal(tsrv_start(&empty), 0);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        int rc = run_at(tsrv_url(empty), QUICK_MS, cmds[i]);
+        if (rc != 3 || strstr(ERR, "no participant answered on saga.discover") == NULL) {
+            tsrv_destroy(empty);
+            fail_msg("%s with no participant exited %d (want 3, said why)\n%s", cmds[i][0], rc,
+                     ERR);
+        }
+    }
+    tsrv_destroy(empty);
+}
+
 static void test_inject_and_faults_round_trip(void **state)
 {
     (void)state;
@@ -575,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_cancel_of_a_confirmed_order_is_refused),
         cmocka_unit_test(test_bad_arguments_exit_2),
         cmocka_unit_test(test_unreachable_url_exits_3_quickly),
+        cmocka_unit_test(test_no_participant_is_said_and_exits_3),
         cmocka_unit_test(test_inject_and_faults_round_trip),
         cmocka_unit_test(test_injected_outcomes_say_so),
         cmocka_unit_test(test_crash_point_waits_for_the_next_event_batch),

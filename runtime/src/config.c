@@ -299,9 +299,41 @@ static int valid_name(const char *name, char *errbuf, size_t errlen)
 {
     if (saga_valid_producer(name))
         return 1;
-    append_err(errbuf, errlen, "bad service name \"%.64s\": must match [a-z0-9_-]{1,32}",
+    append_err(errbuf, errlen, "bad service name \"%.64s\": must match [a-z0-9_]{1,32}",
                name != NULL ? name : "(null)");
     return 0;
+}
+
+/* Each entry of SAGA_GATES ("fraud,kyc") is a participant's name: its
+ * clearance arrives as "<name>.cleared", so a name an event type cannot
+ * start with would be accepted here and refused only at start. Names the
+ * first bad entry. */
+static int valid_gates(const char *list, char *errbuf, size_t errlen)
+{
+    const char *p = list != NULL ? list : "";
+    int n = 0;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ", ");
+        if (len > 0) {
+            char name[SAGA_PRODUCER_MAX + 1];
+            if (++n > SAGA__MAX_GATES) {
+                append_err(errbuf, errlen, "gates (SAGA_GATES): more than %d participants",
+                           SAGA__MAX_GATES);
+                return 0;
+            }
+            snprintf(name, sizeof(name), "%.*s", (int)len, p);
+            if (len > SAGA_PRODUCER_MAX || !saga_valid_producer(name)) {
+                append_err(errbuf, errlen,
+                           "gates (SAGA_GATES): bad participant name \"%.*s\": must match "
+                           "[a-z0-9_]{1,32}",
+                           (int)(len > 64 ? 64 : len), p);
+                return 0;
+            }
+        }
+        p += len;
+        p += strspn(p, ", ");
+    }
+    return 1;
 }
 
 static void set_defaults(saga_config *cfg, const char *name)
@@ -363,6 +395,10 @@ saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, s
             continue;
         if (apply(s, value, cfg, errbuf, errlen) != SAGA_OK)
             rv = SAGA_EINVAL;
+    }
+    if (!valid_gates(cfg->gates, errbuf, errlen)) {
+        cfg->gates = NULL; /* a bad value keeps its default, as above */
+        rv = SAGA_EINVAL;
     }
 out:
     return rv;
@@ -429,6 +465,8 @@ saga_status saga__config_check(const saga_config *cfg, char *errbuf, size_t errl
         return SAGA_EINVAL;
     }
     if (!valid_name(cfg->name, errbuf, errlen))
+        rv = SAGA_EINVAL;
+    if (!valid_gates(cfg->gates, errbuf, errlen))
         rv = SAGA_EINVAL;
     for (size_t i = 0; i < saga__config_nsettings; i++)
         if (!check_field(&saga__config_settings[i], cfg, errbuf, errlen))

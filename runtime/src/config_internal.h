@@ -26,6 +26,7 @@ typedef enum saga__setting_type {
 #define SAGA__STREAM_MAX 63
 #define SAGA__CRASH_AT_MAX 128
 #define SAGA__GATES_MAX 200
+#define SAGA__MAX_GATES 4 /* participants named in SAGA_GATES */
 #define SAGA__FAULTS_MAX 1000
 
 /* Flags of a setting. */

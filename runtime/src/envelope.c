@@ -67,7 +67,7 @@ int saga_valid_producer(const char *s)
     for (n = 0; s[n] != '\0'; n++) {
         if (n >= SAGA_PRODUCER_MAX)
             return 0;
-        if (!is_lower_alnum(s[n]) && s[n] != '-')
+        if (!is_lower_alnum(s[n]))
             return 0;
     }
     return n >= 1;

@@ -176,7 +176,12 @@ static json_t *plan_object(const saga__faults *f)
     bad |= json_object_set_new(o, "reorder_rate", json_real(f->reorder_rate));
     bad |=
         json_object_set_new(o, "reorder_delay_ms", json_integer((json_int_t)f->reorder_delay_ms));
-    bad |= json_object_set_new(o, "crash", json_string(f->crash.point));
+    /* The point with the times it has still to be reached ("after_commit:2"),
+     * so a plan read back says when the crash comes, and can be sent again. */
+    char crash[sizeof(f->crash.point) + 24] = "";
+    if (f->crash.point[0] != '\0')
+        snprintf(crash, sizeof(crash), "%s:%ld", f->crash.point, f->crash.nth - f->crash.seen);
+    bad |= json_object_set_new(o, "crash", json_string(crash));
     for (int i = 0; i < f->nbusiness; i++)
         bad |= json_object_set_new(o, f->business[i].key, json_real(f->business[i].rate));
     if (bad) {

@@ -160,7 +160,10 @@ static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const 
         return rv;
     saga__ctx_init(&ctx, svc, nested, c->ev, c->delivery, b->now);
     ctx.stream_seq = c->stream_seq;
-    saga__crash_point(&svc->faults.crash, SAGA_CRASH_IN_HANDLER);
+    /* Only event handlers are crash points: a command (the fault plan's own,
+     * a query) must answer, and a crash counted on it would come early. */
+    if (c->efn != NULL)
+        saga__crash_point(&svc->faults.crash, SAGA_CRASH_IN_HANDLER);
     if (svc->faults.delay_ms > 0) {
         struct timespec ts = {svc->faults.delay_ms / 1000,
                               (svc->faults.delay_ms % 1000) * 1000000L};
@@ -616,6 +619,18 @@ static saga_status transact(saga_service *svc, batch *b)
         saga_status e = saga__timer_earliest(&svc->store, txn, &due);
         svc->next_timer_ms = e == SAGA_OK ? due : INT64_MAX;
     }
+    if (rv == SAGA_OK) {
+        /* The counters as they stand once this batch commits, in its
+         * transaction: one put, no commit of their own. What is counted
+         * after the commit (publishing) goes with the next batch. */
+        saga_stats s;
+        pthread_mutex_lock(&svc->stats_mu);
+        s = svc->stats;
+        pthread_mutex_unlock(&svc->stats_mu);
+        add_stats(&s, &b->d);
+        s.commits++;
+        rv = saga__stats_save(&svc->store, txn, &s, svc->stats_since_ms);
+    }
     if (rv == SAGA_OK && svc->precommit_fn != NULL) {
         rv = svc->precommit_fn(svc, svc->precommit_udata);
         if (rv != SAGA_OK)
@@ -786,8 +801,13 @@ static saga_status process(saga_service *svc, batch *b)
     saga__log_flush();
     svc->nsent = 0;
     b->d.commits = 1;
-    /* Idle housekeeping commits are not crash points: tests count real batches. */
-    int eventful = b->n > 0 || svc->out.n > 0;
+    /* Only batches that handled events are crash points. Idle housekeeping
+     * commits are not, and neither are command-only batches: the command
+     * that sets crash=after_commit:1 must be answered, and the crash come
+     * with the next batch of events. */
+    int eventful = 0;
+    for (size_t i = 0; i < b->n; i++)
+        eventful |= b->in[i].sub != NULL;
     if (eventful)
         saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_COMMIT);
 

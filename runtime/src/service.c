@@ -172,6 +172,12 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
             snprintf(errbuf, errlen, "%s", svc->store.err);
         goto fail_queue;
     }
+    rv = saga__stats_load(&svc->store, &svc->stats, &svc->stats_since_ms, saga__now_ms());
+    if (rv != SAGA_OK) {
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "load counters: %s", svc->store.err);
+        goto fail_store;
+    }
     svc->next_timer_ms = 0;
     char subject[SAGA__SUBJECT_MAX];
     snprintf(subject, sizeof(subject), SAGA_SUBJ_CTL_FMT, svc->name, SAGA_CTL_FAULTS);
@@ -179,6 +185,8 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     *out = svc;
     return SAGA_OK;
 
+fail_store:
+    saga__store_close(&svc->store);
 fail_queue:
     pthread_mutex_destroy(&svc->stats_mu);
     saga__queue_cleanup(&svc->q);

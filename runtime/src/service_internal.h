@@ -20,7 +20,6 @@
 #define SAGA__MAX_SUBS 16
 #define SAGA__MAX_CMDS 16
 #define SAGA__NAME_MAX 128
-#define SAGA__MAX_GATES 4
 #define SAGA__GATE_KEY "~gate:" /* order-scoped state: a participant's clearance */
 
 typedef struct saga_service saga_service;
@@ -149,7 +148,8 @@ struct saga_service {
     atomic_int inflight; /* messages taken from the queue, not yet acknowledged */
 
     pthread_mutex_t stats_mu;
-    saga_stats stats;
+    saga_stats stats;       /* counters carry on from the store (stats.c) */
+    int64_t stats_since_ms; /* when the counters started: the data directory's first start */
 
     saga__outlist out; /* messages of the batch being processed */
     uint64_t *sent;    /* outbox keys published, deleted in the next transaction */

@@ -9,7 +9,8 @@
  *   state      key                          -> value (global service state)
  *   saga       order_id \0 key              -> value (order-scoped state)
  *   finished   finish time (BE u64) order_id -> ""   (pruning queue)
- *   meta       name                         -> value (counters)
+ *   meta       name                         -> value (sequences; "stats": the
+ *                                              service's counters, stats.c)
  * All writes happen in one write transaction per batch, on the service thread. */
 #ifndef SAGA_STORE_H
 #define SAGA_STORE_H
@@ -18,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "saga/stats.h"
 #include "saga/status.h"
 
 #define SAGA__KEY_MAX 480 /* LMDB's default maximum key size is 511 */
@@ -55,6 +57,15 @@ uint64_t saga__be64_get(const uint8_t in[8]);
 
 /* A u64 counter in meta, incremented in txn; returns the new value in *out. */
 saga_status saga__meta_next(saga__store *st, MDB_txn *txn, const char *name, uint64_t *out);
+
+/* stats.c: the counter kind of SAGA_STATS_MAP, kept across restarts.
+ * Loads them into *out (zeros at the first start) and *since_ms, when they
+ * started counting; the first start of a data directory writes its record
+ * with since_ms = now_ms in a transaction of its own. */
+saga_status saga__stats_load(saga__store *st, saga_stats *out, int64_t *since_ms, int64_t now_ms);
+/* Writes the counters of s (gauges are left out) in txn: one put, so it
+ * rides the batch's commit. */
+saga_status saga__stats_save(saga__store *st, MDB_txn *txn, const saga_stats *s, int64_t since_ms);
 
 /* inbox.c */
 saga_status saga__inbox_seen(saga__store *st, MDB_txn *txn, const char *event_id, int *seen);

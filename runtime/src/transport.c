@@ -147,7 +147,8 @@ static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     n = append(buf, sizeof(buf), n, ",\"" #name "\":%llu", (unsigned long long)s.name);
     SAGA_STATS_MAP(XX)
 #undef XX
-    n = append(buf, sizeof(buf), n, "}");
+    n = append(buf, sizeof(buf), n, ",\"since_ms\":%lld,\"started_ms\":%lld}",
+               (long long)svc->stats_since_ms, (long long)svc->started_ms);
     if (n < sizeof(buf) && natsMsg_GetReply(msg) != NULL)
         natsConnection_Publish(nc, natsMsg_GetReply(msg), buf, (int)n);
     natsMsg_Destroy(msg);

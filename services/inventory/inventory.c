@@ -54,13 +54,16 @@ static int sum_lines(const Saga__V1__OrderPlaced *op, inv_res *res)
     return 1;
 }
 
+/* reason says whether the shortage is real or the fault plan's. */
 static saga_status emit_rejected(saga_ctx *ctx, const char *order_id, const inv_line *l,
-                                 int64_t available)
+                                 int64_t available, int injected)
 {
     Saga__V1__InventoryRejected msg = SAGA__V1__INVENTORY_REJECTED__INIT;
     msg.sku = (char *)l->sku; /* only read by the packer */
     msg.asked = (int32_t)l->quantity;
     msg.available = available;
+    msg.reason =
+        injected ? "out of stock (" SAGA_FAULT_INJECTED ": stockout_rate)" : "out of stock";
     return svc_emit(ctx, "inventory.rejected", order_id, &msg.base);
 }
 
@@ -94,11 +97,12 @@ static saga_status on_placed(saga_ctx *ctx, const saga_event *ev, void *udata)
         st = inv_stock_load(ctx, res.lines[i].sku, &stock[i]);
         if (st != SAGA_OK && st != SAGA_ENOTFOUND)
             goto out;
-        if (stock[i].available < res.lines[i].quantity || (i == 0 && stockout)) {
+        int short_of = stock[i].available < res.lines[i].quantity;
+        if (short_of || (i == 0 && stockout)) {
             res.state = INV_RES_REJECTED;
             st = inv_res_store(ctx, ev->order_id, &res);
             if (st == SAGA_OK)
-                st = emit_rejected(ctx, ev->order_id, &res.lines[i], stock[i].available);
+                st = emit_rejected(ctx, ev->order_id, &res.lines[i], stock[i].available, !short_of);
             if (st == SAGA_OK)
                 st = saga_ctx_finish(ctx, ev->order_id);
             goto out;

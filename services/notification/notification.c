@@ -338,8 +338,11 @@ static void build_cancelled(FILE *f, const void *m, const char *order_id)
 {
     const Saga__V1__OrderCancelled *oc = m;
     put_head(f, oc->customer_id, order_id, "Your order is cancelled:");
-    fprintf(f, "your order %s was cancelled because %s.\n\nReason: ", order_id,
-            reason_text(oc->reason));
+    /* A fault plan's outcome says so in the detail (SAGA_FAULT_INJECTED):
+     * the headline says it too, so no one takes a drill for a real failure. */
+    int injected = strstr(oc->detail, SAGA_FAULT_INJECTED) != NULL;
+    fprintf(f, "your order %s was cancelled because %s%s.\n\nReason: ", order_id,
+            reason_text(oc->reason), injected ? " (" SAGA_FAULT_INJECTED ")" : "");
     put_text(f, oc->reason);
     if (oc->detail[0] != '\0') {
         fputs("\nDetail: ", f);

@@ -349,8 +349,11 @@ static saga_status on_rejected(saga_ctx *ctx, const saga_event *ev, void *udata)
         saga__v1__inventory_rejected__unpack(NULL, ev->payload_len, ev->payload);
     if (m == NULL)
         return reject(ctx, ev, "InventoryRejected does not unpack");
-    snprintf(detail, sizeof(detail), "out of stock: sku %.64s, asked %ld, available %lld",
-             str_or(m->sku, "?"), (long)m->asked, (long long)m->available);
+    /* The reason says whether a fault plan made the stock-out (an older
+     * inventory sends none). */
+    snprintf(detail, sizeof(detail), "%.72s: sku %.64s, asked %ld, available %lld",
+             str_or(m->reason, "out of stock"), str_or(m->sku, "?"), (long)m->asked,
+             (long long)m->available);
     saga_status rv = settle(ctx, ev->order_id, ST_CANCELLED, "out_of_stock", ev->type, detail, "");
     saga__v1__inventory_rejected__free_unpacked(m, NULL);
     return rv;

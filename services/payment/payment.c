@@ -88,7 +88,7 @@ static saga_status decide(saga_ctx *ctx, const char *order_id, const Saga__V1__O
                      "%lld",
                      (long long)lines_sum, (long long)msg->total_cents);
         else if (injected)
-            snprintf(reason, sizeof(reason), "declined by the fault plan (decline_rate)");
+            snprintf(reason, sizeof(reason), "declined (" SAGA_FAULT_INJECTED ": decline_rate)");
         else
             snprintf(reason, sizeof(reason),
                      "total of %lld cents exceeds the payment limit of %lld cents",

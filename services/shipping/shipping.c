@@ -57,11 +57,12 @@ static saga_status schedule(saga_ctx *ctx, const char *order_id, ship_rec *rec)
     int unserved_dest = is_unserved(rec->ship_to);
     if (unserved_dest || saga_ctx_chance(ctx, "ship_fail_rate")) {
         Saga__V1__ShipmentFailed msg = SAGA__V1__SHIPMENT_FAILED__INIT;
-        char reason[64];
+        char reason[96];
         if (unserved_dest)
             snprintf(reason, sizeof(reason), "destination %s is not served", rec->ship_to);
         else
-            snprintf(reason, sizeof(reason), "carrier failure (fault plan: ship_fail_rate)");
+            snprintf(reason, sizeof(reason),
+                     "carrier failure (" SAGA_FAULT_INJECTED ": ship_fail_rate)");
         rec->phase = SHIP_FAILED;
         st = ship_rec_store(ctx, order_id, rec);
         msg.ship_to = rec->ship_to;

@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     ctl_buf_init(&b);
-    ctl_dlq_classify(header(m, "Saga-Reason"));
+    ctl_dlq_classify(header(m, SAGA_HDR_CAUSE), header(m, "Saga-Reason"));
     replays_of(m);
     const saga_event *pev = NULL;
     if (saga_event_decode(body, blen, &ev, &owner, NULL, 0) == SAGA_OK)

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "proc.h"
+#include "saga/wire.h"
 #include "tfleet.h"
 
 #define SAGACTL SAGA_BUILD_DIR "/tools/sagactl"
@@ -261,6 +262,30 @@ static void test_unreachable_url_exits_3_quickly(void **state)
     }
 }
 
+/* A broker that answers but where no participant runs (an old fleet, or one
+ * not started yet): the commands that ask the participants say so. */
+static void test_no_participant_is_said_and_exits_3(void **state)
+{
+    static const char *const cmds[][4] = {{"stats"},
+                                          {"faults"},
+                                          {"faults", "payment"},
+                                          {"inject", "payment", "seed=2"},
+                                          {"get", "some-order"},
+                                          {"audit", "--no-spool"}};
+    tsrv *empty = NULL;
+    (void)state;
+    assert_int_equal(tsrv_start(&empty), 0);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        int rc = run_at(tsrv_url(empty), QUICK_MS, cmds[i]);
+        if (rc != 3 || strstr(ERR, "no participant answered on saga.discover") == NULL) {
+            tsrv_destroy(empty);
+            fail_msg("%s with no participant exited %d (want 3, said why)\n%s", cmds[i][0], rc,
+                     ERR);
+        }
+    }
+    tsrv_destroy(empty);
+}
+
 static void test_inject_and_faults_round_trip(void **state)
 {
     (void)state;
@@ -323,6 +348,104 @@ static void test_inject_and_faults_round_trip(void **state)
     EXPECT(3, "inject", "notification", "delay_ms=1");
     assert_int_equal(tfleet_start_service(&F, k), 0);
     EXPECT(0, "faults", "notification");
+}
+
+/* Condition: the order's cancellation mail is in the spool. */
+static int mail_cancelled(void *arg)
+{
+    return tfleet_spool_has(&F, arg, "cancelled");
+}
+
+/* Places one order of sku with the fault set on svc, and checks that the
+ * order, its trace and the customer's mail say the outcome was injected. */
+static void check_injected_outcome(const char *svc, const char *fault, const char *sku,
+                                   const char *reason)
+{
+    char id[64], path[1024], mail[8192];
+    EXPECT(0, "inject", svc, fault);
+    EXPECT(0, "stock", "set", sku, "10");
+    char item[64];
+    snprintf(item, sizeof(item), "%s:1:500", sku);
+    EXPECT(0, "place", "--customer", "drill", "--item", item, "--json");
+    out_string("order_id", id, sizeof(id));
+    EXPECT(0, "get", id, "--wait", "60", "--json");
+    assert_out_has("\"state\":\"CANCELLED\"");
+    assert_out_has(reason);
+    assert_out_has(SAGA_FAULT_INJECTED);
+    EXPECT(0, "get", id);
+    assert_out_has(SAGA_FAULT_INJECTED);
+    EXPECT(0, "trace", id);
+    assert_out_has(SAGA_FAULT_INJECTED);
+    if (tproc_wait_until(mail_cancelled, id, WAIT_MS) != 0)
+        fail_msg("no cancellation mail for %s", id);
+    snprintf(path, sizeof(path), "%s/%s.cancelled.txt", F.mail, id);
+    slurp(path, mail, sizeof(mail));
+    /* The headline too, not only the detail further down. */
+    char headline[200];
+    snprintf(headline, sizeof(headline), "was cancelled because");
+    const char *h = strstr(mail, headline);
+    if (h == NULL || strstr(h, "(" SAGA_FAULT_INJECTED ").") == NULL ||
+        strstr(h, "(" SAGA_FAULT_INJECTED ").") > strchr(h, '\n'))
+        fail_msg("the mail's headline does not say the outcome was injected:\n%s", mail);
+    if (strstr(mail, "Detail: ") == NULL ||
+        strstr(strstr(mail, "Detail: "), SAGA_FAULT_INJECTED) == NULL)
+        fail_msg("the mail's detail does not say the outcome was injected:\n%s", mail);
+    EXPECT(0, "inject", svc, "--clear");
+}
+
+/* An injected stock-out or shipping failure read like a real one in `get`,
+ * `trace` and the mail; a declined payment already said "fault plan". All
+ * three now say it in the same words. */
+static void test_injected_outcomes_say_so(void **state)
+{
+    (void)state;
+    check_injected_outcome("inventory", "stockout_rate=1", "CLIDRILL1", "out_of_stock");
+    check_injected_outcome("shipping", "ship_fail_rate=1", "CLIDRILL2", "shipping_failed");
+    check_injected_outcome("payment", "decline_rate=1", "CLIDRILL3", "payment_declined");
+
+    /* A real stock-out says nothing of the kind. */
+    char id[64];
+    EXPECT(0, "stock", "set", "CLIDRILL4", "0");
+    EXPECT(0, "place", "--customer", "drill", "--item", "CLIDRILL4:1:500", "--json");
+    out_string("order_id", id, sizeof(id));
+    EXPECT(0, "get", id, "--wait", "60", "--json");
+    assert_out_has("out of stock: sku CLIDRILL4");
+    if (strstr(OUT, SAGA_FAULT_INJECTED) != NULL)
+        fail_msg("a real stock-out reads as injected: %s", OUT);
+}
+
+/* crash=after_commit:1 counted the batch of the inject command itself: the
+ * service died before answering and inject reported a timeout (exit 3)
+ * although the plan was applied. Only batches of events count. */
+static void test_crash_point_waits_for_the_next_event_batch(void **state)
+{
+    char id[64];
+    int status = 0;
+    (void)state;
+    int k = tfleet_index("payment");
+    pid_t pid = F.pid[k];
+    EXPECT(0, "inject", "payment", "crash=after_commit:1");
+    assert_out_has("crash=after_commit:1");
+    EXPECT(0, "faults", "payment");
+    assert_out_has("crash=after_commit:1");
+    EXPECT(0, "faults", "payment", "--json");
+    assert_out_has("\"crash\":\"after_commit:1\"");
+    EXPECT(0, "stats", "--json");
+    assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* still running */
+
+    EXPECT(0, "stock", "set", "CLICRASH", "10");
+    EXPECT(0, "place", "--customer", "crash", "--item", "CLICRASH:1:500", "--json");
+    out_string("order_id", id, sizeof(id));
+    /* The order's event batch brings the crash. */
+    assert_int_equal(tproc_wait(pid, WAIT_MS, &status), 0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    F.pid[k] = -1;
+    assert_int_equal(tfleet_start_service(&F, k), 0);
+    /* Committed before the crash: nothing lost, and the plan is gone. */
+    EXPECT(0, "get", id, "--wait", "60", "--json");
+    assert_out_has("\"state\":\"CONFIRMED\"");
+    EXPECT(0, "faults", "payment");
+    assert_out_has("none");
 }
 
 static void test_poisoned_message_show_and_bounded_replay(void **state)
@@ -477,7 +600,10 @@ int main(void)
         cmocka_unit_test(test_cancel_of_a_confirmed_order_is_refused),
         cmocka_unit_test(test_bad_arguments_exit_2),
         cmocka_unit_test(test_unreachable_url_exits_3_quickly),
+        cmocka_unit_test(test_no_participant_is_said_and_exits_3),
         cmocka_unit_test(test_inject_and_faults_round_trip),
+        cmocka_unit_test(test_injected_outcomes_say_so),
+        cmocka_unit_test(test_crash_point_waits_for_the_next_event_batch),
         cmocka_unit_test(test_poisoned_message_show_and_bounded_replay),
         cmocka_unit_test(test_rejected_event_is_shown_decoded),
         cmocka_unit_test(test_audit_flags_dead_letters_of_failed_deliveries),

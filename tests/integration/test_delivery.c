@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -264,6 +265,55 @@ static void test_crash_after_commit(void **state)
 static void test_crash_after_publish(void **state)
 {
     crash_and_recover(*state, "after_publish");
+}
+
+/* The counters survive a restart: before, every start began at 0, so an
+ * audit's figures left out what the service did before its last crash.
+ * Killed after the commit of its third batch and restarted, the service's
+ * `processed` carries on, and counts each event once over both runs. */
+static void test_counters_survive_a_crash(void **state)
+{
+    enum { N = 20 };
+    fixture *f = *state;
+    char order[32];
+    int status = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(order, sizeof(order), "c%d", i);
+        assert_int_equal(tjs_publish_event(&f->t, "test.pinged", order, "hi", NULL), 0);
+    }
+    start_svc(f, "SAGA_CRASH_AT=after_commit:3", "SAGA_BATCH_MAX=4");
+    assert_int_equal(tproc_wait(f->svc, DEADLINE_MS, &status), 0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    f->svc = -1;
+
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now); /* since_ms and started_ms are wall-clock times */
+    long long restarted = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    start_svc(f, "SAGA_BATCH_MAX=4", NULL);
+    wait_count(f, "SAGA_EVENTS", "evt.testsvc.ponged.>", N);
+    wait_stat(f, "processed", N);
+    /* The first run committed at least its 3 batches: had the counters
+     * started again at 0, the second run alone would count fewer. */
+    long long received = tjs_stat(&f->t, "testsvc", "received");
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "processed"), N);
+    assert_true(tjs_stat(&f->t, "testsvc", "commits") >= 4);
+    /* The batch committed but never acknowledged came again: a duplicate. */
+    assert_true(tjs_stat(&f->t, "testsvc", "duplicates") >= 1);
+    assert_true(received >= N + 1);
+    long long since = tjs_stat(&f->t, "testsvc", "since_ms");
+    long long started = tjs_stat(&f->t, "testsvc", "started_ms");
+    assert_true(since > 0 && started > 0);
+    assert_true(since < restarted);    /* the first run's start */
+    assert_true(started >= restarted); /* this process */
+
+    /* A clean stop and start: still no reset, and the start is kept. */
+    stop_svc(f);
+    start_svc(f, NULL, NULL);
+    wait_stat(f, "processed", 0);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "processed"), N);
+    assert_true(tjs_stat(&f->t, "testsvc", "received") >= received);
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "since_ms"), since);
+    stop_svc(f);
 }
 
 typedef struct log_cond {
@@ -734,6 +784,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_in_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counters_survive_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_precommit_abandons_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_goes_to_dead_letters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_midstream, setup, teardown),

@@ -286,6 +286,17 @@ static void test_late_veto_is_recorded_not_applied(void **state)
     if (strstr(out, "LATE VETO") == NULL || strstr(out, "lateparty") == NULL)
         fail_msg("trace does not mark the late veto:\n%s", out);
     audit();
+    /* The audit passes (a late veto is no violation) but names it: a line
+     * with the order, the participant and "late veto", and in --json. */
+    assert_int_equal(sagactl(out, sizeof(out), "audit", "--no-spool"), 0);
+    char want[160];
+    snprintf(want, sizeof(want), "WARNING order %s late veto: lateparty", id);
+    if (strstr(out, want) == NULL || strstr(out, "late vetoes: ") == NULL)
+        fail_msg("audit does not report the late veto of %s:\n%s", id, out);
+    assert_int_equal(sagactl(out, sizeof(out), "audit", "--json"), 0);
+    snprintf(want, sizeof(want), "{\"order_id\":\"%s\",\"participant\":\"lateparty\",", id);
+    if (strstr(out, "\"late_vetoes\":[") == NULL || strstr(out, want) == NULL)
+        fail_msg("audit --json does not list the late veto of %s:\n%s", id, out);
 }
 
 /* Every participant answers discovery: the five, and fraud with its veto
@@ -302,6 +313,39 @@ static void test_participants_are_discovered(void **state)
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (strstr(out, want[i]) == NULL)
             fail_msg("participants lacks %s:\n%s", want[i], out);
+}
+
+/* The fleet-wide commands ask whoever answers discovery: fraud shows up in
+ * get, faults, stats and the audit's figures after the saga's five, with no
+ * name of it in sagactl. */
+static void test_fleet_commands_list_the_extension(void **state)
+{
+    char id[64], out[16384], want[128];
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "FR6", 5), 0);
+    place(id, "fiona", "FR6", 1, 800);
+    wait_view_any("order", id, "\"state\":\"CONFIRMED\"", NULL);
+    assert_int_equal(sagactl(out, sizeof(out), "get", id), 0);
+    const char *notif = strstr(out, "  notification  "), *fraud = strstr(out, "  fraud         ");
+    if (notif == NULL || fraud == NULL || fraud < notif)
+        fail_msg("get does not show fraud's view after the five:\n%s", out);
+    assert_int_equal(sagactl(out, sizeof(out), "faults", NULL), 0);
+    if (strstr(out, "\nfraud         none") == NULL)
+        fail_msg("faults does not show fraud's plan:\n%s", out);
+    assert_int_equal(sagactl(out, sizeof(out), "stats", NULL), 0);
+    if (strstr(out, "\nfraud         ") == NULL)
+        fail_msg("stats does not show fraud's counters:\n%s", out);
+    /* Any name that answered is asked; an unknown one lists who did. */
+    assert_int_equal(sagactl(out, sizeof(out), "faults", "fraud"), 0);
+    if (strstr(out, "fraud         none") == NULL)
+        fail_msg("faults fraud does not show its plan:\n%s", out);
+    assert_int_equal(sagactl(out, sizeof(out), "faults", "fraudster"), 2);
+    if (strstr(out, "fraudster") == NULL || strstr(out, "notification, fraud") == NULL)
+        fail_msg("an unknown name does not list who answered:\n%s", out);
+    assert_int_equal(sagactl(out, sizeof(out), "audit", "--json"), 0);
+    snprintf(want, sizeof(want), "\"services_answered\":6,\"participants\":6");
+    if (strstr(out, want) == NULL)
+        fail_msg("audit does not count fraud's counters (want %s):\n%s", want, out);
 }
 
 /* The extension added no code to the five services: their sources never
@@ -341,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_amount_and_velocity_rules),
         cmocka_unit_test(test_gate_holds_shipping_until_clearance),
         cmocka_unit_test(test_late_veto_is_recorded_not_applied),
+        cmocka_unit_test(test_fleet_commands_list_the_extension),
         cmocka_unit_test(test_participants_are_discovered),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -324,6 +324,10 @@ static void string_lengths_enforced(void **state)
         long_value = malloc((size_t)s->max + 2);
         assert_non_null(long_value);
         memset(long_value, 'x', (size_t)s->max + 1);
+        /* A list of gates is bounded too; its entries are names (checked by
+         * gate_names_validated), so the filler is one name and separators. */
+        if (strcmp(s->env, "SAGA_GATES") == 0)
+            memset(long_value + 1, ',', (size_t)s->max);
         long_value[s->max] = '\0';
         setenv(s->env, long_value, 1);
         assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_OK);
@@ -369,8 +373,10 @@ static void several_bad_values(void **state)
 
 static void service_name_validated(void **state)
 {
-    static const char *const bad[] = {"", "Payment", "pay ment", "pay.ment",
-                                      "a-name-that-is-longer-than-32-chx"};
+    /* A name is the part of an event type before the dot: "kyc-check" could
+     * emit no event and "pay.ment" would never match its own vetoes. */
+    static const char *const bad[] = {"",         "Payment",   "pay ment",
+                                      "pay.ment", "kyc-check", "a_name_that_is_longer_than_32_chx"};
     saga_config cfg;
     char err[256];
     size_t i;
@@ -382,9 +388,56 @@ static void service_name_validated(void **state)
     }
     assert_int_equal(saga_config_init(&cfg, NULL, err, sizeof(err)), SAGA_EINVAL);
     assert_int_equal(saga_config_init(NULL, "order", err, sizeof(err)), SAGA_EINVAL);
-    assert_int_equal(saga_config_init(&cfg, "fraud-screen_2", err, sizeof(err)), SAGA_OK);
-    assert_int_equal(saga_config_init(&cfg, "a-name-that-is-exactly-32-chars_", err, sizeof(err)),
+    assert_int_equal(saga_config_init(&cfg, "fraud_screen_2", err, sizeof(err)), SAGA_OK);
+    assert_int_equal(saga_config_init(&cfg, "a_name_that_is_exactly_32_chars_", err, sizeof(err)),
                      SAGA_OK);
+    assert_int_equal(saga_config_init(&cfg, "fraud-screen", err, sizeof(err)), SAGA_EINVAL);
+    assert_non_null(strstr(err, "[a-z0-9_]{1,32}"));
+}
+
+static void valid_config(saga_config *cfg);
+
+/* SAGA_GATES names participants: each entry is checked when it is
+ * configured, and the message names the bad entry, on both paths. */
+static void gate_names_validated(void **state)
+{
+    static const char *const bad[] = {"kyc-check", "fraud,kyc-check", "fraud.x", "Fraud",
+                                      "a_name_that_is_longer_than_32_chx"};
+    saga_config cfg;
+    char err[512];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("SAGA_GATES", bad[i], 1);
+        assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_EINVAL);
+        assert_non_null(strstr(err, "SAGA_GATES"));
+        const char *entry = strrchr(bad[i], ',') != NULL ? strrchr(bad[i], ',') + 1 : bad[i];
+        char quoted[80];
+        snprintf(quoted, sizeof(quoted), "\"%s\"", entry);
+        if (strstr(err, quoted) == NULL)
+            fail_msg("\"%s\": the message does not name %s: %s", bad[i], quoted, err);
+        assert_null(cfg.gates); /* keeps its default */
+        unsetenv("SAGA_GATES");
+
+        /* Set in code: saga_service_create refuses it with the same words. */
+        valid_config(&cfg);
+        cfg.gates = bad[i];
+        char code_err[512];
+        assert_int_equal(saga__config_check(&cfg, code_err, sizeof(code_err)), SAGA_EINVAL);
+        assert_string_equal(code_err, err);
+        saga_service *svc = NULL;
+        assert_int_equal(saga_service_create(&svc, &cfg, code_err, sizeof(code_err)), SAGA_EINVAL);
+        assert_null(svc);
+        assert_string_equal(code_err, err);
+    }
+    setenv("SAGA_GATES", "fraud", 1);
+    assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_OK);
+    setenv("SAGA_GATES", "fraud, kyc_check", 1);
+    assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_OK);
+    assert_string_equal(cfg.gates, "fraud, kyc_check");
+    setenv("SAGA_GATES", "a,b,c,d,e", 1);
+    assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_EINVAL);
+    assert_non_null(strstr(err, "more than 4"));
 }
 
 static void describe_lists_every_setting(void **state)
@@ -559,6 +612,7 @@ int main(void)
         T(string_lengths_enforced),
         T(several_bad_values),
         T(service_name_validated),
+        T(gate_names_validated),
         T(describe_lists_every_setting),
         T(code_and_environment_share_bounds),
         T(code_only_fields_bounded),

@@ -713,7 +713,10 @@ static void identifier_validation(void **state)
     assert_false(saga_valid_type("."));
     assert_false(saga_valid_type(NULL));
 
-    assert_true(saga_valid_producer("fraud-screen_2"));
+    assert_true(saga_valid_producer("fraud_screen_2"));
+    /* The part of a type before its dot: no '-', no '.'. */
+    assert_false(saga_valid_producer("fraud-screen"));
+    assert_false(saga_valid_producer("kyc.check"));
     assert_true(saga_valid_producer(repeat('p', SAGA_PRODUCER_MAX)));
     assert_false(saga_valid_producer(repeat('p', SAGA_PRODUCER_MAX + 1)));
     assert_false(saga_valid_producer(""));

@@ -126,6 +126,46 @@ static void test_business_names_keep_json_valid(void **state)
 
 /* The same seed and id give the same answer; the rate is roughly honoured;
  * another seed gives other answers. */
+/* The crash point is shown with the times it has still to be reached: a
+ * plan read back (inject, faults --json) says when the crash comes. Before,
+ * "after_commit:3" read back as "after_commit", as if it were the next one. */
+static void test_crash_count_is_shown(void **state)
+{
+    saga__faults f;
+    char err[256];
+    (void)state;
+    saga__faults_init(&f);
+    char *json = saga__faults_json(&f);
+    assert_non_null(strstr(json, "\"crash\":\"\""));
+    free(json);
+
+    assert_int_equal(saga__faults_apply(&f, "crash=after_commit:3", err, sizeof(err)), 0);
+    json = saga__faults_json(&f);
+    assert_non_null(strstr(json, "\"crash\":\"after_commit:3\""));
+    free(json);
+
+    /* Two batches go by: one more brings the crash. */
+    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_PUBLISH); /* another point: not counted */
+    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_COMMIT);
+    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_COMMIT);
+    char *rep = saga__faults_reply(&f, "payment", NULL);
+    json_error_t jerr;
+    json_t *o = json_loads(rep, 0, &jerr);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "faults"), "crash")),
+                        "after_commit:1");
+    json_decref(o);
+    free(rep);
+
+    /* What is shown can be sent back as it is. */
+    assert_int_equal(saga__faults_apply(&f, "crash=in_handler", err, sizeof(err)), 0);
+    json = saga__faults_json(&f);
+    assert_non_null(strstr(json, "\"crash\":\"in_handler:1\""));
+    free(json);
+    assert_int_equal(saga__faults_apply(&f, "crash=in_handler:1", err, sizeof(err)), 0);
+    assert_int_equal(f.crash.nth, 1);
+}
+
 static void test_roll_is_repeatable(void **state)
 {
     saga__faults a, b;
@@ -155,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_apply_and_clear),
         cmocka_unit_test(test_bad_plans_change_nothing),
         cmocka_unit_test(test_roll_is_repeatable),
+        cmocka_unit_test(test_crash_count_is_shown),
         cmocka_unit_test(test_unknown_keys_are_refused_and_replies_are_json),
         cmocka_unit_test(test_business_names_keep_json_valid),
     };

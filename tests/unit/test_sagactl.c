@@ -1,242 +1,142 @@
-/* test_sagactl.c - sagactl's pure helpers: the JSON reader and writer it uses
- * on service replies, its string-keyed map, number parsing, text buffers and
- * money formatting. No fleet: these run on their own (library sagactl_core). */
+/* test_sagactl.c - sagactl's pure helpers: the JSON helpers it keeps over
+ * jansson, its use of uthash, number parsing, text buffers and money
+ * formatting. No fleet: these run on their own (library sagactl_core). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "ctl.h"
 
-/* ---- JSON: reading service replies ------------------------------------------- */
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(e) (ctl_hash_oom_ = 1)
+#include <uthash.h>
 
-static void test_json_get_reads_flat_members(void **state)
-{
-    const char *j = "{ \"service\" : \"payment\", \"found\":true, \"charged\":-1250,"
-                    "\"refunded\":false,\"state\":\"charged\"}";
-    char s[32];
-    long long n = 0;
-    int b = -1;
-    (void)state;
-    assert_int_equal(ctl_json_get_str(j, "service", s, sizeof(s)), 0);
-    assert_string_equal(s, "payment");
-    assert_int_equal(ctl_json_get_ll(j, "charged", &n), 0);
-    assert_int_equal(n, -1250);
-    assert_int_equal(ctl_json_get_bool(j, "found", &b), 0);
-    assert_int_equal(b, 1);
-    assert_int_equal(ctl_json_get_bool(j, "refunded", &b), 0);
-    assert_int_equal(b, 0);
-    /* Absent keys and wrong types are refused, not guessed. */
-    assert_int_equal(ctl_json_get_str(j, "missing", s, sizeof(s)), -1);
-    assert_int_equal(ctl_json_get_str(j, "charged", s, sizeof(s)), -1);
-    assert_int_equal(ctl_json_get_ll(j, "service", &n), -1);
-    assert_int_equal(ctl_json_get_bool(j, "state", &b), -1);
-    assert_int_equal(ctl_json_get_str(NULL, "service", s, sizeof(s)), -1);
-}
-
-static void test_json_key_inside_a_string_is_not_a_member(void **state)
-{
-    /* The text "reason": appears inside the value of detail; only the real
-     * member may match. */
-    const char *j = "{\"detail\":\"x \\\"reason\\\":\\\"fake\\\"\",\"reason\":\"real\"}";
-    char s[32];
-    (void)state;
-    assert_int_equal(ctl_json_get_str(j, "reason", s, sizeof(s)), 0);
-    assert_string_equal(s, "real");
-    /* A key that only ever occurs as a value is not found at all. */
-    assert_int_equal(ctl_json_get_str("{\"a\":\"b\"}", "b", s, sizeof(s)), -1);
-}
-
-static void test_json_get_str_unescapes_and_truncates(void **state)
-{
-    const char *j = "{\"t\":\"a\\\"b\\\\c\\nd\\u0041\\u00e9\"}";
-    char s[32], small[4];
-    (void)state;
-    assert_int_equal(ctl_json_get_str(j, "t", s, sizeof(s)), 0);
-    assert_string_equal(s, "a\"b\\c\ndA?");
-    /* A value longer than the buffer is cut, always NUL-terminated. */
-    assert_int_equal(ctl_json_get_str(j, "t", small, sizeof(small)), 0);
-    assert_string_equal(small, "a\"b");
-    /* An unterminated string is malformed. */
-    assert_int_equal(ctl_json_get_str("{\"t\":\"abc", "t", s, sizeof(s)), -1);
-}
-
-static void test_json_get_ll_checks_range(void **state)
-{
-    long long n = 0;
-    (void)state;
-    assert_int_equal(ctl_json_get_ll("{\"n\":9223372036854775807}", "n", &n), 0);
-    assert_true(n == INT64_MAX);
-    assert_int_equal(ctl_json_get_ll("{\"n\":99999999999999999999}", "n", &n), -1);
-    assert_int_equal(ctl_json_get_ll("{\"n\":\"12\"}", "n", &n), -1);
-}
-
-static void test_json_raw_value_and_members(void **state)
-{
-    const char *j = "{\"ok\":true,\"service\":\"inventory\",\"faults\":{\"seed\":1,"
-                    "\"error_rate\":0.3,\"crash\":\"\",\"nested\":{\"a\":[1,{\"b\":2}]}}}";
-    const char *v = NULL, *cursor = NULL;
-    size_t len = 0;
-    ctl_json_member m;
-    (void)state;
-    assert_int_equal(ctl_json_get_raw(j, "faults", &v, &len), 0);
-    assert_true(v[0] == '{' && v[len - 1] == '}');
-
-    /* The members of the nested object, in order, each with its raw value. */
-    assert_int_equal(ctl_json_next(v, &cursor, &m), 1);
-    assert_true(ctl_json_key_is(&m, "seed") && ctl_json_value_is(&m, "1"));
-    assert_int_equal(ctl_json_next(v, &cursor, &m), 1);
-    assert_true(ctl_json_key_is(&m, "error_rate") && ctl_json_value_is(&m, "0.3"));
-    assert_false(ctl_json_key_is(&m, "error"));
-    assert_int_equal(ctl_json_next(v, &cursor, &m), 1);
-    assert_true(ctl_json_key_is(&m, "crash") && ctl_json_value_is(&m, "\"\""));
-    assert_int_equal(ctl_json_next(v, &cursor, &m), 1);
-    assert_true(ctl_json_key_is(&m, "nested"));
-    assert_true(ctl_json_value_is(&m, "{\"a\":[1,{\"b\":2}]}"));
-    assert_int_equal(ctl_json_next(v, &cursor, &m), 0);
-
-    /* An empty object has no members; garbage is an error. */
-    cursor = NULL;
-    assert_int_equal(ctl_json_next(" { } ", &cursor, &m), 0);
-    cursor = NULL;
-    assert_int_equal(ctl_json_next("[1,2]", &cursor, &m), -1);
-    cursor = NULL;
-    assert_int_equal(ctl_json_next("{\"a\" 1}", &cursor, &m), -1);
-    cursor = NULL;
-    assert_int_equal(ctl_json_next("{\"a\":1", &cursor, &m), 1);
-    assert_int_equal(ctl_json_next("{\"a\":1", &cursor, &m), -1);
-    assert_int_equal(ctl_json_get_raw(j, "absent", &v, &len), -1);
-}
+/* ---- JSON: the helpers over jansson ------------------------------------------- */
 
 static void test_json_flatten_for_people(void **state)
 {
     static const char *const skip[] = {"service", NULL};
+    static const char reply[] = "{\"service\":\"payment\",\"state\":\"charged\",\"note\":\"\","
+                                "\"reason\":\"over limit\",\"amount\":1250,\"items\":[1,2],"
+                                "\"rate\":0.3,\"zero\":0.0,\"quote\":\"a\\\"b\",\"nil\":null}";
     ctl_buf b;
     (void)state;
     ctl_buf_init(&b);
-    ctl_json_flatten(&b,
-                     "{\"service\":\"payment\",\"state\":\"charged\",\"note\":\"\","
-                     "\"reason\":\"over limit\",\"amount\":1250,\"items\":[1,2]}",
-                     skip);
-    /* Skipped keys and empty strings go; quotes go where none are needed. */
+    json_t *j = ctl_json_reply(reply, strlen(reply));
+    assert_true(json_is_object(j));
+    ctl_json_flatten(&b, j, skip);
+    /* Skipped keys and empty strings go; quotes go where none are needed;
+     * numbers read as the participant wrote them. */
     assert_string_equal(ctl_buf_str(&b), "state=charged reason=\"over limit\" amount=1250 "
-                                         "items=[1,2]");
-    ctl_buf_reset(&b);
-    ctl_json_flatten(&b, "not json", NULL);
-    assert_string_equal(ctl_buf_str(&b), "not json");
+                                         "items=[1,2] rate=0.3 zero=0.0 quote=\"a\\\"b\" nil=null");
+    json_decref(j);
+
+    /* Text that is not one object is shown as the text it is. */
+    static const char *const not_objects[] = {"not json", "{\"x\":1} trailing", "[1,2]", ""};
+    for (size_t i = 0; i < sizeof(not_objects) / sizeof(not_objects[0]); i++) {
+        ctl_buf_reset(&b);
+        j = ctl_json_reply(not_objects[i], strlen(not_objects[i]));
+        assert_true(json_is_string(j));
+        ctl_json_flatten(&b, j, NULL);
+        assert_string_equal(ctl_buf_str(&b), not_objects[i]);
+        json_decref(j);
+    }
+    /* A reply is read up to its length only. */
+    j = ctl_json_reply("{\"a\":1}garbage", 7);
+    assert_int_equal(json_integer_value(json_object_get(j, "a")), 1);
+    json_decref(j);
     ctl_buf_cleanup(&b);
 }
 
-static void test_json_writer_escapes(void **state)
+static void test_json_text_escapes_and_survives_bad_utf8(void **state)
 {
     ctl_buf b;
     (void)state;
     ctl_buf_init(&b);
-    ctl_buf_puts(&b, "{");
-    ctl_json_key(&b, 1, "a");
-    ctl_json_str(&b, "q\"b\\n\nt\t\x01");
-    ctl_json_key(&b, 0, "n");
-    ctl_json_str(&b, NULL);
-    ctl_buf_puts(&b, "}");
-    assert_string_equal(ctl_buf_str(&b), "{\"a\":\"q\\\"b\\\\n\\nt\\t\\u0001\",\"n\":null}");
+    json_t *o = json_object();
+    json_object_set_new(o, "a", ctl_json_text("q\"b\\n\nt\t\x01"));
+    json_object_set_new(o, "n", ctl_json_text(NULL));
+    /* Header values and event fields come from the network: bytes that are
+     * not UTF-8 must not lose the whole output. */
+    json_object_set_new(o, "bad", ctl_json_text("ok\xff\xfe!"));
+    json_object_set_new(o, "utf8", ctl_json_text("caf\xc3\xa9"));
+    ctl_buf_json(&b, o);
+    assert_true(ctl_buf_ok(&b));
+    assert_string_equal(ctl_buf_str(&b), "{\"a\":\"q\\\"b\\\\n\\nt\\t\\u0001\",\"n\":null,"
+                                         "\"bad\":\"ok?"
+                                         "?!\",\"utf8\":\"caf\xc3\xa9\"}");
+    json_decref(o);
 
-    /* What the writer escapes the reader gives back. */
-    char s[32];
-    assert_int_equal(ctl_json_get_str(ctl_buf_str(&b), "a", s, sizeof(s)), 0);
-    assert_string_equal(s, "q\"b\\n\nt\t\x01");
+    /* What was written reads back the same. */
+    json_t *back = ctl_json_reply(ctl_buf_str(&b), b.len);
+    assert_string_equal(json_string_value(json_object_get(back, "a")), "q\"b\\n\nt\t\x01");
+    json_decref(back);
 
-    /* A whole object passes through; anything else becomes a string. */
+    /* A pair: bare where nothing needs quoting, JSON otherwise. */
     ctl_buf_reset(&b);
-    ctl_json_raw_object(&b, " {\"x\":[1,2]} ");
-    assert_string_equal(ctl_buf_str(&b), "{\"x\":[1,2]}");
+    json_t *v = json_string("a b");
+    ctl_json_add_pair(&b, "k", v);
+    json_decref(v);
+    v = json_string("\x1b[31m");
+    ctl_buf_puts(&b, " ");
+    ctl_json_add_pair(&b, "esc", v);
+    json_decref(v);
+    assert_string_equal(ctl_buf_str(&b), "k=\"a b\" esc=\"\\u001B[31m\"");
+
+    /* Nothing to write is an error the caller sees. */
     ctl_buf_reset(&b);
-    ctl_json_raw_object(&b, "{\"x\":1} trailing");
-    assert_string_equal(ctl_buf_str(&b), "\"{\\\"x\\\":1} trailing\"");
-    ctl_buf_reset(&b);
-    ctl_json_raw_object(&b, "unavailable");
-    assert_string_equal(ctl_buf_str(&b), "\"unavailable\"");
+    ctl_buf_json(&b, NULL);
+    assert_false(ctl_buf_ok(&b));
     ctl_buf_cleanup(&b);
 }
 
-/* ---- the map ------------------------------------------------------------------ */
+/* ---- the hash table (uthash with CTL_HASH_UPSERT) ------------------------------- */
 
 typedef struct counter {
+    UT_hash_handle hh;
     long long n;
-    char tag[12];
+    char key[];
 } counter;
 
-static void test_map_upsert_get_and_order(void **state)
+static void test_hash_upsert_finds_and_keeps_insertion_order(void **state)
 {
-    ctl_map *m = NULL;
+    enum { N = 20000 };
+    counter *head = NULL, *c = NULL, *tmp;
     int created = -1;
-    (void)state;
-    assert_int_equal(ctl_map_create(&m, sizeof(counter)), 0);
-    assert_null(ctl_map_get(m, "a"));
-    counter *a = ctl_map_upsert(m, "a", &created);
-    assert_non_null(a);
-    assert_int_equal(created, 1);
-    assert_int_equal(a->n, 0); /* a new value starts zeroed */
-    a->n = 7;
-    counter *again = ctl_map_upsert(m, "a", &created);
-    assert_ptr_equal(again, a);
-    assert_int_equal(created, 0);
-    assert_non_null(ctl_map_upsert(m, "b", NULL));
-    assert_non_null(ctl_map_upsert(m, "", NULL)); /* the empty key is a key */
-    assert_int_equal(ctl_map_count(m), 3);
-    assert_int_equal(((counter *)ctl_map_get(m, "a"))->n, 7);
-
-    const char *key = NULL;
-    assert_non_null(ctl_map_at(m, 0, &key));
-    assert_string_equal(key, "a");
-    assert_non_null(ctl_map_at(m, 1, &key));
-    assert_string_equal(key, "b");
-    assert_non_null(ctl_map_at(m, 2, &key));
-    assert_string_equal(key, "");
-    assert_null(ctl_map_at(m, 3, &key));
-    ctl_map_destroy(m);
-    ctl_map_destroy(NULL);
-}
-
-static void test_map_grows_and_keeps_everything(void **state)
-{
-    enum { N = 20000 }; /* well past the initial table and several rehashes */
-    ctl_map *m = NULL;
     char key[32];
     (void)state;
-    assert_int_equal(ctl_map_create(&m, sizeof(counter)), 0);
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "order-%d", i);
-        counter *c = ctl_map_upsert(m, key, NULL);
+        CTL_HASH_UPSERT(head, key, c, created);
         assert_non_null(c);
+        assert_int_equal(created, 1);
+        assert_int_equal(c->n, 0); /* new entries are zeroed */
         c->n = i;
     }
-    assert_int_equal(ctl_map_count(m), N);
-    for (int i = 0; i < N; i++) {
+    CTL_HASH_UPSERT(head, "order-7", c, created);
+    assert_int_equal(created, 0);
+    assert_int_equal(c->n, 7);
+    CTL_HASH_UPSERT(head, "", c, created); /* the empty key is a key */
+    assert_int_equal(created, 1);
+    assert_int_equal(HASH_COUNT(head), N + 1);
+    /* Reports list keys in the order the stream first named them. */
+    int i = 0;
+    for (c = head; c != NULL && i < N; c = c->hh.next, i++) {
         snprintf(key, sizeof(key), "order-%d", i);
-        counter *c = ctl_map_get(m, key);
-        assert_non_null(c);
+        assert_string_equal(c->key, key);
         assert_int_equal(c->n, i);
-        const char *k = NULL;
-        assert_ptr_equal(ctl_map_at(m, (size_t)i, &k), c);
-        assert_string_equal(k, key);
     }
-    assert_null(ctl_map_get(m, "order-20000"));
-    ctl_map_destroy(m);
-}
-
-static void test_map_value_size_zero(void **state)
-{
-    ctl_map *m = NULL;
-    (void)state;
-    /* A set of keys: the value block still exists and is usable as a flag. */
-    assert_int_equal(ctl_map_create(&m, 0), 0);
-    assert_non_null(ctl_map_upsert(m, "x", NULL));
-    assert_non_null(ctl_map_get(m, "x"));
-    ctl_map_destroy(m);
+    assert_string_equal(c->key, "");
+    HASH_FIND_STR(head, "order-20000", c);
+    assert_null(c);
+    CTL_HASH_FREE(head, c, tmp);
+    assert_null(head);
 }
 
 /* ---- numbers, buffers, money --------------------------------------------------- */
@@ -303,16 +203,9 @@ static void test_money(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_get_reads_flat_members),
-        cmocka_unit_test(test_json_key_inside_a_string_is_not_a_member),
-        cmocka_unit_test(test_json_get_str_unescapes_and_truncates),
-        cmocka_unit_test(test_json_get_ll_checks_range),
-        cmocka_unit_test(test_json_raw_value_and_members),
         cmocka_unit_test(test_json_flatten_for_people),
-        cmocka_unit_test(test_json_writer_escapes),
-        cmocka_unit_test(test_map_upsert_get_and_order),
-        cmocka_unit_test(test_map_grows_and_keeps_everything),
-        cmocka_unit_test(test_map_value_size_zero),
+        cmocka_unit_test(test_json_text_escapes_and_survives_bad_utf8),
+        cmocka_unit_test(test_hash_upsert_finds_and_keeps_insertion_order),
         cmocka_unit_test(test_parse_ll),
         cmocka_unit_test(test_buf_grows_and_formats),
         cmocka_unit_test(test_money),

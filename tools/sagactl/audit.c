@@ -14,13 +14,19 @@
 #include "audit.h"
 #include "commands.pb-c.h"
 #include "events.pb-c.h"
+#include "saga/hash.h"
 #include "saga/wire.h"
+
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(e) (ctl_hash_oom_ = 1)
+#include <uthash.h>
 
 enum { ST_NONE, ST_PENDING, ST_CONFIRMED, ST_CANCELLED };
 
 /* Everything the stream says about one order. Counts are of distinct events
  * (a stored duplicate of an event id is reported once, and not counted). */
 typedef struct order_facts {
+    UT_hash_handle hh;
     uint32_t events;
     int state;
     char reason[32];
@@ -44,12 +50,15 @@ typedef struct order_facts {
     int8_t ord_found, pay_found, gate_found;
     char ord_state[12], pay_state[12], gate_decision[12];
     int64_t ord_total, pay_charged, pay_refunded;
+    char key[]; /* the order id */
 } order_facts;
 
 /* Units per SKU moved by inventory events. */
 typedef struct sku_facts {
+    UT_hash_handle hh;
     int64_t reserved, committed, released;
     int overflow; /* a sum does not fit in 64 bits */
+    char key[];   /* the SKU */
 } sku_facts;
 
 /* What the stream holds under one event id: a second copy with the same
@@ -57,10 +66,50 @@ typedef struct sku_facts {
  * republished after the broker's duplicate window): consumers drop it by
  * their inbox. A different event under the same id is a real defect. */
 typedef struct id_facts {
+    UT_hash_handle hh;
     uint32_t copies;
     uint64_t fingerprint;
     char type[SAGA_TYPE_MAX + 1];
+    char key[]; /* the event id */
 } id_facts;
+
+/* The facts of one order, added when new; NULL when out of memory. */
+static order_facts *order_of(ctl_audit *a, const char *order_id)
+{
+    order_facts *o = NULL;
+    int created;
+    CTL_HASH_UPSERT(a->orders, order_id, o, created);
+    (void)created;
+    return o;
+}
+
+static sku_facts *sku_of(ctl_audit *a, const char *sku)
+{
+    sku_facts *s = NULL;
+    int created;
+    CTL_HASH_UPSERT(a->skus, sku, s, created);
+    (void)created;
+    if (s == NULL)
+        a->oom = 1;
+    return s;
+}
+
+/* Makes room for one more element of size bytes in the array *v (n used,
+ * *cap allocated) and returns it, or NULL (a->oom set) when out of memory. */
+static void *append(ctl_audit *a, void **v, size_t *n, size_t *cap, size_t size)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        void *nv = realloc(*v, c * size);
+        if (nv == NULL) {
+            a->oom = 1;
+            return NULL;
+        }
+        *v = nv;
+        *cap = c;
+    }
+    return (char *)*v + (*n)++ * size;
+}
 
 static void add_violation(ctl_audit *a, const char *order_id, const char *sku, const char *rule,
                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -68,18 +117,10 @@ static void add_violation(ctl_audit *a, const char *order_id, const char *sku, c
 static void add_violation(ctl_audit *a, const char *order_id, const char *sku, const char *rule,
                           const char *fmt, ...)
 {
-    if (a->nv == a->capv) {
-        size_t cap = a->capv ? a->capv * 2 : 64;
-        ctl_violation *nv = realloc(a->v, cap * sizeof(*nv));
-        if (nv == NULL) {
-            a->oom = 1;
-            return;
-        }
-        a->v = nv;
-        a->capv = cap;
-    }
-    ctl_violation *x = &a->v[a->nv++];
+    ctl_violation *x = append(a, (void **)&a->v, &a->nv, &a->capv, sizeof(*x));
     va_list ap;
+    if (x == NULL)
+        return;
     snprintf(x->order_id, sizeof(x->order_id), "%s", order_id != NULL ? order_id : "");
     snprintf(x->sku, sizeof(x->sku), "%s", sku != NULL ? sku : "");
     x->rule = rule;
@@ -91,11 +132,9 @@ static void add_violation(ctl_audit *a, const char *order_id, const char *sku, c
 static void add_units(ctl_audit *a, Saga__V1__LineItem **items, size_t n, int which)
 {
     for (size_t i = 0; i < n; i++) {
-        sku_facts *s = ctl_map_upsert(a->skus, items[i]->sku, NULL);
-        if (s == NULL) {
-            a->oom = 1;
+        sku_facts *s = sku_of(a, items[i]->sku);
+        if (s == NULL)
             return;
-        }
         int64_t *sum = which == 0 ? &s->reserved : which == 1 ? &s->committed : &s->released;
         /* Forged events can carry any quantity: a sum that does not fit is
          * a finding (check_stock), never undefined behaviour. */
@@ -112,36 +151,35 @@ static void add_units(ctl_audit *a, Saga__V1__LineItem **items, size_t n, int wh
         return 0;                                                                                  \
     }
 
-static uint64_t fnv_add(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* Everything but the id itself: two copies of one publish are equal here. */
 static uint64_t fingerprint(const saga_event *ev)
 {
-    uint64_t h = 1469598103934665603ULL;
-    h = fnv_add(h, ev->type, strlen(ev->type) + 1);
-    h = fnv_add(h, ev->order_id, strlen(ev->order_id) + 1);
-    h = fnv_add(h, ev->producer, strlen(ev->producer) + 1);
-    h = fnv_add(h, &ev->sequence, sizeof(ev->sequence));
-    h = fnv_add(h, &ev->time_ms, sizeof(ev->time_ms));
-    if (ev->payload_len > 0)
-        h = fnv_add(h, ev->payload, ev->payload_len);
-    return h;
+    uint64_t h = saga_fnv1a(SAGA_FNV1A_INIT, ev->type, strlen(ev->type) + 1);
+    h = saga_fnv1a(h, ev->order_id, strlen(ev->order_id) + 1);
+    h = saga_fnv1a(h, ev->producer, strlen(ev->producer) + 1);
+    h = saga_fnv1a(h, &ev->sequence, sizeof(ev->sequence));
+    h = saga_fnv1a(h, &ev->time_ms, sizeof(ev->time_ms));
+    return saga_fnv1a(h, ev->payload, ev->payload_len);
+}
+
+/* Records a veto the order service received after it confirmed the order. */
+static void add_late_veto(ctl_audit *a, const char *order_id, const Saga__V1__VetoIgnored *p)
+{
+    ctl_late_veto *x = append(a, (void **)&a->late, &a->nlate, &a->caplate, sizeof(*x));
+    if (x == NULL)
+        return;
+    snprintf(x->order_id, sizeof(x->order_id), "%s", order_id);
+    snprintf(x->participant, sizeof(x->participant), "%s", p->participant);
+    snprintf(x->reason, sizeof(x->reason), "%s", p->reason);
 }
 
 static int on_event(const saga_event *ev, uint64_t seq, int64_t stored_ms, void *udata)
 {
     ctl_audit *a = udata;
     int created = 0;
-    id_facts *id = ctl_map_upsert(a->ids, ev->event_id, &created);
-    order_facts *o = ctl_map_upsert(a->orders, ev->order_id, NULL);
+    id_facts *id = NULL;
+    CTL_HASH_UPSERT(a->ids, ev->event_id, id, created);
+    order_facts *o = order_of(a, ev->order_id);
     (void)seq;
     if (id == NULL || o == NULL) {
         ctl_err("audit", "out of memory after %llu events", (unsigned long long)a->events);
@@ -183,8 +221,7 @@ static int on_event(const saga_event *ev, uint64_t seq, int64_t stored_ms, void 
         o->deadline_ms = p->deadline_unix_ms;
         /* SKUs of rejected orders are checked too: nothing may be held. */
         for (size_t i = 0; i < p->n_items; i++)
-            if (ctl_map_upsert(a->skus, p->items[i]->sku, NULL) == NULL)
-                a->oom = 1;
+            sku_of(a, p->items[i]->sku);
         saga__v1__order_placed__free_unpacked(p, NULL);
     } else if (strcmp(t, "order.confirmed") == 0) {
         if (o->n_confirmed++ == 0)
@@ -228,6 +265,10 @@ static int on_event(const saga_event *ev, uint64_t seq, int64_t stored_ms, void 
         a->releases++;
         add_units(a, p->items, p->n_items, 2);
         saga__v1__inventory_released__free_unpacked(p, NULL);
+    } else if (strcmp(t, "order.veto_ignored") == 0) {
+        UNPACK(Saga__V1__VetoIgnored, saga__v1__veto_ignored, p);
+        add_late_veto(a, ev->order_id, p);
+        saga__v1__veto_ignored__free_unpacked(p, NULL);
     } else if (strcmp(t, "shipping.scheduled") == 0) {
         o->n_scheduled++;
     } else if (strcmp(t, "shipping.cancelled") == 0) {
@@ -282,7 +323,7 @@ static int read_spool(ctl_audit *a)
         *kind++ = '\0';
         if (!saga_valid_order_id(name))
             continue;
-        order_facts *o = ctl_map_upsert(a->orders, name, NULL);
+        order_facts *o = order_of(a, name);
         if (o == NULL) {
             closedir(d);
             ctl_err("audit", "out of memory reading the mail spool");
@@ -485,9 +526,8 @@ static void check_order(ctl_audit *a, const char *id, order_facts *o)
  * moved: held = reserved - committed - released; committed = committed. */
 static void check_stock(ctl_audit *a, ctl_conn *c)
 {
-    for (size_t i = 0; i < ctl_map_count(a->skus); i++) {
-        const char *sku = NULL;
-        const sku_facts *s = ctl_map_at(a->skus, i, &sku);
+    for (const sku_facts *s = a->skus; s != NULL; s = s->hh.next) {
+        const char *sku = s->key;
         Saga__V1__GetStock req = SAGA__V1__GET_STOCK__INIT;
         uint8_t buf[128];
         natsMsg *reply = NULL;
@@ -661,15 +701,19 @@ static void verify_orders(ctl_audit *a, ctl_conn *c)
     natsInbox *inbox = NULL;
     natsSubscription *sub = NULL;
     char wildcard[128], reply_to[160], subject[128];
-    size_t norders = ctl_map_count(a->orders), total = norders * VERIFY_KINDS;
+    size_t norders = HASH_COUNT(a->orders), total = norders * VERIFY_KINDS;
     size_t next = 0, in_flight = 0;
     uint64_t unanswered = 0;
+    /* Requests name their order by its place in the table. */
+    order_facts **by_index = calloc(norders ? norders : 1, sizeof(*by_index));
+    size_t n = 0;
 
-    for (size_t i = 0; i < norders; i++) {
-        order_facts *o = ctl_map_at(a->orders, i, NULL);
+    for (order_facts *o = a->orders; o != NULL; o = o->hh.next) {
         o->ord_found = o->pay_found = o->gate_found = -1;
+        if (by_index != NULL)
+            by_index[n++] = o;
     }
-    if (natsInbox_Create(&inbox) != NATS_OK)
+    if (by_index == NULL || natsInbox_Create(&inbox) != NATS_OK)
         goto fail;
     snprintf(wildcard, sizeof(wildcard), "%s.*", (const char *)inbox);
     if (natsConnection_SubscribeSync(&sub, c->nc, wildcard) != NATS_OK)
@@ -679,8 +723,8 @@ static void verify_orders(ctl_audit *a, ctl_conn *c)
         while (next < total && in_flight < VERIFY_WINDOW) {
             size_t i = next / VERIFY_KINDS;
             int kind = (int)(next % VERIFY_KINDS);
-            const char *id = NULL;
-            order_facts *o = ctl_map_at(a->orders, i, &id);
+            order_facts *o = by_index[i];
+            const char *id = o->key;
             next++;
             if (!wants(o, kind))
                 continue;
@@ -704,7 +748,7 @@ static void verify_orders(ctl_audit *a, ctl_conn *c)
             unanswered += in_flight;
             in_flight = 0;
             while (next < total) {
-                order_facts *o = ctl_map_at(a->orders, next / VERIFY_KINDS, NULL);
+                order_facts *o = by_index[next / VERIFY_KINDS];
                 unanswered += wants(o, (int)(next % VERIFY_KINDS));
                 next++;
             }
@@ -714,7 +758,7 @@ static void verify_orders(ctl_audit *a, ctl_conn *c)
         long long r = -1;
         if (dot != NULL && ctl_parse_ll(dot + 1, 0, (long long)total - 1, &r) == 0) {
             in_flight--;
-            order_facts *o = ctl_map_at(a->orders, (size_t)r / VERIFY_KINDS, NULL);
+            order_facts *o = by_index[(size_t)r / VERIFY_KINDS];
             if (!natsMsg_IsNoResponders(m))
                 take_reply(o, (int)(r % VERIFY_KINDS), natsMsg_GetData(m),
                            (size_t)natsMsg_GetDataLength(m));
@@ -731,54 +775,55 @@ out:
         ctl_buf_printf(&a->warnings,
                        "%llu record queries went unanswered: those parts not cross-checked\n",
                        (unsigned long long)unanswered);
-    if (sub != NULL) {
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-    }
-    natsInbox_Destroy(inbox);
+    ctl_inbox_close(sub, inbox);
+    free(by_index);
 }
 
-/* Sums the services' runtime counters. A service that does not answer is
+/* Sums the participants' runtime counters. One that does not answer is
  * left out and named in a warning: the figures are then a lower bound. */
-static void read_counters(ctl_audit *a, ctl_conn *c)
+static void read_counters(ctl_audit *a, ctl_conn *c, ctl_fleet *f)
 {
-    char *replies[CTL_NSERVICES];
     static const char *const keys[] = {"faults", "retried", "duplicates", "dead_lettered"};
     uint64_t *sums[] = {&a->faults_injected, &a->redeliveries, &a->duplicates_suppressed,
                         &a->dead_lettered};
-    if (ctl_ask_all(c, "ctl", "stats", "", replies) != 0) {
+    if (ctl_fleet_ask(f, c, SAGA_SUBJ_CTL_FMT, "stats", "") != 0) {
         ctl_buf_puts(&a->warnings, "cannot ask the services for their counters: no figures\n");
         return;
     }
-    for (int i = 0; i < CTL_NSERVICES; i++) {
-        if (replies[i] == NULL) {
+    a->participants = (int)f->n;
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->replies[i] == NULL) {
             ctl_buf_printf(&a->warnings,
                            "%s does not answer saga.ctl.%s.stats: its counters are missing from "
                            "the figures\n",
-                           ctl_services[i], ctl_services[i]);
+                           f->names[i], f->names[i]);
             continue;
         }
         a->services_answered++;
         for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-            long long v = 0;
-            if (ctl_json_get_ll(replies[i], keys[k], &v) == 0 && v > 0)
+            json_int_t v = json_integer_value(json_object_get(f->replies[i], keys[k]));
+            if (v > 0)
                 *sums[k] += (uint64_t)v;
         }
-        free(replies[i]);
     }
 }
 
 void ctl_audit_cleanup(ctl_audit *a)
 {
-    ctl_map_destroy(a->orders);
-    ctl_map_destroy(a->skus);
-    ctl_map_destroy(a->ids);
+    order_facts *o, *otmp;
+    sku_facts *s, *stmp;
+    id_facts *id, *itmp;
+    CTL_HASH_FREE(a->orders, o, otmp);
+    CTL_HASH_FREE(a->skus, s, stmp);
+    CTL_HASH_FREE(a->ids, id, itmp);
     free(a->v);
+    free(a->late);
     ctl_buf_cleanup(&a->warnings);
+    memset(a, 0, sizeof(*a));
 }
 
-int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, int64_t grace_ms,
-                  int strict_ids, int allow_dead_letters, int64_t retention_ms)
+int ctl_audit_run(ctl_audit *a, ctl_conn *c, ctl_fleet *f, int progress, const char *spool,
+                  int64_t grace_ms, int strict_ids, int allow_dead_letters, int64_t retention_ms)
 {
     ctl_stream_result res;
     memset(a, 0, sizeof(*a));
@@ -788,12 +833,6 @@ int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, in
     a->strict_ids = strict_ids;
     a->allow_dead_letters = allow_dead_letters;
     a->spool = spool;
-    if (ctl_map_create(&a->orders, sizeof(order_facts)) != 0 ||
-        ctl_map_create(&a->skus, sizeof(sku_facts)) != 0 ||
-        ctl_map_create(&a->ids, sizeof(id_facts)) != 0) {
-        ctl_err("audit", "out of memory");
-        return CTL_EXIT_FAIL;
-    }
     /* "Now" is taken before reading: an order that reaches its deadline
      * during a long read is not blamed for it. */
     a->now_ms = ctl_now_ms();
@@ -811,17 +850,14 @@ int ctl_audit_run(ctl_audit *a, ctl_conn *c, int progress, const char *spool, in
     if (a->spool != NULL && read_spool(a) != 0)
         return CTL_EXIT_FAIL;
     verify_orders(a, c);
-    for (size_t i = 0; i < ctl_map_count(a->orders); i++) {
-        const char *id = NULL;
-        order_facts *o = ctl_map_at(a->orders, i, &id);
-        check_order(a, id, o);
-    }
-    if (ctl_map_count(a->skus) > 0)
+    for (order_facts *o = a->orders; o != NULL; o = o->hh.next)
+        check_order(a, o->key, o);
+    if (a->skus != NULL)
         check_stock(a, c);
     rc = read_dead_letters(a, c);
     if (rc != CTL_EXIT_OK)
         return rc;
-    read_counters(a, c);
+    read_counters(a, c, f);
     if (a->unverified_old > 0)
         ctl_buf_printf(&a->warnings,
                        "%llu orders ended longer ago than the retention period (%lld ms): the "

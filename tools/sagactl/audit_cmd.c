@@ -11,67 +11,62 @@
 
 #define DEFAULT_GRACE_MS 10000
 
-static void print_json(const ctl_audit *a, ctl_buf *b)
+/* The lines of a text as a JSON array of strings. */
+static json_t *lines_json(const char *w)
 {
-    uint64_t orders = a->confirmed + a->cancelled + a->pending;
-    ctl_buf_printf(b, "{\"orders\":%llu,\"confirmed\":%llu,\"cancelled\":%llu,\"pending\":%llu,",
-                   (unsigned long long)orders, (unsigned long long)a->confirmed,
-                   (unsigned long long)a->cancelled, (unsigned long long)a->pending);
-    ctl_buf_printf(b,
-                   "\"events\":%llu,\"undecodable\":%llu,\"unverified_old\":%llu,"
-                   "\"duplicate_copies\":%llu,\"compensations\":%llu,\"failures\":%llu,",
-                   (unsigned long long)a->events, (unsigned long long)a->undecodable,
-                   (unsigned long long)a->unverified_old, (unsigned long long)a->dup_copies,
-                   (unsigned long long)(a->refunds + a->releases + a->ship_cancels),
-                   (unsigned long long)a->failures);
-    ctl_buf_puts(b, "\"cancelled_by_reason\":{");
-    for (int i = 0; i < a->nreasons; i++) {
-        ctl_json_key(b, i == 0, a->reasons[i].name);
-        ctl_buf_printf(b, "%llu", (unsigned long long)a->reasons[i].n);
-    }
-    ctl_buf_printf(b, "},\"skus_checked\":%llu,\"spool\":", (unsigned long long)a->skus_checked);
-    ctl_json_str(b, a->spool);
-    ctl_buf_printf(b, ",\"spool_messages\":%llu,", (unsigned long long)a->spool_files);
-    ctl_buf_printf(b,
-                   "\"figures\":{\"services_answered\":%d,\"faults_injected\":%llu,"
-                   "\"redeliveries\":%llu,\"duplicates_suppressed\":%llu,\"dead_lettered\":%llu,"
-                   "\"dlq_messages\":%llu,\"dlq_poisoned\":%llu,\"dlq_failed\":%llu,"
-                   "\"dlq_other\":%llu},",
-                   a->services_answered, (unsigned long long)a->faults_injected,
-                   (unsigned long long)a->redeliveries,
-                   (unsigned long long)a->duplicates_suppressed,
-                   (unsigned long long)a->dead_lettered, (unsigned long long)a->dlq_messages,
-                   (unsigned long long)a->dlq_poisoned, (unsigned long long)a->dlq_failed,
-                   (unsigned long long)a->dlq_other);
-    ctl_buf_puts(b, "\"violations\":[");
-    for (size_t i = 0; i < a->nv; i++) {
-        const ctl_violation *x = &a->v[i];
-        ctl_buf_puts(b, i ? ",{" : "{");
-        ctl_json_key(b, 1, "order_id");
-        ctl_json_str(b, x->order_id[0] ? x->order_id : NULL);
-        if (x->sku[0]) {
-            ctl_json_key(b, 0, "sku");
-            ctl_json_str(b, x->sku);
-        }
-        ctl_json_key(b, 0, "rule");
-        ctl_json_str(b, x->rule);
-        ctl_json_key(b, 0, "detail");
-        ctl_json_str(b, x->detail);
-        ctl_buf_puts(b, "}");
-    }
-    ctl_buf_puts(b, "],\"warnings\":[");
-    const char *w = ctl_buf_str(&a->warnings);
-    for (int first = 1; *w != '\0'; first = 0) {
+    json_t *arr = json_array();
+    while (*w != '\0') {
         const char *nl = strchr(w, '\n');
         size_t n = nl != NULL ? (size_t)(nl - w) : strlen(w);
-        char line[512];
-        snprintf(line, sizeof(line), "%.*s", (int)n, w);
-        if (!first)
-            ctl_buf_puts(b, ",");
-        ctl_json_str(b, line);
+        char *line = strndup(w, n);
+        json_array_append_new(arr, ctl_json_text(line));
+        free(line);
         w += n + (nl != NULL);
     }
-    ctl_buf_puts(b, "]}\n");
+    return arr;
+}
+
+static json_t *report_json(const ctl_audit *a)
+{
+    json_t *reasons = json_object(), *violations = json_array(), *late = json_array();
+    for (int i = 0; i < a->nreasons; i++)
+        json_object_set_new(reasons, a->reasons[i].name, json_integer((json_int_t)a->reasons[i].n));
+    for (size_t i = 0; i < a->nv; i++) {
+        const ctl_violation *x = &a->v[i];
+        json_t *v =
+            json_pack("{s:o}", "order_id", ctl_json_text(x->order_id[0] ? x->order_id : NULL));
+        if (x->sku[0])
+            json_object_set_new(v, "sku", ctl_json_text(x->sku));
+        json_object_set_new(v, "rule", ctl_json_text(x->rule));
+        json_object_set_new(v, "detail", ctl_json_text(x->detail));
+        json_array_append_new(violations, v);
+    }
+    for (size_t i = 0; i < a->nlate; i++)
+        json_array_append_new(late, json_pack("{s:o, s:o, s:o}", "order_id",
+                                              ctl_json_text(a->late[i].order_id), "participant",
+                                              ctl_json_text(a->late[i].participant), "reason",
+                                              ctl_json_text(a->late[i].reason)));
+    json_t *figures =
+        json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "services_answered",
+                  a->services_answered, "participants", a->participants, "faults_injected",
+                  (json_int_t)a->faults_injected, "redeliveries", (json_int_t)a->redeliveries,
+                  "duplicates_suppressed", (json_int_t)a->duplicates_suppressed, "dead_lettered",
+                  (json_int_t)a->dead_lettered, "dlq_messages", (json_int_t)a->dlq_messages,
+                  "dlq_poisoned", (json_int_t)a->dlq_poisoned, "dlq_failed",
+                  (json_int_t)a->dlq_failed, "dlq_other", (json_int_t)a->dlq_other);
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:I, s:o, s:o, s:o, "
+        "s:o}",
+        "orders", (json_int_t)(a->confirmed + a->cancelled + a->pending), "confirmed",
+        (json_int_t)a->confirmed, "cancelled", (json_int_t)a->cancelled, "pending",
+        (json_int_t)a->pending, "events", (json_int_t)a->events, "undecodable",
+        (json_int_t)a->undecodable, "unverified_old", (json_int_t)a->unverified_old,
+        "duplicate_copies", (json_int_t)a->dup_copies, "compensations",
+        (json_int_t)(a->refunds + a->releases + a->ship_cancels), "failures",
+        (json_int_t)a->failures, "cancelled_by_reason", reasons, "skus_checked",
+        (json_int_t)a->skus_checked, "spool", ctl_json_text(a->spool), "spool_messages",
+        (json_int_t)a->spool_files, "figures", figures, "late_vetoes", late, "violations",
+        violations, "warnings", lines_json(ctl_buf_str(&a->warnings)));
 }
 
 static void print_text(const ctl_audit *a, ctl_buf *b, const char *url)
@@ -116,11 +111,15 @@ static void print_text(const ctl_audit *a, ctl_buf *b, const char *url)
     ctl_buf_printf(b,
                    "  run figures   %llu faults injected, %llu redeliveries, %llu duplicates "
                    "suppressed, %llu dead-lettered\n"
-                   "                (the services' counters since each started; %d of %d "
+                   "                (the participants' counters since each started; %d of %d "
                    "answered)\n",
                    (unsigned long long)a->faults_injected, (unsigned long long)a->redeliveries,
                    (unsigned long long)a->duplicates_suppressed,
-                   (unsigned long long)a->dead_lettered, a->services_answered, CTL_NSERVICES);
+                   (unsigned long long)a->dead_lettered, a->services_answered, a->participants);
+    ctl_buf_printf(b,
+                   "  late vetoes: %zu (vetoes that came after the order was confirmed: "
+                   "not applied)\n",
+                   a->nlate);
     ctl_buf_printf(b, "  dead letters  %llu in %s", (unsigned long long)a->dlq_messages,
                    CTL_DLQ_STREAM);
     if (a->dlq_messages > 0)
@@ -137,6 +136,12 @@ static void print_text(const ctl_audit *a, ctl_buf *b, const char *url)
         ctl_buf_printf(b, "  warning: %.*s\n", (int)n, w);
         w += n + (nl != NULL);
     }
+    for (size_t i = 0; i < a->nlate; i++)
+        ctl_buf_printf(b,
+                       "WARNING order %s late veto: %s vetoed after the order was confirmed "
+                       "(%s); not applied\n",
+                       a->late[i].order_id, a->late[i].participant,
+                       a->late[i].reason[0] ? a->late[i].reason : "no reason given");
     for (size_t i = 0; i < a->nv; i++) {
         const ctl_violation *x = &a->v[i];
         if (x->order_id[0])
@@ -202,9 +207,13 @@ static const char audit_help[] =
     "Stream entries that are no event of the saga (undecodable, not on\n"
     "evt.<type>.<order_id> of their envelope, a malformed payload) are counted as\n"
     "undecodable, never as orders.\n"
-    "It also reports the run's figures from the five services' counters\n"
-    "(saga.ctl.<svc>.stats, since each process started): faults injected,\n"
-    "redeliveries, duplicates suppressed, dead letters; and SAGA_DLQ's messages.\n"
+    "A veto that came after its order was confirmed (order.veto_ignored) is\n"
+    "reported as a WARNING naming the order and the participant, not a violation.\n"
+    "It also reports the run's figures from the counters of every participant\n"
+    "(saga.ctl.<name>.stats: the saga's five and every other that answers on\n"
+    "saga.discover; since each process started): faults injected, redeliveries,\n"
+    "duplicates suppressed, dead letters, how many answered; and SAGA_DLQ's\n"
+    "messages. Exit 3 when no participant answers on saga.discover.\n"
     "The spool defaults to $SAGA_HOME/mail (SAGA_HOME defaults to ./var) when it\n"
     "exists. --settle repeats the audit for up to SECONDS until it passes, for use\n"
     "right after a run while compensations are still in flight. Exit 1 on any\n"
@@ -212,6 +221,7 @@ static const char audit_help[] =
     "\"undecodable\":N,\"unverified_old\":N,\n"
     "\"figures\":{\"faults_injected\":..,\"redeliveries\":..,\"duplicates_suppressed\":..,\n"
     "\"dead_lettered\":..,\"dlq_messages\":..,\"dlq_poisoned\":..,\"dlq_failed\":..,..},\n"
+    "\"late_vetoes\":[{\"order_id\":..,\"participant\":..,\"reason\":..}],\n"
     "\"violations\":[{\"order_id\":..,\"rule\":..,\"detail\":..}],...}.\n";
 
 int ctl_cmd_audit(const char *url, int argc, char **argv)
@@ -231,6 +241,7 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
     const char *spool = NULL;
     char default_spool[4096];
     ctl_conn c = {0};
+    ctl_fleet f = {0};
     ctl_audit a;
     ctl_buf b;
 
@@ -303,10 +314,13 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
     rc = ctl_connect(&c, "audit", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         return rc;
+    rc = ctl_fleet_discover(&f, &c, "audit");
+    if (rc != CTL_EXIT_OK)
+        goto out;
     int64_t deadline = ctl_now_ms() + settle * 1000;
     for (int round = 0;; round++) {
         ctl_audit_cleanup(&a);
-        rc = ctl_audit_run(&a, &c, round == 0, spool, grace, strict_ids, allow_dead_letters,
+        rc = ctl_audit_run(&a, &c, &f, round == 0, spool, grace, strict_ids, allow_dead_letters,
                            cfg.retention_ms);
         if (rc != CTL_EXIT_OK)
             goto out;
@@ -319,15 +333,18 @@ int ctl_cmd_audit(const char *url, int argc, char **argv)
                     a.nv, settle);
         ctl_sleep_ms(1000);
     }
-    ctl_buf_init(&b);
-    if (json)
-        print_json(&a, &b);
-    else
+    if (json) {
+        rc = ctl_print_json("audit", report_json(&a));
+    } else {
+        ctl_buf_init(&b);
         print_text(&a, &b, url);
-    fputs(ctl_buf_str(&b), stdout);
-    rc = !ctl_buf_ok(&b) ? CTL_EXIT_FAIL : a.nv > 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
-    ctl_buf_cleanup(&b);
+        rc = ctl_print("audit", &b);
+        ctl_buf_cleanup(&b);
+    }
+    if (rc == CTL_EXIT_OK && a.nv > 0)
+        rc = CTL_EXIT_FAIL;
 out:
+    ctl_fleet_cleanup(&f);
     ctl_audit_cleanup(&a);
     ctl_disconnect(&c);
     return rc;

@@ -200,19 +200,10 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
         goto out;
     }
     if (json) {
-        ctl_buf b;
-        ctl_buf_init(&b);
-        ctl_buf_puts(&b, "{");
-        ctl_json_key(&b, 1, "order_id");
-        ctl_json_str(&b, rep->order_id);
-        ctl_json_key(&b, 0, "duplicate");
-        ctl_buf_puts(&b, rep->duplicate ? "true" : "false");
-        ctl_json_key(&b, 0, "idempotency_key");
-        ctl_json_str(&b, req.idempotency_key);
-        ctl_buf_puts(&b, "}\n");
-        fputs(ctl_buf_str(&b), stdout);
-        rc = ctl_buf_ok(&b) ? CTL_EXIT_OK : CTL_EXIT_FAIL;
-        ctl_buf_cleanup(&b);
+        rc = ctl_print_json("place",
+                            json_pack("{s:o, s:b, s:o}", "order_id", ctl_json_text(rep->order_id),
+                                      "duplicate", (int)rep->duplicate, "idempotency_key",
+                                      ctl_json_text(req.idempotency_key)));
     } else {
         /* The id alone on stdout, so that id=$(sagactl place ...) works. */
         printf("%s\n", rep->order_id);
@@ -308,20 +299,12 @@ int ctl_cmd_cancel(const char *url, int argc, char **argv)
         ctl_err("cancel", "order %s: %s%s%s%s", req.order_id, *rep->error ? rep->error : "refused",
                 *rep->state ? " (state " : "", rep->state, *rep->state ? ")" : "");
     if (json) {
-        ctl_buf b;
-        ctl_buf_init(&b);
-        ctl_buf_puts(&b, "{");
-        ctl_json_key(&b, 1, "order_id");
-        ctl_json_str(&b, req.order_id);
-        ctl_json_key(&b, 0, "ok");
-        ctl_buf_puts(&b, rep->ok ? "true" : "false");
-        ctl_json_key(&b, 0, "state");
-        ctl_json_str(&b, rep->state);
-        ctl_json_key(&b, 0, "error");
-        ctl_json_str(&b, *rep->error ? rep->error : NULL);
-        ctl_buf_puts(&b, "}\n");
-        fputs(ctl_buf_str(&b), stdout);
-        ctl_buf_cleanup(&b);
+        int printed = ctl_print_json(
+            "cancel", json_pack("{s:o, s:b, s:o, s:o}", "order_id", ctl_json_text(req.order_id),
+                                "ok", (int)rep->ok, "state", ctl_json_text(rep->state), "error",
+                                ctl_json_text(*rep->error ? rep->error : NULL)));
+        if (printed != CTL_EXIT_OK)
+            rc = printed;
     } else if (rep->ok) {
         printf("order %s: %s\n", req.order_id, *rep->state ? rep->state : "cancel accepted");
     }
@@ -342,38 +325,20 @@ static const char stock_help[] =
 
 int ctl_cmd_stock(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     Saga__V1__SetStock set = SAGA__V1__SET_STOCK__INIT;
     Saga__V1__GetStock get = SAGA__V1__GET_STOCK__INIT;
     Saga__V1__StockReply *rep = NULL;
     natsMsg *reply = NULL;
     uint8_t *buf = NULL;
     size_t len;
-    int json = 0, rc = CTL_EXIT_USAGE, opt, is_set;
+    int json = 0, rc, is_set;
     long long qty = 0;
     ctl_conn c = {0};
 
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = 1;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(stock_help, stdout);
-            rc = CTL_EXIT_OK;
-            goto out;
-        default:
-            rc = ctl_bad_option("stock", argv, optind, optopt, opt);
-            goto out;
-        }
-    }
+    rc = ctl_parse_opts("stock", stock_help, argc, argv, &url, &json, NULL);
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
+    rc = CTL_EXIT_USAGE;
     int nargs = argc - optind;
     if (nargs >= 1 && strcmp(argv[optind], "set") == 0 && nargs == 3) {
         is_set = 1;
@@ -430,19 +395,16 @@ int ctl_cmd_stock(const char *url, int argc, char **argv)
         rc = CTL_EXIT_FAIL;
         goto out;
     }
-    if (json) {
-        ctl_buf b;
-        ctl_buf_init(&b);
-        ctl_json_str(&b, rep->sku);
-        printf("{\"sku\":%s,\"available\":%lld,\"held\":%lld,\"committed\":%lld}\n",
-               ctl_buf_str(&b), (long long)rep->available, (long long)rep->held,
-               (long long)rep->committed);
-        ctl_buf_cleanup(&b);
-    } else {
-        printf("%s: available=%lld held=%lld committed=%lld\n", rep->sku, (long long)rep->available,
-               (long long)rep->held, (long long)rep->committed);
-    }
-    rc = CTL_EXIT_OK;
+    if (json)
+        rc = ctl_print_json(
+            "stock", json_pack("{s:o, s:I, s:I, s:I}", "sku", ctl_json_text(rep->sku), "available",
+                               (json_int_t)rep->available, "held", (json_int_t)rep->held,
+                               "committed", (json_int_t)rep->committed));
+    else
+        rc = printf("%s: available=%lld held=%lld committed=%lld\n", rep->sku,
+                    (long long)rep->available, (long long)rep->held, (long long)rep->committed) < 0
+                 ? CTL_EXIT_FAIL
+                 : CTL_EXIT_OK;
 out:
     saga__v1__stock_reply__free_unpacked(rep, NULL);
     natsMsg_Destroy(reply);

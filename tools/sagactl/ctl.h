@@ -4,6 +4,7 @@
 #ifndef SAGACTL_CTL_H
 #define SAGACTL_CTL_H
 
+#include <jansson.h>
 #include <nats/nats.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,16 +30,6 @@ enum {
 #define CTL_POLL_MS 200           /* polling period of --wait loops */
 #define CTL_STREAM "SAGA_EVENTS"
 #define CTL_DLQ_STREAM "SAGA_DLQ"
-#define CTL_NSERVICES 5
-
-/* The five services of the order saga, in the order of the saga. */
-extern const char *const ctl_services[CTL_NSERVICES];
-
-/* The index of name in ctl_services, or -1. */
-int ctl_service_index(const char *name);
-/* Prints "sagactl CMD: unknown service 'NAME': want one of order, payment, ..."
- * and returns CTL_EXIT_USAGE. */
-int ctl_unknown_service(const char *cmd, const char *name);
 
 /* ---- util.c: time, numbers, messages, buffers ---------------------------------- */
 
@@ -73,50 +64,38 @@ int ctl_buf_ok(const ctl_buf *b);
 /* Formats cents as "1234.56" (with a sign when negative) into out. */
 void ctl_money(int64_t cents, char *out, size_t outlen);
 
-/* ---- json.c: output helpers and a tiny extractor for service replies ---------- */
+/* Prints b on stdout for cmd: CTL_EXIT_OK, or CTL_EXIT_FAIL after saying
+ * "out of memory" when an append failed. */
+int ctl_print(const char *cmd, const ctl_buf *b);
 
-/* Appends s as a quoted, escaped JSON string ("null" when s is NULL). */
-void ctl_json_str(ctl_buf *b, const char *s);
-/* Appends "key": (with a leading comma unless first). */
-void ctl_json_key(ctl_buf *b, int first, const char *key);
-/* Appends text if it looks like one JSON object, else the text as a JSON string. */
-void ctl_json_raw_object(ctl_buf *b, const char *text);
+/* Parses the options most commands share: --json (when json is not NULL),
+ * --wait SECONDS (when wait_s is not NULL), --url, --help. On CTL_EXIT_OK
+ * the operands are argv[optind..argc). Returns -1 when --help was printed
+ * (exit 0), or an exit code for bad options. */
+int ctl_parse_opts(const char *cmd, const char *help, int argc, char **argv, const char **url,
+                   int *json, long long *wait_s);
 
-/* Extractors: find the first "key": in json and read its value. They return 0
- * when found with the right type, -1 otherwise. Good enough for the flat
- * objects the services answer with; not a general parser. */
-int ctl_json_get_str(const char *json, const char *key, char *out, size_t outlen);
-int ctl_json_get_ll(const char *json, const char *key, long long *out);
-int ctl_json_get_bool(const char *json, const char *key, int *out);
+/* ---- json.c: the helpers kept over jansson ------------------------------------- */
 
-/* Appends the top-level members of a JSON object as "key=value" pairs separated
- * by spaces, skipping the keys in skip (NULL-terminated, may be NULL) and
- * empty strings. Nested values are copied as they are. */
-void ctl_json_flatten(ctl_buf *b, const char *json, const char *const *skip);
-
-/* Finds the first "key": in json (as ctl_json_get_str) and points *value at
- * its raw JSON text, *len bytes long (an object stays an object). 0 or -1. */
-int ctl_json_get_raw(const char *json, const char *key, const char **value, size_t *len);
-
-/* One top-level member of a JSON object, pointing into the object's text:
- * the key without its quotes (escapes left as they are), the value raw. */
-typedef struct ctl_json_member {
-    const char *key;
-    size_t key_len;
-    const char *value;
-    size_t value_len;
-} ctl_json_member;
-
-/* Walks the members of the object json in order: set *cursor to NULL before
- * the first call. Returns 1 with *m filled, 0 after the last member, -1 when
- * the text is not a well-formed object (members before the fault were given). */
-int ctl_json_next(const char *json, const char **cursor, ctl_json_member *m);
-/* 1 when the member's key, or its raw value text, is exactly the given text. */
-int ctl_json_key_is(const ctl_json_member *m, const char *key);
-int ctl_json_value_is(const ctl_json_member *m, const char *text);
-/* Appends "key=value", the value unquoted when it is a string without
- * spaces or escapes (the form ctl_json_flatten prints). */
-void ctl_json_add_pair(ctl_buf *b, const ctl_json_member *m);
+/* A new JSON string of s (null when s is NULL); bytes that are not UTF-8
+ * become '?'. NULL only when out of memory. The caller owns it. */
+json_t *ctl_json_text(const char *s);
+/* A participant's reply: the object it holds, or the text as a JSON string
+ * when it is not one object. The caller owns it; NULL when out of memory. */
+json_t *ctl_json_reply(const char *data, size_t len);
+/* Appends j in the format of every --json output (compact). Sets b->oom
+ * when j is NULL or cannot be written. */
+void ctl_buf_json(ctl_buf *b, const json_t *j);
+/* Appends "key=value", the value unquoted when it is a string that needs
+ * no quotes (the form ctl_json_flatten prints). */
+void ctl_json_add_pair(ctl_buf *b, const char *key, const json_t *v);
+/* Appends the members of object j as "key=value" pairs separated by spaces,
+ * skipping the keys in skip (NULL-terminated, may be NULL) and empty
+ * strings. A string is appended as its text, anything else as JSON. */
+void ctl_json_flatten(ctl_buf *b, json_t *j, const char *const *skip);
+/* Prints j and a newline for cmd, and releases j (NULL: out of memory).
+ * Returns ctl_print's code. */
+int ctl_print_json(const char *cmd, json_t *j);
 
 /* ---- main.c: the connection ---------------------------------------------------- */
 
@@ -139,6 +118,13 @@ void ctl_disconnect(ctl_conn *c);
 natsStatus ctl_request(ctl_conn *c, const char *subject, const void *data, size_t len,
                        int64_t timeout_ms, natsMsg **reply);
 
+/* Unsubscribes and frees sub and inbox, the reply subscription of a command
+ * that asks several participants at once. Either may be NULL. */
+void ctl_inbox_close(natsSubscription *sub, natsInbox *inbox);
+/* The next message of sub until deadline (ctl_now_ms time): NATS_TIMEOUT
+ * once it has passed, else what natsSubscription_NextMsg says. */
+natsStatus ctl_next_msg(natsSubscription *sub, int64_t deadline, natsMsg **m);
+
 /* ---- discover.c: who is in the fleet (saga.discover) -------------------------- */
 
 /* One participant instance's answer. json is its whole answer (jansson),
@@ -159,22 +145,72 @@ void ctl_participants_free(ctl_participant *v, size_t n);
 /* 1 if the participant serves subject (a command, query or control subject). */
 int ctl_participant_serves(const ctl_participant *p, const char *subject);
 
-/* ---- map.c: string-keyed hash map, iterated in insertion order ------------------ */
+/* The fleet as a command that asks every participant sees it: who answered
+ * discovery, and per name one row. The rows are the saga's five (always, so
+ * that a stopped one shows as unavailable) and every other name that serves
+ * the subject asked, in ctl_discover's order. */
+typedef struct ctl_fleet {
+    ctl_participant *p; /* the discovery answers, np of them */
+    size_t np;
+    size_t n;           /* rows after ctl_fleet_ask */
+    const char **names; /* rows' names (pointing into p or at literals) */
+    json_t **replies;   /* rows' replies (ctl_json_reply); NULL: no answer */
+} ctl_fleet;
 
-typedef struct ctl_map ctl_map;
+/* Discovers the fleet for cmd. Returns CTL_EXIT_OK, or CTL_EXIT_UNREACHABLE
+ * after printing why: the request failed, or "no participant answered on
+ * saga.discover". Release f with ctl_fleet_cleanup, also on failure. */
+int ctl_fleet_discover(ctl_fleet *f, ctl_conn *c, const char *cmd);
+/* Asks the subject fmt(name, what) (SAGA_SUBJ_CTL_FMT or SAGA_SUBJ_QUERY_FMT)
+ * of every name that serves it, once per name (a queue group answers once),
+ * all at once, waiting up to CTL_QUERY_TIMEOUT_MS, and sets the rows. Earlier
+ * rows are released first. 0, or -1 when the requests could not be sent. */
+int ctl_fleet_ask(ctl_fleet *f, ctl_conn *c, const char *fmt, const char *what,
+                  const char *payload);
+/* The row of name, or -1. */
+int ctl_fleet_row(const ctl_fleet *f, const char *name);
+/* 1 when name answered discovery or is one of the saga's five. */
+int ctl_fleet_knows(const ctl_fleet *f, const char *name);
+/* Prints "sagactl CMD: unknown participant 'NAME': ..." listing the names
+ * that answered discovery, and returns CTL_EXIT_USAGE. */
+int ctl_fleet_unknown(const ctl_fleet *f, const char *cmd, const char *name);
+void ctl_fleet_cleanup(ctl_fleet *f);
 
-/* Creates a map whose values are zero-initialised blocks of value_size bytes.
- * *out is set only on success; free with ctl_map_destroy (accepts NULL). */
-int ctl_map_create(ctl_map **out, size_t value_size);
-void ctl_map_destroy(ctl_map *m);
-/* Returns the value for key, adding a zeroed one if absent (*created says
- * which; may be NULL). NULL only when out of memory. Valid until destroy. */
-void *ctl_map_upsert(ctl_map *m, const char *key, int *created);
-/* Returns the value for key or NULL. */
-void *ctl_map_get(const ctl_map *m, const char *key);
-size_t ctl_map_count(const ctl_map *m);
-/* The i-th entry in insertion order, i < count; *key is set when not NULL. */
-void *ctl_map_at(const ctl_map *m, size_t i, const char **key);
+/* Adds an entry for key to the uthash table head (entries of type *out with
+ * a UT_hash_handle hh and a trailing char key[]), or finds it: out is the
+ * entry, zeroed when new (created then set to 1), NULL when out of memory.
+ * The includer defines HASH_NONFATAL_OOM and uthash_nonfatal_oom(e) as
+ * (ctl_hash_oom_ = 1) before including uthash.h. */
+#define CTL_HASH_UPSERT(head, k, out, created)                                                     \
+    do {                                                                                           \
+        int ctl_hash_oom_ = 0;                                                                     \
+        size_t ctl_klen_ = strlen(k);                                                              \
+        (created) = 0;                                                                             \
+        HASH_FIND(hh, head, k, ctl_klen_, out);                                                    \
+        if ((out) != NULL)                                                                         \
+            break;                                                                                 \
+        (out) = calloc(1, sizeof(*(out)) + ctl_klen_ + 1);                                         \
+        if ((out) == NULL)                                                                         \
+            break;                                                                                 \
+        memcpy((out)->key, k, ctl_klen_ + 1);                                                      \
+        HASH_ADD_KEYPTR(hh, head, (out)->key, ctl_klen_, out);                                     \
+        if (ctl_hash_oom_) {                                                                       \
+            free(out);                                                                             \
+            (out) = NULL;                                                                          \
+            break;                                                                                 \
+        }                                                                                          \
+        (created) = 1;                                                                             \
+    } while (0)
+
+/* Frees every entry of the uthash table head (tmp: a spare entry pointer). */
+#define CTL_HASH_FREE(head, e, tmp)                                                                \
+    do {                                                                                           \
+        HASH_ITER(hh, head, e, tmp)                                                                \
+        {                                                                                          \
+            HASH_DEL(head, e);                                                                     \
+            free(e);                                                                               \
+        }                                                                                          \
+    } while (0)
 
 /* ---- events.c: what an event means to a person ------------------------------------ */
 
@@ -194,10 +230,10 @@ const char *ctl_mark_label(ctl_mark m);
 int ctl_event_well_formed(const saga_event *ev);
 /* Appends a one-line summary of the event's payload (amounts, skus, reasons). */
 void ctl_event_summary(ctl_buf *b, const saga_event *ev);
-/* Appends the whole envelope and the decoded payload as one JSON object.
- * stream_seq 0 (not read from the stream) and offset_ms NULL print as null. */
-void ctl_event_json(ctl_buf *b, const saga_event *ev, uint64_t stream_seq,
-                    const int64_t *offset_ms);
+/* The whole envelope and the decoded payload as one JSON object (the caller
+ * owns it; NULL when out of memory). stream_seq 0 (not read from the stream)
+ * and offset_ms NULL are null. */
+json_t *ctl_event_json(const saga_event *ev, uint64_t stream_seq, const int64_t *offset_ms);
 
 /* ---- stream.c: reading SAGA_EVENTS from the start ------------------------------- */
 
@@ -239,27 +275,15 @@ int ctl_stream_read_msgs(ctl_conn *c, const char *cmd, const char *stream, const
 int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progress,
                     ctl_stream_fn fn, void *udata, ctl_stream_result *res);
 
-/* ---- query.c: asking the services ----------------------------------------------- */
+/* ---- query.c: asking the participants ------------------------------------------- */
 
-/* Asks saga.ctl.<svc>.stats. On success *json is a malloc'd copy of the reply
- * (the caller frees it) and 0 is returned; -1 when the service does not answer
- * within timeout_ms. */
-int ctl_service_stats(ctl_conn *c, const char *svc, int64_t timeout_ms, char **json);
+/* Asks saga.ctl.<svc>.stats. On success *json is the reply (ctl_json_reply;
+ * the caller releases it) and 0 is returned; -1 when the participant does
+ * not answer within timeout_ms. */
+int ctl_service_stats(ctl_conn *c, const char *svc, int64_t timeout_ms, json_t **json);
 
-/* Copies a reply's payload as a NUL-terminated string (capped at 64 KiB).
- * The caller frees it; NULL when out of memory. */
-char *ctl_reply_copy(natsMsg *m);
-
-/* Asks saga.<ns>.<svc>.<what> (e.g. "q", "order" or "ctl", "stats") of all
- * five services at once with payload, and waits up to CTL_QUERY_TIMEOUT_MS.
- * replies[i] is a malloc'd reply of ctl_services[i], or NULL for a service
- * that did not answer. The caller frees each. Returns 0, or -1 when the
- * requests could not be sent (every replies[i] is NULL then). */
-int ctl_ask_all(ctl_conn *c, const char *ns, const char *what, const char *payload,
-                char *replies[CTL_NSERVICES]);
-
-/* ctl_ask_all for saga.q.<svc>.order: one order's view in every service. */
-int ctl_query_order(ctl_conn *c, const char *order_id, char *replies[CTL_NSERVICES]);
+/* A reply's payload (at most 64 KiB of it) as ctl_json_reply reads it. */
+json_t *ctl_reply_json(natsMsg *m);
 
 /* ---- dlq.c: what a dead letter's reason says --------------------------------------- */
 

@@ -15,13 +15,18 @@
 #define DISCOVER_QUIET_MS 150 /* after the first answer, how long to wait for more */
 #define DISCOVER_MAX 256
 
+/* The saga's five participants, in the saga's order: listed first, and shown
+ * by fleet-wide commands even when one does not answer (it is then down, not
+ * absent). Every other participant is whoever answers discovery. */
+static const char *const saga_five[] = {"order", "payment", "inventory", "shipping",
+                                        "notification"};
+#define NFIVE ((int)(sizeof(saga_five) / sizeof(saga_five[0])))
+
 /* The saga's five first, in the saga's order; any other participant after them, by name. */
 static int rank(const char *name)
 {
-    static const char *const first[] = {"order", "payment", "inventory", "shipping",
-                                        "notification"};
-    for (int i = 0; i < (int)(sizeof(first) / sizeof(first[0])); i++)
-        if (strcmp(first[i], name) == 0)
+    for (int i = 0; i < NFIVE; i++)
+        if (strcmp(saga_five[i], name) == 0)
             return i;
     return 100;
 }
@@ -86,11 +91,8 @@ int ctl_discover(ctl_conn *c, int64_t timeout_ms, ctl_participant **out, size_t 
      * timeout or nobody is there, the rest follow within a quiet period. */
     int64_t deadline = ctl_now_ms() + timeout_ms;
     while (count < DISCOVER_MAX) {
-        int64_t left = deadline - ctl_now_ms();
         natsMsg *m = NULL;
-        if (left <= 0)
-            break;
-        if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+        if (ctl_next_msg(sub, deadline, &m) != NATS_OK)
             break;
         if (!natsMsg_IsNoResponders(m) &&
             parse_answer(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &v[count]) == 0) {
@@ -107,11 +109,7 @@ int ctl_discover(ctl_conn *c, int64_t timeout_ms, ctl_participant **out, size_t 
     v = NULL;
     rc = 0;
 out:
-    if (sub != NULL) {
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-    }
-    natsInbox_Destroy(inbox);
+    ctl_inbox_close(sub, inbox);
     free(v);
     return rc;
 }
@@ -126,6 +124,165 @@ void ctl_participants_free(ctl_participant *v, size_t n)
 int ctl_participant_serves(const ctl_participant *p, const char *subject)
 {
     return has_string(json_object_get(p->json, "endpoints"), subject);
+}
+
+/* ---- ctl_fleet ------------------------------------------------------------- */
+
+int ctl_fleet_discover(ctl_fleet *f, ctl_conn *c, const char *cmd)
+{
+    memset(f, 0, sizeof(*f));
+    if (ctl_discover(c, CTL_QUERY_TIMEOUT_MS, &f->p, &f->np) != 0) {
+        ctl_err(cmd, "cannot send the discovery request: connection to %s lost", c->url);
+        return CTL_EXIT_UNREACHABLE;
+    }
+    if (f->np == 0) {
+        ctl_err(cmd, "no participant answered on %s: is the fleet up? (deploy/fleet status)",
+                SAGA_SUBJ_DISCOVER);
+        return CTL_EXIT_UNREACHABLE;
+    }
+    return CTL_EXIT_OK;
+}
+
+static void release_rows(ctl_fleet *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        json_decref(f->replies[i]);
+    free(f->replies);
+    free((void *)f->names);
+    f->replies = NULL;
+    f->names = NULL;
+    f->n = 0;
+}
+
+void ctl_fleet_cleanup(ctl_fleet *f)
+{
+    release_rows(f);
+    ctl_participants_free(f->p, f->np);
+    memset(f, 0, sizeof(*f));
+}
+
+int ctl_fleet_row(const ctl_fleet *f, const char *name)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int ctl_fleet_knows(const ctl_fleet *f, const char *name)
+{
+    if (rank(name) < NFIVE)
+        return 1;
+    for (size_t i = 0; i < f->np; i++)
+        if (strcmp(f->p[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+int ctl_fleet_unknown(const ctl_fleet *f, const char *cmd, const char *name)
+{
+    ctl_buf b;
+    ctl_buf_init(&b);
+    for (size_t i = 0; i < f->np; i++)
+        if (i == 0 || strcmp(f->p[i].name, f->p[i - 1].name) != 0)
+            ctl_buf_printf(&b, "%s%s", i ? ", " : "", f->p[i].name);
+    ctl_err(cmd, "unknown participant '%s': want one of those that answered on %s: %s", name,
+            SAGA_SUBJ_DISCOVER, ctl_buf_str(&b));
+    ctl_buf_cleanup(&b);
+    return CTL_EXIT_USAGE;
+}
+
+/* 1 when some instance of name serves subject. */
+static int name_serves(const ctl_fleet *f, const char *name, const char *subject)
+{
+    for (size_t i = 0; i < f->np; i++)
+        if (strcmp(f->p[i].name, name) == 0 && ctl_participant_serves(&f->p[i], subject))
+            return 1;
+    return 0;
+}
+
+/* Sets the rows: the five, then every other name (once) that serves the
+ * subject. served[i] says whether row i is to be asked. */
+static int make_rows(ctl_fleet *f, const char *fmt, const char *what, char *served)
+{
+    char subject[160];
+    size_t cap = (size_t)NFIVE + f->np;
+    f->names = calloc(cap, sizeof(*f->names));
+    f->replies = calloc(cap, sizeof(*f->replies));
+    if (f->names == NULL || f->replies == NULL)
+        return -1;
+    for (int i = 0; i < NFIVE; i++)
+        f->names[f->n++] = saga_five[i];
+    for (size_t i = 0; i < f->np; i++) {
+        snprintf(subject, sizeof(subject), fmt, f->p[i].name, what);
+        if (ctl_fleet_row(f, f->p[i].name) < 0 && name_serves(f, f->p[i].name, subject))
+            f->names[f->n++] = f->p[i].name;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        snprintf(subject, sizeof(subject), fmt, f->names[i], what);
+        served[i] = (char)name_serves(f, f->names[i], subject);
+    }
+    return 0;
+}
+
+int ctl_fleet_ask(ctl_fleet *f, ctl_conn *c, const char *fmt, const char *what, const char *payload)
+{
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    char wildcard[256], reply_to[256], subject[160];
+    char served[NFIVE + DISCOVER_MAX];
+    size_t asked = 0, answered = 0;
+    int rc = -1;
+
+    release_rows(f);
+    if (make_rows(f, fmt, what, served) != 0)
+        goto out;
+    /* All are asked at once on one inbox, so a dead participant costs one
+     * timeout for the whole command, not one each. */
+    if (natsInbox_Create(&inbox) != NATS_OK)
+        goto out;
+    snprintf(wildcard, sizeof(wildcard), "%s.*", (const char *)inbox);
+    if (natsConnection_SubscribeSync(&sub, c->nc, wildcard) != NATS_OK)
+        goto out;
+    for (size_t i = 0; i < f->n; i++) {
+        if (!served[i])
+            continue;
+        snprintf(subject, sizeof(subject), fmt, f->names[i], what);
+        snprintf(reply_to, sizeof(reply_to), "%s.%zu", (const char *)inbox, i);
+        if (natsConnection_PublishRequestString(c->nc, subject, reply_to, payload) != NATS_OK)
+            goto out;
+        asked++;
+    }
+    natsConnection_Flush(c->nc);
+    int64_t deadline = ctl_now_ms() + CTL_QUERY_TIMEOUT_MS;
+    while (answered < asked) {
+        natsMsg *m = NULL;
+        natsStatus s = ctl_next_msg(sub, deadline, &m);
+        if (s == NATS_NO_RESPONDERS) {
+            /* cnats swallows the server's "no responders" answer of a
+             * participant gone since discovery: its row stays NULL. */
+            natsMsg_Destroy(m);
+            answered++;
+            continue;
+        }
+        if (s != NATS_OK)
+            break;
+        const char *dot = strrchr(natsMsg_GetSubject(m), '.');
+        long long i = -1;
+        if (dot != NULL && ctl_parse_ll(dot + 1, 0, (long long)f->n - 1, &i) == 0 &&
+            f->replies[i] == NULL) {
+            answered++;
+            if (!natsMsg_IsNoResponders(m))
+                f->replies[i] = ctl_reply_json(m);
+        }
+        natsMsg_Destroy(m);
+    }
+    rc = 0;
+out:
+    ctl_inbox_close(sub, inbox);
+    if (rc != 0)
+        release_rows(f);
+    return rc;
 }
 
 static void print_list(json_t *arr, const char *none)
@@ -146,31 +303,13 @@ static const char participants_help[] =
 
 int ctl_cmd_participants(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'u'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int json = 0, o, rc;
+    int json = 0, rc;
     ctl_conn c;
     ctl_participant *v = NULL;
     size_t n = 0;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'j':
-            json = 1;
-            break;
-        case 'u':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(participants_help, stdout);
-            return CTL_EXIT_OK;
-        default:
-            fputs(participants_help, stderr);
-            return CTL_EXIT_USAGE;
-        }
-    }
+    rc = ctl_parse_opts("participants", participants_help, argc, argv, &url, &json, NULL);
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
     if (optind < argc) {
         ctl_err("participants", "unexpected argument '%s'", argv[optind]);
         return CTL_EXIT_USAGE;

@@ -90,27 +90,16 @@ static void add_line(dlq_list *l, natsMsg *m, uint64_t seq, int64_t time_ns)
     int64_t ms = time_ns / 1000000;
     ctl_buf *b = &l->out;
     if (l->json) {
-        ctl_buf_puts(b, l->n == 0 ? "[\n  {" : ",\n  {");
-        ctl_json_key(b, 1, "seq");
-        ctl_buf_printf(b, "%llu", (unsigned long long)seq);
-        ctl_json_key(b, 0, "time_unix_ms");
-        ctl_buf_printf(b, "%lld", (long long)ms);
-        ctl_json_key(b, 0, "service");
-        ctl_json_str(b, header(m, "Saga-Service"));
-        ctl_json_key(b, 0, "deliveries");
-        ctl_buf_printf(b, "%lld", deliveries);
-        ctl_json_key(b, 0, "replays");
-        ctl_buf_printf(b, "%lld", replays);
-        ctl_json_key(b, 0, "subject");
-        ctl_json_str(b, header(m, "Saga-Subject"));
-        ctl_json_key(b, 0, "reason");
-        ctl_json_str(b, header(m, "Saga-Reason"));
-        ctl_json_key(b, 0, "event");
-        if (decoded)
-            ctl_event_json(b, &ev, 0, NULL);
-        else
-            ctl_buf_puts(b, "null");
-        ctl_buf_puts(b, "}");
+        json_t *j = json_pack("{s:I, s:I, s:o, s:I, s:I, s:o, s:o, s:o}", "seq", (json_int_t)seq,
+                              "time_unix_ms", (json_int_t)ms, "service",
+                              ctl_json_text(header(m, "Saga-Service")), "deliveries",
+                              (json_int_t)deliveries, "replays", (json_int_t)replays, "subject",
+                              ctl_json_text(header(m, "Saga-Subject")), "reason",
+                              ctl_json_text(header(m, "Saga-Reason")), "event",
+                              decoded ? ctl_event_json(&ev, 0, NULL) : json_null());
+        ctl_buf_puts(b, l->n == 0 ? "[\n  " : ",\n  ");
+        ctl_buf_json(b, j);
+        json_decref(j);
     } else {
         char when[32];
         local_time(ms, when, sizeof(when));
@@ -196,69 +185,60 @@ static void add_hex(ctl_buf *b, const unsigned char *p, size_t n, const char *se
         ctl_buf_printf(b, "%s%02x", i > 0 ? sep : "", p[i]);
 }
 
-static void show_json(ctl_buf *b, natsMsg *m, uint64_t seq, const saga_event *ev)
+/* The message's headers, names sorted; a header given more than once keeps
+ * every value (an array). */
+static json_t *headers_json(natsMsg *m)
 {
     const char **keys = NULL;
     int nkeys = 0;
+    json_t *o = json_object();
+    if (sorted_keys(m, &keys, &nkeys) != 0)
+        return o;
+    for (int i = 0; i < nkeys; i++) {
+        const char **values = NULL;
+        int nvalues = 0;
+        json_t *v;
+        if (natsMsgHeader_Values(m, keys[i], &values, &nvalues) != NATS_OK || nvalues == 0) {
+            v = json_null();
+        } else if (nvalues == 1) {
+            v = ctl_json_text(values[0]);
+        } else {
+            v = json_array();
+            for (int k = 0; k < nvalues; k++)
+                json_array_append_new(v, ctl_json_text(values[k]));
+        }
+        json_object_set_new(o, keys[i], v);
+        free((void *)values);
+    }
+    free((void *)keys);
+    return o;
+}
+
+static void show_json(ctl_buf *b, natsMsg *m, uint64_t seq, const saga_event *ev)
+{
     const unsigned char *data = (const unsigned char *)natsMsg_GetData(m);
     size_t len = (size_t)natsMsg_GetDataLength(m);
     long long deliveries = 0;
     ctl_parse_ll(header(m, "Saga-Deliveries"), 0, 1000000, &deliveries);
 
-    ctl_buf_puts(b, "{");
-    ctl_json_key(b, 1, "seq");
-    ctl_buf_printf(b, "%llu", (unsigned long long)seq);
-    ctl_json_key(b, 0, "time_unix_ms");
-    ctl_buf_printf(b, "%lld", (long long)(natsMsg_GetTime(m) / 1000000));
-    ctl_json_key(b, 0, "stream_subject");
-    ctl_json_str(b, natsMsg_GetSubject(m));
-    ctl_json_key(b, 0, "service");
-    ctl_json_str(b, header(m, "Saga-Service"));
-    ctl_json_key(b, 0, "reason");
-    ctl_json_str(b, header(m, "Saga-Reason"));
-    ctl_json_key(b, 0, "deliveries");
-    ctl_buf_printf(b, "%lld", deliveries);
-    ctl_json_key(b, 0, "replays");
-    ctl_buf_printf(b, "%lld", replays_of(m));
-    ctl_json_key(b, 0, "subject");
-    ctl_json_str(b, header(m, "Saga-Subject"));
-    ctl_json_key(b, 0, "headers");
-    ctl_buf_puts(b, "{");
-    if (sorted_keys(m, &keys, &nkeys) == 0) {
-        for (int i = 0; i < nkeys; i++) {
-            const char **values = NULL;
-            int nvalues = 0;
-            ctl_json_key(b, i == 0, keys[i]);
-            if (natsMsgHeader_Values(m, keys[i], &values, &nvalues) != NATS_OK || nvalues == 0) {
-                ctl_buf_puts(b, "null");
-            } else if (nvalues == 1) {
-                ctl_json_str(b, values[0]);
-            } else {
-                /* A header given more than once keeps every value. */
-                for (int k = 0; k < nvalues; k++) {
-                    ctl_buf_puts(b, k == 0 ? "[" : ",");
-                    ctl_json_str(b, values[k]);
-                }
-                ctl_buf_puts(b, "]");
-            }
-            free((void *)values);
-        }
-        free((void *)keys);
+    json_t *j = json_pack(
+        "{s:I, s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:o}", "seq", (json_int_t)seq,
+        "time_unix_ms", (json_int_t)(natsMsg_GetTime(m) / 1000000), "stream_subject",
+        ctl_json_text(natsMsg_GetSubject(m)), "service", ctl_json_text(header(m, "Saga-Service")),
+        "reason", ctl_json_text(header(m, "Saga-Reason")), "deliveries", (json_int_t)deliveries,
+        "replays", (json_int_t)replays_of(m), "subject", ctl_json_text(header(m, "Saga-Subject")),
+        "headers", headers_json(m), "size", (json_int_t)len, "event",
+        ev != NULL ? ctl_event_json(ev, 0, NULL) : json_null());
+    if (ev == NULL && j != NULL) {
+        ctl_buf hex;
+        ctl_buf_init(&hex);
+        add_hex(&hex, data, len, "");
+        json_object_set_new(j, "head_hex", ctl_json_text(ctl_buf_str(&hex)));
+        ctl_buf_cleanup(&hex);
     }
-    ctl_buf_puts(b, "}");
-    ctl_json_key(b, 0, "size");
-    ctl_buf_printf(b, "%zu", len);
-    ctl_json_key(b, 0, "event");
-    if (ev != NULL) {
-        ctl_event_json(b, ev, 0, NULL);
-    } else {
-        ctl_buf_puts(b, "null");
-        ctl_json_key(b, 0, "head_hex");
-        ctl_buf_puts(b, "\"");
-        add_hex(b, data, len, "");
-        ctl_buf_puts(b, "\"");
-    }
-    ctl_buf_puts(b, "}\n");
+    ctl_buf_json(b, j);
+    ctl_buf_puts(b, "\n");
+    json_decref(j);
 }
 
 static void show_text(ctl_buf *b, natsMsg *m, uint64_t seq, const saga_event *ev)

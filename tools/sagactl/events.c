@@ -222,56 +222,45 @@ void ctl_event_summary(ctl_buf *b, const saga_event *ev)
     protobuf_c_message_free_unpacked(msg, NULL);
 }
 
-static void message_json(ctl_buf *b, const ProtobufCMessage *msg);
+static json_t *message_json(const ProtobufCMessage *msg);
 
-/* Appends the element at p of field f's type. */
-static void value_json(ctl_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
+/* The element at p of field f's type. */
+static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
     case PROTOBUF_C_TYPE_ENUM:
-        ctl_buf_printf(b, "%d", (int)*(const int32_t *)p);
-        break;
+        return json_integer(*(const int32_t *)p);
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        ctl_buf_printf(b, "%u", (unsigned)*(const uint32_t *)p);
-        break;
+        return json_integer(*(const uint32_t *)p);
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        ctl_buf_printf(b, "%lld", (long long)*(const int64_t *)p);
-        break;
+        return json_integer(*(const int64_t *)p);
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        ctl_buf_printf(b, "%llu", (unsigned long long)*(const uint64_t *)p);
-        break;
+        /* json_int_t is signed: larger values wrap, as no event carries them. */
+        return json_integer((json_int_t) * (const uint64_t *)p);
     case PROTOBUF_C_TYPE_FLOAT:
-        ctl_buf_printf(b, "%g", (double)*(const float *)p);
-        break;
+        return json_real(*(const float *)p);
     case PROTOBUF_C_TYPE_DOUBLE:
-        ctl_buf_printf(b, "%g", *(const double *)p);
-        break;
+        return json_real(*(const double *)p);
     case PROTOBUF_C_TYPE_BOOL:
-        ctl_buf_puts(b, *(const protobuf_c_boolean *)p ? "true" : "false");
-        break;
+        return json_boolean(*(const protobuf_c_boolean *)p);
     case PROTOBUF_C_TYPE_STRING:
-        ctl_json_str(b, *(char *const *)p);
-        break;
+        return ctl_json_text(*(char *const *)p);
     case PROTOBUF_C_TYPE_BYTES:
         /* No event payload carries bytes today; show their size only. */
-        ctl_buf_printf(b, "{\"bytes\":%zu}", ((const ProtobufCBinaryData *)p)->len);
-        break;
+        return json_pack("{s:I}", "bytes", (json_int_t)((const ProtobufCBinaryData *)p)->len);
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
-        if (m != NULL)
-            message_json(b, m);
-        else
-            ctl_buf_puts(b, "null");
-        break;
+        return m != NULL ? message_json(m) : json_null();
     }
     }
+    return json_null();
 }
 
 static size_t element_size(ProtobufCType t)
@@ -300,81 +289,55 @@ static size_t element_size(ProtobufCType t)
 
 /* Walks the message through its descriptor, so every payload type, present
  * and future, prints with all of its fields and no per-type code. */
-static void message_json(ctl_buf *b, const ProtobufCMessage *msg)
+static json_t *message_json(const ProtobufCMessage *msg)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
-    ctl_buf_add(b, "{", 1);
+    json_t *o = json_object();
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const char *member = (const char *)msg + f->offset;
-        ctl_json_key(b, i == 0, f->name);
+        json_t *v;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)((const char *)msg + f->quantifier_offset);
             const char *arr = *(char *const *)member;
-            ctl_buf_add(b, "[", 1);
-            for (size_t j = 0; j < n; j++) {
-                if (j > 0)
-                    ctl_buf_add(b, ",", 1);
-                value_json(b, f, arr + j * element_size(f->type));
-            }
-            ctl_buf_add(b, "]", 1);
+            v = json_array();
+            for (size_t j = 0; j < n; j++)
+                json_array_append_new(v, value_json(f, arr + j * element_size(f->type)));
         } else {
-            value_json(b, f, member);
+            v = value_json(f, member);
         }
+        json_object_set_new(o, f->name, v);
     }
-    ctl_buf_add(b, "}", 1);
+    return o;
 }
 
-void ctl_event_json(ctl_buf *b, const saga_event *ev, uint64_t stream_seq, const int64_t *offset_ms)
+/* n as a JSON integer, or null when absent. */
+static json_t *int_or_null(int present, json_int_t n)
+{
+    return present ? json_integer(n) : json_null();
+}
+
+json_t *ctl_event_json(const saga_event *ev, uint64_t stream_seq, const int64_t *offset_ms)
 {
     ctl_buf summary;
     ctl_buf_init(&summary);
     ctl_event_summary(&summary, ev);
-
-    ctl_buf_puts(b, "{");
-    ctl_json_key(b, 1, "stream_seq");
-    if (stream_seq > 0)
-        ctl_buf_printf(b, "%llu", (unsigned long long)stream_seq);
-    else
-        ctl_buf_puts(b, "null");
-    ctl_json_key(b, 0, "event_id");
-    ctl_json_str(b, ev->event_id);
-    ctl_json_key(b, 0, "type");
-    ctl_json_str(b, ev->type);
-    ctl_json_key(b, 0, "schema_version");
-    ctl_buf_printf(b, "%u", (unsigned)ev->schema_version);
-    ctl_json_key(b, 0, "order_id");
-    ctl_json_str(b, ev->order_id);
-    ctl_json_key(b, 0, "causation_id");
-    ctl_json_str(b, ev->causation_id);
-    ctl_json_key(b, 0, "producer");
-    ctl_json_str(b, ev->producer);
-    ctl_json_key(b, 0, "sequence");
-    ctl_buf_printf(b, "%llu", (unsigned long long)ev->sequence);
-    ctl_json_key(b, 0, "time_unix_ms");
-    ctl_buf_printf(b, "%lld", (long long)ev->time_ms);
-    ctl_json_key(b, 0, "offset_ms");
-    if (offset_ms != NULL)
-        ctl_buf_printf(b, "%lld", (long long)*offset_ms);
-    else
-        ctl_buf_puts(b, "null");
-    ctl_json_key(b, 0, "trace");
-    ctl_json_str(b, ev->trace);
-    ctl_json_key(b, 0, "mark");
     ctl_mark mk = ctl_event_mark(ev->type);
-    ctl_json_str(b, mk == CTL_MARK_NONE ? NULL : ctl_mark_label(mk));
-    ctl_json_key(b, 0, "summary");
-    ctl_json_str(b, ctl_buf_str(&summary));
-    ctl_json_key(b, 0, "payload_size");
-    ctl_buf_printf(b, "%zu", ev->payload_len);
-    ctl_json_key(b, 0, "payload");
     ProtobufCMessage *msg = decode_payload(ev);
-    if (msg != NULL) {
-        message_json(b, msg);
+    json_t *j = json_pack(
+        "{s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o}", "stream_seq",
+        int_or_null(stream_seq > 0, (json_int_t)stream_seq), "event_id",
+        ctl_json_text(ev->event_id), "type", ctl_json_text(ev->type), "schema_version",
+        (json_int_t)ev->schema_version, "order_id", ctl_json_text(ev->order_id), "causation_id",
+        ctl_json_text(ev->causation_id), "producer", ctl_json_text(ev->producer), "sequence",
+        (json_int_t)ev->sequence, "time_unix_ms", (json_int_t)ev->time_ms, "offset_ms",
+        int_or_null(offset_ms != NULL, offset_ms != NULL ? *offset_ms : 0), "trace",
+        ctl_json_text(ev->trace), "mark",
+        ctl_json_text(mk == CTL_MARK_NONE ? NULL : ctl_mark_label(mk)), "summary",
+        ctl_json_text(ctl_buf_str(&summary)), "payload_size", (json_int_t)ev->payload_len,
+        "payload", msg != NULL ? message_json(msg) : json_null());
+    if (msg != NULL)
         protobuf_c_message_free_unpacked(msg, NULL);
-    } else {
-        ctl_buf_puts(b, "null");
-    }
-    ctl_buf_puts(b, "}");
     ctl_buf_cleanup(&summary);
+    return j;
 }

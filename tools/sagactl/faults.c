@@ -1,6 +1,6 @@
-/* faults.c - Fault plans at run time: inject changes or clears one service's
- * plan (saga.ctl.<svc>.faults, "k=v k=v" or "clear"), faults shows the plans
- * of all five services (or one). The services validate the settings; sagactl
+/* faults.c - Fault plans at run time: inject changes or clears one participant's
+ * plan (saga.ctl.<name>.faults, "k=v k=v" or "clear"), faults shows the plans
+ * of every participant that serves it (or of one). The services validate the settings; sagactl
  * only passes them on and shows what the service answered. */
 #include <getopt.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@ static const struct {
     const char *value;
 } plan_defaults[] = {
     {"seed", "1"},         {"error_rate", "0"},         {"delay_ms", "0"}, {"dup_rate", "0"},
-    {"reorder_rate", "0"}, {"reorder_delay_ms", "500"}, {"crash", "\"\""},
+    {"reorder_rate", "0"}, {"reorder_delay_ms", "500"}, {"crash", ""},
 };
 
 /* The business rates the services' rules consult (saga_ctx_chance); the
@@ -48,87 +48,73 @@ static void note_business_key(const char *svc, const char *setting)
     }
 }
 
-/* Numbers are compared by value: the service writes a rate of 0 as 0.0. */
-static int same_value(const ctl_json_member *m, const char *want)
+/* Strings are compared as text, numbers by value: the service writes a
+ * rate of 0 as 0.0. */
+static int is_default(const char *key, const json_t *v)
 {
-    char text[64], *end = NULL;
-    if (ctl_json_value_is(m, want))
-        return 1;
-    if (m->value_len == 0 || m->value_len >= sizeof(text))
-        return 0;
-    memcpy(text, m->value, m->value_len);
-    text[m->value_len] = '\0';
-    double v = strtod(text, &end);
-    if (end == text || *end != '\0')
-        return 0;
-    double w = strtod(want, &end);
-    return *end == '\0' && v == w;
-}
-
-static int is_default(const ctl_json_member *m)
-{
+    const char *want = "0";
+    char *end = NULL;
     for (size_t i = 0; i < sizeof(plan_defaults) / sizeof(plan_defaults[0]); i++)
-        if (ctl_json_key_is(m, plan_defaults[i].key))
-            return same_value(m, plan_defaults[i].value);
-    return same_value(m, "0");
+        if (strcmp(key, plan_defaults[i].key) == 0)
+            want = plan_defaults[i].value;
+    if (json_is_string(v))
+        return strcmp(json_string_value(v), want) == 0;
+    double w = strtod(want, &end);
+    return json_is_number(v) && end != want && *end == '\0' && json_number_value(v) == w;
 }
 
-/* Appends the injected settings of a service's reply ("none" for an empty
- * plan), or the reply itself when it holds no plan. */
-static void add_plan_text(ctl_buf *b, const char *reply)
+/* Appends the injected settings of a participant's reply ("none" for an
+ * empty plan), or the reply itself when it holds no plan. */
+static void add_plan_text(ctl_buf *b, json_t *reply)
 {
-    const char *plan = NULL, *cursor = NULL;
-    size_t len = 0;
-    ctl_json_member m;
+    json_t *plan = json_object_get(reply, "faults"), *v;
+    const char *key;
     int shown = 0;
-    if (ctl_json_get_raw(reply, "faults", &plan, &len) != 0 || *plan != '{') {
-        ctl_buf_puts(b, reply);
+    if (!json_is_object(plan)) {
+        ctl_json_flatten(b, reply, NULL);
         return;
     }
-    while (ctl_json_next(plan, &cursor, &m) == 1) {
-        if (is_default(&m))
+    json_object_foreach(plan, key, v)
+    {
+        if (is_default(key, v))
             continue;
         if (shown++)
             ctl_buf_puts(b, " ");
-        ctl_json_add_pair(b, &m);
+        ctl_json_add_pair(b, key, v);
     }
     if (!shown)
         ctl_buf_puts(b, "none");
 }
 
-/* Checks a service name. One of the five is fine; any other name is only an
- * extension participant (e.g. fraud) if it answers, which the caller finds
- * out: *probe is set then, and a missing answer means an unknown name. */
-static int check_service(const char *cmd, const char *name, int *probe)
+/* Connects and finds out who is in the fleet for cmd; a NAME (svc, may be
+ * NULL) must be one of the saga's five or have answered discovery. Returns
+ * CTL_EXIT_OK or an exit code after saying why. */
+static int open_fleet(ctl_conn *c, ctl_fleet *f, const char *cmd, const char *url, const char *svc)
 {
-    *probe = 0;
-    if (ctl_service_index(name) >= 0)
-        return CTL_EXIT_OK;
-    if (!saga_valid_producer(name))
-        return ctl_unknown_service(cmd, name);
-    *probe = 1;
-    return CTL_EXIT_OK;
+    int rc = ctl_connect(c, cmd, url, 0, 0);
+    if (rc == CTL_EXIT_OK)
+        rc = ctl_fleet_discover(f, c, cmd);
+    if (rc == CTL_EXIT_OK && svc != NULL && !ctl_fleet_knows(f, svc))
+        rc = ctl_fleet_unknown(f, cmd, svc);
+    return rc;
 }
 
-/* Sends spec ("" reads the plan) to one service. On CTL_EXIT_OK *reply is the
- * malloc'd answer, which may still say ok:false. */
-static int ask_one(ctl_conn *c, const char *cmd, const char *svc, int probe, const char *spec,
-                   char **reply)
+/* Sends spec ("" reads the plan) to one participant. On CTL_EXIT_OK *reply
+ * is its answer (the caller releases it), which may still say ok:false. */
+static int ask_one(ctl_conn *c, const char *cmd, const char *svc, const char *spec, json_t **reply)
 {
     char subject[128];
     natsMsg *m = NULL;
-    snprintf(subject, sizeof(subject), "saga.ctl.%s.faults", svc);
+    snprintf(subject, sizeof(subject), SAGA_SUBJ_CTL_FMT, svc, "faults");
     natsStatus s = ctl_request(c, subject, spec, strlen(spec), CTL_COMMAND_TIMEOUT_MS, &m);
     if (s != NATS_OK) {
-        if (probe)
-            return ctl_unknown_service(cmd, svc);
         if (s == NATS_NO_RESPONDERS)
             ctl_err(cmd, "%s is not running: nobody serves %s (deploy/fleet status)", svc, subject);
         else
             ctl_err(cmd, "%s does not answer on %s: %s", svc, subject, natsStatus_GetText(s));
         return CTL_EXIT_UNREACHABLE;
     }
-    *reply = ctl_reply_copy(m);
+    *reply = ctl_reply_json(m);
     natsMsg_Destroy(m);
     if (*reply == NULL) {
         ctl_err(cmd, "out of memory");
@@ -137,15 +123,14 @@ static int ask_one(ctl_conn *c, const char *cmd, const char *svc, int probe, con
     return CTL_EXIT_OK;
 }
 
-/* 0 when the reply says ok:true; else prints the service's error for cmd. */
-static int reply_ok(const char *cmd, const char *svc, const char *reply)
+/* 0 when the reply says ok:true; else prints the participant's error for cmd. */
+static int reply_ok(const char *cmd, const char *svc, json_t *reply)
 {
-    int ok = 0;
-    if (ctl_json_get_bool(reply, "ok", &ok) == 0 && ok)
+    const char *err = json_string_value(json_object_get(reply, "error"));
+    if (json_is_true(json_object_get(reply, "ok")))
         return 0;
-    char err[256] = "the service refused the plan (no reason given)";
-    ctl_json_get_str(reply, "error", err, sizeof(err));
-    ctl_err(cmd, "%s: %s", svc, err);
+    ctl_err(cmd, "%s: %s", svc,
+            err != NULL ? err : "the service refused the plan (no reason given)");
     return -1;
 }
 
@@ -169,8 +154,9 @@ static const char inject_help[] =
     "stockout_rate=R (inventory), ship_fail_rate=R (shipping). Any other key is\n"
     "refused by the service (exit 1, naming the key).\n"
     "A plan set here lives in the process: a restart goes back to SAGA_FAULTS.\n"
-    "SERVICE is order, payment, inventory, shipping or notification (or a running\n"
-    "extension such as fraud). Prints the settings now injected; --json prints the\n"
+    "SERVICE is order, payment, inventory, shipping, notification or any other\n"
+    "participant that answers on saga.discover (e.g. fraud). Prints the settings now injected; "
+    "--json prints the\n"
     "service's answer {\"ok\":true,\"service\":..,\"faults\":{..}}.\n"
     "Example: sagactl inject inventory error_rate=0.3 dup_rate=0.3 reorder_rate=0.3\n";
 
@@ -181,9 +167,10 @@ int ctl_cmd_inject(const char *url, int argc, char **argv)
                                          {"url", required_argument, NULL, 'U'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int json = 0, clear = 0, probe = 0, opt, rc;
-    char *reply = NULL;
+    int json = 0, clear = 0, opt, rc;
+    json_t *reply = NULL;
     ctl_conn c = {0};
+    ctl_fleet f = {0};
     ctl_buf spec, out;
 
     opterr = 0;
@@ -211,9 +198,10 @@ int ctl_cmd_inject(const char *url, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     const char *svc = argv[optind++];
-    rc = check_service("inject", svc, &probe);
-    if (rc != CTL_EXIT_OK)
-        return rc;
+    if (!saga_valid_producer(svc)) {
+        ctl_err("inject", "'%s' is no participant's name (see sagactl participants)", svc);
+        return CTL_EXIT_USAGE;
+    }
     if (optind >= argc && !clear) {
         ctl_err("inject",
                 "want KEY=VALUE settings or --clear after %s (see sagactl inject "
@@ -245,129 +233,102 @@ int ctl_cmd_inject(const char *url, int argc, char **argv)
         rc = CTL_EXIT_USAGE;
         goto out;
     }
-    rc = ctl_connect(&c, "inject", url, 0, 0);
-    if (rc != CTL_EXIT_OK) {
-        /* An unknown name stays a usage error even without a server. */
-        if (probe)
-            rc = ctl_unknown_service("inject", svc);
+    rc = open_fleet(&c, &f, "inject", url, svc);
+    if (rc != CTL_EXIT_OK)
         goto out;
-    }
-    rc = ask_one(&c, "inject", svc, probe, ctl_buf_str(&spec), &reply);
+    rc = ask_one(&c, "inject", svc, ctl_buf_str(&spec), &reply);
     if (rc != CTL_EXIT_OK)
         goto out;
     rc = reply_ok("inject", svc, reply) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
     for (int i = optind; rc == CTL_EXIT_OK && i < argc; i++)
         note_business_key(svc, argv[i]);
     if (json) {
-        ctl_json_raw_object(&out, reply);
+        ctl_buf_json(&out, reply);
         ctl_buf_puts(&out, "\n");
     } else if (rc == CTL_EXIT_OK) {
         ctl_buf_printf(&out, "%s: ", svc);
         add_plan_text(&out, reply);
         ctl_buf_puts(&out, "\n");
     }
-    if (!ctl_buf_ok(&out)) {
-        ctl_err("inject", "out of memory");
+    if (ctl_print("inject", &out) != CTL_EXIT_OK)
         rc = CTL_EXIT_FAIL;
-        goto out;
-    }
-    fputs(ctl_buf_str(&out), stdout);
 out:
-    free(reply);
+    json_decref(reply);
     ctl_buf_cleanup(&spec);
     ctl_buf_cleanup(&out);
+    ctl_fleet_cleanup(&f);
     ctl_disconnect(&c);
     return rc;
 }
 
 static const char faults_help[] =
-    "usage: sagactl faults [SERVICE] [--json] [--url URL]\n\n"
-    "Shows the fault plans of the five services (or of SERVICE), asked on\n"
-    "saga.ctl.<svc>.faults: one line per service with the settings injected\n"
-    "(\"none\" for an empty plan, \"unavailable\" when it does not answer in 1 s).\n"
-    "--json prints {\"order\":{..the whole plan..},..,\"notification\":\"unavailable\"}\n"
-    "(with SERVICE: that service's answer). Change plans with sagactl inject.\n"
-    "Exit 3 when SERVICE, or every service, does not answer.\n";
+    "usage: sagactl faults [NAME] [--json] [--url URL]\n\n"
+    "Shows the fault plans of every participant that serves saga.ctl.<name>.faults\n"
+    "(found on saga.discover: the saga's five, then any other), or of NAME: one line\n"
+    "per participant with the settings injected (\"none\" for an empty plan,\n"
+    "\"unavailable\" when it does not answer in 1 s). --json prints\n"
+    "{\"order\":{..the whole plan..},..,\"notification\":\"unavailable\"}\n"
+    "(with NAME: its answer). Change plans with sagactl inject. Exit 3 when NAME,\n"
+    "or every participant, does not answer.\n";
 
-/* Prints one line (or member) per service; replies[i] NULL is unavailable. */
-static void print_plans(ctl_buf *b, char *const replies[CTL_NSERVICES], int json)
+/* Appends one line (or member) per row; a row without a reply is unavailable. */
+static void add_plans(ctl_buf *b, const ctl_fleet *f, int json)
 {
-    if (json)
-        ctl_buf_puts(b, "{");
-    for (int i = 0; i < CTL_NSERVICES; i++) {
-        const char *plan = NULL;
-        size_t len = 0;
-        if (json) {
-            ctl_json_key(b, i == 0, ctl_services[i]);
-            if (replies[i] != NULL && ctl_json_get_raw(replies[i], "faults", &plan, &len) == 0 &&
-                *plan == '{')
-                ctl_buf_add(b, plan, len);
-            else
-                ctl_json_str(b, "unavailable");
-            continue;
+    if (json) {
+        json_t *all = json_object();
+        for (size_t i = 0; i < f->n; i++) {
+            json_t *plan = json_object_get(f->replies[i], "faults");
+            json_object_set_new(all, f->names[i],
+                                json_is_object(plan) ? json_incref(plan)
+                                                     : json_string("unavailable"));
         }
-        ctl_buf_printf(b, "%-13s ", ctl_services[i]);
-        if (replies[i] != NULL)
-            add_plan_text(b, replies[i]);
+        ctl_buf_json(b, all);
+        ctl_buf_puts(b, "\n");
+        json_decref(all);
+        return;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        ctl_buf_printf(b, "%-13s ", f->names[i]);
+        if (f->replies[i] != NULL)
+            add_plan_text(b, f->replies[i]);
         else
             ctl_buf_puts(b, "unavailable");
         ctl_buf_puts(b, "\n");
     }
-    if (json)
-        ctl_buf_puts(b, "}\n");
 }
 
 int ctl_cmd_faults(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int json = 0, probe = 0, opt, rc;
-    char *replies[CTL_NSERVICES] = {NULL};
-    char *reply = NULL;
+    int json = 0, rc;
+    json_t *reply = NULL;
     const char *svc = NULL;
     ctl_conn c = {0};
+    ctl_fleet f = {0};
     ctl_buf out;
 
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = 1;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(faults_help, stdout);
-            return CTL_EXIT_OK;
-        default:
-            return ctl_bad_option("faults", argv, optind, optopt, opt);
-        }
-    }
+    rc = ctl_parse_opts("faults", faults_help, argc, argv, &url, &json, NULL);
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
     if (argc - optind > 1) {
         ctl_err("faults",
                 "unexpected argument '%s': faults only shows plans; change one with "
-                "sagactl inject SERVICE KEY=VALUE... (see sagactl inject --help)",
+                "sagactl inject NAME KEY=VALUE... (see sagactl inject --help)",
                 argv[optind + 1]);
         return CTL_EXIT_USAGE;
     }
     if (optind < argc) {
         svc = argv[optind];
-        rc = check_service("faults", svc, &probe);
-        if (rc != CTL_EXIT_OK)
-            return rc;
+        if (!saga_valid_producer(svc)) {
+            ctl_err("faults", "'%s' is no participant's name (see sagactl participants)", svc);
+            return CTL_EXIT_USAGE;
+        }
     }
     ctl_buf_init(&out);
-    rc = ctl_connect(&c, "faults", url, 0, 0);
-    if (rc != CTL_EXIT_OK) {
-        if (probe)
-            rc = ctl_unknown_service("faults", svc);
+    rc = open_fleet(&c, &f, "faults", url, svc);
+    if (rc != CTL_EXIT_OK)
         goto out;
-    }
     if (svc != NULL) {
-        rc = ask_one(&c, "faults", svc, probe, "", &reply);
+        rc = ask_one(&c, "faults", svc, "", &reply);
         if (rc != CTL_EXIT_OK)
             goto out;
         if (reply_ok("faults", svc, reply) != 0) {
@@ -375,38 +336,32 @@ int ctl_cmd_faults(const char *url, int argc, char **argv)
             goto out;
         }
         if (json) {
-            ctl_json_raw_object(&out, reply);
-            ctl_buf_puts(&out, "\n");
+            ctl_buf_json(&out, reply);
         } else {
             ctl_buf_printf(&out, "%-13s ", svc);
             add_plan_text(&out, reply);
-            ctl_buf_puts(&out, "\n");
         }
+        ctl_buf_puts(&out, "\n");
     } else {
-        if (ctl_ask_all(&c, "ctl", "faults", "", replies) != 0) {
+        if (ctl_fleet_ask(&f, &c, SAGA_SUBJ_CTL_FMT, "faults", "") != 0) {
             ctl_err("faults", "cannot send the requests: connection to %s lost", url);
             rc = CTL_EXIT_UNREACHABLE;
             goto out;
         }
-        print_plans(&out, replies, json);
+        add_plans(&out, &f, json);
         rc = CTL_EXIT_UNREACHABLE;
-        for (int i = 0; i < CTL_NSERVICES; i++)
-            if (replies[i] != NULL)
+        for (size_t i = 0; i < f.n; i++)
+            if (f.replies[i] != NULL)
                 rc = CTL_EXIT_OK;
         if (rc != CTL_EXIT_OK)
-            ctl_err("faults", "no service answers: is the fleet up? (deploy/fleet status)");
+            ctl_err("faults", "no participant answers on saga.ctl.<name>.faults");
     }
-    if (!ctl_buf_ok(&out)) {
-        ctl_err("faults", "out of memory");
+    if (ctl_print("faults", &out) != CTL_EXIT_OK)
         rc = CTL_EXIT_FAIL;
-        goto out;
-    }
-    fputs(ctl_buf_str(&out), stdout);
 out:
-    for (int i = 0; i < CTL_NSERVICES; i++)
-        free(replies[i]);
-    free(reply);
+    json_decref(reply);
     ctl_buf_cleanup(&out);
+    ctl_fleet_cleanup(&f);
     ctl_disconnect(&c);
     return rc;
 }

@@ -6,31 +6,6 @@
 
 #include "ctl.h"
 
-const char *const ctl_services[CTL_NSERVICES] = {"order", "payment", "inventory", "shipping",
-                                                 "notification"};
-
-int ctl_service_index(const char *name)
-{
-    for (int i = 0; i < CTL_NSERVICES; i++)
-        if (strcmp(ctl_services[i], name) == 0)
-            return i;
-    return -1;
-}
-
-int ctl_unknown_service(const char *cmd, const char *name)
-{
-    char list[128] = "";
-    size_t n = 0;
-    for (int i = 0; i < CTL_NSERVICES && n < sizeof(list); i++) {
-        int w = snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", ctl_services[i]);
-        if (w < 0)
-            break;
-        n += (size_t)w;
-    }
-    ctl_err(cmd, "unknown service '%s': want one of %s", name, list);
-    return CTL_EXIT_USAGE;
-}
-
 typedef int (*cmd_fn)(const char *url, int argc, char **argv);
 
 /* One table for dispatch and for the overview in --help. */
@@ -41,14 +16,14 @@ static const struct {
 } commands[] = {
     {"place", ctl_cmd_place, "place an order (saga.cmd.order.place)"},
     {"cancel", ctl_cmd_cancel, "cancel an order (saga.cmd.order.cancel)"},
-    {"get", ctl_cmd_get, "show one order's state across the five services"},
+    {"get", ctl_cmd_get, "show one order's state across the participants"},
     {"trace", ctl_cmd_trace, "show one order's event timeline, compensations marked"},
     {"watch", ctl_cmd_watch, "print every event live until Ctrl-C"},
-    {"stats", ctl_cmd_stats, "count orders by state; each service's counters"},
+    {"stats", ctl_cmd_stats, "count orders by state; each participant's counters"},
     {"stock", ctl_cmd_stock, "set or read the stock of a SKU"},
     {"audit", ctl_cmd_audit, "check every invariant of the saga over the whole stream"},
-    {"inject", ctl_cmd_inject, "change or clear a service's fault plan at run time"},
-    {"faults", ctl_cmd_faults, "show the fault plans of the services"},
+    {"inject", ctl_cmd_inject, "change or clear a participant's fault plan at run time"},
+    {"faults", ctl_cmd_faults, "show the fault plans of the participants"},
     {"dlq", ctl_cmd_dlq, "list, show, replay and purge dead letters (stream SAGA_DLQ)"},
     {"ping", ctl_cmd_ping, "exit 0 when NATS answers"},
     {"ready", ctl_cmd_ready, "exit 0 when a service answers its control subject"},
@@ -198,4 +173,20 @@ natsStatus ctl_request(ctl_conn *c, const char *subject, const void *data, size_
     if (len > 1024 * 1024)
         return NATS_MAX_PAYLOAD;
     return natsConnection_Request(reply, c->nc, subject, data, (int)len, timeout_ms);
+}
+
+void ctl_inbox_close(natsSubscription *sub, natsInbox *inbox)
+{
+    if (sub != NULL) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    natsInbox_Destroy(inbox);
+}
+
+natsStatus ctl_next_msg(natsSubscription *sub, int64_t deadline, natsMsg **m)
+{
+    int64_t left = deadline - ctl_now_ms();
+    *m = NULL;
+    return left > 0 ? natsSubscription_NextMsg(m, sub, left) : NATS_TIMEOUT;
 }

@@ -62,8 +62,10 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
 
     ctl_buf_reset(&t->out);
     if (t->json) {
+        json_t *j = ctl_event_json(ev, seq, &offset);
         ctl_buf_puts(&t->out, t->n == 0 ? "[\n  " : ",\n  ");
-        ctl_event_json(&t->out, ev, seq, &offset);
+        ctl_buf_json(&t->out, j);
+        json_decref(j);
     } else {
         char when[32];
         if (t->n == 0) {
@@ -325,8 +327,10 @@ int ctl_cmd_watch(const char *url, int argc, char **argv)
         if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                               &ev, &owner, NULL, 0) == SAGA_OK) {
             if (json) {
-                ctl_event_json(&b, &ev, 0, NULL);
+                json_t *j = ctl_event_json(&ev, 0, NULL);
+                ctl_buf_json(&b, j);
                 ctl_buf_puts(&b, "\n");
+                json_decref(j);
             } else {
                 time_t sec = (time_t)(ev.time_ms / 1000);
                 struct tm tm;

@@ -2,6 +2,7 @@
  * growable text buffers and money formatting. */
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,48 @@ int ctl_bad_option(const char *cmd, char **argv, int optind_now, int optopt_now,
     else
         ctl_err(cmd, "bad option '%s' (see sagactl %s --help)", word, cmd);
     return CTL_EXIT_USAGE;
+}
+
+int ctl_parse_opts(const char *cmd, const char *help, int argc, char **argv, const char **url,
+                   int *json, long long *wait_s)
+{
+    /* One table for all: an option the command does not take is refused
+     * as unknown below, as getopt_long would. */
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"wait", required_argument, NULL, 'w'},
+                                         {"url", required_argument, NULL, 'U'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == 'j' && json != NULL) {
+            *json = 1;
+        } else if (opt == 'w' && wait_s != NULL) {
+            if (ctl_parse_ll(optarg, 0, 86400, wait_s) != 0) {
+                ctl_err(cmd, "bad --wait '%s': want seconds, 0..86400", optarg);
+                return CTL_EXIT_USAGE;
+            }
+        } else if (opt == 'U') {
+            *url = optarg;
+        } else if (opt == 'h') {
+            fputs(help, stdout);
+            return -1;
+        } else {
+            return ctl_bad_option(cmd, argv, optind, optopt, opt == 'j' || opt == 'w' ? '?' : opt);
+        }
+    }
+    return CTL_EXIT_OK;
+}
+
+int ctl_print(const char *cmd, const ctl_buf *b)
+{
+    if (!ctl_buf_ok(b)) {
+        ctl_err(cmd, "out of memory");
+        return CTL_EXIT_FAIL;
+    }
+    fputs(ctl_buf_str(b), stdout);
+    return CTL_EXIT_OK;
 }
 
 /* ---- ctl_buf --------------------------------------------------------------------- */

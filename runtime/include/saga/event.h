@@ -36,7 +36,7 @@ extern "C" {
 #define SAGA_ID_LEN 26       /* ULID, Crockford base32, upper case */
 #define SAGA_ORDER_ID_MAX 64 /* order (saga) ids: [A-Za-z0-9_-]{1,64} */
 #define SAGA_TYPE_MAX 64     /* "payment.charged": [a-z0-9_]+\.[a-z0-9_]+ */
-#define SAGA_PRODUCER_MAX 32 /* service names: [a-z0-9_-]{1,32} */
+#define SAGA_PRODUCER_MAX 32 /* service and participant names: [a-z0-9_]{1,32} */
 #define SAGA_TRACE_MAX 128   /* W3C traceparent or empty */
 #define SAGA_PAYLOAD_MAX (256 * 1024)
 #define SAGA_ENVELOPE_MAX (SAGA_PAYLOAD_MAX + 1024)
@@ -70,6 +70,9 @@ int64_t saga_ulid_time_ms(const char *id);
 int saga_valid_ulid(const char *s);
 int saga_valid_order_id(const char *s);
 int saga_valid_type(const char *s);
+/* A service or participant name, [a-z0-9_]{1,32}: it is the part of an
+ * event type before the dot, so it takes the type's characters (no '-', no
+ * '.'). Configuration refuses any other name (service name, SAGA_GATES). */
 int saga_valid_producer(const char *s);
 
 /* Encodes ev into a newly malloc'd buffer *out of *out_len bytes. The caller

@@ -104,6 +104,12 @@ int saga_dlq_cause_deliberate(saga_dlq_cause c);
     XX("stockout_rate", "inventory")                                                               \
     XX("ship_fail_rate", "shipping")
 
+/* Every business outcome a fault plan causes says so in its reason, in
+ * the same words for each service: "<outcome> (injected by the fault plan:
+ * <key>)". The order's cancel detail carries the reason on, so `sagactl
+ * get`, `trace` and the customer's mail tell a drill from a real failure. */
+#define SAGA_FAULT_INJECTED "injected by the fault plan"
+
 #ifdef __cplusplus
 }
 #endif

@@ -218,6 +218,9 @@ saga_status saga_ctx_emit(saga_ctx *ctx, const char *type, const char *order_id,
         return rv;
     }
     memcpy(m->msg_id, ev.event_id, sizeof(ev.event_id));
+    /* Readers that want one order's events (a partition holds many orders)
+     * pick them by this header without decoding the envelope. */
+    saga__outmsg_header(m, SAGA_HDR_ORDER_ID, order_id);
     /* What the broker cannot take never enters the outbox: published after
      * the commit, it could only fail there, for good. */
     size_t size = saga__outmsg_wire_size(m), limit = saga__transport_max_message(svc);

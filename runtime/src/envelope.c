@@ -309,6 +309,16 @@ out:
     return rv;
 }
 
+unsigned saga_partition_of(const char *order_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a 32-bit, as nats-server's partition() mapping */
+    for (const unsigned char *p = (const unsigned char *)order_id; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return h % SAGA_PARTITIONS;
+}
+
 saga_status saga_event_subject(const char *type, const char *order_id, char *out, size_t outlen)
 {
     int n;
@@ -319,7 +329,7 @@ saga_status saga_event_subject(const char *type, const char *order_id, char *out
      * there would publish to the wrong place. */
     if (!saga_valid_type(type) || !saga_valid_order_id(order_id))
         return SAGA_EINVAL;
-    n = snprintf(out, outlen, SAGA_SUBJ_EVENT_FMT, type, order_id);
+    n = snprintf(out, outlen, SAGA_SUBJ_EVENT_FMT, saga_partition_of(order_id), type);
     if (n < 0 || (size_t)n >= outlen) {
         out[0] = '\0';
         return SAGA_ETOOBIG;

@@ -258,20 +258,38 @@ void saga__transport_close(saga_service *svc)
     pthread_mutex_destroy(&svc->tp.err_mu);
 }
 
-static saga_status ensure_stream(saga_service *svc, const char *name, const char *subject,
-                                 int64_t max_age_ns)
+/* The streams a service creates when they are missing: the events and the
+ * dead letters, with the subject scheme recorded on each. */
+typedef struct stream_spec {
+    const char *name, *subject, *description;
+    int64_t max_age_ns;
+} stream_spec;
+
+enum { NSTREAMS = 2 };
+
+static void stream_specs(const saga_service *svc, stream_spec out[NSTREAMS])
+{
+    out[0] = (stream_spec){svc->cfg.stream, SAGA_SUBJ_EVENTS_ALL, SAGA_STREAM_EVENTS_DESCRIPTION,
+                           svc->cfg.events_max_age_ms * NS_PER_MS};
+    out[1] = (stream_spec){svc->cfg.dlq_stream, SAGA_SUBJ_DLQ_ALL, SAGA_STREAM_DLQ_DESCRIPTION,
+                           DLQ_MAX_AGE_NS};
+}
+
+static saga_status ensure_stream(saga_service *svc, const stream_spec *spec)
 {
     jsStreamConfig sc;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    const char *subjects[] = {subject};
+    const char *name = spec->name;
+    const char *subjects[] = {spec->subject};
 
     jsStreamConfig_Init(&sc);
     sc.Name = name;
+    sc.Description = spec->description;
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
-    sc.MaxAge = max_age_ns;
+    sc.MaxAge = spec->max_age_ns;
     sc.Duplicates = svc->cfg.dup_window_ms * NS_PER_MS;
     natsStatus s;
     int64_t next_log = 0;
@@ -297,10 +315,11 @@ static saga_status ensure_stream(saga_service *svc, const char *name, const char
 
 saga_status saga__transport_ensure_streams(saga_service *svc)
 {
-    saga_status rv = ensure_stream(svc, svc->cfg.stream, SAGA_SUBJ_EVENTS_ALL,
-                                   svc->cfg.events_max_age_ms * NS_PER_MS);
-    if (rv == SAGA_OK)
-        rv = ensure_stream(svc, svc->cfg.dlq_stream, SAGA_SUBJ_DLQ_ALL, DLQ_MAX_AGE_NS);
+    stream_spec specs[NSTREAMS];
+    saga_status rv = SAGA_OK;
+    stream_specs(svc, specs);
+    for (int i = 0; i < NSTREAMS && rv == SAGA_OK; i++)
+        rv = ensure_stream(svc, &specs[i]);
     return rv;
 }
 
@@ -446,22 +465,16 @@ static int missing(saga_service *svc, const char *stream, const char *consumer)
 
 void saga__transport_check(saga_service *svc)
 {
-    const struct {
-        const char *name, *subject;
-        int64_t max_age_ns;
-    } streams[] = {
-        {svc->cfg.stream, SAGA_SUBJ_EVENTS_ALL, svc->cfg.events_max_age_ms * NS_PER_MS},
-        {svc->cfg.dlq_stream, SAGA_SUBJ_DLQ_ALL, DLQ_MAX_AGE_NS},
-    };
+    stream_spec streams[NSTREAMS];
+    stream_specs(svc, streams);
     if (svc->tp.nc == NULL || natsConnection_Status(svc->tp.nc) != NATS_CONN_STATUS_CONNECTED)
         return;
     /* Someone deleted a stream (an operator, a test, a broker that lost its
      * store): without it every publish fails and no consumer delivers. */
-    for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
+    for (size_t i = 0; i < NSTREAMS; i++) {
         if (!missing(svc, streams[i].name, NULL))
             continue;
-        saga_status rv =
-            ensure_stream(svc, streams[i].name, streams[i].subject, streams[i].max_age_ns);
+        saga_status rv = ensure_stream(svc, &streams[i]);
         SAGA__STAT_ADD(svc, streams_recreated, 1);
         SAGA__LOG(&svc->log, SAGA_LOG_WARN,
                   "event=stream_recreated stream=%s status=%s detail=\"%s\"", streams[i].name,

@@ -99,7 +99,7 @@ static size_t count_final(size_t *placed_orders)
 {
     tjs_msg *v = NULL;
     size_t n = 0, fin = 0, pl = 0;
-    if (tjs_collect(&F.t, "SAGA_EVENTS", "evt.order.>", &v, &n) != 0)
+    if (tjs_collect_events(&F.t, "order.*", NULL, &v, &n) != 0)
         return 0;
     /* Event ids may repeat (duplicate publishes); orders are counted once. */
     for (size_t i = 0; i < n; i++) {

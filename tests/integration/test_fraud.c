@@ -113,11 +113,9 @@ static void audit(void)
 /* Stream position of an order's first event of a type; 0 when absent. */
 static size_t position_of(const char *order_id, const char *type)
 {
-    char filter[128];
     tjs_msg *v = NULL;
     size_t n = 0, pos = 0;
-    snprintf(filter, sizeof(filter), "evt.*.*.%s", order_id);
-    if (tjs_collect(&F.t, "SAGA_EVENTS", filter, &v, &n) != 0)
+    if (tjs_collect_events(&F.t, NULL, order_id, &v, &n) != 0)
         return 0;
     for (size_t i = 0; i < n && pos == 0; i++)
         if (strcmp(v[i].ev.type, type) == 0)

@@ -76,11 +76,9 @@ static Saga__V1__OrderHistory *history_of(const char *order_id)
  * answer: the same event ids in the same order, none twice. */
 static void expect_same(const char *order_id)
 {
-    char filter[128];
     tjs_msg *v = NULL;
     size_t n = 0;
-    snprintf(filter, sizeof(filter), "evt.*.*.%s", order_id);
-    assert_int_equal(tjs_collect(&F.t, "SAGA_EVENTS", filter, &v, &n), 0);
+    assert_int_equal(tjs_collect_events(&F.t, NULL, order_id, &v, &n), 0);
     Saga__V1__OrderHistory *h = history_of(order_id);
     assert_non_null(h);
     assert_true(h->found);

@@ -38,17 +38,17 @@ static int group_teardown(void **state)
 }
 
 typedef struct found {
-    const char *filter;
+    const char *type, *order;
     tjs_msg msg;
 } found;
 
-/* 1 once a message on f->filter is in the event stream; keeps the first. */
+/* 1 once an event of f->type for f->order is in the event stream; keeps the first. */
 static int in_stream(void *arg)
 {
     found *f = arg;
     tjs_msg *v = NULL;
     size_t n = 0;
-    int ok = tjs_collect(&F.t, SAGA_STREAM_EVENTS, f->filter, &v, &n) == 0 && n > 0;
+    int ok = tjs_collect_events(&F.t, f->type, f->order, &v, &n) == 0 && n > 0;
     if (ok)
         f->msg = v[0];
     free(v);
@@ -79,7 +79,7 @@ static int probe_processed(void *arg)
 
 static void test_installed_participant_clears_placed_orders(void **state)
 {
-    char key[SAGA_ID_LEN + 1], order_id[64], placed_filter[128], cleared_filter[128];
+    char key[SAGA_ID_LEN + 1], order_id[64];
     char needle[128];
     (void)state;
     assert_int_equal(tfleet_set_stock(&F, "WIDGET", 10), 0);
@@ -92,13 +92,13 @@ static void test_installed_participant_clears_placed_orders(void **state)
     snprintf(order_id, sizeof(order_id), "%s", r->order_id);
     saga__v1__place_order_reply__free_unpacked(r, NULL);
 
-    snprintf(placed_filter, sizeof(placed_filter), "evt.order.placed.%s", order_id);
-    snprintf(cleared_filter, sizeof(cleared_filter), "evt.probe.cleared.%s", order_id);
     found placed, cleared;
     memset(&placed, 0, sizeof(placed));
     memset(&cleared, 0, sizeof(cleared));
-    placed.filter = placed_filter;
-    cleared.filter = cleared_filter;
+    placed.type = "order.placed";
+    placed.order = order_id;
+    cleared.type = "probe.cleared";
+    cleared.order = order_id;
     assert_int_equal(tproc_wait_until(in_stream, &placed, DEADLINE_MS), 0);
     if (tproc_wait_until(in_stream, &cleared, DEADLINE_MS) != 0)
         fail_msg("no probe.cleared for %s in %s", order_id, SAGA_STREAM_EVENTS);

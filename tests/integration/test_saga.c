@@ -386,7 +386,7 @@ static void test_bad_commands_get_clear_errors_and_create_nothing(void **state)
     (void)state;
     size_t before = 0, after = 0;
     tjs_msg *v = NULL;
-    assert_int_equal(tjs_collect(&F.t, "SAGA_EVENTS", "evt.order.placed.>", &v, &before), 0);
+    assert_int_equal(tjs_collect_events(&F.t, "order.placed", NULL, &v, &before), 0);
     free(v);
     expect_refused("bad-1", NULL, 0, "DE", "EUR", "no items");
     expect_refused("bad-2", (item[]){{"A", 0, 100}}, 1, "DE", "EUR", "quantity 0");
@@ -406,9 +406,72 @@ static void test_bad_commands_get_clear_errors_and_create_nothing(void **state)
     assert_non_null(r);
     assert_false(r->ok);
     saga__v1__command_reply__free_unpacked(r, NULL);
-    assert_int_equal(tjs_collect(&F.t, "SAGA_EVENTS", "evt.order.placed.>", &v, &after), 0);
+    assert_int_equal(tjs_collect_events(&F.t, "order.placed", NULL, &v, &after), 0);
     free(v);
     assert_int_equal(before, after);
+}
+
+/* The distinct subjects SAGA_EVENTS holds (the broker keeps state per
+ * subject); -1 if the stream cannot be read. */
+static int stream_subjects(void)
+{
+    jsOptions o;
+    jsStreamInfo *si = NULL;
+    int n = -1;
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = SAGA_SUBJ_EVENTS_ALL;
+    if (js_GetStreamInfo(&si, F.t.js, SAGA_STREAM_EVENTS, &o, NULL) == NATS_OK)
+        n = si->State.Subjects != NULL ? si->State.Subjects->Count : 0;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+typedef struct final_cond {
+    char (*ids)[64];
+    int n;
+} final_cond;
+
+static int all_final(void *arg)
+{
+    final_cond *c = arg;
+    char buf[8192];
+    for (int i = 0; i < c->n; i++) {
+        tfleet_view(&F, "order", c->ids[i], buf, sizeof(buf));
+        if (strstr(buf, "CONFIRMED") == NULL && strstr(buf, "CANCELLED") == NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* Stored subjects name the order's partition and the event type, never the
+ * order: placing five times as many orders adds no subject beyond the
+ * partitions x event types, so the broker's per-subject state stays flat. */
+static void test_stream_subjects_do_not_grow_with_orders(void **state)
+{
+    enum { FIRST = 40, MORE = 160, SAGA_TYPES = 14 };
+    static char ids[FIRST + MORE][64];
+    int before = 0;
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "SUBJ", 100000), 0);
+    for (int i = 0; i < FIRST + MORE; i++) {
+        if (i == FIRST) {
+            final_cond c = {ids, FIRST};
+            assert_int_equal(tproc_wait_until(all_final, &c, DEADLINE_MS), 0);
+            before = stream_subjects();
+        }
+        place(ids[i], "sol", (item[]){{"SUBJ", 1, 100}}, 1, "DE", 0);
+    }
+    final_cond c = {ids, FIRST + MORE};
+    assert_int_equal(tproc_wait_until(all_final, &c, DEADLINE_MS), 0);
+    int after = stream_subjects();
+    printf("subjects: orders=%d stream_subjects=%d then %d after %d more orders (bound %d)\n",
+           FIRST + MORE, before, after, MORE, SAGA_PARTITIONS * SAGA_TYPES);
+    assert_true(before > 0);
+    /* At most partitions x the saga's event types, whatever the orders... */
+    assert_true(after <= SAGA_PARTITIONS * SAGA_TYPES);
+    /* ...and fewer new subjects than new orders: with a subject per order,
+     * each order would add one per event type. */
+    assert_true(after - before < MORE);
 }
 
 int main(void)
@@ -424,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_7_cancel_after_confirmation_is_refused),
         cmocka_unit_test(test_idempotency_key_gives_one_order),
         cmocka_unit_test(test_bad_commands_get_clear_errors_and_create_nothing),
+        cmocka_unit_test(test_stream_subjects_do_not_grow_with_orders),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     nats_Close();

@@ -43,6 +43,20 @@ const TYPE_MAX = 64;
 const PAYLOAD_MAX = 256 * 1024;
 const ENVELOPE_MAX = PAYLOAD_MAX + 1024;
 const HDR_MSG_ID = 'Nats-Msg-Id';
+const HDR_ORDER_ID = 'Saga-Order-Id';
+const PARTITIONS = 16;
+
+// An order's partition, as docs/protocol.md defines it: FNV-1a (32-bit) of
+// the order id's bytes, modulo 16. Events are stored on evt.<partition>.<type>.
+function partitionOf(orderId) {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(orderId, 'utf8')) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % PARTITIONS;
+}
+const eventSubject = (type, orderId) => `evt.${partitionOf(orderId)}.${type}`;
 const DLQ_CAUSES = ['undecodable', 'rejected', 'forbidden', 'exhausted', 'park_expired',
   'unpublishable'];
 
@@ -218,10 +232,10 @@ async function main() {
   check(dlq.config.storage === 'file', 'SAGA_DLQ is file storage');
   check(dlq.config.max_age === 30 * 24 * 3600e9, 'SAGA_DLQ max age is 30 days');
   const consumers = [
-    ['order_any_vetoed', 'evt.*.vetoed.*'],
-    ['order_shipping_scheduled', 'evt.shipping.scheduled.*'],
-    ['shipping_interop_cleared', 'evt.interop.cleared.*'],
-    ['payment_order_placed', 'evt.order.placed.*'],
+    ['order_any_vetoed', 'evt.*.*.vetoed'],
+    ['order_shipping_scheduled', 'evt.*.shipping.scheduled'],
+    ['shipping_interop_cleared', 'evt.*.interop.cleared'],
+    ['payment_order_placed', 'evt.*.order.placed'],
   ];
   for (const [name, filter] of consumers) {
     const ci = await jsm.consumers.info('SAGA_EVENTS', name);
@@ -251,7 +265,7 @@ async function main() {
   const poisonOrder = `interop-poison-${runId}`;
   (async () => {
     for await (const m of sub) {
-      if (m.subject.endsWith(`.${poisonOrder}`)) continue;
+      if (m.headers && m.headers.get(HDR_ORDER_ID) === poisonOrder) continue;
       try {
         const ev = decodeEvent(m);
         if (!timeline.has(ev.env.order_id)) timeline.set(ev.env.order_id, []);
@@ -277,7 +291,10 @@ async function main() {
     check(env.time_unix_ms > 0, `${where}: time_unix_ms > 0`);
     check(RE_TRACE.test(env.trace), `${where}: trace is visible ASCII, at most 128`);
     check(env.payload.length <= PAYLOAD_MAX, `${where}: payload cap`);
-    check(m.subject === `evt.${env.type}.${env.order_id}`, `${where}: subject names type and order`);
+    check(m.subject === eventSubject(env.type, env.order_id),
+      `${where}: subject names the order's partition and the type`);
+    check(m.headers && m.headers.get(HDR_ORDER_ID) === env.order_id,
+      `${where}: Saga-Order-Id is the envelope's order id`);
     check(env.type.split('.')[0] === env.producer, `${where}: type starts with its producer`);
     const msgId = m.headers ? m.headers.get(HDR_MSG_ID) : '';
     check(msgId === env.event_id, `${where}: Nats-Msg-Id is the event id`);
@@ -364,9 +381,10 @@ async function main() {
       trace: cause.env.trace,
       payload: T(payloadType).encode(payload).finish(),
     }).finish();
-    const out = outbox.add(`evt.${type}.${orderId}`, id, env);
+    const out = outbox.add(eventSubject(type, orderId), id, env);
     const h = headers();
     h.set(HDR_MSG_ID, out.id);
+    h.set(HDR_ORDER_ID, orderId);
     const ack = await js.publish(out.subject, out.data, { headers: h });
     check(ack.stream === 'SAGA_EVENTS' && !ack.duplicate, `${type}: stored once`);
     // A retry (as after a crash before outbox.done) is dropped by the broker.
@@ -433,9 +451,10 @@ async function main() {
   }
 
   // 6. A message that is no envelope is dead-lettered by its consumer.
-  const poisonSubject = `evt.${PARTICIPANT}.vetoed.${poisonOrder}`;
+  const poisonSubject = eventSubject(`${PARTICIPANT}.vetoed`, poisonOrder);
   const ph = headers();
   ph.set(HDR_MSG_ID, ulid());
+  ph.set(HDR_ORDER_ID, poisonOrder);
   await js.publish(poisonSubject, Buffer.from('not an envelope'), { headers: ph });
   const dlqOpts = consumerOpts();
   dlqOpts.deliverAll();

@@ -242,3 +242,32 @@ int tjs_consumers_idle(tjs *t, const char *stream)
     jsConsumerInfoList_Destroy(list);
     return idle;
 }
+
+int tjs_collect_events(tjs *t, const char *type, const char *order, tjs_msg **out, size_t *n)
+{
+    char filter[256];
+    size_t kept = 0;
+    if (order != NULL && type != NULL)
+        snprintf(filter, sizeof(filter), "%s", tjs_subject(type, order));
+    else if (order != NULL)
+        snprintf(filter, sizeof(filter), SAGA_SUBJ_PARTITION_FMT, saga_partition_of(order));
+    else if (type != NULL)
+        snprintf(filter, sizeof(filter), SAGA_SUBJ_EVENTS_OF_FMT, type);
+    else
+        snprintf(filter, sizeof(filter), "%s", SAGA_SUBJ_EVENTS_ALL);
+    if (tjs_collect(t, SAGA_STREAM_EVENTS, filter, out, n) != 0)
+        return -1;
+    for (size_t i = 0; i < *n; i++)
+        if (order == NULL || ((*out)[i].decoded && strcmp((*out)[i].ev.order_id, order) == 0))
+            (*out)[kept++] = (*out)[i];
+    *n = kept;
+    return 0;
+}
+
+const char *tjs_subject(const char *type, const char *order)
+{
+    static char subject[256];
+    if (saga_event_subject(type, order, subject, sizeof(subject)) != SAGA_OK)
+        snprintf(subject, sizeof(subject), "evt.invalid");
+    return subject;
+}

@@ -52,6 +52,16 @@ typedef struct tjs_msg {
  * *out is malloc'd (free it). 0 on success. */
 int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, size_t *n);
 
+/* Reads the events of SAGA_EVENTS of one type ("payment.charged"; NULL: any)
+ * and one order (NULL: any), in stream order: the subject filter names the
+ * order's partition, and what else that partition holds is left out by the
+ * envelope's order id. *out is malloc'd (free it). 0 on success. */
+int tjs_collect_events(tjs *t, const char *type, const char *order, tjs_msg **out, size_t *n);
+
+/* The subject an event of type and order is published on (saga_event_subject),
+ * in a static buffer that the next call overwrites. */
+const char *tjs_subject(const char *type, const char *order);
+
 /* Asks saga.ctl.<service>.stats and returns the named counter; -1 when the
  * service does not answer. */
 long long tjs_stat(tjs *t, const char *service, const char *field);

@@ -40,8 +40,8 @@ typedef struct bench_proc {
 typedef struct fleet fleet; /* tools/fleet/fleet.h: the launcher */
 
 typedef struct bench_fleet {
-    fleet *fl;               /* the launched fleet, NULL for --url */
-    char dir[BENCH_DIR_MAX]; /* temporary directory of a launched fleet, "" for --url */
+    fleet *fl;                  /* the launched fleet, NULL for --url */
+    char dir[BENCH_DIR_MAX];    /* temporary directory of a launched fleet, "" for --url */
     char store[BENCH_PATH_MAX]; /* its JetStream store directory */
     char url[128];
     bench_proc proc[BENCH_MAXPROC];
@@ -164,7 +164,7 @@ typedef struct bench_hops {
 int bench_hops_init(bench_hops *h, size_t cap);
 void bench_hops_cleanup(bench_hops *h);
 /* An event seen on subject evt.<type>.<order_id> at time at (ns). */
-void bench_hops_event(bench_hops *h, const char *subject, int64_t at);
+void bench_hops_event(bench_hops *h, const char *type, const char *order_id, int64_t at);
 /* The order completed: turns its times into one sample per hop (if
  * measured and every hop was seen) and forgets it. */
 void bench_hops_done(bench_hops *h, const char *order_id, int64_t sent, int64_t reply,

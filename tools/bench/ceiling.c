@@ -202,6 +202,7 @@ int bench_ceil_emit(bench_ceil *c, const char *type, const char *order_id,
         goto out;
     }
     memcpy(o->msg_id, ev.event_id, sizeof(o->msg_id));
+    memcpy(o->order_id, ev.order_id, sizeof(o->order_id));
     c->nout++;
     rc = 0;
 out:
@@ -341,7 +342,7 @@ static natsStatus subscribe_event(part *p, int i)
     name[n] = '\0';
     snprintf(consumer, sizeof(consumer), "%s_%s", p->c.role->name, name);
     snprintf(deliver, sizeof(deliver), "_saga.dlv.%s_%s", p->c.role->name, name);
-    snprintf(subject, sizeof(subject), "evt.%s.*", pattern);
+    snprintf(subject, sizeof(subject), SAGA_SUBJ_EVENTS_OF_FMT, pattern);
     jsConsumerConfig_Init(&cc);
     cc.Durable = consumer;
     cc.DeliverSubject = deliver;
@@ -370,7 +371,7 @@ static natsStatus start(part *p)
     natsStatus s = connect(p);
     char ctl[NAME_MAX_LEN];
     if (s == NATS_OK)
-        s = ensure_stream(p, SAGA_DEFAULT_STREAM, "evt.>", EVENTS_MAX_AGE_NS);
+        s = ensure_stream(p, SAGA_DEFAULT_STREAM, SAGA_SUBJ_EVENTS_ALL, EVENTS_MAX_AGE_NS);
     if (s == NATS_OK)
         s = ensure_stream(p, SAGA_DEFAULT_DLQ_STREAM, "dlq.>", DLQ_MAX_AGE_NS);
     for (int i = 0; s == NATS_OK && i < BENCH_CEIL_SUBS_MAX && p->c.role->subs[i].pattern; i++)
@@ -404,6 +405,8 @@ static int publish_all(part *p)
             natsMsg *m = NULL;
             jsPubOptions po;
             s = natsMsg_Create(&m, o->subject, NULL, (const char *)o->data, (int)o->len);
+            if (s == NATS_OK)
+                s = natsMsgHeader_Set(m, SAGA_HDR_ORDER_ID, o->order_id);
             if (s == NATS_OK) {
                 jsPubOptions_Init(&po);
                 po.MsgId = o->msg_id;

@@ -50,7 +50,8 @@ extern const size_t bench_ceil_nroles;
 typedef struct bench_ceil_out {
     char subject[BENCH_CEIL_SUBJECT_MAX];
     char msg_id[SAGA_ID_LEN + 1];
-    uint8_t *data; /* malloc'd envelope */
+    char order_id[SAGA_ORDER_ID_MAX + 1]; /* the Saga-Order-Id header, as the runtime sets it */
+    uint8_t *data;                        /* malloc'd envelope */
     size_t len;
 } bench_ceil_out;
 

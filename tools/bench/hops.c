@@ -9,8 +9,8 @@
 
 enum { T_PLACED, T_CHARGED, T_RESERVED, T_SCHEDULED, T_NTIMES };
 
-static const char *const event_of_time[T_NTIMES] = {"order.placed.", "payment.charged.",
-                                                    "inventory.reserved.", "shipping.scheduled."};
+static const char *const event_of_time[T_NTIMES] = {"order.placed", "payment.charged",
+                                                    "inventory.reserved", "shipping.scheduled"};
 
 const char *const bench_hop_names[BENCH_NHOPS] = {
     "request->order.placed",      "request->reply",           "placed->payment.charged",
@@ -42,14 +42,11 @@ void bench_hops_cleanup(bench_hops *h)
     memset(h, 0, sizeof(*h));
 }
 
-void bench_hops_event(bench_hops *h, const char *subject, int64_t at)
+void bench_hops_event(bench_hops *h, const char *type, const char *id, int64_t at)
 {
-    const char *rest = strncmp(subject, "evt.", 4) == 0 ? subject + 4 : NULL;
-    for (int k = 0; rest != NULL && k < T_NTIMES; k++) {
-        size_t n = strlen(event_of_time[k]);
-        if (strncmp(rest, event_of_time[k], n) != 0)
+    for (int k = 0; k < T_NTIMES; k++) {
+        if (strcmp(type, event_of_time[k]) != 0)
             continue;
-        const char *id = rest + n;
         times *t = bench_map_get(&h->open, id);
         if (t == NULL) {
             t = calloc(1, sizeof(*t));

@@ -15,6 +15,7 @@
 #include "bench.h"
 #include "commands.pb-c.h"
 #include "map.h"
+#include "saga/wire.h"
 
 #define NS_PER_S 1000000000LL
 #define NS_PER_MS 1000000LL
@@ -134,15 +135,27 @@ out:
     natsMsg_Destroy(msg);
 }
 
-/* evt.order.confirmed.<id> or evt.order.cancelled.<id>, from the broker's
- * core delivery of what JetStream stored; with the lock held. */
-static void handle_final(load *L, const char *subj, int64_t now)
+/* The event type of a subject evt.<partition>.<type> ("" if it is not one)
+ * and the order id of its Saga-Order-Id header (NULL without one): read
+ * without decoding the envelope, as the broker delivers it. */
+static const char *type_of(natsMsg *msg, const char **order)
 {
-    const char *id = strrchr(subj, '.');
-    int kind = strncmp(subj, "evt.order.confirmed.", 20) == 0 ? FINAL_CONFIRMED : FINAL_CANCELLED;
+    const char *subj = natsMsg_GetSubject(msg), *dot = NULL;
+    *order = NULL;
+    if (natsMsgHeader_Get(msg, SAGA_HDR_ORDER_ID, order) != NATS_OK)
+        *order = NULL;
+    if (strncmp(subj, SAGA_SUBJ_EVENTS_PREFIX, 4) == 0)
+        dot = strchr(subj + 4, '.');
+    return dot != NULL ? dot + 1 : "";
+}
+
+/* order.confirmed or order.cancelled, from the broker's core delivery of
+ * what JetStream stored; with the lock held. */
+static void handle_final(load *L, const char *type, const char *id, int64_t now)
+{
+    int kind = strcmp(type, "order.confirmed") == 0 ? FINAL_CONFIRMED : FINAL_CANCELLED;
     if (id == NULL)
         return;
-    id++;
     uintptr_t v = (uintptr_t)bench_map_take(&L->ids, id);
     if (v != 0) {
         finish(L, (long long)v - 1, now, kind, id);
@@ -160,11 +173,11 @@ static void handle_final(load *L, const char *subj, int64_t now)
     free(old);
 }
 
-/* evt.notification.sent.* and evt.inventory.committed.*: the last events of
- * a confirmed saga, after order.confirmed; only counted. With the lock held. */
-static void handle_tail(load *L, const char *subj)
+/* notification.sent and inventory.committed: the last events of a
+ * confirmed saga, after order.confirmed; only counted. With the lock held. */
+static void handle_tail(load *L, const char *type)
 {
-    if (strncmp(subj, "evt.notification.", 17) == 0)
+    if (strncmp(type, "notification.", 13) == 0)
         L->tail_notification++;
     else
         L->tail_inventory++;
@@ -177,8 +190,9 @@ static void on_final(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     int64_t now = bench_now_ns();
     (void)nc;
     (void)sub;
+    const char *order, *type = type_of(msg, &order);
     pthread_mutex_lock(&L->mu);
-    handle_final(L, natsMsg_GetSubject(msg), now);
+    handle_final(L, type, order, now);
     pthread_mutex_unlock(&L->mu);
     natsMsg_Destroy(msg);
 }
@@ -188,8 +202,9 @@ static void on_tail(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     load *L = closure;
     (void)nc;
     (void)sub;
+    const char *order, *type = type_of(msg, &order);
     pthread_mutex_lock(&L->mu);
-    handle_tail(L, natsMsg_GetSubject(msg));
+    handle_tail(L, type);
     pthread_mutex_unlock(&L->mu);
     natsMsg_Destroy(msg);
 }
@@ -200,18 +215,16 @@ static void on_any(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 {
     load *L = closure;
     int64_t now = bench_now_ns();
-    const char *subj = natsMsg_GetSubject(msg);
+    const char *order, *type = type_of(msg, &order);
     (void)nc;
     (void)sub;
     pthread_mutex_lock(&L->mu);
-    if (strncmp(subj, "evt.order.confirmed.", 20) == 0 ||
-        strncmp(subj, "evt.order.cancelled.", 20) == 0)
-        handle_final(L, subj, now);
-    else if (strncmp(subj, "evt.notification.sent.", 22) == 0 ||
-             strncmp(subj, "evt.inventory.committed.", 24) == 0)
-        handle_tail(L, subj);
-    else
-        bench_hops_event(&L->hops, subj, now);
+    if (strcmp(type, "order.confirmed") == 0 || strcmp(type, "order.cancelled") == 0)
+        handle_final(L, type, order, now);
+    else if (strcmp(type, "notification.sent") == 0 || strcmp(type, "inventory.committed") == 0)
+        handle_tail(L, type);
+    else if (order != NULL)
+        bench_hops_event(&L->hops, type, order, now);
     pthread_mutex_unlock(&L->mu);
     natsMsg_Destroy(msg);
 }
@@ -529,13 +542,13 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
     if (s == NATS_OK && L.hops_on) {
         s = natsConnection_Subscribe(&sev[0], nc, "evt.>", on_any, &L);
     } else if (s == NATS_OK) {
-        s = natsConnection_Subscribe(&sev[0], nc, "evt.order.confirmed.*", on_final, &L);
+        s = natsConnection_Subscribe(&sev[0], nc, "evt.*.order.confirmed", on_final, &L);
         if (s == NATS_OK)
-            s = natsConnection_Subscribe(&sev[1], nc, "evt.order.cancelled.*", on_final, &L);
+            s = natsConnection_Subscribe(&sev[1], nc, "evt.*.order.cancelled", on_final, &L);
         if (s == NATS_OK)
-            s = natsConnection_Subscribe(&sev[2], nc, "evt.notification.sent.*", on_tail, &L);
+            s = natsConnection_Subscribe(&sev[2], nc, "evt.*.notification.sent", on_tail, &L);
         if (s == NATS_OK)
-            s = natsConnection_Subscribe(&sev[3], nc, "evt.inventory.committed.*", on_tail, &L);
+            s = natsConnection_Subscribe(&sev[3], nc, "evt.*.inventory.committed", on_tail, &L);
     }
     /* A burst must never be dropped as a slow consumer: that would lose orders. */
     if (s == NATS_OK)

@@ -205,7 +205,7 @@ static const char audit_help[] =
     "                   whose parked predecessor never came (or with any other\n"
     "                   reason) is a violation, unless --allow-dead-letters\n"
     "Stream entries that are no event of the saga (undecodable, not on\n"
-    "evt.<type>.<order_id> of their envelope, a malformed payload) are counted as\n"
+    "evt.<partition>.<type> of their envelope, a malformed payload) are counted as\n"
     "undecodable, never as orders.\n"
     "A veto that came after its order was confirmed (order.veto_ignored) is\n"
     "reported as a WARNING naming the order and the participant, not a violation.\n"

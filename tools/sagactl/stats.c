@@ -130,7 +130,7 @@ int ctl_cmd_stats(const char *url, int argc, char **argv)
         rc = ctl_fleet_discover(&f, &c, "stats");
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = ctl_stream_read(&c, "stats", "evt.order.>", 1, on_order_event, &s, &res);
+    rc = ctl_stream_read(&c, "stats", "evt.*.order.*", 1, on_order_event, &s, &res);
     if (rc != CTL_EXIT_OK)
         goto out;
     for (o = s.orders; o != NULL; o = o->hh.next) {

@@ -31,6 +31,7 @@ typedef struct trace_state {
     int64_t first_ms;
     char final_state[16];
     char reason[64];
+    const char *order; /* read from the stream: the partition holds other orders too */
     ctl_buf out;
 } trace_state;
 
@@ -38,6 +39,8 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
 {
     trace_state *t = udata;
     (void)stored_ms;
+    if (t->order != NULL && strcmp(ev->order_id, t->order) != 0)
+        return 0;
     if (t->n == 0)
         t->first_ms = ev->time_ms;
     int64_t offset = ev->time_ms - t->first_ms;
@@ -183,7 +186,9 @@ int ctl_cmd_trace(const char *url, int argc, char **argv)
         ctl_err("trace", "'%s' is not an order id ([A-Za-z0-9_-]{1,64})", id);
         return CTL_EXIT_USAGE;
     }
-    snprintf(filter, sizeof(filter), "evt.*.*.%s", id);
+    /* Without the history, the order's partition is read and its other
+     * orders' events are left out. */
+    snprintf(filter, sizeof(filter), SAGA_SUBJ_PARTITION_FMT, saga_partition_of(id));
     rc = ctl_connect(&c, "trace", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         return rc;
@@ -195,6 +200,7 @@ int ctl_cmd_trace(const char *url, int argc, char **argv)
         goto out;
     }
     if (hist == 0) {
+        t.order = id;
         rc = ctl_stream_read(&c, "trace", filter, 1, on_trace_event, &t, &res);
         if (rc != CTL_EXIT_OK)
             goto out;
@@ -234,7 +240,8 @@ static void on_watch_signal(int sig)
 static const char watch_help[] =
     "usage: sagactl watch [--order ORDER_ID] [--json] [--url URL]\n\n"
     "Prints one line per event as it is published (core NATS subscription on\n"
-    "evt.>, or on one order's subjects with --order), until Ctrl-C: event time,\n"
+    "evt.>, or on one order's partition with --order, keeping that order's events),\n"
+    "until Ctrl-C: event time,\n"
     "order id, type, producer, COMPENSATION/FAILURE mark and a summary. --json\n"
     "prints one JSON object per line. Events published while watch is not\n"
     "running are not shown: use trace for history.\n";
@@ -280,10 +287,12 @@ int ctl_cmd_watch(const char *url, int argc, char **argv)
         ctl_err("watch", "'%s' is not an order id ([A-Za-z0-9_-]{1,64})", order);
         return CTL_EXIT_USAGE;
     }
+    /* One order: its partition, and of that only the messages whose
+     * Saga-Order-Id header names it. */
     if (order != NULL)
-        snprintf(subject, sizeof(subject), "evt.*.*.%s", order);
+        snprintf(subject, sizeof(subject), SAGA_SUBJ_PARTITION_FMT, saga_partition_of(order));
     else
-        snprintf(subject, sizeof(subject), "evt.>");
+        snprintf(subject, sizeof(subject), "%s", SAGA_SUBJ_EVENTS_ALL);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_watch_signal;
@@ -323,6 +332,12 @@ int ctl_cmd_watch(const char *url, int argc, char **argv)
         }
         saga_event ev;
         void *owner = NULL;
+        const char *of = NULL;
+        if (order != NULL && (natsMsgHeader_Get(m, SAGA_HDR_ORDER_ID, &of) != NATS_OK ||
+                              of == NULL || strcmp(of, order) != 0)) {
+            natsMsg_Destroy(m);
+            continue;
+        }
         ctl_buf_reset(&b);
         if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                               &ev, &owner, NULL, 0) == SAGA_OK) {

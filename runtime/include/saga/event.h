@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "saga/status.h"
+#include "saga/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,10 +87,15 @@ saga_status saga_event_encode(const saga_event *ev, uint8_t **out, size_t *out_l
 saga_status saga_event_decode(const uint8_t *data, size_t len, saga_event *ev, void **payload_owner,
                               char *errbuf, size_t errlen);
 
-/* Builds the subject an event is published on: evt.<type>.<order_id>, e.g.
- * evt.payment.charged.01J.... Returns SAGA_ETOOBIG if it does not fit. */
-saga_status saga_event_subject(const char *type, const char *order_id, char *out, size_t outlen);
+/* The partition of an order, 0 to SAGA_PARTITIONS - 1: FNV-1a (32-bit) of
+ * the order id's bytes, modulo SAGA_PARTITIONS. Any participant, in any
+ * language, computes the same (docs/protocol.md). */
+unsigned saga_partition_of(const char *order_id);
 
+/* Builds the subject an event is published on: evt.<partition>.<type>, e.g.
+ * evt.7.payment.charged (see wire.h). Returns SAGA_EINVAL for an invalid
+ * type or order id, SAGA_ETOOBIG if it does not fit. */
+saga_status saga_event_subject(const char *type, const char *order_id, char *out, size_t outlen);
 #ifdef __cplusplus
 }
 #endif

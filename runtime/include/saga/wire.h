@@ -14,13 +14,27 @@ extern "C" {
 
 #define SAGA_STREAM_EVENTS "SAGA_EVENTS" /* every event, subjects SAGA_SUBJ_EVENTS_ALL */
 #define SAGA_STREAM_DLQ "SAGA_DLQ"       /* dead letters, subjects SAGA_SUBJ_DLQ_ALL */
+/* Recorded on the streams a service creates, so that a reader of the broker
+ * alone learns the subject scheme and the partitioning. */
+#define SAGA_STREAM_EVENTS_DESCRIPTION                                                             \
+    "saga events on evt.<partition>.<type>; partitions=16; "                                       \
+    "partition=fnv1a32(order_id) mod 16; order id in header Saga-Order-Id"
+#define SAGA_STREAM_DLQ_DESCRIPTION "saga dead letters on dlq.<service>"
 
 /* ---- subjects ------------------------------------------------------- */
 
-#define SAGA_SUBJ_EVENTS_ALL "evt.>"       /* evt.<type>.<order_id>, see saga_event_subject */
+/* Events are stored on evt.<partition>.<type>: the order id is not in the
+ * subject (the broker keeps state per distinct subject, so a subject per
+ * order would grow its memory with every order retained), but its
+ * partition is, so that an instance can own partitions and a reader of one
+ * order reads one partition. The order id travels in the envelope and in
+ * the header SAGA_HDR_ORDER_ID. The partition is saga_partition_of(). */
+#define SAGA_PARTITIONS 16                 /* fixed when the stream is created */
+#define SAGA_SUBJ_EVENTS_ALL "evt.>"       /* every event */
 #define SAGA_SUBJ_EVENTS_PREFIX "evt."     /* every event subject starts so */
-#define SAGA_SUBJ_EVENT_FMT "evt.%s.%s"    /* type, order id */
-#define SAGA_SUBJ_EVENTS_OF_FMT "evt.%s.*" /* type pattern: a consumer's filter */
+#define SAGA_SUBJ_EVENT_FMT "evt.%u.%s"    /* partition, type */
+#define SAGA_SUBJ_EVENTS_OF_FMT "evt.*.%s" /* type pattern, every partition: a filter */
+#define SAGA_SUBJ_PARTITION_FMT "evt.%u.>" /* partition: every event of its orders */
 #define SAGA_SUBJ_DLQ_ALL "dlq.>"          /* dlq.<service>: its dead letters */
 #define SAGA_SUBJ_DLQ_FMT "dlq.%s"         /* service */
 #define SAGA_DLQ_MSG_ID_FMT "dlq.%s.%s"    /* service, id: a dead letter's Nats-Msg-Id */
@@ -40,6 +54,7 @@ extern "C" {
 /* ---- headers -------------------------------------------------------- */
 
 #define SAGA_HDR_MSG_ID "Nats-Msg-Id"         /* the event id: the broker's dedupe key */
+#define SAGA_HDR_ORDER_ID "Saga-Order-Id"     /* events: the envelope's order id, undecoded */
 #define SAGA_HDR_CAUSE "Saga-Cause"           /* dead letters: one of SAGA_DLQ_CAUSES */
 #define SAGA_HDR_REASON "Saga-Reason"         /* dead letters: the cause in prose */
 #define SAGA_HDR_SERVICE "Saga-Service"       /* dead letters: who dead-lettered it */

@@ -76,7 +76,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             env = line;
             val = eq + 1;
         } else {
-            env = saga__config_settings[(unsigned char)line[0] % saga__config_nsettings].env;
+            /* A setting of the table by the first byte; rows of fields set
+             * only in code have no variable: take the next one that has. */
+            size_t k = (unsigned char)line[0] % saga__config_nsettings;
+            for (size_t tries = 0;
+                 saga__config_settings[k].env == NULL && tries < saga__config_nsettings; tries++)
+                k = (k + 1) % saga__config_nsettings;
+            env = saga__config_settings[k].env;
+            if (env == NULL)
+                continue;
             val = line + 1;
         }
         /* putenv, not setenv: glibc keeps every string setenv ever made,

@@ -4,8 +4,9 @@
  * the packaged cnats 3.4.1 has fetch bugs (see docs/ARCHITECTURE.md), and a
  * push consumer lets one thread gather batches from several consumers. The
  * server's MaxAckPending is the flow control. */
-#include <stdarg.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,39 +119,39 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
     natsMsg_Destroy(msg);
 }
 
-/* Appends to buf (cap bytes, n used); returns the new length, or cap once
- * anything did not fit, which every later append keeps. */
-static size_t append(char *buf, size_t cap, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static size_t append(char *buf, size_t cap, size_t n, const char *fmt, ...)
+/* The counters as one JSON object, members in SAGA_STATS_MAP's order; NULL
+ * if it could not be built. The caller releases it. */
+static json_t *stats_json(saga_service *svc)
 {
-    va_list ap;
-    if (n >= cap)
-        return cap;
-    va_start(ap, fmt);
-    int m = vsnprintf(buf + n, cap - n, fmt, ap);
-    va_end(ap);
-    return m < 0 || (size_t)m >= cap - n ? cap : n + (size_t)m;
+    saga_stats s;
+    saga_service_stats(svc, &s);
+    json_t *o = json_pack("{s:s, s:I}", "service", svc->name, "pid", (json_int_t)getpid());
+    int bad = o == NULL;
+#define XX(name, kind, meaning)                                                                    \
+    bad = bad || json_object_set_new(o, #name, json_integer((json_int_t)s.name)) != 0;
+    SAGA_STATS_MAP(XX)
+#undef XX
+    bad = bad || json_object_set_new(o, "since_ms", json_integer(svc->stats_since_ms)) != 0;
+    bad = bad || json_object_set_new(o, "started_ms", json_integer(svc->started_ms)) != 0;
+    if (bad) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
 }
 
-/* Answers saga.ctl.<name>.stats with the counters as JSON, on a cnats thread. */
+/* Answers saga.ctl.<name>.stats with the counters as JSON, on a cnats thread.
+ * A reply that cannot be built is not sent: the client's request times out. */
 static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     saga_service *svc = closure;
-    saga_stats s;
-    char buf[2048];
     (void)sub;
-    saga_service_stats(svc, &s);
-    size_t n =
-        append(buf, sizeof(buf), 0, "{\"service\":\"%s\",\"pid\":%ld", svc->name, (long)getpid());
-#define XX(name, kind, meaning)                                                                    \
-    n = append(buf, sizeof(buf), n, ",\"" #name "\":%llu", (unsigned long long)s.name);
-    SAGA_STATS_MAP(XX)
-#undef XX
-    n = append(buf, sizeof(buf), n, ",\"since_ms\":%lld,\"started_ms\":%lld}",
-               (long long)svc->stats_since_ms, (long long)svc->started_ms);
-    if (n < sizeof(buf) && natsMsg_GetReply(msg) != NULL)
-        natsConnection_Publish(nc, natsMsg_GetReply(msg), buf, (int)n);
+    json_t *o = natsMsg_GetReply(msg) != NULL ? stats_json(svc) : NULL;
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text != NULL)
+        natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
+    free(text);
+    json_decref(o);
     natsMsg_Destroy(msg);
 }
 

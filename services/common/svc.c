@@ -7,7 +7,6 @@
 #include <string.h>
 
 #define SVC_LOG_LINE_MAX 1024
-#define SVC_JSON_MIN_CAP 256
 
 /* ---- JSON ------------------------------------------------------------- */
 
@@ -36,72 +35,6 @@ saga_status svc_reply_not_order_id(saga_ctx *ctx, const char *service)
                        json_sprintf("the payload must be an order id: 1 to %d characters from "
                                     "A-Z, a-z, 0-9, _ and -",
                                     SAGA_ORDER_ID_MAX)));
-}
-
-/* Makes room for n more bytes and the NUL; 0 (and b->failed) if it cannot. */
-static int json_reserve(svc_json *b, size_t n)
-{
-    if (b->failed)
-        return 0;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : SVC_JSON_MIN_CAP;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return 0;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    return 1;
-}
-
-void svc_json_printf(svc_json *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = 1;
-        return;
-    }
-    if (!json_reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void svc_json_str(svc_json *b, const char *s)
-{
-    json_t *v = s != NULL ? json_string(s) : NULL;
-    /* JSON_ENCODE_ANY: a lone string is not a JSON document, but its dump
-     * is exactly the quoted, escaped text wanted here. */
-    char *text = v != NULL ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
-    json_decref(v);
-    if (text == NULL) {
-        b->failed = 1;
-        return;
-    }
-    svc_json_printf(b, "%s", text);
-    free(text);
-}
-
-saga_status svc_json_reply(saga_ctx *ctx, const svc_json *b)
-{
-    if (b->failed)
-        return SAGA_ENOMEM;
-    return saga_ctx_reply(ctx, b->p != NULL ? b->p : "", b->len);
-}
-
-void svc_json_cleanup(svc_json *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
 }
 
 /* ---- validation ------------------------------------------------------- */

@@ -34,33 +34,6 @@ saga_status svc_json_send(saga_ctx *ctx, json_t *obj);
  * payload is not an order id (see svc_query_order_id). */
 saga_status svc_reply_not_order_id(saga_ctx *ctx, const char *service);
 
-/* A JSON text that grows as it is written, written piece by piece by the
- * caller. Kept for the callers that still compose JSON syntax themselves;
- * new code builds a json_t and uses svc_json_send(). Start from
- * svc_json b = {0}. After a failed allocation every append is a no-op and
- * failed is set, so the caller checks once, in svc_json_reply(). p is
- * NUL-terminated once anything was appended; the caller frees it with
- * svc_json_cleanup(). */
-typedef struct svc_json {
-    char *p;
-    size_t len, cap;
-    int failed;
-} svc_json;
-
-/* Appends formatted text as it is (the caller writes the JSON syntax). */
-void svc_json_printf(svc_json *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Appends s as a quoted JSON string, escaped by jansson. A NULL s, or one
- * that is not UTF-8, sets failed. */
-void svc_json_str(svc_json *b, const char *s);
-
-/* Sends b's text as the command's reply (saga_ctx_reply copies it), or
- * returns SAGA_ENOMEM if an append failed. b still owns its text. */
-saga_status svc_json_reply(saga_ctx *ctx, const svc_json *b);
-
-/* Frees b's text and empties it; accepts an empty b. */
-void svc_json_cleanup(svc_json *b);
-
 /* ---- validation ------------------------------------------------------- */
 
 /* Whether s is 1 to max characters from A-Z, a-z, 0-9, _ and - (customer

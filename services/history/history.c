@@ -207,25 +207,17 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
     rec_head head;
     const uint8_t *body;
     size_t body_len;
-    svc_json b = {0};
     (void)subject;
     (void)udata;
-    if (!svc_query_order_id(data, len, order)) {
-        static const char bad[] =
-            "{\"service\":\"history\",\"found\":false,\"error\":\"payload is not an order id\"}";
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-    }
+    if (!svc_query_order_id(data, len, order))
+        return svc_reply_not_order_id(ctx, "history");
     saga_status st = load(ctx, order, &head, &body, &body_len);
     if (st != SAGA_OK)
         return st;
-    svc_json_printf(&b, "{\"service\":\"history\",\"order_id\":");
-    svc_json_str(&b, order);
-    svc_json_printf(&b, ",\"found\":%s,\"events\":%u,\"truncated\":%s,\"final\":%s}",
-                    head.version == RECORD_VERSION ? "true" : "false", head.count,
-                    head.dropped > 0 ? "true" : "false", head.final ? "true" : "false");
-    st = svc_json_reply(ctx, &b);
-    svc_json_cleanup(&b);
-    return st;
+    return svc_json_send(ctx, json_pack("{s:s, s:s, s:b, s:I, s:b, s:b}", "service", "history",
+                                        "order_id", order, "found", head.version == RECORD_VERSION,
+                                        "events", (json_int_t)head.count, "truncated",
+                                        head.dropped > 0, "final", head.final != 0));
 }
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)

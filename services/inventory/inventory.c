@@ -23,7 +23,6 @@
 #define SKUS_MAX 5000
 #define STOCK_QTY_MAX 1000000000LL
 #define REASON_MAX 256
-#define STORE_ERROR_JSON "{\"service\":\"inventory\",\"error\":\"store error, try again\"}"
 
 /* ---- order.placed ----------------------------------------------------- */
 
@@ -335,21 +334,21 @@ out:
 
 /* ---- queries ---------------------------------------------------------- */
 
-static void json_stock(svc_json *b, const char *sku, const inv_stock *s)
+/* The reply a query gets when the store failed; the client may ask again. */
+static void reply_store_error(saga_ctx *ctx)
 {
-    svc_json_printf(b, "{\"sku\":");
-    svc_json_str(b, sku);
-    svc_json_printf(b, ",\"available\":%lld,\"held\":%lld,\"committed\":%lld}",
-                    (long long)s->available, (long long)s->held, (long long)s->committed);
+    svc_json_send(
+        ctx, json_pack("{s:s, s:s}", "service", "inventory", "error", "store error, try again"));
 }
 
 static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                            void *udata)
 {
-    svc_json b = {0};
     const void *v = NULL;
     size_t vlen = 0;
     char *list = NULL;
+    json_t *skus = NULL;
+    int sent = 0; /* svc_json_send answered, also when it failed */
     saga_status st;
     (void)subject;
     (void)data;
@@ -361,7 +360,8 @@ static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *da
         goto out;
     /* A private, terminated copy: the stock reads below may move v. */
     list = malloc(vlen + 1);
-    if (list == NULL) {
+    skus = json_array();
+    if (list == NULL || skus == NULL) {
         st = SAGA_ENOMEM;
         goto out;
     }
@@ -371,8 +371,6 @@ static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *da
         vlen = 0;
     list[vlen] = '\0';
 
-    svc_json_printf(&b, "{\"service\":\"inventory\",\"skus\":[");
-    int first = 1;
     for (char *line = list, *nl; *line != '\0'; line = nl + 1) {
         inv_stock s;
         nl = strchr(line, '\n');
@@ -384,17 +382,23 @@ static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *da
             continue;
         if (st != SAGA_OK && st != SAGA_ENOTFOUND)
             goto out;
-        if (!first)
-            svc_json_printf(&b, ",");
-        first = 0;
-        json_stock(&b, line, &s);
+        if (json_array_append_new(skus,
+                                  json_pack("{s:s, s:I, s:I, s:I}", "sku", line, "available",
+                                            (json_int_t)s.available, "held", (json_int_t)s.held,
+                                            "committed", (json_int_t)s.committed)) != 0) {
+            st = SAGA_ENOMEM;
+            goto out;
+        }
     }
-    svc_json_printf(&b, "]}");
-    st = svc_json_reply(ctx, &b);
+    /* "o" steals skus, also when json_pack fails. */
+    json_t *reply = json_pack("{s:s, s:o}", "service", "inventory", "skus", skus);
+    skus = NULL;
+    sent = 1;
+    st = svc_json_send(ctx, reply);
 out:
-    if (st != SAGA_OK)
-        saga_ctx_reply(ctx, STORE_ERROR_JSON, sizeof(STORE_ERROR_JSON) - 1);
-    svc_json_cleanup(&b);
+    if (!sent)
+        reply_store_error(ctx);
+    json_decref(skus);
     free(list);
     return st;
 }
@@ -403,38 +407,33 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
                            void *udata)
 {
     char order[SAGA_ORDER_ID_MAX + 1];
-    svc_json b = {0};
     inv_res res;
     saga_status st;
     (void)subject;
     (void)udata;
 
-    if (!svc_query_order_id(data, len, order)) {
-        static const char bad[] = "{\"service\":\"inventory\",\"found\":false,"
-                                  "\"error\":\"payload is not an order id\"}";
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-    }
+    if (!svc_query_order_id(data, len, order))
+        return svc_reply_not_order_id(ctx, "inventory");
     st = inv_res_load(ctx, order, &res);
-    if (st != SAGA_OK && st != SAGA_ENOTFOUND)
-        goto out;
-    int tomb = saga_ctx_has_tombstone(ctx, order, INV_TOMBSTONE);
-    svc_json_printf(&b, "{\"service\":\"inventory\",\"order_id\":");
-    svc_json_str(&b, order);
-    svc_json_printf(&b, ",\"found\":%s,\"state\":", st == SAGA_OK || tomb ? "true" : "false");
-    svc_json_str(&b, inv_res_state_name(res.state));
-    svc_json_printf(&b, ",\"items\":[");
-    for (uint32_t i = 0; i < res.nlines; i++) {
-        svc_json_printf(&b, "%s{\"sku\":", i > 0 ? "," : "");
-        svc_json_str(&b, res.lines[i].sku);
-        svc_json_printf(&b, ",\"quantity\":%lld}", (long long)res.lines[i].quantity);
+    if (st != SAGA_OK && st != SAGA_ENOTFOUND) {
+        reply_store_error(ctx);
+        return st;
     }
-    svc_json_printf(&b, "],\"tombstone\":%s}", tomb ? "true" : "false");
-    st = svc_json_reply(ctx, &b);
-out:
-    if (st != SAGA_OK && st != SAGA_ENOTFOUND)
-        saga_ctx_reply(ctx, STORE_ERROR_JSON, sizeof(STORE_ERROR_JSON) - 1);
-    svc_json_cleanup(&b);
-    return st;
+    int tomb = saga_ctx_has_tombstone(ctx, order, INV_TOMBSTONE);
+    json_t *items = json_array();
+    for (uint32_t i = 0; items != NULL && i < res.nlines; i++) {
+        if (json_array_append_new(items,
+                                  json_pack("{s:s, s:I}", "sku", res.lines[i].sku, "quantity",
+                                            (json_int_t)res.lines[i].quantity)) != 0) {
+            json_decref(items);
+            items = NULL;
+        }
+    }
+    /* "o" steals items, also when json_pack fails; a NULL items fails it. */
+    return svc_json_send(ctx, json_pack("{s:s, s:s, s:b, s:s, s:o, s:b}", "service", "inventory",
+                                        "order_id", order, "found", st == SAGA_OK || tomb, "state",
+                                        inv_res_state_name(res.state), "items", items, "tombstone",
+                                        tomb));
 }
 
 /* ---- main ------------------------------------------------------------- */

@@ -215,37 +215,28 @@ static saga_status on_confirmed(saga_ctx *ctx, const saga_event *ev, void *udata
 static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                             void *udata)
 {
-    char order[SAGA_ORDER_ID_MAX + 1], out[512];
+    char order[SAGA_ORDER_ID_MAX + 1];
     pay_state ps;
-    int n;
+    json_t *reply;
     (void)subject;
     (void)udata;
 
-    if (!svc_query_order_id(data, len, order)) {
-        static const char bad[] =
-            "{\"service\":\"payment\",\"found\":false,\"error\":\"the payload "
-            "must be an order id: 1 to 64 characters from A-Z, a-z, 0-9, "
-            "_ and -\"}";
-        return saga_ctx_reply(ctx, bad, sizeof(bad) - 1);
-    }
-    /* A valid order id is [A-Za-z0-9_-] only: nothing in it needs escaping. */
+    if (!svc_query_order_id(data, len, order))
+        return svc_reply_not_order_id(ctx, "payment");
     saga_status st = pay_state_load(ctx, order, &ps);
     int tomb = saga_ctx_has_tombstone(ctx, order, PAY_TOMBSTONE);
     if (st == SAGA_OK || st == SAGA_ENOTFOUND) {
         if (st == SAGA_ENOTFOUND)
             memset(&ps, 0, sizeof(ps));
-        n = snprintf(out, sizeof(out),
-                     "{\"service\":\"payment\",\"order_id\":\"%s\",\"found\":%s,\"state\":\"%s\","
-                     "\"charged_cents\":%lld,\"refunded_cents\":%lld,\"tombstone\":%s}",
-                     order, st == SAGA_OK || tomb ? "true" : "false", pay_kind_name(ps.kind),
-                     (long long)ps.charged_cents, (long long)ps.refunded_cents,
-                     tomb ? "true" : "false");
+        reply = json_pack("{s:s, s:s, s:b, s:s, s:I, s:I, s:b}", "service", "payment", "order_id",
+                          order, "found", st == SAGA_OK || tomb, "state", pay_kind_name(ps.kind),
+                          "charged_cents", (json_int_t)ps.charged_cents, "refunded_cents",
+                          (json_int_t)ps.refunded_cents, "tombstone", tomb);
     } else {
-        n = snprintf(out, sizeof(out),
-                     "{\"service\":\"payment\",\"order_id\":\"%s\",\"error\":\"%s\"}", order,
-                     saga_strerror(st));
+        reply = json_pack("{s:s, s:s, s:s}", "service", "payment", "order_id", order, "error",
+                          saga_strerror(st));
     }
-    return saga_ctx_reply(ctx, out, (size_t)n);
+    return svc_json_send(ctx, reply);
 }
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)

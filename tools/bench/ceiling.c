@@ -11,6 +11,7 @@
  * Different: handlers do no business work and there is no LMDB (no inbox,
  * no outbox, no commit, no fsync). */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -250,16 +251,21 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     part *p = closure;
-    char buf[512];
     (void)sub;
-    int n =
-        snprintf(buf, sizeof(buf),
-                 "{\"service\":\"%s\",\"pid\":%ld,\"received\":%llu,\"processed\":%llu,"
-                 "\"published\":%llu,\"commits\":0,\"batches\":%llu}",
-                 p->c.role->name, (long)getpid(), atomic_load(&p->received),
-                 atomic_load(&p->received), atomic_load(&p->published), atomic_load(&p->batches));
-    if (natsMsg_GetReply(msg) != NULL && n > 0 && (size_t)n < sizeof(buf))
-        natsConnection_Publish(nc, natsMsg_GetReply(msg), buf, n);
+    /* received doubles as processed: a no-op participant processes all it takes. */
+    json_t *o =
+        natsMsg_GetReply(msg) == NULL
+            ? NULL
+            : json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "service", p->c.role->name, "pid",
+                        (json_int_t)getpid(), "received", (json_int_t)atomic_load(&p->received),
+                        "processed", (json_int_t)atomic_load(&p->received), "published",
+                        (json_int_t)atomic_load(&p->published), "commits", (json_int_t)0, "batches",
+                        (json_int_t)atomic_load(&p->batches));
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text != NULL)
+        natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
+    free(text);
+    json_decref(o);
     natsMsg_Destroy(msg);
 }
 

@@ -6,6 +6,7 @@
 #include "bench.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -121,17 +122,18 @@ static int start_participants(bench_fleet *f, const bench_fleet_cfg *cfg, char *
 
 /* ---- participants ------------------------------------------------------ */
 
-/* One request on saga.ctl.<name>.stats; copies the reply into buf. */
-static int ask_stats(natsConnection *nc, const char *name, char *buf, size_t len, int timeout_ms)
+/* One request on saga.ctl.<name>.stats: the parsed reply, which the caller
+ * releases with json_decref(), or NULL if none came or it is not JSON. */
+static json_t *ask_stats(natsConnection *nc, const char *name, int timeout_ms)
 {
     char subject[96];
     natsMsg *m = NULL;
     snprintf(subject, sizeof(subject), "saga.ctl.%s.stats", name);
     if (natsConnection_RequestString(&m, nc, subject, "", timeout_ms) != NATS_OK)
-        return -1;
-    snprintf(buf, len, "%.*s", natsMsg_GetDataLength(m), natsMsg_GetData(m));
+        return NULL;
+    json_t *reply = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
     natsMsg_Destroy(m);
-    return 0;
+    return reply;
 }
 
 static void add_self(bench_fleet *f)
@@ -166,15 +168,11 @@ int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, siz
     return 0;
 }
 
-/* "pid":1234 in a stats reply. */
-static pid_t pid_of_reply(const char *reply)
+/* The "pid" of a stats reply, -1 if it has none. */
+static pid_t pid_of_reply(const json_t *reply)
 {
-    const char *p = strstr(reply, "\"pid\":");
-    if (p == NULL)
-        return -1;
-    char *end = NULL;
-    long v = strtol(p + 6, &end, 10);
-    return end != p + 6 && v > 0 ? (pid_t)v : -1;
+    json_int_t v = json_integer_value(json_object_get(reply, "pid"));
+    return v > 0 && v == (pid_t)v ? (pid_t)v : -1;
 }
 
 /* SAGA_DATA_DIR from a local process's environment, when readable. */
@@ -200,7 +198,6 @@ static void data_dir_of(pid_t pid, char *out, size_t len)
 int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen)
 {
     natsConnection *nc = NULL;
-    char reply[1024];
     memset(f, 0, sizeof(*f));
     snprintf(f->url, sizeof(f->url), "%s", url);
     if (natsConnection_ConnectTo(&nc, url) != NATS_OK) {
@@ -212,7 +209,8 @@ int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen
         snprintf(p->name, sizeof(p->name), "%s", bench_svc_names[i]);
         p->owned = 0;
         p->pid = -1;
-        if (ask_stats(nc, p->name, reply, sizeof(reply), 2000) != 0) {
+        json_t *reply = ask_stats(nc, p->name, 2000);
+        if (reply == NULL) {
             snprintf(err, errlen, "%s does not answer saga.ctl.%s.stats at %s", p->name, p->name,
                      url);
             natsConnection_Destroy(nc);
@@ -221,6 +219,7 @@ int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen
         /* Only a process of this host with that pid can be sampled. */
         char comm[64], path[64];
         pid_t pid = pid_of_reply(reply);
+        json_decref(reply);
         snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
         FILE *fp = pid > 0 ? fopen(path, "r") : NULL;
         if (fp != NULL && fgets(comm, sizeof(comm), fp) != NULL && strncmp(comm, "saga-", 5) == 0) {

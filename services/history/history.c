@@ -136,6 +136,17 @@ out:
     return st;
 }
 
+/* A query's order id and its record: SAGA_EINVAL (nothing loaded) when the
+ * payload is not an order id, else as load(). */
+static saga_status load_query(saga_ctx *ctx, const uint8_t *data, size_t len,
+                              char order[SAGA_ORDER_ID_MAX + 1], rec_head *head,
+                              const uint8_t **body, size_t *body_len)
+{
+    if (!svc_query_order_id(data, len, order))
+        return SAGA_EINVAL;
+    return load(ctx, order, head, body, body_len);
+}
+
 /* saga.q.history.events: the order's envelopes (OrderHistory, protobuf). */
 static saga_status q_events(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                             void *udata)
@@ -149,9 +160,9 @@ static saga_status q_events(saga_ctx *ctx, const char *subject, const uint8_t *d
     size_t body_len;
     (void)subject;
     (void)udata;
-    if (!svc_query_order_id(data, len, order))
+    saga_status st = load_query(ctx, data, len, order, &head, &body, &body_len);
+    if (st == SAGA_EINVAL)
         return svc_reply(ctx, &reply.base); /* found = false */
-    saga_status st = load(ctx, order, &head, &body, &body_len);
     if (st != SAGA_OK)
         return st;
     if (head.count > 0) {
@@ -209,9 +220,9 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
     size_t body_len;
     (void)subject;
     (void)udata;
-    if (!svc_query_order_id(data, len, order))
+    saga_status st = load_query(ctx, data, len, order, &head, &body, &body_len);
+    if (st == SAGA_EINVAL)
         return svc_reply_not_order_id(ctx, "history");
-    saga_status st = load(ctx, order, &head, &body, &body_len);
     if (st != SAGA_OK)
         return st;
     return svc_json_send(ctx, json_pack("{s:s, s:s, s:b, s:I, s:b, s:b}", "service", "history",

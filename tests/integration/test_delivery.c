@@ -94,48 +94,47 @@ static void stop_svc(fixture *f)
 
 /* ---- conditions ---- */
 
+/* What to count: messages of a stream on a subject filter (stream set), or
+ * events of SAGA_EVENTS of a type and order (NULL: any), as
+ * tjs_collect_events picks them. */
 typedef struct count_cond {
     fixture *f;
-    const char *stream, *filter; /* messages of a stream on a subject filter, or */
-    const char *type, *order;    /* events of a type and order (count_events) */
+    const char *stream, *filter;
+    const char *type, *order;
     size_t want;
 } count_cond;
 
-static size_t count_events(fixture *f, const char *type, const char *order);
-
-static size_t count_msgs(fixture *f, const char *stream, const char *filter)
+static size_t count_of(const count_cond *c)
 {
     tjs_msg *v = NULL;
     size_t n = 0;
-    if (tjs_collect(&f->t, stream, filter, &v, &n) != 0)
-        return 0;
+    int rc = c->stream != NULL ? tjs_collect(&c->f->t, c->stream, c->filter, &v, &n)
+                               : tjs_collect_events(&c->f->t, c->type, c->order, &v, &n);
     free(v);
-    return n;
+    return rc == 0 ? n : 0;
+}
+
+static size_t count_msgs(fixture *f, const char *stream, const char *filter)
+{
+    count_cond c = {f, stream, filter, NULL, NULL, 0};
+    return count_of(&c);
+}
+
+static size_t count_events(fixture *f, const char *type, const char *order)
+{
+    count_cond c = {f, NULL, NULL, type, order, 0};
+    return count_of(&c);
 }
 
 static int has_count(void *arg)
 {
-    count_cond *c = arg;
-    size_t n = c->stream != NULL ? count_msgs(c->f, c->stream, c->filter)
-                                 : count_events(c->f, c->type, c->order);
-    return n >= c->want;
+    return count_of(arg) >= ((count_cond *)arg)->want;
 }
 
 static void wait_count(fixture *f, const char *stream, const char *filter, size_t want)
 {
     count_cond c = {f, stream, filter, NULL, NULL, want};
     assert_int_equal(tproc_wait_until(has_count, &c, DEADLINE_MS), 0);
-}
-
-/* Events of a type (and of one order, unless order is NULL) in SAGA_EVENTS. */
-static size_t count_events(fixture *f, const char *type, const char *order)
-{
-    tjs_msg *v = NULL;
-    size_t n = 0;
-    if (tjs_collect_events(&f->t, type, order, &v, &n) != 0)
-        return 0;
-    free(v);
-    return n;
 }
 
 static void wait_events(fixture *f, const char *type, const char *order, size_t want)

@@ -272,6 +272,7 @@ static saga_status ensure_stream(saga_service *svc, const char *name, const char
     sc.Storage = js_FileStorage;
     sc.MaxAge = max_age_ns;
     sc.Duplicates = svc->cfg.dup_window_ms * NS_PER_MS;
+    sc.Replicas = svc->cfg.replicas; /* a cluster's copies; more than its nodes is refused */
     natsStatus s;
     int64_t next_log = 0;
     do {

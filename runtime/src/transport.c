@@ -153,6 +153,26 @@ static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     natsMsg_Destroy(msg);
 }
 
+/* Gives opts every server of urls, a comma-separated list ("nats://a:4222,nats://b:4222",
+ * the nodes of a cluster): cnats 3.4.1's natsOptions_SetURL takes one URL, and a list
+ * given to it fails every connect; only natsOptions_SetServers tries each in turn. */
+static natsStatus set_servers(natsOptions *opts, const char *urls)
+{
+    char buf[SAGA__NATS_URL_MAX + 1];
+    const char *servers[SAGA__NATS_URL_MAX / 8];
+    char *save = NULL;
+    int n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", urls);
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        tok += strspn(tok, " \t");
+        tok[strcspn(tok, " \t")] = '\0';
+        if (tok[0] != '\0' && n < (int)(sizeof(servers) / sizeof(servers[0])))
+            servers[n++] = tok;
+    }
+    return n > 0 ? natsOptions_SetServers(opts, servers, n) : NATS_INVALID_ARG;
+}
+
 saga_status saga__transport_connect(saga_service *svc)
 {
     natsOptions *opts = NULL;
@@ -165,7 +185,7 @@ saga_status saga__transport_connect(saga_service *svc)
     pthread_cond_init(&svc->tp.closed_cv, NULL);
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, svc->cfg.nats_url);
+        s = set_servers(opts, svc->cfg.nats_url);
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, svc->name);
     if (s == NATS_OK)

@@ -245,11 +245,18 @@ long long tjs_stat(tjs *t, const char *service, const char *field)
 int tjs_consumers_idle(tjs *t, const char *stream)
 {
     jsConsumerInfoList *list = NULL;
+    jsConsumerNamesList *names = NULL;
     int idle = 1;
     if (js_Consumers(&list, t->js, stream, NULL, NULL) != NATS_OK)
         return 0;
+    /* On a cluster the list leaves out a consumer whose leader did not answer in time
+     * (one being elected): it may be far from idle, so a short list is not idle. */
+    if (js_ConsumerNames(&names, t->js, stream, NULL, NULL) != NATS_OK ||
+        names->Count != list->Count)
+        idle = 0;
     for (int i = 0; i < list->Count && idle; i++)
         idle = list->List[i]->NumPending == 0 && list->List[i]->NumAckPending == 0;
+    jsConsumerNamesList_Destroy(names);
     jsConsumerInfoList_Destroy(list);
     return idle;
 }

@@ -15,8 +15,10 @@
 #define NS_PER_MS 1000000LL
 #define DLQ_MAX_AGE_NS (30LL * 24 * 3600 * 1000 * NS_PER_MS)
 #define JS_ERR_STREAM_NAME_IN_USE 10058
-#define JS_ERR_NOT_ENABLED 10076 /* cnats: "no responders" to a JetStream request */
-#define CHECK_WAIT_MS 2000       /* bound on one health-check request */
+#define JS_ERR_NOT_ENABLED 10076           /* cnats: "no responders" to a JetStream request */
+#define CHECK_WAIT_MS 2000                 /* bound on one health-check request */
+#define BOUND_RETRY_MS 30000               /* a consumer reported bound after a cluster election */
+#define JS_ERR_CLUSTER_NOT_AVAILABLE 10008 /* JetStream cluster not available (no leader) */
 /* Kept free below the broker's max payload: what a client library or a
  * later header may add to a message beyond what saga__outmsg_wire_size counts. */
 #define PAYLOAD_MARGIN 512
@@ -36,7 +38,10 @@ static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
 static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const char *what,
                        int64_t *next_log)
 {
-    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED)
+    /* A cluster electing its leaders answers "not available" for a few seconds. */
+    if (jerr == JS_ERR_CLUSTER_NOT_AVAILABLE)
+        s = NATS_TIMEOUT;
+    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && jerr != JS_ERR_CLUSTER_NOT_AVAILABLE)
         return 0;
     if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS && s != NATS_CONNECTION_DISCONNECTED &&
         s != NATS_NOT_YET_CONNECTED && s != NATS_IO_ERROR)
@@ -398,10 +403,16 @@ saga_status saga__transport_subscribe(saga_service *svc)
         so.Stream = svc->cfg.stream;
         so.Consumer = sub->consumer; /* bind: the library never deletes a bound consumer */
         so.ManualAck = true;
-        int64_t next_log = 0;
+        int64_t next_log = 0, bound_until = saga__now_ms() + BOUND_RETRY_MS;
         do {
             jerr = 0;
             s = js_Subscribe(&sub->ns, svc->tp.js, sub->subject, on_event, sub, NULL, &so, &jerr);
+            /* On a cluster, an attempt that timed out (a leader being elected) leaves the
+             * consumer reported as bound for a few seconds: cnats then refuses with
+             * NATS_ERR. Only this process binds it, so wait until the report clears. */
+            const char *why = s == NATS_ERR ? nats_GetLastError(NULL) : NULL;
+            if (why != NULL && strstr(why, "already bound") != NULL && saga__now_ms() < bound_until)
+                s = NATS_TIMEOUT;
         } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->consumer, &next_log));
         if (s != NATS_OK)
             return saga__fail(svc, SAGA_ENATS, "subscribe %s: %s (jetstream error %d)",

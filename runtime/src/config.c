@@ -70,6 +70,11 @@ const saga__setting saga__config_settings[] = {
      "longer than any outage a consumer must survive and the history sagactl trace and audit "
      "should see. The broker's memory grows with what it keeps.",
      0},
+    {"SAGA_REPLICAS", S_INT(replicas), 1, 5,
+     "Copies a JetStream cluster keeps of the event and dead-letter streams, set when a "
+     "service creates them (an existing stream keeps its own): 3 on a 3-node cluster, "
+     "so that losing one node loses nothing; 1 on a single server.",
+     0},
     {"SAGA_PARK_TIMEOUT_MS", S_INT64(park_timeout_ms), 1, 30 * DAY_MS,
      "Default bound on how long a parked event waits for its predecessor.", 0},
     {NULL, S_INT64(publish_wait_ms), 1, HOUR_MS,
@@ -357,6 +362,7 @@ static void set_defaults(saga_config *cfg, const char *name)
     cfg->retention_ms = SAGA_DEFAULT_RETENTION_MS;
     cfg->dup_window_ms = SAGA_DEFAULT_DUP_WINDOW_MS;
     cfg->events_max_age_ms = SAGA_DEFAULT_EVENTS_MAX_AGE_MS;
+    cfg->replicas = SAGA_DEFAULT_REPLICAS;
     cfg->park_timeout_ms = SAGA_DEFAULT_PARK_TIMEOUT_MS;
     cfg->publish_wait_ms = SAGA_DEFAULT_PUBLISH_WAIT_MS;
     cfg->sync = 1; /* durable unless the user asks otherwise */

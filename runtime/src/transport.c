@@ -16,8 +16,10 @@
 #define NS_PER_MS 1000000LL
 #define DLQ_MAX_AGE_NS (30LL * 24 * 3600 * 1000 * NS_PER_MS)
 #define JS_ERR_STREAM_NAME_IN_USE 10058
-#define JS_ERR_NOT_ENABLED 10076 /* cnats: "no responders" to a JetStream request */
-#define CHECK_WAIT_MS 2000       /* bound on one health-check request */
+#define JS_ERR_NOT_ENABLED 10076           /* cnats: "no responders" to a JetStream request */
+#define CHECK_WAIT_MS 2000                 /* bound on one health-check request */
+#define BOUND_RETRY_MS 30000               /* a consumer reported bound after a cluster election */
+#define JS_ERR_CLUSTER_NOT_AVAILABLE 10008 /* JetStream cluster not available (no leader) */
 /* Kept free below the broker's max payload: what a client library or a
  * later header may add to a message beyond what saga__outmsg_wire_size counts. */
 #define PAYLOAD_MARGIN 512
@@ -37,7 +39,10 @@ static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
 static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const char *what,
                        int64_t *next_log)
 {
-    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED)
+    /* A cluster electing its leaders answers "not available" for a few seconds. */
+    if (jerr == JS_ERR_CLUSTER_NOT_AVAILABLE)
+        s = NATS_TIMEOUT;
+    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && jerr != JS_ERR_CLUSTER_NOT_AVAILABLE)
         return 0;
     if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS && s != NATS_CONNECTION_DISCONNECTED &&
         s != NATS_NOT_YET_CONNECTED && s != NATS_IO_ERROR)
@@ -155,6 +160,26 @@ static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     natsMsg_Destroy(msg);
 }
 
+/* Gives opts every server of urls, a comma-separated list ("nats://a:4222,nats://b:4222",
+ * the nodes of a cluster): cnats 3.4.1's natsOptions_SetURL takes one URL, and a list
+ * given to it fails every connect; only natsOptions_SetServers tries each in turn. */
+static natsStatus set_servers(natsOptions *opts, const char *urls)
+{
+    char buf[SAGA__NATS_URL_MAX + 1];
+    const char *servers[SAGA__NATS_URL_MAX / 8];
+    char *save = NULL;
+    int n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", urls);
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        tok += strspn(tok, " \t");
+        tok[strcspn(tok, " \t")] = '\0';
+        if (tok[0] != '\0' && n < (int)(sizeof(servers) / sizeof(servers[0])))
+            servers[n++] = tok;
+    }
+    return n > 0 ? natsOptions_SetServers(opts, servers, n) : NATS_INVALID_ARG;
+}
+
 saga_status saga__transport_connect(saga_service *svc)
 {
     natsOptions *opts = NULL;
@@ -167,7 +192,7 @@ saga_status saga__transport_connect(saga_service *svc)
     pthread_cond_init(&svc->tp.closed_cv, NULL);
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, svc->cfg.nats_url);
+        s = set_servers(opts, svc->cfg.nats_url);
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, svc->name);
     if (s == NATS_OK)
@@ -292,6 +317,7 @@ static saga_status ensure_stream(saga_service *svc, const stream_spec *spec)
     sc.Storage = js_FileStorage;
     sc.MaxAge = spec->max_age_ns;
     sc.Duplicates = svc->cfg.dup_window_ms * NS_PER_MS;
+    sc.Replicas = svc->cfg.replicas; /* a cluster's copies; more than its nodes is refused */
     natsStatus s;
     int64_t next_log = 0;
     do {
@@ -398,10 +424,16 @@ saga_status saga__transport_subscribe(saga_service *svc)
         so.Stream = svc->cfg.stream;
         so.Consumer = sub->consumer; /* bind: the library never deletes a bound consumer */
         so.ManualAck = true;
-        int64_t next_log = 0;
+        int64_t next_log = 0, bound_until = saga__now_ms() + BOUND_RETRY_MS;
         do {
             jerr = 0;
             s = js_Subscribe(&sub->ns, svc->tp.js, sub->subject, on_event, sub, NULL, &so, &jerr);
+            /* On a cluster, an attempt that timed out (a leader being elected) leaves the
+             * consumer reported as bound for a few seconds: cnats then refuses with
+             * NATS_ERR. Only this process binds it, so wait until the report clears. */
+            const char *why = s == NATS_ERR ? nats_GetLastError(NULL) : NULL;
+            if (why != NULL && strstr(why, "already bound") != NULL && saga__now_ms() < bound_until)
+                s = NATS_TIMEOUT;
         } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->consumer, &next_log));
         if (s != NATS_OK)
             return saga__fail(svc, SAGA_ENATS, "subscribe %s: %s (jetstream error %d)",

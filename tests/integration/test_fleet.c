@@ -183,6 +183,9 @@ static int cli_setup(void **state)
     int port = fleet_free_port();
 
     (void)state;
+    /* saga-fleet chooses the replicas itself; a test cluster's setting
+     * (tsrv_start_cluster) must not reach its single server. */
+    unsetenv("SAGA_REPLICAS");
     C.home = fleet_mkdtemp("saga-test");
     if (C.home == NULL || port < 0)
         return -1;
@@ -317,6 +320,77 @@ static void test_cli_participant_by_path_and_gate(void **state)
     assert_null(strstr(OUT, "\"fraud\""));
 }
 
+/* The leader of stream in the last `status --json` output into buf ("" when none). */
+static const char *status_stream_leader(const char *stream, char *buf, size_t cap)
+{
+    char pat[96];
+    const char *p;
+
+    buf[0] = '\0';
+    snprintf(pat, sizeof(pat), "{\"name\":\"%s\",\"leader\":\"", stream);
+    p = strstr(OUT, pat);
+    if (p != NULL)
+        snprintf(buf, cap, "%.*s", (int)strcspn(p + strlen(pat), "\""), p + strlen(pat));
+    return buf;
+}
+
+typedef struct leader_wait {
+    const char * not ;
+    char got[32];
+} leader_wait;
+
+/* status names a live leader of SAGA_EVENTS other than w->not. */
+static int other_leader(void *arg)
+{
+    leader_wait *w = arg;
+
+    RUN("status", "--json");
+    status_stream_leader("SAGA_EVENTS", w->got, sizeof(w->got));
+    return w->got[0] != '\0' && strcmp(w->got, w->not ) != 0;
+}
+
+static void test_cli_cluster(void **state)
+{
+    char buf[512], leader[32];
+    pid_t order;
+
+    (void)state;
+    assert_int_equal(RUN("up", "--cluster", "2"), 2); /* no majority survives a loss */
+    assert_int_equal(RUN("up", "--cluster", "3"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_true(status_up("nats-1"));
+    assert_true(status_up("nats-2"));
+    assert_true(status_up("nats-3"));
+    assert_false(status_up("nats"));
+    assert_non_null(strstr(OUT, "\"meta_leader\":\"nats-"));
+    assert_non_null(strstr(OUT, "\"replicas\":3"));
+    /* The services know every node and keep three copies of the streams. */
+    order = status_pid("order");
+    environ_of(order, "SAGA_NATS_URL", buf, sizeof(buf));
+    assert_non_null(strchr(strchr(buf, ',') + 1, ','));
+    assert_string_equal(environ_of(order, "SAGA_REPLICAS", buf, sizeof(buf)), "3");
+
+    /* The node leading the event stream crashes: another takes over, the services stay
+     * up, and the node comes back. */
+    status_stream_leader("SAGA_EVENTS", leader, sizeof(leader));
+    assert_int_equal(strncmp(leader, "nats-", 5), 0);
+    assert_int_equal(RUN("kill", leader), 0);
+    leader_wait w = {leader, ""};
+    assert_int_equal(tproc_wait_until(other_leader, &w, 60000), 0);
+    assert_false(status_up(leader));
+    assert_true(status_up("order"));
+    assert_int_equal(RUN("restart", leader), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_true(status_up(leader));
+    assert_int_equal(status_pid("order"), order);
+
+    /* A plain up keeps the cluster; down stops it all. */
+    assert_int_equal(RUN("up"), 0);
+    assert_non_null(strstr(OUT, "already up"));
+    assert_int_equal(RUN("down"), 0);
+    assert_false(exists(order));
+}
+
 static void test_cli_usage(void **state)
 {
     (void)state;
@@ -338,6 +412,7 @@ int main(void)
     const struct CMUnitTest cli_tests[] = {
         cmocka_unit_test(test_cli_usage),
         cmocka_unit_test(test_cli_participant_by_path_and_gate),
+        cmocka_unit_test(test_cli_cluster),
     };
     int failed = cmocka_run_group_tests_name("library", lib, NULL, NULL);
     failed += cmocka_run_group_tests_name("saga-fleet", cli_tests, cli_setup, cli_teardown);

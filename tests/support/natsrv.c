@@ -1,66 +1,134 @@
 /* natsrv.c - a real nats-server with JetStream on a free port in a temp directory, for
- * tests: a fleet of one broker (tools/fleet), tied to the test. */
+ * tests: a fleet of one broker (tools/fleet), tied to the test; or a JetStream cluster
+ * of several (tsrv_start_cluster, or every tsrv_start when SAGA_TEST_CLUSTER is set). */
 #include "natsrv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fleet.h"
 
 enum {
     READY_TIMEOUT_MS = 20000, /* Generous: a loaded CI machine may start slowly. */
+    CLUSTER_READY_MS = 60000, /* a cluster also elects its meta leader */
     STOP_TIMEOUT_MS = 10000,  /* SIGTERM grace before SIGKILL. */
     STORE_MB = 2048,          /* JetStream file store of one test. */
     ERR_CAP = 4096 + 256,
+    MAX_NODES = 5,
 };
 
 static const char BROKER[] = "nats";
+static const char CLUSTER[] = "saga";
 
 struct tsrv {
     fleet *f;
-    char url[64];
+    int nodes; /* 0: the single broker "nats"; else nats-1..nats-nodes */
+    char url[1024];
 };
 
+/* The fleet name of node i (0-based), or of the single broker. */
+static const char *node(const tsrv *s, int i, char *buf, size_t cap)
+{
+    if (s->nodes == 0)
+        snprintf(buf, cap, "%s", BROKER);
+    else
+        snprintf(buf, cap, "%s-%d", BROKER, i + 1);
+    return buf;
+}
+
+static int count(const tsrv *s)
+{
+    return s->nodes > 0 ? s->nodes : 1;
+}
+
 /* Prints why the server failed and the end of its log, which holds the real reason. */
-static void report(const tsrv *s, const char *err)
+static void report(const tsrv *s, const char *name, const char *err)
 {
     char tail[4096];
 
-    fleet_log_tail(s->f, BROKER, tail, sizeof tail);
-    fprintf(stderr, "natsrv: %s; end of its log:\n%s\n", err, tail);
+    fleet_log_tail(s->f, name, tail, sizeof tail);
+    fprintf(stderr, "natsrv: %s; end of the log of %s:\n%s\n", err, name, tail);
 }
 
+/* Starts every node that does not run, then waits for each: a cluster member answers
+ * JetStream only once a majority runs. */
 static int launch(tsrv *s)
 {
-    char err[ERR_CAP];
+    char err[ERR_CAP], name[32];
+    int ms = s->nodes > 0 ? CLUSTER_READY_MS : READY_TIMEOUT_MS;
 
-    if (fleet_start_ready(s->f, BROKER, READY_TIMEOUT_MS, err, sizeof err) != 0) {
-        report(s, err);
-        fleet_stop(s->f, BROKER, STOP_TIMEOUT_MS);
-        return -1;
+    for (int i = 0; i < count(s); i++) {
+        if (fleet_start(s->f, node(s, i, name, sizeof name), err, sizeof err) != 0) {
+            report(s, name, err);
+            return -1;
+        }
     }
-    fleet_url(s->f, BROKER, s->url, sizeof s->url);
+    for (int i = 0; i < count(s); i++) {
+        if (fleet_wait_ready(s->f, node(s, i, name, sizeof name), ms, err, sizeof err) != 0) {
+            report(s, name, err);
+            for (int k = 0; k < count(s); k++)
+                fleet_stop(s->f, node(s, k, name, sizeof name), STOP_TIMEOUT_MS);
+            return -1;
+        }
+    }
+    if (s->nodes > 0)
+        fleet_urls(s->f, s->url, sizeof s->url);
+    else
+        fleet_url(s->f, BROKER, s->url, sizeof s->url);
     return 0;
 }
 
-int tsrv_start(tsrv **out)
+/* Defines the brokers: one, or nodes cluster members routing to each other. Ports
+ * given in ports (client, cluster, monitor per node; NULL: free ones) are kept. */
+static int define(tsrv *s, long long max_payload, const fleet_status *ports)
+{
+    char err[ERR_CAP], names[MAX_NODES][32];
+    const char *routes[MAX_NODES];
+
+    for (int i = 0; i < count(s); i++) {
+        fleet_broker_opts b = {.max_file_mb = STORE_MB, .max_payload = max_payload};
+        int n = 0;
+        node(s, i, names[i], sizeof names[i]);
+        if (ports != NULL) {
+            b.port = ports[i].port;
+            b.cluster_port = ports[i].cluster_port;
+            b.monitor_port = ports[i].monitor_port;
+        }
+        if (s->nodes > 0) {
+            for (int k = 0; k < s->nodes; k++) {
+                if (k != i)
+                    routes[n++] = node(s, k, names[k], sizeof names[k]);
+            }
+            routes[n] = NULL;
+            b.cluster_name = CLUSTER;
+            b.routes = routes;
+        }
+        if (fleet_add_broker(s->f, names[i], &b, err, sizeof err) != 0) {
+            fprintf(stderr, "natsrv: %s\n", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int start(tsrv **out, int nodes)
 {
     fleet_opts o = {.temp_prefix = "saga-test", .flags = FLEET_TIED};
-    fleet_broker_opts b = {.max_file_mb = STORE_MB};
     char err[ERR_CAP];
     tsrv *s = NULL;
 
-    if (out == NULL)
+    if (out == NULL || nodes < 0 || nodes > MAX_NODES)
         return -1;
     s = calloc(1, sizeof *s);
     if (s == NULL)
         goto fail;
-    if (fleet_create(&s->f, &o, err, sizeof err) != 0 ||
-        fleet_add_broker(s->f, BROKER, &b, err, sizeof err) != 0) {
+    s->nodes = nodes;
+    if (fleet_create(&s->f, &o, err, sizeof err) != 0) {
         fprintf(stderr, "natsrv: %s\n", err);
         goto fail;
     }
-    if (launch(s) != 0)
+    if (define(s, 0, NULL) != 0 || launch(s) != 0)
         goto fail;
     *out = s;
     return 0;
@@ -69,29 +137,74 @@ fail:
     return -1;
 }
 
+int tsrv_start_cluster(tsrv **out, int nodes)
+{
+    char n[16];
+
+    if (nodes < 2)
+        return -1;
+    /* The runtime creates its streams with SAGA_REPLICAS copies; every process the test
+     * starts inherits it, and so do the test's own streams (tjs_ensure_streams). */
+    snprintf(n, sizeof n, "%d", nodes);
+    setenv("SAGA_REPLICAS", n, 0);
+    return start(out, nodes);
+}
+
+int tsrv_cluster_mode(void)
+{
+    const char *v = getenv("SAGA_TEST_CLUSTER");
+    long n = v != NULL && v[0] != '\0' ? strtol(v, NULL, 10) : 0;
+
+    return n >= 2 && n <= MAX_NODES ? (int)n : 0;
+}
+
+int tsrv_start(tsrv **out)
+{
+    int nodes = tsrv_cluster_mode();
+
+    return nodes > 0 ? tsrv_start_cluster(out, nodes) : start(out, 0);
+}
+
 int tsrv_restart_max_payload(tsrv *s, long long bytes)
 {
-    fleet_broker_opts b = {.max_file_mb = STORE_MB, .max_payload = bytes};
-    char err[ERR_CAP];
+    fleet_status ports[MAX_NODES];
+    char name[32];
 
     if (s == NULL || tsrv_stop(s) < 0)
         return -1;
-    b.port = tsrv_port(s); /* clients reconnect where the server was */
-    if (fleet_add_broker(s->f, BROKER, &b, err, sizeof err) != 0) {
-        fprintf(stderr, "natsrv: %s\n", err);
+    /* Clients reconnect where the servers were; members find each other there. */
+    for (int i = 0; i < count(s); i++)
+        fleet_get_status(s->f, node(s, i, name, sizeof name), &ports[i]);
+    if (define(s, bytes, ports) != 0)
         return -1;
-    }
     return launch(s);
 }
 
 int tsrv_stop(tsrv *s)
 {
-    return s != NULL ? fleet_stop(s->f, BROKER, STOP_TIMEOUT_MS) : -1;
+    char name[32];
+    int rc = 0;
+
+    if (s == NULL)
+        return -1;
+    for (int i = 0; i < count(s); i++) {
+        int r = fleet_stop(s->f, node(s, i, name, sizeof name), STOP_TIMEOUT_MS);
+        if (r < 0 || (r > rc && rc >= 0))
+            rc = r;
+    }
+    return rc;
 }
 
 int tsrv_kill(tsrv *s)
 {
-    return s != NULL ? fleet_kill(s->f, BROKER) : -1;
+    char name[32];
+    int rc = 0;
+
+    if (s == NULL)
+        return -1;
+    for (int i = 0; i < count(s); i++)
+        rc |= fleet_kill(s->f, node(s, i, name, sizeof name));
+    return rc != 0 ? -1 : 0;
 }
 
 int tsrv_restart(tsrv *s)
@@ -99,6 +212,84 @@ int tsrv_restart(tsrv *s)
     if (s == NULL || tsrv_stop(s) < 0)
         return -1;
     return launch(s);
+}
+
+int tsrv_nodes(const tsrv *s)
+{
+    return s->nodes;
+}
+
+int tsrv_kill_node(tsrv *s, int i)
+{
+    char name[32];
+
+    if (s == NULL || i < 0 || i >= count(s))
+        return -1;
+    return fleet_kill(s->f, node(s, i, name, sizeof name));
+}
+
+int tsrv_restart_node(tsrv *s, int i)
+{
+    char err[ERR_CAP], name[32];
+
+    if (s == NULL || i < 0 || i >= count(s))
+        return -1;
+    if (fleet_restart(s->f, node(s, i, name, sizeof name), STOP_TIMEOUT_MS, CLUSTER_READY_MS, err,
+                      sizeof err) != 0) {
+        report(s, name, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The index of the node named name, or -1. */
+static int index_of(const tsrv *s, const char *name)
+{
+    char buf[32];
+
+    for (int i = 0; i < count(s); i++) {
+        if (strcmp(node(s, i, buf, sizeof buf), name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+int tsrv_stream_leader(tsrv *s, const char *stream)
+{
+    char leader[64];
+
+    if (s == NULL || fleet_stream_leader(s->f, stream, leader, sizeof leader, NULL) != 0)
+        return -1;
+    return index_of(s, leader);
+}
+
+int tsrv_meta_leader(tsrv *s)
+{
+    char leader[64];
+
+    if (s == NULL || s->nodes == 0 || fleet_meta_leader(s->f, leader, sizeof leader) != 0)
+        return -1;
+    return index_of(s, leader);
+}
+
+pid_t tsrv_node_pid(const tsrv *s, int i)
+{
+    fleet_status st;
+    char name[32];
+
+    if (s == NULL || i < 0 || i >= count(s))
+        return -1;
+    return fleet_get_status(s->f, node(s, i, name, sizeof name), &st) == 0 && st.alive ? st.pid
+                                                                                       : -1;
+}
+
+const char *tsrv_node_url(const tsrv *s, int i, char *buf, size_t cap)
+{
+    char name[32];
+
+    if (s == NULL || i < 0 || i >= count(s))
+        return NULL;
+    return fleet_url(s->f, node(s, i, name, sizeof name), buf, cap);
 }
 
 void tsrv_destroy(tsrv *s)
@@ -117,8 +308,9 @@ const char *tsrv_url(const tsrv *s)
 int tsrv_port(const tsrv *s)
 {
     fleet_status st;
+    char name[32];
 
-    return fleet_get_status(s->f, BROKER, &st) == 0 ? st.port : -1;
+    return fleet_get_status(s->f, node(s, 0, name, sizeof name), &st) == 0 ? st.port : -1;
 }
 
 const char *tsrv_dir(const tsrv *s)
@@ -128,9 +320,7 @@ const char *tsrv_dir(const tsrv *s)
 
 pid_t tsrv_pid(const tsrv *s)
 {
-    fleet_status st;
-
-    return fleet_get_status(s->f, BROKER, &st) == 0 && st.alive ? st.pid : -1;
+    return tsrv_node_pid(s, 0);
 }
 
 fleet *tsrv_fleet(tsrv *s)

@@ -21,6 +21,46 @@ typedef struct tsrv tsrv;
  * returns -1. */
 int tsrv_start(tsrv **out);
 
+/* A JetStream cluster of nodes (2 to 5; 3 is the usual) in one temporary directory:
+ * brokers nats-1..nats-N (logs/nats-I.log, stores DIR/nats-I), each on free client,
+ * route and monitoring ports and routing to the others. Waits up to 60 s until every
+ * node answers JetStream (so a meta leader is elected). Sets SAGA_REPLICAS=nodes in
+ * the test's environment unless it is set, so that every process the test starts
+ * creates its streams with that many replicas. tsrv_url is then the comma-separated
+ * list of the nodes' URLs. Returns as tsrv_start.
+ *
+ * On a cluster, the functions above and below that speak of "the server" act on every
+ * node (stop, kill, restart: the whole cluster); tsrv_port and tsrv_pid are those of
+ * the first node. */
+int tsrv_start_cluster(tsrv **out, int nodes);
+
+/* The node count SAGA_TEST_CLUSTER asks for (2 to 5), or 0: then tsrv_start starts
+ * a single server. When it is set, tsrv_start starts a cluster instead
+ * (tsrv_start_cluster), so that every test can run against one; a test that needs a
+ * single server's behaviour skips itself when this is non-zero. */
+int tsrv_cluster_mode(void);
+
+/* 0 for a single server, else the cluster's node count. */
+int tsrv_nodes(const tsrv *s);
+
+/* SIGKILL to node i (0-based) of a cluster, as tsrv_kill; the others go on. 0 or -1. */
+int tsrv_kill_node(tsrv *s, int i);
+
+/* Starts node i again (stopping it first if it runs) with its ports and store, and
+ * waits up to 60 s until it answers JetStream. 0, or -1 with its log tail printed. */
+int tsrv_restart_node(tsrv *s, int i);
+
+/* The index of the node that leads stream, or of the one that leads the JetStream meta
+ * group; -1 when none is known now (an election is under way, no quorum, or for the
+ * meta group, a single server). */
+int tsrv_stream_leader(tsrv *s, const char *stream);
+int tsrv_meta_leader(tsrv *s);
+
+/* Node i's pid (-1 when it does not run) and its own URL into buf (NULL if no such
+ * node). */
+pid_t tsrv_node_pid(const tsrv *s, int i);
+const char *tsrv_node_url(const tsrv *s, int i, char *buf, size_t cap);
+
 /* Stops the server with SIGTERM, waiting up to 10 s, then SIGKILL. Keeps the directory
  * and port so that tsrv_restart can bring the same server back. Returns 0 if it shut
  * down by itself (nats-server exits with status 1 after SIGTERM; that counts as clean)
@@ -47,7 +87,8 @@ int tsrv_restart_max_payload(tsrv *s, long long bytes);
  * everything in it and frees the handle. Accepts NULL. */
 void tsrv_destroy(tsrv *s);
 
-/* "nats://127.0.0.1:PORT"; owned by the handle, valid until tsrv_destroy. */
+/* "nats://127.0.0.1:PORT" (a cluster: the nodes' URLs separated by commas); owned by
+ * the handle, valid until tsrv_destroy. */
 const char *tsrv_url(const tsrv *s);
 
 int tsrv_port(const tsrv *s);

@@ -102,7 +102,7 @@ int tfleet_start(tfleet *f, const char *build_dir, const char *const *env)
 
 int tfleet_launch(tfleet *f)
 {
-    if (tsrv_start(&f->srv) != 0)
+    if ((f->nodes > 0 ? tsrv_start_cluster(&f->srv, f->nodes) : tsrv_start(&f->srv)) != 0)
         return -1;
     snprintf(f->mail, sizeof(f->mail), "%s/mail", tsrv_dir(f->srv));
     if (tjs_connect(&f->t, tsrv_url(f->srv)) != 0)
@@ -271,6 +271,13 @@ int tfleet_audit(tfleet *f, const char *log_path)
     int status = 0;
     snprintf(bin, sizeof(bin), "%s/tools/sagactl", f->build_dir);
     snprintf(url, sizeof(url), "--url=%s", tsrv_url(f->srv));
+    for (int i = 0; i < tsrv_nodes(f->srv); i++) {
+        char one[128];
+        if (tsrv_node_pid(f->srv, i) > 0 && tsrv_node_url(f->srv, i, one, sizeof(one)) != NULL) {
+            snprintf(url, sizeof(url), "--url=%s", one);
+            break;
+        }
+    }
     snprintf(spool, sizeof(spool), "--spool=%s", f->mail);
     const char *argv[] = {bin, url, "audit", spool, NULL};
     pid_t p = tproc_spawn(argv, NULL, log_path);

@@ -15,6 +15,8 @@
 typedef struct tfleet {
     const char *build_dir;  /* where services/saga-* and tools/sagactl are */
     const char *const *env; /* extra "K=V" for every service, NULL-terminated, may be NULL */
+    int nodes;              /* set before tfleet_launch: a cluster of so many nodes (0: one
+                               server, or SAGA_TEST_CLUSTER's cluster, see natsrv.h) */
     tsrv *srv;
     tjs t;
     const char *const *svc_env[TFLEET_NSVC]; /* extra "K=V" for one service, may be NULL */
@@ -64,7 +66,8 @@ const char *tfleet_view(tfleet *f, const char *svc, const char *order_id, char *
 int tfleet_spool_count(tfleet *f, const char *order_id);
 int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind);
 
-/* Runs `sagactl audit` (output to log_path); returns its exit status, -1 if it did not run. */
+/* Runs `sagactl audit` (output to log_path); returns its exit status, -1 if it did not run.
+ * On a cluster it is given the URL of one running node: sagactl sets a single URL. */
 int tfleet_audit(tfleet *f, const char *log_path);
 
 #endif

@@ -21,7 +21,7 @@ int tjs_connect(tjs *t, const char *url)
     int64_t deadline = tproc_now_ms() + 20000;
     memset(t, 0, sizeof(*t));
     natsOptions_Create(&o);
-    natsOptions_SetURL(o, url);
+    fleet_set_servers(o, url); /* a cluster's nodes, or one server */
     natsOptions_SetMaxReconnect(o, -1);
     natsOptions_SetReconnectWait(o, 100);
     while (natsConnection_Connect(&t->nc, o) != NATS_OK) {
@@ -42,6 +42,15 @@ void tjs_close(tjs *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* The replicas the runtime gives the streams it creates: SAGA_REPLICAS, which a test
+ * cluster (tsrv_start_cluster) sets for the test and everything it starts. */
+static int replicas(void)
+{
+    const char *v = getenv("SAGA_REPLICAS");
+    long n = v != NULL ? strtol(v, NULL, 10) : 1;
+    return n >= 1 && n <= 5 ? (int)n : 1;
+}
+
 static int add_stream(tjs *t, const char *name, const char *subject)
 {
     jsStreamConfig sc;
@@ -54,6 +63,7 @@ static int add_stream(tjs *t, const char *name, const char *subject)
     sc.Storage = js_FileStorage;
     sc.MaxAge = 7LL * 24 * 3600 * 1000000000LL;
     sc.Duplicates = 120LL * 1000000000LL;
+    sc.Replicas = replicas();
     natsStatus s = js_AddStream(NULL, t->js, &sc, NULL, &jerr);
     return s == NATS_OK || jerr == 10058 ? 0 : -1;
 }
@@ -73,6 +83,7 @@ int tjs_ensure_streams(tjs *t)
     sc.Storage = js_FileStorage;
     sc.MaxAge = 30LL * 24 * 3600 * 1000000000LL;
     sc.Duplicates = 120LL * 1000000000LL;
+    sc.Replicas = replicas();
     natsStatus s = js_AddStream(NULL, t->js, &sc, NULL, &jerr);
     return s == NATS_OK || jerr == 10058 ? 0 : -1;
 }
@@ -234,11 +245,18 @@ long long tjs_stat(tjs *t, const char *service, const char *field)
 int tjs_consumers_idle(tjs *t, const char *stream)
 {
     jsConsumerInfoList *list = NULL;
+    jsConsumerNamesList *names = NULL;
     int idle = 1;
     if (js_Consumers(&list, t->js, stream, NULL, NULL) != NATS_OK)
         return 0;
+    /* On a cluster the list leaves out a consumer whose leader did not answer in time
+     * (one being elected): it may be far from idle, so a short list is not idle. */
+    if (js_ConsumerNames(&names, t->js, stream, NULL, NULL) != NATS_OK ||
+        names->Count != list->Count)
+        idle = 0;
     for (int i = 0; i < list->Count && idle; i++)
         idle = list->List[i]->NumPending == 0 && list->List[i]->NumAckPending == 0;
+    jsConsumerNamesList_Destroy(names);
     jsConsumerInfoList_Destroy(list);
     return idle;
 }

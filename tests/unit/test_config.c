@@ -17,7 +17,7 @@ static const char *const documented[] = {
     "SAGA_NATS_URL",        "SAGA_DATA_DIR",      "SAGA_BATCH_MAX",          "SAGA_ACK_WAIT_MS",
     "SAGA_MAX_DELIVER",     "SAGA_RETRY_BASE_MS", "SAGA_RETRY_MAX_MS",       "SAGA_RETENTION_MS",
     "SAGA_PARK_TIMEOUT_MS", "SAGA_SYNC",          "SAGA_COMMIT_PER_MESSAGE", "SAGA_CRASH_AT",
-    "SAGA_LOG_LEVEL",       "SAGA_MAP_SIZE",      "SAGA_EVENTS_MAX_AGE_MS",
+    "SAGA_LOG_LEVEL",       "SAGA_MAP_SIZE",      "SAGA_EVENTS_MAX_AGE_MS",  "SAGA_REPLICAS",
 };
 
 #define NDOC (sizeof(documented) / sizeof(documented[0]))
@@ -89,7 +89,8 @@ static void defaults(void **state)
     assert_int_equal(cfg.dup_window_ms, SAGA_DEFAULT_DUP_WINDOW_MS);
     assert_int_equal(cfg.park_timeout_ms, SAGA_DEFAULT_PARK_TIMEOUT_MS);
     assert_int_equal(cfg.publish_wait_ms, SAGA_DEFAULT_PUBLISH_WAIT_MS);
-    assert_int_equal(cfg.sync, 1); /* durable by default */
+    assert_int_equal(cfg.replicas, 1); /* a single server unless told otherwise */
+    assert_int_equal(cfg.sync, 1);     /* durable by default */
     assert_int_equal(cfg.commit_per_message, 0);
     assert_int_equal(cfg.map_size, SAGA_DEFAULT_MAP_SIZE);
     assert_null(cfg.crash_at);
@@ -142,6 +143,7 @@ static void each_override_applies(void **state)
     setenv("SAGA_CRASH_AT", "after_commit:3", 1);
     setenv("SAGA_LOG_LEVEL", "debug", 1);
     setenv("SAGA_MAP_SIZE", "128M", 1);
+    setenv("SAGA_REPLICAS", "3", 1);
 
     assert_int_equal(saga_config_init(&cfg, "payment", err, sizeof(err)), SAGA_OK);
     assert_string_equal(err, "");
@@ -159,6 +161,7 @@ static void each_override_applies(void **state)
     assert_string_equal(cfg.crash_at, "after_commit:3");
     assert_int_equal(cfg.log_level, SAGA_LOG_DEBUG);
     assert_int_equal(cfg.map_size, (size_t)128 << 20);
+    assert_int_equal(cfg.replicas, 3);
     /* Settings without a variable keep their defaults. */
     assert_string_equal(cfg.stream, SAGA_DEFAULT_STREAM);
     assert_int_equal(cfg.max_ack_pending, SAGA_DEFAULT_MAX_ACK_PENDING);

@@ -661,6 +661,13 @@ static void test_now_ms_is_monotonic(void **state)
 
 int main(void)
 {
+    /* These tests are about the single server tsrv_start gives without it (its log,
+     * its one URL, its port); test_cluster covers the cluster helpers. */
+    if (tsrv_cluster_mode() != 0) {
+        printf("test_support: skipped: SAGA_TEST_CLUSTER is set, and these tests check "
+               "the single-server helpers\n");
+        return 0;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_server_publish_and_consume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_file_stream, setup, teardown),

@@ -2,6 +2,11 @@
  * files, logs, nats-server configuration, start, readiness, stop and status. */
 #include "fleet.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <nats/nats.h>
 
 /* CMake passes the path it found at configure time. */
@@ -31,6 +37,7 @@ enum {
     RESPAWN_PAUSE_MS = 50,   /* between attempts to bind a port still taken */
     KILL_WAIT_MS = 10000,    /* for the kernel to take a SIGKILLed process down */
     LOG_CHUNK = 4096,        /* read size when scanning a log */
+    HTTP_CAP = 1 << 20,      /* largest monitoring answer read (/jsz is a few KB) */
     DEFAULT_FILE_STORE_MB = 16384,
 };
 
@@ -40,6 +47,14 @@ enum {
 static const char LOG_SVC_READY[] = "event=ready";
 static const char LOG_NATS_READY[] = "Server is ready";
 static const char LOG_PORT_TAKEN[] = "address already in use";
+
+/* A broker's server_name: a single server's fleet name and client port, unique on
+ * the machine; a cluster member's cluster and fleet name, unique in the cluster and
+ * independent of its ports, because the meta group stored in its JetStream directory
+ * knows its peers by these names (new names on a later up with new ports would leave
+ * it waiting for a quorum of peers that no longer exist). */
+#define SERVER_NAME_FMT "saga-%s-%d"
+#define MEMBER_NAME_FMT "%s-%s"
 
 typedef struct entry {
     char name[NAME_CAP];
@@ -54,6 +69,14 @@ typedef struct entry {
     int attempts;  /* fresh ports tried */
     long long max_file_mb;
     long long max_payload;
+    /* Cluster members ("" cluster: a single server). Ports chosen freely stay
+     * changeable, as the client port, until the first start. */
+    char cluster[64];
+    char **routes; /* NULL-terminated names of the other members */
+    int cluster_port;
+    int auto_cluster_port;
+    int monitor_port;
+    int auto_monitor_port;
     /* The running process. */
     pid_t pid;     /* last known, -1 when none */
     off_t log_off; /* where the current run starts in the log */
@@ -236,9 +259,12 @@ static void entry_cleanup(entry *e)
     free(e->exe);
     strv_free(e->args);
     strv_free(e->env);
+    strv_free(e->routes);
     e->exe = NULL;
     e->args = NULL;
     e->env = NULL;
+    e->routes = NULL;
+    e->cluster[0] = '\0';
 }
 
 /* ---- the files below the home directory ---------------------------------------- */
@@ -278,8 +304,17 @@ static int write_spec(const fleet *f, const entry *e)
         return -1;
     fprintf(fp, "kind %s\nexe %s\n", e->broker ? "broker" : "process", e->exe);
     if (e->broker)
-        fprintf(fp, "host %s\nport %d\nauto_port %d\nmax_file_mb %lld\nmax_payload %lld\n",
-                e->host, e->port, e->auto_port, e->max_file_mb, e->max_payload);
+        fprintf(fp, "host %s\nport %d\nauto_port %d\nmax_file_mb %lld\nmax_payload %lld\n", e->host,
+                e->port, e->auto_port, e->max_file_mb, e->max_payload);
+    if (e->broker && e->cluster[0] != '\0') {
+        fprintf(fp,
+                "cluster %s\ncluster_port %d\nauto_cluster_port %d\nmonitor_port %d\n"
+                "auto_monitor_port %d\n",
+                e->cluster, e->cluster_port, e->auto_cluster_port, e->monitor_port,
+                e->auto_monitor_port);
+        for (size_t i = 0; e->routes != NULL && e->routes[i] != NULL; i++)
+            fprintf(fp, "route %s\n", e->routes[i]);
+    }
     for (size_t i = 0; e->args != NULL && e->args[i] != NULL; i++)
         fprintf(fp, "arg %s\n", e->args[i]);
     for (size_t i = 0; e->env != NULL && e->env[i] != NULL; i++)
@@ -374,9 +409,21 @@ static int load_spec(fleet *f, entry *e)
             e->max_file_mb = strtoll(val, NULL, 10);
         else if (strcmp(line, "max_payload") == 0)
             e->max_payload = strtoll(val, NULL, 10);
-        else if (strcmp(line, "arg") == 0 || strcmp(line, "env") == 0) {
+        else if (strcmp(line, "cluster") == 0)
+            snprintf(e->cluster, sizeof e->cluster, "%s", val);
+        else if (strcmp(line, "cluster_port") == 0)
+            e->cluster_port = (int)strtol(val, NULL, 10);
+        else if (strcmp(line, "auto_cluster_port") == 0)
+            e->auto_cluster_port = (int)strtol(val, NULL, 10);
+        else if (strcmp(line, "monitor_port") == 0)
+            e->monitor_port = (int)strtol(val, NULL, 10);
+        else if (strcmp(line, "auto_monitor_port") == 0)
+            e->auto_monitor_port = (int)strtol(val, NULL, 10);
+        else if (strcmp(line, "arg") == 0 || strcmp(line, "env") == 0 ||
+                 strcmp(line, "route") == 0) {
             char *copy = strdup(val);
-            if (copy == NULL || strv_push(line[0] == 'a' ? &e->args : &e->env, copy) != 0) {
+            char ***list = line[0] == 'a' ? &e->args : line[0] == 'e' ? &e->env : &e->routes;
+            if (copy == NULL || strv_push(list, copy) != 0) {
                 free(copy);
                 goto out;
             }
@@ -501,12 +548,91 @@ static int alive(entry *e)
 
 /* ---- the nats-server configuration --------------------------------------------- */
 
+/* A free port that no broker of this fleet has been given either: the kernel may hand
+ * out the same free port twice when nothing binds it in between. */
+static int fresh_port(const fleet *f)
+{
+    for (int attempt = 0; attempt < 64; attempt++) {
+        int port = fleet_free_port();
+        int taken = 0;
+        if (port < 0)
+            return -1;
+        for (int i = 0; i < f->n && !taken; i++) {
+            const entry *o = &f->e[i];
+            taken = o->broker &&
+                    (o->port == port || o->cluster_port == port || o->monitor_port == port);
+        }
+        if (!taken)
+            return port;
+    }
+    errno = EADDRINUSE;
+    return -1;
+}
+
+/* Chooses the ports of e still open, and the route ports of the members e routes to
+ * (their configuration, written when they start, uses the same). */
+static int assign_ports(fleet *f, entry *e)
+{
+    if (e->port == 0 && (e->port = fresh_port(f)) < 0)
+        goto fail;
+    if (e->cluster[0] == '\0')
+        return 0;
+    if (e->cluster_port == 0 && (e->cluster_port = fresh_port(f)) < 0)
+        goto fail;
+    if (e->monitor_port == 0 && (e->monitor_port = fresh_port(f)) < 0)
+        goto fail;
+    for (size_t i = 0; e->routes != NULL && e->routes[i] != NULL; i++) {
+        entry *peer = find(f, e->routes[i]);
+        if (peer == NULL || !peer->broker) {
+            errno = ENOENT;
+            return -1;
+        }
+        if (peer->cluster_port == 0) {
+            peer->cluster_port = fresh_port(f);
+            if (peer->cluster_port < 0 || write_spec(f, peer) != 0) {
+                peer->cluster_port = 0;
+                return -1;
+            }
+        }
+    }
+    return 0;
+fail:
+    if (e->port < 0)
+        e->port = 0;
+    if (e->cluster_port < 0)
+        e->cluster_port = 0;
+    if (e->monitor_port < 0)
+        e->monitor_port = 0;
+    return -1;
+}
+
+/* Writes the cluster block of e: its route port, and a route to each other member.
+ * Gossip completes the mesh, so a member whose port changed before its first start
+ * still joins. */
+static void write_cluster(FILE *fp, const fleet *f, const entry *e)
+{
+    fprintf(fp,
+            "# HTTP monitoring: /jsz names the JetStream meta leader (saga-fleet status).\n"
+            "http: \"%s:%d\"\n"
+            "cluster {\n"
+            "  name: \"%s\"\n"
+            "  listen: \"%s:%d\"\n"
+            "  routes: [\n",
+            e->host, e->monitor_port, e->cluster, e->host, e->cluster_port);
+    for (size_t i = 0; e->routes != NULL && e->routes[i] != NULL; i++) {
+        const entry *peer = find(f, e->routes[i]);
+        if (peer != NULL)
+            fprintf(fp, "    \"nats-route://%s:%d\"\n", peer->host, peer->cluster_port);
+    }
+    fprintf(fp, "  ]\n}\n");
+}
+
 /* One server, JetStream on file storage. The 2.9 file store flushes to disk about
  * every minute, not per message: a process crash loses nothing, a power loss can lose
  * recent acknowledged messages; a cluster of three with R3 streams answers that. */
 static int write_conf(const fleet *f, const entry *e)
 {
-    char conf[PATH_CAP], store[PATH_CAP];
+    char conf[PATH_CAP], store[PATH_CAP], server[NAME_CAP + 80];
     FILE *fp;
     int rc = -1;
 
@@ -522,7 +648,7 @@ static int write_conf(const fleet *f, const entry *e)
     fprintf(fp,
             "# Written by the fleet launcher (tools/fleet) at each start of %s; edit\n"
             "# tools/fleet/fleet.c, not this copy.\n"
-            "server_name: \"saga-%s-%d\"\n"
+            "server_name: \"%s\"\n"
             "listen: \"%s:%d\"\n"
             "# Events are small; this bounds a bad publisher, not the saga.\n"
             "max_payload: %lld\n"
@@ -534,11 +660,11 @@ static int write_conf(const fleet *f, const entry *e)
             "  max_memory_store: 256MB\n"
             "  max_file_store: %lldMB\n"
             "}\n",
-            e->name, e->name, e->port, e->host, e->port,
+            e->name, fleet_server_name(f, e->name, server, sizeof server), e->host, e->port,
             e->max_payload > 0 ? e->max_payload : 1024LL * 1024, store,
             e->max_file_mb > 0 ? e->max_file_mb : (long long)DEFAULT_FILE_STORE_MB);
-    /* A cluster adds here: cluster { name, listen on its own port, routes to the
-     * other brokers of the fleet }. */
+    if (e->cluster[0] != '\0')
+        write_cluster(fp, f, e);
     if (!ferror(fp))
         rc = 0;
     if (fclose(fp) != 0)
@@ -736,6 +862,34 @@ int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, cha
     e->attempts = 0;
     e->max_file_mb = b != NULL ? b->max_file_mb : 0;
     e->max_payload = b != NULL ? b->max_payload : 0;
+    if (b != NULL && b->cluster_name != NULL) {
+        size_t len = strlen(b->cluster_name);
+        if (len == 0 || len >= sizeof e->cluster ||
+            strspn(b->cluster_name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                    "0123456789_-") != len) {
+            set_err(err, errlen, "%s: bad cluster name (1 to 63 of A-Z a-z 0-9 _ -)", name);
+            return -1;
+        }
+        for (size_t i = 0; b->routes != NULL && b->routes[i] != NULL; i++) {
+            if (!valid_name(b->routes[i]) || strcmp(b->routes[i], name) == 0) {
+                set_err(err, errlen, "%s: bad route '%s'", name, b->routes[i]);
+                return -1;
+            }
+        }
+        snprintf(e->cluster, sizeof e->cluster, "%s", b->cluster_name);
+        e->routes = strv_dup((const char *const *)b->routes);
+        if (e->routes == NULL) {
+            set_err(err, errlen, "out of memory");
+            return -1;
+        }
+        e->cluster_port = b->cluster_port;
+        e->auto_cluster_port = b->cluster_port == 0;
+        e->monitor_port = b->monitor_port;
+        e->auto_monitor_port = b->monitor_port == 0;
+    } else {
+        e->cluster_port = e->monitor_port = 0;
+        e->auto_cluster_port = e->auto_monitor_port = 0;
+    }
     return commit(f, e, err, errlen);
 }
 
@@ -822,13 +976,10 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
     if (path_of(f, log, sizeof log, "logs/%s.log", e->name) != 0)
         goto out;
     if (e->broker) {
-        if (e->port == 0) {
-            e->port = fleet_free_port();
-            if (e->port < 0) {
-                e->port = 0;
-                set_err(err, errlen, "no free port: %s", strerror(errno));
-                goto out;
-            }
+        if (assign_ports(f, e) != 0) {
+            set_err(err, errlen, "%s: no free port or a route to an unknown broker: %s", e->name,
+                    strerror(errno));
+            goto out;
         }
         if (path_of(f, store, sizeof store, "%s", e->name) != 0 || mkdir_p(store) != 0 ||
             write_conf(f, e) != 0 || write_spec(f, e) != 0) {
@@ -883,6 +1034,23 @@ int fleet_start(fleet *f, const char *name, char *err, size_t errlen)
     return spawn_entry(f, e, err, errlen);
 }
 
+/* Whether one of e's ports was chosen freely and may still change. */
+static int auto_ports(const entry *e)
+{
+    return e->auto_port || e->auto_cluster_port || e->auto_monitor_port;
+}
+
+/* Forgets the freely chosen ports of e, so that its next start chooses new ones. */
+static void forget_auto_ports(entry *e)
+{
+    if (e->auto_port)
+        e->port = 0;
+    if (e->auto_cluster_port)
+        e->cluster_port = 0;
+    if (e->auto_monitor_port)
+        e->monitor_port = 0;
+}
+
 int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size_t errlen)
 {
     entry *e = find(f, name);
@@ -903,9 +1071,9 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
             }
             /* Someone took the port between choosing and binding it, or the last run
              * of this server has not let it go yet. */
-            if (e->auto_port && ++e->attempts < PORT_ATTEMPTS)
-                e->port = 0;
-            else if (e->auto_port || fleet_now_ms() >= deadline) {
+            if (auto_ports(e) && ++e->attempts < PORT_ATTEMPTS)
+                forget_auto_ports(e);
+            else if (auto_ports(e) || fleet_now_ms() >= deadline) {
                 set_err(err, errlen, "%s could not bind %s:%d (log: %s)", e->name, e->host, e->port,
                         log);
                 return -1;
@@ -918,9 +1086,11 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
         if (e->broker) {
             fleet_url(f, e->name, url, sizeof url);
             if (file_contains(log, e->log_off, LOG_NATS_READY) && jetstream_answers(url)) {
-                /* From now on the port is the broker's: clients know it. */
-                if (e->auto_port) {
+                /* From now on the ports are the broker's: clients and peers know them. */
+                if (auto_ports(e)) {
                     e->auto_port = 0;
+                    e->auto_cluster_port = 0;
+                    e->auto_monitor_port = 0;
                     write_spec(f, e);
                 }
                 return 0;
@@ -1078,6 +1248,8 @@ int fleet_get_status(fleet *f, const char *name, fleet_status *st)
     st->alive = alive(e);
     st->pid = e->pid > 0 ? e->pid : read_pid(f, name);
     st->port = e->broker ? e->port : 0;
+    st->cluster_port = e->broker ? e->cluster_port : 0;
+    st->monitor_port = e->broker ? e->monitor_port : 0;
     return 0;
 }
 
@@ -1135,4 +1307,255 @@ const char *fleet_log_tail(const fleet *f, const char *name, char *buf, size_t c
     if (nl != NULL)
         memmove(buf, nl + 1, strlen(nl + 1) + 1);
     return buf;
+}
+
+/* ---- clusters: URLs, leaders ---------------------------------------------------- */
+
+const char *fleet_urls(const fleet *f, char *buf, size_t cap)
+{
+    size_t used = 0;
+
+    if (cap == 0)
+        return NULL;
+    buf[0] = '\0';
+    for (int i = 0; i < f->n; i++) {
+        const entry *e = &f->e[i];
+        int n;
+        if (!e->broker)
+            continue;
+        n = snprintf(buf + used, cap - used, "%snats://%s:%d", used > 0 ? "," : "", e->host,
+                     e->port);
+        if (n < 0 || (size_t)n >= cap - used)
+            return NULL;
+        used += (size_t)n;
+    }
+    return used > 0 ? buf : NULL;
+}
+
+natsStatus fleet_set_servers(natsOptions *opts, const char *urls)
+{
+    enum { MAX_SERVERS = 64 };
+    const char *servers[MAX_SERVERS];
+    char *buf = urls != NULL ? strdup(urls) : NULL;
+    char *save = NULL;
+    int n = 0;
+    natsStatus s;
+
+    if (buf == NULL)
+        return NATS_NO_MEMORY;
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        tok += strspn(tok, " \t");
+        tok[strcspn(tok, " \t")] = '\0';
+        if (tok[0] != '\0' && n < MAX_SERVERS)
+            servers[n++] = tok;
+    }
+    /* cnats copies the strings. */
+    s = n > 0 ? natsOptions_SetServers(opts, servers, n) : NATS_INVALID_ARG;
+    free(buf);
+    return s;
+}
+
+const char *fleet_server_name(const fleet *f, const char *name, char *buf, size_t cap)
+{
+    const entry *e = find(f, name);
+
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    if (e != NULL && e->broker && e->cluster[0] != '\0')
+        snprintf(buf, cap, MEMBER_NAME_FMT, e->cluster, e->name);
+    else if (e != NULL && e->broker)
+        snprintf(buf, cap, SERVER_NAME_FMT, e->name, e->port);
+    return buf;
+}
+
+const char *fleet_broker_of_server(const fleet *f, const char *server_name)
+{
+    char sn[NAME_CAP + 80];
+
+    for (int i = 0; server_name != NULL && i < f->n; i++) {
+        if (!f->e[i].broker)
+            continue;
+        fleet_server_name(f, f->e[i].name, sn, sizeof sn);
+        if (strcmp(sn, server_name) == 0)
+            return f->e[i].name;
+    }
+    return NULL;
+}
+
+/* GET path from the HTTP server at host:port (IPv4), at most HTTP_CAP bytes; returns
+ * the body as parsed JSON (json_decref it) or NULL. Monitoring is plain HTTP/1.0:
+ * the server closes the connection after the answer. */
+static json_t *http_get_json(const char *host, int port, const char *path)
+{
+    struct sockaddr_in sa;
+    char req[256];
+    char *buf = NULL;
+    size_t len = 0;
+    json_t *doc = NULL;
+    int64_t deadline = fleet_now_ms() + PROBE_TIMEOUT_MS;
+    int fd = -1;
+    const char *body;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        goto out;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        goto out;
+    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+        goto out;
+    buf = malloc(HTTP_CAP + 1);
+    if (buf == NULL)
+        goto out;
+    while (len < HTTP_CAP) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int64_t left = deadline - fleet_now_ms();
+        ssize_t n;
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            goto out;
+        n = read(fd, buf + len, HTTP_CAP - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto out;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    body = strstr(buf, "\r\n\r\n");
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || strstr(buf, " 200 ") == NULL || body == NULL)
+        goto out;
+    body += 4;
+    doc = json_loadb(body, len - (size_t)(body - buf), 0, NULL);
+out:
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return doc;
+}
+
+int fleet_meta_leader(fleet *f, char *buf, size_t cap)
+{
+    for (int i = 0; i < f->n; i++) {
+        entry *e = &f->e[i];
+        json_t *jsz;
+        const char *leader, *name = NULL;
+        if (!e->broker || e->cluster[0] == '\0' || e->monitor_port <= 0 || !alive(e))
+            continue;
+        jsz = http_get_json(e->host, e->monitor_port, "/jsz");
+        leader = json_string_value(json_object_get(json_object_get(jsz, "meta_cluster"), "leader"));
+        if (leader != NULL && leader[0] != '\0')
+            name = fleet_broker_of_server(f, leader);
+        /* The survivors name a killed leader until they notice it is gone. */
+        if (name != NULL && !alive(find(f, name)))
+            name = NULL;
+        if (name != NULL)
+            snprintf(buf, cap, "%s", name);
+        json_decref(jsz);
+        if (name != NULL)
+            return 0;
+    }
+    return -1;
+}
+
+/* A connection to any running broker of the fleet and its JetStream context, without
+ * reconnects; 0, or -1 with nothing to free. */
+static int connect_any(fleet *f, natsConnection **nc, jsCtx **js)
+{
+    char urls[8192];
+    natsOptions *opts = NULL;
+    int rc = -1;
+
+    *nc = NULL;
+    *js = NULL;
+    if (fleet_urls(f, urls, sizeof urls) == NULL || natsOptions_Create(&opts) != NATS_OK)
+        return -1;
+    /* Every broker of the list is tried in turn: any member can answer. */
+    if (fleet_set_servers(opts, urls) != NATS_OK ||
+        natsOptions_SetNoRandomize(opts, true) != NATS_OK ||
+        natsOptions_SetTimeout(opts, PROBE_TIMEOUT_MS) != NATS_OK ||
+        natsOptions_SetAllowReconnect(opts, false) != NATS_OK)
+        goto out;
+    if (natsConnection_Connect(nc, opts) != NATS_OK)
+        goto out;
+    if (natsConnection_JetStream(js, *nc, NULL) != NATS_OK) {
+        natsConnection_Destroy(*nc);
+        *nc = NULL;
+        goto out;
+    }
+    rc = 0;
+out:
+    natsOptions_Destroy(opts);
+    return rc;
+}
+
+int fleet_consumers_unsettled(fleet *f, const char *stream)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsConsumerInfoList *list = NULL;
+    jsOptions jo;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    int n = -1;
+
+    if (connect_any(f, &nc, &js) != 0)
+        return -1;
+    jsOptions_Init(&jo);
+    jo.Wait = PROBE_TIMEOUT_MS;
+    s = js_Consumers(&list, js, stream, &jo, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+        n = 0;
+        goto out;
+    }
+    if (s != NATS_OK || list == NULL)
+        goto out;
+    n = 0;
+    for (int i = 0; i < list->Count; i++) {
+        const jsConsumerInfo *ci = list->List[i];
+        n += ci->PushBound || ci->Cluster == NULL || ci->Cluster->Leader == NULL ||
+             ci->Cluster->Leader[0] == '\0';
+    }
+out:
+    if (list != NULL)
+        jsConsumerInfoList_Destroy(list);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return n;
+}
+
+int fleet_stream_leader(fleet *f, const char *stream, char *leader, size_t cap, int *replicas)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    jsOptions jo;
+    const char *name = NULL;
+    int rc = -1;
+
+    if (connect_any(f, &nc, &js) != 0)
+        return -1;
+    jsOptions_Init(&jo);
+    jo.Wait = PROBE_TIMEOUT_MS;
+    if (js_GetStreamInfo(&si, js, stream, &jo, NULL) != NATS_OK || si == NULL)
+        goto out;
+    if (si->Cluster != NULL && si->Cluster->Leader != NULL)
+        name = fleet_broker_of_server(f, si->Cluster->Leader);
+    if (name == NULL || !alive(find(f, name)))
+        goto out;
+    snprintf(leader, cap, "%s", name);
+    if (replicas != NULL)
+        *replicas = si->Config != NULL && si->Config->Replicas > 0 ? (int)si->Config->Replicas : 1;
+    rc = 0;
+out:
+    if (si != NULL)
+        jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return rc;
 }

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <nats/nats.h>
+
 /* ---- processes ------------------------------------------------------------------ */
 
 enum fleet_spawn_flags {
@@ -117,11 +119,19 @@ typedef struct fleet_broker_opts {
     int port;              /* client port; 0: a free one, chosen at the first start */
     long long max_file_mb; /* JetStream file store limit; 0: 16 GB */
     long long max_payload; /* largest message in bytes; 0: 1 MB (nats-server's default) */
-    /* Later: cluster name, cluster port and the routes to the other brokers. */
+    /* A JetStream cluster: every member gets the same cluster_name ([A-Za-z0-9_-]) and,
+     * in routes, the names of the other brokers of this fleet (NULL-terminated). A
+     * member also serves HTTP monitoring (/jsz, which names the meta leader) on
+     * monitor_port. NULL cluster_name: a single server, no cluster, no monitoring. */
+    const char *cluster_name;
+    const char *const *routes;
+    int cluster_port; /* route port; 0: a free one, chosen when first needed */
+    int monitor_port; /* HTTP monitoring port; 0: a free one, chosen at the first start */
 } fleet_broker_opts;
 
 /* Adds (or, when not running, redefines) a nats-server with JetStream named name
- * ("nats", "nats-1", ...). Returns 0 or -1 with err set. */
+ * ("nats", "nats-1", ...). A cluster member's routes may name brokers not added yet;
+ * they must exist when it starts. Returns 0 or -1 with err set. */
 int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, char *err,
                      size_t errlen);
 
@@ -175,9 +185,11 @@ int fleet_kill(fleet *f, const char *name);
 int fleet_restart(fleet *f, const char *name, int stop_ms, int ready_ms, char *err, size_t errlen);
 
 typedef struct fleet_status {
-    int alive; /* the pid file names a live process running this executable */
-    pid_t pid; /* the last known pid, -1 when none */
-    int port;  /* a broker's client port, 0 for a process */
+    int alive;        /* the pid file names a live process running this executable */
+    pid_t pid;        /* the last known pid, -1 when none */
+    int port;         /* a broker's client port, 0 for a process */
+    int cluster_port; /* a cluster member's route port, 0 otherwise or not chosen yet */
+    int monitor_port; /* a cluster member's HTTP monitoring port, 0 likewise */
 } fleet_status;
 
 /* Returns 0 with *st filled, -1 when name is unknown. */
@@ -186,6 +198,39 @@ int fleet_get_status(fleet *f, const char *name, fleet_status *st);
 /* "nats://HOST:PORT" of broker name (NULL: the first broker) into buf. Returns buf, or
  * NULL when there is no such broker. */
 const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap);
+
+/* The client URLs of every broker, in the order they were added, separated by commas
+ * ("nats://127.0.0.1:4222,nats://..."), as SAGA_NATS_URL and natsOptions_SetURL take
+ * them. Returns buf, or NULL when there is no broker or buf is too small. */
+const char *fleet_urls(const fleet *f, char *buf, size_t cap);
+
+/* Gives opts every server of urls, a comma-separated list as fleet_urls writes it:
+ * cnats 3.4.1's natsOptions_SetURL takes a single URL (a list given to it fails every
+ * connect), natsOptions_SetServers a list, tried in turn. Returns its status. */
+natsStatus fleet_set_servers(natsOptions *opts, const char *urls);
+
+/* The server_name broker name runs with (nats-server reports it as a leader's name). */
+const char *fleet_server_name(const fleet *f, const char *name, char *buf, size_t cap);
+
+/* The broker running as server_name, or NULL. Owned by the handle. */
+const char *fleet_broker_of_server(const fleet *f, const char *server_name);
+
+/* Which broker leads the JetStream meta group (stream and consumer placement), as the
+ * first running cluster member that knows one says (its /jsz). Writes its name into
+ * buf and returns 0; -1 when no member answers or none knows a leader (no quorum). */
+int fleet_meta_leader(fleet *f, char *buf, size_t cap);
+
+/* Which broker leads stream (its STREAM.INFO cluster.leader), asked through any
+ * running broker; writes its name into leader and the stream's replica count into
+ * *replicas (may be NULL). Returns 0; -1 when no broker answers, the stream does not
+ * exist or it has no leader now (an election is under way). */
+int fleet_stream_leader(fleet *f, const char *stream, char *leader, size_t cap, int *replicas);
+
+/* How many durable consumers of stream are not ready for a new subscriber: without a
+ * leader, or still push-bound. After a whole cluster restarts, a consumer reports the
+ * subscriber of the last run as bound for a few seconds, and binding to it fails until
+ * then. 0 also when the stream does not exist; -1 when no broker answers. */
+int fleet_consumers_unsettled(fleet *f, const char *stream);
 
 /* Paths of name's log, and of a broker's store directory, into buf; returns buf. */
 const char *fleet_log_path(const fleet *f, const char *name, char *buf, size_t cap);

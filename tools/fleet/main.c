@@ -22,6 +22,9 @@
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
 #define BROKER "nats"
+#define NODE_FMT "nats-%d" /* the brokers of a cluster: nats-1, nats-2, ... */
+#define CLUSTER_NAME "saga"
+#define MAX_NODES 5
 #define NSVC 6
 #define MAX_PROCS 64
 #define MAX_GATES 32
@@ -51,12 +54,14 @@ static const char USAGE[] =
     "order history read model).\n"
     "\n"
     "Commands (each takes --help):\n"
-    "  up [--with NAME|PATH,...] [--gate SVC=PARTICIPANT]...\n"
-    "                   start nats-server and the services, wait until each is ready\n"
+    "  up [--cluster N] [--with NAME|PATH,...] [--gate SVC=PARTICIPANT]...\n"
+    "                   start nats-server (or a cluster of N: nats-1..nats-N) and the\n"
+    "                   services, wait until each is ready\n"
     "  down             stop the services (SIGTERM, SIGKILL after 20 s), then nats-server\n"
-    "  status [--json]  each process: pid, up/down, events processed, pending\n"
-    "  logs NAME [-f]   show (or follow) the log of NAME (or nats)\n"
-    "  kill NAME        SIGKILL one process (or nats): a crash, for tests\n"
+    "  status [--json]  each process: pid, up/down, events processed, pending; the\n"
+    "                   leaders of a cluster\n"
+    "  logs NAME [-f]   show (or follow) the log of NAME (or nats, nats-2, ...)\n"
+    "  kill NAME        SIGKILL one process (or nats, nats-2, ...): a crash, for tests\n"
     "  restart NAME [--env KEY=VALUE]...\n"
     "                   stop NAME if it runs, start it with the settings it was started\n"
     "                   with (changed by --env), wait until ready\n"
@@ -66,18 +71,26 @@ static const char USAGE[] =
     "                  and run/NAME.spec (how NAME is started), logs/NAME.log, data/NAME/,\n"
     "                  mail/, nats/ (JetStream store), nats.conf\n"
     "  SAGA_NATS_URL   where the services connect (default " DEFAULT_URL ");\n"
-    "                  the fleet's nats-server listens on its host and port\n"
+    "                  the fleet's nats-server listens on its host and port (a cluster\n"
+    "                  uses its host and free ports, and gives the services the list of\n"
+    "                  its nodes' URLs)\n"
     "  SAGA_BUILD_DIR  build tree with services/saga-* (default: build/)\n"
     "\n"
     "Exit status: 0 on success, 1 on failure, 2 on bad usage.\n";
 
 static const char USAGE_UP[] =
-    "Usage: saga-fleet up [--with NAME|PATH[,...]]... [--gate SVC=PARTICIPANT]...\n"
+    "Usage: saga-fleet up [--cluster N] [--with NAME|PATH[,...]]... [--gate SVC=PARTICIPANT]...\n"
     "\n"
     "Starts nats-server, waits until it answers, starts the six services and the\n"
     "participants named by --with, and waits until each has logged event=ready (30 s).\n"
     "A fleet that is already up is left alone; missing processes are started.\n"
     "\n"
+    "  --cluster N   a JetStream cluster of N nodes (3 to 5), nats-1..nats-N, each with\n"
+    "                its store in SAGA_HOME/nats-I and free client, route and monitoring\n"
+    "                ports; up waits until the cluster has elected a meta leader. The\n"
+    "                services get SAGA_NATS_URL=the list of the nodes' URLs and\n"
+    "                SAGA_REPLICAS=N (unless set), so that losing one node loses nothing.\n"
+    "                A later up without --cluster keeps the cluster until down.\n"
     "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud)\n"
     "  --with PATH   any executable (a NAME containing '/'), named after its file name\n"
     "                without a saga- prefix, run with the fleet's environment\n"
@@ -97,9 +110,11 @@ static const char USAGE_DOWN[] = "Usage: saga-fleet down\n"
 static const char USAGE_STATUS[] =
     "Usage: saga-fleet status [--json]\n"
     "\n"
-    "For nats and each service: pid, state (up, down, or silent: running but not\n"
-    "answering saga.ctl.NAME.stats), events processed and pending. Exits 1 unless every\n"
-    "process is up.\n";
+    "For nats (or each node of a cluster) and each service: pid, state (up, down, or\n"
+    "silent: running but not answering saga.ctl.NAME.stats), events processed and\n"
+    "pending. For a cluster, which node leads the JetStream meta group and which leads\n"
+    "each stream (and its replicas). Exits 1 unless every process is up and a cluster\n"
+    "has a meta leader.\n";
 
 static const char USAGE_LOGS[] = "Usage: saga-fleet logs NAME [-f]\n"
                                  "\n"
@@ -108,8 +123,8 @@ static const char USAGE_LOGS[] = "Usage: saga-fleet logs NAME [-f]\n"
 
 static const char USAGE_KILL[] = "Usage: saga-fleet kill NAME\n"
                                  "\n"
-                                 "SIGKILLs NAME (or nats), a crash, and waits until it is "
-                                 "gone.\n";
+                                 "SIGKILLs NAME (or nats, or a cluster node: nats-2), a "
+                                 "crash, and waits until it is gone.\n";
 
 static const char USAGE_RESTART[] =
     "Usage: saga-fleet restart NAME [--env KEY=VALUE]...\n"
@@ -125,6 +140,8 @@ typedef struct ctx {
     const char *build;
     char host[256];
     int port;
+    int nodes;       /* brokers of the fleet's cluster, 0 for a single nats */
+    char urls[1024]; /* a cluster's client URLs, comma-separated: url points here */
 } ctx;
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -235,6 +252,50 @@ static pid_t pid_of(ctx *c, const char *name)
     return fleet_get_status(c->f, name, &st) == 0 ? st.pid : -1;
 }
 
+static const char *node_name(int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, NODE_FMT, i);
+    return buf;
+}
+
+/* The fleet's cluster, if it has one (brokers nats-1..nats-N): its size, and its URL
+ * list as the fleet's URL. */
+static void find_cluster(ctx *c)
+{
+    char name[32];
+
+    c->nodes = 0;
+    while (c->nodes < MAX_NODES &&
+           fleet_is_broker(c->f, node_name(c->nodes + 1, name, sizeof name)))
+        c->nodes++;
+    if (c->nodes > 0 && fleet_urls(c->f, c->urls, sizeof c->urls) != NULL)
+        c->url = c->urls;
+}
+
+static int any_broker_alive(ctx *c)
+{
+    for (int i = 0; i < fleet_count(c->f); i++) {
+        const char *name = fleet_name(c->f, i);
+        if (fleet_is_broker(c->f, name) && alive(c, name))
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether a broker of a fleet with nodes cluster nodes (0: the single nats) is down. */
+static int broker_missing(ctx *c, int nodes)
+{
+    char name[32];
+
+    if (nodes == 0)
+        return !alive(c, BROKER);
+    for (int i = 1; i <= nodes; i++) {
+        if (!alive(c, node_name(i, name, sizeof name)))
+            return 1;
+    }
+    return 0;
+}
+
 /* ---- up ------------------------------------------------------------------------ */
 
 typedef struct participant {
@@ -337,6 +398,9 @@ static int service_env(const ctx *c, const char *name, const gate *gates, int ng
     }
     if (inherited != NULL || gates_v[0] != '\0')
         env[k++] = dupf("SAGA_GATES=%s", gates_v);
+    /* Every node keeps a copy of the streams, unless the environment says otherwise. */
+    if (c->nodes > 0 && getenv("SAGA_REPLICAS") == NULL)
+        env[k++] = dupf("SAGA_REPLICAS=%d", c->nodes);
     env[k] = NULL;
     *out = env;
     return 0;
@@ -360,6 +424,99 @@ static int add_broker(ctx *c, char *err, size_t errlen)
     return fleet_add_broker(c->f, BROKER, &b, err, errlen);
 }
 
+/* Defines the nodes nats-1..nats-nodes not known yet, each routing to the others; the
+ * ports are chosen free at the first start and kept. */
+static int add_cluster(ctx *c, int nodes, char *err, size_t errlen)
+{
+    char names[MAX_NODES][32];
+    const char *routes[MAX_NODES];
+
+    for (int i = 0; i < nodes; i++)
+        node_name(i + 1, names[i], sizeof names[i]);
+    for (int i = 0; i < nodes; i++) {
+        fleet_broker_opts b = {.host = c->host, .cluster_name = CLUSTER_NAME, .routes = routes};
+        int n = 0;
+        if (fleet_is_broker(c->f, names[i]))
+            continue;
+        for (int k = 0; k < nodes; k++) {
+            if (k != i)
+                routes[n++] = names[k];
+        }
+        routes[n] = NULL;
+        if (fleet_add_broker(c->f, names[i], &b, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int has_meta_leader(void *arg)
+{
+    ctx *c = arg;
+    char leader[64];
+
+    return fleet_meta_leader(c->f, leader, sizeof leader) == 0;
+}
+
+static int consumers_settled(void *arg)
+{
+    ctx *c = arg;
+
+    return fleet_consumers_unsettled(c->f, SAGA_STREAM_EVENTS) == 0;
+}
+
+static int any_service_alive(ctx *c)
+{
+    for (int i = 0; i < fleet_count(c->f); i++) {
+        const char *name = fleet_name(c->f, i);
+        if (!fleet_is_broker(c->f, name) && alive(c, name))
+            return 1;
+    }
+    return 0;
+}
+
+/* Starts the cluster's nodes that do not run, all before waiting for any: a node
+ * answers JetStream only once a majority has elected a meta leader. */
+static int start_cluster(ctx *c, int nodes, int64_t deadline)
+{
+    char err[PATH_CAP + 256], name[32], url[128];
+
+    if (add_cluster(c, nodes, err, sizeof err) != 0)
+        return fail("%s", err);
+    for (int i = 1; i <= nodes; i++) {
+        if (!alive(c, node_name(i, name, sizeof name)) &&
+            fleet_start(c->f, name, err, sizeof err) != 0)
+            return fail("%s", err);
+    }
+    for (int i = 1; i <= nodes; i++) {
+        int64_t left = deadline - fleet_now_ms();
+        node_name(i, name, sizeof name);
+        if (fleet_wait_ready(c->f, name, left > 0 ? (int)left : 0, err, sizeof err) != 0) {
+            print_tail(c, name);
+            return fail("%s did not answer: %s", name, err);
+        }
+    }
+    {
+        int64_t left = deadline - fleet_now_ms();
+        if (fleet_wait_until(has_meta_leader, c, left > 0 ? (int)left : 0) != 0)
+            return fail("the cluster elected no JetStream meta leader (logs: %s/logs/nats-*.log)",
+                        c->home);
+    }
+    /* After the whole cluster restarted, the event stream's consumers still count the
+     * last run's subscribers as bound for a few seconds, and a service binding to one
+     * then fails; with no service running, wait until they have let go. */
+    if (!any_service_alive(c)) {
+        int64_t left = deadline - fleet_now_ms();
+        fleet_wait_until(consumers_settled, c, left > 0 ? (int)left : 0);
+    }
+    find_cluster(c);
+    for (int i = 1; i <= nodes; i++) {
+        node_name(i, name, sizeof name);
+        printf("%-12s pid %d  %s\n", name, (int)pid_of(c, name),
+               fleet_url(c->f, name, url, sizeof url));
+    }
+    return 0;
+}
+
 static int cmd_up(ctx *c, int argc, char **argv)
 {
     participant procs[MAX_PROCS];
@@ -367,6 +524,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
     int nprocs = 0, ngates = 0;
     char err[PATH_CAP + 256];
     int missing = 0;
+    int cluster = 0, nodes;
     int64_t deadline;
 
     for (int i = 0; i < NSVC; i++) {
@@ -379,6 +537,16 @@ static int cmd_up(ctx *c, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *val = NULL;
         int is_with = 0;
+        if (strcmp(argv[i], "--cluster") == 0 || strncmp(argv[i], "--cluster=", 10) == 0) {
+            const char *v = argv[i][9] == '=' ? argv[i] + 10 : i + 1 < argc ? argv[++i] : "";
+            char *end = NULL;
+            long n = strtol(v, &end, 10);
+            if (end == v || *end != '\0' || n < 3 || n > MAX_NODES)
+                return usage_error("--cluster wants a node count from 3 to %d, not '%s'", MAX_NODES,
+                                   v);
+            cluster = (int)n;
+            continue;
+        }
         if (strcmp(argv[i], "--with") == 0 || strcmp(argv[i], "--gate") == 0) {
             if (i + 1 >= argc)
                 return usage_error("%s needs a value", argv[i]);
@@ -462,7 +630,18 @@ static int cmd_up(ctx *c, int argc, char **argv)
             return fail("no executable %s", procs[k].exe);
     }
 
-    missing = !alive(c, BROKER);
+    /* A cluster stays a cluster (of its size) until down; a single server likewise. */
+    nodes = cluster > 0 ? cluster : c->nodes;
+    if (cluster > 0 && c->nodes > 0 && cluster != c->nodes)
+        return fail("the fleet in %s is a cluster of %d nodes: deploy/fleet down first", c->home,
+                    c->nodes);
+    if (nodes > 0 && fleet_is_broker(c->f, BROKER)) {
+        if (alive(c, BROKER))
+            return fail("a single nats-server runs in %s: deploy/fleet down before up --cluster",
+                        c->home);
+        fleet_remove(c->f, BROKER);
+    }
+    missing = broker_missing(c, nodes);
     for (int k = 0; k < nprocs; k++)
         missing |= !alive(c, procs[k].name);
     if (!missing) {
@@ -471,7 +650,10 @@ static int cmd_up(ctx *c, int argc, char **argv)
         return 0;
     }
     deadline = fleet_now_ms() + READY_MS;
-    if (!alive(c, BROKER)) {
+    if (nodes > 0) {
+        if (start_cluster(c, nodes, deadline) != 0)
+            return EXIT_FAIL;
+    } else if (!alive(c, BROKER)) {
         if (fleet_port_in_use(c->host, c->port))
             return fail("%s:%d is already in use by another process; set SAGA_NATS_URL to a "
                         "free port",
@@ -508,13 +690,13 @@ static int cmd_up(ctx *c, int argc, char **argv)
         printf("%-12s pid %d  ready\n", procs[k].name, (int)pid_of(c, procs[k].name));
     }
     printf("fleet is up\n"
-           "  NATS    %s (JetStream store %s/%s)\n"
+           "  NATS    %s (JetStream store %s/%s%s)\n"
            "  logs    %s/logs/<service>.log   (deploy/fleet logs SERVICE [-f])\n"
            "  data    %s/data/<service>/\n"
            "  mail    %s/mail\n"
            "  try     sagactl stock set A1 10\n"
            "          sagactl place --customer c1 --item A1:1:1000\n",
-           c->url, c->home, BROKER, c->home, c->home, c->home);
+           c->url, c->home, BROKER, nodes > 0 ? "-N" : "", c->home, c->home, c->home);
     return 0;
 }
 
@@ -560,12 +742,18 @@ static long long json_num(const char *json, const char *key)
     return p != NULL ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
 
-/* The fleet's names for status: nats, the six, then the extensions. */
+/* The fleet's names for status: nats (or the cluster's nodes), the six, then the
+ * extensions. */
 static int status_names(ctx *c, const char **names)
 {
     int n = 0;
 
-    names[n++] = BROKER;
+    for (int i = 0; i < fleet_count(c->f) && n < MAX_NODES; i++) {
+        if (fleet_is_broker(c->f, fleet_name(c->f, i)))
+            names[n++] = fleet_name(c->f, i);
+    }
+    if (n == 0)
+        names[n++] = BROKER;
     for (int i = 0; i < NSVC; i++)
         names[n++] = SERVICES[i];
     for (int i = 0; i < fleet_count(c->f) && n < MAX_PROCS; i++) {
@@ -576,9 +764,43 @@ static int status_names(ctx *c, const char **names)
     return n;
 }
 
+/* Which node leads the meta group and each stream: a section of status (text) or its
+ * "cluster" member (JSON). Returns -1 when the cluster has no meta leader. */
+static int print_leaders(ctx *c, int json)
+{
+    static const char *const STREAMS[] = {SAGA_STREAM_EVENTS, SAGA_STREAM_DLQ};
+    char meta[64] = "", leader[64];
+    int have_meta = fleet_meta_leader(c->f, meta, sizeof meta) == 0;
+
+    if (json)
+        printf(",\"cluster\":{\"name\":\"%s\",\"nodes\":%d,\"meta_leader\":%s%s%s,"
+               "\"streams\":[",
+               CLUSTER_NAME, c->nodes, have_meta ? "\"" : "", have_meta ? meta : "null",
+               have_meta ? "\"" : "");
+    else
+        printf("cluster %s of %d nodes: JetStream meta leader %s\n", CLUSTER_NAME, c->nodes,
+               have_meta ? meta : "none (no quorum, or an election is under way)");
+    for (size_t i = 0; i < sizeof STREAMS / sizeof STREAMS[0]; i++) {
+        int replicas = 0;
+        int known = fleet_stream_leader(c->f, STREAMS[i], leader, sizeof leader, &replicas) == 0;
+        if (json)
+            printf("%s{\"name\":\"%s\",\"leader\":%s%s%s,\"replicas\":%d}", i > 0 ? "," : "",
+                   STREAMS[i], known ? "\"" : "", known ? leader : "null", known ? "\"" : "",
+                   known ? replicas : 0);
+        else if (known)
+            printf("  stream %-12s leader %-8s replicas %d\n", STREAMS[i], leader, replicas);
+        else
+            printf("  stream %-12s no leader (not created yet, or an election is under way)\n",
+                   STREAMS[i]);
+    }
+    if (json)
+        printf("]}");
+    return have_meta ? 0 : -1;
+}
+
 static int cmd_status(ctx *c, int argc, char **argv)
 {
-    const char *names[MAX_PROCS + NSVC + 1];
+    const char *names[MAX_PROCS + NSVC + MAX_NODES];
     natsOptions *opts = NULL;
     natsConnection *nc = NULL;
     int json = 0, rc = 0, n;
@@ -587,8 +809,8 @@ static int cmd_status(ctx *c, int argc, char **argv)
         return usage_error("status: unknown option '%s'", argv[argc - 1]);
     json = argc == 1;
     n = status_names(c, names);
-    if (alive(c, BROKER) && natsOptions_Create(&opts) == NATS_OK &&
-        natsOptions_SetURL(opts, c->url) == NATS_OK &&
+    if (any_broker_alive(c) && natsOptions_Create(&opts) == NATS_OK &&
+        fleet_set_servers(opts, c->url) == NATS_OK &&
         natsOptions_SetTimeout(opts, STATS_MS) == NATS_OK &&
         natsOptions_SetAllowReconnect(opts, false) == NATS_OK)
         natsConnection_Connect(&nc, opts);
@@ -604,7 +826,7 @@ static int cmd_status(ctx *c, int argc, char **argv)
         char pidtxt[16] = "-", proctxt[24] = "-", pendtxt[24] = "-";
         if (alive(c, names[i])) {
             state = "up";
-            if (strcmp(names[i], BROKER) != 0) {
+            if (!fleet_is_broker(c->f, names[i])) {
                 char subject[128];
                 natsMsg *m = NULL;
                 snprintf(subject, sizeof subject, SAGA_SUBJ_CTL_FMT, names[i], "stats");
@@ -644,7 +866,11 @@ static int cmd_status(ctx *c, int argc, char **argv)
             printf("%-14s %8s %-6s %10s %8s\n", names[i], pidtxt, state, proctxt, pendtxt);
     }
     if (json)
-        printf("]}\n");
+        printf("]");
+    if (c->nodes > 0 && print_leaders(c, json) != 0)
+        rc = EXIT_FAIL;
+    if (json)
+        printf("}\n");
     if (nc != NULL)
         natsConnection_Destroy(nc);
     if (opts != NULL)
@@ -709,15 +935,16 @@ static int cmd_kill(ctx *c, int argc, char **argv)
 
 static int cmd_restart(ctx *c, int argc, char **argv)
 {
-    char err[PATH_CAP + 256];
+    char err[PATH_CAP + 256], url[128];
     const char *name;
     int broker;
 
     if (argc < 1)
         return usage_error("restart needs exactly one SERVICE (or nats)");
     name = argv[0];
-    broker = strcmp(name, BROKER) == 0;
-    if (broker && !known(c, name) && add_broker(c, err, sizeof err) != 0)
+    broker = strcmp(name, BROKER) == 0 || fleet_is_broker(c->f, name);
+    if (strcmp(name, BROKER) == 0 && c->nodes == 0 && !known(c, name) &&
+        add_broker(c, err, sizeof err) != 0)
         return fail("%s", err);
     if (!known(c, name))
         return usage_error("unknown service '%s'", name);
@@ -727,15 +954,18 @@ static int cmd_restart(ctx *c, int argc, char **argv)
         if (fleet_set_env(c->f, name, argv[++i], err, sizeof err) != 0)
             return usage_error("%s", err);
     }
-    if (!broker && !alive(c, BROKER))
+    if (!broker && !any_broker_alive(c))
         return fail("nats-server is not running: deploy/fleet up");
     if (fleet_restart(c->f, name, broker ? NATS_STOP_MS : STOP_MS,
                       broker ? NATS_READY_MS : READY_MS, err, sizeof err) != 0) {
         print_tail(c, name);
         return fail("%s", err);
     }
-    if (broker)
+    if (strcmp(name, BROKER) == 0)
         printf("nats-server  pid %d  %s\n", (int)pid_of(c, name), c->url);
+    else if (broker)
+        printf("%-12s pid %d  %s\n", name, (int)pid_of(c, name),
+               fleet_url(c->f, name, url, sizeof url));
     else
         printf("%-12s pid %d  ready\n", name, (int)pid_of(c, name));
     return 0;
@@ -809,6 +1039,7 @@ int main(int argc, char **argv)
     o.flags = FLEET_DETACHED;
     if (fleet_create(&c.f, &o, err, sizeof err) != 0)
         return fail("%s", err);
+    find_cluster(&c);
     rc = cmd->run(&c, argc - 2, argv + 2);
     fleet_destroy(c.f, 1);
     return rc;

@@ -44,6 +44,7 @@ extern "C" {
 #define SAGA_DEFAULT_PARK_TIMEOUT_MS 60000
 #define SAGA_DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define SAGA_DEFAULT_PUBLISH_WAIT_MS 5000
+#define SAGA_DEFAULT_REPLICAS 1
 
 typedef struct saga_config {
     const char *name;       /* service name: producer of its events, consumer prefix */
@@ -60,6 +61,7 @@ typedef struct saga_config {
     int64_t retention_ms;  /* inbox ids and finished sagas are kept this long: SAGA_RETENTION_MS */
     int64_t dup_window_ms; /* broker duplicate window set on the streams this service creates */
     int64_t events_max_age_ms; /* age limit of the event stream, if this service creates it */
+    int replicas;              /* copies of the streams it creates: SAGA_REPLICAS */
     int64_t park_timeout_ms;   /* default bound on a parked event's wait */
     int64_t publish_wait_ms;   /* bound on waiting for publish acks before retrying */
     int sync;                  /* 1: every commit is fsync'd (default); 0: MDB_NOSYNC. SAGA_SYNC */

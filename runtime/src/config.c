@@ -589,3 +589,19 @@ void saga__config_describe(FILE *f)
                 def, s->help);
     }
 }
+
+int saga_config_servers(const char *urls, char *buf, size_t cap, const char **servers, int max)
+{
+    char *save = NULL;
+    int n = 0;
+    if (urls == NULL || buf == NULL || cap == 0 || strlen(urls) >= cap)
+        return -1;
+    memcpy(buf, urls, strlen(urls) + 1);
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        tok += strspn(tok, " \t");
+        tok[strcspn(tok, " \t")] = '\0';
+        if (tok[0] != '\0' && n < max)
+            servers[n++] = tok;
+    }
+    return n > 0 ? n : -1;
+}

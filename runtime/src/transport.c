@@ -167,16 +167,8 @@ static natsStatus set_servers(natsOptions *opts, const char *urls)
 {
     char buf[SAGA__NATS_URL_MAX + 1];
     const char *servers[SAGA__NATS_URL_MAX / 8];
-    char *save = NULL;
-    int n = 0;
-
-    snprintf(buf, sizeof(buf), "%s", urls);
-    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-        tok += strspn(tok, " \t");
-        tok[strcspn(tok, " \t")] = '\0';
-        if (tok[0] != '\0' && n < (int)(sizeof(servers) / sizeof(servers[0])))
-            servers[n++] = tok;
-    }
+    int n = saga_config_servers(urls, buf, sizeof(buf), servers,
+                                (int)(sizeof(servers) / sizeof(servers[0])));
     return n > 0 ? natsOptions_SetServers(opts, servers, n) : NATS_INVALID_ARG;
 }
 

@@ -601,10 +601,31 @@ static void cross_field_rules(void **state)
     assert_non_null(strstr(err, "service name"));
 }
 
+/* SAGA_NATS_URL may list the nodes of a cluster: one parser splits it for
+ * the runtime, the launcher, sagactl and the benchmark alike. */
+static void server_lists_are_split(void **state)
+{
+    char buf[256];
+    const char *v[4];
+    (void)state;
+    assert_int_equal(saga_config_servers("nats://a:1", buf, sizeof(buf), v, 4), 1);
+    assert_string_equal(v[0], "nats://a:1");
+    assert_int_equal(
+        saga_config_servers(" nats://a:1 ,nats://b:2,, nats://c:3", buf, sizeof(buf), v, 4), 3);
+    assert_string_equal(v[0], "nats://a:1");
+    assert_string_equal(v[1], "nats://b:2");
+    assert_string_equal(v[2], "nats://c:3");
+    assert_int_equal(saga_config_servers("a,b,c,d,e", buf, sizeof(buf), v, 2), 2);
+    assert_int_equal(saga_config_servers(" , ", buf, sizeof(buf), v, 4), -1);
+    assert_int_equal(saga_config_servers("nats://a:1", buf, 5, v, 4), -1);
+    assert_int_equal(saga_config_servers(NULL, buf, sizeof(buf), v, 4), -1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, clear_env, clear_env)
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(server_lists_are_split),
         T(defaults),
         T(table_covers_every_variable),
         T(each_override_applies),

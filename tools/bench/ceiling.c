@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "ceiling.h"
+#include "fleet.h"
 #include "opts.h"
 #include "saga/service.h"
 
@@ -275,7 +276,7 @@ static natsStatus connect(part *p)
     jsOptions jo;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, p->url);
+        s = fleet_set_servers(o, p->url);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, p->c.role->name);
     if (s == NATS_OK)

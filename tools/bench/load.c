@@ -13,6 +13,7 @@
 #include <nats/nats.h>
 
 #include "bench.h"
+#include "fleet.h"
 #include "commands.pb-c.h"
 #include "map.h"
 #include "saga/wire.h"
@@ -241,7 +242,7 @@ static natsStatus connect_nc(const char *url, natsConnection **nc)
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, url);
+        s = fleet_set_servers(o, url);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "saga-bench");
     /* Each request goes out at once: the flusher's 1 ms would be latency. */

@@ -2,6 +2,8 @@
  * files, logs, nats-server configuration, start, readiness, stop and status. */
 #include "fleet.h"
 
+#include "saga/config.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1336,21 +1338,15 @@ natsStatus fleet_set_servers(natsOptions *opts, const char *urls)
 {
     enum { MAX_SERVERS = 64 };
     const char *servers[MAX_SERVERS];
-    char *buf = urls != NULL ? strdup(urls) : NULL;
-    char *save = NULL;
-    int n = 0;
-    natsStatus s;
+    size_t cap = urls != NULL ? strlen(urls) + 1 : 1;
+    char *buf = malloc(cap);
+    natsStatus s = NATS_NO_MEMORY;
 
-    if (buf == NULL)
-        return NATS_NO_MEMORY;
-    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-        tok += strspn(tok, " \t");
-        tok[strcspn(tok, " \t")] = '\0';
-        if (tok[0] != '\0' && n < MAX_SERVERS)
-            servers[n++] = tok;
+    if (buf != NULL) {
+        int n = saga_config_servers(urls, buf, cap, servers, MAX_SERVERS);
+        /* cnats copies the strings. */
+        s = n > 0 ? natsOptions_SetServers(opts, servers, n) : NATS_INVALID_ARG;
     }
-    /* cnats copies the strings. */
-    s = n > 0 ? natsOptions_SetServers(opts, servers, n) : NATS_INVALID_ARG;
     free(buf);
     return s;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "fleet.h"
 
 typedef int (*cmd_fn)(const char *url, int argc, char **argv);
 
@@ -112,7 +113,7 @@ int ctl_connect(ctl_conn *c, const char *cmd, const char *url, int64_t wait_ms, 
     c->url = url;
     s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, url);
+        s = fleet_set_servers(o, url); /* one server, or a cluster's nodes */
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "sagactl");
     if (s == NATS_OK)

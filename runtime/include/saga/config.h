@@ -81,6 +81,15 @@ typedef struct saga_config {
  * override, naming it in errbuf. */
 saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, size_t errlen);
 
+/* Splits a comma-separated list of NATS server URLs (SAGA_NATS_URL: one
+ * server, or the nodes of a cluster) into at most max entries of servers,
+ * pointing into buf (cap bytes, a copy of urls); blanks around entries are
+ * dropped. Returns the count, or -1 if urls does not fit buf or names no
+ * server. The list is what natsOptions_SetServers takes: cnats 3.4.1's
+ * natsOptions_SetURL takes one URL, and a list given to it fails every
+ * connect. */
+int saga_config_servers(const char *urls, char *buf, size_t cap, const char **servers, int max);
+
 #ifdef __cplusplus
 }
 #endif

@@ -261,6 +261,16 @@ static int status_up(const char *name)
     return p != NULL && strncmp(strstr(p, "\"state\":"), "\"state\":\"up\"", 12) == 0;
 }
 
+/* 1 once `status --json` lists the instance *arg of testsvc, which the fleet
+ * did not start, as joined. */
+static int outsider_joined(void *arg)
+{
+    char want[128];
+    snprintf(want, sizeof(want), "{\"name\":\"testsvc\",\"pid\":%d,\"state\":\"joined\"",
+             (int)*(pid_t *)arg);
+    return RUN("status", "--json") == 0 && strstr(OUT, want) != NULL;
+}
+
 static void test_cli_participant_by_path_and_gate(void **state)
 {
     char fraud_path[4096], buf[256];
@@ -304,6 +314,21 @@ static void test_cli_participant_by_path_and_gate(void **state)
     assert_int_equal(RUN("status", "--json"), 0);
     shipping = status_pid("shipping");
     assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
+
+    /* A participant the fleet did not start (another language, another
+     * machine: here the delivery tests' small service) shows up in status as
+     * soon as it answers discovery. */
+    char data_env[4200], url_env[300];
+    snprintf(data_env, sizeof(data_env), "SAGA_DATA_DIR=%s/data/outsider", C.home);
+    snprintf(url_env, sizeof(url_env), "%s", C.url_env);
+    const char *oargv[] = {SAGA_TESTSVC, NULL};
+    const char *oenv[] = {url_env, data_env, NULL};
+    char olog[4200];
+    snprintf(olog, sizeof(olog), "%s/outsider.log", C.home);
+    pid_t outsider = tproc_spawn(oargv, oenv, olog);
+    assert_true(outsider > 0);
+    assert_int_equal(tproc_wait_until(outsider_joined, &outsider, 60000), 0);
+    assert_int_equal(tproc_term(outsider, 30000), 0);
 
     /* up on a running fleet leaves it alone. */
     assert_int_equal(RUN("up"), 0);

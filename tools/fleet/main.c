@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <nats/nats.h>
 
 #include "saga/wire.h"
@@ -36,6 +37,7 @@ enum {
     STOP_MS = 20000,      /* services' grace on SIGTERM before SIGKILL */
     NATS_STOP_MS = 10000, /* nats-server's */
     STATS_MS = 1000,
+    DISCOVER_QUIET_MS = 150, /* after the first discovery answer, how long to wait for more */
     EXIT_FAIL = 1,
     EXIT_USAGE = 2,
 };
@@ -732,14 +734,60 @@ static int cmd_down(ctx *c, int argc, char **argv)
     return 0;
 }
 
-static long long json_num(const char *json, const char *key)
+/* A request's JSON answer, NULL when none came or it does not parse. */
+static json_t *ask_json(natsConnection *nc, const char *subject)
 {
-    char pat[64];
-    const char *p;
+    natsMsg *m = NULL;
+    json_t *j = NULL;
 
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    p = strstr(json, pat);
-    return p != NULL ? strtoll(p + strlen(pat), NULL, 10) : -1;
+    if (nc != NULL && natsConnection_RequestString(&m, nc, subject, "", STATS_MS) == NATS_OK)
+        j = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    natsMsg_Destroy(m);
+    return j;
+}
+
+/* The participant instances that answer saga.discover and that this fleet
+ * did not start (a participant of another language, an instance on another
+ * machine): they are part of the fleet too. Appends them to procs as
+ * "joined"; an instance is the fleet's own when its name and pid are. */
+static void add_joined(ctx *c, natsConnection *nc, const char **names, int n, json_t *procs)
+{
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    int64_t deadline = fleet_now_ms() + STATS_MS;
+
+    if (nc == NULL || natsInbox_Create(&inbox) != NATS_OK ||
+        natsConnection_SubscribeSync(&sub, nc, (const char *)inbox) != NATS_OK ||
+        natsConnection_PublishRequestString(nc, SAGA_SUBJ_DISCOVER, (const char *)inbox, "") !=
+            NATS_OK ||
+        natsConnection_Flush(nc) != NATS_OK)
+        goto out;
+    for (;;) {
+        natsMsg *m = NULL;
+        int64_t left = deadline - fleet_now_ms();
+        if (left <= 0 || natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+            break;
+        json_t *a = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+        const char *name = json_string_value(json_object_get(a, "name"));
+        json_int_t pid = json_integer_value(json_object_get(a, "pid"));
+        int known = name == NULL;
+        for (int i = 0; i < n && !known; i++)
+            known = strcmp(names[i], name) == 0 && pid_of(c, names[i]) == (pid_t)pid;
+        if (!known)
+            json_array_append_new(procs,
+                                  json_pack("{s:s, s:O?, s:s, s:O?, s:n, s:O?}", "name", name,
+                                            "pid", json_object_get(a, "pid"), "state", "joined",
+                                            "instance", json_object_get(a, "instance"), "processed",
+                                            "subscriptions", json_object_get(a, "subscriptions")));
+        json_decref(a);
+        natsMsg_Destroy(m);
+        /* Every participant answers at once: after the first, a short quiet time. */
+        if (deadline - fleet_now_ms() > DISCOVER_QUIET_MS)
+            deadline = fleet_now_ms() + DISCOVER_QUIET_MS;
+    }
+out:
+    natsSubscription_Destroy(sub);
+    natsInbox_Destroy(inbox);
 }
 
 /* The fleet's names for status: nats (or the cluster's nodes), the six, then the
@@ -766,36 +814,54 @@ static int status_names(ctx *c, const char **names)
 
 /* Which node leads the meta group and each stream: a section of status (text) or its
  * "cluster" member (JSON). Returns -1 when the cluster has no meta leader. */
-static int print_leaders(ctx *c, int json)
+/* The cluster's leaders, as JSON: the meta leader and each stream's. */
+static json_t *leaders(ctx *c)
 {
     static const char *const STREAMS[] = {SAGA_STREAM_EVENTS, SAGA_STREAM_DLQ};
     char meta[64] = "", leader[64];
     int have_meta = fleet_meta_leader(c->f, meta, sizeof meta) == 0;
+    json_t *streams = json_array();
 
-    if (json)
-        printf(",\"cluster\":{\"name\":\"%s\",\"nodes\":%d,\"meta_leader\":%s%s%s,"
-               "\"streams\":[",
-               CLUSTER_NAME, c->nodes, have_meta ? "\"" : "", have_meta ? meta : "null",
-               have_meta ? "\"" : "");
-    else
-        printf("cluster %s of %d nodes: JetStream meta leader %s\n", CLUSTER_NAME, c->nodes,
-               have_meta ? meta : "none (no quorum, or an election is under way)");
     for (size_t i = 0; i < sizeof STREAMS / sizeof STREAMS[0]; i++) {
         int replicas = 0;
         int known = fleet_stream_leader(c->f, STREAMS[i], leader, sizeof leader, &replicas) == 0;
-        if (json)
-            printf("%s{\"name\":\"%s\",\"leader\":%s%s%s,\"replicas\":%d}", i > 0 ? "," : "",
-                   STREAMS[i], known ? "\"" : "", known ? leader : "null", known ? "\"" : "",
-                   known ? replicas : 0);
-        else if (known)
-            printf("  stream %-12s leader %-8s replicas %d\n", STREAMS[i], leader, replicas);
+        json_array_append_new(streams,
+                              json_pack("{s:s, s:s?, s:i}", "name", STREAMS[i], "leader",
+                                        known ? leader : NULL, "replicas", known ? replicas : 0));
+    }
+    return json_pack("{s:s, s:i, s:s?, s:o}", "name", CLUSTER_NAME, "nodes", c->nodes,
+                     "meta_leader", have_meta ? meta : NULL, "streams", streams);
+}
+
+static void print_leaders(const json_t *cl)
+{
+    size_t i;
+    json_t *st;
+    const char *meta = json_string_value(json_object_get(cl, "meta_leader"));
+
+    printf("cluster %s of %d nodes: JetStream meta leader %s\n", CLUSTER_NAME,
+           (int)json_integer_value(json_object_get(cl, "nodes")),
+           meta != NULL ? meta : "none (no quorum, or an election is under way)");
+    json_array_foreach(json_object_get(cl, "streams"), i, st)
+    {
+        const char *name = json_string_value(json_object_get(st, "name"));
+        const char *leader = json_string_value(json_object_get(st, "leader"));
+        if (leader != NULL)
+            printf("  stream %-12s leader %-8s replicas %d\n", name, leader,
+                   (int)json_integer_value(json_object_get(st, "replicas")));
         else
             printf("  stream %-12s no leader (not created yet, or an election is under way)\n",
-                   STREAMS[i]);
+                   name);
     }
-    if (json)
-        printf("]}");
-    return have_meta ? 0 : -1;
+}
+
+/* "-" for JSON null, else the number. */
+static const char *num_or_dash(const json_t *v, char *buf, size_t cap)
+{
+    if (!json_is_integer(v))
+        return "-";
+    snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    return buf;
 }
 
 static int cmd_status(ctx *c, int argc, char **argv)
@@ -803,6 +869,7 @@ static int cmd_status(ctx *c, int argc, char **argv)
     const char *names[MAX_PROCS + NSVC + MAX_NODES];
     natsOptions *opts = NULL;
     natsConnection *nc = NULL;
+    json_t *procs = json_array(), *root;
     int json = 0, rc = 0, n;
 
     if (argc > 1 || (argc == 1 && strcmp(argv[0], "--json") != 0))
@@ -814,31 +881,17 @@ static int cmd_status(ctx *c, int argc, char **argv)
         natsOptions_SetTimeout(opts, STATS_MS) == NATS_OK &&
         natsOptions_SetAllowReconnect(opts, false) == NATS_OK)
         natsConnection_Connect(&nc, opts);
-    if (json)
-        printf("{\"saga_home\":\"%s\",\"url\":\"%s\",\"processes\":[", c->home, c->url);
-    else
-        printf("fleet at %s, %s\n%-14s %8s %-6s %10s %8s\n", c->home, c->url, "process", "pid",
-               "state", "processed", "pending");
     for (int i = 0; i < n; i++) {
         const char *state = "down";
-        long long processed = -1, pending = -1;
+        json_t *stats = NULL;
         pid_t pid = pid_of(c, names[i]);
-        char pidtxt[16] = "-", proctxt[24] = "-", pendtxt[24] = "-";
         if (alive(c, names[i])) {
             state = "up";
             if (!fleet_is_broker(c->f, names[i])) {
                 char subject[128];
-                natsMsg *m = NULL;
                 snprintf(subject, sizeof subject, SAGA_SUBJ_CTL_FMT, names[i], "stats");
-                if (nc != NULL &&
-                    natsConnection_RequestString(&m, nc, subject, "", STATS_MS) == NATS_OK) {
-                    char reply[2048];
-                    snprintf(reply, sizeof reply, "%.*s", natsMsg_GetDataLength(m),
-                             natsMsg_GetData(m));
-                    processed = json_num(reply, "processed");
-                    pending = json_num(reply, "pending");
-                    natsMsg_Destroy(m);
-                } else {
+                stats = ask_json(nc, subject);
+                if (stats == NULL) {
                     state = "silent"; /* the process lives but does not answer */
                     rc = EXIT_FAIL;
                 }
@@ -846,31 +899,43 @@ static int cmd_status(ctx *c, int argc, char **argv)
         } else {
             rc = EXIT_FAIL;
         }
-        if (pid > 0)
-            snprintf(pidtxt, sizeof pidtxt, "%d", (int)pid);
-        if (json) {
-            snprintf(proctxt, sizeof proctxt, "%s", "null");
-            snprintf(pendtxt, sizeof pendtxt, "%s", "null");
-            if (pid <= 0)
-                snprintf(pidtxt, sizeof pidtxt, "%s", "null");
-        }
-        if (processed >= 0)
-            snprintf(proctxt, sizeof proctxt, "%lld", processed);
-        if (pending >= 0)
-            snprintf(pendtxt, sizeof pendtxt, "%lld", pending);
-        if (json)
-            printf("%s{\"name\":\"%s\",\"pid\":%s,\"state\":\"%s\",\"processed\":%s,"
-                   "\"pending\":%s}",
-                   i > 0 ? "," : "", names[i], pidtxt, state, proctxt, pendtxt);
-        else
-            printf("%-14s %8s %-6s %10s %8s\n", names[i], pidtxt, state, proctxt, pendtxt);
+        json_array_append_new(procs,
+                              json_pack("{s:s, s:o, s:s, s:O?, s:O?}", "name", names[i], "pid",
+                                        pid > 0 ? json_integer(pid) : json_null(), "state", state,
+                                        "processed", json_object_get(stats, "processed"), "pending",
+                                        json_object_get(stats, "pending")));
+        json_decref(stats);
     }
-    if (json)
-        printf("]");
-    if (c->nodes > 0 && print_leaders(c, json) != 0)
-        rc = EXIT_FAIL;
-    if (json)
-        printf("}\n");
+    add_joined(c, nc, names, n, procs);
+    root = json_pack("{s:s, s:s, s:o}", "saga_home", c->home, "url", c->url, "processes", procs);
+    if (c->nodes > 0) {
+        json_t *cl = leaders(c);
+        if (json_is_null(json_object_get(cl, "meta_leader")))
+            rc = EXIT_FAIL;
+        json_object_set_new(root, "cluster", cl);
+    }
+    if (json) {
+        char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s\n", text != NULL ? text : "{}");
+        free(text);
+    } else {
+        size_t i;
+        json_t *p;
+        printf("fleet at %s, %s\n%-14s %8s %-6s %10s %8s\n", c->home, c->url, "process", "pid",
+               "state", "processed", "pending");
+        json_array_foreach(procs, i, p)
+        {
+            char a[24], b[24], d[24];
+            printf("%-14s %8s %-6s %10s %8s\n", json_string_value(json_object_get(p, "name")),
+                   num_or_dash(json_object_get(p, "pid"), a, sizeof a),
+                   json_string_value(json_object_get(p, "state")),
+                   num_or_dash(json_object_get(p, "processed"), b, sizeof b),
+                   num_or_dash(json_object_get(p, "pending"), d, sizeof d));
+        }
+        if (c->nodes > 0)
+            print_leaders(json_object_get(root, "cluster"));
+    }
+    json_decref(root);
     if (nc != NULL)
         natsConnection_Destroy(nc);
     if (opts != NULL)

@@ -869,12 +869,13 @@ static int cmd_status(ctx *c, int argc, char **argv)
     const char *names[MAX_PROCS + NSVC + MAX_NODES];
     natsOptions *opts = NULL;
     natsConnection *nc = NULL;
-    json_t *procs = json_array(), *root;
+    json_t *procs, *root;
     int json = 0, rc = 0, n;
 
     if (argc > 1 || (argc == 1 && strcmp(argv[0], "--json") != 0))
         return usage_error("status: unknown option '%s'", argv[argc - 1]);
     json = argc == 1;
+    procs = json_array();
     n = status_names(c, names);
     if (any_broker_alive(c) && natsOptions_Create(&opts) == NATS_OK &&
         fleet_set_servers(opts, c->url) == NATS_OK &&

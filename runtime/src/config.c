@@ -4,6 +4,7 @@
  * row of the table below, which also drives --help (saga__config_describe). */
 #include "config_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -91,6 +92,10 @@ const saga__setting saga__config_settings[] = {
      "Participants whose clearance gates this service's steps, e.g. \"fraud\".", 0},
     {"SAGA_FAULTS", S_STRING(faults), 1, SAGA__FAULTS_MAX,
      "Fault plan at start, e.g. \"error_rate=0.1,seed=7\" (see docs/failures.md).", 0},
+    {"SAGA_METRICS_ADDR", S_STRING(metrics_addr), 1, SAGA__METRICS_ADDR_MAX,
+     "Serve Prometheus metrics on GET /metrics at this \"ipv4:port\" (port 0: any free port, "
+     "logged as event=metrics_listening); unset: no HTTP server.",
+     0},
     {"SAGA_LOG_LEVEL", S_LOGLEVEL(log_level), "Log level: error, warn, info or debug.", 0},
     {"SAGA_MAP_SIZE", S_SIZE(map_size), MIB, TIB,
      "Initial LMDB map size in bytes (suffix K, M, G or T); it grows when full.", 0},
@@ -341,6 +346,40 @@ static int valid_gates(const char *list, char *errbuf, size_t errlen)
     return 1;
 }
 
+int saga__config_parse_addr(const char *addr, char *host, size_t hostcap, int *port)
+{
+    const char *colon = addr != NULL ? strrchr(addr, ':') : NULL;
+    struct in_addr ip;
+    long long p;
+    size_t hl;
+    if (colon == NULL)
+        return -1;
+    hl = (size_t)(colon - addr);
+    if (hl == 0 || hl >= hostcap || parse_ll(colon + 1, &p) != 0 || colon[1] == '+' ||
+        colon[1] == '-' || p < 0 || p > 65535)
+        return -1;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (inet_pton(AF_INET, host, &ip) != 1)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+/* SAGA_METRICS_ADDR: unset, or "ipv4:port". */
+static int valid_metrics_addr(const char *addr, char *errbuf, size_t errlen)
+{
+    char host[SAGA__METRICS_ADDR_MAX + 1];
+    int port;
+    if (addr == NULL || addr[0] == '\0' ||
+        saga__config_parse_addr(addr, host, sizeof(host), &port) == 0)
+        return 1;
+    append_err(errbuf, errlen,
+               "metrics_addr (SAGA_METRICS_ADDR) \"%.64s\": want ipv4:port, e.g. 127.0.0.1:9464",
+               addr);
+    return 0;
+}
+
 static void set_defaults(saga_config *cfg, const char *name)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -369,7 +408,8 @@ static void set_defaults(saga_config *cfg, const char *name)
     cfg->commit_per_message = 0;
     cfg->map_size = SAGA_DEFAULT_MAP_SIZE;
     cfg->crash_at = NULL;
-    cfg->log = NULL; /* the library never logs unless the executable gives a sink */
+    cfg->metrics_addr = NULL; /* no HTTP server unless asked for */
+    cfg->log = NULL;          /* the library never logs unless the executable gives a sink */
     cfg->log_udata = NULL;
     cfg->log_level = SAGA_LOG_INFO;
 }
@@ -404,6 +444,10 @@ saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, s
     }
     if (!valid_gates(cfg->gates, errbuf, errlen)) {
         cfg->gates = NULL; /* a bad value keeps its default, as above */
+        rv = SAGA_EINVAL;
+    }
+    if (!valid_metrics_addr(cfg->metrics_addr, errbuf, errlen)) {
+        cfg->metrics_addr = NULL;
         rv = SAGA_EINVAL;
     }
 out:
@@ -473,6 +517,8 @@ saga_status saga__config_check(const saga_config *cfg, char *errbuf, size_t errl
     if (!valid_name(cfg->name, errbuf, errlen))
         rv = SAGA_EINVAL;
     if (!valid_gates(cfg->gates, errbuf, errlen))
+        rv = SAGA_EINVAL;
+    if (!valid_metrics_addr(cfg->metrics_addr, errbuf, errlen))
         rv = SAGA_EINVAL;
     for (size_t i = 0; i < saga__config_nsettings; i++)
         if (!check_field(&saga__config_settings[i], cfg, errbuf, errlen))

@@ -28,6 +28,7 @@ typedef enum saga__setting_type {
 #define SAGA__GATES_MAX 200
 #define SAGA__MAX_GATES 4 /* participants named in SAGA_GATES */
 #define SAGA__FAULTS_MAX 1000
+#define SAGA__METRICS_ADDR_MAX 21 /* "255.255.255.255:65535" */
 
 /* Flags of a setting. */
 #define SAGA__SETTING_REQUIRED 1u /* a string that must be set (non-NULL, non-empty) */
@@ -54,6 +55,12 @@ extern const size_t saga__config_nsettings;
  * Every violation is named in errbuf, "; "-separated. SAGA_OK or
  * SAGA_EINVAL. */
 saga_status saga__config_check(const saga_config *cfg, char *errbuf, size_t errlen);
+
+/* Splits "ipv4:port" (SAGA_METRICS_ADDR) into host (a dotted quad, copied
+ * into host) and port (0..65535; 0: any free port). 0 on success, -1 if addr
+ * is not of that form. The one parser of the setting: the configuration
+ * checks with it, the metrics server listens with it. */
+int saga__config_parse_addr(const char *addr, char *host, size_t hostcap, int *port);
 
 /* Writes one block per setting to f: variable, type, bounds, default, help.
  * For an executable's --help; the library itself never calls it. */

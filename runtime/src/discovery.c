@@ -61,6 +61,13 @@ static json_t *describe(const saga_service *svc)
     json_array_append_new(endpoints, json_string(subj));
     for (int i = 0; i < svc->ncmds; i++)
         json_array_append_new(endpoints, json_string(svc->cmds[i].subject));
+    if (svc->metrics_port > 0) {
+        /* A wildcard address listens everywhere: name this host instead. */
+        char url[sizeof(host) + 64];
+        const char *at = strcmp(svc->metrics_host, "0.0.0.0") == 0 ? host : svc->metrics_host;
+        snprintf(url, sizeof(url), "http://%s:%d/metrics", at, svc->metrics_port);
+        json_array_append_new(endpoints, json_string(url));
+    }
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:b, s:o}", "name", svc->name,
                      "version", SAGA_VERSION, "instance", instance, "host", host, "pid",
                      (json_int_t)getpid(), "started_ms", (json_int_t)svc->started_ms,

@@ -38,10 +38,19 @@ typedef struct batch {
     saga__inmsg *in;
     result *res;
     size_t n;
-    saga_stats d; /* counters, applied only once the batch commits */
-    natsMsg *cur; /* the message being handled, when a message is */
+    saga_stats d;    /* counters, applied only once the batch commits */
+    saga__metrics m; /* figures for /metrics, likewise */
+    natsMsg *cur;    /* the message being handled, when a message is */
     int64_t now;
 } batch;
+
+/* Seconds on a clock that no time adjustment moves, for durations. */
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* ---- matching and dead letters ---------------------------------------- */
 
@@ -171,12 +180,14 @@ static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const 
         b->d.faults++;
     }
     saga_status st;
+    double t0 = mono_s();
     if (c->efn != NULL)
         st = c->efn(&ctx, c->ev, c->udata);
     else if (c->tfn != NULL)
         st = c->tfn(&ctx, c->order_id, c->name, c->data, c->len, c->udata);
     else
         st = c->cfn(&ctx, c->subject, c->data, c->len, c->udata);
+    saga__hist_observe(&b->m.handler_s, mono_s() - t0);
     if (ctx.store_failed) {
         if (ctx.store_st == SAGA_EMAPFULL) {
             rv = SAGA_EMAPFULL;
@@ -259,6 +270,7 @@ static saga_status unpark(saga_service *svc, MDB_txn *txn, batch *b, const char 
                 if (hst == SAGA_OK) {
                     b->d.unparked++;
                     b->d.processed++;
+                    saga__metrics_count_type(&b->m, ev.type, 1);
                     progress = 1;
                     SAGA__LOG(&svc->log, SAGA_LOG_DEBUG,
                               "event=unparked type=%s order=%s event_id=%s", ev.type, order,
@@ -311,9 +323,10 @@ static saga_status park_expired(saga_service *svc, MDB_txn *txn, batch *b, const
             rv = run_handler(svc, txn, b, &c, &hst, NULL, NULL);
         }
     }
-    if (rv == SAGA_OK && hst == SAGA_OK)
+    if (rv == SAGA_OK && hst == SAGA_OK) {
         b->d.processed++;
-    else if (rv == SAGA_OK)
+        saga__metrics_count_type(&b->m, ev.type, 1);
+    } else if (rv == SAGA_OK)
         rv = dead_letter(svc, txn, b, SAGA_DLQ_PARK_EXPIRED, subj, p.raw, p.len,
                          "parked event expired: its predecessor never arrived", p.delivery,
                          event_id);
@@ -413,6 +426,10 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
             b->d.duplicates++;
         goto out;
     }
+    /* Hop latency: from the producer's clock to ours, first deliveries only
+     * (a redelivery's wait is the retry delay, not the hop). */
+    if (delivery == 1)
+        saga__hist_observe(&b->m.hop_s, (double)(saga__now_ms() - ev.time_ms) / 1000.0);
     if (delivery == 1 &&
         saga__faults_roll(&svc->faults, "reorder", ev.event_id, 0, svc->faults.reorder_rate)) {
         /* Held back: redelivered after later messages, so out of order. */
@@ -441,6 +458,7 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
     switch (hst) {
     case SAGA_OK:
         b->d.processed++;
+        saga__metrics_count_type(&b->m, ev.type, 1);
         rv = saga__inbox_put(&svc->store, txn, ev.event_id, b->now);
         if (rv == SAGA_OK)
             rv = unpark(svc, txn, b, ev.order_id);
@@ -641,7 +659,11 @@ static saga_status transact(saga_service *svc, batch *b)
         mdb_txn_abort(txn);
         return rv;
     }
-    return saga__store_commit(&svc->store, txn);
+    double t0 = mono_s();
+    rv = saga__store_commit(&svc->store, txn);
+    if (rv == SAGA_OK)
+        saga__hist_observe(&b->m.commit_s, mono_s() - t0);
+    return rv;
 }
 
 static void finish_messages(saga_service *svc, batch *b, int deliver_results)
@@ -778,6 +800,7 @@ static saga_status process(saga_service *svc, batch *b)
     int tries = 0;
     for (;;) {
         memset(&b->d, 0, sizeof(b->d));
+        saga__metrics_init(&b->m);
         b->now = saga__now_ms();
         reset_results(b);
         saga__outlist_truncate(&svc->out, 0);
@@ -822,8 +845,14 @@ static saga_status process(saga_service *svc, batch *b)
     if (eventful)
         saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_PUBLISH);
 
+    /* The figures are the service thread's own; /metrics reads the copy,
+     * made under the lock the counters take anyway: one lock per batch. */
+    if (b->n > 0)
+        saga__hist_observe(&b->m.batch_size, (double)b->n);
+    saga__metrics_merge(&svc->mx, &b->m);
     pthread_mutex_lock(&svc->stats_mu);
     add_stats(&svc->stats, &b->d);
+    saga__metrics_copy(&svc->mx_pub, &svc->mx);
     pthread_mutex_unlock(&svc->stats_mu);
     finish_messages(svc, b, 1);
     return SAGA_OK;

@@ -123,7 +123,8 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
         copy_str(svc->data_dir, sizeof(svc->data_dir), cfg->data_dir) != 0 ||
         copy_str(svc->stream, sizeof(svc->stream), cfg->stream) != 0 ||
         copy_str(svc->dlq_stream, sizeof(svc->dlq_stream), cfg->dlq_stream) != 0 ||
-        copy_str(svc->crash_spec, sizeof(svc->crash_spec), cfg->crash_at) != 0) {
+        copy_str(svc->crash_spec, sizeof(svc->crash_spec), cfg->crash_at) != 0 ||
+        copy_str(svc->metrics_addr, sizeof(svc->metrics_addr), cfg->metrics_addr) != 0) {
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen, "a configuration string is too long");
         rv = SAGA_EINVAL;
@@ -135,6 +136,9 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     svc->cfg.stream = svc->stream;
     svc->cfg.dlq_stream = svc->dlq_stream;
     svc->cfg.crash_at = svc->crash_spec;
+    svc->cfg.metrics_addr = svc->metrics_addr;
+    saga__metrics_init(&svc->mx);
+    saga__metrics_init(&svc->mx_pub);
     saga__faults_init(&svc->faults);
     if (copy_str(svc->faults_spec, sizeof(svc->faults_spec), cfg->faults) != 0 ||
         saga__faults_apply(&svc->faults, svc->faults_spec, errbuf, errlen) != 0) {
@@ -282,6 +286,9 @@ saga_status saga_service_run(saga_service *svc)
         snprintf(pattern, sizeof(pattern), "%s.cleared", svc->gates[i]);
         rv = saga_service_subscribe(svc, pattern, gate_cleared, NULL);
     }
+    /* Before connecting, so discovery can name the port from its first answer. */
+    if (rv == SAGA_OK)
+        rv = saga__metrics_start(svc);
     if (rv == SAGA_OK)
         rv = saga__transport_connect(svc);
     if (rv == SAGA_OK)
@@ -289,6 +296,7 @@ saga_status saga_service_run(saga_service *svc)
     if (rv == SAGA_OK)
         rv = saga__loop_run(svc);
     saga__transport_close(svc);
+    saga__metrics_stop(svc);
     SAGA__LOG(&svc->log, SAGA_LOG_INFO, "event=stopped status=%s", saga_status_name(rv));
     return rv;
 }

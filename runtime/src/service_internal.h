@@ -11,6 +11,7 @@
 #include "crash.h"
 #include "faults.h"
 #include "log_internal.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "saga/discovery.h"
 #include "saga/service.h"
@@ -118,6 +119,10 @@ struct saga_service {
     char stream[SAGA__STREAM_MAX + 1];
     char dlq_stream[SAGA__STREAM_MAX + 1];
     char crash_spec[SAGA__CRASH_AT_MAX + 1];
+    char metrics_addr[SAGA__METRICS_ADDR_MAX + 1];
+    char metrics_host[SAGA__METRICS_ADDR_MAX + 1]; /* the address's host, once listening */
+    int metrics_port;       /* the port listened on, 0 when not (discovery.c) */
+    struct MHD_Daemon *mhd; /* the metrics server (metrics.c), NULL when none */
 
     saga__logger log;
     saga__store store;
@@ -150,6 +155,8 @@ struct saga_service {
     pthread_mutex_t stats_mu;
     saga_stats stats;       /* counters carry on from the store (stats.c) */
     int64_t stats_since_ms; /* when the counters started: the data directory's first start */
+    saga__metrics mx;       /* kept by the service thread only, no lock */
+    saga__metrics mx_pub;   /* mx as of the last batch, under stats_mu: what /metrics reads */
 
     saga__outlist out; /* messages of the batch being processed */
     uint64_t *sent;    /* outbox keys published, deleted in the next transaction */
@@ -177,6 +184,12 @@ int64_t saga__now_ms(void);
 
 /* discovery.c: answers saga.discover; called with the other subscriptions. */
 saga_status saga__discovery_subscribe(saga_service *svc);
+
+/* metrics.c: GET /metrics on libmicrohttpd's own thread, when
+ * SAGA_METRICS_ADDR is set (logs event=metrics_listening); stop waits for
+ * that thread. */
+saga_status saga__metrics_start(saga_service *svc);
+void saga__metrics_stop(saga_service *svc);
 
 /* loop.c */
 saga_status saga__loop_run(saga_service *svc);

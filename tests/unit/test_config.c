@@ -331,6 +331,9 @@ static void string_lengths_enforced(void **state)
          * gate_names_validated), so the filler is one name and separators. */
         if (strcmp(s->env, "SAGA_GATES") == 0)
             memset(long_value + 1, ',', (size_t)s->max);
+        /* The metrics address is bounded by its longest valid form. */
+        if (strcmp(s->env, "SAGA_METRICS_ADDR") == 0)
+            memcpy(long_value, "255.255.255.255:65535", (size_t)s->max);
         long_value[s->max] = '\0';
         setenv(s->env, long_value, 1);
         assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_OK);
@@ -402,6 +405,32 @@ static void valid_config(saga_config *cfg);
 
 /* SAGA_GATES names participants: each entry is checked when it is
  * configured, and the message names the bad entry, on both paths. */
+/* A bad SAGA_METRICS_ADDR is refused with the same words from the
+ * environment and from code; a good one, port 0 included, is taken. */
+static void metrics_addr_validated(void **state)
+{
+    static const char *const bad[] = {"localhost:9464", "127.0.0.1", "127.0.0.1:70000",
+                                      "127.0.0.1:x", ":9464"};
+    saga_config cfg;
+    char err[512], code_err[512];
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("SAGA_METRICS_ADDR", bad[i], 1);
+        assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_EINVAL);
+        assert_non_null(strstr(err, "SAGA_METRICS_ADDR"));
+        assert_null(cfg.metrics_addr); /* keeps its default: no server */
+        unsetenv("SAGA_METRICS_ADDR");
+        valid_config(&cfg);
+        cfg.metrics_addr = bad[i];
+        assert_int_equal(saga__config_check(&cfg, code_err, sizeof(code_err)), SAGA_EINVAL);
+        assert_string_equal(code_err, err);
+    }
+    setenv("SAGA_METRICS_ADDR", "127.0.0.1:0", 1);
+    assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_OK);
+    assert_string_equal(cfg.metrics_addr, "127.0.0.1:0");
+    unsetenv("SAGA_METRICS_ADDR");
+}
+
 static void gate_names_validated(void **state)
 {
     static const char *const bad[] = {"kyc-check", "fraud,kyc-check", "fraud.x", "Fraud",
@@ -637,6 +666,7 @@ int main(void)
         T(several_bad_values),
         T(service_name_validated),
         T(gate_names_validated),
+        T(metrics_addr_validated),
         T(describe_lists_every_setting),
         T(code_and_environment_share_bounds),
         T(code_only_fields_bounded),

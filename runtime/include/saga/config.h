@@ -70,7 +70,9 @@ typedef struct saga_config {
     const char *crash_at;      /* crash point "name[:n]" for tests: SAGA_CRASH_AT */
     const char *faults;        /* fault plan "key=value,...", see docs/failures.md: SAGA_FAULTS */
     const char *gates; /* participants whose clearance gates steps, "fraud,kyc": SAGA_GATES */
-    saga_log_fn log;   /* NULL: no logging */
+    const char *metrics_addr; /* "ipv4:port" of GET /metrics (port 0: any free one); NULL: none.
+                                 SAGA_METRICS_ADDR */
+    saga_log_fn log;          /* NULL: no logging */
     void *log_udata;
     saga_log_level log_level; /* SAGA_LOG_LEVEL */
 } saga_config;

@@ -340,7 +340,8 @@ int ctl_cmd_watch(const char *url, int argc, char **argv)
         }
         ctl_buf_reset(&b);
         if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
-                              &ev, &owner, NULL, 0) == SAGA_OK) {
+                              &ev, &owner, NULL, 0) == SAGA_OK &&
+            (order == NULL || strcmp(ev.order_id, order) == 0)) {
             if (json) {
                 json_t *j = ctl_event_json(&ev, 0, NULL);
                 ctl_buf_json(&b, j);

@@ -23,16 +23,6 @@
 
 static tfleet F;
 
-static long env_long(const char *name, long def)
-{
-    const char *v = getenv(name);
-    char *end;
-    if (v == NULL || *v == '\0')
-        return def;
-    long x = strtol(v, &end, 10);
-    return *end == '\0' && x > 0 ? x : def;
-}
-
 /* xorshift64*: the victims and order shapes follow the seed. */
 static uint64_t rng_state;
 
@@ -138,8 +128,8 @@ static int fleet_idle(void *arg)
 
 static void test_chaos(void **state)
 {
-    long orders = env_long("CHAOS_ORDERS", DEFAULT_ORDERS);
-    long seed = env_long("CHAOS_SEED", 42);
+    long orders = tproc_env_long("CHAOS_ORDERS", DEFAULT_ORDERS);
+    long seed = tproc_env_long("CHAOS_SEED", 42);
     int kills = 0, restarts = 0, down = -1;
     long long faults_before_kills = 0;
     placed *ids = calloc((size_t)orders, sizeof(*ids));
@@ -223,7 +213,7 @@ static int setup(void **state)
     snprintf(plan, sizeof(plan),
              "SAGA_FAULTS=seed=%ld,error_rate=0.05,dup_rate=0.05,reorder_rate=0.05,"
              "reorder_delay_ms=300,decline_rate=0.1,stockout_rate=0.05,ship_fail_rate=0.05",
-             env_long("CHAOS_SEED", 42));
+             tproc_env_long("CHAOS_SEED", 42));
     env[0] = plan;
     env[1] = "ORDER_DEADLINE_MS=60000";
     env[2] = "SAGA_MAX_DELIVER=6";

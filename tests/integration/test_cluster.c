@@ -30,16 +30,6 @@
 
 static tfleet F;
 
-static long env_long(const char *name, long def)
-{
-    const char *v = getenv(name);
-    char *end;
-    if (v == NULL || *v == '\0')
-        return def;
-    long x = strtol(v, &end, 10);
-    return *end == '\0' && x > 0 ? x : def;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -176,7 +166,7 @@ static int64_t kill_node(int victim)
 
 static void orders_survive_node_kills(void **state)
 {
-    long orders = env_long("CLUSTER_ORDERS", DEFAULT_ORDERS);
+    long orders = tproc_env_long("CLUSTER_ORDERS", DEFAULT_ORDERS);
     placed *ids = calloc((size_t)orders, sizeof(*ids));
     int down = -1, victims[2] = {-1, -1}, kills = 0;
     int64_t down_since = 0, recover_ms[2] = {0, 0};

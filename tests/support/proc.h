@@ -3,6 +3,7 @@
 #define SAGA_TEST_PROC_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 #include "fleet.h"
@@ -51,6 +52,18 @@ static inline int tproc_rmrf(const char *path)
 static inline int64_t tproc_now_ms(void)
 {
     return fleet_now_ms();
+}
+
+/* A positive whole number from the environment variable name (a test's size,
+ * e.g. CHAOS_ORDERS), or def when it is unset or not one. */
+static inline long tproc_env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (v == NULL || *v == '\0')
+        return def;
+    long x = strtol(v, &end, 10);
+    return *end == '\0' && x > 0 ? x : def;
 }
 
 #endif /* SAGA_TEST_PROC_H */

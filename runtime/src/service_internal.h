@@ -84,6 +84,11 @@ typedef struct saga__transport {
      * for good (by message id), under err_mu. */
     char pub_refused[SAGA__PUB_FAILS_MAX][160];
     int npub_refused;
+    /* The message ids the broker acknowledged in the current attempt, each
+     * ended by '\0', under err_mu; acked_lost: one did not fit in memory. */
+    char *acked;
+    size_t acked_len, acked_cap;
+    int acked_lost;
     int pub_no_stream;        /* an ack said no stream takes the subject, under err_mu */
     pthread_cond_t closed_cv; /* signalled by the closed callback, under err_mu */
     int closed;
@@ -100,7 +105,8 @@ void saga__transport_unsubscribe(saga_service *svc);
  * refused has list->n flags: a message the broker can never take (over its
  * max payload, or its stream refuses its size) gets 1 and is not retried;
  * the caller replaces it by a dead letter. Transient failures (timeouts, no
- * responders, a lost connection) are retried; a missing stream is recreated. */
+ * responders, a lost connection) are retried, only for the messages not yet
+ * acknowledged; a missing stream is recreated. */
 saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list,
                                     unsigned char *refused);
 /* The largest message, subject and headers included, that the broker takes:

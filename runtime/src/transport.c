@@ -95,6 +95,30 @@ static void on_closed(natsConnection *nc, void *closure)
     pthread_mutex_unlock(&svc->tp.err_mu);
 }
 
+/* Remembers that msg was acknowledged, so that a retry of its batch leaves it out. */
+static void note_acked(saga_service *svc, natsMsg *msg)
+{
+    const char *id = NULL;
+    if (natsMsgHeader_Get(msg, SAGA_HDR_MSG_ID, &id) != NATS_OK || id == NULL)
+        return;
+    size_t n = strlen(id) + 1;
+    pthread_mutex_lock(&svc->tp.err_mu);
+    if (svc->tp.acked_len + n > svc->tp.acked_cap) {
+        size_t cap = svc->tp.acked_cap > 0 ? svc->tp.acked_cap * 2 : 8192;
+        char *p = cap >= svc->tp.acked_len + n ? realloc(svc->tp.acked, cap) : NULL;
+        if (p == NULL) {
+            svc->tp.acked_lost = 1; /* the retry then sends everything again */
+            goto out;
+        }
+        svc->tp.acked = p;
+        svc->tp.acked_cap = cap;
+    }
+    memcpy(svc->tp.acked + svc->tp.acked_len, id, n);
+    svc->tp.acked_len += n;
+out:
+    pthread_mutex_unlock(&svc->tp.err_mu);
+}
+
 /* Runs on a cnats thread for every publish ack: counts, and remembers which
  * messages the broker refuses for good and whether a stream was missing. */
 static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
@@ -103,6 +127,7 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
     (void)js;
     if (pa != NULL) {
         atomic_fetch_add(&svc->tp.pub_ok, 1);
+        note_acked(svc, msg);
     } else {
         atomic_fetch_add(&svc->tp.pub_err, 1);
         pthread_mutex_lock(&svc->tp.err_mu);
@@ -272,6 +297,8 @@ void saga__transport_close(saga_service *svc)
     svc->tp.js = NULL;
     natsConnection_Destroy(svc->tp.nc);
     svc->tp.nc = NULL;
+    free(svc->tp.acked);
+    svc->tp.acked = NULL;
     pthread_cond_destroy(&svc->tp.closed_cv);
     pthread_mutex_destroy(&svc->tp.err_mu);
 }
@@ -548,12 +575,42 @@ static natsStatus publish_one(saga_service *svc, const saga__outmsg *m, const ch
     return s;
 }
 
-/* Takes back what is still in flight so that late acks are not counted. */
-static void drop_pending(saga_service *svc)
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* After a failed attempt: takes back what is still in flight, so that late acks
+ * are not counted, and marks in done the messages of list the broker has
+ * acknowledged, so that the next attempt sends only the others. Sending an
+ * acknowledged message again costs the broker a duplicate check, and on a
+ * cluster nats-server before 2.9.21 counts each duplicate in per-replica state
+ * that can drift between the replicas (nats-server PR 4365), which can leave a
+ * replica without a message. When it cannot tell (or done is NULL), nothing is
+ * marked: everything is sent again. */
+static void take_back(saga_service *svc, const saga__outlist *list, unsigned char *done)
 {
     natsMsgList pending = {0};
+    const char **ids = NULL;
+    size_t n = 0;
     if (js_PublishAsyncGetPendingList(&pending, svc->tp.js) == NATS_OK)
         natsMsgList_Destroy(&pending);
+    pthread_mutex_lock(&svc->tp.err_mu);
+    for (size_t at = 0; at < svc->tp.acked_len; at += strlen(svc->tp.acked + at) + 1)
+        n++;
+    ids = done != NULL && !svc->tp.acked_lost ? malloc((n + 1) * sizeof(*ids)) : NULL;
+    if (ids != NULL) {
+        n = 0;
+        for (size_t at = 0; at < svc->tp.acked_len; at += strlen(svc->tp.acked + at) + 1)
+            ids[n++] = svc->tp.acked + at;
+        qsort(ids, n, sizeof(*ids), cmp_str);
+        for (size_t i = 0; i < list->n; i++) {
+            const char *key = list->v[i].msg_id;
+            done[i] = done[i] || bsearch(&key, ids, n, sizeof(*ids), cmp_str) != NULL;
+        }
+    }
+    pthread_mutex_unlock(&svc->tp.err_mu);
+    free(ids);
 }
 
 /* Marks the messages whose acks refused them for good; returns how many acks did. */
@@ -582,6 +639,7 @@ saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list
     int64_t backoff = 50;
     char why[300];
     saga_status rv = SAGA_OK;
+    unsigned char *done = NULL; /* acknowledged in an earlier attempt */
     if (list->n == 0)
         return SAGA_OK;
     for (int attempt = 1;; attempt++) {
@@ -591,11 +649,13 @@ saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list
         atomic_store(&svc->tp.pub_err, 0);
         pthread_mutex_lock(&svc->tp.err_mu);
         svc->tp.npub_refused = 0;
+        svc->tp.acked_len = 0;
+        svc->tp.acked_lost = 0;
         svc->tp.pub_no_stream = 0;
         pthread_mutex_unlock(&svc->tp.err_mu);
         for (i = 0; i < list->n && s == NATS_OK; i++) {
             const saga__outmsg *m = &list->v[i];
-            if (refused[i])
+            if (refused[i] || (done != NULL && done[i]))
                 continue;
             s = publish_one(svc, m, NULL);
             if (s == NATS_MAX_PAYLOAD) {
@@ -626,7 +686,9 @@ saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list
                 SAGA__STAT_ADD(svc, faults, dups);
             goto out;
         }
-        drop_pending(svc);
+        if (done == NULL)
+            done = calloc(list->n, 1);
+        take_back(svc, list, done);
         pthread_mutex_lock(&svc->tp.err_mu);
         int no_stream = svc->tp.pub_no_stream || s == NATS_NO_RESPONDERS;
         if (s != NATS_OK)
@@ -656,6 +718,7 @@ saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list
             backoff *= 2;
     }
 out:
+    free(done);
     atomic_store(&svc->tp.pub_failing_since, 0);
     return rv;
 }

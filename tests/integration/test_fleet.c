@@ -389,6 +389,8 @@ static void test_cli_cluster(void **state)
     assert_false(status_up("nats"));
     assert_non_null(strstr(OUT, "\"meta_leader\":\"nats-"));
     assert_non_null(strstr(OUT, "\"replicas\":3"));
+    /* Each node reports its own copy of each stream. */
+    assert_non_null(strstr(OUT, "\"copies\":[{\"node\":\"nats-1\",\"messages\":"));
     /* The services know every node and keep three copies of the streams. */
     order = status_pid("order");
     environ_of(order, "SAGA_NATS_URL", buf, sizeof(buf));

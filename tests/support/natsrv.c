@@ -272,6 +272,30 @@ int tsrv_meta_leader(tsrv *s)
     return index_of(s, leader);
 }
 
+int tsrv_copies_agree(tsrv *s, const char *stream, int *diverged, char *why, size_t cap)
+{
+    fleet_stream_copy c[MAX_NODES];
+    size_t len = 0;
+    int n, agree = 1;
+
+    *diverged = 0;
+    if (cap > 0)
+        why[0] = '\0';
+    n = s != NULL ? fleet_stream_copies(s->f, stream, c, MAX_NODES) : -1;
+    if (n <= 0)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        agree = agree && c[i].known && c[i].last_seq == c[0].last_seq;
+        if (len < cap)
+            len += (size_t)snprintf(why + len, cap - len, "%s%s %llu@%llu", i > 0 ? ", " : "",
+                                    c[i].broker, (unsigned long long)c[i].messages,
+                                    (unsigned long long)c[i].last_seq);
+    }
+    for (int i = 1; agree && i < n; i++)
+        *diverged |= c[i].messages != c[0].messages;
+    return agree;
+}
+
 pid_t tsrv_node_pid(const tsrv *s, int i)
 {
     fleet_status st;

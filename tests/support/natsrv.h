@@ -56,6 +56,12 @@ int tsrv_restart_node(tsrv *s, int i);
 int tsrv_stream_leader(tsrv *s, const char *stream);
 int tsrv_meta_leader(tsrv *s);
 
+/* Whether every node's own copy of stream is there and at the same last sequence
+ * (a node that came back has caught up). When copies agree on the last sequence but
+ * hold different message counts, a copy lost messages: *diverged is set to 1. The
+ * copies are described in why (one "nats-I messages@last_seq" each). */
+int tsrv_copies_agree(tsrv *s, const char *stream, int *diverged, char *why, size_t cap);
+
 /* Node i's pid (-1 when it does not run) and its own URL into buf (NULL if no such
  * node). */
 pid_t tsrv_node_pid(const tsrv *s, int i);

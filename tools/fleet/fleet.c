@@ -1427,7 +1427,8 @@ static json_t *http_get_json(const char *host, int port, const char *path)
     if (strncmp(buf, "HTTP/1.", 7) != 0 || strstr(buf, " 200 ") == NULL || body == NULL)
         goto out;
     body += 4;
-    doc = json_loadb(body, len - (size_t)(body - buf), 0, NULL);
+    /* Reals: /jsz writes unlimited reservations as 2^64-1, beyond jansson's integers. */
+    doc = json_loadb(body, len - (size_t)(body - buf), JSON_DECODE_INT_AS_REAL, NULL);
 out:
     free(buf);
     if (fd >= 0)
@@ -1457,6 +1458,51 @@ int fleet_meta_leader(fleet *f, char *buf, size_t cap)
             return 0;
     }
     return -1;
+}
+
+/* stream's entry in a /jsz?streams=true answer, or NULL. */
+static json_t *jsz_stream(json_t *jsz, const char *stream)
+{
+    size_t i, k;
+    json_t *acc, *st;
+
+    json_array_foreach(json_object_get(jsz, "account_details"), i, acc)
+    {
+        json_array_foreach(json_object_get(acc, "stream_detail"), k, st)
+        {
+            const char *name = json_string_value(json_object_get(st, "name"));
+            if (name != NULL && strcmp(name, stream) == 0)
+                return st;
+        }
+    }
+    return NULL;
+}
+
+int fleet_stream_copies(fleet *f, const char *stream, fleet_stream_copy *out, int cap)
+{
+    int n = 0, cluster = 0;
+
+    for (int i = 0; i < f->n && n < cap; i++) {
+        entry *e = &f->e[i];
+        if (!e->broker || e->cluster[0] == '\0' || e->monitor_port <= 0)
+            continue;
+        cluster = 1;
+        fleet_stream_copy *c = &out[n++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->broker, sizeof c->broker, "%s", e->name);
+        if (!alive(e))
+            continue;
+        json_t *jsz = http_get_json(e->host, e->monitor_port, "/jsz?streams=true");
+        json_t *state = json_object_get(jsz_stream(jsz, stream), "state");
+        if (json_is_object(state)) {
+            c->known = 1;
+            c->messages = (uint64_t)json_number_value(json_object_get(state, "messages"));
+            c->first_seq = (uint64_t)json_number_value(json_object_get(state, "first_seq"));
+            c->last_seq = (uint64_t)json_number_value(json_object_get(state, "last_seq"));
+        }
+        json_decref(jsz);
+    }
+    return cluster ? n : -1;
 }
 
 /* A connection to any running broker of the fleet and its JetStream context, without

@@ -226,6 +226,21 @@ int fleet_meta_leader(fleet *f, char *buf, size_t cap);
  * exist or it has no leader now (an election is under way). */
 int fleet_stream_leader(fleet *f, const char *stream, char *leader, size_t cap, int *replicas);
 
+/* One node's own copy of a replicated stream, as the node itself reports it (its /jsz):
+ * a copy that lags, or that lost messages, differs from the others. */
+typedef struct fleet_stream_copy {
+    char broker[33];    /* the node's fleet name: 32 characters at most */
+    int known;          /* 0: the node did not answer, or holds no copy */
+    uint64_t messages;  /* messages in this copy */
+    uint64_t first_seq; /* its first and last stream sequence */
+    uint64_t last_seq;
+} fleet_stream_copy;
+
+/* Each running cluster member's copy of stream, at most cap of them, in the order the
+ * brokers were added. Returns how many were written (members that did not answer have
+ * known 0), or -1 when the fleet runs no cluster. */
+int fleet_stream_copies(fleet *f, const char *stream, fleet_stream_copy *out, int cap);
+
 /* How many durable consumers of stream are not ready for a new subscriber: without a
  * leader, or still push-bound. After a whole cluster restarts, a consumer reports the
  * subscriber of the last run as bound for a few seconds, and binding to it fails until

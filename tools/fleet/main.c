@@ -812,6 +812,23 @@ static int status_names(ctx *c, const char **names)
     return n;
 }
 
+/* Each node's own copy of stream, as JSON: a copy that lags, or lost messages,
+ * shows as fewer messages or an older last sequence than the others. */
+static json_t *copies(ctx *c, const char *stream)
+{
+    fleet_stream_copy cp[MAX_PROCS];
+    int n = fleet_stream_copies(c->f, stream, cp, MAX_PROCS);
+    json_t *a = json_array();
+
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(a, cp[i].known ? json_pack("{s:s, s:I, s:I}", "node", cp[i].broker,
+                                                         "messages", (json_int_t)cp[i].messages,
+                                                         "last_seq", (json_int_t)cp[i].last_seq)
+                                             : json_pack("{s:s}", "node", cp[i].broker));
+    }
+    return a;
+}
+
 /* Which node leads the meta group and each stream: a section of status (text) or its
  * "cluster" member (JSON). Returns -1 when the cluster has no meta leader. */
 /* The cluster's leaders, as JSON: the meta leader and each stream's. */
@@ -826,8 +843,9 @@ static json_t *leaders(ctx *c)
         int replicas = 0;
         int known = fleet_stream_leader(c->f, STREAMS[i], leader, sizeof leader, &replicas) == 0;
         json_array_append_new(streams,
-                              json_pack("{s:s, s:s?, s:i}", "name", STREAMS[i], "leader",
-                                        known ? leader : NULL, "replicas", known ? replicas : 0));
+                              json_pack("{s:s, s:s?, s:i, s:o}", "name", STREAMS[i], "leader",
+                                        known ? leader : NULL, "replicas", known ? replicas : 0,
+                                        "copies", copies(c, STREAMS[i])));
     }
     return json_pack("{s:s, s:i, s:s?, s:o}", "name", CLUSTER_NAME, "nodes", c->nodes,
                      "meta_leader", have_meta ? meta : NULL, "streams", streams);
@@ -846,10 +864,23 @@ static void print_leaders(const json_t *cl)
     {
         const char *name = json_string_value(json_object_get(st, "name"));
         const char *leader = json_string_value(json_object_get(st, "leader"));
-        if (leader != NULL)
-            printf("  stream %-12s leader %-8s replicas %d\n", name, leader,
+        if (leader != NULL) {
+            size_t k;
+            json_t *cp;
+            printf("  stream %-12s leader %-8s replicas %d  copies", name, leader,
                    (int)json_integer_value(json_object_get(st, "replicas")));
-        else
+            json_array_foreach(json_object_get(st, "copies"), k, cp)
+            {
+                const json_t *m = json_object_get(cp, "messages");
+                printf(" %s ", json_string_value(json_object_get(cp, "node")));
+                if (m != NULL)
+                    printf("%lld@%lld", (long long)json_integer_value(m),
+                           (long long)json_integer_value(json_object_get(cp, "last_seq")));
+                else
+                    printf("-");
+            }
+            printf("\n");
+        } else
             printf("  stream %-12s no leader (not created yet, or an election is under way)\n",
                    name);
     }

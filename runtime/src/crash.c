@@ -11,7 +11,7 @@
 int saga__crash_init(saga__crash *c, const char *spec)
 {
     static const char *const known[] = {SAGA_CRASH_IN_HANDLER, SAGA_CRASH_AFTER_COMMIT,
-                                        SAGA_CRASH_AFTER_PUBLISH};
+                                        SAGA_CRASH_AFTER_PUBLISH, SAGA_CRASH_AFTER_ACK};
     memset(c, 0, sizeof(*c));
     if (spec == NULL || *spec == '\0')
         return 0;

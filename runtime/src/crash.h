@@ -6,6 +6,7 @@
 #define SAGA_CRASH_IN_HANDLER "in_handler"
 #define SAGA_CRASH_AFTER_COMMIT "after_commit"
 #define SAGA_CRASH_AFTER_PUBLISH "after_publish"
+#define SAGA_CRASH_AFTER_ACK "after_ack" /* the batch's acks sent */
 
 typedef struct saga__crash {
     char point[32]; /* empty: never crash */

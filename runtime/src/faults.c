@@ -152,7 +152,7 @@ int saga__faults_apply(saga__faults *f, const char *spec, char *err, size_t errl
             scrub(eq + 1);
             snprintf(err, errlen,
                      "bad fault %s=%s (rates are 0..1; crash is in_handler|after_commit|"
-                     "after_publish[:n] or none)",
+                     "after_publish|after_ack[:n] or none)",
                      tok, eq + 1);
             return -1;
         }

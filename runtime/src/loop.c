@@ -847,6 +847,8 @@ static saga_status process(saga_service *svc, batch *b)
     saga__metrics_copy(&svc->mx_pub, &svc->mx);
     pthread_mutex_unlock(&svc->stats_mu);
     finish_messages(svc, b, 1);
+    if (eventful)
+        saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_ACK);
     return SAGA_OK;
 }
 

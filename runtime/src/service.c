@@ -155,7 +155,7 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen,
                      "unknown crash point \"%s\" (in_handler, after_commit, "
-                     "after_publish, optionally :N)",
+                     "after_publish, after_ack, optionally :N)",
                      svc->crash_spec);
         rv = SAGA_EINVAL;
         goto fail_free;

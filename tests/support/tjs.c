@@ -205,6 +205,7 @@ int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, s
         uint64_t pending = 1;
         if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
             pending = meta->NumPending;
+            x->seq = meta->Sequence.Stream;
             jsMsgMetaData_Destroy(meta);
         }
         natsMsg_Destroy(m);

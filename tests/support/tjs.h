@@ -46,6 +46,7 @@ typedef struct tjs_msg {
     char cause[64];     /* Saga-Cause header, for dead letters */
     char truncated[32]; /* Saga-Truncated header: the original size, when cut */
     size_t len;         /* the body's size */
+    uint64_t seq;       /* its stream sequence */
 } tjs_msg;
 
 /* Reads every message of stream on subjects matching filter, in order.

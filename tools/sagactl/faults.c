@@ -148,7 +148,7 @@ static const char inject_help[] =
     "  reorder_rate=R        a first delivery is held back, so events arrive out of order\n"
     "  reorder_delay_ms=N    how long it is held back (default 500)\n"
     "  crash=POINT[:N]|none  the process kills itself the Nth time it reaches POINT:\n"
-    "                        in_handler, after_commit, after_publish\n"
+    "                        in_handler, after_commit, after_publish, after_ack\n"
     "  seed=N                picks which events the faults hit (repeatable runs)\n"
     "Business faults (the service's rules): decline_rate=R (payment),\n"
     "stockout_rate=R (inventory), ship_fail_rate=R (shipping). Any other key is\n"

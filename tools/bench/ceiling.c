@@ -325,12 +325,12 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
     return s;
 }
 
-/* The consumer of pattern exactly as runtime/src/service.c names it and
- * transport.c configures it. */
+/* The consumer of pattern exactly as runtime/src/partition.c names it for
+ * the only instance and transport.c configures it. */
 static natsStatus subscribe_event(part *p, int i)
 {
     const char *pattern = p->c.role->subs[i].pattern;
-    char name[NAME_MAX_LEN] = "", consumer[NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16];
+    char name[NAME_MAX_LEN] = "", consumer[2 * NAME_MAX_LEN], deliver[2 * NAME_MAX_LEN + 16];
     char subject[NAME_MAX_LEN];
     size_t n = 0;
     jsConsumerConfig cc;

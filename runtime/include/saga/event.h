@@ -92,6 +92,11 @@ saga_status saga_event_decode(const uint8_t *data, size_t len, saga_event *ev, v
  * language, computes the same (docs/protocol.md). */
 unsigned saga_partition_of(const char *order_id);
 
+/* The partition a routed request subject names (its last token,
+ * SAGA_SUBJ_ROUTED_FMT), or -1 when it names none: "saga.cmd.order.place.7"
+ * gives 7, "saga.cmd.order.place" -1. */
+int saga_subject_partition(const char *subject);
+
 /* Builds the subject an event is published on: evt.<partition>.<type>, e.g.
  * evt.7.payment.charged (see wire.h). Returns SAGA_EINVAL for an invalid
  * type or order id, SAGA_ETOOBIG if it does not fit. */

@@ -27,6 +27,14 @@ int saga_subject_partition(const char *subject)
     return *end == '\0' && p < SAGA_PARTITIONS ? (int)p : -1;
 }
 
+saga_status saga_routed_subject(const char *subject, const char *key, char *out, size_t cap)
+{
+    if (subject == NULL || key == NULL || out == NULL)
+        return SAGA_EINVAL;
+    int n = snprintf(out, cap, SAGA_SUBJ_ROUTED_FMT, subject, saga_partition_of(key));
+    return n < 0 || (size_t)n >= cap ? SAGA_ETOOBIG : SAGA_OK;
+}
+
 /* The durable name of pattern: '.' spelled '_', '*' spelled "any" (durable
  * names may not contain '.', '*' or '>'). */
 static void durable_base(char *out, size_t cap, const char *pattern)

@@ -97,6 +97,11 @@ unsigned saga_partition_of(const char *order_id);
  * gives 7, "saga.cmd.order.place" -1. */
 int saga_subject_partition(const char *subject);
 
+/* Writes the request subject routed to the owner of key's partition,
+ * "<subject>.<saga_partition_of(key)>", into out: key is an order id (cancel,
+ * queries) or an idempotency key (place). SAGA_ETOOBIG if it does not fit. */
+saga_status saga_routed_subject(const char *subject, const char *key, char *out, size_t cap);
+
 /* Builds the subject an event is published on: evt.<partition>.<type>, e.g.
  * evt.7.payment.charged (see wire.h). Returns SAGA_EINVAL for an invalid
  * type or order id, SAGA_ETOOBIG if it does not fit. */

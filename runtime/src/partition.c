@@ -35,38 +35,40 @@ saga_status saga_routed_subject(const char *subject, const char *key, char *out,
     return n < 0 || (size_t)n >= cap ? SAGA_ETOOBIG : SAGA_OK;
 }
 
-/* The durable name of pattern: '.' spelled '_', '*' spelled "any" (durable
- * names may not contain '.', '*' or '>'). */
-static void durable_base(char *out, size_t cap, const char *pattern)
+saga_status saga_consumer_name(const char *service, const char *pattern, int partition, char *out,
+                               size_t cap)
 {
+    char base[SAGA__NAME_MAX];
     size_t n = 0;
-    for (const char *p = pattern; *p != '\0' && n + 4 < cap; p++) {
+    if (service == NULL || pattern == NULL || out == NULL || partition >= SAGA_PARTITIONS)
+        return SAGA_EINVAL;
+    for (const char *p = pattern; *p != '\0' && n + 4 < sizeof(base); p++) {
         if (*p == '*') {
-            memcpy(out + n, "any", 3);
+            memcpy(base + n, "any", 3);
             n += 3;
         } else {
-            out[n++] = *p == '.' ? '_' : *p;
+            base[n++] = *p == '.' ? '_' : *p;
         }
     }
-    out[n] = '\0';
+    base[n] = '\0';
+    int w = partition < 0 ? snprintf(out, cap, "%s_%s", service, base)
+                          : snprintf(out, cap, "%s_%s_p%02u", service, base,
+                                     (unsigned)partition % 100u);
+    return w < 0 || (size_t)w >= cap ? SAGA_ETOOBIG : SAGA_OK;
 }
 
 static void consumer_init(saga_service *svc, saga__consumer *c, saga__sub *sub, int partition)
 {
-    char base[SAGA__NAME_MAX - SAGA_PRODUCER_MAX - 8];
-    durable_base(base, sizeof(base), sub->pattern);
     memset(c, 0, sizeof(*c));
     c->sub = sub;
     c->partition = partition;
-    if (partition < 0) {
+    if (partition < 0)
         snprintf(c->subject, sizeof(c->subject), SAGA_SUBJ_EVENTS_OF_FMT, sub->pattern);
-        snprintf(c->name, sizeof(c->name), "%s_%s", svc->name, base);
-    } else {
+    else
         snprintf(c->subject, sizeof(c->subject), SAGA_SUBJ_EVENT_FMT, (unsigned)partition,
                  sub->pattern);
-        snprintf(c->name, sizeof(c->name), "%s_%s_p%02u", svc->name, base,
-                 (unsigned)partition % 100u);
-    }
+    /* Patterns are checked and short (saga_service_subscribe): it fits. */
+    saga_consumer_name(svc->name, sub->pattern, partition, c->name, sizeof(c->name));
     snprintf(c->deliver, sizeof(c->deliver), "_saga.dlv.%s", c->name);
 }
 

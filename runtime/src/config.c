@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -95,6 +96,14 @@ const saga__setting saga__config_settings[] = {
     {"SAGA_METRICS_ADDR", S_STRING(metrics_addr), 1, SAGA__METRICS_ADDR_MAX,
      "Serve Prometheus metrics on GET /metrics at this \"ipv4:port\" (port 0: any free port, "
      "logged as event=metrics_listening); unset: no HTTP server.",
+     0},
+    {"SAGA_INSTANCE", S_STRING(instance), 3, 5,
+     "\"i/n\": this process is instance i of n of its service and owns the partitions p "
+     "with p % n == i - 1 (docs/scaling.md); its durable consumers are per partition. Unset "
+     "(and no SAGA_PARTITIONS): the only instance, one consumer per event type.",
+     0},
+    {"SAGA_PARTITIONS", S_STRING(partitions), 1, SAGA__PARTITION_SPEC_MAX - 1,
+     "The partitions this instance owns, e.g. \"0-7,12\" (0..15), instead of SAGA_INSTANCE.",
      0},
     {"SAGA_LOG_LEVEL", S_LOGLEVEL(log_level), "Log level: error, warn, info or debug.", 0},
     {"SAGA_MAP_SIZE", S_SIZE(map_size), MIB, TIB,
@@ -380,6 +389,109 @@ static int valid_metrics_addr(const char *addr, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* Parses "i/n" into one partition set. */
+static int parse_instance(const char *spec, uint32_t *set, char *errbuf, size_t errlen)
+{
+    unsigned i = 0, n = 0;
+    char tail;
+    const char *slash = strchr(spec, '/');
+    if (sscanf(spec, "%u/%u%c", &i, &n, &tail) != 2 || spec[0] < '1' || spec[0] > '9' ||
+        slash == NULL || slash[1] < '1' || slash[1] > '9' || i < 1 ||
+        n < i || n > SAGA_PARTITIONS) {
+        append_err(errbuf, errlen,
+                   "instance (SAGA_INSTANCE) \"%.64s\": want i/n with 1 <= i <= n <= %d", spec,
+                   SAGA_PARTITIONS);
+        return -1;
+    }
+    *set = 0;
+    for (unsigned p = i - 1; p < SAGA_PARTITIONS; p += n)
+        *set |= 1u << p;
+    return 0;
+}
+
+/* Parses "0-7,12" into one partition set. */
+static int parse_list(const char *spec, uint32_t *set, char *errbuf, size_t errlen)
+{
+    const char *p = spec;
+    *set = 0;
+    while (*p != '\0') {
+        char *end;
+        long lo = strtol(p, &end, 10), hi = lo;
+        if (end == p || *p < '0' || *p > '9')
+            goto bad;
+        if (*end == '-') {
+            p = end + 1;
+            hi = strtol(p, &end, 10);
+            if (end == p || *p < '0' || *p > '9')
+                goto bad;
+        }
+        if (lo > hi || hi >= SAGA_PARTITIONS)
+            goto bad;
+        for (long q = lo; q <= hi; q++)
+            *set |= 1u << q;
+        p = end;
+        if (*p == ',' && p[1] != '\0')
+            p++;
+        else if (*p != '\0')
+            goto bad;
+    }
+    if (*set != 0)
+        return 0;
+bad:
+    append_err(errbuf, errlen,
+               "partitions (SAGA_PARTITIONS) \"%.64s\": want partitions 0..%d and ranges, "
+               "e.g. 0-7,12",
+               spec, SAGA_PARTITIONS - 1);
+    return -1;
+}
+
+int saga_partition_set(const char *instance, const char *list, uint32_t *set, char *errbuf,
+                       size_t errlen)
+{
+    int has_i = instance != NULL && instance[0] != '\0', has_l = list != NULL && list[0] != '\0';
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    *set = SAGA_PARTITION_SET_ALL;
+    if (has_i && has_l) {
+        append_err(errbuf, errlen, "give SAGA_INSTANCE or SAGA_PARTITIONS, not both");
+        return -1;
+    }
+    if (has_i)
+        return parse_instance(instance, set, errbuf, errlen);
+    return has_l ? parse_list(list, set, errbuf, errlen) : 0;
+}
+
+int saga_partition_set_format(uint32_t set, char *buf, size_t cap)
+{
+    size_t used = 0;
+    int total = 0;
+    if (cap > 0)
+        buf[0] = '\0';
+    for (unsigned p = 0; p < SAGA_PARTITIONS; p++) {
+        if (!(set & (1u << p)) || (p > 0 && (set & (1u << (p - 1)))))
+            continue; /* only the first partition of each run starts a range */
+        unsigned q = p;
+        while (q + 1 < SAGA_PARTITIONS && (set & (1u << (q + 1))))
+            q++;
+        int w = q == p ? snprintf(buf + used, cap - used, "%s%u", total ? "," : "", p)
+                       : snprintf(buf + used, cap - used, "%s%u-%u", total ? "," : "", p, q);
+        total += w;
+        used = (size_t)total < cap ? (size_t)total : cap - 1;
+    }
+    return total > 0 ? total : snprintf(buf, cap, "-");
+}
+
+/* SAGA_INSTANCE and SAGA_PARTITIONS: each well formed, not both. */
+static int valid_partitions(const saga_config *cfg, char *errbuf, size_t errlen)
+{
+    uint32_t set;
+    char err[256];
+    if (saga_partition_set(cfg->instance, cfg->partitions, &set, err, sizeof(err)) == 0)
+        return 1;
+    append_err(errbuf, errlen, "%s", err);
+    return 0;
+}
+
 static void set_defaults(saga_config *cfg, const char *name)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -448,6 +560,10 @@ saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, s
     }
     if (!valid_metrics_addr(cfg->metrics_addr, errbuf, errlen)) {
         cfg->metrics_addr = NULL;
+        rv = SAGA_EINVAL;
+    }
+    if (!valid_partitions(cfg, errbuf, errlen)) {
+        cfg->instance = cfg->partitions = NULL;
         rv = SAGA_EINVAL;
     }
 out:
@@ -519,6 +635,8 @@ saga_status saga__config_check(const saga_config *cfg, char *errbuf, size_t errl
     if (!valid_gates(cfg->gates, errbuf, errlen))
         rv = SAGA_EINVAL;
     if (!valid_metrics_addr(cfg->metrics_addr, errbuf, errlen))
+        rv = SAGA_EINVAL;
+    if (!valid_partitions(cfg, errbuf, errlen))
         rv = SAGA_EINVAL;
     for (size_t i = 0; i < saga__config_nsettings; i++)
         if (!check_field(&saga__config_settings[i], cfg, errbuf, errlen))

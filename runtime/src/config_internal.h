@@ -29,6 +29,7 @@ typedef enum saga__setting_type {
 #define SAGA__MAX_GATES 4 /* participants named in SAGA_GATES */
 #define SAGA__FAULTS_MAX 1000
 #define SAGA__METRICS_ADDR_MAX 21 /* "255.255.255.255:65535" */
+#define SAGA__PARTITION_SPEC_MAX 64 /* SAGA_INSTANCE, SAGA_PARTITIONS */
 
 /* Flags of a setting. */
 #define SAGA__SETTING_REQUIRED 1u /* a string that must be set (non-NULL, non-empty) */

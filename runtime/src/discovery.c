@@ -68,11 +68,13 @@ static json_t *describe(const saga_service *svc)
         snprintf(url, sizeof(url), "http://%s:%d/metrics", at, svc->metrics_port);
         json_array_append_new(endpoints, json_string(url));
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:b, s:o}", "name", svc->name,
-                     "version", SAGA_VERSION, "instance", instance, "host", host, "pid",
+    /* member: SAGA_INSTANCE or SAGA_PARTITIONS as given, "" for the only instance. */
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:b, s:o, s:s, s:o}", "name",
+                     svc->name, "version", SAGA_VERSION, "instance", instance, "host", host, "pid",
                      (json_int_t)getpid(), "started_ms", (json_int_t)svc->started_ms,
                      "subscriptions", subs, "emits", emits, "gates", gates, "vetoes", vetoes,
-                     "endpoints", endpoints);
+                     "endpoints", endpoints, "member", svc->partition_spec, "partitions",
+                     saga__partitions_json(svc));
 }
 
 static void on_discover(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)

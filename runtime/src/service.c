@@ -151,6 +151,15 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
         goto fail_free;
     }
     svc->cfg.gates = NULL; /* parsed; the borrowed string is not kept */
+    /* Checked by saga__config_check above. */
+    saga_partition_set(cfg->instance, cfg->partitions, &svc->partitions, NULL, 0);
+    svc->instanced = (cfg->instance != NULL && cfg->instance[0] != '\0') ||
+                     (cfg->partitions != NULL && cfg->partitions[0] != '\0');
+    if (svc->instanced)
+        snprintf(svc->partition_spec, sizeof(svc->partition_spec), "%s",
+                 cfg->instance != NULL && cfg->instance[0] != '\0' ? cfg->instance
+                                                                   : cfg->partitions);
+    svc->cfg.instance = svc->cfg.partitions = NULL; /* parsed, as the gates */
     if (svc->crash_spec[0] != '\0' && saga__crash_init(&svc->faults.crash, svc->crash_spec) != 0) {
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen,
@@ -180,6 +189,12 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     if (rv != SAGA_OK) {
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen, "load counters: %s", svc->store.err);
+        goto fail_store;
+    }
+    rv = saga__partitions_check_store(svc);
+    if (rv != SAGA_OK) {
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "%s", svc->err);
         goto fail_store;
     }
     svc->next_timer_ms = 0;
@@ -220,21 +235,6 @@ saga_status saga_service_subscribe(saga_service *svc, const char *pattern, saga_
     s->fn = fn;
     s->udata = udata;
     snprintf(s->pattern, sizeof(s->pattern), "%s", pattern);
-    snprintf(s->subject, sizeof(s->subject), SAGA_SUBJ_EVENTS_OF_FMT, pattern);
-    /* Durable names may not contain '.', '*' or '>'. */
-    char name[SAGA__NAME_MAX - SAGA_PRODUCER_MAX - 2] = "";
-    size_t n = 0;
-    for (const char *p = pattern; *p != '\0' && n + 4 < sizeof(name); p++) {
-        if (*p == '*') {
-            memcpy(name + n, "any", 3);
-            n += 3;
-        } else {
-            name[n++] = *p == '.' ? '_' : *p;
-        }
-    }
-    name[n] = '\0';
-    snprintf(s->consumer, sizeof(s->consumer), "%s_%s", svc->name, name);
-    snprintf(s->deliver, sizeof(s->deliver), "_saga.dlv.%s_%s", svc->name, name);
     svc->nsubs++;
     return SAGA_OK;
 }
@@ -315,6 +315,7 @@ void saga_service_destroy(saga_service *svc)
     saga__queue_cleanup(&svc->q);
     pthread_mutex_destroy(&svc->stats_mu);
     free(svc->sent);
+    free(svc->cons);
     free(svc);
 }
 

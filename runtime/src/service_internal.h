@@ -25,17 +25,32 @@
 
 typedef struct saga_service saga_service;
 
-/* One subscribed event pattern: one durable push consumer. */
+/* One subscribed event pattern: its handler, and the durable consumers
+ * that feed it (partition.c: one for every partition, or one per owned
+ * partition). */
 typedef struct saga__sub {
     saga_service *svc;
     char pattern[SAGA_TYPE_MAX + 1];
-    char subject[SAGA__SUBJECT_MAX]; /* evt.<pattern>.* */
-    char consumer[SAGA__NAME_MAX];   /* <service>_<pattern>, '*' spelled "any" */
-    char deliver[SAGA__SUBJECT_MAX]; /* push subject of the consumer */
     saga_event_fn fn;
     void *udata;
-    natsSubscription *ns;
 } saga__sub;
+
+/* One durable push consumer of a subscribed pattern. */
+typedef struct saga__consumer {
+    saga__sub *sub;
+    int partition;                   /* -1: every partition */
+    char subject[SAGA__SUBJECT_MAX]; /* evt.*.<pattern>, or evt.<partition>.<pattern> */
+    char name[SAGA__NAME_MAX];       /* <service>_<pattern>[_p<NN>], '*' spelled "any" */
+    char deliver[SAGA__SUBJECT_MAX]; /* push subject of the consumer */
+    natsSubscription *ns;
+} saga__consumer;
+
+/* The core NATS subscriptions of one request subject: the subject itself
+ * and/or its routed forms "<subject>.<partition>" (partition.c). */
+typedef struct saga__route {
+    natsSubscription *ns[SAGA_PARTITIONS + 1];
+    int n;
+} saga__route;
 
 /* One request/reply command subject. */
 typedef struct saga__cmd {
@@ -43,7 +58,7 @@ typedef struct saga__cmd {
     char subject[SAGA__SUBJECT_MAX];
     saga_command_fn fn;
     void *udata;
-    natsSubscription *ns;
+    saga__route route;
 } saga__cmd;
 
 /* A message received from NATS, waiting for the service thread. */
@@ -141,9 +156,14 @@ struct saga_service {
 
     saga__sub subs[SAGA__MAX_SUBS];
     int nsubs;
+    saga__consumer *cons; /* the subscriptions' durable consumers, partition.c */
+    int ncons;
+    uint32_t partitions; /* the partitions this instance owns (bit p: partition p) */
+    int instanced;       /* SAGA_INSTANCE or SAGA_PARTITIONS given: consumers per partition */
+    char partition_spec[SAGA__PARTITION_SPEC_MAX + 1]; /* as configured; "" when not */
     saga__cmd cmds[SAGA__MAX_CMDS];
     int ncmds;
-    natsSubscription *ctl_sub;                               /* saga.ctl.<name>.stats */
+    saga__route ctl_route;                                   /* saga.ctl.<name>.stats[.<p>] */
     natsSubscription *disc_sub;                              /* saga.discover, discovery.c */
     char emits[SAGA_DISCOVERY_MAX_EMITS][SAGA_TYPE_MAX + 1]; /* declared, saga_service_emits */
     int nemits;
@@ -187,6 +207,28 @@ saga_status saga__fail(saga_service *svc, saga_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 int64_t saga__now_ms(void);
+
+/* partition.c: which partitions the service consumes and answers for.
+ * Plans the durable consumers of every subscription (once, before they are
+ * created): with no instance setting one per pattern on every partition, as
+ * the only instance; with one, one per pattern and owned partition, named
+ * <service>_<pattern>_p<NN> so that the position belongs to the partition. */
+saga_status saga__consumers_plan(saga_service *svc);
+/* Subscribes route to subject's owned forms: "<subject>.<p>" for every owned
+ * partition p, or, owning all, "<subject>.*" and subject itself; plain 1
+ * adds subject itself in any case. queue NULL: no queue group. */
+saga_status saga__route_subscribe(saga_service *svc, saga__route *route, const char *subject,
+                                  const char *queue, int plain, natsMsgHandler cb, void *closure);
+void saga__route_unsubscribe(saga__route *route);
+/* Destroys route's subscriptions: only after the connection is closed. */
+void saga__route_destroy(saga__route *route);
+/* Refuses to start on a data directory written for another partition set:
+ * its records belong to the partitions it owned (moving them is a hand-over,
+ * docs/scaling.md). The first start records the set. */
+saga_status saga__partitions_check_store(saga_service *svc);
+/* The partitions' JSON array, for discovery and stats. */
+struct json_t;
+struct json_t *saga__partitions_json(const saga_service *svc);
 
 /* discovery.c: answers saga.discover; called with the other subscriptions. */
 saga_status saga__discovery_subscribe(saga_service *svc);

@@ -155,7 +155,9 @@ static json_t *stats_json(saga_service *svc)
 {
     saga_stats s;
     saga_service_stats(svc, &s);
-    json_t *o = json_pack("{s:s, s:I}", "service", svc->name, "pid", (json_int_t)getpid());
+    json_t *o = json_pack("{s:s, s:I, s:s, s:o}", "service", svc->name, "pid",
+                          (json_int_t)getpid(), "member", svc->partition_spec, "partitions",
+                          saga__partitions_json(svc));
     int bad = o == NULL;
 #define XX(name, kind, meaning)                                                                    \
     bad = bad || json_object_set_new(o, #name, json_integer((json_int_t)s.name)) != 0;
@@ -279,20 +281,16 @@ void saga__transport_close(saga_service *svc)
     }
     /* Subscriptions are destroyed only after the connection is closed, so no
      * message is being delivered to them (cnats #637). */
-    if (svc->ctl_sub != NULL)
-        natsSubscription_Destroy(svc->ctl_sub);
-    svc->ctl_sub = NULL;
+    saga__route_destroy(&svc->ctl_route);
     if (svc->disc_sub != NULL)
         natsSubscription_Destroy(svc->disc_sub);
     svc->disc_sub = NULL;
-    for (int i = 0; i < svc->nsubs; i++) {
-        natsSubscription_Destroy(svc->subs[i].ns);
-        svc->subs[i].ns = NULL;
+    for (int i = 0; i < svc->ncons; i++) {
+        natsSubscription_Destroy(svc->cons[i].ns);
+        svc->cons[i].ns = NULL;
     }
-    for (int i = 0; i < svc->ncmds; i++) {
-        natsSubscription_Destroy(svc->cmds[i].ns);
-        svc->cmds[i].ns = NULL;
-    }
+    for (int i = 0; i < svc->ncmds; i++)
+        saga__route_destroy(&svc->cmds[i].route);
     jsCtx_Destroy(svc->tp.js);
     svc->tp.js = NULL;
     natsConnection_Destroy(svc->tp.nc);
@@ -372,10 +370,10 @@ saga_status saga__transport_ensure_streams(saga_service *svc)
 /* cnats thread: hand the message to the service thread. */
 static void on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    saga__sub *s = closure;
+    saga__consumer *c = closure;
     (void)nc;
     (void)sub;
-    if (saga__queue_push(&s->svc->q, (saga__inmsg){msg, s, NULL}) != 0)
+    if (saga__queue_push(&c->sub->svc->q, (saga__inmsg){msg, c->sub, NULL}) != 0)
         natsMsg_Destroy(msg);
 }
 
@@ -388,16 +386,16 @@ static void on_command(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg);
 }
 
-/* Creates or updates sub's durable consumer. start_ms 0 delivers the whole
+/* Creates or updates durable consumer sub. start_ms 0 delivers the whole
  * stream (the first start); otherwise delivery starts at that time. */
-static saga_status ensure_consumer(saga_service *svc, saga__sub *sub, int64_t start_ms)
+static saga_status ensure_consumer(saga_service *svc, saga__consumer *sub, int64_t start_ms)
 {
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
 
     jsConsumerConfig_Init(&cc);
-    cc.Durable = sub->consumer;
+    cc.Durable = sub->name;
     cc.DeliverSubject = sub->deliver;
     cc.DeliverPolicy = js_DeliverAll; /* events published before the first start count */
     if (start_ms > 0) {
@@ -421,9 +419,9 @@ static saga_status ensure_consumer(saga_service *svc, saga__sub *sub, int64_t st
         }
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
-    } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->consumer, &next_log));
+    } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->name, &next_log));
     if (s != NATS_OK)
-        return saga__fail(svc, SAGA_ENATS, "consumer %s: %s (jetstream error %d)", sub->consumer,
+        return saga__fail(svc, SAGA_ENATS, "consumer %s: %s (jetstream error %d)", sub->name,
                           natsStatus_GetText(s), (int)jerr);
     return SAGA_OK;
 }
@@ -431,9 +429,11 @@ static saga_status ensure_consumer(saga_service *svc, saga__sub *sub, int64_t st
 saga_status saga__transport_subscribe(saga_service *svc)
 {
     natsStatus s;
-    saga_status rv;
-    for (int i = 0; i < svc->nsubs; i++) {
-        saga__sub *sub = &svc->subs[i];
+    saga_status rv = saga__consumers_plan(svc);
+    if (rv != SAGA_OK)
+        return rv;
+    for (int i = 0; i < svc->ncons; i++) {
+        saga__consumer *sub = &svc->cons[i];
         jsSubOptions so;
         jsErrCode jerr = 0;
         rv = ensure_consumer(svc, sub, 0);
@@ -441,7 +441,7 @@ saga_status saga__transport_subscribe(saga_service *svc)
             return rv;
         jsSubOptions_Init(&so);
         so.Stream = svc->cfg.stream;
-        so.Consumer = sub->consumer; /* bind: the library never deletes a bound consumer */
+        so.Consumer = sub->name; /* bind: the library never deletes a bound consumer */
         so.ManualAck = true;
         int64_t next_log = 0, bound_until = saga__now_ms() + BOUND_RETRY_MS;
         do {
@@ -453,27 +453,27 @@ saga_status saga__transport_subscribe(saga_service *svc)
             const char *why = s == NATS_ERR ? nats_GetLastError(NULL) : NULL;
             if (why != NULL && strstr(why, "already bound") != NULL && saga__now_ms() < bound_until)
                 s = NATS_TIMEOUT;
-        } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->consumer, &next_log));
+        } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->name, &next_log));
         if (s != NATS_OK)
-            return saga__fail(svc, SAGA_ENATS, "subscribe %s: %s (jetstream error %d)",
-                              sub->consumer, natsStatus_GetText(s), (int)jerr);
+            return saga__fail(svc, SAGA_ENATS, "subscribe %s: %s (jetstream error %d)", sub->name,
+                              natsStatus_GetText(s), (int)jerr);
     }
-    for (int i = 0; i < svc->ncmds; i++) {
-        saga__cmd *c = &svc->cmds[i];
-        /* A queue group: with several instances, each command runs once. */
-        s = natsConnection_QueueSubscribe(&c->ns, svc->tp.nc, c->subject, svc->name, on_command, c);
-        if (s != NATS_OK)
-            return nats_fail(svc, s, c->subject);
-    }
-    rv = saga__discovery_subscribe(svc);
+    /* A queue group: copies of one instance (a restart overlapping its
+     * predecessor) run each command once. Routed to the owned partitions. */
+    for (int i = 0; i < svc->ncmds && rv == SAGA_OK; i++)
+        rv = saga__route_subscribe(svc, &svc->cmds[i].route, svc->cmds[i].subject, svc->name, 0,
+                                   on_command, &svc->cmds[i]);
+    if (rv == SAGA_OK)
+        rv = saga__discovery_subscribe(svc);
     if (rv != SAGA_OK)
         return rv;
     /* Last: an answer on saga.ctl.<name>.stats means the service is ready. */
     char ctl[SAGA__SUBJECT_MAX];
     snprintf(ctl, sizeof(ctl), SAGA_SUBJ_CTL_FMT, svc->name, SAGA_CTL_STATS);
-    s = natsConnection_Subscribe(&svc->ctl_sub, svc->tp.nc, ctl, on_ctl, svc);
-    if (s != NATS_OK)
-        return nats_fail(svc, s, "control subscription");
+    /* Every instance answers the plain subject; ctl.<name>.stats.<p> reaches one. */
+    rv = saga__route_subscribe(svc, &svc->ctl_route, ctl, NULL, 1, on_ctl, svc);
+    if (rv != SAGA_OK)
+        return rv;
     int64_t next_log = 0;
     do
         s = natsConnection_FlushTimeout(svc->tp.nc, 5000);
@@ -485,12 +485,11 @@ saga_status saga__transport_subscribe(saga_service *svc)
 
 void saga__transport_unsubscribe(saga_service *svc)
 {
-    for (int i = 0; i < svc->nsubs; i++)
-        if (svc->subs[i].ns != NULL)
-            natsSubscription_Unsubscribe(svc->subs[i].ns);
+    for (int i = 0; i < svc->ncons; i++)
+        if (svc->cons[i].ns != NULL)
+            natsSubscription_Unsubscribe(svc->cons[i].ns);
     for (int i = 0; i < svc->ncmds; i++)
-        if (svc->cmds[i].ns != NULL)
-            natsSubscription_Unsubscribe(svc->cmds[i].ns);
+        saga__route_unsubscribe(&svc->cmds[i].route);
 }
 
 /* 1 when the broker says for sure that stream (consumer: NULL for the
@@ -536,15 +535,15 @@ void saga__transport_check(saga_service *svc)
      * it starts at the retention horizon: what came since is either new or
      * still in the inbox (and so dropped as a duplicate); all of a long
      * stream would redo events the inbox has forgotten. */
-    for (int i = 0; i < svc->nsubs; i++) {
-        saga__sub *sub = &svc->subs[i];
-        if (!missing(svc, svc->cfg.stream, sub->consumer))
+    for (int i = 0; i < svc->ncons; i++) {
+        saga__consumer *sub = &svc->cons[i];
+        if (!missing(svc, svc->cfg.stream, sub->name))
             continue;
         saga_status rv = ensure_consumer(svc, sub, saga__now_ms() - svc->cfg.retention_ms);
         SAGA__STAT_ADD(svc, consumers_recreated, 1);
         SAGA__LOG(&svc->log, SAGA_LOG_WARN,
                   "event=consumer_recreated consumer=%s stream=%s status=%s detail=\"%s\"",
-                  sub->consumer, svc->cfg.stream, saga_status_name(rv),
+                  sub->name, svc->cfg.stream, saga_status_name(rv),
                   rv == SAGA_OK ? "it was missing" : svc->err);
     }
 }

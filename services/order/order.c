@@ -564,6 +564,19 @@ static saga_status idem_put(saga_ctx *ctx, const char *key, const char *order_id
     return st == SAGA_OK ? saga_ctx_finish(ctx, scope) : st;
 }
 
+/* A new order id. A place routed to partition p (saga.cmd.order.place.<p>,
+ * the partition of its idempotency key, docs/scaling.md) reached the
+ * instance that owns p, and so must the order's events: ULIDs are drawn
+ * until one falls in p (16 draws on average). Unrouted, only the instance
+ * that owns every partition answers, and any id will do. */
+static void mint_order_id(const char *subject, char order_id[SAGA_ORDER_ID_MAX + 1])
+{
+    int p = saga_subject_partition(subject);
+    do
+        saga_ulid_new(order_id);
+    while (p >= 0 && saga_partition_of(order_id) != (unsigned)p);
+}
+
 /* saga.cmd.order.place: PlaceOrder -> PlaceOrderReply. */
 static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                             void *udata)
@@ -578,7 +591,6 @@ static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *d
     int64_t total = 0, now = saga_ctx_now_ms(ctx);
     order_rec h;
     saga_status st = SAGA_OK, rs;
-    (void)subject;
     (void)udata;
 
     if (len > REQUEST_MAX) {
@@ -607,7 +619,7 @@ static saga_status on_place(saga_ctx *ctx, const char *subject, const uint8_t *d
         st = SAGA_OK;
     }
 
-    saga_ulid_new(order_id);
+    mint_order_id(subject, order_id);
     /* Fresh line items: protobuf-c packs the unknown fields of a message
      * again, and only what was validated may reach the event. */
     for (size_t i = 0; i < req->n_items; i++) {

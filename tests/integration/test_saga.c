@@ -393,13 +393,17 @@ static void test_bad_commands_get_clear_errors_and_create_nothing(void **state)
     expect_refused("bad-3", (item[]){{"A", -2, 100}}, 1, "DE", "EUR", "negative quantity");
     expect_refused("bad-4", (item[]){{"A", 1, 100}}, 1, "DE", "XYZ", "unknown currency");
     expect_refused("bad-5", (item[]){{"A b", 1, 100}}, 1, "DE", "EUR", "bad sku");
-    /* Not a protobuf at all, and an oversized request. */
-    natsMsg *m = request("saga.cmd.order.place", "\xff\xff\xff", 3);
+    /* Not a protobuf at all, and an oversized request; with several order
+     * instances, routed to one of them (partition 0). */
+    char place0[64];
+    snprintf(place0, sizeof(place0), SAGA_SUBJ_ROUTED_FMT, SAGA_SUBJ_ORDER_PLACE, 0u);
+    const char *place = F.instances[0] > 1 ? place0 : SAGA_SUBJ_ORDER_PLACE;
+    natsMsg *m = request(place, "\xff\xff\xff", 3);
     assert_non_null(m);
     natsMsg_Destroy(m);
     static char big[70000];
     memset(big, 'x', sizeof(big));
-    m = request("saga.cmd.order.place", big, sizeof(big));
+    m = request(place, big, sizeof(big));
     assert_non_null(m);
     natsMsg_Destroy(m);
     Saga__V1__CommandReply *r = cancel("NOSUCHORDER");

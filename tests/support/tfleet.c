@@ -7,7 +7,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "instances.h"
 #include "proc.h"
+#include "saga/event.h"
 
 #define READY_MS 60000
 #define ENV_MAX 24
@@ -64,10 +66,36 @@ static pid_t spawn_service(tfleet *f, const char *name, const char *const *extra
     return spawn_bin(f, name, bin, extra);
 }
 
+const char *tfleet_instance_name(const tfleet *f, int i, int k, char *name, size_t cap)
+{
+    fleet_instance_name(name, cap, tfleet_names[i], k, f->instances[i]);
+    return name;
+}
+
+int tfleet_start_instance(tfleet *f, int i, int k)
+{
+    char name[64], bin[600], inst[32];
+    const char *env[ENV_MAX];
+    int n = 0;
+    for (int j = 0; f->svc_env[i] != NULL && f->svc_env[i][j] != NULL && n < ENV_MAX - 2; j++)
+        env[n++] = f->svc_env[i][j];
+    snprintf(inst, sizeof(inst), "SAGA_INSTANCE=%d/%d", k, f->instances[i]);
+    if (f->instances[i] > 1)
+        env[n++] = inst;
+    env[n] = NULL;
+    snprintf(bin, sizeof(bin), "%s/services/saga-%s", f->build_dir, tfleet_names[i]);
+    pid_t pid = spawn_bin(f, tfleet_instance_name(f, i, k, name, sizeof(name)), bin, env);
+    if (k == 1)
+        f->pid[i] = pid;
+    return pid > 0 ? 0 : -1;
+}
+
 int tfleet_start_service(tfleet *f, int i)
 {
-    f->pid[i] = spawn_service(f, tfleet_names[i], f->svc_env[i]);
-    return f->pid[i] > 0 ? 0 : -1;
+    for (int k = 1; k <= f->instances[i]; k++)
+        if (tfleet_start_instance(f, i, k) != 0)
+            return -1;
+    return 0;
 }
 
 pid_t tfleet_start_extra(tfleet *f, const char *name, const char *const *env)
@@ -80,10 +108,19 @@ pid_t tfleet_start_bin(tfleet *f, const char *name, const char *bin, const char 
     return spawn_bin(f, name, bin, env);
 }
 
+int tfleet_kill_instance(tfleet *f, int i, int k)
+{
+    char name[64];
+    if (k == 1)
+        f->pid[i] = -1;
+    return fleet_kill(tsrv_fleet(f->srv), tfleet_instance_name(f, i, k, name, sizeof(name)));
+}
+
 int tfleet_kill_service(tfleet *f, int i)
 {
-    int rc = fleet_kill(tsrv_fleet(f->srv), tfleet_names[i]);
-    f->pid[i] = -1;
+    int rc = 0;
+    for (int k = 1; k <= f->instances[i]; k++)
+        rc |= tfleet_kill_instance(f, i, k);
     return rc;
 }
 
@@ -102,6 +139,11 @@ int tfleet_start(tfleet *f, const char *build_dir, const char *const *env)
 
 int tfleet_launch(tfleet *f)
 {
+    const char *v = getenv("SAGA_TEST_INSTANCES");
+    int every = v != NULL && atoi(v) > 0 && atoi(v) <= SAGA_PARTITIONS ? atoi(v) : 1;
+    for (int i = 0; i < TFLEET_NSVC; i++)
+        if (f->instances[i] <= 0)
+            f->instances[i] = every;
     if ((f->nodes > 0 ? tsrv_start_cluster(&f->srv, f->nodes) : tsrv_start(&f->srv)) != 0)
         return -1;
     snprintf(f->mail, sizeof(f->mail), "%s/mail", tsrv_dir(f->srv));
@@ -159,7 +201,12 @@ Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *
     req.currency = (char *)currency;
     req.deadline_ms = deadline_ms;
     size_t len = saga__v1__place_order__pack(&req, buf);
-    natsMsg *m = request(f, "saga.cmd.order.place", buf, len);
+    /* A retry of a key reaches the same instance; without one, any partition will do. */
+    char subject[128], any[16];
+    snprintf(any, sizeof(any), "%d", rand());
+    saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key != NULL && key[0] != '\0' ? key : any,
+                        subject, sizeof(subject));
+    natsMsg *m = request(f, subject, buf, len);
     if (m == NULL)
         return NULL;
     Saga__V1__PlaceOrderReply *r = saga__v1__place_order_reply__unpack(
@@ -174,7 +221,9 @@ Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id)
     uint8_t buf[512];
     req.order_id = (char *)order_id;
     size_t len = saga__v1__cancel_order__pack(&req, buf);
-    natsMsg *m = request(f, "saga.cmd.order.cancel", buf, len);
+    char subject[128];
+    saga_routed_subject(SAGA_SUBJ_ORDER_CANCEL, order_id, subject, sizeof(subject));
+    natsMsg *m = request(f, subject, buf, len);
     if (m == NULL)
         return NULL;
     Saga__V1__CommandReply *r = saga__v1__command_reply__unpack(
@@ -195,16 +244,35 @@ static Saga__V1__StockReply *stock_request(tfleet *f, const char *subject, const
     return r;
 }
 
+/* The stock subject of inventory instance k (1..n): instance k of n owns
+ * partition k - 1. */
+static const char *stock_subject(const tfleet *f, const char *subject, int k, char *buf,
+                                 size_t cap)
+{
+    int n = f->instances[tfleet_index("inventory")];
+    if (n <= 1)
+        snprintf(buf, cap, "%s", subject);
+    else
+        snprintf(buf, cap, SAGA_SUBJ_ROUTED_FMT, subject, (unsigned)(k - 1));
+    return buf;
+}
+
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty)
 {
     Saga__V1__SetStock req = SAGA__V1__SET_STOCK__INIT;
     uint8_t buf[256];
+    char subject[128];
+    int n = f->instances[tfleet_index("inventory")], rc = 0;
     req.sku = (char *)sku;
-    req.quantity = qty;
-    Saga__V1__StockReply *r =
-        stock_request(f, "saga.cmd.inventory.stock.set", buf, saga__v1__set_stock__pack(&req, buf));
-    int rc = r != NULL && r->ok ? 0 : -1;
-    saga__v1__stock_reply__free_unpacked(r, NULL);
+    for (int k = 1; k <= n; k++) {
+        /* Each unit belongs to one instance: none is sold twice. */
+        req.quantity = qty / n + (k - 1 < qty % n);
+        Saga__V1__StockReply *r =
+            stock_request(f, stock_subject(f, SAGA_SUBJ_STOCK_SET, k, subject, sizeof(subject)),
+                          buf, saga__v1__set_stock__pack(&req, buf));
+        rc |= r != NULL && r->ok ? 0 : -1;
+        saga__v1__stock_reply__free_unpacked(r, NULL);
+    }
     return rc;
 }
 
@@ -213,25 +281,32 @@ int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *he
 {
     Saga__V1__GetStock req = SAGA__V1__GET_STOCK__INIT;
     uint8_t buf[256];
+    char subject[128];
+    int n = f->instances[tfleet_index("inventory")];
     req.sku = (char *)sku;
-    Saga__V1__StockReply *r =
-        stock_request(f, "saga.cmd.inventory.stock.get", buf, saga__v1__get_stock__pack(&req, buf));
-    if (r == NULL || !r->ok) {
+    *avail = *held = *committed = 0;
+    for (int k = 1; k <= n; k++) {
+        Saga__V1__StockReply *r =
+            stock_request(f, stock_subject(f, SAGA_SUBJ_STOCK_GET, k, subject, sizeof(subject)),
+                          buf, saga__v1__get_stock__pack(&req, buf));
+        if (r == NULL || !r->ok) {
+            saga__v1__stock_reply__free_unpacked(r, NULL);
+            return -1;
+        }
+        *avail += r->available;
+        *held += r->held;
+        *committed += r->committed;
         saga__v1__stock_reply__free_unpacked(r, NULL);
-        return -1;
     }
-    *avail = r->available;
-    *held = r->held;
-    *committed = r->committed;
-    saga__v1__stock_reply__free_unpacked(r, NULL);
     return 0;
 }
 
 const char *tfleet_view(tfleet *f, const char *svc, const char *order_id, char *buf, size_t cap)
 {
-    char subject[128];
+    char plain[128], subject[160];
     natsMsg *m = NULL;
-    snprintf(subject, sizeof(subject), "saga.q.%s.order", svc);
+    snprintf(plain, sizeof(plain), "saga.q.%s.order", svc);
+    saga_routed_subject(plain, order_id, subject, sizeof(subject));
     buf[0] = '\0';
     if (natsConnection_Request(&m, f->t.nc, subject, order_id, (int)strlen(order_id), 5000) ==
         NATS_OK) {

@@ -20,7 +20,11 @@ typedef struct tfleet {
     tsrv *srv;
     tjs t;
     const char *const *svc_env[TFLEET_NSVC]; /* extra "K=V" for one service, may be NULL */
-    pid_t pid[TFLEET_NSVC];
+    /* Instances of each service, set before tfleet_launch (0: SAGA_TEST_INSTANCES, or 1):
+     * <name>-1..-N with SAGA_INSTANCE=I/N (docs/scaling.md); commands and queries go
+     * to the owner of their partition, stock is shared out between inventory's. */
+    int instances[TFLEET_NSVC];
+    pid_t pid[TFLEET_NSVC]; /* of the first instance */
     char mail[512];
 } tfleet;
 
@@ -40,8 +44,14 @@ pid_t tfleet_start_bin(tfleet *f, const char *name, const char *bin, const char 
 /* SIGTERM to every service (0 when all exit cleanly), then the server goes. */
 int tfleet_stop(tfleet *f);
 int tfleet_index(const char *name);
+/* Start or SIGKILL every instance of service i. */
 int tfleet_start_service(tfleet *f, int i);
 int tfleet_kill_service(tfleet *f, int i);
+/* The same for instance k (1..instances) of service i: its process name into
+ * name (may be NULL). */
+int tfleet_start_instance(tfleet *f, int i, int k);
+int tfleet_kill_instance(tfleet *f, int i, int k);
+const char *tfleet_instance_name(const tfleet *f, int i, int k, char *name, size_t cap);
 
 typedef struct tfleet_item {
     const char *sku;
@@ -55,6 +65,8 @@ Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *
                                         const tfleet_item *items, int nitems, const char *ship_to,
                                         const char *currency, long long deadline_ms);
 Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id);
+/* With several inventory instances, each gets its share of qty (docs/scaling.md):
+ * get sums them. */
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty);
 int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,
                      long long *committed);

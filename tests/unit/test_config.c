@@ -334,6 +334,12 @@ static void string_lengths_enforced(void **state)
         /* The metrics address is bounded by its longest valid form. */
         if (strcmp(s->env, "SAGA_METRICS_ADDR") == 0)
             memcpy(long_value, "255.255.255.255:65535", (size_t)s->max);
+        /* So are the partition settings: "16/16", and "0,0,...,0". */
+        if (strcmp(s->env, "SAGA_INSTANCE") == 0)
+            memcpy(long_value, "16/16", (size_t)s->max);
+        if (strcmp(s->env, "SAGA_PARTITIONS") == 0)
+            for (long long k = 0; k < s->max; k++)
+                long_value[k] = k % 2 ? ',' : '0';
         long_value[s->max] = '\0';
         setenv(s->env, long_value, 1);
         assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_OK);
@@ -429,6 +435,57 @@ static void metrics_addr_validated(void **state)
     assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_OK);
     assert_string_equal(cfg.metrics_addr, "127.0.0.1:0");
     unsetenv("SAGA_METRICS_ADDR");
+}
+
+static void partitions_validated(void **state)
+{
+    static const char *const bad_instance[] = {"0/2", "3/2", "1/17", "1/0", "1/x", "1/ 2", "1-2"};
+    static const char *const bad_list[] = {"16", "0-16", "7-3", "1,", ",1", "a", "1;2", "-1"};
+    saga_config cfg;
+    char err[512], code_err[512], text[64];
+    uint32_t set;
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad_instance) / sizeof(bad_instance[0]); i++) {
+        setenv("SAGA_INSTANCE", bad_instance[i], 1);
+        assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_EINVAL);
+        assert_non_null(strstr(err, "SAGA_INSTANCE"));
+        assert_null(cfg.instance);
+        unsetenv("SAGA_INSTANCE");
+        valid_config(&cfg);
+        cfg.instance = bad_instance[i];
+        assert_int_equal(saga__config_check(&cfg, code_err, sizeof(code_err)), SAGA_EINVAL);
+        assert_string_equal(code_err, err);
+    }
+    for (size_t i = 0; i < sizeof(bad_list) / sizeof(bad_list[0]); i++) {
+        setenv("SAGA_PARTITIONS", bad_list[i], 1);
+        assert_int_equal(saga_config_init(&cfg, "order", err, sizeof(err)), SAGA_EINVAL);
+        assert_non_null(strstr(err, "SAGA_PARTITIONS"));
+        unsetenv("SAGA_PARTITIONS");
+    }
+    /* Both at once is refused: which would win? */
+    assert_int_equal(saga_partition_set("1/2", "0-7", &set, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not both"));
+    assert_int_equal(saga_partition_set(NULL, "", &set, err, sizeof(err)), 0);
+    assert_int_equal(set, SAGA_PARTITION_SET_ALL);
+    assert_int_equal(saga_partition_set("2/3", NULL, &set, err, sizeof(err)), 0);
+    assert_int_equal(set, (1u << 1) | (1u << 4) | (1u << 7) | (1u << 10) | (1u << 13));
+    saga_partition_set_format(set, text, sizeof(text));
+    assert_string_equal(text, "1,4,7,10,13");
+    assert_int_equal(saga_partition_set(NULL, "0-7,12,15", &set, err, sizeof(err)), 0);
+    assert_int_equal(set, 0xffu | (1u << 12) | (1u << 15));
+    saga_partition_set_format(set, text, sizeof(text));
+    assert_string_equal(text, "0-7,12,15");
+    saga_partition_set_format(SAGA_PARTITION_SET_ALL, text, sizeof(text));
+    assert_string_equal(text, "0-15");
+    saga_partition_set_format(0, text, sizeof(text));
+    assert_string_equal(text, "-");
+    /* Routed subjects name their partition last. */
+    assert_int_equal(saga_subject_partition("saga.cmd.order.place.7"), 7);
+    assert_int_equal(saga_subject_partition("saga.q.payment.order.15"), 15);
+    assert_int_equal(saga_subject_partition("saga.cmd.order.place"), -1);
+    assert_int_equal(saga_subject_partition("saga.cmd.order.place.16"), -1);
+    assert_int_equal(saga_subject_partition("saga.cmd.order.place.07"), -1);
+    assert_int_equal(saga_subject_partition("saga.cmd.order.place.1x"), -1);
 }
 
 static void gate_names_validated(void **state)
@@ -667,6 +724,7 @@ int main(void)
         T(service_name_validated),
         T(gate_names_validated),
         T(metrics_addr_validated),
+        T(partitions_validated),
         T(describe_lists_every_setting),
         T(code_and_environment_share_bounds),
         T(code_only_fields_bounded),

@@ -950,6 +950,18 @@ int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t 
     return commit(f, e, err, errlen);
 }
 
+const char *fleet_get_env(const fleet *f, const char *name, const char *key)
+{
+    const entry *e = find(f, name);
+    size_t klen = key != NULL ? strlen(key) : 0;
+
+    for (size_t i = 0; e != NULL && klen > 0 && e->env != NULL && e->env[i] != NULL; i++) {
+        if (strncmp(e->env[i], key, klen) == 0 && e->env[i][klen] == '=')
+            return e->env[i] + klen + 1;
+    }
+    return NULL;
+}
+
 int fleet_remove(fleet *f, const char *name)
 {
     entry *e = find(f, name);

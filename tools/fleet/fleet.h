@@ -144,6 +144,10 @@ int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *cons
 /* Sets KEY=VALUE in the stored environment of name (for its next start). */
 int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t errlen);
 
+/* The value of KEY in the stored environment of name (as it starts next), or NULL.
+ * Owned by the handle: valid until the entry changes. */
+const char *fleet_get_env(const fleet *f, const char *name, const char *key);
+
 /* Forgets a process or broker that does not run (its spec and pid files; the log and
  * data stay). Returns 0 or -1. */
 int fleet_remove(fleet *f, const char *name);

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "instances.h"
 #include "saga/wire.h"
 
 #ifndef SAGA_FLEET_HOME
@@ -56,12 +57,14 @@ static const char USAGE[] =
     "order history read model).\n"
     "\n"
     "Commands (each takes --help):\n"
-    "  up [--cluster N] [--with NAME|PATH,...] [--gate SVC=PARTICIPANT]...\n"
+    "  up [--cluster N] [--instances N|SVC=N,...] [--with NAME|PATH,...]\n"
+    "     [--gate SVC=PARTICIPANT]...\n"
     "                   start nats-server (or a cluster of N: nats-1..nats-N) and the\n"
-    "                   services, wait until each is ready\n"
+    "                   services (several instances of some: payment-1, payment-2, ...),\n"
+    "                   wait until each is ready\n"
     "  down             stop the services (SIGTERM, SIGKILL after 20 s), then nats-server\n"
-    "  status [--json]  each process: pid, up/down, events processed, pending; the\n"
-    "                   leaders of a cluster\n"
+    "  status [--json]  each process: pid, up/down, partitions, events processed,\n"
+    "                   pending; the leaders of a cluster\n"
     "  logs NAME [-f]   show (or follow) the log of NAME (or nats, nats-2, ...)\n"
     "  kill NAME        SIGKILL one process (or nats, nats-2, ...): a crash, for tests\n"
     "  restart NAME [--env KEY=VALUE]...\n"
@@ -81,7 +84,8 @@ static const char USAGE[] =
     "Exit status: 0 on success, 1 on failure, 2 on bad usage.\n";
 
 static const char USAGE_UP[] =
-    "Usage: saga-fleet up [--cluster N] [--with NAME|PATH[,...]]... [--gate SVC=PARTICIPANT]...\n"
+    "Usage: saga-fleet up [--cluster N] [--instances N|SVC=N[,...]] [--with NAME|PATH[,...]]...\n"
+    "                     [--gate SVC=PARTICIPANT]...\n"
     "\n"
     "Starts nats-server, waits until it answers, starts the six services and the\n"
     "participants named by --with, and waits until each has logged event=ready (30 s).\n"
@@ -93,6 +97,13 @@ static const char USAGE_UP[] =
     "                services get SAGA_NATS_URL=the list of the nodes' URLs and\n"
     "                SAGA_REPLICAS=N (unless set), so that losing one node loses nothing.\n"
     "                A later up without --cluster keeps the cluster until down.\n"
+    "  --instances N | SVC=N[,...]\n"
+    "                run N instances of every service (or of the services named; the\n"
+    "                others one), 1 to 16: SVC-1..SVC-N, instance I with SAGA_INSTANCE=I/N\n"
+    "                (it owns the partitions P with P % N == I - 1) and its data in\n"
+    "                SAGA_HOME/data/SVC-I/. A home keeps its instances until down; asking\n"
+    "                for another count there is refused (moving partitions between\n"
+    "                instances is a hand-over, docs/scaling.md).\n"
     "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud)\n"
     "  --with PATH   any executable (a NAME containing '/'), named after its file name\n"
     "                without a saga- prefix, run with the fleet's environment\n"
@@ -301,7 +312,9 @@ static int broker_missing(ctx *c, int nodes)
 /* ---- up ------------------------------------------------------------------------ */
 
 typedef struct participant {
-    char name[64];
+    char name[64];      /* the process: the service, or one of its instances (payment-2) */
+    char svc[64];       /* the service it runs */
+    char instance[24];  /* SAGA_INSTANCE, "" for the only instance */
     char exe[PATH_CAP]; /* "": keep the spec the fleet has */
     int named;          /* by --with in this up */
 } participant;
@@ -364,11 +377,13 @@ static char *dupf(const char *fmt, ...)
 
 /* The environment a service starts with: this one (so that SAGA_* settings given to
  * up stay with the service across restarts) with the fleet's own settings on top. */
-static int service_env(const ctx *c, const char *name, const gate *gates, int ngates,
+static int service_env(const ctx *c, const participant *p, const gate *gates, int ngates,
                        const char ***out)
 {
-    static const char *const OWN[] = {
-        "SAGA_NATS_URL=", "SAGA_DATA_DIR=", "NOTIF_SPOOL_DIR=", "SAGA_GATES=", NULL};
+    static const char *const OWN[] = {"SAGA_NATS_URL=",   "SAGA_DATA_DIR=", "NOTIF_SPOOL_DIR=",
+                                      "SAGA_GATES=",      "SAGA_INSTANCE=", "SAGA_PARTITIONS=",
+                                      NULL};
+    const char *name = p->name;
     size_t n = 0, k = 0;
     const char **env;
     char gates_v[1024] = "";
@@ -393,7 +408,7 @@ static int service_env(const ctx *c, const char *name, const gate *gates, int ng
     if (inherited != NULL)
         snprintf(gates_v, sizeof gates_v, "%s", inherited);
     for (int i = 0; i < ngates; i++) {
-        if (strcmp(gates[i].svc, name) == 0) {
+        if (strcmp(gates[i].svc, p->svc) == 0) {
             size_t len = strlen(gates_v);
             snprintf(gates_v + len, sizeof gates_v - len, "%s%s", len > 0 ? "," : "", gates[i].by);
         }
@@ -403,6 +418,8 @@ static int service_env(const ctx *c, const char *name, const gate *gates, int ng
     /* Every node keeps a copy of the streams, unless the environment says otherwise. */
     if (c->nodes > 0 && getenv("SAGA_REPLICAS") == NULL)
         env[k++] = dupf("SAGA_REPLICAS=%d", c->nodes);
+    if (p->instance[0] != '\0')
+        env[k++] = dupf("SAGA_INSTANCE=%s", p->instance);
     env[k] = NULL;
     *out = env;
     return 0;
@@ -519,6 +536,36 @@ static int start_cluster(ctx *c, int nodes, int64_t deadline)
     return 0;
 }
 
+/* The six services as processes: one each, or the instances inst asks for (NULL: as
+ * many as this home already runs, else one). Another count than the home runs is
+ * refused: its instances' records belong to their partitions. */
+static int default_procs(const ctx *c, const fleet_instances *inst, participant *procs, int *n)
+{
+    fleet_status st;
+
+    for (int i = 0; i < NSVC; i++) {
+        int had = fleet_instances_count(c->f, SERVICES[i]);
+        int single = fleet_get_status(c->f, SERVICES[i], &st) == 0;
+        int want = inst != NULL ? fleet_instances_of(inst, SERVICES[i]) : had > 0 ? had : 1;
+        if ((had > 0 && want != had) || (single && want > 1))
+            return fail("%s runs as %d instance%s in %s: deploy/fleet down first (moving "
+                        "partitions between instances is a hand-over, docs/scaling.md)",
+                        SERVICES[i], had > 0 ? had : 1, had > 1 ? "s" : "", c->home);
+        for (int k = 1; k <= want && *n < MAX_PROCS; k++) {
+            participant *p = &procs[(*n)++];
+            fleet_instance_name(p->name, sizeof p->name, SERVICES[i], k, want);
+            snprintf(p->svc, sizeof p->svc, "%s", SERVICES[i]);
+            if (want > 1)
+                snprintf(p->instance, sizeof p->instance, "%d/%d", k, want);
+            else
+                p->instance[0] = '\0';
+            snprintf(p->exe, sizeof p->exe, "%s/services/saga-%s", c->build, SERVICES[i]);
+            p->named = 0;
+        }
+    }
+    return 0;
+}
+
 static int cmd_up(ctx *c, int argc, char **argv)
 {
     participant procs[MAX_PROCS];
@@ -526,19 +573,30 @@ static int cmd_up(ctx *c, int argc, char **argv)
     int nprocs = 0, ngates = 0;
     char err[PATH_CAP + 256];
     int missing = 0;
-    int cluster = 0, nodes;
+    int cluster = 0, nodes, status;
     int64_t deadline;
+    fleet_instances inst = {0};
+    int has_inst = 0;
 
-    for (int i = 0; i < NSVC; i++) {
-        snprintf(procs[nprocs].name, sizeof procs[nprocs].name, "%s", SERVICES[i]);
-        snprintf(procs[nprocs].exe, sizeof procs[nprocs].exe, "%s/services/saga-%s", c->build,
-                 SERVICES[i]);
-        procs[nprocs].named = 0;
-        nprocs++;
+    /* First, as the six services' processes depend on it. */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--instances") == 0 || strncmp(argv[i], "--instances=", 12) == 0) {
+            const char *v = argv[i][11] == '=' ? argv[i] + 12 : i + 1 < argc ? argv[i + 1] : "";
+            if (fleet_instances_parse(&inst, v, err, sizeof err) != 0)
+                return usage_error("%s", err);
+            has_inst = 1;
+        }
     }
+    status = default_procs(c, has_inst ? &inst : NULL, procs, &nprocs);
+    if (status != 0)
+        return status;
     for (int i = 0; i < argc; i++) {
         const char *val = NULL;
         int is_with = 0;
+        if (strcmp(argv[i], "--instances") == 0 || strncmp(argv[i], "--instances=", 12) == 0) {
+            i += argv[i][11] != '=';
+            continue;
+        }
         if (strcmp(argv[i], "--cluster") == 0 || strncmp(argv[i], "--cluster=", 10) == 0) {
             const char *v = argv[i][9] == '=' ? argv[i] + 10 : i + 1 < argc ? argv[++i] : "";
             char *end = NULL;
@@ -578,6 +636,8 @@ static int cmd_up(ctx *c, int argc, char **argv)
                 if (strcmp(p.name, BROKER) == 0)
                     return usage_error("up: '%s' is the broker's name", p.name);
                 p.named = 1;
+                snprintf(p.svc, sizeof p.svc, "%s", p.name);
+                p.instance[0] = '\0';
                 if (!dup && nprocs < MAX_PROCS)
                     procs[nprocs++] = p;
             }
@@ -600,6 +660,8 @@ static int cmd_up(ctx *c, int argc, char **argv)
             known |= strcmp(procs[k].name, name) == 0;
         if (!known) {
             snprintf(procs[nprocs].name, sizeof procs[nprocs].name, "%s", name);
+            snprintf(procs[nprocs].svc, sizeof procs[nprocs].svc, "%s", name);
+            procs[nprocs].instance[0] = '\0';
             procs[nprocs].exe[0] = '\0'; /* keeps its spec */
             procs[nprocs].named = 0;
             nprocs++;
@@ -608,8 +670,8 @@ static int cmd_up(ctx *c, int argc, char **argv)
     for (int g = 0; g < ngates; g++) {
         int svc = 0, by = 0;
         for (int k = 0; k < nprocs; k++) {
-            svc |= strcmp(procs[k].name, gates[g].svc) == 0;
-            by |= strcmp(procs[k].name, gates[g].by) == 0;
+            svc |= strcmp(procs[k].svc, gates[g].svc) == 0;
+            by |= strcmp(procs[k].svc, gates[g].by) == 0;
         }
         if (!svc || !by)
             return usage_error("--gate %s=%s: %s is not in the fleet (add --with %s)", gates[g].svc,
@@ -621,7 +683,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
     for (int k = 0; k < nprocs; k++) {
         int named = procs[k].named;
         for (int g = 0; g < ngates; g++)
-            named |= strcmp(gates[g].svc, procs[k].name) == 0;
+            named |= strcmp(gates[g].svc, procs[k].svc) == 0;
         for (int i = 0; i < fleet_count(c->f) && !named; i++) {
             if (strcmp(fleet_name(c->f, i), procs[k].name) == 0)
                 procs[k].exe[0] = '\0';
@@ -673,7 +735,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
         if (alive(c, procs[k].name))
             continue;
         if (procs[k].exe[0] != '\0') {
-            if (service_env(c, procs[k].name, gates, ngates, &env) != 0)
+            if (service_env(c, &procs[k], gates, ngates, &env) != 0)
                 return fail("out of memory");
             rc = fleet_add_proc(c->f, procs[k].name, procs[k].exe, NULL, env, err, sizeof err);
             free_env(env);
@@ -772,7 +834,8 @@ static void add_joined(ctx *c, natsConnection *nc, const char **names, int n, js
         json_int_t pid = json_integer_value(json_object_get(a, "pid"));
         int known = name == NULL;
         for (int i = 0; i < n && !known; i++)
-            known = strcmp(names[i], name) == 0 && pid_of(c, names[i]) == (pid_t)pid;
+            known = (strcmp(names[i], name) == 0 || fleet_instance_of(c->f, names[i], name) > 0) &&
+                    pid_of(c, names[i]) == (pid_t)pid;
         if (!known)
             json_array_append_new(procs,
                                   json_pack("{s:s, s:O?, s:s, s:O?, s:n, s:O?}", "name", name,
@@ -802,11 +865,20 @@ static int status_names(ctx *c, const char **names)
     }
     if (n == 0)
         names[n++] = BROKER;
-    for (int i = 0; i < NSVC; i++)
-        names[n++] = SERVICES[i];
+    for (int i = 0; i < NSVC; i++) {
+        if (fleet_instances_count(c->f, SERVICES[i]) == 0)
+            names[n++] = SERVICES[i];
+        for (int k = 0; k < fleet_count(c->f) && n < MAX_PROCS; k++) {
+            if (fleet_instance_of(c->f, fleet_name(c->f, k), SERVICES[i]) > 0)
+                names[n++] = fleet_name(c->f, k);
+        }
+    }
     for (int i = 0; i < fleet_count(c->f) && n < MAX_PROCS; i++) {
         const char *name = fleet_name(c->f, i);
-        if (!fleet_is_broker(c->f, name) && !is_default(name))
+        int listed = fleet_is_broker(c->f, name);
+        for (int k = 0; k < n && !listed; k++)
+            listed = strcmp(names[k], name) == 0;
+        if (!listed)
             names[n++] = name;
     }
     return n;
@@ -920,9 +992,9 @@ static int cmd_status(ctx *c, int argc, char **argv)
         if (alive(c, names[i])) {
             state = "up";
             if (!fleet_is_broker(c->f, names[i])) {
-                char subject[128];
-                snprintf(subject, sizeof subject, SAGA_SUBJ_CTL_FMT, names[i], "stats");
-                stats = ask_json(nc, subject);
+                char subject[256];
+                stats = ask_json(nc, fleet_instance_stats_subject(c->f, names[i], subject,
+                                                                  sizeof subject));
                 if (stats == NULL) {
                     state = "silent"; /* the process lives but does not answer */
                     rc = EXIT_FAIL;
@@ -931,11 +1003,16 @@ static int cmd_status(ctx *c, int argc, char **argv)
         } else {
             rc = EXIT_FAIL;
         }
-        json_array_append_new(procs,
-                              json_pack("{s:s, s:o, s:s, s:O?, s:O?}", "name", names[i], "pid",
-                                        pid > 0 ? json_integer(pid) : json_null(), "state", state,
-                                        "processed", json_object_get(stats, "processed"), "pending",
-                                        json_object_get(stats, "pending")));
+        char parts[64];
+        int broker = fleet_is_broker(c->f, names[i]) || strcmp(names[i], BROKER) == 0;
+        json_array_append_new(
+            procs, json_pack("{s:s, s:o, s:s, s:s?, s:O?, s:O?}", "name", names[i], "pid",
+                             pid > 0 ? json_integer(pid) : json_null(), "state", state,
+                             "partitions",
+                             broker ? NULL
+                                    : fleet_instance_partitions(c->f, names[i], parts, sizeof parts),
+                             "processed", json_object_get(stats, "processed"), "pending",
+                             json_object_get(stats, "pending")));
         json_decref(stats);
     }
     add_joined(c, nc, names, n, procs);
@@ -953,14 +1030,15 @@ static int cmd_status(ctx *c, int argc, char **argv)
     } else {
         size_t i;
         json_t *p;
-        printf("fleet at %s, %s\n%-14s %8s %-6s %10s %8s\n", c->home, c->url, "process", "pid",
-               "state", "processed", "pending");
+        printf("fleet at %s, %s\n%-14s %8s %-6s %-18s %10s %8s\n", c->home, c->url, "process",
+               "pid", "state", "partitions", "processed", "pending");
         json_array_foreach(procs, i, p)
         {
             char a[24], b[24], d[24];
-            printf("%-14s %8s %-6s %10s %8s\n", json_string_value(json_object_get(p, "name")),
+            const char *parts = json_string_value(json_object_get(p, "partitions"));
+            printf("%-14s %8s %-6s %-18s %10s %8s\n", json_string_value(json_object_get(p, "name")),
                    num_or_dash(json_object_get(p, "pid"), a, sizeof a),
-                   json_string_value(json_object_get(p, "state")),
+                   json_string_value(json_object_get(p, "state")), parts != NULL ? parts : "-",
                    num_or_dash(json_object_get(p, "processed"), b, sizeof b),
                    num_or_dash(json_object_get(p, "pending"), d, sizeof d));
         }

@@ -184,7 +184,16 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     rc = ctl_connect(&c, "place", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = send_command(&c, "place", "saga.cmd.order.place", buf, len, &reply);
+    /* To the order instance that owns the key's partition, so that a retry
+     * finds the first order (docs/scaling.md); the only instance answers all. */
+    char subject[128], any[24];
+    snprintf(any, sizeof(any), "%lld", (long long)ctl_now_ms());
+    saga_routed_subject(SAGA_SUBJ_ORDER_PLACE,
+                        req.idempotency_key != NULL && req.idempotency_key[0] != '\0'
+                            ? req.idempotency_key
+                            : any,
+                        subject, sizeof(subject));
+    rc = send_command(&c, "place", subject, buf, len, &reply);
     if (rc != CTL_EXIT_OK)
         goto out;
     rep = saga__v1__place_order_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
@@ -284,7 +293,9 @@ int ctl_cmd_cancel(const char *url, int argc, char **argv)
     rc = ctl_connect(&c, "cancel", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = send_command(&c, "cancel", "saga.cmd.order.cancel", buf, len, &reply);
+    char subject[160];
+    saga_routed_subject(SAGA_SUBJ_ORDER_CANCEL, req.order_id, subject, sizeof(subject));
+    rc = send_command(&c, "cancel", subject, buf, len, &reply);
     if (rc != CTL_EXIT_OK)
         goto out;
     rep = saga__v1__command_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),

@@ -225,11 +225,81 @@ static int make_rows(ctl_fleet *f, const char *fmt, const char *what, char *serv
     return 0;
 }
 
+/* The partitions participant p owns when it is one of several instances of
+ * its service (its discovery answer names a member, SAGA_INSTANCE or
+ * SAGA_PARTITIONS); 0 for the only instance. */
+static uint32_t instance_partitions(const ctl_participant *p)
+{
+    const char *member = json_string_value(json_object_get(p->json, "member"));
+    json_t *v;
+    size_t k;
+    uint32_t set = 0;
+    if (member == NULL || member[0] == '\0')
+        return 0;
+    json_array_foreach(json_object_get(p->json, "partitions"), k, v)
+    {
+        json_int_t q = json_integer_value(v);
+        if (q >= 0 && q < SAGA_PARTITIONS)
+            set |= 1u << q;
+    }
+    return set;
+}
+
+/* Adds the counters of add to those of into: a service of several instances
+ * counts what all of them did. Identities and times are not counts. */
+static void sum_counters(json_t *into, json_t *add)
+{
+    const char *key;
+    json_t *v;
+    if (into == NULL || add == NULL)
+        return;
+    json_object_foreach(add, key, v)
+    {
+        json_t *have = json_object_get(into, key);
+        if (json_is_integer(v) && json_is_integer(have) && strcmp(key, "pid") != 0 &&
+            strstr(key, "_ms") == NULL)
+            json_object_set_new(into, key,
+                                json_integer(json_integer_value(have) + json_integer_value(v)));
+    }
+}
+
+/* Sends row i's request: once to name, or, when name runs as instances, to
+ * the instance that owns the payload's partition (an order query) or to
+ * every instance on its first partition (control: stats, faults). Returns the
+ * requests sent, -1 on failure. */
+static int ask_row(ctl_fleet *f, ctl_conn *c, size_t i, const char *fmt, const char *what,
+                   const char *payload, const char *reply_to)
+{
+    char subject[160], routed[200];
+    int ctl = strcmp(fmt, SAGA_SUBJ_CTL_FMT) == 0, sent = 0;
+    snprintf(subject, sizeof(subject), fmt, f->names[i], what);
+    for (size_t j = 0; j < f->np; j++) {
+        uint32_t set = instance_partitions(&f->p[j]);
+        if (set == 0 || strcmp(f->p[j].name, f->names[i]) != 0)
+            continue;
+        if (!ctl) {
+            saga_routed_subject(subject, payload, routed, sizeof(routed));
+            return natsConnection_PublishRequestString(c->nc, routed, reply_to, payload) == NATS_OK
+                       ? 1
+                       : -1;
+        }
+        snprintf(routed, sizeof(routed), SAGA_SUBJ_ROUTED_FMT, subject,
+                 (unsigned)__builtin_ctz(set));
+        if (natsConnection_PublishRequestString(c->nc, routed, reply_to, payload) != NATS_OK)
+            return -1;
+        sent++;
+    }
+    if (sent > 0)
+        return sent;
+    return natsConnection_PublishRequestString(c->nc, subject, reply_to, payload) == NATS_OK ? 1
+                                                                                             : -1;
+}
+
 int ctl_fleet_ask(ctl_fleet *f, ctl_conn *c, const char *fmt, const char *what, const char *payload)
 {
     natsInbox *inbox = NULL;
     natsSubscription *sub = NULL;
-    char wildcard[256], reply_to[256], subject[160];
+    char wildcard[256], reply_to[256];
     char served[NFIVE + DISCOVER_MAX];
     size_t asked = 0, answered = 0;
     int rc = -1;
@@ -247,11 +317,11 @@ int ctl_fleet_ask(ctl_fleet *f, ctl_conn *c, const char *fmt, const char *what, 
     for (size_t i = 0; i < f->n; i++) {
         if (!served[i])
             continue;
-        snprintf(subject, sizeof(subject), fmt, f->names[i], what);
         snprintf(reply_to, sizeof(reply_to), "%s.%zu", (const char *)inbox, i);
-        if (natsConnection_PublishRequestString(c->nc, subject, reply_to, payload) != NATS_OK)
+        int sent = ask_row(f, c, i, fmt, what, payload, reply_to);
+        if (sent < 0)
             goto out;
-        asked++;
+        asked += (size_t)sent;
     }
     natsConnection_Flush(c->nc);
     int64_t deadline = ctl_now_ms() + CTL_QUERY_TIMEOUT_MS;
@@ -269,11 +339,15 @@ int ctl_fleet_ask(ctl_fleet *f, ctl_conn *c, const char *fmt, const char *what, 
             break;
         const char *dot = strrchr(natsMsg_GetSubject(m), '.');
         long long i = -1;
-        if (dot != NULL && ctl_parse_ll(dot + 1, 0, (long long)f->n - 1, &i) == 0 &&
-            f->replies[i] == NULL) {
+        if (dot != NULL && ctl_parse_ll(dot + 1, 0, (long long)f->n - 1, &i) == 0) {
+            json_t *r = natsMsg_IsNoResponders(m) ? NULL : ctl_reply_json(m);
             answered++;
-            if (!natsMsg_IsNoResponders(m))
-                f->replies[i] = ctl_reply_json(m);
+            if (f->replies[i] == NULL)
+                f->replies[i] = r;
+            else
+                sum_counters(f->replies[i], r);
+            if (f->replies[i] != r)
+                json_decref(r);
         }
         natsMsg_Destroy(m);
     }

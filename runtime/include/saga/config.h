@@ -23,6 +23,7 @@
 
 #include "saga/log.h"
 #include "saga/status.h"
+#include "saga/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,6 +73,10 @@ typedef struct saga_config {
     const char *gates; /* participants whose clearance gates steps, "fraud,kyc": SAGA_GATES */
     const char *metrics_addr; /* "ipv4:port" of GET /metrics (port 0: any free one); NULL: none.
                                  SAGA_METRICS_ADDR */
+    const char *instance;     /* "i/n": instance i of n owns the partitions p with p % n == i - 1;
+                                 NULL: see partitions. SAGA_INSTANCE */
+    const char *partitions;   /* "0-7,12": the partitions this instance owns; NULL with instance
+                                 NULL: all, as the only instance. SAGA_PARTITIONS */
     saga_log_fn log;          /* NULL: no logging */
     void *log_udata;
     saga_log_level log_level; /* SAGA_LOG_LEVEL */
@@ -91,6 +96,23 @@ saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, s
  * natsOptions_SetURL takes one URL, and a list given to it fails every
  * connect. */
 int saga_config_servers(const char *urls, char *buf, size_t cap, const char **servers, int max);
+
+/* Every partition: bit p of a partition set is partition p. */
+#define SAGA_PARTITION_SET_ALL ((uint32_t)((1u << SAGA_PARTITIONS) - 1))
+
+/* The partition set of an instance (bit p: it owns partition p) from
+ * instance, "i/n" with 1 <= i <= n <= SAGA_PARTITIONS (the partitions p with
+ * p % n == i - 1), or list, "0-7,12" (ranges and single partitions, commas
+ * between). Both NULL or empty: SAGA_PARTITION_SET_ALL. Returns 0, or -1
+ * with the reason in errbuf when one is malformed, names no partition, or
+ * both are given. The one parser of SAGA_INSTANCE and SAGA_PARTITIONS: the
+ * runtime, the fleet launcher and the tools use it. */
+int saga_partition_set(const char *instance, const char *list, uint32_t *set, char *errbuf,
+                       size_t errlen);
+
+/* Writes set as a list "0-7,12" ("-" when empty) into buf; returns what
+ * snprintf returns. */
+int saga_partition_set_format(uint32_t set, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

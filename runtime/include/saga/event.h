@@ -92,6 +92,24 @@ saga_status saga_event_decode(const uint8_t *data, size_t len, saga_event *ev, v
  * language, computes the same (docs/protocol.md). */
 unsigned saga_partition_of(const char *order_id);
 
+/* The partition a routed request subject names (its last token,
+ * SAGA_SUBJ_ROUTED_FMT), or -1 when it names none: "saga.cmd.order.place.7"
+ * gives 7, "saga.cmd.order.place" -1. */
+int saga_subject_partition(const char *subject);
+
+/* Writes the request subject routed to the owner of key's partition,
+ * "<subject>.<saga_partition_of(key)>", into out: key is an order id (cancel,
+ * queries) or an idempotency key (place). SAGA_ETOOBIG if it does not fit. */
+saga_status saga_routed_subject(const char *subject, const char *key, char *out, size_t cap);
+
+/* The durable consumer of service's subscription to pattern: "<service>_
+ * <pattern>" with '.' spelled '_' and '*' spelled "any" (payment_order_placed,
+ * shipping_any_vetoed) for partition -1, the only instance's consumer of every
+ * partition; "<...>_p<NN>" (payment_order_placed_p07) for an instance's
+ * consumer of partition NN. SAGA_ETOOBIG if it does not fit out. */
+saga_status saga_consumer_name(const char *service, const char *pattern, int partition, char *out,
+                               size_t cap);
+
 /* Builds the subject an event is published on: evt.<partition>.<type>, e.g.
  * evt.7.payment.charged (see wire.h). Returns SAGA_EINVAL for an invalid
  * type or order id, SAGA_ETOOBIG if it does not fit. */

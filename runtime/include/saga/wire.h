@@ -43,6 +43,11 @@ extern "C" {
 #define SAGA_CTL_FAULTS "faults"           /* verb: read or change the fault plan */
 #define SAGA_SUBJ_QUERY_FMT "saga.q.%s.%s" /* service, query: order, stock */
 #define SAGA_SUBJ_CMD_FMT "saga.cmd.%s.%s" /* service, command: place, cancel, stock.set */
+/* A request routed to the instance that owns a partition: a command, query
+ * or control subject with the partition appended, "saga.q.payment.order.7"
+ * (docs/scaling.md). The only instance answers every partition and the
+ * subject without one. */
+#define SAGA_SUBJ_ROUTED_FMT "%s.%u" /* subject, partition */
 
 #define SAGA_SUBJ_DISCOVER "saga.discover" /* every participant answers, see discovery.h */
 

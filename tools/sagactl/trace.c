@@ -93,16 +93,11 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
     return 0;
 }
 
-#define HISTORY_SUBJECT "saga.q.history.events"
-
-/* Asks the history read model for the order's events and feeds each to
- * on_trace_event. Returns 1 if the history answered (found or not), 0 if no
- * history participant runs (the caller reads the stream instead), -1 on a
- * bad answer. */
-static int trace_from_history(ctl_conn *c, const char *id, trace_state *t, uint64_t *bad)
+int ctl_history_read(ctl_conn *c, const char *cmd, const char *id, ctl_stream_fn fn, void *udata,
+                     uint64_t *bad)
 {
     natsMsg *reply = NULL;
-    natsStatus s = ctl_request(c, HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
+    natsStatus s = ctl_request(c, CTL_HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
     if (s != NATS_OK) {
         natsMsg_Destroy(reply);
         return 0;
@@ -111,7 +106,7 @@ static int trace_from_history(ctl_conn *c, const char *id, trace_state *t, uint6
         NULL, (size_t)natsMsg_GetDataLength(reply), (const uint8_t *)natsMsg_GetData(reply));
     natsMsg_Destroy(reply);
     if (h == NULL) {
-        ctl_err("trace", "the history participant's answer does not decode");
+        ctl_err(cmd, "the history participant's answer does not decode");
         return -1;
     }
     int rc = 1;
@@ -124,12 +119,12 @@ static int trace_from_history(ctl_conn *c, const char *id, trace_state *t, uint6
             continue;
         }
         uint64_t seq = i < h->n_stream_seqs ? h->stream_seqs[i] : 0;
-        if (on_trace_event(&ev, seq, 0, t) != 0)
+        if (fn(&ev, seq, 0, udata) != 0)
             rc = -1;
         free(owner);
     }
     if (h->truncated)
-        ctl_err("trace", "the history keeps part of this order's events only (truncated)");
+        ctl_err(cmd, "the history keeps part of this order's events only (truncated)");
     saga__v1__order_history__free_unpacked(h, NULL);
     return rc;
 }
@@ -137,7 +132,7 @@ static int trace_from_history(ctl_conn *c, const char *id, trace_state *t, uint6
 static const char trace_help[] =
     "usage: sagactl trace ORDER_ID [--json] [--url URL]\n\n"
     "Prints the order's event timeline, as the history read model (participant\n"
-    "history, query " HISTORY_SUBJECT ") indexed it, or read back from the stream\n"
+    "history, query " CTL_HISTORY_SUBJECT ") indexed it, or read back from the stream\n"
     "SAGA_EVENTS when no history participant runs: time since the first event, type,\n"
     "producer and a\n"
     "summary of the payload. Compensations (payment.refunded, inventory.released,\n"
@@ -194,7 +189,7 @@ int ctl_cmd_trace(const char *url, int argc, char **argv)
         return rc;
     ctl_buf_init(&t.out);
     memset(&res, 0, sizeof(res));
-    int hist = trace_from_history(&c, id, &t, &res.undecodable);
+    int hist = ctl_history_read(&c, "trace", id, on_trace_event, &t, &res.undecodable);
     if (hist < 0) {
         rc = CTL_EXIT_FAIL;
         goto out;

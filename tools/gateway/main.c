@@ -27,9 +27,10 @@ static const char usage_text[] =
     "dead letters, stock), all from this binary. It talks to the fleet over NATS\n"
     "as sagactl does. docs/operating.md describes every route.\n\n"
     "Options:\n"
-    "  --listen ADDR:PORT  where to listen (default " DEFAULT_LISTEN
-    "; port 0 picks a free\n"
-    "                      one); an IPv4 address. Logged with event=ready url=...\n"
+    "  --listen ADDR:PORT  where to listen (default $SAGA_GATEWAY_ADDR or " DEFAULT_LISTEN
+    ";\n"
+    "                      port 0 picks a free one); an IPv4 address. Logged with\n"
+    "                      event=ready url=...\n"
     "  --url URL           NATS server(s) (default $SAGA_NATS_URL or " CTL_DEFAULT_URL ")\n"
     "  --help, --version\n\n"
     "Stops cleanly on SIGTERM or SIGINT. Exit status: 0 after a clean stop, 2 on\n"
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'v'},
                                          {NULL, 0, NULL, 0}};
-    const char *url = getenv("SAGA_NATS_URL"), *listen = DEFAULT_LISTEN;
+    const char *url = getenv("SAGA_NATS_URL"), *listen = getenv("SAGA_GATEWAY_ADDR");
     struct sockaddr_in sa;
     struct MHD_Daemon *d = NULL;
     gw_server s;
@@ -117,6 +118,8 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof(s));
     if (url == NULL || *url == '\0')
         url = CTL_DEFAULT_URL;
+    if (listen == NULL || *listen == '\0')
+        listen = DEFAULT_LISTEN;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (opt) {

@@ -385,7 +385,6 @@ out:
 
 /* The events of one order, for its timeline. */
 typedef struct timeline {
-    const char *order; /* read from the stream: the partition holds other orders too */
     int64_t first_ms;
     json_t *events;
 } timeline;
@@ -394,8 +393,6 @@ static int on_timeline_event(const saga_event *ev, uint64_t seq, int64_t stored_
 {
     timeline *t = udata;
     (void)stored_ms;
-    if (t->order != NULL && strcmp(ev->order_id, t->order) != 0)
-        return 0;
     if (json_array_size(t->events) == 0)
         t->first_ms = ev->time_ms;
     int64_t offset = ev->time_ms - t->first_ms;
@@ -407,20 +404,12 @@ static int on_timeline_event(const saga_event *ev, uint64_t seq, int64_t stored_
 static enum MHD_Result get_timeline(req *r, const char *id)
 {
     timeline t = {.events = json_array()};
-    uint64_t bad = 0;
     ctl_stream_result res;
-    char filter[64];
-    int rc = CTL_EXIT_OK;
-    memset(&res, 0, sizeof(res));
-    int hist = ctl_history_read(&r->s->conn, "timeline", id, on_timeline_event, &t, &bad);
-    if (hist == 0) {
-        t.order = id;
-        snprintf(filter, sizeof(filter), SAGA_SUBJ_PARTITION_FMT, saga_partition_of(id));
-        rc = ctl_stream_read(&r->s->conn, "timeline", filter, 0, on_timeline_event, &t, &res);
-    }
-    if (hist < 0 || rc != CTL_EXIT_OK) {
+    int hist;
+    int rc = ctl_order_events(&r->s->conn, "timeline", id, 0, on_timeline_event, &t, &res, &hist);
+    if (rc != CTL_EXIT_OK) {
         json_decref(t.events);
-        return send_failure(r, hist < 0 ? CTL_EXIT_FAIL : rc, "cannot read the order's events");
+        return send_failure(r, rc, "cannot read the order's events");
     }
     if (json_array_size(t.events) == 0) {
         json_decref(t.events);

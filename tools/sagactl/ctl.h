@@ -297,6 +297,14 @@ int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progre
 int ctl_history_read(ctl_conn *c, const char *cmd, const char *id, ctl_stream_fn fn, void *udata,
                      uint64_t *bad);
 
+/* Reads the events of order id (a valid order id): from the history read
+ * model, else, when no history participant runs, from its partition of
+ * SAGA_EVENTS (progress as ctl_stream_read), calling fn for each of the
+ * order's. *from_history says which answered. Returns CTL_EXIT_OK or an exit
+ * code after ctl_err for cmd. */
+int ctl_order_events(ctl_conn *c, const char *cmd, const char *id, int progress, ctl_stream_fn fn,
+                     void *udata, ctl_stream_result *res, int *from_history);
+
 /* ---- query.c: asking the participants ------------------------------------------- */
 
 /* Asks saga.ctl.<svc>.stats. On success *json is the reply (ctl_json_reply;

@@ -81,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (saga_event_decode(body, blen, &ev, &owner, NULL, 0) == SAGA_OK)
         pev = &ev;
     show_text(&b, m, 7, pev);
-    show_json(&b, m, 7, pev);
+    json_decref(ctl_dlq_show_json(m, 7, pev));
+    json_decref(ctl_dlq_entry_json(m, 7, 0));
     if (pev == NULL && blen > 0) {
         /* The payload readers also on bodies that are not envelopes: a
          * valid envelope around any payload is as easy to send. */
@@ -95,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ev.payload = body + 1;
         ev.payload_len = blen - 1;
         show_text(&b, m, 7, &ev);
-        show_json(&b, m, 7, &ev);
+        json_decref(ctl_dlq_show_json(m, 7, &ev));
     }
     ctl_buf_cleanup(&b);
     free(owner);

@@ -211,7 +211,8 @@ static int run(const char *const *args)
     for (int i = 0; args[i] != NULL && n < 23; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    const char *env[] = {C.url_env, C.home_env, out_env, NULL};
+    /* The gateway on a free port: 8080 may be another fleet's. */
+    const char *env[] = {C.url_env, C.home_env, out_env, "SAGA_GATEWAY_ADDR=127.0.0.1:0", NULL};
     OUT[0] = '\0';
     pid_t pid = tproc_spawn(argv, env, NULL);
     if (pid <= 0)

@@ -43,6 +43,11 @@ enum {
     EXIT_USAGE = 2,
 };
 
+/* The HTTP front door and web console: a client of the fleet, not a participant (it
+ * answers no saga.ctl.gateway.stats), started last, on SAGA_GATEWAY_ADDR or 8080. */
+#define GATEWAY "gateway"
+#define GATEWAY_ADDR "127.0.0.1:8080"
+
 /* The five of the saga, and the order history read model that sagactl trace asks. */
 static const char *const SERVICES[NSVC] = {"order",    "payment",      "inventory",
                                            "shipping", "notification", "history"};
@@ -53,8 +58,9 @@ static const char USAGE[] =
     "Usage: saga-fleet COMMAND [ARGS]   (deploy/fleet runs it)\n"
     "\n"
     "Runs a local saga fleet in the background: a nats-server with JetStream and the\n"
-    "services order, payment, inventory, shipping and notification, and history (the\n"
-    "order history read model).\n"
+    "services order, payment, inventory, shipping and notification, history (the\n"
+    "order history read model) and gateway (the HTTP order API and web console,\n"
+    "saga-gateway).\n"
     "\n"
     "Commands (each takes --help):\n"
     "  up [--cluster N] [--instances N|SVC=N,...] [--with NAME|PATH,...]\n"
@@ -80,6 +86,8 @@ static const char USAGE[] =
     "                  uses its host and free ports, and gives the services the list of\n"
     "                  its nodes' URLs)\n"
     "  SAGA_BUILD_DIR  build tree with services/saga-* (default: build/)\n"
+    "  SAGA_GATEWAY_ADDR  where the gateway listens (default " GATEWAY_ADDR ", or a free\n"
+    "                  port when 8080 is taken; :0 always a free one); status shows its URL\n"
     "\n"
     "Exit status: 0 on success, 1 on failure, 2 on bad usage.\n";
 
@@ -87,8 +95,9 @@ static const char USAGE_UP[] =
     "Usage: saga-fleet up [--cluster N] [--instances N|SVC=N[,...]] [--with NAME|PATH[,...]]...\n"
     "                     [--gate SVC=PARTICIPANT]...\n"
     "\n"
-    "Starts nats-server, waits until it answers, starts the six services and the\n"
-    "participants named by --with, and waits until each has logged event=ready (30 s).\n"
+    "Starts nats-server, waits until it answers, starts the six services, the\n"
+    "participants named by --with and the gateway (web console), and waits until each\n"
+    "has logged event=ready (30 s).\n"
     "A fleet that is already up is left alone; missing processes are started.\n"
     "\n"
     "  --cluster N   a JetStream cluster of N nodes (3 to 5), nats-1..nats-N, each with\n"
@@ -244,6 +253,8 @@ static void print_tail(const ctx *c, const char *name)
 
 static int is_default(const char *name)
 {
+    if (strcmp(name, GATEWAY) == 0)
+        return 1;
     for (int i = 0; i < NSVC; i++) {
         if (strcmp(SERVICES[i], name) == 0)
             return 1;
@@ -309,7 +320,7 @@ static int broker_missing(ctx *c, int nodes)
     return 0;
 }
 
-/* ---- up ------------------------------------------------------------------------ */
+/* ---- the gateway ------------------------------------------------------------------ */
 
 typedef struct participant {
     char name[64];      /* the process: the service, or one of its instances (payment-2) */
@@ -317,7 +328,47 @@ typedef struct participant {
     char instance[24];  /* SAGA_INSTANCE, "" for the only instance */
     char exe[PATH_CAP]; /* "": keep the spec the fleet has */
     int named;          /* by --with in this up */
+    char listen[64];    /* the gateway's --listen; "" for a participant */
 } participant;
+
+/* The gateway's process: saga-gateway from the build tree on SAGA_GATEWAY_ADDR, else
+ * on 8080 when that is free, else on a free port (it logs which). */
+static int gateway_proc(const ctx *c, participant *p)
+{
+    const char *addr = getenv("SAGA_GATEWAY_ADDR");
+
+    snprintf(p->name, sizeof p->name, "%s", GATEWAY);
+    snprintf(p->exe, sizeof p->exe, "%s/tools/gateway/saga-gateway", c->build);
+    p->named = 0;
+    if (addr != NULL && *addr != '\0') {
+        if (strchr(addr, ':') == NULL || strlen(addr) >= sizeof p->listen)
+            return usage_error("SAGA_GATEWAY_ADDR wants ADDR:PORT, not '%s'", addr);
+        snprintf(p->listen, sizeof p->listen, "%s", addr);
+    } else {
+        snprintf(p->listen, sizeof p->listen, "%s",
+                 fleet_port_in_use("127.0.0.1", 8080) ? "127.0.0.1:0" : GATEWAY_ADDR);
+    }
+    return 0;
+}
+
+/* The URL the gateway logged when it got ready (its last event=ready line), or "-". */
+static const char *gateway_url(ctx *c, char *buf, size_t cap)
+{
+    char tail[8192];
+    const char *url = NULL, *line = fleet_log_tail(c->f, GATEWAY, tail, sizeof tail);
+
+    for (const char *p = strstr(line, "event=ready"); p != NULL; p = strstr(p + 1, "event=ready"))
+        url = strstr(p, " url=");
+    if (url == NULL || !alive(c, GATEWAY)) {
+        snprintf(buf, cap, "-");
+        return buf;
+    }
+    url += 5;
+    snprintf(buf, cap, "%.*s", (int)strcspn(url, " \n"), url);
+    return buf;
+}
+
+/* ---- up ------------------------------------------------------------------------ */
 
 typedef struct gate {
     char svc[64];
@@ -380,8 +431,12 @@ static char *dupf(const char *fmt, ...)
 static int service_env(const ctx *c, const participant *p, const gate *gates, int ngates,
                        const char ***out)
 {
-    static const char *const OWN[] = {"SAGA_NATS_URL=",   "SAGA_DATA_DIR=", "NOTIF_SPOOL_DIR=",
-                                      "SAGA_GATES=",      "SAGA_INSTANCE=", "SAGA_PARTITIONS=",
+    static const char *const OWN[] = {"SAGA_NATS_URL=",
+                                      "SAGA_DATA_DIR=",
+                                      "NOTIF_SPOOL_DIR=",
+                                      "SAGA_GATES=",
+                                      "SAGA_INSTANCE=",
+                                      "SAGA_PARTITIONS=",
                                       NULL};
     const char *name = p->name;
     size_t n = 0, k = 0;
@@ -590,6 +645,9 @@ static int cmd_up(ctx *c, int argc, char **argv)
     status = default_procs(c, has_inst ? &inst : NULL, procs, &nprocs);
     if (status != 0)
         return status;
+    if (gateway_proc(c, &procs[nprocs]) != 0)
+        return EXIT_USAGE;
+    nprocs++;
     for (int i = 0; i < argc; i++) {
         const char *val = NULL;
         int is_with = 0;
@@ -664,6 +722,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
             procs[nprocs].instance[0] = '\0';
             procs[nprocs].exe[0] = '\0'; /* keeps its spec */
             procs[nprocs].named = 0;
+            procs[nprocs].listen[0] = '\0';
             nprocs++;
         }
     }
@@ -737,7 +796,9 @@ static int cmd_up(ctx *c, int argc, char **argv)
         if (procs[k].exe[0] != '\0') {
             if (service_env(c, &procs[k], gates, ngates, &env) != 0)
                 return fail("out of memory");
-            rc = fleet_add_proc(c->f, procs[k].name, procs[k].exe, NULL, env, err, sizeof err);
+            const char *const args[] = {"--listen", procs[k].listen, NULL};
+            rc = fleet_add_proc(c->f, procs[k].name, procs[k].exe,
+                                procs[k].listen[0] != '\0' ? args : NULL, env, err, sizeof err);
             free_env(env);
             if (rc != 0)
                 return fail("%s", err);
@@ -753,14 +814,17 @@ static int cmd_up(ctx *c, int argc, char **argv)
         }
         printf("%-12s pid %d  ready\n", procs[k].name, (int)pid_of(c, procs[k].name));
     }
+    char console[128];
     printf("fleet is up\n"
+           "  console %s   (saga-gateway: the web console and the order API)\n"
            "  NATS    %s (JetStream store %s/%s%s)\n"
            "  logs    %s/logs/<service>.log   (deploy/fleet logs SERVICE [-f])\n"
            "  data    %s/data/<service>/\n"
            "  mail    %s/mail\n"
            "  try     sagactl stock set A1 10\n"
            "          sagactl place --customer c1 --item A1:1:1000\n",
-           c->url, c->home, BROKER, nodes > 0 ? "-N" : "", c->home, c->home, c->home);
+           gateway_url(c, console, sizeof console), c->url, c->home, BROKER, nodes > 0 ? "-N" : "",
+           c->home, c->home, c->home);
     return 0;
 }
 
@@ -873,6 +937,7 @@ static int status_names(ctx *c, const char **names)
                 names[n++] = fleet_name(c->f, k);
         }
     }
+    names[n++] = GATEWAY;
     for (int i = 0; i < fleet_count(c->f) && n < MAX_PROCS; i++) {
         const char *name = fleet_name(c->f, i);
         int listed = fleet_is_broker(c->f, name);
@@ -991,10 +1056,10 @@ static int cmd_status(ctx *c, int argc, char **argv)
         pid_t pid = pid_of(c, names[i]);
         if (alive(c, names[i])) {
             state = "up";
-            if (!fleet_is_broker(c->f, names[i])) {
+            if (!fleet_is_broker(c->f, names[i]) && strcmp(names[i], GATEWAY) != 0) {
                 char subject[256];
-                stats = ask_json(nc, fleet_instance_stats_subject(c->f, names[i], subject,
-                                                                  sizeof subject));
+                stats = ask_json(
+                    nc, fleet_instance_stats_subject(c->f, names[i], subject, sizeof subject));
                 if (stats == NULL) {
                     state = "silent"; /* the process lives but does not answer */
                     rc = EXIT_FAIL;
@@ -1006,14 +1071,19 @@ static int cmd_status(ctx *c, int argc, char **argv)
         char parts[64];
         int broker = fleet_is_broker(c->f, names[i]) || strcmp(names[i], BROKER) == 0;
         json_array_append_new(
-            procs, json_pack("{s:s, s:o, s:s, s:s?, s:O?, s:O?}", "name", names[i], "pid",
-                             pid > 0 ? json_integer(pid) : json_null(), "state", state,
-                             "partitions",
-                             broker ? NULL
-                                    : fleet_instance_partitions(c->f, names[i], parts, sizeof parts),
-                             "processed", json_object_get(stats, "processed"), "pending",
-                             json_object_get(stats, "pending")));
+            procs,
+            json_pack("{s:s, s:o, s:s, s:s?, s:O?, s:O?}", "name", names[i], "pid",
+                      pid > 0 ? json_integer(pid) : json_null(), "state", state, "partitions",
+                      broker ? NULL
+                             : fleet_instance_partitions(c->f, names[i], parts, sizeof parts),
+                      "processed", json_object_get(stats, "processed"), "pending",
+                      json_object_get(stats, "pending")));
         json_decref(stats);
+        if (strcmp(names[i], GATEWAY) == 0) {
+            char url[128];
+            json_object_set_new(json_array_get(procs, json_array_size(procs) - 1), "url",
+                                json_string(gateway_url(c, url, sizeof url)));
+        }
     }
     add_joined(c, nc, names, n, procs);
     root = json_pack("{s:s, s:s, s:o}", "saga_home", c->home, "url", c->url, "processes", procs);
@@ -1030,6 +1100,7 @@ static int cmd_status(ctx *c, int argc, char **argv)
     } else {
         size_t i;
         json_t *p;
+        char url[128];
         printf("fleet at %s, %s\n%-14s %8s %-6s %-18s %10s %8s\n", c->home, c->url, "process",
                "pid", "state", "partitions", "processed", "pending");
         json_array_foreach(procs, i, p)
@@ -1044,6 +1115,7 @@ static int cmd_status(ctx *c, int argc, char **argv)
         }
         if (c->nodes > 0)
             print_leaders(json_object_get(root, "cluster"));
+        printf("console        %s\n", gateway_url(c, url, sizeof url));
     }
     json_decref(root);
     if (nc != NULL)

@@ -8,6 +8,7 @@
 
 #include "commands.pb-c.h"
 #include "ctl.h"
+#include "saga/wire.h"
 
 #define MAX_ITEMS 1000 /* the order service allows 100; this only bounds our memory */
 
@@ -35,6 +36,60 @@ static int send_command(ctl_conn *c, const char *cmd, const char *subject, const
     else
         ctl_err(cmd, "request on %s failed: %s", subject, natsStatus_GetText(s));
     return CTL_EXIT_UNREACHABLE;
+}
+
+int ctl_command(ctl_conn *c, const char *cmd, const char *subject, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(len ? len : 1);
+    natsMsg *m = NULL;
+    int rc = CTL_EXIT_FAIL;
+
+    *reply = NULL;
+    if (buf == NULL) {
+        ctl_err(cmd, "out of memory");
+        return CTL_EXIT_FAIL;
+    }
+    protobuf_c_message_pack(req, buf);
+    rc = send_command(c, cmd, subject, buf, len, &m);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    *reply = protobuf_c_message_unpack(reply_desc, NULL, (size_t)natsMsg_GetDataLength(m),
+                                       (const uint8_t *)natsMsg_GetData(m));
+    if (*reply == NULL) {
+        ctl_err(cmd, "the answer on %s does not decode", subject);
+        rc = CTL_EXIT_FAIL;
+    }
+out:
+    natsMsg_Destroy(m);
+    free(buf);
+    return rc;
+}
+
+int ctl_place(ctl_conn *c, const char *cmd, const Saga__V1__PlaceOrder *req,
+              Saga__V1__PlaceOrderReply **rep)
+{
+    /* To the order instance that owns the key's partition, so that a retry finds
+     * the first order (docs/scaling.md); the only instance answers all. */
+    char subject[160], any[24];
+    const char *key = req->idempotency_key;
+    if (key == NULL || key[0] == '\0') {
+        snprintf(any, sizeof(any), "%lld", (long long)ctl_now_ms());
+        key = any;
+    }
+    saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key, subject, sizeof(subject));
+    return ctl_command(c, cmd, subject, &req->base, &saga__v1__place_order_reply__descriptor,
+                       (ProtobufCMessage **)rep);
+}
+
+int ctl_cancel(ctl_conn *c, const char *cmd, const Saga__V1__CancelOrder *req,
+               Saga__V1__CommandReply **rep)
+{
+    char subject[160];
+    saga_routed_subject(SAGA_SUBJ_ORDER_CANCEL, req->order_id, subject, sizeof(subject));
+    return ctl_command(c, cmd, subject, &req->base, &saga__v1__command_reply__descriptor,
+                       (ProtobufCMessage **)rep);
 }
 
 /* Splits "SKU:QTY:UNIT_CENTS" (SKUs never contain ':'). text is modified:
@@ -90,8 +145,6 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     size_t nitems = 0;
     int json = 0, rc = CTL_EXIT_USAGE, opt;
     long long deadline = 0;
-    uint8_t *buf = NULL;
-    natsMsg *reply = NULL;
     Saga__V1__PlaceOrderReply *rep = NULL;
     ctl_conn c = {0};
 
@@ -173,36 +226,12 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     req.n_items = nitems;
     req.deadline_ms = deadline;
 
-    size_t len = saga__v1__place_order__get_packed_size(&req);
-    buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        ctl_err("place", "out of memory");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
-    saga__v1__place_order__pack(&req, buf);
     rc = ctl_connect(&c, "place", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    /* To the order instance that owns the key's partition, so that a retry
-     * finds the first order (docs/scaling.md); the only instance answers all. */
-    char subject[128], any[24];
-    snprintf(any, sizeof(any), "%lld", (long long)ctl_now_ms());
-    saga_routed_subject(SAGA_SUBJ_ORDER_PLACE,
-                        req.idempotency_key != NULL && req.idempotency_key[0] != '\0'
-                            ? req.idempotency_key
-                            : any,
-                        subject, sizeof(subject));
-    rc = send_command(&c, "place", subject, buf, len, &reply);
+    rc = ctl_place(&c, "place", &req, &rep);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rep = saga__v1__place_order_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                              (const uint8_t *)natsMsg_GetData(reply));
-    if (rep == NULL) {
-        ctl_err("place", "the order service's reply does not decode");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
     if (!rep->ok) {
         ctl_err("place", "refused: %s", *rep->error ? rep->error : "(no reason given)");
         rc = CTL_EXIT_FAIL;
@@ -223,9 +252,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     }
 out:
     saga__v1__place_order_reply__free_unpacked(rep, NULL);
-    natsMsg_Destroy(reply);
     ctl_disconnect(&c);
-    free(buf);
     for (size_t i = 0; i < nitems; i++)
         free(texts[i]);
     return rc;
@@ -247,8 +274,6 @@ int ctl_cmd_cancel(const char *url, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     Saga__V1__CancelOrder req = SAGA__V1__CANCEL_ORDER__INIT;
     Saga__V1__CommandReply *rep = NULL;
-    natsMsg *reply = NULL;
-    uint8_t *buf = NULL;
     int json = 0, rc = CTL_EXIT_USAGE, opt;
     ctl_conn c = {0};
 
@@ -282,29 +307,12 @@ int ctl_cmd_cancel(const char *url, int argc, char **argv)
         ctl_err("cancel", "'%s' is not an order id ([A-Za-z0-9_-]{1,64})", req.order_id);
         goto out;
     }
-    size_t len = saga__v1__cancel_order__get_packed_size(&req);
-    buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        ctl_err("cancel", "out of memory");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
-    saga__v1__cancel_order__pack(&req, buf);
     rc = ctl_connect(&c, "cancel", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    char subject[160];
-    saga_routed_subject(SAGA_SUBJ_ORDER_CANCEL, req.order_id, subject, sizeof(subject));
-    rc = send_command(&c, "cancel", subject, buf, len, &reply);
+    rc = ctl_cancel(&c, "cancel", &req, &rep);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rep = saga__v1__command_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                          (const uint8_t *)natsMsg_GetData(reply));
-    if (rep == NULL) {
-        ctl_err("cancel", "the order service's reply does not decode");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
     rc = rep->ok ? CTL_EXIT_OK : CTL_EXIT_FAIL;
     if (!rep->ok)
         ctl_err("cancel", "order %s: %s%s%s%s", req.order_id, *rep->error ? rep->error : "refused",
@@ -321,9 +329,7 @@ int ctl_cmd_cancel(const char *url, int argc, char **argv)
     }
 out:
     saga__v1__command_reply__free_unpacked(rep, NULL);
-    natsMsg_Destroy(reply);
     ctl_disconnect(&c);
-    free(buf);
     return rc;
 }
 
@@ -334,16 +340,30 @@ static const char stock_help[] =
     "(saga.cmd.inventory.stock.set|get). Prints available, held (reserved by\n"
     "orders not yet final) and committed (taken by confirmed orders).\n";
 
-int ctl_cmd_stock(const char *url, int argc, char **argv)
+int ctl_stock(ctl_conn *c, const char *cmd, const char *sku, long long qty,
+              Saga__V1__StockReply **rep)
 {
     Saga__V1__SetStock set = SAGA__V1__SET_STOCK__INIT;
     Saga__V1__GetStock get = SAGA__V1__GET_STOCK__INIT;
+    set.sku = get.sku = (char *)sku;
+    set.quantity = qty;
+    return ctl_command(c, cmd, qty >= 0 ? SAGA_SUBJ_STOCK_SET : SAGA_SUBJ_STOCK_GET,
+                       qty >= 0 ? &set.base : &get.base, &saga__v1__stock_reply__descriptor,
+                       (ProtobufCMessage **)rep);
+}
+
+json_t *ctl_stock_json(const Saga__V1__StockReply *rep)
+{
+    return json_pack("{s:o, s:I, s:I, s:I}", "sku", ctl_json_text(rep->sku), "available",
+                     (json_int_t)rep->available, "held", (json_int_t)rep->held, "committed",
+                     (json_int_t)rep->committed);
+}
+
+int ctl_cmd_stock(const char *url, int argc, char **argv)
+{
     Saga__V1__StockReply *rep = NULL;
-    natsMsg *reply = NULL;
-    uint8_t *buf = NULL;
-    size_t len;
-    int json = 0, rc, is_set;
-    long long qty = 0;
+    int json = 0, rc;
+    long long qty = -1;
     ctl_conn c = {0};
 
     rc = ctl_parse_opts("stock", stock_help, argc, argv, &url, &json, NULL);
@@ -352,14 +372,11 @@ int ctl_cmd_stock(const char *url, int argc, char **argv)
     rc = CTL_EXIT_USAGE;
     int nargs = argc - optind;
     if (nargs >= 1 && strcmp(argv[optind], "set") == 0 && nargs == 3) {
-        is_set = 1;
-        if (ctl_parse_ll(argv[optind + 2], 0, 1000000000000LL, &qty) != 0) {
+        if (ctl_parse_ll(argv[optind + 2], 0, CTL_STOCK_MAX, &qty) != 0) {
             ctl_err("stock", "bad QUANTITY '%s': want 0..10^12", argv[optind + 2]);
             goto out;
         }
-    } else if (nargs >= 1 && strcmp(argv[optind], "get") == 0 && nargs == 2) {
-        is_set = 0;
-    } else {
+    } else if (!(nargs >= 1 && strcmp(argv[optind], "get") == 0 && nargs == 2)) {
         ctl_err("stock", "want 'set SKU QUANTITY' or 'get SKU' (see sagactl stock --help)");
         goto out;
     }
@@ -368,49 +385,19 @@ int ctl_cmd_stock(const char *url, int argc, char **argv)
         ctl_err("stock", "bad SKU '%s'", sku);
         goto out;
     }
-    if (is_set) {
-        set.sku = (char *)sku;
-        set.quantity = qty;
-        len = saga__v1__set_stock__get_packed_size(&set);
-    } else {
-        get.sku = (char *)sku;
-        len = saga__v1__get_stock__get_packed_size(&get);
-    }
-    buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        ctl_err("stock", "out of memory");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
-    if (is_set)
-        saga__v1__set_stock__pack(&set, buf);
-    else
-        saga__v1__get_stock__pack(&get, buf);
     rc = ctl_connect(&c, "stock", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = send_command(&c, "stock",
-                      is_set ? "saga.cmd.inventory.stock.set" : "saga.cmd.inventory.stock.get", buf,
-                      len, &reply);
+    rc = ctl_stock(&c, "stock", sku, qty, &rep);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rep = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                        (const uint8_t *)natsMsg_GetData(reply));
-    if (rep == NULL) {
-        ctl_err("stock", "the inventory service's reply does not decode");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
     if (!rep->ok) {
         ctl_err("stock", "%s: %s", sku, *rep->error ? rep->error : "refused");
         rc = CTL_EXIT_FAIL;
         goto out;
     }
     if (json)
-        rc = ctl_print_json(
-            "stock", json_pack("{s:o, s:I, s:I, s:I}", "sku", ctl_json_text(rep->sku), "available",
-                               (json_int_t)rep->available, "held", (json_int_t)rep->held,
-                               "committed", (json_int_t)rep->committed));
+        rc = ctl_print_json("stock", ctl_stock_json(rep));
     else
         rc = printf("%s: available=%lld held=%lld committed=%lld\n", rep->sku,
                     (long long)rep->available, (long long)rep->held, (long long)rep->committed) < 0
@@ -418,8 +405,6 @@ int ctl_cmd_stock(const char *url, int argc, char **argv)
                  : CTL_EXIT_OK;
 out:
     saga__v1__stock_reply__free_unpacked(rep, NULL);
-    natsMsg_Destroy(reply);
     ctl_disconnect(&c);
-    free(buf);
     return rc;
 }

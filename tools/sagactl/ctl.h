@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <nats/nats.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,8 +40,18 @@ void ctl_sleep_ms(int64_t ms);
 /* Parses a whole decimal integer in [min, max]. 0 on success, -1 otherwise. */
 int ctl_parse_ll(const char *s, long long min, long long max, long long *out);
 
-/* Prints "sagactl CMD: message" on stderr. */
+/* Prints "PROGRAM CMD: message" on stderr (PROGRAM: sagactl unless set), or,
+ * while the calling thread captures messages, keeps it in the capture buffer
+ * instead (replacing what it held). */
 void ctl_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Names the executable in messages and in its NATS connection's name. Call
+ * once, before any thread starts; name must outlive the process. */
+void ctl_set_program(const char *name);
+const char *ctl_program(void);
+struct ctl_buf;
+/* From now on the calling thread's ctl_err messages go into b (NULL: to
+ * stderr again). saga-gateway answers a request with them. */
+void ctl_err_capture(struct ctl_buf *b);
 
 /* A growable NUL-terminated text buffer. Appends never fail visibly: on
  * out-of-memory the buffer sets oom and ignores further appends, so callers
@@ -97,7 +108,7 @@ void ctl_json_flatten(ctl_buf *b, json_t *j, const char *const *skip);
  * Returns ctl_print's code. */
 int ctl_print_json(const char *cmd, json_t *j);
 
-/* ---- main.c: the connection ---------------------------------------------------- */
+/* ---- conn.c: the connection ---------------------------------------------------- */
 
 typedef struct ctl_conn {
     const char *url;
@@ -275,12 +286,47 @@ int ctl_stream_read_msgs(ctl_conn *c, const char *cmd, const char *stream, const
 int ctl_stream_read(ctl_conn *c, const char *cmd, const char *filter, int progress,
                     ctl_stream_fn fn, void *udata, ctl_stream_result *res);
 
+/* ---- trace.c: one order's history ------------------------------------------------ */
+
+#define CTL_HISTORY_SUBJECT "saga.q.history.events"
+
+/* Asks the history read model for order id's events and calls fn for each
+ * (stored_ms 0); an event that does not decode counts in *bad. Returns 1 if
+ * the history answered (found or not), 0 if no history participant runs,
+ * -1 on a bad answer or when fn failed (the reason went to ctl_err for cmd). */
+int ctl_history_read(ctl_conn *c, const char *cmd, const char *id, ctl_stream_fn fn, void *udata,
+                     uint64_t *bad);
+
+/* Reads the events of order id (a valid order id): from the history read
+ * model, else, when no history participant runs, from its partition of
+ * SAGA_EVENTS (progress as ctl_stream_read), calling fn for each of the
+ * order's. *from_history says which answered. Returns CTL_EXIT_OK or an exit
+ * code after ctl_err for cmd. */
+int ctl_order_events(ctl_conn *c, const char *cmd, const char *id, int progress, ctl_stream_fn fn,
+                     void *udata, ctl_stream_result *res, int *from_history);
+
 /* ---- query.c: asking the participants ------------------------------------------- */
 
 /* Asks saga.ctl.<svc>.stats. On success *json is the reply (ctl_json_reply;
  * the caller releases it) and 0 is returned; -1 when the participant does
  * not answer within timeout_ms. */
 int ctl_service_stats(ctl_conn *c, const char *svc, int64_t timeout_ms, json_t **json);
+
+/* One order as every participant sees it (saga.q.<name>.order). */
+typedef struct ctl_order_view {
+    ctl_fleet fleet; /* rows: each participant's view of the order */
+    char state[32];  /* PENDING, CONFIRMED, CANCELLED; UNKNOWN without the order service */
+    char reason[64]; /* why it was cancelled */
+    int found;       /* -1: the order service did not answer */
+} ctl_order_view;
+
+/* Asks every participant of v->fleet (discovered already, ctl_fleet_discover)
+ * for order_id at once and fills v. 0, or -1 when the requests could not be
+ * sent. Release v->fleet with ctl_fleet_cleanup. */
+int ctl_order_view_load(ctl_conn *c, const char *order_id, ctl_order_view *v);
+/* {"order_id","state","reason","services":{NAME: its answer or "unavailable"}};
+ * the caller owns it. */
+json_t *ctl_order_view_json(const ctl_order_view *v, const char *order_id);
 
 /* A reply's payload (at most 64 KiB of it) as ctl_json_reply reads it. */
 json_t *ctl_reply_json(natsMsg *m);
@@ -298,6 +344,72 @@ typedef enum ctl_dlq_cause {
  * FAILED. Without a known cause (dead letters older than the header), by
  * its Saga-Reason as the runtime wrote it (loop.c). */
 ctl_dlq_cause ctl_dlq_classify(const char *cause, const char *reason);
+
+/* ---- commands.c: the commands of schemas/commands.proto ----------------------- */
+
+#define CTL_STOCK_MAX 1000000000000LL /* units of one SKU */
+
+/* Packs req, sends it on subject (retrying on timeout, CTL_COMMAND_ATTEMPTS
+ * times) and decodes the answer as reply_desc's message into *reply (the
+ * caller frees it with protobuf_c_message_free_unpacked; NULL unless
+ * CTL_EXIT_OK). CTL_EXIT_UNREACHABLE when nobody answers, CTL_EXIT_FAIL when
+ * the answer does not decode; the reason goes to ctl_err for cmd. */
+int ctl_command(ctl_conn *c, const char *cmd, const char *subject, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply);
+struct Saga__V1__PlaceOrder;
+struct Saga__V1__PlaceOrderReply;
+struct Saga__V1__CancelOrder;
+struct Saga__V1__CommandReply;
+/* Places an order, or cancels one, with the order instance that owns it: a place
+ * goes to the partition of its idempotency key (any partition without one), a
+ * cancel to the order id's (ctl_command's returns). */
+int ctl_place(ctl_conn *c, const char *cmd, const struct Saga__V1__PlaceOrder *req,
+              struct Saga__V1__PlaceOrderReply **rep);
+int ctl_cancel(ctl_conn *c, const char *cmd, const struct Saga__V1__CancelOrder *req,
+               struct Saga__V1__CommandReply **rep);
+struct Saga__V1__StockReply;
+/* Sets SKU's stock to qty, or reads it when qty < 0 (ctl_command's returns). */
+int ctl_stock(ctl_conn *c, const char *cmd, const char *sku, long long qty,
+              struct Saga__V1__StockReply **rep);
+/* {"sku","available","held","committed"}; the caller owns it. */
+json_t *ctl_stock_json(const struct Saga__V1__StockReply *rep);
+
+/* ---- faults.c: fault plans (saga.ctl.<name>.faults) ------------------------------ */
+
+#define CTL_PLAN_MAX 1000 /* the runtime refuses longer plans; fail before sending */
+
+/* Sends spec ("" reads the plan; "k=v k=v", "clear k=v" changes it) to the
+ * participant svc. On CTL_EXIT_OK *reply is its answer (the caller releases
+ * it), which may still say ok:false; else an exit code after ctl_err. */
+int ctl_faults_ask(ctl_conn *c, const char *cmd, const char *svc, const char *spec, json_t **reply);
+/* 0 when the reply says ok:true; else -1 after ctl_err of the participant's error. */
+int ctl_faults_ok(const char *cmd, const char *svc, json_t *reply);
+/* Appends the injected settings of a participant's reply ("none" for an
+ * empty plan), or the reply itself when it holds no plan. */
+void ctl_faults_text(ctl_buf *b, json_t *reply);
+
+/* ---- dlq.c: reading, replaying and purging dead letters -------------------------- */
+
+#define CTL_DLQ_MAX_REPLAYS 3 /* replays of one message before replay refuses it */
+
+/* One dead letter as dlq list --json shows it; the caller owns it. */
+json_t *ctl_dlq_entry_json(natsMsg *m, uint64_t seq, int64_t time_ns);
+/* One dead letter in full, as dlq show --json shows it (ev: the message
+ * decoded as an event, or NULL); the caller owns it. */
+json_t *ctl_dlq_show_json(natsMsg *m, uint64_t seq, const saga_event *ev);
+/* Reads dead letter seq. Returns CTL_EXIT_OK with *m set (the caller
+ * destroys it), or an exit code after ctl_err. */
+int ctl_dlq_get(ctl_conn *c, uint64_t seq, natsMsg **m);
+/* Replays dead letter seq onto its original subject, with Saga-Replays
+ * counting this replay and a message id of its own (replaying twice within
+ * the broker's duplicate window publishes once), then deletes it unless
+ * keep. One that came back max_replays times already is refused: replaying
+ * it again would only loop. On success a sentence goes into said. Returns an
+ * exit code; the reason of a failure goes to ctl_err. */
+int ctl_dlq_replay(ctl_conn *c, uint64_t seq, long long max_replays, int keep, ctl_buf *said);
+/* Purges SAGA_DLQ (subjects matching filter; NULL: all), which held before
+ * messages there, and sets *purged to how many went. Returns js_PurgeStream's status. */
+natsStatus ctl_dlq_purge(ctl_conn *c, const char *filter, uint64_t before, uint64_t *purged);
 
 /* ---- subcommands: argv[0] is the subcommand's name; url the global --url --------- */
 

@@ -15,7 +15,6 @@
 #include "saga/wire.h"
 
 #define MAX_REPLAY 100000     /* bounds --all */
-#define DEFAULT_MAX_REPLAYS 3 /* replays of one message before replay refuses it */
 #define HDR_REPLAYS "Saga-Replays"
 #define HEX_BYTES 64 /* shown of a message that is not an event */
 
@@ -78,42 +77,55 @@ typedef struct dlq_list {
     size_t nseqs, cap;
 } dlq_list;
 
-static void add_line(dlq_list *l, natsMsg *m, uint64_t seq, int64_t time_ns)
+json_t *ctl_dlq_entry_json(natsMsg *m, uint64_t seq, int64_t time_ns)
 {
     saga_event ev;
     void *owner = NULL;
     int decoded =
         saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                           &ev, &owner, NULL, 0) == SAGA_OK;
-    long long deliveries = 0, replays = replays_of(m);
+    long long deliveries = 0;
     ctl_parse_ll(header(m, "Saga-Deliveries"), 0, 1000000, &deliveries);
-    int64_t ms = time_ns / 1000000;
+    json_t *j = json_pack("{s:I, s:I, s:o, s:I, s:I, s:o, s:o, s:o}", "seq", (json_int_t)seq,
+                          "time_unix_ms", (json_int_t)(time_ns / 1000000), "service",
+                          ctl_json_text(header(m, "Saga-Service")), "deliveries",
+                          (json_int_t)deliveries, "replays", (json_int_t)replays_of(m), "subject",
+                          ctl_json_text(header(m, "Saga-Subject")), "reason",
+                          ctl_json_text(header(m, "Saga-Reason")), "event",
+                          decoded ? ctl_event_json(&ev, 0, NULL) : json_null());
+    free(owner);
+    return j;
+}
+
+static void add_line(dlq_list *l, natsMsg *m, uint64_t seq, int64_t time_ns)
+{
+    saga_event ev;
+    void *owner = NULL;
     ctl_buf *b = &l->out;
     if (l->json) {
-        json_t *j = json_pack("{s:I, s:I, s:o, s:I, s:I, s:o, s:o, s:o}", "seq", (json_int_t)seq,
-                              "time_unix_ms", (json_int_t)ms, "service",
-                              ctl_json_text(header(m, "Saga-Service")), "deliveries",
-                              (json_int_t)deliveries, "replays", (json_int_t)replays, "subject",
-                              ctl_json_text(header(m, "Saga-Subject")), "reason",
-                              ctl_json_text(header(m, "Saga-Reason")), "event",
-                              decoded ? ctl_event_json(&ev, 0, NULL) : json_null());
+        json_t *j = ctl_dlq_entry_json(m, seq, time_ns);
         ctl_buf_puts(b, l->n == 0 ? "[\n  " : ",\n  ");
         ctl_buf_json(b, j);
         json_decref(j);
-    } else {
-        char when[32];
-        local_time(ms, when, sizeof(when));
-        ctl_buf_printf(b, "#%llu  %s  %s  deliveries=%lld", (unsigned long long)seq, when,
-                       header(m, "Saga-Service"), deliveries);
-        if (replays != 0)
-            ctl_buf_printf(b, "  replays=%lld", replays);
-        ctl_buf_printf(b, "  %s\n", header(m, "Saga-Subject"));
-        if (decoded)
-            ctl_buf_printf(b, "    event %s %s of order %s\n", ev.event_id, ev.type, ev.order_id);
-        else
-            ctl_buf_printf(b, "    not a valid event (%d bytes)\n", natsMsg_GetDataLength(m));
-        ctl_buf_printf(b, "    reason: %s\n", header(m, "Saga-Reason"));
+        return;
     }
+    int decoded =
+        saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                          &ev, &owner, NULL, 0) == SAGA_OK;
+    long long deliveries = 0, replays = replays_of(m);
+    ctl_parse_ll(header(m, "Saga-Deliveries"), 0, 1000000, &deliveries);
+    char when[32];
+    local_time(time_ns / 1000000, when, sizeof(when));
+    ctl_buf_printf(b, "#%llu  %s  %s  deliveries=%lld", (unsigned long long)seq, when,
+                   header(m, "Saga-Service"), deliveries);
+    if (replays != 0)
+        ctl_buf_printf(b, "  replays=%lld", replays);
+    ctl_buf_printf(b, "  %s\n", header(m, "Saga-Subject"));
+    if (decoded)
+        ctl_buf_printf(b, "    event %s %s of order %s\n", ev.event_id, ev.type, ev.order_id);
+    else
+        ctl_buf_printf(b, "    not a valid event (%d bytes)\n", natsMsg_GetDataLength(m));
+    ctl_buf_printf(b, "    reason: %s\n", header(m, "Saga-Reason"));
     free(owner);
 }
 
@@ -146,9 +158,7 @@ static int on_dead_letter(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata
     return 0;
 }
 
-/* Reads one dead letter by its sequence. Returns CTL_EXIT_OK with *m set
- * (the caller destroys it), or an exit code after saying why. */
-static int get_dead_letter(ctl_conn *c, uint64_t seq, natsMsg **m)
+int ctl_dlq_get(ctl_conn *c, uint64_t seq, natsMsg **m)
 {
     jsErrCode jerr = 0;
     natsStatus s = js_GetMsg(m, c->js, CTL_DLQ_STREAM, seq, NULL, &jerr);
@@ -214,7 +224,7 @@ static json_t *headers_json(natsMsg *m)
     return o;
 }
 
-static void show_json(ctl_buf *b, natsMsg *m, uint64_t seq, const saga_event *ev)
+json_t *ctl_dlq_show_json(natsMsg *m, uint64_t seq, const saga_event *ev)
 {
     const unsigned char *data = (const unsigned char *)natsMsg_GetData(m);
     size_t len = (size_t)natsMsg_GetDataLength(m);
@@ -236,9 +246,7 @@ static void show_json(ctl_buf *b, natsMsg *m, uint64_t seq, const saga_event *ev
         json_object_set_new(j, "head_hex", ctl_json_text(ctl_buf_str(&hex)));
         ctl_buf_cleanup(&hex);
     }
-    ctl_buf_json(b, j);
-    ctl_buf_puts(b, "\n");
-    json_decref(j);
+    return j;
 }
 
 static void show_text(ctl_buf *b, natsMsg *m, uint64_t seq, const saga_event *ev)
@@ -303,16 +311,19 @@ static int show_one(ctl_conn *c, uint64_t seq, int json)
     saga_event ev;
     void *owner = NULL;
     ctl_buf b;
-    int rc = get_dead_letter(c, seq, &m);
+    int rc = ctl_dlq_get(c, seq, &m);
     if (rc != CTL_EXIT_OK)
         return rc;
     int decoded =
         saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                           &ev, &owner, NULL, 0) == SAGA_OK;
     ctl_buf_init(&b);
-    if (json)
-        show_json(&b, m, seq, decoded ? &ev : NULL);
-    else
+    if (json) {
+        json_t *j = ctl_dlq_show_json(m, seq, decoded ? &ev : NULL);
+        ctl_buf_json(&b, j);
+        ctl_buf_puts(&b, "\n");
+        json_decref(j);
+    } else
         show_text(&b, m, seq, decoded ? &ev : NULL);
     if (ctl_buf_ok(&b)) {
         fputs(ctl_buf_str(&b), stdout);
@@ -326,12 +337,7 @@ static int show_one(ctl_conn *c, uint64_t seq, int json)
     return rc;
 }
 
-/* Replays one dead letter: the original bytes onto the original subject,
- * with Saga-Replays counting this replay and a message id of its own, so that
- * replaying the same dead letter twice within the broker's duplicate window
- * publishes once. Then deletes it unless keep. A message that came back
- * max_replays times already is refused: replaying it again would only loop. */
-static int replay_one(ctl_conn *c, uint64_t seq, long long max_replays, int keep)
+int ctl_dlq_replay(ctl_conn *c, uint64_t seq, long long max_replays, int keep, ctl_buf *said)
 {
     natsMsg *m = NULL, *out = NULL;
     jsPubAck *pa = NULL;
@@ -339,7 +345,7 @@ static int replay_one(ctl_conn *c, uint64_t seq, long long max_replays, int keep
     jsErrCode jerr = 0;
     char msg_id[64], count[32];
 
-    int rc = get_dead_letter(c, seq, &m);
+    int rc = ctl_dlq_get(c, seq, &m);
     if (rc != CTL_EXIT_OK)
         goto out;
     rc = CTL_EXIT_FAIL;
@@ -385,9 +391,9 @@ static int replay_one(ctl_conn *c, uint64_t seq, long long max_replays, int keep
         rc = CTL_EXIT_UNREACHABLE;
         goto out;
     }
-    printf("#%llu replayed to %s (replay %lld of at most %lld)%s\n", (unsigned long long)seq,
-           subject, n + 1, max_replays,
-           pa->Duplicate ? " (already replayed recently: not published again)" : "");
+    ctl_buf_printf(said, "#%llu replayed to %s (replay %lld of at most %lld)%s\n",
+                   (unsigned long long)seq, subject, n + 1, max_replays,
+                   pa->Duplicate ? " (already replayed recently: not published again)" : "");
     if (!keep) {
         s = js_DeleteMsg(c->js, CTL_DLQ_STREAM, seq, NULL, &jerr);
         if (s != NATS_OK) {
@@ -404,6 +410,17 @@ out:
     return rc;
 }
 
+/* Replays one dead letter and says so on stdout. */
+static int replay_print(ctl_conn *c, uint64_t seq, long long max_replays, int keep)
+{
+    ctl_buf said;
+    ctl_buf_init(&said);
+    int rc = ctl_dlq_replay(c, seq, max_replays, keep, &said);
+    fputs(ctl_buf_str(&said), stdout);
+    ctl_buf_cleanup(&said);
+    return rc;
+}
+
 /* Asks before a purge when a person is there to answer. Returns 1 for yes. */
 static int confirm(const char *what, uint64_t n)
 {
@@ -417,13 +434,31 @@ static int confirm(const char *what, uint64_t n)
     return strcmp(line, "y") == 0 || strcmp(line, "Y") == 0 || strcmp(line, "yes") == 0;
 }
 
-static int purge(ctl_conn *c, const char *service, const char *filter, int yes)
+natsStatus ctl_dlq_purge(ctl_conn *c, const char *filter, uint64_t before, uint64_t *purged)
 {
-    uint64_t before = 0, after = 0;
+    uint64_t after = 0;
     int missing = 0;
-    char what[96];
     jsOptions o;
     jsErrCode jerr = 0;
+
+    jsOptions_Init(&o);
+    o.Stream.Purge.Subject = filter;
+    natsStatus s = js_PurgeStream(c->js, CTL_DLQ_STREAM, &o, &jerr);
+    if (s != NATS_OK)
+        return s;
+    /* The purge reply does not say how many went; counting again does. */
+    if (ctl_stream_count(c, "dlq", CTL_DLQ_STREAM, filter, &after, &missing) != CTL_EXIT_OK)
+        after = 0;
+    *purged = before > after ? before - after : 0;
+    return NATS_OK;
+}
+
+static int purge(ctl_conn *c, const char *service, const char *filter, int yes)
+{
+    uint64_t before = 0, purged = 0;
+    int missing = 0;
+    char what[96];
+    natsStatus s;
 
     if (service != NULL)
         snprintf(what, sizeof(what), "subject %s", filter);
@@ -441,20 +476,13 @@ static int purge(ctl_conn *c, const char *service, const char *filter, int yes)
         ctl_err("dlq", "not purged");
         return CTL_EXIT_FAIL;
     }
-    jsOptions_Init(&o);
-    if (service != NULL)
-        o.Stream.Purge.Subject = filter;
-    natsStatus s = js_PurgeStream(c->js, CTL_DLQ_STREAM, &o, &jerr);
+    s = ctl_dlq_purge(c, service != NULL ? filter : NULL, before, &purged);
     if (s != NATS_OK) {
         ctl_err("dlq", "purge of %s failed: %s", what, natsStatus_GetText(s));
         return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ? CTL_EXIT_UNREACHABLE : CTL_EXIT_FAIL;
     }
-    /* The purge reply does not say how many went; counting again does. */
-    if (ctl_stream_count(c, "dlq", CTL_DLQ_STREAM, service != NULL ? filter : NULL, &after,
-                         &missing) != CTL_EXIT_OK)
-        after = 0;
-    printf("purged %llu dead letter%s (%s)\n", (unsigned long long)(before - after),
-           before - after == 1 ? "" : "s", what);
+    printf("purged %llu dead letter%s (%s)\n", (unsigned long long)purged, purged == 1 ? "" : "s",
+           what);
     return CTL_EXIT_OK;
 }
 
@@ -492,7 +520,7 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int all = 0, keep = 0, yes = 0, opt, rc;
-    long long max_replays = DEFAULT_MAX_REPLAYS;
+    long long max_replays = CTL_DLQ_MAX_REPLAYS;
     const char *service = NULL, *only = NULL;
     char filter[64];
     dlq_list l;
@@ -630,14 +658,14 @@ int ctl_cmd_dlq(const char *url, int argc, char **argv)
     int failed = 0;
     if (all) {
         for (size_t i = 0; i < l.nseqs; i++)
-            failed |= replay_one(&c, l.seqs[i], max_replays, keep) != CTL_EXIT_OK;
+            failed |= replay_print(&c, l.seqs[i], max_replays, keep) != CTL_EXIT_OK;
         if (l.nseqs == 0)
             printf("no dead letters to replay\n");
     } else {
         for (int i = optind; i < argc; i++) {
             long long seq = 0;
             if (ctl_parse_ll(argv[i], 1, INT64_MAX, &seq) == 0)
-                failed |= replay_one(&c, (uint64_t)seq, max_replays, keep) != CTL_EXIT_OK;
+                failed |= replay_print(&c, (uint64_t)seq, max_replays, keep) != CTL_EXIT_OK;
         }
     }
     rc = failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;

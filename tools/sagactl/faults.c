@@ -10,7 +10,6 @@
 #include "ctl.h"
 #include "saga/wire.h"
 
-#define PLAN_MAX 1000 /* the runtime refuses longer plans; fail before sending */
 
 /* What an empty plan holds (runtime/src/faults.c, saga__faults_init): the
  * text view leaves these out, so a line shows only what was injected.
@@ -63,9 +62,7 @@ static int is_default(const char *key, const json_t *v)
     return json_is_number(v) && end != want && *end == '\0' && json_number_value(v) == w;
 }
 
-/* Appends the injected settings of a participant's reply ("none" for an
- * empty plan), or the reply itself when it holds no plan. */
-static void add_plan_text(ctl_buf *b, json_t *reply)
+void ctl_faults_text(ctl_buf *b, json_t *reply)
 {
     json_t *plan = json_object_get(reply, "faults"), *v;
     const char *key;
@@ -99,9 +96,7 @@ static int open_fleet(ctl_conn *c, ctl_fleet *f, const char *cmd, const char *ur
     return rc;
 }
 
-/* Sends spec ("" reads the plan) to one participant. On CTL_EXIT_OK *reply
- * is its answer (the caller releases it), which may still say ok:false. */
-static int ask_one(ctl_conn *c, const char *cmd, const char *svc, const char *spec, json_t **reply)
+int ctl_faults_ask(ctl_conn *c, const char *cmd, const char *svc, const char *spec, json_t **reply)
 {
     char subject[128];
     natsMsg *m = NULL;
@@ -123,8 +118,7 @@ static int ask_one(ctl_conn *c, const char *cmd, const char *svc, const char *sp
     return CTL_EXIT_OK;
 }
 
-/* 0 when the reply says ok:true; else prints the participant's error for cmd. */
-static int reply_ok(const char *cmd, const char *svc, json_t *reply)
+int ctl_faults_ok(const char *cmd, const char *svc, json_t *reply)
 {
     const char *err = json_string_value(json_object_get(reply, "error"));
     if (json_is_true(json_object_get(reply, "ok")))
@@ -228,18 +222,18 @@ int ctl_cmd_inject(const char *url, int argc, char **argv)
         ctl_buf_puts(&spec, argv[i]);
     }
 
-    if (spec.len > PLAN_MAX) {
-        ctl_err("inject", "the plan is too long (%zu bytes, at most %d)", spec.len, PLAN_MAX);
+    if (spec.len > CTL_PLAN_MAX) {
+        ctl_err("inject", "the plan is too long (%zu bytes, at most %d)", spec.len, CTL_PLAN_MAX);
         rc = CTL_EXIT_USAGE;
         goto out;
     }
     rc = open_fleet(&c, &f, "inject", url, svc);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = ask_one(&c, "inject", svc, ctl_buf_str(&spec), &reply);
+    rc = ctl_faults_ask(&c, "inject", svc, ctl_buf_str(&spec), &reply);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = reply_ok("inject", svc, reply) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+    rc = ctl_faults_ok("inject", svc, reply) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
     for (int i = optind; rc == CTL_EXIT_OK && i < argc; i++)
         note_business_key(svc, argv[i]);
     if (json) {
@@ -247,7 +241,7 @@ int ctl_cmd_inject(const char *url, int argc, char **argv)
         ctl_buf_puts(&out, "\n");
     } else if (rc == CTL_EXIT_OK) {
         ctl_buf_printf(&out, "%s: ", svc);
-        add_plan_text(&out, reply);
+        ctl_faults_text(&out, reply);
         ctl_buf_puts(&out, "\n");
     }
     if (ctl_print("inject", &out) != CTL_EXIT_OK)
@@ -290,7 +284,7 @@ static void add_plans(ctl_buf *b, const ctl_fleet *f, int json)
     for (size_t i = 0; i < f->n; i++) {
         ctl_buf_printf(b, "%-13s ", f->names[i]);
         if (f->replies[i] != NULL)
-            add_plan_text(b, f->replies[i]);
+            ctl_faults_text(b, f->replies[i]);
         else
             ctl_buf_puts(b, "unavailable");
         ctl_buf_puts(b, "\n");
@@ -328,10 +322,10 @@ int ctl_cmd_faults(const char *url, int argc, char **argv)
     if (rc != CTL_EXIT_OK)
         goto out;
     if (svc != NULL) {
-        rc = ask_one(&c, "faults", svc, "", &reply);
+        rc = ctl_faults_ask(&c, "faults", svc, "", &reply);
         if (rc != CTL_EXIT_OK)
             goto out;
-        if (reply_ok("faults", svc, reply) != 0) {
+        if (ctl_faults_ok("faults", svc, reply) != 0) {
             rc = CTL_EXIT_FAIL;
             goto out;
         }
@@ -339,7 +333,7 @@ int ctl_cmd_faults(const char *url, int argc, char **argv)
             ctl_buf_json(&out, reply);
         } else {
             ctl_buf_printf(&out, "%-13s ", svc);
-            add_plan_text(&out, reply);
+            ctl_faults_text(&out, reply);
         }
         ctl_buf_puts(&out, "\n");
     } else {

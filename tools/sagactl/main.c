@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "fleet.h"
 
 typedef int (*cmd_fn)(const char *url, int argc, char **argv);
 
@@ -90,104 +89,4 @@ int main(int argc, char **argv)
     }
     ctl_err(NULL, "unknown command '%s' (see sagactl --help)", argv[i]);
     return CTL_EXIT_USAGE;
-}
-
-/* Reports asynchronous errors (a slow consumer in watch, mostly) that cnats
- * would otherwise drop silently. Runs on a cnats thread. */
-static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
-{
-    (void)nc;
-    (void)sub;
-    (void)closure;
-    fprintf(stderr, "sagactl: NATS: %s\n", natsStatus_GetText(err));
-}
-
-int ctl_connect(ctl_conn *c, const char *cmd, const char *url, int64_t wait_ms, int reconnect)
-{
-    natsOptions *o = NULL;
-    natsStatus s;
-    int64_t deadline = ctl_now_ms() + (wait_ms > 0 ? wait_ms : 0);
-    int rc = CTL_EXIT_UNREACHABLE;
-
-    memset(c, 0, sizeof(*c));
-    c->url = url;
-    s = natsOptions_Create(&o);
-    if (s == NATS_OK)
-        s = fleet_set_servers(o, url); /* one server, or a cluster's nodes */
-    if (s == NATS_OK)
-        s = natsOptions_SetName(o, "sagactl");
-    if (s == NATS_OK)
-        s = natsOptions_SetTimeout(o, CTL_CONNECT_TIMEOUT_MS);
-    if (s == NATS_OK)
-        s = natsOptions_SetErrorHandler(o, on_async_error, NULL);
-    if (s == NATS_OK && reconnect) {
-        s = natsOptions_SetMaxReconnect(o, -1);
-        if (s == NATS_OK)
-            s = natsOptions_SetReconnectWait(o, 250);
-    } else if (s == NATS_OK) {
-        s = natsOptions_SetAllowReconnect(o, false);
-    }
-    if (s != NATS_OK) {
-        ctl_err(cmd, "bad NATS URL '%s': %s", url, natsStatus_GetText(s));
-        rc = CTL_EXIT_USAGE;
-        goto out;
-    }
-    for (;;) {
-        s = natsConnection_Connect(&c->nc, o);
-        if (s == NATS_OK || ctl_now_ms() + CTL_POLL_MS > deadline)
-            break;
-        ctl_sleep_ms(CTL_POLL_MS);
-    }
-    if (s != NATS_OK) {
-        ctl_err(cmd, "cannot reach NATS at %s: %s", url, natsStatus_GetText(s));
-        goto out;
-    }
-    s = natsConnection_JetStream(&c->js, c->nc, NULL);
-    if (s != NATS_OK) {
-        ctl_err(cmd, "NATS at %s: no JetStream context: %s", url, natsStatus_GetText(s));
-        natsConnection_Destroy(c->nc);
-        c->nc = NULL;
-        goto out;
-    }
-    rc = CTL_EXIT_OK;
-out:
-    natsOptions_Destroy(o);
-    return rc;
-}
-
-void ctl_disconnect(ctl_conn *c)
-{
-    jsCtx_Destroy(c->js);
-    if (c->nc != NULL) {
-        natsConnection_Close(c->nc);
-        natsConnection_Destroy(c->nc);
-    }
-    c->js = NULL;
-    c->nc = NULL;
-}
-
-natsStatus ctl_request(ctl_conn *c, const char *subject, const void *data, size_t len,
-                       int64_t timeout_ms, natsMsg **reply)
-{
-    /* The server's default max_payload; requests are tiny, this only
-     * guards the int conversion cnats wants. */
-    if (len > 1024 * 1024)
-        return NATS_MAX_PAYLOAD;
-    return natsConnection_Request(reply, c->nc, subject, data, (int)len, timeout_ms);
-}
-
-void ctl_inbox_close(natsSubscription *sub, natsInbox *inbox)
-{
-    if (sub != NULL) {
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-    }
-    natsInbox_Destroy(inbox);
-}
-
-natsStatus ctl_next_msg(natsSubscription *sub, int64_t deadline, natsMsg **m)
-{
-    int64_t left = deadline - ctl_now_ms();
-    *m = NULL;
-    return left > 0 ? natsSubscription_NextMsg(m, sub, left) : NATS_TIMEOUT;
 }

@@ -41,19 +41,12 @@ static const char get_help[] =
     "order service does not answer. --json prints\n"
     "{\"order_id\":..,\"state\":..,\"reason\":..,\"services\":{\"order\":{..},..}}.\n";
 
-typedef struct order_view {
-    ctl_fleet fleet; /* rows: each participant's view of the order */
-    char state[32];  /* PENDING, CONFIRMED, CANCELLED; UNKNOWN without the order service */
-    char reason[64]; /* why it was cancelled */
-    int found;       /* -1: the order service did not answer */
-} order_view;
-
-static int view_final(const order_view *v)
+static int view_final(const ctl_order_view *v)
 {
     return strcmp(v->state, "CONFIRMED") == 0 || strcmp(v->state, "CANCELLED") == 0;
 }
 
-static int view_load(ctl_conn *c, const char *order_id, order_view *v)
+int ctl_order_view_load(ctl_conn *c, const char *order_id, ctl_order_view *v)
 {
     if (ctl_fleet_ask(&v->fleet, c, SAGA_SUBJ_QUERY_FMT, "order", order_id) != 0)
         return -1;
@@ -75,21 +68,25 @@ static int view_load(ctl_conn *c, const char *order_id, order_view *v)
     return 0;
 }
 
-static int view_print(const order_view *v, const char *order_id, int json)
+json_t *ctl_order_view_json(const ctl_order_view *v, const char *order_id)
+{
+    const ctl_fleet *f = &v->fleet;
+    json_t *services = json_object();
+    for (size_t i = 0; i < f->n; i++)
+        json_object_set_new(services, f->names[i],
+                            f->replies[i] != NULL ? json_incref(f->replies[i])
+                                                  : json_string("unavailable"));
+    return json_pack("{s:o, s:o, s:o, s:o}", "order_id", ctl_json_text(order_id), "state",
+                     ctl_json_text(v->state), "reason",
+                     ctl_json_text(v->reason[0] ? v->reason : NULL), "services", services);
+}
+
+static int view_print(const ctl_order_view *v, const char *order_id, int json)
 {
     static const char *const skip[] = {"service", "order_id", NULL};
     const ctl_fleet *f = &v->fleet;
-    if (json) {
-        json_t *services = json_object();
-        for (size_t i = 0; i < f->n; i++)
-            json_object_set_new(services, f->names[i],
-                                f->replies[i] != NULL ? json_incref(f->replies[i])
-                                                      : json_string("unavailable"));
-        return ctl_print_json(
-            "get", json_pack("{s:o, s:o, s:o, s:o}", "order_id", ctl_json_text(order_id), "state",
-                             ctl_json_text(v->state), "reason",
-                             ctl_json_text(v->reason[0] ? v->reason : NULL), "services", services));
-    }
+    if (json)
+        return ctl_print_json("get", ctl_order_view_json(v, order_id));
     ctl_buf b;
     ctl_buf_init(&b);
     ctl_buf_printf(&b, "order %s: %s", order_id, v->state);
@@ -113,7 +110,7 @@ int ctl_cmd_get(const char *url, int argc, char **argv)
 {
     int json = 0, rc, waiting;
     long long wait_s = -1;
-    order_view v;
+    ctl_order_view v;
     ctl_conn c = {0};
 
     memset(&v, 0, sizeof(v));
@@ -140,7 +137,7 @@ int ctl_cmd_get(const char *url, int argc, char **argv)
         goto out;
     int64_t deadline = ctl_now_ms() + wait_s * 1000;
     for (;;) {
-        if (view_load(&c, id, &v) != 0) {
+        if (ctl_order_view_load(&c, id, &v) != 0) {
             ctl_err("get", "cannot send the queries: connection to %s lost", url);
             rc = CTL_EXIT_UNREACHABLE;
             goto out;

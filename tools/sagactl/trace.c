@@ -31,7 +31,6 @@ typedef struct trace_state {
     int64_t first_ms;
     char final_state[16];
     char reason[64];
-    const char *order; /* read from the stream: the partition holds other orders too */
     ctl_buf out;
 } trace_state;
 
@@ -39,8 +38,6 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
 {
     trace_state *t = udata;
     (void)stored_ms;
-    if (t->order != NULL && strcmp(ev->order_id, t->order) != 0)
-        return 0;
     if (t->n == 0)
         t->first_ms = ev->time_ms;
     int64_t offset = ev->time_ms - t->first_ms;
@@ -93,16 +90,11 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
     return 0;
 }
 
-#define HISTORY_SUBJECT "saga.q.history.events"
-
-/* Asks the history read model for the order's events and feeds each to
- * on_trace_event. Returns 1 if the history answered (found or not), 0 if no
- * history participant runs (the caller reads the stream instead), -1 on a
- * bad answer. */
-static int trace_from_history(ctl_conn *c, const char *id, trace_state *t, uint64_t *bad)
+int ctl_history_read(ctl_conn *c, const char *cmd, const char *id, ctl_stream_fn fn, void *udata,
+                     uint64_t *bad)
 {
     natsMsg *reply = NULL;
-    natsStatus s = ctl_request(c, HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
+    natsStatus s = ctl_request(c, CTL_HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
     if (s != NATS_OK) {
         natsMsg_Destroy(reply);
         return 0;
@@ -111,7 +103,7 @@ static int trace_from_history(ctl_conn *c, const char *id, trace_state *t, uint6
         NULL, (size_t)natsMsg_GetDataLength(reply), (const uint8_t *)natsMsg_GetData(reply));
     natsMsg_Destroy(reply);
     if (h == NULL) {
-        ctl_err("trace", "the history participant's answer does not decode");
+        ctl_err(cmd, "the history participant's answer does not decode");
         return -1;
     }
     int rc = 1;
@@ -124,20 +116,47 @@ static int trace_from_history(ctl_conn *c, const char *id, trace_state *t, uint6
             continue;
         }
         uint64_t seq = i < h->n_stream_seqs ? h->stream_seqs[i] : 0;
-        if (on_trace_event(&ev, seq, 0, t) != 0)
+        if (fn(&ev, seq, 0, udata) != 0)
             rc = -1;
         free(owner);
     }
     if (h->truncated)
-        ctl_err("trace", "the history keeps part of this order's events only (truncated)");
+        ctl_err(cmd, "the history keeps part of this order's events only (truncated)");
     saga__v1__order_history__free_unpacked(h, NULL);
     return rc;
+}
+
+/* Passes on the events of one order only: a partition holds other orders too. */
+typedef struct order_filter {
+    const char *id;
+    ctl_stream_fn fn;
+    void *udata;
+} order_filter;
+
+static int only_order(const saga_event *ev, uint64_t seq, int64_t stored_ms, void *udata)
+{
+    const order_filter *f = udata;
+    return strcmp(ev->order_id, f->id) == 0 ? f->fn(ev, seq, stored_ms, f->udata) : 0;
+}
+
+int ctl_order_events(ctl_conn *c, const char *cmd, const char *id, int progress, ctl_stream_fn fn,
+                     void *udata, ctl_stream_result *res, int *from_history)
+{
+    char filter[64];
+    order_filter f = {id, fn, udata};
+    memset(res, 0, sizeof(*res));
+    int hist = ctl_history_read(c, cmd, id, fn, udata, &res->undecodable);
+    *from_history = hist > 0;
+    if (hist != 0)
+        return hist > 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+    snprintf(filter, sizeof(filter), SAGA_SUBJ_PARTITION_FMT, saga_partition_of(id));
+    return ctl_stream_read(c, cmd, filter, progress, only_order, &f, res);
 }
 
 static const char trace_help[] =
     "usage: sagactl trace ORDER_ID [--json] [--url URL]\n\n"
     "Prints the order's event timeline, as the history read model (participant\n"
-    "history, query " HISTORY_SUBJECT ") indexed it, or read back from the stream\n"
+    "history, query " CTL_HISTORY_SUBJECT ") indexed it, or read back from the stream\n"
     "SAGA_EVENTS when no history participant runs: time since the first event, type,\n"
     "producer and a\n"
     "summary of the payload. Compensations (payment.refunded, inventory.released,\n"
@@ -155,8 +174,7 @@ int ctl_cmd_trace(const char *url, int argc, char **argv)
     trace_state t;
     ctl_stream_result res;
     ctl_conn c = {0};
-    char filter[128];
-    int opt, rc;
+    int opt, rc, hist = 0;
 
     memset(&t, 0, sizeof(t));
     opterr = 0;
@@ -186,25 +204,13 @@ int ctl_cmd_trace(const char *url, int argc, char **argv)
         ctl_err("trace", "'%s' is not an order id ([A-Za-z0-9_-]{1,64})", id);
         return CTL_EXIT_USAGE;
     }
-    /* Without the history, the order's partition is read and its other
-     * orders' events are left out. */
-    snprintf(filter, sizeof(filter), SAGA_SUBJ_PARTITION_FMT, saga_partition_of(id));
     rc = ctl_connect(&c, "trace", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         return rc;
     ctl_buf_init(&t.out);
-    memset(&res, 0, sizeof(res));
-    int hist = trace_from_history(&c, id, &t, &res.undecodable);
-    if (hist < 0) {
-        rc = CTL_EXIT_FAIL;
+    rc = ctl_order_events(&c, "trace", id, 1, on_trace_event, &t, &res, &hist);
+    if (rc != CTL_EXIT_OK)
         goto out;
-    }
-    if (hist == 0) {
-        t.order = id;
-        rc = ctl_stream_read(&c, "trace", filter, 1, on_trace_event, &t, &res);
-        if (rc != CTL_EXIT_OK)
-            goto out;
-    }
     if (t.n == 0) {
         ctl_err("trace", "no such order: no events for %s in %s%s", id,
                 hist ? "the history" : CTL_STREAM,

@@ -40,10 +40,41 @@ int ctl_parse_ll(const char *s, long long min, long long max, long long *out)
     return 0;
 }
 
+/* The name messages start with: the executable links these helpers once. */
+static const char *program = "sagactl";
+/* Per thread, so that each of saga-gateway's request threads hears only its own. */
+static _Thread_local ctl_buf *captured;
+
+void ctl_set_program(const char *name)
+{
+    program = name;
+}
+
+const char *ctl_program(void)
+{
+    return program;
+}
+
+void ctl_err_capture(ctl_buf *b)
+{
+    captured = b;
+}
+
 void ctl_err(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "sagactl%s%s: ", cmd != NULL ? " " : "", cmd != NULL ? cmd : "");
+    if (captured != NULL) {
+        /* The last message is the one that explains the outcome (a retry's
+         * notice comes before the final failure). */
+        char text[1024];
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        ctl_buf_reset(captured);
+        ctl_buf_puts(captured, text);
+        return;
+    }
+    fprintf(stderr, "%s%s%s: ", program, cmd != NULL ? " " : "", cmd != NULL ? cmd : "");
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);

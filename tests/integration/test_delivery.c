@@ -227,6 +227,27 @@ static void test_duplicate_has_one_effect(void **state)
     stop_svc(f);
 }
 
+/* Publishes n test.pinged events, for orders <prefix>0 .. <prefix>n-1. */
+static void publish_pings(fixture *f, const char *prefix, int n)
+{
+    char order[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(order, sizeof(order), "%s%d", prefix, i);
+        assert_int_equal(tjs_publish_event(&f->t, "test.pinged", order, "hi", NULL), 0);
+    }
+}
+
+/* Runs the service in batches of four with the crash point crash ("SAGA_CRASH_AT=...")
+ * until it kills itself. */
+static void run_until_killed(fixture *f, const char *crash)
+{
+    int status = 0;
+    start_svc(f, crash, "SAGA_BATCH_MAX=4");
+    assert_int_equal(tproc_wait(f->svc, DEADLINE_MS, &status), 0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    f->svc = -1;
+}
+
 /* SIGKILL at a crash point, restart: every event has exactly one effect and
  * downstream sees each emitted event once. */
 static void crash_and_recover(fixture *f, const char *point)
@@ -234,15 +255,9 @@ static void crash_and_recover(fixture *f, const char *point)
     enum { N = 30 };
     char crash[64], order[32];
     size_t total;
-    int status = 0;
     snprintf(crash, sizeof(crash), "SAGA_CRASH_AT=%s:5", point);
-    for (int i = 0; i < N; i++) {
-        snprintf(order, sizeof(order), "o%d", i);
-        assert_int_equal(tjs_publish_event(&f->t, "test.pinged", order, "hi", NULL), 0);
-    }
-    start_svc(f, crash, "SAGA_BATCH_MAX=4");
-    assert_int_equal(tproc_wait(f->svc, DEADLINE_MS, &status), 0);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    publish_pings(f, "o", N);
+    run_until_killed(f, crash);
     start_svc(f, "SAGA_BATCH_MAX=4", NULL);
     wait_events(f, "testsvc.ponged", NULL, N);
     for (int i = 0; i < N; i++) {
@@ -317,18 +332,10 @@ static void test_acked_means_committed(void **state)
 {
     enum { N = 30 };
     fixture *f = *state;
-    char order[32];
-    int status = 0;
     tjs_msg *v = NULL;
     size_t n = 0, acked = 0;
-    for (int i = 0; i < N; i++) {
-        snprintf(order, sizeof(order), "a%d", i);
-        assert_int_equal(tjs_publish_event(&f->t, "test.pinged", order, "hi", NULL), 0);
-    }
-    start_svc(f, "SAGA_CRASH_AT=after_ack:3", "SAGA_BATCH_MAX=4");
-    assert_int_equal(tproc_wait(f->svc, DEADLINE_MS, &status), 0);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    f->svc = -1;
+    publish_pings(f, "a", N);
+    run_until_killed(f, "SAGA_CRASH_AT=after_ack:3");
     long long floor = ack_floor(f, "test.pinged");
     /* Three batches were acknowledged: the check has something to look at. */
     assert_true(floor >= 3);
@@ -354,16 +361,8 @@ static void test_counters_survive_a_crash(void **state)
 {
     enum { N = 20 };
     fixture *f = *state;
-    char order[32];
-    int status = 0;
-    for (int i = 0; i < N; i++) {
-        snprintf(order, sizeof(order), "c%d", i);
-        assert_int_equal(tjs_publish_event(&f->t, "test.pinged", order, "hi", NULL), 0);
-    }
-    start_svc(f, "SAGA_CRASH_AT=after_commit:3", "SAGA_BATCH_MAX=4");
-    assert_int_equal(tproc_wait(f->svc, DEADLINE_MS, &status), 0);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    f->svc = -1;
+    publish_pings(f, "c", N);
+    run_until_killed(f, "SAGA_CRASH_AT=after_commit:3");
 
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now); /* since_ms and started_ms are wall-clock times */

@@ -221,20 +221,12 @@ saga_status saga_service_subscribe(saga_service *svc, const char *pattern, saga_
     s->udata = udata;
     snprintf(s->pattern, sizeof(s->pattern), "%s", pattern);
     snprintf(s->subject, sizeof(s->subject), SAGA_SUBJ_EVENTS_OF_FMT, pattern);
-    /* Durable names may not contain '.', '*' or '>'. */
-    char name[SAGA__NAME_MAX - SAGA_PRODUCER_MAX - 2] = "";
-    size_t n = 0;
-    for (const char *p = pattern; *p != '\0' && n + 4 < sizeof(name); p++) {
-        if (*p == '*') {
-            memcpy(name + n, "any", 3);
-            n += 3;
-        } else {
-            name[n++] = *p == '.' ? '_' : *p;
-        }
-    }
-    name[n] = '\0';
-    snprintf(s->consumer, sizeof(s->consumer), "%s_%s", svc->name, name);
-    snprintf(s->deliver, sizeof(s->deliver), "_saga.dlv.%s_%s", svc->name, name);
+    char consumer[sizeof(s->consumer)];
+    if (saga_durable_name(consumer, sizeof(consumer), svc->name, pattern) != SAGA_OK)
+        return saga__fail(svc, SAGA_EINVAL, "pattern \"%s\" makes too long a consumer name",
+                          pattern);
+    memcpy(s->consumer, consumer, sizeof(consumer));
+    snprintf(s->deliver, sizeof(s->deliver), SAGA_SUBJ_DELIVER_FMT, consumer);
     svc->nsubs++;
     return SAGA_OK;
 }

@@ -330,25 +330,15 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
 static natsStatus subscribe_event(part *p, int i)
 {
     const char *pattern = p->c.role->subs[i].pattern;
-    char name[NAME_MAX_LEN] = "", consumer[NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16];
-    char subject[NAME_MAX_LEN];
-    size_t n = 0;
+    char consumer[NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16], subject[NAME_MAX_LEN];
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
     jsSubOptions so;
     jsErrCode jerr = 0;
 
-    for (const char *s = pattern; *s != '\0' && n + 4 < sizeof(name); s++) {
-        if (*s == '*') {
-            memcpy(name + n, "any", 3);
-            n += 3;
-        } else {
-            name[n++] = *s == '.' ? '_' : *s;
-        }
-    }
-    name[n] = '\0';
-    snprintf(consumer, sizeof(consumer), "%s_%s", p->c.role->name, name);
-    snprintf(deliver, sizeof(deliver), "_saga.dlv.%s_%s", p->c.role->name, name);
+    if (saga_durable_name(consumer, sizeof(consumer), p->c.role->name, pattern) != SAGA_OK)
+        return NATS_INVALID_ARG;
+    snprintf(deliver, sizeof(deliver), SAGA_SUBJ_DELIVER_FMT, consumer);
     snprintf(subject, sizeof(subject), SAGA_SUBJ_EVENTS_OF_FMT, pattern);
     jsConsumerConfig_Init(&cc);
     cc.Durable = consumer;

@@ -101,28 +101,11 @@ static const char *view(const char *svc, const char *order_id, char *buf, size_t
     return tfleet_view(&F, svc, order_id, buf, cap);
 }
 
-typedef struct view_cond {
-    const char *svc, *order_id, *needle, *alt;
-} view_cond;
-
-static int view_has(void *arg)
-{
-    view_cond *c = arg;
-    char buf[8192];
-    view(c->svc, c->order_id, buf, sizeof(buf));
-    return strstr(buf, c->needle) != NULL || (c->alt != NULL && strstr(buf, c->alt) != NULL);
-}
-
 /* Waits until the service's view shows needle, or alt when alt is not NULL. */
 static void wait_view_any(const char *svc, const char *order_id, const char *needle,
                           const char *alt)
 {
-    view_cond c = {svc, order_id, needle, alt};
-    if (tproc_wait_until(view_has, &c, DEADLINE_MS) != 0) {
-        char buf[8192];
-        fail_msg("%s view of %s lacks %s: %s", svc, order_id, needle,
-                 view(svc, order_id, buf, sizeof(buf)));
-    }
+    assert_true(tfleet_wait_view(&F, svc, order_id, needle, alt, DEADLINE_MS));
 }
 
 static void wait_view(const char *svc, const char *order_id, const char *needle)
@@ -132,9 +115,7 @@ static void wait_view(const char *svc, const char *order_id, const char *needle)
 
 static void expect_view(const char *svc, const char *order_id, const char *needle)
 {
-    char buf[8192];
-    if (strstr(view(svc, order_id, buf, sizeof(buf)), needle) == NULL)
-        fail_msg("%s view of %s lacks %s: %s", svc, order_id, needle, buf);
+    assert_true(tfleet_view_shows(&F, svc, order_id, needle));
 }
 
 static int spool_has(const char *order_id, const char *kind)
@@ -193,16 +174,7 @@ static void expect_cancel_mail(const char *order_id)
 /* Runs `sagactl audit` against the fleet; every invariant must hold. */
 static void audit(void)
 {
-    char log[600];
-    snprintf(log, sizeof(log), "%s/audit.log", tsrv_dir(F.srv));
-    int rc = tfleet_audit(&F, log);
-    if (rc != 0) {
-        char cmd[700];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no audit log)\n");
-        fail_msg("sagactl audit exited %d", rc);
-    }
+    assert_int_equal(tfleet_audit(&F), 0);
 }
 
 /* ---- outcomes ---- */

@@ -51,26 +51,6 @@ static const char *const kinds[] = {KIND_CONFIRMED, KIND_CANCELLED, KIND_REFUND}
 
 /* ---- the spool -------------------------------------------------------- */
 
-static int mkdir_p(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof(path))
-        return ENAMETOOLONG;
-    memcpy(path, dir, n + 1);
-    for (char *p = path + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return errno;
-        *p = '/';
-    }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return errno;
-    return 0;
-}
-
 /* Removes the temporary files a crash left behind in dir; they never got
  * a final name. */
 static void remove_stale_tmp(const char *dir)
@@ -457,7 +437,7 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
     saga_status st;
     (void)cfg;
     (void)udata;
-    int err = mkdir_p(spool_dir);
+    int err = saga_mkdir_p(spool_dir);
     if (err != 0) {
         fprintf(stderr, "saga-notification: cannot create NOTIF_SPOOL_DIR \"%s\": %s\n", spool_dir,
                 strerror(err));
@@ -465,7 +445,7 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
     }
     char tmp_dir[PATH_MAX];
     int n = snprintf(tmp_dir, sizeof(tmp_dir), "%s/" TMP_DIR, spool_dir);
-    err = n > 0 && (size_t)n < sizeof(tmp_dir) ? mkdir_p(tmp_dir) : ENAMETOOLONG;
+    err = n > 0 && (size_t)n < sizeof(tmp_dir) ? saga_mkdir_p(tmp_dir) : ENAMETOOLONG;
     if (err != 0) {
         fprintf(stderr, "saga-notification: cannot create \"%s\": %s\n", tmp_dir, strerror(err));
         return SAGA_EIO;

@@ -233,14 +233,12 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
+    static const svc_sub subs[] = {{"*.*", on_event}, {NULL, NULL}};
+    static const svc_cmd cmds[] = {
+        {EVENTS_SUBJECT, q_events}, {SUMMARY_SUBJECT, q_order}, {NULL, NULL}};
     (void)cfg;
     (void)udata;
-    saga_status st = saga_service_subscribe(svc, "*.*", on_event, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, EVENTS_SUBJECT, q_events, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, SUMMARY_SUBJECT, q_order, NULL);
-    return st;
+    return svc_wire(svc, &(svc_wiring){.subs = subs, .cmds = cmds});
 }
 
 int main(int argc, char **argv)

@@ -434,7 +434,6 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
-    saga_status st;
     (void)cfg;
     (void)udata;
     int err = saga_mkdir_p(spool_dir);
@@ -458,18 +457,13 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
         return SAGA_EIO;
     }
     static const char *const emits[] = {"notification.sent", NULL};
-    st = saga_service_emits(svc, emits);
-    if (st == SAGA_OK)
-        st = saga_service_on_precommit(svc, spool_sync, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.confirmed", on_confirmed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "payment.refunded", on_refunded, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.q.notification.order", q_order, NULL);
-    return st;
+    static const svc_sub subs[] = {{"order.confirmed", on_confirmed},
+                                   {"order.cancelled", on_cancelled},
+                                   {"payment.refunded", on_refunded},
+                                   {NULL, NULL}};
+    static const svc_cmd cmds[] = {{"saga.q.notification.order", q_order}, {NULL, NULL}};
+    return svc_wire(
+        svc, &(svc_wiring){.emits = emits, .subs = subs, .cmds = cmds, .precommit = spool_sync});
 }
 
 int main(int argc, char **argv)

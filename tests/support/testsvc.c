@@ -20,7 +20,6 @@
 
 #include "saga/saga.h"
 
-
 static saga_status bump(saga_ctx *ctx, const char *order_id)
 {
     const void *v;
@@ -189,6 +188,6 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 
 int main(int argc, char **argv)
 {
-    return saga_app_main("testsvc", "A test service, driven by the integration tests.", NULL,
-                         argc, argv, setup, NULL);
+    return saga_app_main("testsvc", "A test service, driven by the integration tests.", NULL, argc,
+                         argv, setup, NULL);
 }

@@ -754,8 +754,7 @@ static void durable_names(void **state)
     (void)state;
     assert_int_equal(saga_durable_name(out, sizeof(out), "order", "*.vetoed"), SAGA_OK);
     assert_string_equal(out, "order_any_vetoed");
-    assert_int_equal(saga_durable_name(out, sizeof(out), "shipping", "payment.charged"),
-                     SAGA_OK);
+    assert_int_equal(saga_durable_name(out, sizeof(out), "shipping", "payment.charged"), SAGA_OK);
     assert_string_equal(out, "shipping_payment_charged");
     assert_int_equal(saga_durable_name(out, strlen("order_any_vetoed") + 1, "order", "*.vetoed"),
                      SAGA_OK);

@@ -11,6 +11,8 @@
  *   test.first    marks the order and emits testsvc.ponged.
  * Command saga.cmd.testsvc.get (payload: order id) replies "<count>";
  * saga.cmd.testsvc.emit (payload: order id) emits testsvc.ponged, replies "ok".
+ * Query saga.q.testsvc.order (payload: order id): its view of the order, the
+ * pings counted, as JSON.
  * TESTSVC_PRECOMMIT_FAIL=<path>: the pre-commit hook fails while that file
  * exists, so no batch can commit. */
 #include <stdio.h>
@@ -18,20 +20,25 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "saga/saga.h"
 
-static saga_status bump(saga_ctx *ctx, const char *order_id)
+/* The counter key of the order (NULL: the service's own); 0 when unset. */
+static uint64_t counter(saga_ctx *ctx, const char *order_id, const char *key)
 {
     const void *v;
     size_t len;
-    uint64_t count = 0, total = 0;
+    uint64_t n = 0;
+    if (saga_ctx_get(ctx, order_id, key, &v, &len) == SAGA_OK && len == sizeof(n))
+        memcpy(&n, v, sizeof(n));
+    return n;
+}
+
+static saga_status bump(saga_ctx *ctx, const char *order_id)
+{
+    uint64_t count = counter(ctx, order_id, "count") + 1, total = counter(ctx, NULL, "total") + 1;
     char out[32];
-    if (saga_ctx_get(ctx, order_id, "count", &v, &len) == SAGA_OK && len == sizeof(count))
-        memcpy(&count, v, sizeof(count));
-    if (saga_ctx_get(ctx, NULL, "total", &v, &len) == SAGA_OK && len == sizeof(total))
-        memcpy(&total, v, sizeof(total));
-    count++;
-    total++;
     saga_status st = saga_ctx_put(ctx, order_id, "count", &count, sizeof(count));
     if (st == SAGA_OK)
         st = saga_ctx_put(ctx, NULL, "total", &total, sizeof(total));
@@ -139,17 +146,34 @@ static saga_status on_get(saga_ctx *ctx, const char *subject, const uint8_t *dat
                           void *udata)
 {
     char order[SAGA_ORDER_ID_MAX + 1], out[32];
-    const void *v;
-    size_t vlen;
-    uint64_t count = 0;
     (void)subject;
     (void)udata;
     if (!order_of(ctx, data, len, order))
         return SAGA_OK;
-    if (saga_ctx_get(ctx, order, "count", &v, &vlen) == SAGA_OK && vlen == sizeof(count))
-        memcpy(&count, v, sizeof(count));
-    int n = snprintf(out, sizeof(out), "%llu", (unsigned long long)count);
+    int n = snprintf(out, sizeof(out), "%llu", (unsigned long long)counter(ctx, order, "count"));
     return saga_ctx_reply(ctx, out, (size_t)n);
+}
+
+/* saga.q.testsvc.order: its view of an order for `sagactl get`, as every
+ * participant's (docs/protocol.md): {"service","order_id","found","pings"}. */
+static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                           void *udata)
+{
+    char order[SAGA_ORDER_ID_MAX + 1];
+    (void)subject;
+    (void)udata;
+    if (!order_of(ctx, data, len, order))
+        return SAGA_OK;
+    json_int_t pings = (json_int_t)counter(ctx, order, "count");
+    json_t *view = json_pack("{s:s, s:s, s:b, s:I}", "service", "testsvc", "order_id", order,
+                             "found", pings > 0, "pings", pings);
+    char *text = view != NULL ? json_dumps(view, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(view);
+    if (text == NULL)
+        return SAGA_ENOMEM;
+    saga_status st = saga_ctx_reply(ctx, text, strlen(text));
+    free(text);
+    return st;
 }
 
 static saga_status on_emit(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
@@ -181,6 +205,8 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
         st = saga_service_add_command(svc, "saga.cmd.testsvc.get", on_get, NULL);
     if (st == SAGA_OK)
         st = saga_service_add_command(svc, "saga.cmd.testsvc.emit", on_emit, NULL);
+    if (st == SAGA_OK)
+        st = saga_service_add_command(svc, "saga.q.testsvc.order", q_order, NULL);
     if (st == SAGA_OK && precommit_fail != NULL)
         st = saga_service_on_precommit(svc, fail_while_file, (void *)precommit_fail);
     return st;

@@ -128,42 +128,24 @@ static saga_status fail_while_file(saga_service *svc, void *udata)
     return access((const char *)udata, F_OK) == 0 ? SAGA_EIO : SAGA_OK;
 }
 
-/* The order id a command carries as its whole payload into order; 0 (and
- * the error replied) when it is none. */
-static int order_of(saga_ctx *ctx, const uint8_t *data, size_t len,
-                    char order[SAGA_ORDER_ID_MAX + 1])
+static saga_status reply_count(saga_ctx *ctx, const char *order)
 {
-    if (len == 0 || len > SAGA_ORDER_ID_MAX) {
-        saga_ctx_reply(ctx, "error: bad order id", 19);
-        return 0;
-    }
-    memcpy(order, data, len);
-    order[len] = '\0';
-    return 1;
-}
-
-static saga_status on_get(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
-                          void *udata)
-{
-    char order[SAGA_ORDER_ID_MAX + 1], out[32];
-    (void)subject;
-    (void)udata;
-    if (!order_of(ctx, data, len, order))
-        return SAGA_OK;
+    char out[32];
     int n = snprintf(out, sizeof(out), "%llu", (unsigned long long)counter(ctx, order, "count"));
     return saga_ctx_reply(ctx, out, (size_t)n);
 }
 
-/* saga.q.testsvc.order: its view of an order for `sagactl get`, as every
- * participant's (docs/protocol.md): {"service","order_id","found","pings"}. */
-static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
-                           void *udata)
+static saga_status emit_ponged(saga_ctx *ctx, const char *order)
 {
-    char order[SAGA_ORDER_ID_MAX + 1];
-    (void)subject;
-    (void)udata;
-    if (!order_of(ctx, data, len, order))
-        return SAGA_OK;
+    saga_status st = saga_ctx_emit(ctx, "testsvc.ponged", order, 1, "emitted", 7);
+    saga_ctx_reply(ctx, st == SAGA_OK ? "ok" : "error", st == SAGA_OK ? 2 : 5);
+    return st;
+}
+
+/* Its view of an order for `sagactl get`, as every participant's
+ * (docs/protocol.md): {"service","order_id","found","pings"}. */
+static saga_status reply_view(saga_ctx *ctx, const char *order)
+{
     json_int_t pings = (json_int_t)counter(ctx, order, "count");
     json_t *view = json_pack("{s:s, s:s, s:b, s:I}", "service", "testsvc", "order_id", order,
                              "found", pings > 0, "pings", pings);
@@ -176,17 +158,29 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
     return st;
 }
 
-static saga_status on_emit(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
-                           void *udata)
+/* Every command of testsvc carries an order id as its whole payload. */
+typedef struct order_cmd {
+    const char *subject;
+    saga_status (*fn)(saga_ctx *ctx, const char *order);
+} order_cmd;
+
+static const order_cmd order_cmds[] = {
+    {"saga.cmd.testsvc.get", reply_count},
+    {"saga.cmd.testsvc.emit", emit_ponged},
+    {"saga.q.testsvc.order", reply_view},
+};
+
+static saga_status on_order_cmd(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
+                                void *udata)
 {
+    const order_cmd *cmd = udata;
     char order[SAGA_ORDER_ID_MAX + 1];
     (void)subject;
-    (void)udata;
-    if (!order_of(ctx, data, len, order))
-        return SAGA_OK;
-    saga_status st = saga_ctx_emit(ctx, "testsvc.ponged", order, 1, "emitted", 7);
-    saga_ctx_reply(ctx, st == SAGA_OK ? "ok" : "error", st == SAGA_OK ? 2 : 5);
-    return st;
+    if (len == 0 || len > SAGA_ORDER_ID_MAX)
+        return saga_ctx_reply(ctx, "error: bad order id", 19);
+    memcpy(order, data, len);
+    order[len] = '\0';
+    return cmd->fn(ctx, order);
 }
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
@@ -201,12 +195,9 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
         st = saga_service_subscribe(svc, "test.second", on_second, NULL);
     if (st == SAGA_OK)
         st = saga_service_on_timer(svc, on_timer, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.cmd.testsvc.get", on_get, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.cmd.testsvc.emit", on_emit, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.q.testsvc.order", q_order, NULL);
+    for (size_t i = 0; st == SAGA_OK && i < sizeof(order_cmds) / sizeof(order_cmds[0]); i++)
+        st = saga_service_add_command(svc, order_cmds[i].subject, on_order_cmd,
+                                      (void *)&order_cmds[i]);
     if (st == SAGA_OK && precommit_fail != NULL)
         st = saga_service_on_precommit(svc, fail_while_file, (void *)precommit_fail);
     return st;

@@ -38,23 +38,16 @@ saga_status saga_routed_subject(const char *subject, const char *key, char *out,
 saga_status saga_consumer_name(const char *service, const char *pattern, int partition, char *out,
                                size_t cap)
 {
-    char base[SAGA__NAME_MAX];
-    size_t n = 0;
     if (service == NULL || pattern == NULL || out == NULL || partition >= SAGA_PARTITIONS)
         return SAGA_EINVAL;
-    for (const char *p = pattern; *p != '\0' && n + 4 < sizeof(base); p++) {
-        if (*p == '*') {
-            memcpy(base + n, "any", 3);
-            n += 3;
-        } else {
-            base[n++] = *p == '.' ? '_' : *p;
-        }
+    saga_status rv = saga_durable_name(out, cap, service, pattern);
+    size_t n = strlen(out);
+    if (rv == SAGA_OK && partition >= 0 &&
+        (size_t)snprintf(out + n, cap - n, "_p%02d", partition) >= cap - n) {
+        out[0] = '\0';
+        rv = SAGA_ETOOBIG;
     }
-    base[n] = '\0';
-    int w = partition < 0 ? snprintf(out, cap, "%s_%s", service, base)
-                          : snprintf(out, cap, "%s_%s_p%02u", service, base,
-                                     (unsigned)partition % 100u);
-    return w < 0 || (size_t)w >= cap ? SAGA_ETOOBIG : SAGA_OK;
+    return rv;
 }
 
 static void consumer_init(saga_service *svc, saga__consumer *c, saga__sub *sub, int partition)
@@ -69,7 +62,7 @@ static void consumer_init(saga_service *svc, saga__consumer *c, saga__sub *sub, 
                  sub->pattern);
     /* Patterns are checked and short (saga_service_subscribe): it fits. */
     saga_consumer_name(svc->name, sub->pattern, partition, c->name, sizeof(c->name));
-    snprintf(c->deliver, sizeof(c->deliver), "_saga.dlv.%s", c->name);
+    snprintf(c->deliver, sizeof(c->deliver), SAGA_SUBJ_DELIVER_FMT, c->name);
 }
 
 saga_status saga__consumers_plan(saga_service *svc)

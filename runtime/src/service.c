@@ -235,6 +235,12 @@ saga_status saga_service_subscribe(saga_service *svc, const char *pattern, saga_
     s->fn = fn;
     s->udata = udata;
     snprintf(s->pattern, sizeof(s->pattern), "%s", pattern);
+    /* The longest name it gets, an instance's consumer of partition NN, must fit. */
+    char consumer[SAGA__NAME_MAX];
+    if (saga_consumer_name(svc->name, pattern, SAGA_PARTITIONS - 1, consumer, sizeof(consumer)) !=
+        SAGA_OK)
+        return saga__fail(svc, SAGA_EINVAL, "pattern \"%s\" makes too long a consumer name",
+                          pattern);
     svc->nsubs++;
     return SAGA_OK;
 }

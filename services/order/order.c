@@ -798,29 +798,21 @@ static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *d
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
-    saga_status st;
-    (void)udata;
     static const char *const emits[] = {"order.placed", "order.confirmed", "order.cancelled",
                                         "order.veto_ignored", NULL};
-    st = saga_service_emits(svc, emits);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "shipping.scheduled", on_scheduled, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "payment.declined", on_declined, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "inventory.rejected", on_rejected, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "shipping.failed", on_ship_failed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "*.vetoed", on_vetoed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_on_timer(svc, on_timer, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.cmd.order.place", on_place, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.cmd.order.cancel", on_cancel, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.q.order.order", on_query, NULL);
+    static const svc_sub subs[] = {{"shipping.scheduled", on_scheduled},
+                                   {"payment.declined", on_declined},
+                                   {"inventory.rejected", on_rejected},
+                                   {"shipping.failed", on_ship_failed},
+                                   {"*.vetoed", on_vetoed},
+                                   {NULL, NULL}};
+    static const svc_cmd cmds[] = {{SAGA_SUBJ_ORDER_PLACE, on_place},
+                                   {SAGA_SUBJ_ORDER_CANCEL, on_cancel},
+                                   {"saga.q.order.order", on_query},
+                                   {NULL, NULL}};
+    (void)udata;
+    saga_status st = svc_wire(
+        svc, &(svc_wiring){.emits = emits, .subs = subs, .cmds = cmds, .on_timer = on_timer});
     if (st == SAGA_OK)
         svc_log(cfg, SAGA_LOG_INFO, "event=configured deadline_ms=%lld", deadline_default_ms);
     return st;

@@ -2,7 +2,8 @@
  * benchmark use it (a broker and a service, tied to the test, killed, restarted, seen by
  * status, everything stopped after), and saga-fleet as an operator uses it: a
  * participant given by path, a gate as configuration, restart with the same settings,
- * down leaving nothing running. */
+ * down leaving nothing running; a participant given by path that no tool names shows
+ * up in sagactl get, faults and stats. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,11 +16,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "fleet.h"
 #include "proc.h"
+#include "tjs.h"
 
 #define SAGA_FLEET SAGA_BUILD_DIR "/tools/saga-fleet"
+#define SAGACTL SAGA_BUILD_DIR "/tools/sagactl"
 #define SERVICE_EXE(name) SAGA_BUILD_DIR "/services/saga-" name
 #define READY_MS 60000
 #define STOP_MS 30000
@@ -194,9 +198,9 @@ static int cli_setup(void **state)
     return 0;
 }
 
-/* Runs saga-fleet ARGS with the test's home and URL; its stdout into OUT, stderr to the
- * test's. Returns its exit status, or -1. */
-static int run(const char *const *args)
+/* Runs bin (saga-fleet, sagactl) with ARGS, the test's home and URL; its stdout into
+ * OUT, stderr to the test's. Returns its exit status, or -1. */
+static int run(const char *bin, const char *const *args)
 {
     char out_env[4200];
     const char *argv[24];
@@ -207,7 +211,7 @@ static int run(const char *const *args)
     argv[n++] = "-c";
     argv[n++] = "exec \"$@\" >\"$OUT\" </dev/null";
     argv[n++] = "sh";
-    argv[n++] = SAGA_FLEET;
+    argv[n++] = bin;
     for (int i = 0; args[i] != NULL && n < 23; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -229,7 +233,8 @@ static int run(const char *const *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-#define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
+#define RUN(...) run(SAGA_FLEET, (const char *const[]){__VA_ARGS__, NULL})
+#define CTL(...) run(SAGACTL, (const char *const[]){__VA_ARGS__, NULL})
 
 static int cli_teardown(void **state)
 {
@@ -238,6 +243,14 @@ static int cli_teardown(void **state)
     RUN("down");
     tproc_rmrf(C.home);
     free(C.home);
+    return 0;
+}
+
+/* After a test that may fail midway: its fleet does not stay up for the next. */
+static int cli_down(void **state)
+{
+    (void)state;
+    RUN("down");
     return 0;
 }
 
@@ -346,6 +359,85 @@ static void test_cli_participant_by_path_and_gate(void **state)
     assert_null(strstr(OUT, "\"fraud\""));
 }
 
+/* OUT, the last command's --json answer, parsed; fails the test when it is no JSON. */
+static json_t *out_json(void)
+{
+    json_error_t err;
+    json_t *v = json_loads(OUT, 0, &err);
+    if (v == NULL)
+        fail_msg("not JSON (%s): %s", err.text, OUT);
+    return v;
+}
+
+/* 1 once `sagactl get ORDER --json` shows testsvc's view of the order with one ping. */
+static int testsvc_saw_ping(void *order_id)
+{
+    const char *const args[] = {"get", order_id, "--json", NULL};
+    if (run(SAGACTL, args) != 0)
+        return 0;
+    json_t *v = out_json();
+    json_t *view = json_object_get(json_object_get(v, "services"), "testsvc");
+    int saw = json_integer_value(json_object_get(view, "pings")) == 1 &&
+              json_is_true(json_object_get(view, "found"));
+    json_decref(v);
+    return saw;
+}
+
+/* A participant started by path that no tool names in code (the delivery tests' small
+ * service): sagactl finds it on saga.discover, so get shows its view of an order,
+ * faults its plan and stats its counters, as for the saga's own. */
+static void test_cli_participant_by_path_in_sagactl(void **state)
+{
+    char order_id[64];
+    tjs t;
+
+    (void)state;
+    assert_int_equal(RUN("up", "--with", SAGA_TESTSVC), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_true(status_up("testsvc")); /* named after the file, without saga- */
+
+    /* An order (stock or not: any order the saga knows), and one ping about it. */
+    assert_int_equal(CTL("place", "--customer", "ada", "--item", "PATH:1:100", "--json"), 0);
+    json_t *placed = out_json();
+    snprintf(order_id, sizeof(order_id), "%s",
+             json_string_value(json_object_get(placed, "order_id")));
+    json_decref(placed);
+    assert_true(saga_valid_order_id(order_id));
+    assert_int_equal(tjs_connect(&t, C.url_env + strlen("SAGA_NATS_URL=")), 0);
+    assert_int_equal(tjs_publish_event(&t, "test.pinged", order_id, "ping", NULL), 0);
+    tjs_close(&t);
+
+    /* get: its view of the order, beside the saga's five. */
+    assert_int_equal(tproc_wait_until(testsvc_saw_ping, order_id, READY_MS), 0);
+    json_t *got = out_json();
+    assert_non_null(json_object_get(json_object_get(got, "services"), "order"));
+    json_decref(got);
+
+    /* faults: its plan, changed by inject like any participant's. */
+    assert_int_equal(CTL("faults", "--json"), 0);
+    json_t *plans = out_json();
+    assert_true(json_is_object(json_object_get(plans, "testsvc")));
+    json_decref(plans);
+    assert_int_equal(CTL("inject", "testsvc", "dup_rate=0.25"), 0);
+    assert_int_equal(CTL("faults", "--json"), 0);
+    plans = out_json();
+    json_t *dup_rate = json_object_get(json_object_get(plans, "testsvc"), "dup_rate");
+    assert_true(json_is_number(dup_rate) && json_number_value(dup_rate) == 0.25);
+    json_decref(plans);
+
+    /* stats: its counters, the ping among them. */
+    assert_int_equal(CTL("stats", "--json"), 0);
+    json_t *stats = out_json();
+    json_t *mine = json_object_get(json_object_get(stats, "services"), "testsvc");
+    assert_true(json_is_object(mine));
+    assert_true(json_integer_value(json_object_get(mine, "processed")) >= 1);
+    json_decref(stats);
+
+    assert_int_equal(RUN("down"), 0);
+    assert_int_equal(RUN("status", "--json"), 1);
+    assert_null(strstr(OUT, "\"testsvc\""));
+}
+
 /* The leader of stream in the last `status --json` output into buf ("" when none). */
 static const char *status_stream_leader(const char *stream, char *buf, size_t cap)
 {
@@ -440,6 +532,7 @@ int main(void)
     const struct CMUnitTest cli_tests[] = {
         cmocka_unit_test(test_cli_usage),
         cmocka_unit_test(test_cli_participant_by_path_and_gate),
+        cmocka_unit_test_teardown(test_cli_participant_by_path_in_sagactl, cli_down),
         cmocka_unit_test(test_cli_cluster),
     };
     int failed = cmocka_run_group_tests_name("library", lib, NULL, NULL);

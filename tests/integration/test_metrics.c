@@ -20,6 +20,7 @@
 #include "commands.pb-c.h"
 #include "proc.h"
 #include "saga/wire.h"
+#include "texpo.h"
 #include "tfleet.h"
 
 #define DEADLINE_MS 120000
@@ -73,20 +74,6 @@ static char *http_get(int port, const char *path)
 out:
     close(fd);
     return buf;
-}
-
-/* The value of the exposition's line "series value"; -1 when absent. */
-static double value_of(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-        p = strchr(p, '\n');
-        if (p != NULL)
-            p++;
-    }
-    return -1;
 }
 
 /* Asks saga.discover and fills ports[] from each service's endpoint
@@ -143,8 +130,8 @@ static int scrape_agrees(void *arg)
     char *text = http_get(ports[i], "/metrics");
     long long after = tjs_stat(&F.t, tfleet_names[i], "processed");
     snprintf(series, sizeof(series), "saga_processed_total{service=\"%s\"}", tfleet_names[i]);
-    int ok =
-        text != NULL && before >= 0 && before == after && value_of(text, series) == (double)before;
+    int ok = text != NULL && before >= 0 && before == after &&
+             texpo_value(text, series) == (double)before;
     free(text);
     return ok;
 }
@@ -203,7 +190,7 @@ static void payment_counts_order_placed(void **state)
     assert_int_equal(strncmp(text + 8, " 200 ", 5), 0);
     assert_non_null(strstr(text, "Content-Type: text/plain; version=0.0.4"));
     double n =
-        value_of(text, "saga_events_handled_total{service=\"payment\",type=\"order.placed\"}");
+        texpo_value(text, "saga_events_handled_total{service=\"payment\",type=\"order.placed\"}");
     assert_true(n >= ORDERS);
     free(text);
 }
@@ -239,7 +226,7 @@ static void histograms_are_cumulative(void **state)
             snprintf(series, sizeof(series), "%s_count{service=\"%s\"}", hists[h], tfleet_names[i]);
             assert_true(buckets > 2);
             assert_true(inf > 0);
-            assert_true(value_of(text, series) == inf);
+            assert_true(texpo_value(text, series) == inf);
         }
         free(text);
     }

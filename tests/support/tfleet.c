@@ -316,6 +316,42 @@ const char *tfleet_view(tfleet *f, const char *svc, const char *order_id, char *
     return buf;
 }
 
+typedef struct view_cond {
+    tfleet *f;
+    const char *svc, *order_id, *needle, *alt;
+    char buf[8192];
+} view_cond;
+
+static int view_has(void *arg)
+{
+    view_cond *c = arg;
+    tfleet_view(c->f, c->svc, c->order_id, c->buf, sizeof(c->buf));
+    return strstr(c->buf, c->needle) != NULL || (c->alt != NULL && strstr(c->buf, c->alt) != NULL);
+}
+
+static int view_verdict(view_cond *c)
+{
+    if (view_has(c))
+        return 1;
+    fprintf(stderr, "%s view of %s lacks %s%s%s: %s\n", c->svc, c->order_id, c->needle,
+            c->alt != NULL ? " and " : "", c->alt != NULL ? c->alt : "", c->buf);
+    return 0;
+}
+
+int tfleet_view_shows(tfleet *f, const char *svc, const char *order_id, const char *needle)
+{
+    view_cond c = {f, svc, order_id, needle, NULL, ""};
+    return view_verdict(&c);
+}
+
+int tfleet_wait_view(tfleet *f, const char *svc, const char *order_id, const char *needle,
+                     const char *alt, int deadline_ms)
+{
+    view_cond c = {f, svc, order_id, needle, alt, ""};
+    tproc_wait_until(view_has, &c, deadline_ms);
+    return view_verdict(&c);
+}
+
 int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind)
 {
     char path[1024];
@@ -340,10 +376,34 @@ int tfleet_spool_count(tfleet *f, const char *order_id)
     return n;
 }
 
-int tfleet_audit(tfleet *f, const char *log_path)
+/* Writes the first head and the last tail lines of the file at path to stderr. */
+static void print_ends(const char *path, int head, int tail)
 {
-    char bin[600], url[160], spool[600];
+    char line[1024];
+    long total = 0, n = 0;
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        fprintf(stderr, "(no %s)\n", path);
+        return;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL)
+        total++;
+    rewind(fp);
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        n++;
+        if (n <= head || n > total - tail)
+            fputs(line, stderr);
+        else if (n == head + 1)
+            fputs("...\n", stderr);
+    }
+    fclose(fp);
+}
+
+int tfleet_audit(tfleet *f)
+{
+    char bin[600], url[160], spool[600], log_path[600];
     int status = 0;
+    snprintf(log_path, sizeof(log_path), "%s/audit.log", tsrv_dir(f->srv));
     snprintf(bin, sizeof(bin), "%s/tools/sagactl", f->build_dir);
     snprintf(url, sizeof(url), "--url=%s", tsrv_url(f->srv));
     for (int i = 0; i < tsrv_nodes(f->srv); i++) {
@@ -358,5 +418,8 @@ int tfleet_audit(tfleet *f, const char *log_path)
     pid_t p = tproc_spawn(argv, NULL, log_path);
     if (p <= 0 || tproc_wait(p, 300000, &status) != 0)
         return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc != 0)
+        print_ends(log_path, 30, 10);
+    return rc;
 }

@@ -74,12 +74,23 @@ int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *he
 /* A service's JSON view of an order into buf ("" when it does not answer). */
 const char *tfleet_view(tfleet *f, const char *svc, const char *order_id, char *buf, size_t cap);
 
+/* 1 if svc's view of the order holds needle now; otherwise 0, and the view
+ * goes to stderr so that a failing test shows what it saw. */
+int tfleet_view_shows(tfleet *f, const char *svc, const char *order_id, const char *needle);
+/* Waits up to deadline_ms until svc's view of the order holds needle, or
+ * alt when alt is not NULL: 1 then, or 0 at the deadline, with the last
+ * view on stderr. */
+int tfleet_wait_view(tfleet *f, const char *svc, const char *order_id, const char *needle,
+                     const char *alt, int deadline_ms);
+
 /* Files in the mail spool for an order. */
 int tfleet_spool_count(tfleet *f, const char *order_id);
 int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind);
 
-/* Runs `sagactl audit` (output to log_path); returns its exit status, -1 if it did not run.
- * On a cluster it is given the URL of one running node: sagactl sets a single URL. */
-int tfleet_audit(tfleet *f, const char *log_path);
+/* Runs `sagactl audit` (output to <server dir>/audit.log); returns its exit
+ * status, -1 if it did not run. When the audit fails, the log's first 30 and
+ * last 10 lines go to stderr. On a cluster it is given the URL of one
+ * running node: sagactl sets a single URL. */
+int tfleet_audit(tfleet *f);
 
 #endif

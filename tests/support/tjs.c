@@ -51,7 +51,9 @@ static int replicas(void)
     return n >= 1 && n <= 5 ? (int)n : 1;
 }
 
-static int add_stream(tjs *t, const char *name, const char *subject)
+/* Creates a stream as the runtime does (file storage, the runtime's
+ * duplicate window, SAGA_REPLICAS); one that exists already is fine. */
+static int add_stream(tjs *t, const char *name, const char *subject, long long max_age_days)
 {
     jsStreamConfig sc;
     jsErrCode jerr = 0;
@@ -61,7 +63,7 @@ static int add_stream(tjs *t, const char *name, const char *subject)
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
-    sc.MaxAge = 7LL * 24 * 3600 * 1000000000LL;
+    sc.MaxAge = max_age_days * 24 * 3600 * 1000000000LL;
     sc.Duplicates = 120LL * 1000000000LL;
     sc.Replicas = replicas();
     natsStatus s = js_AddStream(NULL, t->js, &sc, NULL, &jerr);
@@ -70,22 +72,10 @@ static int add_stream(tjs *t, const char *name, const char *subject)
 
 int tjs_ensure_streams(tjs *t)
 {
-    if (add_stream(t, "SAGA_EVENTS", "evt.>") != 0)
+    /* Dead letters are kept longer than events, as the runtime keeps them. */
+    if (add_stream(t, SAGA_STREAM_EVENTS, SAGA_SUBJ_EVENTS_ALL, 7) != 0)
         return -1;
-    /* The runtime sets a longer age on dead letters; either is fine for a test. */
-    jsStreamConfig sc;
-    jsErrCode jerr = 0;
-    const char *subjects[] = {"dlq.>"};
-    jsStreamConfig_Init(&sc);
-    sc.Name = "SAGA_DLQ";
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Storage = js_FileStorage;
-    sc.MaxAge = 30LL * 24 * 3600 * 1000000000LL;
-    sc.Duplicates = 120LL * 1000000000LL;
-    sc.Replicas = replicas();
-    natsStatus s = js_AddStream(NULL, t->js, &sc, NULL, &jerr);
-    return s == NATS_OK || jerr == 10058 ? 0 : -1;
+    return add_stream(t, SAGA_STREAM_DLQ, SAGA_SUBJ_DLQ_ALL, 30);
 }
 
 int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, const char *msg_id)

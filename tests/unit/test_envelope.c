@@ -747,6 +747,24 @@ static void partitions(void **state)
         assert_true(seen[i] > 1000 / SAGA_PARTITIONS / 3);
 }
 
+/* Durable names as docs/protocol.md spells them, and never cut short. */
+static void durable_names(void **state)
+{
+    char out[32];
+    (void)state;
+    assert_int_equal(saga_durable_name(out, sizeof(out), "order", "*.vetoed"), SAGA_OK);
+    assert_string_equal(out, "order_any_vetoed");
+    assert_int_equal(saga_durable_name(out, sizeof(out), "shipping", "payment.charged"), SAGA_OK);
+    assert_string_equal(out, "shipping_payment_charged");
+    assert_int_equal(saga_durable_name(out, strlen("order_any_vetoed") + 1, "order", "*.vetoed"),
+                     SAGA_OK);
+    assert_int_equal(saga_durable_name(out, strlen("order_any_vetoed"), "order", "*.vetoed"),
+                     SAGA_ETOOBIG);
+    assert_string_equal(out, "");
+    assert_int_equal(saga_durable_name(out, 4, "order", "*.vetoed"), SAGA_ETOOBIG);
+    assert_string_equal(out, "");
+}
+
 static void subject_building(void **state)
 {
     /* "ord-1" is in partition 2: FNV-1a 32 of its bytes is 0xa3a081b2, mod 16
@@ -805,6 +823,7 @@ int main(void)
         cmocka_unit_test(identifier_validation),
         cmocka_unit_test(partitions),
         cmocka_unit_test(subject_building),
+        cmocka_unit_test(durable_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,15 +1,18 @@
 /* test_store.c - The LMDB store: inbox pruning, outbox records, timers, parking, map growth. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
 
 #include "outbox.h"
+#include "saga/fs.h"
 #include "park.h"
 #include "proc.h"
 #include "service_internal.h"
@@ -220,6 +223,29 @@ static void test_finished_saga_pruned(void **state)
     mdb_txn_abort(txn);
 }
 
+/* The store's directory and its parents are created; existing ones are fine. */
+static void test_mkdir_p(void **state)
+{
+    fx *f = *state;
+    char path[1024], file[1100], big[5000];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/a/b/c", f->dir);
+    assert_int_equal(saga_mkdir_p(path), 0);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    assert_int_equal(saga_mkdir_p(path), 0);
+    snprintf(file, sizeof(file), "%s/a/file", f->dir);
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    strcat(file, "/under");
+    assert_int_equal(saga_mkdir_p(file), ENOTDIR);
+    memset(big, 'd', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(saga_mkdir_p(big), ENAMETOOLONG);
+    assert_int_equal(saga_mkdir_p(""), ENAMETOOLONG);
+}
+
 /* A full map is reported as SAGA_EMAPFULL, and growing it lets the same writes succeed. */
 static void test_map_grows(void **state)
 {
@@ -264,6 +290,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_park_by_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finished_saga_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

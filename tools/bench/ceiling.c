@@ -330,16 +330,15 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
 static natsStatus subscribe_event(part *p, int i)
 {
     const char *pattern = p->c.role->subs[i].pattern;
-    char consumer[NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16];
-    char subject[NAME_MAX_LEN];
+    char consumer[NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16], subject[NAME_MAX_LEN];
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
     jsSubOptions so;
     jsErrCode jerr = 0;
 
-    if (saga_consumer_name(p->c.role->name, pattern, -1, consumer, sizeof(consumer)) != SAGA_OK)
+    if (saga_durable_name(consumer, sizeof(consumer), p->c.role->name, pattern) != SAGA_OK)
         return NATS_INVALID_ARG;
-    snprintf(deliver, sizeof(deliver), "_saga.dlv.%s", consumer);
+    snprintf(deliver, sizeof(deliver), SAGA_SUBJ_DELIVER_FMT, consumer);
     snprintf(subject, sizeof(subject), SAGA_SUBJ_EVENTS_OF_FMT, pattern);
     jsConsumerConfig_Init(&cc);
     cc.Durable = consumer;

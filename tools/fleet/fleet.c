@@ -3,6 +3,7 @@
 #include "fleet.h"
 
 #include "saga/config.h"
+#include "saga/fs.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -120,25 +121,6 @@ static int path_of(const fleet *f, char *buf, size_t cap, const char *fmt, const
         return -1;
     m = snprintf(buf + n, cap - (size_t)n, fmt, name);
     return m < 0 || (size_t)m >= cap - (size_t)n ? -1 : 0;
-}
-
-static int mkdir_p(const char *path)
-{
-    char buf[PATH_CAP];
-    size_t len = strlen(path);
-
-    if (len == 0 || len >= sizeof buf)
-        return -1;
-    memcpy(buf, path, len + 1);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void sleep_ms(int ms)
@@ -731,7 +713,7 @@ int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen)
              o->nats_server != NULL ? o->nats_server : SAGA_NATS_SERVER);
     if (o->home != NULL) {
         f->home = strdup(o->home);
-        if (f->home == NULL || mkdir_p(f->home) != 0) {
+        if (f->home == NULL || saga_mkdir_p(f->home) != 0) {
             set_err(err, errlen, "cannot create %s: %s", o->home, strerror(errno));
             goto fail;
         }
@@ -743,8 +725,8 @@ int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (path_of(f, path, sizeof path, "%s", "run") != 0 || mkdir_p(path) != 0 ||
-        path_of(f, path, sizeof path, "%s", "logs") != 0 || mkdir_p(path) != 0) {
+    if (path_of(f, path, sizeof path, "%s", "run") != 0 || saga_mkdir_p(path) != 0 ||
+        path_of(f, path, sizeof path, "%s", "logs") != 0 || saga_mkdir_p(path) != 0) {
         set_err(err, errlen, "cannot create %s/run and logs: %s", f->home, strerror(errno));
         goto fail;
     }
@@ -995,7 +977,7 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
                     strerror(errno));
             goto out;
         }
-        if (path_of(f, store, sizeof store, "%s", e->name) != 0 || mkdir_p(store) != 0 ||
+        if (path_of(f, store, sizeof store, "%s", e->name) != 0 || saga_mkdir_p(store) != 0 ||
             write_conf(f, e) != 0 || write_spec(f, e) != 0) {
             set_err(err, errlen, "cannot write the configuration of %s in %s: %s", e->name, f->home,
                     strerror(errno));

@@ -102,11 +102,11 @@ int saga_subject_partition(const char *subject);
  * queries) or an idempotency key (place). SAGA_ETOOBIG if it does not fit. */
 saga_status saga_routed_subject(const char *subject, const char *key, char *out, size_t cap);
 
-/* The durable consumer of service's subscription to pattern: "<service>_
- * <pattern>" with '.' spelled '_' and '*' spelled "any" (payment_order_placed,
- * shipping_any_vetoed) for partition -1, the only instance's consumer of every
- * partition; "<...>_p<NN>" (payment_order_placed_p07) for an instance's
- * consumer of partition NN. SAGA_ETOOBIG if it does not fit out. */
+/* The durable consumer of service's subscription to pattern: for partition -1,
+ * the only instance's consumer of every partition, saga_durable_name's
+ * "<service>_<pattern>" (payment_order_placed, shipping_any_vetoed); for an
+ * instance's consumer of partition NN, that and "_p<NN>"
+ * (payment_order_placed_p07). SAGA_ETOOBIG if it does not fit out. */
 saga_status saga_consumer_name(const char *service, const char *pattern, int partition, char *out,
                                size_t cap);
 

@@ -6,6 +6,10 @@
 #ifndef SAGA_WIRE_H
 #define SAGA_WIRE_H
 
+#include <stddef.h>
+
+#include "saga/status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -49,12 +53,20 @@ extern "C" {
  * subject without one. */
 #define SAGA_SUBJ_ROUTED_FMT "%s.%u" /* subject, partition */
 
+#define SAGA_SUBJ_DELIVER_FMT "_saga.dlv.%s" /* durable name: its push delivery subject */
+
 #define SAGA_SUBJ_DISCOVER "saga.discover" /* every participant answers, see discovery.h */
 
 #define SAGA_SUBJ_ORDER_PLACE "saga.cmd.order.place"
 #define SAGA_SUBJ_ORDER_CANCEL "saga.cmd.order.cancel"
 #define SAGA_SUBJ_STOCK_SET "saga.cmd.inventory.stock.set"
 #define SAGA_SUBJ_STOCK_GET "saga.cmd.inventory.stock.get"
+
+/* The durable name of a participant's consumer of a type pattern, as
+ * docs/protocol.md gives it: "<participant>_<pattern>" with '.' spelled '_'
+ * and '*' spelled "any" (durable names may hold neither). SAGA_ETOOBIG if
+ * it does not fit in cap bytes, and out then holds "". */
+saga_status saga_durable_name(char *out, size_t cap, const char *participant, const char *pattern);
 
 /* ---- headers -------------------------------------------------------- */
 

@@ -54,6 +54,11 @@ typedef struct tfleet_item {
 Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *customer,
                                         const tfleet_item *items, int nitems, const char *ship_to,
                                         const char *currency, long long deadline_ms);
+/* The same with the request header traceparent (NULL: none). */
+Saga__V1__PlaceOrderReply *tfleet_place_traced(tfleet *f, const char *traceparent, const char *key,
+                                               const char *customer, const tfleet_item *items,
+                                               int nitems, const char *ship_to,
+                                               const char *currency, long long deadline_ms);
 Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id);
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty);
 int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,

@@ -6,7 +6,6 @@
 
 #include "service_internal.h"
 #include "timers.h"
-#include "trace.h"
 
 #define STATE_KEY_MAX 200
 
@@ -21,7 +20,7 @@ void saga__ctx_init(saga_ctx *ctx, saga_service *svc, MDB_txn *txn, const saga_e
     ctx->now_ms = now_ms;
     /* An event handler continues the event's trace; a command handler the
      * caller's, when the request carried one; anything else starts one. */
-    saga__trace_context(&ctx->trace, ev != NULL ? ev->trace : traceparent, &svc->span_rng);
+    saga_traceparent_continue(&ctx->trace, ev != NULL ? ev->trace : traceparent, &svc->span_rng);
 }
 
 void saga__ctx_cleanup(saga_ctx *ctx)
@@ -191,7 +190,7 @@ saga_status saga_ctx_emit(saga_ctx *ctx, const char *type, const char *order_id,
         return rv;
     ev.time_ms = saga__now_ms();
     /* A new span per event: its parent is the span of the event handled. */
-    saga__trace_child(&ctx->trace, &svc->span_rng, ev.trace, sizeof(ev.trace));
+    saga_traceparent_child(&ctx->trace, &svc->span_rng, ev.trace, sizeof(ev.trace));
     ev.payload = payload;
     ev.payload_len = len;
 

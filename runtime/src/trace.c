@@ -1,9 +1,10 @@
 /* trace.c - W3C trace context: reading a traceparent, and a new span for every emitted event.
  *
- * The span ids come from SplitMix64 seeded from the kernel once per service:
+ * The ids come from SplitMix64 whose state the caller seeds once (the runtime
+ * from the kernel, per service):
  * they need to be unique within a trace, not unpredictable, and drawing one
  * per event from getrandom(2) would cost a system call each. */
-#include "trace.h"
+#include "saga/event.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,11 +45,6 @@ int saga_traceparent_parse(const char *s, saga_traceparent *out)
            hex_field(s + 53, 2, out->flags, 1);
 }
 
-void saga__trace_seed(uint64_t *rng)
-{
-    saga__random_bytes((uint8_t *)rng, sizeof(*rng));
-}
-
 /* A random 64-bit id, never zero (the recommendation forbids all-zero ids). */
 static uint64_t draw(uint64_t *rng)
 {
@@ -59,7 +55,7 @@ static uint64_t draw(uint64_t *rng)
     return v;
 }
 
-void saga__trace_context(saga_traceparent *ctx, const char *from, uint64_t *rng)
+void saga_traceparent_continue(saga_traceparent *ctx, const char *from, uint64_t *rng)
 {
     if (saga_traceparent_parse(from, ctx))
         return;
@@ -70,7 +66,7 @@ void saga__trace_context(saga_traceparent *ctx, const char *from, uint64_t *rng)
     memcpy(ctx->flags, "01", 3);
 }
 
-void saga__trace_child(const saga_traceparent *ctx, uint64_t *rng, char *out, size_t cap)
+void saga_traceparent_child(const saga_traceparent *ctx, uint64_t *rng, char *out, size_t cap)
 {
     snprintf(out, cap, "00-%s-%016" PRIx64 "-%s", ctx->trace_id, draw(rng), ctx->flags);
 }

@@ -14,12 +14,28 @@
 /* Sends a command, retrying on timeout: the request carries everything that
  * makes a retry safe (place: the idempotency key; cancel and stock set are
  * idempotent). *reply is set on CTL_EXIT_OK; the caller destroys it. */
+/* One request, with the header traceparent when it is not NULL. */
+static natsStatus request_traced(ctl_conn *c, const char *subject, const void *req, size_t len,
+                                 const char *traceparent, natsMsg **reply)
+{
+    natsMsg *m = NULL;
+    if (traceparent == NULL)
+        return ctl_request(c, subject, req, len, CTL_COMMAND_TIMEOUT_MS, reply);
+    natsStatus s = natsMsg_Create(&m, subject, NULL, req, (int)len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, SAGA_HDR_TRACEPARENT, traceparent);
+    if (s == NATS_OK)
+        s = natsConnection_RequestMsg(reply, c->nc, m, CTL_COMMAND_TIMEOUT_MS);
+    natsMsg_Destroy(m);
+    return s;
+}
+
 static int send_command(ctl_conn *c, const char *cmd, const char *subject, const void *req,
-                        size_t len, natsMsg **reply)
+                        size_t len, const char *traceparent, natsMsg **reply)
 {
     natsStatus s = NATS_TIMEOUT;
     for (int attempt = 1; attempt <= CTL_COMMAND_ATTEMPTS; attempt++) {
-        s = ctl_request(c, subject, req, len, CTL_COMMAND_TIMEOUT_MS, reply);
+        s = request_traced(c, subject, req, len, traceparent, reply);
         if (s != NATS_TIMEOUT)
             break;
         if (attempt < CTL_COMMAND_ATTEMPTS)
@@ -62,11 +78,13 @@ static int parse_item(char *text, Saga__V1__LineItem *item)
 static const char place_help[] =
     "usage: sagactl place --customer ID --item SKU:QTY:UNIT_CENTS [--item ...]\n"
     "                     [--ship-to CC] [--currency EUR|USD|GBP] [--deadline-ms MS]\n"
-    "                     [--idempotency-key K] [--json] [--url URL]\n\n"
+    "                     [--idempotency-key K] [--traceparent TP] [--json] [--url URL]\n\n"
     "Places an order (request saga.cmd.order.place) and prints its id. Without\n"
     "--idempotency-key a fresh key is made, so the CLI's own retries (up to 3 on\n"
     "timeout) can never place the order twice; pass your own key to make retries\n"
-    "of the whole command safe too. --json prints {\"order_id\":..,\"duplicate\":bool}.\n"
+    "of the whole command safe too. --traceparent sends a W3C trace context\n"
+    "(00-<32 hex>-<16 hex>-<2 hex>): the order's events continue that trace\n"
+    "instead of starting one. --json prints {\"order_id\":..,\"duplicate\":bool}.\n"
     "Example: sagactl place --customer c1 --item A1:2:1250 --item B7:1:999 --ship-to DE\n";
 
 int ctl_cmd_place(const char *url, int argc, char **argv)
@@ -77,6 +95,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
                                          {"currency", required_argument, NULL, 'C'},
                                          {"deadline-ms", required_argument, NULL, 'd'},
                                          {"idempotency-key", required_argument, NULL, 'k'},
+                                         {"traceparent", required_argument, NULL, 't'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"url", required_argument, NULL, 'U'},
                                          {"help", no_argument, NULL, 'h'},
@@ -86,7 +105,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     Saga__V1__LineItem *item_ptrs[MAX_ITEMS];
     char *texts[MAX_ITEMS];
     char key[64];
-    const char *customer = NULL, *idem = NULL;
+    const char *customer = NULL, *idem = NULL, *traceparent = NULL;
     size_t nitems = 0;
     int json = 0, rc = CTL_EXIT_USAGE, opt;
     long long deadline = 0;
@@ -136,6 +155,16 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
         case 'k':
             idem = optarg;
             break;
+        case 't': {
+            saga_traceparent tp;
+            if (!saga_traceparent_parse(optarg, &tp)) {
+                ctl_err("place", "bad --traceparent '%s': want 00-<32 hex>-<16 hex>-<2 hex>",
+                        optarg);
+                goto out;
+            }
+            traceparent = optarg;
+            break;
+        }
         case 'j':
             json = 1;
             break;
@@ -184,7 +213,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     rc = ctl_connect(&c, "place", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = send_command(&c, "place", "saga.cmd.order.place", buf, len, &reply);
+    rc = send_command(&c, "place", "saga.cmd.order.place", buf, len, traceparent, &reply);
     if (rc != CTL_EXIT_OK)
         goto out;
     rep = saga__v1__place_order_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
@@ -284,7 +313,7 @@ int ctl_cmd_cancel(const char *url, int argc, char **argv)
     rc = ctl_connect(&c, "cancel", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = send_command(&c, "cancel", "saga.cmd.order.cancel", buf, len, &reply);
+    rc = send_command(&c, "cancel", "saga.cmd.order.cancel", buf, len, NULL, &reply);
     if (rc != CTL_EXIT_OK)
         goto out;
     rep = saga__v1__command_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
@@ -380,7 +409,7 @@ int ctl_cmd_stock(const char *url, int argc, char **argv)
         goto out;
     rc = send_command(&c, "stock",
                       is_set ? "saga.cmd.inventory.stock.set" : "saga.cmd.inventory.stock.get", buf,
-                      len, &reply);
+                      len, NULL, &reply);
     if (rc != CTL_EXIT_OK)
         goto out;
     rep = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),

@@ -107,6 +107,18 @@ typedef struct saga_traceparent {
  * is unspecified). s may be NULL. */
 int saga_traceparent_parse(const char *s, saga_traceparent *out);
 
+/* The trace context a handler continues: from (an event's trace, or a
+ * command's traceparent header; NULL or empty allowed) when it is a valid
+ * traceparent, otherwise a new sampled trace whose ids are drawn from *rng,
+ * the state of a SplitMix64 generator (seed it with random bits, once per
+ * process: ids need to be unique, not secret). */
+void saga_traceparent_continue(saga_traceparent *ctx, const char *from, uint64_t *rng);
+
+/* Writes the traceparent of an event emitted in ctx into out (cap at least
+ * SAGA_TRACEPARENT_LEN + 1): ctx's trace id and flags, a new span id from
+ * *rng. */
+void saga_traceparent_child(const saga_traceparent *ctx, uint64_t *rng, char *out, size_t cap);
+
 /* The partition of an order, 0 to SAGA_PARTITIONS - 1: FNV-1a (32-bit) of
  * the order id's bytes, modulo SAGA_PARTITIONS. Any participant, in any
  * language, computes the same (docs/protocol.md). */

@@ -95,7 +95,7 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
             ctl_buf_printf(&t->out, "order %s, trace %s, first event at %s.%03d\n", ev->order_id,
                            t->trace_id[0] != '\0' ? t->trace_id : "-", stamp,
                            (int)(ev->time_ms % 1000));
-            ctl_buf_printf(&t->out, "%11s  %-20s %-13s %-16s\n", "", "event", "producer", "span");
+            ctl_buf_printf(&t->out, "%11s  %-20s %-13s %s\n", "", "event", "producer", "span");
         }
         snprintf(when, sizeof(when), "%+9lldms", (long long)offset);
         event_line(&t->out, when, ev, 0, t->trace_id);

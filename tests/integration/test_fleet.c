@@ -33,24 +33,31 @@
 
 static char OUT[1 << 16];
 
+/* Reads at most cap - 1 bytes of path into buf, NUL-terminated; returns how many
+ * (0 when it cannot be read). */
+static size_t slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = fp != NULL ? fread(buf, 1, cap - 1, fp) : 0;
+
+    if (fp != NULL)
+        fclose(fp);
+    buf[n] = '\0';
+    return n;
+}
+
 /* Whether a process with this pid runs. A zombie does not: a stopped detached process
  * is the zombie of whoever adopted it until that one reaps it. */
 static int exists(pid_t pid)
 {
     char path[64], buf[512];
     const char *rp;
-    size_t n;
-    FILE *fp;
 
     if (pid <= 0 || kill(pid, 0) != 0)
         return 0;
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fp = fopen(path, "r");
-    if (fp == NULL)
+    if (slurp(path, buf, sizeof(buf)) == 0)
         return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
     rp = strrchr(buf, ')');
     return rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
 }
@@ -477,16 +484,9 @@ static int every_service_scraped(void *arg)
 static int targets_name(const char *addr)
 {
     char path[4200], buf[1 << 14];
-    size_t n;
-    FILE *fp;
 
     snprintf(path, sizeof(path), "%s/prometheus/targets.json", C.home);
-    fp = fopen(path, "r");
-    if (fp == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
+    slurp(path, buf, sizeof(buf));
     snprintf(path, sizeof(path), "\"%s\"", addr);
     return strstr(buf, path) != NULL;
 }

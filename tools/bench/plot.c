@@ -133,6 +133,20 @@ static void legend(FILE *fp, int i, const char *name, const char *note)
             name, W - RIGHT + 44, y + 18, note);
 }
 
+/* A series is one polyline, in the colour of its place k among the names: begin,
+ * points ("x,y "), end (with its legend entry). */
+static void begin_series(FILE *fp, size_t k)
+{
+    fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+            COLOURS[k % NCOLOURS]);
+}
+
+static void end_series(FILE *fp, size_t k, const char *name, const char *note)
+{
+    fprintf(fp, "\"/>\n");
+    legend(fp, (int)k, name, note);
+}
+
 /* The first successful phase of kind named name, or NULL. */
 static const bench_phase *first_run(const bench_phase *ph, size_t n, const char *name,
                                     const char *kind)
@@ -167,13 +181,11 @@ static void throughput(FILE *fp, const bench_phase *const *sel, const char *cons
         char note[64];
         if (sel[k] == NULL)
             continue;
-        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-                COLOURS[k % NCOLOURS]);
+        begin_series(fp, k);
         for (size_t s = 0; s < seconds_of(sel[k]); s++)
             fprintf(fp, "%.1f,%.1f ", px(&x, (double)s + 0.5), py(&y, sel[k]->load.per_s[s]));
-        fprintf(fp, "\"/>\n");
         snprintf(note, sizeof(note), "%.0f sagas/s overall", sel[k]->load.sagas_per_s);
-        legend(fp, (int)k, names[k], note);
+        end_series(fp, k, names[k], note);
     }
     fprintf(fp, "</svg>\n");
 }
@@ -197,15 +209,13 @@ static void latency(FILE *fp, const bench_phase *const *sel, const char *const *
         char note[64];
         if (sel[k] == NULL)
             continue;
-        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-                COLOURS[k % NCOLOURS]);
+        begin_series(fp, k);
         for (size_t i = 0; i < BENCH_CDF_POINTS; i++)
             fprintf(fp, "%.1f,%.1f ", px(&x, sel[k]->load.cdf_ms[i]),
                     py(&y, 100.0 * (double)i / (BENCH_CDF_POINTS - 1)));
-        fprintf(fp, "\"/>\n");
         snprintf(note, sizeof(note), "p50 %.*f ms, p99 %.*f ms", sel[k]->load.p50_ms < 10 ? 1 : 0,
                  sel[k]->load.p50_ms, sel[k]->load.p99_ms < 10 ? 1 : 0, sel[k]->load.p99_ms);
-        legend(fp, (int)k, names[k], note);
+        end_series(fp, k, names[k], note);
     }
     fprintf(fp, "</svg>\n");
 }

@@ -148,7 +148,8 @@ typedef struct call {
     const saga_event *ev;
     const char *order_id; /* timers */
     const char *name;
-    const char *subject; /* commands */
+    const char *subject;     /* commands */
+    const char *traceparent; /* commands: the request's header, or NULL */
     const uint8_t *data;
     size_t len;
     int delivery;
@@ -167,7 +168,7 @@ static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const 
     saga_status rv = saga__store_begin(&svc->store, txn, &nested);
     if (rv != SAGA_OK)
         return rv;
-    saga__ctx_init(&ctx, svc, nested, c->ev, c->delivery, b->now);
+    saga__ctx_init(&ctx, svc, nested, c->ev, c->traceparent, c->delivery, b->now);
     ctx.stream_seq = c->stream_seq;
     /* Only event handlers are crash points: a command (the fault plan's own,
      * a query) must answer, and a crash counted on it would come early. */
@@ -508,9 +509,15 @@ static saga_status handle_command(saga_service *svc, MDB_txn *txn, batch *b, sag
                                   result *res)
 {
     saga_status hst;
+    const char *tp = NULL;
+    /* Commands are few (one place per order), so reading their headers is
+     * cheap, unlike events': the caller's trace context, if it sent one. */
+    if (natsMsgHeader_Get(in->msg, SAGA_HDR_TRACEPARENT, &tp) != NATS_OK)
+        tp = NULL;
     call c = {.cfn = in->cmd->fn,
               .udata = in->cmd->udata,
               .subject = natsMsg_GetSubject(in->msg),
+              .traceparent = tp,
               .data = (const uint8_t *)natsMsg_GetData(in->msg),
               .len = (size_t)natsMsg_GetDataLength(in->msg),
               .delivery = 1};

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "service_internal.h"
+#include "random.h"
 
 int64_t saga__now_ms(void)
 {
@@ -118,6 +119,7 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     if (svc == NULL)
         return SAGA_ENOMEM;
     svc->cfg = *cfg;
+    saga__random_bytes((uint8_t *)&svc->span_rng, sizeof(svc->span_rng));
     if (copy_str(svc->name, sizeof(svc->name), cfg->name) != 0 ||
         copy_str(svc->nats_url, sizeof(svc->nats_url), cfg->nats_url) != 0 ||
         copy_str(svc->data_dir, sizeof(svc->data_dir), cfg->data_dir) != 0 ||

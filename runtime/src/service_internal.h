@@ -184,6 +184,7 @@ struct saga_service {
     saga__metrics mx;       /* kept by the service thread only, no lock */
     saga__metrics mx_pub;   /* mx as of the last batch, under stats_mu: what /metrics reads */
 
+    uint64_t span_rng; /* span ids of emitted events (trace.c); service thread only */
     saga__outlist out; /* messages of the batch being processed */
     uint64_t *sent;    /* outbox keys published, deleted in the next transaction */
     size_t nsent, capsent;
@@ -250,7 +251,7 @@ struct saga_ctx {
     int delivery;
     uint64_t stream_seq; /* 0 unless handling a message from the stream */
     int64_t now_ms;
-    char trace[SAGA_TRACE_MAX + 1];
+    saga_traceparent trace; /* the trace this handler continues (trace.c) */
     int64_t park_timeout_ms;
     int store_failed;     /* a store call failed: the handler's result is not trusted */
     saga_status store_st; /* ... with this status (SAGA_EMAPFULL grows the map) */
@@ -260,8 +261,10 @@ struct saga_ctx {
     int faults_hit; /* business faults this call injected */
 };
 
+/* traceparent: a command's trace context (its request's header), NULL for
+ * events (their envelope's) and timers. */
 void saga__ctx_init(saga_ctx *ctx, saga_service *svc, MDB_txn *txn, const saga_event *ev,
-                    int delivery, int64_t now_ms);
+                    const char *traceparent, int delivery, int64_t now_ms);
 void saga__ctx_cleanup(saga_ctx *ctx);
 
 /* state.c: order-scoped state, finishing and pruning sagas. */

@@ -18,12 +18,17 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include <jansson.h>
+
 #include "fleet.h"
 #include "proc.h"
+#include "thttp.h"
 #include "tjs.h"
 
 #define SAGA_FLEET SAGA_BUILD_DIR "/tools/saga-fleet"
 #define SAGACTL SAGA_BUILD_DIR "/tools/sagactl"
+#define PROMETHEUS_EXE "/usr/bin/prometheus"
+#define SKIP_RETURN_CODE 77
 #define SERVICE_EXE(name) SAGA_BUILD_DIR "/services/saga-" name
 #define READY_MS 60000
 #define STOP_MS 30000
@@ -31,24 +36,31 @@
 
 static char OUT[1 << 16];
 
+/* Reads at most cap - 1 bytes of path into buf, NUL-terminated; returns how many
+ * (0 when it cannot be read). */
+static size_t slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = fp != NULL ? fread(buf, 1, cap - 1, fp) : 0;
+
+    if (fp != NULL)
+        fclose(fp);
+    buf[n] = '\0';
+    return n;
+}
+
 /* Whether a process with this pid runs. A zombie does not: a stopped detached process
  * is the zombie of whoever adopted it until that one reaps it. */
 static int exists(pid_t pid)
 {
     char path[64], buf[512];
     const char *rp;
-    size_t n;
-    FILE *fp;
 
     if (pid <= 0 || kill(pid, 0) != 0)
         return 0;
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fp = fopen(path, "r");
-    if (fp == NULL)
+    if (slurp(path, buf, sizeof(buf)) == 0)
         return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
     rp = strrchr(buf, ')');
     return rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
 }
@@ -511,6 +523,108 @@ static void test_cli_cluster(void **state)
     assert_false(exists(order));
 }
 
+/* ---- saga-fleet up --with prometheus -------------------------------------------- */
+
+static const char *const SCRAPED[] = {"order",    "payment",      "inventory",
+                                      "shipping", "notification", "history"};
+#define NSCRAPED (sizeof(SCRAPED) / sizeof(SCRAPED[0]))
+
+/* The port of Prometheus's web UI in the last `status --json` output, or -1. */
+static int status_prometheus_port(void)
+{
+    static const char pat[] = "\"prometheus\":{\"web\":\"http://127.0.0.1:";
+    const char *p = strstr(OUT, pat);
+    return p != NULL ? (int)strtol(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* The metrics address of NAME in the last `status --json` output into buf ("" when none). */
+static const char *status_metrics(const char *name, char *buf, size_t cap)
+{
+    char pat[96];
+    const char *p, *m;
+
+    buf[0] = '\0';
+    snprintf(pat, sizeof(pat), "{\"name\":\"%s\",", name);
+    p = strstr(OUT, pat);
+    m = p != NULL ? strstr(p, "\"metrics\":\"") : NULL;
+    if (m != NULL && m < strchr(p, '}'))
+        snprintf(buf, cap, "%.*s", (int)strcspn(m + 11, "\""), m + 11);
+    return buf;
+}
+
+/* 1 once Prometheus (its port at *arg) answers saga_events_handled_total with a series
+ * of every service: it found them all in the fleet's targets and scraped them. */
+static int every_service_scraped(void *arg)
+{
+    char *resp = thttp_get(*(int *)arg, "/api/v1/query?query=saga_events_handled_total");
+    json_t *doc = json_loads(thttp_body(resp) != NULL ? thttp_body(resp) : "", 0, NULL);
+    json_t *series;
+    size_t i, found = 0;
+
+    json_array_foreach(json_object_get(json_object_get(doc, "data"), "result"), i, series)
+    {
+        const char *svc =
+            json_string_value(json_object_get(json_object_get(series, "metric"), "service"));
+        for (size_t k = 0; svc != NULL && k < NSCRAPED; k++)
+            found |= (size_t)(strcmp(svc, SCRAPED[k]) == 0) << k;
+    }
+    json_decref(doc);
+    free(resp);
+    return found == (1u << NSCRAPED) - 1;
+}
+
+/* Whether the targets file names addr (quoted: 127.0.0.1:3385 is no 127.0.0.1:33851). */
+static int targets_name(const char *addr)
+{
+    char path[4200], buf[1 << 14];
+
+    snprintf(path, sizeof(path), "%s/prometheus/targets.json", C.home);
+    slurp(path, buf, sizeof(buf));
+    snprintf(path, sizeof(path), "\"%s\"", addr);
+    return strstr(buf, path) != NULL;
+}
+
+static void test_cli_prometheus(void **state)
+{
+    char buf[64], old[64];
+    pid_t prom;
+    int port;
+
+    (void)state;
+    assert_int_equal(RUN("up", "--with", "prometheus"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_true(status_up("prometheus"));
+    prom = status_pid("prometheus");
+    port = status_prometheus_port();
+    assert_true(port > 0);
+    /* Every service serves metrics, on an address the targets file names. */
+    for (size_t k = 0; k < NSCRAPED; k++) {
+        if (status_metrics(SCRAPED[k], buf, sizeof(buf))[0] == '\0')
+            fail_msg("status names no metrics address for %s:\n%s", SCRAPED[k], OUT);
+        assert_true(targets_name(buf));
+    }
+    assert_int_equal(CTL("stock", "set", "PROM1", "1000"), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(CTL("place", "--customer", "prom", "--item", "PROM1:1:100"), 0);
+    if (tproc_wait_until(every_service_scraped, &port, 120000) != 0)
+        fail_msg("Prometheus at port %d did not report saga_events_handled_total of every "
+                 "service within 120 s",
+                 port);
+
+    /* A restarted service listens on a new port: the targets follow. */
+    status_metrics("payment", old, sizeof(old));
+    assert_int_equal(RUN("restart", "payment"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    status_metrics("payment", buf, sizeof(buf));
+    assert_string_not_equal(buf, "");
+    assert_true(strcmp(buf, old) == 0 || !targets_name(old));
+    assert_true(targets_name(buf));
+
+    /* down stops Prometheus too. */
+    assert_int_equal(RUN("down"), 0);
+    assert_false(exists(prom));
+}
+
 static void test_cli_usage(void **state)
 {
     (void)state;
@@ -521,8 +635,22 @@ static void test_cli_usage(void **state)
     assert_int_equal(RUN("up", "--with", "/nonexistent/saga-x"), 1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const struct CMUnitTest prometheus[] = {
+        cmocka_unit_test(test_cli_prometheus),
+    };
+    /* test_prometheus: the same binary, with the real Prometheus server when it is
+     * installed (deploy/setup installs it), skipped otherwise. */
+    if (argc > 1 && strcmp(argv[1], "prometheus") == 0) {
+        unsetenv("SAGA_GATES");
+        unsetenv("SAGA_METRICS_ADDR");
+        if (access(PROMETHEUS_EXE, X_OK) != 0) {
+            printf("SKIP: no %s (the Debian package prometheus)\n", PROMETHEUS_EXE);
+            return SKIP_RETURN_CODE;
+        }
+        return cmocka_run_group_tests_name("prometheus", prometheus, cli_setup, cli_teardown);
+    }
     /* The gates are the test's: none comes from the environment of whoever runs it. */
     unsetenv("SAGA_GATES");
     const struct CMUnitTest lib[] = {

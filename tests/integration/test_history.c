@@ -1,7 +1,8 @@
 /* test_history.c - The order history read model: services/history indexes
  * every event by order id with the same effectively-once guarantees as any
  * service, so an order's trace equals the stream's events of that order,
- * even when the history participant is SIGKILLed mid-run and restarted. */
+ * even when the history participant is SIGKILLed mid-run and restarted;
+ * and every event of an order carries the order's W3C trace context. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -122,6 +123,78 @@ static void test_history_equals_stream_after_a_kill(void **state)
     printf("history: orders=%d checked=%d history_killed_at=%d\n", ORDERS, ORDERS, KILL_AT);
 }
 
+/* The W3C trace context of one order's events: one trace id (the caller's
+ * when it sent one), a span of its own for every event, the header equal to
+ * the envelope's trace. Returns the trace id. */
+static void expect_one_trace(const char *order_id, const char *trace_id, const char *client_span)
+{
+    tjs_msg *v = NULL;
+    size_t n = 0;
+    saga_traceparent first, tp, other;
+    assert_int_equal(tjs_collect_events(&F.t, NULL, order_id, &v, &n), 0);
+    /* placed, charged, reserved, scheduled, confirmed, committed, sent */
+    if (n < 7)
+        fail_msg("order %s: %zu events", order_id, n);
+    assert_true(saga_traceparent_parse(v[0].ev.trace, &first));
+    if (trace_id != NULL)
+        assert_string_equal(first.trace_id, trace_id);
+    for (size_t i = 0; i < n; i++) {
+        if (!saga_traceparent_parse(v[i].ev.trace, &tp))
+            fail_msg("order %s, %s: trace \"%s\" is no traceparent", order_id, v[i].ev.type,
+                     v[i].ev.trace);
+        if (strcmp(v[i].traceparent, v[i].ev.trace) != 0)
+            fail_msg("order %s, %s: header \"%s\", envelope \"%s\"", order_id, v[i].ev.type,
+                     v[i].traceparent, v[i].ev.trace);
+        assert_string_equal(tp.trace_id, first.trace_id);
+        if (client_span != NULL)
+            assert_string_not_equal(tp.span_id, client_span);
+        for (size_t j = 0; j < i; j++) {
+            assert_true(saga_traceparent_parse(v[j].ev.trace, &other));
+            if (strcmp(other.span_id, tp.span_id) == 0)
+                fail_msg("order %s: %s and %s share span %s", order_id, v[j].ev.type, v[i].ev.type,
+                         tp.span_id);
+        }
+    }
+    free(v);
+}
+
+static void test_one_trace_per_order(void **state)
+{
+    static const char client_trace[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+    static const char client_span[] = "00f067aa0ba902b7";
+    char traceparent[SAGA_TRACEPARENT_LEN + 1], key[SAGA_ID_LEN + 1], traced[64], plain[2][64];
+    tfleet_item it[] = {{"H1", 1, 250}};
+    (void)state;
+    assert_int_equal(tfleet_set_stock(&F, "H1", 100000), 0);
+    snprintf(traceparent, sizeof(traceparent), "00-%s-%s-01", client_trace, client_span);
+    saga_ulid_new(key);
+    Saga__V1__PlaceOrderReply *r =
+        tfleet_place_traced(&F, traceparent, key, "tracy", it, 1, "DE", "EUR", 0);
+    assert_non_null(r);
+    assert_true(r->ok);
+    snprintf(traced, sizeof(traced), "%s", r->order_id);
+    saga__v1__place_order_reply__free_unpacked(r, NULL);
+    place(plain[0], 0);
+    place(plain[1], 1);
+    assert_int_equal(tproc_wait_until(fleet_idle, NULL, DEADLINE_MS), 0);
+    expect_one_trace(traced, client_trace, client_span);
+    expect_one_trace(plain[0], NULL, NULL);
+    expect_one_trace(plain[1], NULL, NULL);
+    /* Orders placed without a trace context each start their own. */
+    tjs_msg *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    saga_traceparent ta, tb;
+    assert_int_equal(tjs_collect_events(&F.t, "order.placed", plain[0], &a, &na), 0);
+    assert_int_equal(tjs_collect_events(&F.t, "order.placed", plain[1], &b, &nb), 0);
+    assert_int_equal(na, 1);
+    assert_int_equal(nb, 1);
+    assert_true(saga_traceparent_parse(a[0].ev.trace, &ta));
+    assert_true(saga_traceparent_parse(b[0].ev.trace, &tb));
+    assert_string_not_equal(ta.trace_id, tb.trace_id);
+    free(a);
+    free(b);
+}
+
 static void test_unknown_order_is_not_found(void **state)
 {
     (void)state;
@@ -137,6 +210,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_history_equals_stream_after_a_kill),
+        cmocka_unit_test(test_one_trace_per_order),
         cmocka_unit_test(test_unknown_order_is_not_found),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);

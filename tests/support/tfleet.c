@@ -169,17 +169,37 @@ int tfleet_stop(tfleet *f)
     return clean;
 }
 
+/* A request with the header traceparent when not NULL, as a traced caller sends it. */
+static natsMsg *request_traced(tfleet *f, const char *subject, const void *data, size_t len,
+                               const char *traceparent)
+{
+    natsMsg *req = NULL, *reply = NULL;
+    natsStatus s = natsMsg_Create(&req, subject, NULL, data, (int)len);
+    if (s == NATS_OK && traceparent != NULL)
+        s = natsMsgHeader_Set(req, SAGA_HDR_TRACEPARENT, traceparent);
+    if (s == NATS_OK)
+        s = natsConnection_RequestMsg(&reply, f->t.nc, req, 10000);
+    natsMsg_Destroy(req);
+    return s == NATS_OK ? reply : NULL;
+}
+
 static natsMsg *request(tfleet *f, const char *subject, const void *data, size_t len)
 {
-    natsMsg *reply = NULL;
-    if (natsConnection_Request(&reply, f->t.nc, subject, data, (int)len, 10000) != NATS_OK)
-        return NULL;
-    return reply;
+    return request_traced(f, subject, data, len, NULL);
 }
 
 Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *customer,
                                         const tfleet_item *items, int nitems, const char *ship_to,
                                         const char *currency, long long deadline_ms)
+{
+    return tfleet_place_traced(f, NULL, key, customer, items, nitems, ship_to, currency,
+                               deadline_ms);
+}
+
+Saga__V1__PlaceOrderReply *tfleet_place_traced(tfleet *f, const char *traceparent, const char *key,
+                                               const char *customer, const tfleet_item *items,
+                                               int nitems, const char *ship_to,
+                                               const char *currency, long long deadline_ms)
 {
     Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
     Saga__V1__LineItem li[8], *lp[8];
@@ -204,9 +224,9 @@ Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *
     /* A retry of a key reaches the same instance; without one, any partition will do. */
     char subject[128], any[16];
     snprintf(any, sizeof(any), "%d", rand());
-    saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key != NULL && key[0] != '\0' ? key : any,
-                        subject, sizeof(subject));
-    natsMsg *m = request(f, subject, buf, len);
+    saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key != NULL && key[0] != '\0' ? key : any, subject,
+                        sizeof(subject));
+    natsMsg *m = request_traced(f, subject, buf, len, traceparent);
     if (m == NULL)
         return NULL;
     Saga__V1__PlaceOrderReply *r = saga__v1__place_order_reply__unpack(
@@ -246,8 +266,7 @@ static Saga__V1__StockReply *stock_request(tfleet *f, const char *subject, const
 
 /* The stock subject of inventory instance k (1..n): instance k of n owns
  * partition k - 1. */
-static const char *stock_subject(const tfleet *f, const char *subject, int k, char *buf,
-                                 size_t cap)
+static const char *stock_subject(const tfleet *f, const char *subject, int k, char *buf, size_t cap)
 {
     int n = f->instances[tfleet_index("inventory")];
     if (n <= 1)

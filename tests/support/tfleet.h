@@ -64,6 +64,11 @@ typedef struct tfleet_item {
 Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *customer,
                                         const tfleet_item *items, int nitems, const char *ship_to,
                                         const char *currency, long long deadline_ms);
+/* The same with the request header traceparent (NULL: none). */
+Saga__V1__PlaceOrderReply *tfleet_place_traced(tfleet *f, const char *traceparent, const char *key,
+                                               const char *customer, const tfleet_item *items,
+                                               int nitems, const char *ship_to,
+                                               const char *currency, long long deadline_ms);
 Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id);
 /* With several inventory instances, each gets its share of qty (docs/scaling.md):
  * get sums them. */

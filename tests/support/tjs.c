@@ -137,6 +137,15 @@ int tjs_publish_payload(tjs *t, const char *type, const char *order, const char 
     return rc;
 }
 
+/* Copies header name of m into dst ("" when absent). */
+static void header(natsMsg *m, const char *name, char *dst, size_t cap)
+{
+    const char *h = NULL;
+    if (natsMsgHeader_Get(m, name, &h) != NATS_OK || h == NULL)
+        h = "";
+    snprintf(dst, cap, "%s", h);
+}
+
 int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, size_t *n)
 {
     natsSubscription *sub = NULL;
@@ -170,15 +179,10 @@ int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, s
         tjs_msg *x = &v[cnt++];
         memset(x, 0, sizeof(*x));
         snprintf(x->subject, sizeof(x->subject), "%s", natsMsg_GetSubject(m));
-        const char *h = NULL;
-        if (natsMsgHeader_Get(m, SAGA_HDR_REASON, &h) == NATS_OK && h != NULL)
-            snprintf(x->reason, sizeof(x->reason), "%s", h);
-        h = NULL;
-        if (natsMsgHeader_Get(m, SAGA_HDR_CAUSE, &h) == NATS_OK && h != NULL)
-            snprintf(x->cause, sizeof(x->cause), "%s", h);
-        h = NULL;
-        if (natsMsgHeader_Get(m, SAGA_HDR_TRUNCATED, &h) == NATS_OK && h != NULL)
-            snprintf(x->truncated, sizeof(x->truncated), "%s", h);
+        header(m, SAGA_HDR_REASON, x->reason, sizeof(x->reason));
+        header(m, SAGA_HDR_CAUSE, x->cause, sizeof(x->cause));
+        header(m, SAGA_HDR_TRUNCATED, x->truncated, sizeof(x->truncated));
+        header(m, SAGA_HDR_TRACEPARENT, x->traceparent, sizeof(x->traceparent));
         x->len = (size_t)natsMsg_GetDataLength(m);
         void *owner = NULL;
         if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),

@@ -41,12 +41,13 @@ typedef struct tjs_msg {
     char subject[256];
     saga_event ev; /* decoded when decoded != 0 */
     int decoded;
-    char payload[256];  /* payload as text, truncated */
-    char reason[256];   /* Saga-Reason header, for dead letters */
-    char cause[64];     /* Saga-Cause header, for dead letters */
-    char truncated[32]; /* Saga-Truncated header: the original size, when cut */
-    size_t len;         /* the body's size */
-    uint64_t seq;       /* its stream sequence */
+    char payload[256];                    /* payload as text, truncated */
+    char reason[256];                     /* Saga-Reason header, for dead letters */
+    char cause[64];                       /* Saga-Cause header, for dead letters */
+    char truncated[32];                   /* Saga-Truncated header: the original size, when cut */
+    char traceparent[SAGA_TRACE_MAX + 1]; /* traceparent header, for events */
+    size_t len;                           /* the body's size */
+    uint64_t seq;                         /* its stream sequence */
 } tjs_msg;
 
 /* Reads every message of stream on subjects matching filter, in order.

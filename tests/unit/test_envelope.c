@@ -801,6 +801,42 @@ static void subject_building(void **state)
     assert_int_equal(saga_event_subject("payment.charged", "ord-1", NULL, 10), SAGA_EINVAL);
 }
 
+/* The W3C recommendation's own example parses; every rule it states refuses
+ * what breaks it (the runtime then starts a new trace instead). */
+static void traceparent_parsing(void **state)
+{
+    (void)state;
+    saga_traceparent tp;
+    assert_true(
+        saga_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &tp));
+    assert_string_equal(tp.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(tp.span_id, "00f067aa0ba902b7");
+    assert_string_equal(tp.flags, "01");
+    assert_true(
+        saga_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &tp));
+    assert_string_equal(tp.flags, "00");
+    /* A later version may append fields; version 00 may not. */
+    assert_true(
+        saga_traceparent_parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", &tp));
+    assert_false(
+        saga_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", &tp));
+    assert_false(
+        saga_traceparent_parse("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &tp));
+    /* Upper case, zero ids, wrong separators, short, empty, NULL. */
+    assert_false(
+        saga_traceparent_parse("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", &tp));
+    assert_false(
+        saga_traceparent_parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01", &tp));
+    assert_false(
+        saga_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", &tp));
+    assert_false(
+        saga_traceparent_parse("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &tp));
+    assert_false(
+        saga_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1", &tp));
+    assert_false(saga_traceparent_parse("", &tp));
+    assert_false(saga_traceparent_parse(NULL, &tp));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -824,6 +860,7 @@ int main(void)
         cmocka_unit_test(partitions),
         cmocka_unit_test(subject_building),
         cmocka_unit_test(durable_names),
+        cmocka_unit_test(traceparent_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,9 @@ typedef struct bench_load_cfg {
     void *hook_arg;
 } bench_load_cfg;
 
+#define BENCH_SERIES_MAX 600 /* seconds of a run's throughput kept for --plot */
+#define BENCH_CDF_POINTS 101 /* latency quantiles 0, 1 %, ..., 100 %, for --plot */
+
 typedef struct bench_load_result {
     long long placed, confirmed, cancelled, rejected;
     double window_s;    /* first measured order placed -> last order completed */
@@ -139,6 +142,9 @@ typedef struct bench_load_result {
     double settle_s;    /* then until both were all in; -1 when they were not within settle_ms */
     size_t hop_samples; /* with hops: measured orders whose every hop was seen */
     double hop_p50_ms[BENCH_NHOPS], hop_p99_ms[BENCH_NHOPS];
+    uint32_t per_s[BENCH_SERIES_MAX]; /* measured orders completed in each second of the window */
+    size_t nper_s;
+    double cdf_ms[BENCH_CDF_POINTS]; /* latency at quantile i / (BENCH_CDF_POINTS - 1) */
 } bench_load_result;
 
 /* Connects to url, sets stock for the SKUs, places warmup + orders orders
@@ -240,6 +246,15 @@ void bench_print_growth(FILE *out, const bench_growth *g);
 int bench_write_json(const char *path, json_t *settings, const bench_phase *ph, size_t n,
                      const char *const *names, size_t nnames, const bench_growth *g,
                      const char *tmp_dir);
+
+/* ---- plot.c: the figures as SVG charts --------------------------------- */
+
+/* Writes DIR/throughput.svg (completed sagas per second over each phase's window)
+ * and DIR/latency.svg (the latency distribution of each phase, as a CDF) for the
+ * first successful run of kind of every name, the ceiling beside the runtime's
+ * modes. Creates dir if needed. Returns 0, or -1 with errno set. */
+int bench_plot(const char *dir, const bench_phase *ph, size_t n, const char *const *names,
+               size_t nnames, const char *kind, const char *machine);
 
 /* One line on the machine: CPUs, model, memory, the disk under dir. */
 void bench_machine(char *buf, size_t len, const char *dir);

@@ -143,25 +143,11 @@ static void queue_cleanup(queue *q)
 /* ---- emitting ---------------------------------------------------------- */
 
 /* A new W3C traceparent, as runtime/src/ctx.c starts one for a new saga. */
-static void new_trace(char out[SAGA_TRACE_MAX + 1])
-{
-    uint8_t r[24];
-    char *p = out;
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-        memset(r, 0x5a, sizeof(r));
-    p += snprintf(p, 4, "00-");
-    for (int i = 0; i < 16; i++)
-        p += snprintf(p, 3, "%02x", r[i]);
-    *p++ = '-';
-    for (int i = 16; i < 24; i++)
-        p += snprintf(p, 3, "%02x", r[i]);
-    snprintf(p, 4, "-01");
-}
-
 int bench_ceil_emit(bench_ceil *c, const char *type, const char *order_id,
                     const ProtobufCMessage *msg)
 {
     saga_event ev;
+    saga_traceparent tc;
     struct timespec ts;
     uint8_t *payload;
     int rc = -1;
@@ -188,12 +174,10 @@ int bench_ceil_emit(bench_ceil *c, const char *type, const char *order_id,
     ev.sequence = ++c->sequence;
     clock_gettime(CLOCK_REALTIME, &ts);
     ev.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / NS_PER_MS;
-    if (c->cause != NULL) {
+    if (c->cause != NULL)
         memcpy(ev.causation_id, c->cause->event_id, sizeof(ev.causation_id));
-        memcpy(ev.trace, c->cause->trace, sizeof(ev.trace));
-    } else {
-        new_trace(ev.trace);
-    }
+    saga_traceparent_continue(&tc, c->cause != NULL ? c->cause->trace : NULL, &c->span_rng);
+    saga_traceparent_child(&tc, &c->span_rng, ev.trace, sizeof(ev.trace));
     ev.payload = payload;
     ev.payload_len = plen;
     bench_ceil_out *o = &c->out[c->nout];
@@ -205,6 +189,7 @@ int bench_ceil_emit(bench_ceil *c, const char *type, const char *order_id,
     }
     memcpy(o->msg_id, ev.event_id, sizeof(o->msg_id));
     memcpy(o->order_id, ev.order_id, sizeof(o->order_id));
+    memcpy(o->trace, ev.trace, sizeof(o->trace));
     c->nout++;
     rc = 0;
 out:
@@ -404,6 +389,8 @@ static int publish_all(part *p)
             s = natsMsg_Create(&m, o->subject, NULL, (const char *)o->data, (int)o->len);
             if (s == NATS_OK)
                 s = natsMsgHeader_Set(m, SAGA_HDR_ORDER_ID, o->order_id);
+            if (s == NATS_OK)
+                s = natsMsgHeader_Set(m, SAGA_HDR_TRACEPARENT, o->trace);
             if (s == NATS_OK) {
                 jsPubOptions_Init(&po);
                 po.MsgId = o->msg_id;
@@ -561,6 +548,8 @@ int main(int argc, char **argv)
         return 2;
     }
     p.c.deadline_ms = DEADLINE_DEFAULT_MS;
+    if (getrandom(&p.c.span_rng, sizeof(p.c.span_rng), 0) != (ssize_t)sizeof(p.c.span_rng))
+        p.c.span_rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if (dl != NULL) {
         char *end = NULL;
         long long v = strtoll(dl, &end, 10);

@@ -50,6 +50,7 @@ typedef struct load {
     bench_map ids;   /* order id -> slot index + 1 */
     bench_map early; /* order id -> early * */
     uint64_t *lat;
+    int64_t *done; /* when each latency sample's order completed */
     size_t nlat;
     long long finished, inflight, confirmed, cancelled, rejected;
     long long tail_notification, tail_inventory; /* tail events seen */
@@ -73,6 +74,21 @@ double bench_percentile_ms(const uint64_t *sorted_ns, size_t n, double q)
     return (double)sorted_ns[rank - 1] / 1e6;
 }
 
+/* Completions per second of the measured window (for --plot), from its start. */
+static void series(const load *L, int64_t start, bench_load_result *res)
+{
+    memset(res->per_s, 0, sizeof(res->per_s));
+    res->nper_s = 0;
+    for (size_t i = 0; start > 0 && i < L->nlat; i++) {
+        int64_t sec = (L->done[i] - start) / NS_PER_S;
+        if (sec < 0 || sec >= BENCH_SERIES_MAX)
+            continue;
+        res->per_s[sec]++;
+        if ((size_t)sec + 1 > res->nper_s)
+            res->nper_s = (size_t)sec + 1;
+    }
+}
+
 /* Records the end of slot idx (order_id NULL when it was refused); with the lock held. */
 static void finish(load *L, long long idx, int64_t at, int kind, const char *order_id)
 {
@@ -91,8 +107,10 @@ static void finish(load *L, long long idx, int64_t at, int kind, const char *ord
         L->cancelled++;
     else
         L->rejected++;
-    if (kind != 0 && idx >= L->cfg->warmup)
+    if (kind != 0 && idx >= L->cfg->warmup) {
+        L->done[L->nlat] = at;
         L->lat[L->nlat++] = (uint64_t)(at - s->sent_ns);
+    }
     L->last_done_ns = at;
     pthread_cond_signal(&L->cv);
 }
@@ -491,6 +509,7 @@ static void load_free(load *L)
         bench_hops_cleanup(&L->hops);
     free(L->slots);
     free(L->lat);
+    free(L->done);
     bench_map_cleanup(&L->ids, NULL);
     bench_map_cleanup(&L->early, free);
     pthread_cond_destroy(&L->cv);
@@ -524,7 +543,8 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
     }
     L.slots = calloc((size_t)L.total, sizeof(*L.slots));
     L.lat = calloc((size_t)cfg->orders + 1, sizeof(*L.lat));
-    if (L.slots == NULL || L.lat == NULL || bench_map_init(&L.ids) != 0 ||
+    L.done = calloc((size_t)cfg->orders + 1, sizeof(*L.done));
+    if (L.slots == NULL || L.lat == NULL || L.done == NULL || bench_map_init(&L.ids) != 0 ||
         bench_map_init(&L.early) != 0 || cfg->items < 1 || cfg->items > LINES_MAX) {
         snprintf(err, errlen, "out of memory or bad item count");
         goto out;
@@ -596,7 +616,10 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
         res->window_s = (double)(L.last_done_ns - first_measured) / 1e9;
         res->sagas_per_s = (double)L.nlat / res->window_s;
     }
+    series(&L, first_measured, res);
     qsort(L.lat, L.nlat, sizeof(*L.lat), cmp_u64);
+    for (size_t i = 0; i < BENCH_CDF_POINTS; i++)
+        res->cdf_ms[i] = bench_percentile_ms(L.lat, L.nlat, (double)i / (BENCH_CDF_POINTS - 1));
     double sum = 0;
     for (size_t i = 0; i < L.nlat; i++)
         sum += (double)L.lat[i];

@@ -28,7 +28,7 @@
 volatile sig_atomic_t bench_interrupted;
 
 static struct {
-    const char *url, *modes, *json, *build_dir, *log_level;
+    const char *url, *modes, *json, *plot, *build_dir, *log_level;
     long long orders, warmup, rate, concurrency, runs, skus, items, stall_ms, growth_every;
     long long retention_ms, events_max_age_ms, settle_ms;
     int ceiling, half_peak, growth, keep, progress, hops;
@@ -66,6 +66,9 @@ static const bench_opt options[] = {
     {"url", BENCH_OPT_STR, 0, 0, 0, NULL, &o.url, "URL",
      "use the fleet running at URL instead of launching one (no ceiling, one mode)"},
     {"json", BENCH_OPT_STR, 0, 0, 0, NULL, &o.json, "FILE", "write every result to FILE as JSON"},
+    {"plot", BENCH_OPT_STR, 0, 0, 0, NULL, &o.plot, "DIR",
+     "write SVG charts to DIR (created if needed): throughput.svg (sagas/s over time) and "
+     "latency.svg (latency CDF), the first run of each phase, the ceiling beside the modes"},
     {"build-dir", BENCH_OPT_STR, 0, 0, 0, BENCH_BUILD_DIR, &o.build_dir, "DIR",
      "build tree holding services/saga-*"},
     {"skus", BENCH_OPT_INT, 4, 1, 1000, NULL, &o.skus, "N", "SKUs stocked and ordered"},
@@ -405,6 +408,14 @@ int main(int argc, char **argv)
         }
     }
     fflush(stdout);
+    if (o.plot != NULL && bench_plot(o.plot, phases, nphases, names, nnames,
+                                     o.growth     ? "growth"
+                                     : o.rate > 0 ? "rate"
+                                                  : "closed",
+                                     machine) != 0) {
+        fprintf(stderr, "saga-bench: cannot write the charts to %s: %s\n", o.plot, strerror(errno));
+        failed = 1;
+    }
     if (o.json != NULL) {
         if (bench_write_json(o.json, settings_json(names, nnames), phases, nphases, names, nnames,
                              &growth, tmp != NULL && tmp[0] ? tmp : "/tmp") != 0) {

@@ -65,6 +65,7 @@ typedef struct entry {
     char *exe;
     char **args; /* NULL-terminated */
     char **env;  /* NULL-terminated "K=V" */
+    char *ready; /* a process: what its log says when it is ready; NULL: LOG_SVC_READY */
     /* Brokers. */
     char host[64];
     int port;      /* 0 until chosen */
@@ -244,6 +245,8 @@ static void entry_cleanup(entry *e)
     strv_free(e->args);
     strv_free(e->env);
     strv_free(e->routes);
+    free(e->ready);
+    e->ready = NULL;
     e->exe = NULL;
     e->args = NULL;
     e->env = NULL;
@@ -299,6 +302,8 @@ static int write_spec(const fleet *f, const entry *e)
         for (size_t i = 0; e->routes != NULL && e->routes[i] != NULL; i++)
             fprintf(fp, "route %s\n", e->routes[i]);
     }
+    if (e->ready != NULL)
+        fprintf(fp, "ready %s\n", e->ready);
     for (size_t i = 0; e->args != NULL && e->args[i] != NULL; i++)
         fprintf(fp, "arg %s\n", e->args[i]);
     for (size_t i = 0; e->env != NULL && e->env[i] != NULL; i++)
@@ -383,6 +388,8 @@ static int load_spec(fleet *f, entry *e)
             e->broker = strcmp(val, "broker") == 0;
         else if (strcmp(line, "exe") == 0 && e->exe == NULL)
             e->exe = strdup(val);
+        else if (strcmp(line, "ready") == 0 && e->ready == NULL)
+            e->ready = strdup(val);
         else if (strcmp(line, "host") == 0)
             snprintf(e->host, sizeof e->host, "%s", val);
         else if (strcmp(line, "port") == 0)
@@ -903,6 +910,38 @@ int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *cons
     return commit(f, e, err, errlen);
 }
 
+int fleet_set_ready_text(fleet *f, const char *name, const char *text, char *err, size_t errlen)
+{
+    entry *e = find(f, name);
+    char *copy;
+
+    if (e == NULL || e->broker || text == NULL || text[0] == '\0' || strchr(text, '\n') != NULL) {
+        set_err(err, errlen, "%s: cannot wait for '%s'", name != NULL ? name : "",
+                text != NULL ? text : "");
+        return -1;
+    }
+    copy = strdup(text);
+    if (copy == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    free(e->ready);
+    e->ready = copy;
+    return commit(f, e, err, errlen);
+}
+
+const char *fleet_arg(const fleet *f, const char *name, const char *prefix)
+{
+    const entry *e = find(f, name);
+    size_t n = prefix != NULL ? strlen(prefix) : 0;
+
+    for (size_t i = 0; e != NULL && e->args != NULL && e->args[i] != NULL; i++) {
+        if (strncmp(e->args[i], prefix, n) == 0)
+            return e->args[i] + n;
+    }
+    return NULL;
+}
+
 int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t errlen)
 {
     entry *e = find(f, name);
@@ -1091,7 +1130,7 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
                 }
                 return 0;
             }
-        } else if (file_contains(log, e->log_off, LOG_SVC_READY)) {
+        } else if (file_contains(log, e->log_off, e->ready != NULL ? e->ready : LOG_SVC_READY)) {
             return 0;
         }
         if (f->cancel != NULL && *f->cancel) {

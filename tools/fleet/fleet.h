@@ -141,6 +141,15 @@ int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, cha
 int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *const *args,
                    const char *const *env, char *err, size_t errlen);
 
+/* What process name writes to its log when it is ready (a service: "event=ready", the
+ * default), for a program that is no saga service; kept in its spec. Returns 0 or -1
+ * with err set (unknown name, a broker, an empty text or one with a newline). */
+int fleet_set_ready_text(fleet *f, const char *name, const char *text, char *err, size_t errlen);
+
+/* The rest of name's first argument that starts with prefix ("--port=" of "--port=80":
+ * "80"), NULL when none. Owned by the handle, valid until name is redefined. */
+const char *fleet_arg(const fleet *f, const char *name, const char *prefix);
+
 /* Sets KEY=VALUE in the stored environment of name (for its next start). */
 int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t errlen);
 
@@ -257,5 +266,32 @@ const char *fleet_store_dir(const fleet *f, const char *name, char *buf, size_t 
 
 /* The last lines (at most cap-1 bytes) of name's log into buf; "" when none. */
 const char *fleet_log_tail(const fleet *f, const char *name, char *buf, size_t cap);
+
+/* ---- Prometheus (prometheus.c) ------------------------------------------------ */
+
+/* Adds (or, when not running, redefines) a Prometheus server as process name: exe
+ * (NULL: /usr/bin/prometheus) with its configuration HOME/name/prometheus.yml (every
+ * target scraped each second by the job "saga", targets from HOME/name/targets.json),
+ * its storage HOME/name/data and its web UI and HTTP API on host:port (NULL host:
+ * 127.0.0.1; port 0: a free one, kept from then on). Ready when it says so in its log.
+ * Returns 0 or -1 with err set. */
+int fleet_add_prometheus(fleet *f, const char *name, const char *exe, const char *host, int port,
+                         char *err, size_t errlen);
+
+/* One process Prometheus scrapes: the fleet's name for it (its label "process") and
+ * its metrics address, HOST:PORT. */
+typedef struct fleet_target {
+    const char *name;
+    const char *addr;
+} fleet_target;
+
+/* Replaces the targets file of Prometheus server name with these n targets; Prometheus
+ * applies it within seconds, running or not. Returns 0 or -1 with err set. */
+int fleet_prometheus_targets(fleet *f, const char *name, const fleet_target *t, int n, char *err,
+                             size_t errlen);
+
+/* "http://HOST:PORT", the web UI and HTTP API of Prometheus server name, into buf;
+ * returns buf, or NULL when name is not one. */
+const char *fleet_prometheus_url(const fleet *f, const char *name, char *buf, size_t cap);
 
 #endif /* SAGA_FLEET_H */

@@ -24,6 +24,9 @@
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
 #define BROKER "nats"
+#define PROMETHEUS "prometheus" /* --with prometheus: a Prometheus server, not a participant */
+#define PROMETHEUS_EXE "/usr/bin/prometheus"
+#define METRICS_ANY_PORT "SAGA_METRICS_ADDR=127.0.0.1:0"
 #define NODE_FMT "nats-%d" /* the brokers of a cluster: nats-1, nats-2, ... */
 #define CLUSTER_NAME "saga"
 #define MAX_NODES 5
@@ -70,7 +73,8 @@ static const char USAGE[] =
     "                   wait until each is ready\n"
     "  down             stop the services (SIGTERM, SIGKILL after 20 s), then nats-server\n"
     "  status [--json]  each process: pid, up/down, partitions, events processed,\n"
-    "                   pending; the leaders of a cluster\n"
+    "                   pending, metrics address; the leaders of a cluster;\n"
+    "                   Prometheus's web UI\n"
     "  logs NAME [-f]   show (or follow) the log of NAME (or nats, nats-2, ...)\n"
     "  kill NAME        SIGKILL one process (or nats, nats-2, ...): a crash, for tests\n"
     "  restart NAME [--env KEY=VALUE]...\n"
@@ -116,6 +120,14 @@ static const char USAGE_UP[] =
     "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud)\n"
     "  --with PATH   any executable (a NAME containing '/'), named after its file name\n"
     "                without a saga- prefix, run with the fleet's environment\n"
+    "  --with prometheus\n"
+    "                a Prometheus server (" PROMETHEUS_EXE ", Debian package prometheus)\n"
+    "                that scrapes every process of the fleet each second: the services\n"
+    "                get " METRICS_ANY_PORT " (unless the environment sets\n"
+    "                SAGA_METRICS_ADDR), and the fleet writes their metrics addresses to\n"
+    "                SAGA_HOME/prometheus/targets.json (file-based discovery) at up,\n"
+    "                restart and status. Its configuration and storage are in\n"
+    "                SAGA_HOME/prometheus/; its web UI address is in status.\n"
     "  --gate SVC=PARTICIPANT\n"
     "                SVC's gated step waits for PARTICIPANT's clearance: SVC runs with\n"
     "                SAGA_GATES=PARTICIPANT (added to a SAGA_GATES of the environment);\n"
@@ -133,8 +145,11 @@ static const char USAGE_STATUS[] =
     "Usage: saga-fleet status [--json]\n"
     "\n"
     "For nats (or each node of a cluster) and each service: pid, state (up, down, or\n"
-    "silent: running but not answering saga.ctl.NAME.stats), events processed and\n"
-    "pending. For a cluster, which node leads the JetStream meta group and which leads\n"
+    "silent: running but not answering saga.ctl.NAME.stats), events processed,\n"
+    "pending and the metrics address it serves (SAGA_METRICS_ADDR; from its answer to\n"
+    "saga.discover). Prometheus (up --with prometheus): its web UI; status also\n"
+    "rewrites its targets file. For a cluster, which node leads the JetStream meta group and which "
+    "leads\n"
     "each stream (and its replicas). Exits 1 unless every process is up and a cluster\n"
     "has a meta leader.\n";
 
@@ -329,6 +344,7 @@ typedef struct participant {
     char exe[PATH_CAP]; /* "": keep the spec the fleet has */
     int named;          /* by --with in this up */
     char listen[64];    /* the gateway's --listen; "" for a participant */
+    int prom;           /* the Prometheus server */
 } participant;
 
 /* The gateway's process: saga-gateway from the build tree on SAGA_GATEWAY_ADDR, else
@@ -340,6 +356,7 @@ static int gateway_proc(const ctx *c, participant *p)
     snprintf(p->name, sizeof p->name, "%s", GATEWAY);
     snprintf(p->exe, sizeof p->exe, "%s/tools/gateway/saga-gateway", c->build);
     p->named = 0;
+    p->prom = 0;
     if (addr != NULL && *addr != '\0') {
         if (strchr(addr, ':') == NULL || strlen(addr) >= sizeof p->listen)
             return usage_error("SAGA_GATEWAY_ADDR wants ADDR:PORT, not '%s'", addr);
@@ -616,9 +633,146 @@ static int default_procs(const ctx *c, const fleet_instances *inst, participant 
                 p->instance[0] = '\0';
             snprintf(p->exe, sizeof p->exe, "%s/services/saga-%s", c->build, SERVICES[i]);
             p->named = 0;
+            p->listen[0] = '\0';
+            p->prom = 0;
         }
     }
     return 0;
+}
+
+/* ---- Prometheus and discovery ------------------------------------------------- */
+
+/* A connection to the fleet's brokers for a few questions (no reconnects), NULL when
+ * no broker answers. */
+static natsConnection *connect_fleet(ctx *c)
+{
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+
+    if (any_broker_alive(c) && natsOptions_Create(&opts) == NATS_OK &&
+        fleet_set_servers(opts, c->url) == NATS_OK &&
+        natsOptions_SetTimeout(opts, STATS_MS) == NATS_OK &&
+        natsOptions_SetAllowReconnect(opts, false) == NATS_OK)
+        natsConnection_Connect(&nc, opts);
+    natsOptions_Destroy(opts); /* the connection keeps its own copy */
+    return nc;
+}
+
+/* Every participant instance's answer to saga.discover, a JSON array (empty when
+ * nobody answers or nc is NULL). */
+static json_t *discover(natsConnection *nc)
+{
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    int64_t deadline = fleet_now_ms() + STATS_MS;
+    json_t *all = json_array();
+
+    if (nc == NULL || natsInbox_Create(&inbox) != NATS_OK ||
+        natsConnection_SubscribeSync(&sub, nc, (const char *)inbox) != NATS_OK ||
+        natsConnection_PublishRequestString(nc, SAGA_SUBJ_DISCOVER, (const char *)inbox, "") !=
+            NATS_OK ||
+        natsConnection_Flush(nc) != NATS_OK)
+        goto out;
+    for (;;) {
+        natsMsg *m = NULL;
+        int64_t left = deadline - fleet_now_ms();
+        if (left <= 0 || natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+            break;
+        json_t *a = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+        if (json_is_string(json_object_get(a, "name")))
+            json_array_append(all, a);
+        json_decref(a);
+        natsMsg_Destroy(m);
+        /* Every participant answers at once: after the first, a short quiet time. */
+        if (deadline - fleet_now_ms() > DISCOVER_QUIET_MS)
+            deadline = fleet_now_ms() + DISCOVER_QUIET_MS;
+    }
+out:
+    natsSubscription_Destroy(sub);
+    natsInbox_Destroy(inbox);
+    return all;
+}
+
+/* The metrics address, HOST:PORT, a discovery answer names (its http endpoint) into
+ * buf; NULL when the instance serves no metrics. */
+static const char *metrics_addr(const json_t *answer, char *buf, size_t cap)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(json_object_get(answer, "endpoints"), i, e)
+    {
+        const char *v = json_string_value(e);
+        if (v != NULL && strncmp(v, "http://", 7) == 0) {
+            snprintf(buf, cap, "%.*s", (int)strcspn(v + 7, "/"), v + 7);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* The discovery answer of the fleet's own process name (its pid: an instance answers
+ * with its service's name), or NULL. */
+static json_t *answer_of(ctx *c, const json_t *answers, const char *name)
+{
+    size_t i;
+    json_t *a;
+
+    json_array_foreach(answers, i, a)
+    {
+        pid_t pid = pid_of(c, name);
+        if (pid > 0 && json_integer_value(json_object_get(a, "pid")) == (json_int_t)pid)
+            return a;
+    }
+    return NULL;
+}
+
+/* Rewrites Prometheus's targets with every instance that serves metrics: the fleet's
+ * processes and any participant that joined. answers: discovery's (NULL: asks). Does
+ * nothing when the fleet has no Prometheus server. Returns 0, or reports and fails. */
+static int update_targets(ctx *c, const json_t *answers)
+{
+    fleet_target t[MAX_PROCS];
+    char addrs[MAX_PROCS][300], err[PATH_CAP + 256];
+    natsConnection *nc = NULL;
+    json_t *own = NULL, *a;
+    fleet_status st;
+    size_t i;
+    int n = 0, rc;
+
+    if (fleet_get_status(c->f, PROMETHEUS, &st) != 0)
+        return 0;
+    if (answers == NULL) {
+        nc = connect_fleet(c);
+        answers = own = discover(nc);
+    }
+    json_array_foreach(answers, i, a)
+    {
+        if (n < MAX_PROCS && metrics_addr(a, addrs[n], sizeof addrs[n]) != NULL) {
+            t[n].name = json_string_value(json_object_get(a, "name"));
+            t[n].addr = addrs[n];
+            n++;
+        }
+    }
+    rc = fleet_prometheus_targets(c->f, PROMETHEUS, t, n, err, sizeof err);
+    json_decref(own);
+    if (nc != NULL)
+        natsConnection_Destroy(nc);
+    return rc == 0 ? 0 : fail("%s", err);
+}
+
+/* Defines the Prometheus server; one that was defined before keeps its address (open
+ * browser tabs still work). */
+static int add_prometheus(ctx *c, char *err, size_t errlen)
+{
+    char web[300];
+    const char *colon;
+    int port = 0;
+
+    if (fleet_prometheus_url(c->f, PROMETHEUS, web, sizeof web) != NULL &&
+        (colon = strrchr(web, ':')) != NULL)
+        port = (int)strtol(colon + 1, NULL, 10);
+    return fleet_add_prometheus(c->f, PROMETHEUS, PROMETHEUS_EXE, "127.0.0.1", port, err, errlen);
 }
 
 static int cmd_up(ctx *c, int argc, char **argv)
@@ -628,7 +782,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
     int nprocs = 0, ngates = 0;
     char err[PATH_CAP + 256];
     int missing = 0;
-    int cluster = 0, nodes, status;
+    int cluster = 0, nodes, status, prom = 0;
     int64_t deadline;
     fleet_instances inst = {0};
     int has_inst = 0;
@@ -684,9 +838,17 @@ static int cmd_up(ctx *c, int argc, char **argv)
             snprintf(list, sizeof list, "%s", val);
             for (char *tok = strtok_r(list, ",", &save); tok != NULL;
                  tok = strtok_r(NULL, ",", &save)) {
-                participant p;
-                int rc = resolve(c, tok, &p);
+                participant p = {.prom = strcmp(tok, PROMETHEUS) == 0};
+                int rc = 0;
                 int dup = 0;
+                if (p.prom && access(PROMETHEUS_EXE, X_OK) != 0)
+                    return fail("--with " PROMETHEUS ": no %s (deploy/setup installs the Debian "
+                                "package prometheus)",
+                                PROMETHEUS_EXE);
+                if (p.prom)
+                    snprintf(p.name, sizeof p.name, "%s", PROMETHEUS);
+                else
+                    rc = resolve(c, tok, &p);
                 if (rc != 0)
                     return rc;
                 for (int k = 0; k < nprocs; k++)
@@ -723,6 +885,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
             procs[nprocs].exe[0] = '\0'; /* keeps its spec */
             procs[nprocs].named = 0;
             procs[nprocs].listen[0] = '\0';
+            procs[nprocs].prom = strcmp(name, PROMETHEUS) == 0;
             nprocs++;
         }
     }
@@ -751,6 +914,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
     for (int k = 0; k < nprocs; k++) {
         if (procs[k].exe[0] != '\0' && access(procs[k].exe, X_OK) != 0)
             return fail("no executable %s", procs[k].exe);
+        prom |= procs[k].prom;
     }
 
     /* A cluster stays a cluster (of its size) until down; a single server likewise. */
@@ -790,19 +954,24 @@ static int cmd_up(ctx *c, int argc, char **argv)
     }
     for (int k = 0; k < nprocs; k++) {
         const char **env = NULL;
-        int rc;
+        int rc = 0;
         if (alive(c, procs[k].name))
             continue;
-        if (procs[k].exe[0] != '\0') {
+        if (procs[k].prom) {
+            rc = add_prometheus(c, err, sizeof err);
+        } else if (procs[k].exe[0] != '\0') {
             if (service_env(c, &procs[k], gates, ngates, &env) != 0)
                 return fail("out of memory");
             const char *const args[] = {"--listen", procs[k].listen, NULL};
             rc = fleet_add_proc(c->f, procs[k].name, procs[k].exe,
                                 procs[k].listen[0] != '\0' ? args : NULL, env, err, sizeof err);
             free_env(env);
-            if (rc != 0)
-                return fail("%s", err);
         }
+        /* Scraped: every service serves its metrics on a port of its own. */
+        if (rc == 0 && prom && !procs[k].prom && getenv("SAGA_METRICS_ADDR") == NULL)
+            rc = fleet_set_env(c->f, procs[k].name, METRICS_ANY_PORT, err, sizeof err);
+        if (rc != 0)
+            return fail("%s", err);
         if (fleet_start(c->f, procs[k].name, err, sizeof err) != 0)
             return fail("%s", err);
     }
@@ -815,6 +984,13 @@ static int cmd_up(ctx *c, int argc, char **argv)
         printf("%-12s pid %d  ready\n", procs[k].name, (int)pid_of(c, procs[k].name));
     }
     char console[128];
+    if (prom) {
+        char web[300];
+        if (update_targets(c, NULL) != 0)
+            return EXIT_FAIL;
+        printf("  Prometheus %s (scrapes every process; targets %s/" PROMETHEUS "/targets.json)\n",
+               fleet_prometheus_url(c->f, PROMETHEUS, web, sizeof web), c->home);
+    }
     printf("fleet is up\n"
            "  console %s   (saga-gateway: the web console and the order API)\n"
            "  NATS    %s (JetStream store %s/%s%s)\n"
@@ -876,45 +1052,26 @@ static json_t *ask_json(natsConnection *nc, const char *subject)
  * did not start (a participant of another language, an instance on another
  * machine): they are part of the fleet too. Appends them to procs as
  * "joined"; an instance is the fleet's own when its name and pid are. */
-static void add_joined(ctx *c, natsConnection *nc, const char **names, int n, json_t *procs)
+static void add_joined(ctx *c, const json_t *answers, const char **names, int n, json_t *procs)
 {
-    natsInbox *inbox = NULL;
-    natsSubscription *sub = NULL;
-    int64_t deadline = fleet_now_ms() + STATS_MS;
+    size_t i;
+    json_t *a;
 
-    if (nc == NULL || natsInbox_Create(&inbox) != NATS_OK ||
-        natsConnection_SubscribeSync(&sub, nc, (const char *)inbox) != NATS_OK ||
-        natsConnection_PublishRequestString(nc, SAGA_SUBJ_DISCOVER, (const char *)inbox, "") !=
-            NATS_OK ||
-        natsConnection_Flush(nc) != NATS_OK)
-        goto out;
-    for (;;) {
-        natsMsg *m = NULL;
-        int64_t left = deadline - fleet_now_ms();
-        if (left <= 0 || natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
-            break;
-        json_t *a = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    json_array_foreach(answers, i, a)
+    {
         const char *name = json_string_value(json_object_get(a, "name"));
-        json_int_t pid = json_integer_value(json_object_get(a, "pid"));
+        char addr[300];
         int known = name == NULL;
-        for (int i = 0; i < n && !known; i++)
-            known = (strcmp(names[i], name) == 0 || fleet_instance_of(c->f, names[i], name) > 0) &&
-                    pid_of(c, names[i]) == (pid_t)pid;
+        for (int k = 0; k < n && !known; k++)
+            known = answer_of(c, answers, names[k]) == a;
         if (!known)
             json_array_append_new(procs,
-                                  json_pack("{s:s, s:O?, s:s, s:O?, s:n, s:O?}", "name", name,
+                                  json_pack("{s:s, s:O?, s:s, s:O?, s:n, s:O?, s:s?}", "name", name,
                                             "pid", json_object_get(a, "pid"), "state", "joined",
                                             "instance", json_object_get(a, "instance"), "processed",
-                                            "subscriptions", json_object_get(a, "subscriptions")));
-        json_decref(a);
-        natsMsg_Destroy(m);
-        /* Every participant answers at once: after the first, a short quiet time. */
-        if (deadline - fleet_now_ms() > DISCOVER_QUIET_MS)
-            deadline = fleet_now_ms() + DISCOVER_QUIET_MS;
+                                            "subscriptions", json_object_get(a, "subscriptions"),
+                                            "metrics", metrics_addr(a, addr, sizeof addr)));
     }
-out:
-    natsSubscription_Destroy(sub);
-    natsInbox_Destroy(inbox);
 }
 
 /* The fleet's names for status: nats (or the cluster's nodes), the six, then the
@@ -1035,9 +1192,9 @@ static const char *num_or_dash(const json_t *v, char *buf, size_t cap)
 static int cmd_status(ctx *c, int argc, char **argv)
 {
     const char *names[MAX_PROCS + NSVC + MAX_NODES];
-    natsOptions *opts = NULL;
     natsConnection *nc = NULL;
-    json_t *procs, *root;
+    json_t *procs, *root, *answers;
+    char web[300];
     int json = 0, rc = 0, n;
 
     if (argc > 1 || (argc == 1 && strcmp(argv[0], "--json") != 0))
@@ -1045,18 +1202,19 @@ static int cmd_status(ctx *c, int argc, char **argv)
     json = argc == 1;
     procs = json_array();
     n = status_names(c, names);
-    if (any_broker_alive(c) && natsOptions_Create(&opts) == NATS_OK &&
-        fleet_set_servers(opts, c->url) == NATS_OK &&
-        natsOptions_SetTimeout(opts, STATS_MS) == NATS_OK &&
-        natsOptions_SetAllowReconnect(opts, false) == NATS_OK)
-        natsConnection_Connect(&nc, opts);
+    nc = connect_fleet(c);
+    answers = discover(nc);
     for (int i = 0; i < n; i++) {
         const char *state = "down";
         json_t *stats = NULL;
         pid_t pid = pid_of(c, names[i]);
+        char addr[300];
+        /* Neither a broker, the gateway nor Prometheus answers saga.ctl. */
+        int asks = !fleet_is_broker(c->f, names[i]) && strcmp(names[i], PROMETHEUS) != 0 &&
+                   strcmp(names[i], GATEWAY) != 0;
         if (alive(c, names[i])) {
             state = "up";
-            if (!fleet_is_broker(c->f, names[i]) && strcmp(names[i], GATEWAY) != 0) {
+            if (asks) {
                 char subject[256];
                 stats = ask_json(
                     nc, fleet_instance_stats_subject(c->f, names[i], subject, sizeof subject));
@@ -1072,12 +1230,14 @@ static int cmd_status(ctx *c, int argc, char **argv)
         int broker = fleet_is_broker(c->f, names[i]) || strcmp(names[i], BROKER) == 0;
         json_array_append_new(
             procs,
-            json_pack("{s:s, s:o, s:s, s:s?, s:O?, s:O?}", "name", names[i], "pid",
+            json_pack("{s:s, s:o, s:s, s:s?, s:O?, s:O?, s:s?}", "name", names[i], "pid",
                       pid > 0 ? json_integer(pid) : json_null(), "state", state, "partitions",
-                      broker ? NULL
-                             : fleet_instance_partitions(c->f, names[i], parts, sizeof parts),
+                      broker || !asks
+                          ? NULL
+                          : fleet_instance_partitions(c->f, names[i], parts, sizeof parts),
                       "processed", json_object_get(stats, "processed"), "pending",
-                      json_object_get(stats, "pending")));
+                      json_object_get(stats, "pending"), "metrics",
+                      metrics_addr(answer_of(c, answers, names[i]), addr, sizeof addr)));
         json_decref(stats);
         if (strcmp(names[i], GATEWAY) == 0) {
             char url[128];
@@ -1085,8 +1245,13 @@ static int cmd_status(ctx *c, int argc, char **argv)
                                 json_string(gateway_url(c, url, sizeof url)));
         }
     }
-    add_joined(c, nc, names, n, procs);
+    add_joined(c, answers, names, n, procs);
     root = json_pack("{s:s, s:s, s:o}", "saga_home", c->home, "url", c->url, "processes", procs);
+    if (fleet_prometheus_url(c->f, PROMETHEUS, web, sizeof web) != NULL) {
+        /* The addresses change when a process restarts: keep Prometheus's list true. */
+        update_targets(c, answers);
+        json_object_set_new(root, "prometheus", json_pack("{s:s}", "web", web));
+    }
     if (c->nodes > 0) {
         json_t *cl = leaders(c);
         if (json_is_null(json_object_get(cl, "meta_leader")))
@@ -1101,27 +1266,31 @@ static int cmd_status(ctx *c, int argc, char **argv)
         size_t i;
         json_t *p;
         char url[128];
-        printf("fleet at %s, %s\n%-14s %8s %-6s %-18s %10s %8s\n", c->home, c->url, "process",
-               "pid", "state", "partitions", "processed", "pending");
+        const char *m;
+        printf("fleet at %s, %s\n%-14s %8s %-6s %-18s %10s %8s  %s\n", c->home, c->url, "process",
+               "pid", "state", "partitions", "processed", "pending", "metrics");
         json_array_foreach(procs, i, p)
         {
             char a[24], b[24], d[24];
             const char *parts = json_string_value(json_object_get(p, "partitions"));
-            printf("%-14s %8s %-6s %-18s %10s %8s\n", json_string_value(json_object_get(p, "name")),
+            m = json_string_value(json_object_get(p, "metrics"));
+            printf("%-14s %8s %-6s %-18s %10s %8s  %s\n",
+                   json_string_value(json_object_get(p, "name")),
                    num_or_dash(json_object_get(p, "pid"), a, sizeof a),
                    json_string_value(json_object_get(p, "state")), parts != NULL ? parts : "-",
                    num_or_dash(json_object_get(p, "processed"), b, sizeof b),
-                   num_or_dash(json_object_get(p, "pending"), d, sizeof d));
+                   num_or_dash(json_object_get(p, "pending"), d, sizeof d), m != NULL ? m : "-");
         }
+        if (json_object_get(root, "prometheus") != NULL)
+            printf("prometheus web UI %s (query e.g. saga_events_handled_total)\n", web);
         if (c->nodes > 0)
             print_leaders(json_object_get(root, "cluster"));
         printf("console        %s\n", gateway_url(c, url, sizeof url));
     }
+    json_decref(answers);
     json_decref(root);
     if (nc != NULL)
         natsConnection_Destroy(nc);
-    if (opts != NULL)
-        natsOptions_Destroy(opts);
     return rc;
 }
 
@@ -1215,7 +1384,8 @@ static int cmd_restart(ctx *c, int argc, char **argv)
                fleet_url(c->f, name, url, sizeof url));
     else
         printf("%-12s pid %d  ready\n", name, (int)pid_of(c, name));
-    return 0;
+    /* A restarted service listens on a new metrics port. */
+    return broker ? 0 : update_targets(c, NULL);
 }
 
 /* ---- main ---------------------------------------------------------------------- */

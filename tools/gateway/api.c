@@ -264,7 +264,14 @@ static enum MHD_Result place(req *r)
         p.ship_to = (char *)ship_to;
     if (currency != NULL)
         p.currency = (char *)currency;
-    int rc = ctl_place(&r->s->conn, "place", &p, &rep);
+    /* W3C trace context: the caller's trace goes on through the saga; a malformed
+     * header is ignored, as the recommendation asks (the order starts a trace). */
+    saga_traceparent tp;
+    const char *traceparent =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, SAGA_HDR_TRACEPARENT);
+    if (traceparent != NULL && !saga_traceparent_parse(traceparent, &tp))
+        traceparent = NULL;
+    int rc = ctl_place(&r->s->conn, "place", &p, traceparent, &rep);
     if (rc != CTL_EXIT_OK) {
         sent = send_failure(r, rc, "the order service did not take the order");
         goto out;

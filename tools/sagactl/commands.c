@@ -12,15 +12,31 @@
 
 #define MAX_ITEMS 1000 /* the order service allows 100; this only bounds our memory */
 
+/* One request, with the header traceparent when it is not NULL. */
+static natsStatus request_traced(ctl_conn *c, const char *subject, const void *req, size_t len,
+                                 const char *traceparent, natsMsg **reply)
+{
+    natsMsg *m = NULL;
+    if (traceparent == NULL)
+        return ctl_request(c, subject, req, len, CTL_COMMAND_TIMEOUT_MS, reply);
+    natsStatus s = natsMsg_Create(&m, subject, NULL, req, (int)len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, SAGA_HDR_TRACEPARENT, traceparent);
+    if (s == NATS_OK)
+        s = natsConnection_RequestMsg(reply, c->nc, m, CTL_COMMAND_TIMEOUT_MS);
+    natsMsg_Destroy(m);
+    return s;
+}
+
 /* Sends a command, retrying on timeout: the request carries everything that
  * makes a retry safe (place: the idempotency key; cancel and stock set are
  * idempotent). *reply is set on CTL_EXIT_OK; the caller destroys it. */
 static int send_command(ctl_conn *c, const char *cmd, const char *subject, const void *req,
-                        size_t len, natsMsg **reply)
+                        size_t len, const char *traceparent, natsMsg **reply)
 {
     natsStatus s = NATS_TIMEOUT;
     for (int attempt = 1; attempt <= CTL_COMMAND_ATTEMPTS; attempt++) {
-        s = ctl_request(c, subject, req, len, CTL_COMMAND_TIMEOUT_MS, reply);
+        s = request_traced(c, subject, req, len, traceparent, reply);
         if (s != NATS_TIMEOUT)
             break;
         if (attempt < CTL_COMMAND_ATTEMPTS)
@@ -38,8 +54,10 @@ static int send_command(ctl_conn *c, const char *cmd, const char *subject, const
     return CTL_EXIT_UNREACHABLE;
 }
 
-int ctl_command(ctl_conn *c, const char *cmd, const char *subject, const ProtobufCMessage *req,
-                const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
+/* ctl_command, with the header traceparent when it is not NULL. */
+static int command_traced(ctl_conn *c, const char *cmd, const char *subject,
+                          const ProtobufCMessage *req, const char *traceparent,
+                          const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
 {
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(len ? len : 1);
@@ -52,7 +70,7 @@ int ctl_command(ctl_conn *c, const char *cmd, const char *subject, const Protobu
         return CTL_EXIT_FAIL;
     }
     protobuf_c_message_pack(req, buf);
-    rc = send_command(c, cmd, subject, buf, len, &m);
+    rc = send_command(c, cmd, subject, buf, len, traceparent, &m);
     if (rc != CTL_EXIT_OK)
         goto out;
     *reply = protobuf_c_message_unpack(reply_desc, NULL, (size_t)natsMsg_GetDataLength(m),
@@ -67,8 +85,14 @@ out:
     return rc;
 }
 
+int ctl_command(ctl_conn *c, const char *cmd, const char *subject, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
+{
+    return command_traced(c, cmd, subject, req, NULL, reply_desc, reply);
+}
+
 int ctl_place(ctl_conn *c, const char *cmd, const Saga__V1__PlaceOrder *req,
-              Saga__V1__PlaceOrderReply **rep)
+              const char *traceparent, Saga__V1__PlaceOrderReply **rep)
 {
     /* To the order instance that owns the key's partition, so that a retry finds
      * the first order (docs/scaling.md); the only instance answers all. */
@@ -79,8 +103,8 @@ int ctl_place(ctl_conn *c, const char *cmd, const Saga__V1__PlaceOrder *req,
         key = any;
     }
     saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key, subject, sizeof(subject));
-    return ctl_command(c, cmd, subject, &req->base, &saga__v1__place_order_reply__descriptor,
-                       (ProtobufCMessage **)rep);
+    return command_traced(c, cmd, subject, &req->base, traceparent,
+                          &saga__v1__place_order_reply__descriptor, (ProtobufCMessage **)rep);
 }
 
 int ctl_cancel(ctl_conn *c, const char *cmd, const Saga__V1__CancelOrder *req,
@@ -117,11 +141,13 @@ static int parse_item(char *text, Saga__V1__LineItem *item)
 static const char place_help[] =
     "usage: sagactl place --customer ID --item SKU:QTY:UNIT_CENTS [--item ...]\n"
     "                     [--ship-to CC] [--currency EUR|USD|GBP] [--deadline-ms MS]\n"
-    "                     [--idempotency-key K] [--json] [--url URL]\n\n"
+    "                     [--idempotency-key K] [--traceparent TP] [--json] [--url URL]\n\n"
     "Places an order (request saga.cmd.order.place) and prints its id. Without\n"
     "--idempotency-key a fresh key is made, so the CLI's own retries (up to 3 on\n"
     "timeout) can never place the order twice; pass your own key to make retries\n"
-    "of the whole command safe too. --json prints {\"order_id\":..,\"duplicate\":bool}.\n"
+    "of the whole command safe too. --traceparent sends a W3C trace context\n"
+    "(00-<32 hex>-<16 hex>-<2 hex>): the order's events continue that trace\n"
+    "instead of starting one. --json prints {\"order_id\":..,\"duplicate\":bool}.\n"
     "Example: sagactl place --customer c1 --item A1:2:1250 --item B7:1:999 --ship-to DE\n";
 
 int ctl_cmd_place(const char *url, int argc, char **argv)
@@ -132,6 +158,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
                                          {"currency", required_argument, NULL, 'C'},
                                          {"deadline-ms", required_argument, NULL, 'd'},
                                          {"idempotency-key", required_argument, NULL, 'k'},
+                                         {"traceparent", required_argument, NULL, 't'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"url", required_argument, NULL, 'U'},
                                          {"help", no_argument, NULL, 'h'},
@@ -141,7 +168,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     Saga__V1__LineItem *item_ptrs[MAX_ITEMS];
     char *texts[MAX_ITEMS];
     char key[64];
-    const char *customer = NULL, *idem = NULL;
+    const char *customer = NULL, *idem = NULL, *traceparent = NULL;
     size_t nitems = 0;
     int json = 0, rc = CTL_EXIT_USAGE, opt;
     long long deadline = 0;
@@ -189,6 +216,16 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
         case 'k':
             idem = optarg;
             break;
+        case 't': {
+            saga_traceparent tp;
+            if (!saga_traceparent_parse(optarg, &tp)) {
+                ctl_err("place", "bad --traceparent '%s': want 00-<32 hex>-<16 hex>-<2 hex>",
+                        optarg);
+                goto out;
+            }
+            traceparent = optarg;
+            break;
+        }
         case 'j':
             json = 1;
             break;
@@ -229,7 +266,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     rc = ctl_connect(&c, "place", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = ctl_place(&c, "place", &req, &rep);
+    rc = ctl_place(&c, "place", &req, traceparent, &rep);
     if (rc != CTL_EXIT_OK)
         goto out;
     if (!rep->ok) {

@@ -362,9 +362,10 @@ struct Saga__V1__CancelOrder;
 struct Saga__V1__CommandReply;
 /* Places an order, or cancels one, with the order instance that owns it: a place
  * goes to the partition of its idempotency key (any partition without one), a
- * cancel to the order id's (ctl_command's returns). */
+ * cancel to the order id's (ctl_command's returns). A place request carries the
+ * W3C traceparent (NULL: none), so that the order's events continue that trace. */
 int ctl_place(ctl_conn *c, const char *cmd, const struct Saga__V1__PlaceOrder *req,
-              struct Saga__V1__PlaceOrderReply **rep);
+              const char *traceparent, struct Saga__V1__PlaceOrderReply **rep);
 int ctl_cancel(ctl_conn *c, const char *cmd, const struct Saga__V1__CancelOrder *req,
                struct Saga__V1__CommandReply **rep);
 struct Saga__V1__StockReply;

@@ -13,14 +13,25 @@
 #include "ctl.h"
 #include "events.pb-c.h"
 
-/* Appends the human line of one event: when, what, who, mark, summary. */
-static void event_line(ctl_buf *b, const char *when, const saga_event *ev, int with_order)
+/* Appends the human line of one event: when, what, who, its span (when
+ * trace_id is not NULL: "-" without a trace context, and the trace id too
+ * when it is not trace_id), mark, summary. */
+static void event_line(ctl_buf *b, const char *when, const saga_event *ev, int with_order,
+                       const char *trace_id)
 {
     const char *mark = ctl_mark_label(ctl_event_mark(ev->type));
+    saga_traceparent tp;
     ctl_buf_printf(b, "%s  ", when);
     if (with_order)
         ctl_buf_printf(b, "%-26s  ", ev->order_id);
-    ctl_buf_printf(b, "%-20s %-13s %-12s ", ev->type, ev->producer, mark);
+    ctl_buf_printf(b, "%-20s %-13s ", ev->type, ev->producer);
+    if (trace_id != NULL) {
+        int ok = saga_traceparent_parse(ev->trace, &tp);
+        ctl_buf_printf(b, "%-16s ", ok ? tp.span_id : "-");
+        if (ok && strcmp(tp.trace_id, trace_id) != 0)
+            ctl_buf_printf(b, "(trace %s) ", tp.trace_id);
+    }
+    ctl_buf_printf(b, "%-12s ", mark);
     ctl_event_summary(b, ev);
     ctl_buf_puts(b, "\n");
 }
@@ -30,6 +41,7 @@ typedef struct trace_state {
     uint64_t n, compensations, failures;
     int64_t first_ms;
     char final_state[16];
+    char trace_id[33]; /* the first event's, "" without one */
     char reason[64];
     ctl_buf out;
 } trace_state;
@@ -69,16 +81,21 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
     } else {
         char when[32];
         if (t->n == 0) {
+            saga_traceparent tp;
+            snprintf(t->trace_id, sizeof(t->trace_id), "%s",
+                     saga_traceparent_parse(ev->trace, &tp) ? tp.trace_id : "");
             time_t sec = (time_t)(ev->time_ms / 1000);
             struct tm tm;
             char stamp[32] = "?";
             if (localtime_r(&sec, &tm) != NULL)
                 strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-            ctl_buf_printf(&t->out, "order %s, first event at %s.%03d\n", ev->order_id, stamp,
+            ctl_buf_printf(&t->out, "order %s, trace %s, first event at %s.%03d\n", ev->order_id,
+                           t->trace_id[0] != '\0' ? t->trace_id : "-", stamp,
                            (int)(ev->time_ms % 1000));
+            ctl_buf_printf(&t->out, "%11s  %-20s %-13s %s\n", "", "event", "producer", "span");
         }
         snprintf(when, sizeof(when), "%+9lldms", (long long)offset);
-        event_line(&t->out, when, ev, 0);
+        event_line(&t->out, when, ev, 0, t->trace_id);
     }
     if (!ctl_buf_ok(&t->out)) {
         ctl_err("trace", "out of memory");
@@ -158,7 +175,8 @@ static const char trace_help[] =
     "Prints the order's event timeline, as the history read model (participant\n"
     "history, query " CTL_HISTORY_SUBJECT ") indexed it, or read back from the stream\n"
     "SAGA_EVENTS when no history participant runs: time since the first event, type,\n"
-    "producer and a\n"
+    "producer, span id (W3C trace context: each event is a span of the order's trace,\n"
+    "whose id heads the list; its parent is the span of the event it reacts to) and a\n"
     "summary of the payload. Compensations (payment.refunded, inventory.released,\n"
     "shipping.cancelled) are marked COMPENSATION; failures (declined, rejected,\n"
     "failed, vetoed, order.cancelled) FAILURE. --json prints an array of events\n"
@@ -362,7 +380,7 @@ int ctl_cmd_watch(const char *url, int argc, char **argv)
                     strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
                     snprintf(when, sizeof(when), "%s.%03d", hms, (int)(ev.time_ms % 1000));
                 }
-                event_line(&b, when, &ev, 1);
+                event_line(&b, when, &ev, 1, NULL);
             }
             free(owner);
         } else if (!json) {

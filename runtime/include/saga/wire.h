@@ -72,6 +72,7 @@ saga_status saga_durable_name(char *out, size_t cap, const char *participant, co
 
 #define SAGA_HDR_MSG_ID "Nats-Msg-Id"         /* the event id: the broker's dedupe key */
 #define SAGA_HDR_ORDER_ID "Saga-Order-Id"     /* events: the envelope's order id, undecoded */
+#define SAGA_HDR_TRACEPARENT "traceparent"    /* W3C: events (= envelope trace), commands */
 #define SAGA_HDR_CAUSE "Saga-Cause"           /* dead letters: one of SAGA_DLQ_CAUSES */
 #define SAGA_HDR_REASON "Saga-Reason"         /* dead letters: the cause in prose */
 #define SAGA_HDR_SERVICE "Saga-Service"       /* dead letters: who dead-lettered it */

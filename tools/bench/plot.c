@@ -1,0 +1,261 @@
+/* plot.c - saga-bench --plot: the figures as SVG charts, drawn here as plain text
+ * (polylines, axes, a legend), so that the benchmark needs no plotting package.
+ *
+ * Two charts, each with the ceiling beside the runtime's modes: sagas completed
+ * per second over the measured window, and the distribution of saga latency (a
+ * CDF on a logarithmic time axis). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bench.h"
+
+#define W 820
+#define H 440
+#define LEFT 70
+#define RIGHT 200 /* room for the legend */
+#define TOP 56
+#define BOTTOM 56
+#define PW (W - LEFT - RIGHT)
+#define PH (H - TOP - BOTTOM)
+
+/* One colour per series, in the order of the names: the ceiling (first when measured)
+ * grey, the modes in distinct hues. */
+static const char *const COLOURS[] = {"#7f7f7f", "#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
+#define NCOLOURS (sizeof(COLOURS) / sizeof(COLOURS[0]))
+
+typedef struct axis {
+    double lo, hi;
+    int log; /* logarithmic (base 10) */
+} axis;
+
+static double pos(const axis *a, double v, double len)
+{
+    if (a->log) {
+        v = v > a->lo ? v : a->lo;
+        return (log10(v) - log10(a->lo)) / (log10(a->hi) - log10(a->lo)) * len;
+    }
+    return (v - a->lo) / (a->hi - a->lo) * len;
+}
+
+static double px(const axis *x, double v)
+{
+    return LEFT + pos(x, v, PW);
+}
+
+static double py(const axis *y, double v)
+{
+    return TOP + PH - pos(y, v, PH);
+}
+
+/* A step of 1, 2 or 5 times a power of ten giving about five ticks over span. */
+static double nice_step(double span)
+{
+    double raw = span / 5, p = pow(10, floor(log10(raw))), m = raw / p;
+    return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}
+
+/* text with XML's special characters escaped. */
+static void put_text(FILE *fp, const char *text)
+{
+    for (; *text != '\0'; text++) {
+        if (*text == '&')
+            fputs("&amp;", fp);
+        else if (*text == '<')
+            fputs("&lt;", fp);
+        else if (*text == '>')
+            fputs("&gt;", fp);
+        else
+            fputc(*text, fp);
+    }
+}
+
+static void header(FILE *fp, const char *title, const char *subtitle)
+{
+    fprintf(fp,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%d\" y=\"22\" font-size=\"16\" font-weight=\"bold\">%s</text>\n"
+            "<text x=\"%d\" y=\"40\" fill=\"#555\">",
+            W, H, W, H, LEFT, title, LEFT);
+    put_text(fp, subtitle);
+    fputs("</text>\n", fp);
+}
+
+static void tick(FILE *fp, int vertical, double at, double v)
+{
+    if (vertical)
+        fprintf(fp,
+                "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e5e5e5\"/>\n"
+                "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n",
+                at, TOP, at, TOP + PH, at, TOP + PH + 16, v);
+    else
+        fprintf(fp,
+                "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n"
+                "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+                LEFT, at, LEFT + PW, at, LEFT - 6, at + 4, v);
+}
+
+/* Grid, tick labels and axis titles. */
+static void axes(FILE *fp, const axis *x, const axis *y, const char *xtitle, const char *ytitle)
+{
+    if (x->log) {
+        for (double d = pow(10, floor(log10(x->lo))); d <= x->hi * 1.0001; d *= 10)
+            for (int m = 1; m <= 5; m += m == 1 ? 1 : 3)
+                if (d * m >= x->lo * 0.9999 && d * m <= x->hi * 1.0001)
+                    tick(fp, 1, px(x, d * m), d * m);
+    } else {
+        double s = nice_step(x->hi - x->lo);
+        for (double v = ceil(x->lo / s) * s; v <= x->hi + s / 1000; v += s)
+            tick(fp, 1, px(x, v), v);
+    }
+    double s = nice_step(y->hi - y->lo);
+    for (double v = ceil(y->lo / s) * s; v <= y->hi + s / 1000; v += s)
+        tick(fp, 0, py(y, v), v);
+    fprintf(fp,
+            "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n"
+            "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>\n"
+            "<text transform=\"translate(18 %d) rotate(-90)\" text-anchor=\"middle\">%s</text>\n",
+            LEFT, TOP, PW, PH, LEFT + PW / 2, H - 14, xtitle, TOP + PH / 2, ytitle);
+}
+
+static void legend(FILE *fp, int i, const char *name, const char *note)
+{
+    int y = TOP + 10 + i * 34;
+    fprintf(fp,
+            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>\n"
+            "<text x=\"%d\" y=\"%d\">%s</text>\n"
+            "<text x=\"%d\" y=\"%d\" fill=\"#555\" font-size=\"11\">%s</text>\n",
+            W - RIGHT + 14, y, W - RIGHT + 38, y, COLOURS[i % NCOLOURS], W - RIGHT + 44, y + 4,
+            name, W - RIGHT + 44, y + 18, note);
+}
+
+/* A series is one polyline, in the colour of its place k among the names: begin,
+ * points ("x,y "), end (with its legend entry). */
+static void begin_series(FILE *fp, size_t k)
+{
+    fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+            COLOURS[k % NCOLOURS]);
+}
+
+static void end_series(FILE *fp, size_t k, const char *name, const char *note)
+{
+    fprintf(fp, "\"/>\n");
+    legend(fp, (int)k, name, note);
+}
+
+/* The first successful phase of kind named name, or NULL. */
+static const bench_phase *first_run(const bench_phase *ph, size_t n, const char *name,
+                                    const char *kind)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ph[i].ok && strcmp(ph[i].name, name) == 0 && strcmp(ph[i].kind, kind) == 0)
+            return &ph[i];
+    return NULL;
+}
+
+/* Seconds plotted of p: the last second is partial (the window ends in it), so it is
+ * left out when there are others. */
+static size_t seconds_of(const bench_phase *p)
+{
+    return p->load.nper_s > 1 ? p->load.nper_s - 1 : p->load.nper_s;
+}
+
+static void throughput(FILE *fp, const bench_phase *const *sel, const char *const *names,
+                       size_t nnames, const char *machine)
+{
+    axis x = {0, 1, 0}, y = {0, 1, 0};
+    for (size_t k = 0; k < nnames; k++) {
+        if (sel[k] == NULL)
+            continue;
+        for (size_t s = 0; s < seconds_of(sel[k]); s++)
+            y.hi = fmax(y.hi, sel[k]->load.per_s[s] * 1.1);
+        x.hi = fmax(x.hi, (double)seconds_of(sel[k]));
+    }
+    header(fp, "Throughput over time: sagas completed per second", machine);
+    axes(fp, &x, &y, "seconds since the first measured order", "sagas/s");
+    for (size_t k = 0; k < nnames; k++) {
+        char note[64];
+        if (sel[k] == NULL)
+            continue;
+        begin_series(fp, k);
+        for (size_t s = 0; s < seconds_of(sel[k]); s++)
+            fprintf(fp, "%.1f,%.1f ", px(&x, (double)s + 0.5), py(&y, sel[k]->load.per_s[s]));
+        snprintf(note, sizeof(note), "%.0f sagas/s overall", sel[k]->load.sagas_per_s);
+        end_series(fp, k, names[k], note);
+    }
+    fprintf(fp, "</svg>\n");
+}
+
+static void latency(FILE *fp, const bench_phase *const *sel, const char *const *names,
+                    size_t nnames, const char *machine)
+{
+    axis x = {INFINITY, 0, 1}, y = {0, 100, 0};
+    for (size_t k = 0; k < nnames; k++) {
+        if (sel[k] == NULL)
+            continue;
+        x.lo = fmin(x.lo, sel[k]->load.cdf_ms[0]);
+        x.hi = fmax(x.hi, sel[k]->load.cdf_ms[BENCH_CDF_POINTS - 1]);
+    }
+    /* Whole powers of ten at both ends, and never below 0.1 ms. */
+    x.lo = pow(10, floor(log10(fmax(x.lo, 0.1))));
+    x.hi = pow(10, ceil(log10(fmax(x.hi, x.lo * 10))));
+    header(fp, "Latency distribution: place to order.confirmed (CDF)", machine);
+    axes(fp, &x, &y, "latency, ms (logarithmic)", "% of sagas at most this long");
+    for (size_t k = 0; k < nnames; k++) {
+        char note[64];
+        if (sel[k] == NULL)
+            continue;
+        begin_series(fp, k);
+        for (size_t i = 0; i < BENCH_CDF_POINTS; i++)
+            fprintf(fp, "%.1f,%.1f ", px(&x, sel[k]->load.cdf_ms[i]),
+                    py(&y, 100.0 * (double)i / (BENCH_CDF_POINTS - 1)));
+        snprintf(note, sizeof(note), "p50 %.*f ms, p99 %.*f ms", sel[k]->load.p50_ms < 10 ? 1 : 0,
+                 sel[k]->load.p50_ms, sel[k]->load.p99_ms < 10 ? 1 : 0, sel[k]->load.p99_ms);
+        end_series(fp, k, names[k], note);
+    }
+    fprintf(fp, "</svg>\n");
+}
+
+/* Writes dir/file with draw; -1 with errno set when it cannot be written. */
+static int write_chart(const char *dir, const char *file,
+                       void (*draw)(FILE *, const bench_phase *const *, const char *const *, size_t,
+                                    const char *),
+                       const bench_phase *const *sel, const char *const *names, size_t nnames,
+                       const char *machine)
+{
+    char path[BENCH_PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    FILE *fp = fopen(path, "w");
+    if (fp == NULL)
+        return -1;
+    draw(fp, sel, names, nnames, machine);
+    int bad = ferror(fp);
+    if (fclose(fp) != 0 || bad)
+        return -1;
+    return 0;
+}
+
+int bench_plot(const char *dir, const bench_phase *ph, size_t n, const char *const *names,
+               size_t nnames, const char *kind, const char *machine)
+{
+    const bench_phase *sel[8] = {0};
+    if (nnames > sizeof(sel) / sizeof(sel[0])) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return -1;
+    for (size_t k = 0; k < nnames; k++)
+        sel[k] = first_run(ph, n, names[k], kind);
+    if (write_chart(dir, "throughput.svg", throughput, sel, names, nnames, machine) != 0 ||
+        write_chart(dir, "latency.svg", latency, sel, names, nnames, machine) != 0)
+        return -1;
+    return 0;
+}

@@ -330,7 +330,7 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
 static natsStatus subscribe_event(part *p, int i)
 {
     const char *pattern = p->c.role->subs[i].pattern;
-    char name[NAME_MAX_LEN] = "", consumer[NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16];
+    char name[NAME_MAX_LEN] = "", consumer[2 * NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16];
     char subject[NAME_MAX_LEN];
     size_t n = 0;
     jsConsumerConfig cc;

@@ -1,6 +1,7 @@
 /* fleet.c - brokers and service processes under one home directory: their specs, pid
  * files, logs, nats-server configuration, start, readiness, stop and status. */
 #include "fleet.h"
+#include "secure.h"
 
 #include "saga/config.h"
 
@@ -23,6 +24,9 @@
 
 #include <jansson.h>
 #include <nats/nats.h>
+
+/* The identity the launcher itself uses to probe and inspect the brokers. */
+#define OPERATOR_IDENTITY "operator"
 
 /* CMake passes the path it found at configure time. */
 #ifndef SAGA_NATS_SERVER
@@ -626,7 +630,12 @@ static void write_cluster(FILE *fp, const fleet *f, const entry *e)
         if (peer != NULL)
             fprintf(fp, "    \"nats-route://%s:%d\"\n", peer->host, peer->cluster_port);
     }
-    fprintf(fp, "  ]\n}\n");
+    /* Routes are not authenticated by user: they listen on the fleet's host (loopback
+     * by default); with TLS each end shows the fleet's certificate and verifies the
+     * other's. */
+    fprintf(fp, "  ]\n");
+    fleet__sec_write_cluster_tls(fp, f->home);
+    fprintf(fp, "}\n");
 }
 
 /* One server, JetStream on file storage. The 2.9 file store flushes to disk about
@@ -644,9 +653,16 @@ static int write_conf(const fleet *f, const entry *e)
     /* The path goes into a quoted string of the configuration. */
     if (strpbrk(store, "\"\\\n") != NULL)
         return -1;
-    fp = fopen(conf, "w");
-    if (fp == NULL)
+    /* It may hold the identities' passwords: readable by the owner only. */
+    int fd = open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fp == NULL) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
+    if (fchmod(fd, 0600) != 0) /* a file written before permissions mattered */
+        goto close;
     fprintf(fp,
             "# Written by the fleet launcher (tools/fleet) at each start of %s; edit\n"
             "# tools/fleet/fleet.c, not this copy.\n"
@@ -667,8 +683,9 @@ static int write_conf(const fleet *f, const entry *e)
             e->max_file_mb > 0 ? e->max_file_mb : (long long)DEFAULT_FILE_STORE_MB);
     if (e->cluster[0] != '\0')
         write_cluster(fp, f, e);
-    if (!ferror(fp))
+    if (fleet__sec_write_conf(fp, f->home) == 0 && !ferror(fp))
         rc = 0;
+close:
     if (fclose(fp) != 0)
         rc = -1;
     return rc;
@@ -676,7 +693,7 @@ static int write_conf(const fleet *f, const entry *e)
 
 /* One probe: a fresh connection without reconnects, and a JetStream request, so that
  * "ready" means what clients need, not just an open port. */
-static int jetstream_answers(const char *url)
+static int jetstream_answers(const fleet *f, const char *url)
 {
     natsOptions *opts = NULL;
     natsConnection *nc = NULL;
@@ -688,6 +705,7 @@ static int jetstream_answers(const char *url)
     if (natsOptions_Create(&opts) != NATS_OK)
         goto out;
     if (natsOptions_SetURL(opts, url) != NATS_OK ||
+        fleet_client_options(f, OPERATOR_IDENTITY, opts) != NATS_OK ||
         natsOptions_SetTimeout(opts, PROBE_TIMEOUT_MS) != NATS_OK ||
         natsOptions_SetAllowReconnect(opts, false) != NATS_OK)
         goto out;
@@ -968,10 +986,52 @@ int fleet_remove(fleet *f, const char *name)
 
 /* ---- start, readiness, stop ---------------------------------------------------- */
 
+enum { SEC_ENV_MAX = 4 }; /* credentials, CA, certificate, key */
+
+/* Whether env (NULL-terminated "K=V") sets the variable of kv. */
+static int env_has(char *const *env, const char *kv)
+{
+    size_t klen = strcspn(kv, "=");
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        if (strncmp(env[i], kv, klen + 1) == 0)
+            return 1;
+    return 0;
+}
+
+/* A process's environment: its own, and what the fleet's security gives its identity
+ * (created now if new) unless its own names it (a test running it as someone else).
+ * *extra holds what to free. Returns the list, or NULL with err set. */
+static char **proc_env(fleet *f, entry *e, char **extra, char *err, size_t errlen)
+{
+    char identity[NAME_CAP];
+    size_t n = 0, k = 0;
+    char **env;
+
+    extra[0] = NULL;
+    fleet__sec_identity_of(e->name, identity, sizeof identity);
+    if ((fleet_security(f) & FLEET_AUTH) && fleet_identity(f, identity, err, errlen) != 0)
+        return NULL;
+    fleet__sec_env(f->home, identity, extra, SEC_ENV_MAX + 1);
+    while (e->env != NULL && e->env[n] != NULL)
+        n++;
+    env = calloc(n + SEC_ENV_MAX + 1, sizeof *env);
+    if (env == NULL) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        env[k++] = e->env[i];
+    for (size_t i = 0; extra[i] != NULL; i++)
+        if (!env_has(e->env, extra[i]))
+            env[k++] = extra[i];
+    return env;
+}
+
 static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
 {
     char log[PATH_CAP], conf[PATH_CAP], store[PATH_CAP];
     const char **argv = NULL;
+    char **env = e->env, *extra[SEC_ENV_MAX + 1] = {NULL};
     size_t nargs = 0;
     int rc = -1;
 
@@ -990,6 +1050,8 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
             goto out;
         }
         path_of(f, conf, sizeof conf, "%s.conf", e->name);
+    } else if ((env = proc_env(f, e, extra, err, errlen)) == NULL) {
+        goto out;
     }
     while (e->args != NULL && e->args[nargs] != NULL)
         nargs++;
@@ -1004,7 +1066,7 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
     for (size_t i = 0; i < nargs; i++)
         argv[(e->broker ? 3 : 1) + i] = e->args[i];
     e->log_off = file_size(log);
-    e->pid = fleet_spawn(argv, (const char *const *)e->env, log, f->flags);
+    e->pid = fleet_spawn(argv, (const char *const *)env, log, f->flags);
     if (e->pid < 0) {
         set_err(err, errlen, "cannot start %s (%s): %s", e->name, e->exe, strerror(errno));
         goto out;
@@ -1020,6 +1082,10 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
     rc = 0;
 out:
     free(argv);
+    if (env != e->env)
+        free(env);
+    for (size_t i = 0; extra[i] != NULL; i++)
+        free(extra[i]);
     return rc;
 }
 
@@ -1087,7 +1153,7 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
         }
         if (e->broker) {
             fleet_url(f, e->name, url, sizeof url);
-            if (file_contains(log, e->log_off, LOG_NATS_READY) && jetstream_answers(url)) {
+            if (file_contains(log, e->log_off, LOG_NATS_READY) && jetstream_answers(f, url)) {
                 /* From now on the ports are the broker's: clients and peers know them. */
                 if (auto_ports(e)) {
                     e->auto_port = 0;
@@ -1255,6 +1321,11 @@ int fleet_get_status(fleet *f, const char *name, fleet_status *st)
     return 0;
 }
 
+static const char *scheme(const fleet *f)
+{
+    return fleet_security(f) & FLEET_TLS ? "tls" : "nats";
+}
+
 const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap)
 {
     const entry *e = NULL;
@@ -1265,7 +1336,7 @@ const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap)
     }
     if (e == NULL)
         return NULL;
-    snprintf(buf, cap, "nats://%s:%d", e->host, e->port);
+    snprintf(buf, cap, "%s://%s:%d", scheme(f), e->host, e->port);
     return buf;
 }
 
@@ -1325,8 +1396,8 @@ const char *fleet_urls(const fleet *f, char *buf, size_t cap)
         int n;
         if (!e->broker)
             continue;
-        n = snprintf(buf + used, cap - used, "%snats://%s:%d", used > 0 ? "," : "", e->host,
-                     e->port);
+        n = snprintf(buf + used, cap - used, "%s%s://%s:%d", used > 0 ? "," : "", scheme(f),
+                     e->host, e->port);
         if (n < 0 || (size_t)n >= cap - used)
             return NULL;
         used += (size_t)n;
@@ -1473,6 +1544,7 @@ static int connect_any(fleet *f, natsConnection **nc, jsCtx **js)
         return -1;
     /* Every broker of the list is tried in turn: any member can answer. */
     if (fleet_set_servers(opts, urls) != NATS_OK ||
+        fleet_client_options(f, OPERATOR_IDENTITY, opts) != NATS_OK ||
         natsOptions_SetNoRandomize(opts, true) != NATS_OK ||
         natsOptions_SetTimeout(opts, PROBE_TIMEOUT_MS) != NATS_OK ||
         natsOptions_SetAllowReconnect(opts, false) != NATS_OK)
@@ -1554,4 +1626,61 @@ out:
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     return rc;
+}
+
+/* ---- security ------------------------------------------------------------------ */
+
+int fleet_security(const fleet *f)
+{
+    return fleet__sec_flags(f->home);
+}
+
+/* Rewrites the configuration of every running broker and has it reload (SIGHUP), so
+ * that a new identity can connect. */
+static int reload_brokers(fleet *f)
+{
+    int rc = 0;
+    for (int i = 0; i < f->n; i++) {
+        entry *e = &f->e[i];
+        if (e->broker && alive(e) && (write_conf(f, e) != 0 || kill(e->pid, SIGHUP) != 0))
+            rc = -1;
+    }
+    return rc;
+}
+
+int fleet_secure(fleet *f, int flags, const char *host, char *err, size_t errlen)
+{
+    const char *hosts[66];
+    int n = 0;
+    if (host != NULL)
+        hosts[n++] = host;
+    for (int i = 0; i < f->n && n < 65; i++)
+        if (f->e[i].broker)
+            hosts[n++] = f->e[i].host;
+    hosts[n] = NULL;
+    return fleet__sec_enable(f->home, flags, hosts, err, errlen);
+}
+
+int fleet_identity(fleet *f, const char *identity, char *err, size_t errlen)
+{
+    int created = 0;
+    if (fleet__sec_identity(f->home, identity, &created, err, errlen) != 0)
+        return -1;
+    if (created && reload_brokers(f) != 0) {
+        set_err(err, errlen, "cannot reload the brokers with the new identity %s", identity);
+        return -1;
+    }
+    return 0;
+}
+
+const char *fleet_creds_path(const fleet *f, const char *identity, char *buf, size_t cap)
+{
+    if (path_of(f, buf, cap, "auth/%s.creds", identity) != 0 && cap > 0)
+        buf[0] = '\0';
+    return buf;
+}
+
+natsStatus fleet_client_options(const fleet *f, const char *identity, natsOptions *opts)
+{
+    return fleet__sec_client(f->home, identity, opts);
 }

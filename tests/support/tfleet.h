@@ -17,11 +17,15 @@ typedef struct tfleet {
     const char *const *env; /* extra "K=V" for every service, NULL-terminated, may be NULL */
     int nodes;              /* set before tfleet_launch: a cluster of so many nodes (0: one
                                server, or SAGA_TEST_CLUSTER's cluster, see natsrv.h) */
+    int security;           /* set before tfleet_launch: fleet_secure's flags (0: none); the
+                               test's connection t is then the operator's */
     tsrv *srv;
     tjs t;
     const char *const *svc_env[TFLEET_NSVC]; /* extra "K=V" for one service, may be NULL */
     pid_t pid[TFLEET_NSVC];
     char mail[512];
+    char home_env[600];         /* "SAGA_HOME=<server dir>" */
+    const char *ctl_env[2];     /* what sagactl runs with: tfleet_ctl_env */
 } tfleet;
 
 extern const char *const tfleet_names[TFLEET_NSVC];
@@ -68,6 +72,9 @@ int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind);
 
 /* Runs `sagactl audit` (output to log_path); returns its exit status, -1 if it did not run.
  * On a cluster it is given the URL of one running node: sagactl sets a single URL. */
+/* The environment sagactl runs with against this fleet: SAGA_HOME=its directory, so
+ * that it connects as the operator of a secure fleet. NULL-terminated, owned by f. */
+const char *const *tfleet_ctl_env(tfleet *f);
 int tfleet_audit(tfleet *f, const char *log_path);
 
 #endif

@@ -17,11 +17,18 @@ static void nap(int ms)
 
 int tjs_connect(tjs *t, const char *url)
 {
+    return tjs_connect_as(t, url, NULL, NULL);
+}
+
+int tjs_connect_as(tjs *t, const char *url, const fleet *f, const char *identity)
+{
     natsOptions *o = NULL;
     int64_t deadline = tproc_now_ms() + 20000;
     memset(t, 0, sizeof(*t));
     natsOptions_Create(&o);
     fleet_set_servers(o, url); /* a cluster's nodes, or one server */
+    if (f != NULL)
+        fleet_client_options(f, identity, o);
     natsOptions_SetMaxReconnect(o, -1);
     natsOptions_SetReconnectWait(o, 100);
     while (natsConnection_Connect(&t->nc, o) != NATS_OK) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fleet.h"
 #include "saga/event.h"
 
 typedef struct tjs {
@@ -16,6 +17,8 @@ typedef struct tjs {
 
 /* Connects (retrying for up to 20 s). 0 on success. */
 int tjs_connect(tjs *t, const char *url);
+/* The same as identity of the secure fleet f (fleet_client_options). */
+int tjs_connect_as(tjs *t, const char *url, const fleet *f, const char *identity);
 void tjs_close(tjs *t);
 
 /* Creates the event and dead-letter streams as the runtime does, so tests can

@@ -56,9 +56,10 @@ static const char USAGE[] =
     "order history read model).\n"
     "\n"
     "Commands (each takes --help):\n"
-    "  up [--cluster N] [--with NAME|PATH,...] [--gate SVC=PARTICIPANT]...\n"
+    "  up [--tls] [--cluster N] [--with NAME|PATH,...] [--gate SVC=PARTICIPANT]...\n"
     "                   start nats-server (or a cluster of N: nats-1..nats-N) and the\n"
-    "                   services, wait until each is ready\n"
+    "                   services, wait until each is ready; every connection\n"
+    "                   authenticates (SAGA_HOME/auth), --tls: and is TLS\n"
     "  down             stop the services (SIGTERM, SIGKILL after 20 s), then nats-server\n"
     "  status [--json]  each process: pid, up/down, events processed, pending; the\n"
     "                   leaders of a cluster\n"
@@ -67,6 +68,8 @@ static const char USAGE[] =
     "  restart NAME [--env KEY=VALUE]...\n"
     "                   stop NAME if it runs, start it with the settings it was started\n"
     "                   with (changed by --env), wait until ready\n"
+    "  identity NAME    the credentials of participant NAME (created and loaded into\n"
+    "                   the running broker if new), for one the fleet does not start\n"
     "\n"
     "Environment:\n"
     "  SAGA_HOME       the fleet's files (default: var/ in the repository): run/NAME.pid\n"
@@ -140,6 +143,15 @@ static const char USAGE_KILL[] = "Usage: saga-fleet kill NAME\n"
                                  "\n"
                                  "SIGKILLs NAME (or nats, or a cluster node: nats-2), a "
                                  "crash, and waits until it is gone.\n";
+
+static const char USAGE_IDENTITY[] =
+    "Usage: saga-fleet identity NAME\n"
+    "\n"
+    "Prints the path of participant NAME's credentials file (SAGA_HOME/auth/NAME.creds),\n"
+    "creating it if new and loading it into the running brokers, so that a participant\n"
+    "the fleet does not start (another language, another machine) connects as NAME with\n"
+    "SAGA_NATS_CREDS=that path, with NAME's permissions (docs/security.md). operator and\n"
+    "client are the fleet's own identities.\n";
 
 static const char USAGE_RESTART[] =
     "Usage: saga-fleet restart NAME [--env KEY=VALUE]...\n"
@@ -1092,6 +1104,20 @@ static int cmd_kill(ctx *c, int argc, char **argv)
     return 0;
 }
 
+static int cmd_identity(ctx *c, int argc, char **argv)
+{
+    char err[PATH_CAP + 256], path[PATH_CAP];
+
+    if (argc != 1)
+        return usage_error("identity needs exactly one NAME");
+    if (!(fleet_security(c->f) & FLEET_AUTH))
+        return fail("the fleet in %s does not authenticate (deploy/fleet up first)", c->home);
+    if (fleet_identity(c->f, argv[0], err, sizeof err) != 0)
+        return fail("%s", err);
+    printf("%s\n", fleet_creds_path(c->f, argv[0], path, sizeof path));
+    return 0;
+}
+
 static int cmd_restart(ctx *c, int argc, char **argv)
 {
     char err[PATH_CAP + 256], url[128];
@@ -1145,6 +1171,7 @@ static const command COMMANDS[] = {
     {"logs", cmd_logs, USAGE_LOGS},
     {"kill", cmd_kill, USAGE_KILL},
     {"restart", cmd_restart, USAGE_RESTART},
+    {"identity", cmd_identity, USAGE_IDENTITY},
 };
 
 int main(int argc, char **argv)

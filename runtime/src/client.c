@@ -4,28 +4,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* err may be NULL: then nothing is written (snprintf with size 0). */
+#define set_err(err, errlen, ...) snprintf((err), (err) != NULL ? (errlen) : 0, __VA_ARGS__)
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-int saga_client_read_creds(const char *path, char *user, char *password, char *err,
-                           size_t errlen)
+int saga_client_read_creds(const char *path, char *user, char *password, char *err, size_t errlen)
 {
     /* "USER:PASSWORD\n" and one byte more, to see a file that is too long. */
     char buf[2 * (SAGA_CREDS_FIELD_MAX + 1) + 2];
@@ -48,8 +36,7 @@ int saga_client_read_creds(const char *path, char *user, char *password, char *e
     n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n < 0 || (size_t)n == sizeof buf - 1) {
-        set_err(err, errlen, "credentials file %s: %s", path,
-                n < 0 ? strerror(errno) : "too long");
+        set_err(err, errlen, "credentials file %s: %s", path, n < 0 ? strerror(errno) : "too long");
         return -1;
     }
     buf[n] = '\0';

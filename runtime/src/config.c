@@ -103,15 +103,13 @@ const saga__setting saga__config_settings[] = {
      "authentication.",
      0},
     {"SAGA_NATS_CA", S_STRING(nats_ca), 1, SAGA__PATH_MAX,
-     "PEM file of the CA that signed the server's certificate: the server is verified against "
-     "it when it speaks TLS (tls:// URLs, or a server that requires TLS).",
+     "PEM file of the CA the server's certificate must chain to, checked whenever the "
+     "connection is TLS (a tls:// URL, or a server that requires TLS).",
      0},
     {"SAGA_NATS_CERT", S_STRING(nats_cert), 1, SAGA__PATH_MAX,
-     "PEM client certificate (chain) shown to a server that verifies clients; with "
-     "SAGA_NATS_KEY.",
+     "PEM client certificate (chain), for a server that verifies clients.", 0},
+    {"SAGA_NATS_KEY", S_STRING(nats_key), 1, SAGA__PATH_MAX, "PEM private key of SAGA_NATS_CERT.",
      0},
-    {"SAGA_NATS_KEY", S_STRING(nats_key), 1, SAGA__PATH_MAX,
-     "PEM private key of SAGA_NATS_CERT.", 0},
     {"SAGA_FAULTS", S_STRING(faults), 1, SAGA__FAULTS_MAX,
      "Fault plan at start, e.g. \"error_rate=0.1,seed=7\" (see docs/failures.md).", 0},
     {"SAGA_METRICS_ADDR", S_STRING(metrics_addr), 1, SAGA__METRICS_ADDR_MAX,
@@ -350,15 +348,14 @@ static int valid_participants(const char *list, const char *what, char *errbuf, 
         if (len > 0) {
             char name[SAGA_PRODUCER_MAX + 1];
             if (++n > SAGA__MAX_GATES) {
-                append_err(errbuf, errlen, "%s: more than %d participants", what,
-                           SAGA__MAX_GATES);
+                append_err(errbuf, errlen, "%s: more than %d participants", what, SAGA__MAX_GATES);
                 return 0;
             }
             snprintf(name, sizeof(name), "%.*s", (int)len, p);
             if (len > SAGA_PRODUCER_MAX || !saga_valid_producer(name)) {
                 append_err(errbuf, errlen,
-                           "%s: bad participant name \"%.*s\": must match [a-z0-9_]{1,32}",
-                           what, (int)(len > 64 ? 64 : len), p);
+                           "%s: bad participant name \"%.*s\": must match [a-z0-9_]{1,32}", what,
+                           (int)(len > 64 ? 64 : len), p);
                 return 0;
             }
         }

@@ -298,8 +298,8 @@ static void test_cli_participant_by_path_and_gate(void **state)
     /* The order service hears vetoes from the participants of --with, no one else. */
     assert_string_equal(environ_of(order, "SAGA_VETOERS", buf, sizeof(buf)), "fraud");
     /* Each runs as its own identity, its credentials readable by the owner only. */
-    assert_non_null(strstr(environ_of(fraud, "SAGA_NATS_CREDS", buf, sizeof(buf)),
-                           "/auth/fraud.creds"));
+    assert_non_null(
+        strstr(environ_of(fraud, "SAGA_NATS_CREDS", buf, sizeof(buf)), "/auth/fraud.creds"));
     struct stat st;
     assert_int_equal(stat(buf, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);

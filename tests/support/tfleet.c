@@ -100,11 +100,18 @@ int tfleet_start(tfleet *f, const char *build_dir, const char *const *env)
     return tfleet_launch(f);
 }
 
+int tfleet_start_secure(tfleet *f, const char *build_dir, int security)
+{
+    tfleet_init(f, build_dir, NULL);
+    f->security = security;
+    return tfleet_launch(f);
+}
+
 int tfleet_launch(tfleet *f)
 {
-    int rc = f->security != 0  ? tsrv_start_secure(&f->srv, f->security)
-             : f->nodes > 0 ? tsrv_start_cluster(&f->srv, f->nodes)
-                            : tsrv_start(&f->srv);
+    int rc = f->security != 0 ? tsrv_start_secure(&f->srv, f->security)
+             : f->nodes > 0   ? tsrv_start_cluster(&f->srv, f->nodes)
+                              : tsrv_start(&f->srv);
     if (rc != 0)
         return -1;
     snprintf(f->mail, sizeof(f->mail), "%s/mail", tsrv_dir(f->srv));

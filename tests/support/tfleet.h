@@ -24,14 +24,16 @@ typedef struct tfleet {
     const char *const *svc_env[TFLEET_NSVC]; /* extra "K=V" for one service, may be NULL */
     pid_t pid[TFLEET_NSVC];
     char mail[512];
-    char home_env[600];         /* "SAGA_HOME=<server dir>" */
-    const char *ctl_env[2];     /* what sagactl runs with: tfleet_ctl_env */
+    char home_env[600];     /* "SAGA_HOME=<server dir>" */
+    const char *ctl_env[2]; /* what sagactl runs with: tfleet_ctl_env */
 } tfleet;
 
 extern const char *const tfleet_names[TFLEET_NSVC];
 
 /* Starts the server and the five services, each waited on until ready. */
 int tfleet_start(tfleet *f, const char *build_dir, const char *const *env);
+/* tfleet_start behind a broker with fleet_secure's security (FLEET_AUTH, FLEET_TLS). */
+int tfleet_start_secure(tfleet *f, const char *build_dir, int security);
 /* The same in two steps, so per-service settings (f->svc_env) can be set between. */
 void tfleet_init(tfleet *f, const char *build_dir, const char *const *env);
 int tfleet_launch(tfleet *f);

@@ -101,10 +101,7 @@ struct fleet {
 
 /* ---- small helpers ------------------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void fleet__set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -737,7 +734,7 @@ int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen)
     char path[PATH_CAP];
 
     if (out == NULL || o == NULL) {
-        set_err(err, errlen, "fleet_create: no options");
+        fleet__set_err(err, errlen, "fleet_create: no options");
         return -1;
     }
     f = calloc(1, sizeof *f);
@@ -750,24 +747,24 @@ int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen)
     if (o->home != NULL) {
         f->home = strdup(o->home);
         if (f->home == NULL || mkdir_p(f->home) != 0) {
-            set_err(err, errlen, "cannot create %s: %s", o->home, strerror(errno));
+            fleet__set_err(err, errlen, "cannot create %s: %s", o->home, strerror(errno));
             goto fail;
         }
     } else {
         f->home = fleet_mkdtemp(o->temp_prefix);
         f->temp = 1;
         if (f->home == NULL) {
-            set_err(err, errlen, "cannot create a temporary directory: %s", strerror(errno));
+            fleet__set_err(err, errlen, "cannot create a temporary directory: %s", strerror(errno));
             goto fail;
         }
     }
     if (path_of(f, path, sizeof path, "%s", "run") != 0 || mkdir_p(path) != 0 ||
         path_of(f, path, sizeof path, "%s", "logs") != 0 || mkdir_p(path) != 0) {
-        set_err(err, errlen, "cannot create %s/run and logs: %s", f->home, strerror(errno));
+        fleet__set_err(err, errlen, "cannot create %s/run and logs: %s", f->home, strerror(errno));
         goto fail;
     }
     if (load(f) != 0) {
-        set_err(err, errlen, "cannot read %s/run: %s", f->home, strerror(errno));
+        fleet__set_err(err, errlen, "cannot read %s/run: %s", f->home, strerror(errno));
         goto fail;
     }
     *out = f;
@@ -822,14 +819,15 @@ static entry *define(fleet *f, const char *name, char *err, size_t errlen)
     entry *e;
 
     if (!valid_name(name)) {
-        set_err(err, errlen, "bad name '%s' (1 to 32 of a-z 0-9 _ -)", name != NULL ? name : "");
+        fleet__set_err(err, errlen, "bad name '%s' (1 to 32 of a-z 0-9 _ -)",
+                       name != NULL ? name : "");
         return NULL;
     }
     e = find(f, name);
     if (e != NULL) {
         if (alive(e)) {
-            set_err(err, errlen, "%s runs (pid %d): stop it before redefining it", name,
-                    (int)e->pid);
+            fleet__set_err(err, errlen, "%s runs (pid %d): stop it before redefining it", name,
+                           (int)e->pid);
             return NULL;
         }
         entry_cleanup(e);
@@ -838,7 +836,7 @@ static entry *define(fleet *f, const char *name, char *err, size_t errlen)
     }
     e = new_entry(f, name);
     if (e == NULL)
-        set_err(err, errlen, "out of memory");
+        fleet__set_err(err, errlen, "out of memory");
     return e;
 }
 
@@ -854,7 +852,7 @@ static int has_newline(const char *const *v)
 static int commit(fleet *f, entry *e, char *err, size_t errlen)
 {
     if (write_spec(f, e) != 0 || write_order(f) != 0) {
-        set_err(err, errlen, "cannot write %s/run: %s", f->home, strerror(errno));
+        fleet__set_err(err, errlen, "cannot write %s/run: %s", f->home, strerror(errno));
         return -1;
     }
     return 0;
@@ -872,7 +870,7 @@ int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, cha
     e->args = calloc(1, sizeof *e->args);
     e->env = calloc(1, sizeof *e->env);
     if (e->exe == NULL || e->args == NULL || e->env == NULL) {
-        set_err(err, errlen, "out of memory");
+        fleet__set_err(err, errlen, "out of memory");
         return -1;
     }
     snprintf(e->host, sizeof e->host, "%s",
@@ -887,19 +885,19 @@ int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, cha
         if (len == 0 || len >= sizeof e->cluster ||
             strspn(b->cluster_name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                     "0123456789_-") != len) {
-            set_err(err, errlen, "%s: bad cluster name (1 to 63 of A-Z a-z 0-9 _ -)", name);
+            fleet__set_err(err, errlen, "%s: bad cluster name (1 to 63 of A-Z a-z 0-9 _ -)", name);
             return -1;
         }
         for (size_t i = 0; b->routes != NULL && b->routes[i] != NULL; i++) {
             if (!valid_name(b->routes[i]) || strcmp(b->routes[i], name) == 0) {
-                set_err(err, errlen, "%s: bad route '%s'", name, b->routes[i]);
+                fleet__set_err(err, errlen, "%s: bad route '%s'", name, b->routes[i]);
                 return -1;
             }
         }
         snprintf(e->cluster, sizeof e->cluster, "%s", b->cluster_name);
         e->routes = strv_dup((const char *const *)b->routes);
         if (e->routes == NULL) {
-            set_err(err, errlen, "out of memory");
+            fleet__set_err(err, errlen, "out of memory");
             return -1;
         }
         e->cluster_port = b->cluster_port;
@@ -920,10 +918,10 @@ int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *cons
 
     if (exe == NULL || exe[0] != '/' || strchr(exe, '\n') != NULL || has_newline(args) ||
         has_newline(env)) {
-        set_err(err, errlen,
-                "%s: the executable must be an absolute path, and no argument or "
-                "setting may hold a newline",
-                name != NULL ? name : "");
+        fleet__set_err(err, errlen,
+                       "%s: the executable must be an absolute path, and no argument or "
+                       "setting may hold a newline",
+                       name != NULL ? name : "");
         return -1;
     }
     e = define(f, name, err, errlen);
@@ -933,7 +931,7 @@ int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *cons
     e->args = strv_dup(args);
     e->env = strv_dup(env);
     if (e->exe == NULL || e->args == NULL || e->env == NULL) {
-        set_err(err, errlen, "out of memory");
+        fleet__set_err(err, errlen, "out of memory");
         return -1;
     }
     return commit(f, e, err, errlen);
@@ -947,7 +945,7 @@ int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t 
     char *copy;
 
     if (e == NULL || eq == NULL || eq == kv || strchr(kv, '\n') != NULL) {
-        set_err(err, errlen, "%s: cannot set '%s'", name, kv != NULL ? kv : "");
+        fleet__set_err(err, errlen, "%s: cannot set '%s'", name, kv != NULL ? kv : "");
         return -1;
     }
     klen = (size_t)(eq - kv) + 1;
@@ -1016,7 +1014,7 @@ static char **proc_env(fleet *f, entry *e, char **extra, char *err, size_t errle
         n++;
     env = calloc(n + SEC_ENV_MAX + 1, sizeof *env);
     if (env == NULL) {
-        set_err(err, errlen, "out of memory");
+        fleet__set_err(err, errlen, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
@@ -1039,14 +1037,14 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
         goto out;
     if (e->broker) {
         if (assign_ports(f, e) != 0) {
-            set_err(err, errlen, "%s: no free port or a route to an unknown broker: %s", e->name,
-                    strerror(errno));
+            fleet__set_err(err, errlen, "%s: no free port or a route to an unknown broker: %s",
+                           e->name, strerror(errno));
             goto out;
         }
         if (path_of(f, store, sizeof store, "%s", e->name) != 0 || mkdir_p(store) != 0 ||
             write_conf(f, e) != 0 || write_spec(f, e) != 0) {
-            set_err(err, errlen, "cannot write the configuration of %s in %s: %s", e->name, f->home,
-                    strerror(errno));
+            fleet__set_err(err, errlen, "cannot write the configuration of %s in %s: %s", e->name,
+                           f->home, strerror(errno));
             goto out;
         }
         path_of(f, conf, sizeof conf, "%s.conf", e->name);
@@ -1068,12 +1066,13 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
     e->log_off = file_size(log);
     e->pid = fleet_spawn(argv, (const char *const *)env, log, f->flags);
     if (e->pid < 0) {
-        set_err(err, errlen, "cannot start %s (%s): %s", e->name, e->exe, strerror(errno));
+        fleet__set_err(err, errlen, "cannot start %s (%s): %s", e->name, e->exe, strerror(errno));
         goto out;
     }
     e->child = 1;
     if (write_pid(f, e) != 0) {
-        set_err(err, errlen, "cannot write %s/run/%s.pid: %s", f->home, e->name, strerror(errno));
+        fleet__set_err(err, errlen, "cannot write %s/run/%s.pid: %s", f->home, e->name,
+                       strerror(errno));
         fleet_pid_kill(e->pid);
         e->pid = -1;
         e->child = 0;
@@ -1094,7 +1093,7 @@ int fleet_start(fleet *f, const char *name, char *err, size_t errlen)
     entry *e = find(f, name);
 
     if (e == NULL) {
-        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        fleet__set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
         return -1;
     }
     if (alive(e))
@@ -1126,7 +1125,7 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
     char log[PATH_CAP], url[128];
 
     if (e == NULL) {
-        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        fleet__set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
         return -1;
     }
     path_of(f, log, sizeof log, "logs/%s.log", e->name);
@@ -1134,7 +1133,8 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
         if (!alive(e)) {
             int taken = e->broker && file_contains(log, e->log_off, LOG_PORT_TAKEN);
             if (!taken) {
-                set_err(err, errlen, "%s exited before it was ready (log: %s)", e->name, log);
+                fleet__set_err(err, errlen, "%s exited before it was ready (log: %s)", e->name,
+                               log);
                 return -1;
             }
             /* Someone took the port between choosing and binding it, or the last run
@@ -1142,8 +1142,8 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
             if (auto_ports(e) && ++e->attempts < PORT_ATTEMPTS)
                 forget_auto_ports(e);
             else if (auto_ports(e) || fleet_now_ms() >= deadline) {
-                set_err(err, errlen, "%s could not bind %s:%d (log: %s)", e->name, e->host, e->port,
-                        log);
+                fleet__set_err(err, errlen, "%s could not bind %s:%d (log: %s)", e->name, e->host,
+                               e->port, log);
                 return -1;
             } else
                 sleep_ms(RESPAWN_PAUSE_MS);
@@ -1167,12 +1167,12 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
             return 0;
         }
         if (f->cancel != NULL && *f->cancel) {
-            set_err(err, errlen, "interrupted while waiting for %s", e->name);
+            fleet__set_err(err, errlen, "interrupted while waiting for %s", e->name);
             return -1;
         }
         if (fleet_now_ms() >= deadline) {
-            set_err(err, errlen, "%s was not ready within %d s (log: %s)", e->name,
-                    timeout_ms / 1000, log);
+            fleet__set_err(err, errlen, "%s was not ready within %d s (log: %s)", e->name,
+                           timeout_ms / 1000, log);
             return -1;
         }
         sleep_ms(POLL_MS);
@@ -1297,11 +1297,11 @@ int fleet_restart(fleet *f, const char *name, int stop_ms, int ready_ms, char *e
     entry *e = find(f, name);
 
     if (e == NULL) {
-        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        fleet__set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
         return -1;
     }
     if (alive(e) && fleet_stop(f, name, stop_ms) < 0) {
-        set_err(err, errlen, "cannot stop %s", name);
+        fleet__set_err(err, errlen, "cannot stop %s", name);
         return -1;
     }
     return fleet_start_ready(f, name, ready_ms, err, errlen);
@@ -1667,7 +1667,7 @@ int fleet_identity(fleet *f, const char *identity, char *err, size_t errlen)
     if (fleet__sec_identity(f->home, identity, &created, err, errlen) != 0)
         return -1;
     if (created && reload_brokers(f) != 0) {
-        set_err(err, errlen, "cannot reload the brokers with the new identity %s", identity);
+        fleet__set_err(err, errlen, "cannot reload the brokers with the new identity %s", identity);
         return -1;
     }
     return 0;

@@ -786,11 +786,10 @@ static int cmd_up(ctx *c, int argc, char **argv)
         int64_t left = deadline - fleet_now_ms();
         int rc = kv != NULL ? fleet_set_env(c->f, VETOED, kv, err, sizeof err) : -1;
         free(kv);
-        if (rc != 0 || fleet_restart(c->f, VETOED, STOP_MS, left > 0 ? (int)left : 0, err,
-                                     sizeof err) != 0)
+        if (rc != 0 ||
+            fleet_restart(c->f, VETOED, STOP_MS, left > 0 ? (int)left : 0, err, sizeof err) != 0)
             return fail("restarting %s with the new vetoers: %s", VETOED, err);
-        printf("%-12s pid %d  restarted (vetoes of %s)\n", VETOED, (int)pid_of(c, VETOED),
-               vetoers);
+        printf("%-12s pid %d  restarted (vetoes of %s)\n", VETOED, (int)pid_of(c, VETOED), vetoers);
     }
     printf("fleet is up\n"
            "  NATS    %s (JetStream store %s/%s%s%s)\n"

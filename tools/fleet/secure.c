@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,19 +27,6 @@ enum {
 
 #define OPERATOR "operator"
 #define CLIENT "client"
-
-static void sec_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void sec_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* home/rel (rel formatted with one string argument, or none). */
 static int sec_path(char *buf, size_t cap, const char *home, const char *rel, const char *arg)
@@ -104,8 +90,7 @@ const char *fleet__sec_identity_of(const char *proc, char *buf, size_t cap)
     return buf;
 }
 
-int fleet__sec_identity(const char *home, const char *name, int *created, char *err,
-                        size_t errlen)
+int fleet__sec_identity(const char *home, const char *name, int *created, char *err, size_t errlen)
 {
     char path[SEC_PATH_CAP], line[64 + 2 * PASSWORD_BYTES + 2];
     unsigned char rnd[PASSWORD_BYTES];
@@ -114,7 +99,7 @@ int fleet__sec_identity(const char *home, const char *name, int *created, char *
 
     *created = 0;
     if (!valid_identity(name)) {
-        sec_err(err, errlen, "'%s' is no identity name ([a-z0-9_]{1,32})", name);
+        fleet__set_err(err, errlen, "'%s' is no identity name ([a-z0-9_]{1,32})", name);
         return -1;
     }
     if (sec_path(path, sizeof path, home, "auth/%s.creds", name) != 0)
@@ -126,7 +111,7 @@ int fleet__sec_identity(const char *home, const char *name, int *created, char *
     if (rfd >= 0)
         close(rfd);
     if (got != (ssize_t)sizeof rnd) {
-        sec_err(err, errlen, "cannot read /dev/urandom: %s", strerror(errno));
+        fleet__set_err(err, errlen, "cannot read /dev/urandom: %s", strerror(errno));
         return -1;
     }
     n = snprintf(line, sizeof line, "%s:", name);
@@ -136,7 +121,7 @@ int fleet__sec_identity(const char *home, const char *name, int *created, char *
     memset(rnd, 0, sizeof rnd);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, line, (size_t)n) != n || close(fd) != 0) {
-        sec_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        fleet__set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
         if (fd >= 0)
             unlink(path);
         return -1;
@@ -167,20 +152,20 @@ static void write_list(FILE *fp, const char *what, const char *const *subjects, 
     fprintf(fp, "]\n");
 }
 
-static const char *const PARTICIPANT_PUB[] = {
-    "evt.*.%s.>",
-    "dlq.%s",
-    "$JS.API.STREAM.CREATE." SAGA_STREAM_EVENTS,
-    "$JS.API.STREAM.CREATE." SAGA_STREAM_DLQ,
-    "$JS.API.STREAM.INFO." SAGA_STREAM_EVENTS,
-    "$JS.API.STREAM.INFO." SAGA_STREAM_DLQ,
-    "$JS.API.CONSUMER.DURABLE.CREATE." SAGA_STREAM_EVENTS ".*",
-    "$JS.API.CONSUMER.INFO." SAGA_STREAM_EVENTS ".*",
-    "$JS.ACK." SAGA_STREAM_EVENTS ".>",
-    NULL};
-static const char *const PARTICIPANT_SUB[] = {
-    "_INBOX.>", "_saga.dlv.>", "saga.cmd.%s.>", "saga.q.%s.>", "saga.ctl.%s.>",
-    SAGA_SUBJ_DISCOVER, NULL};
+static const char *const PARTICIPANT_PUB[] = {"evt.*.%s.>",
+                                              "dlq.%s",
+                                              "$JS.API.STREAM.CREATE." SAGA_STREAM_EVENTS,
+                                              "$JS.API.STREAM.CREATE." SAGA_STREAM_DLQ,
+                                              "$JS.API.STREAM.INFO." SAGA_STREAM_EVENTS,
+                                              "$JS.API.STREAM.INFO." SAGA_STREAM_DLQ,
+                                              "$JS.API.CONSUMER.DURABLE.CREATE." SAGA_STREAM_EVENTS
+                                              ".*",
+                                              "$JS.API.CONSUMER.INFO." SAGA_STREAM_EVENTS ".*",
+                                              "$JS.ACK." SAGA_STREAM_EVENTS ".>",
+                                              NULL};
+static const char *const PARTICIPANT_SUB[] = {"_INBOX.>",    "_saga.dlv.>",   "saga.cmd.%s.>",
+                                              "saga.q.%s.>", "saga.ctl.%s.>", SAGA_SUBJ_DISCOVER,
+                                              NULL};
 static const char *const CLIENT_PUB[] = {SAGA_SUBJ_ORDER_PLACE, SAGA_SUBJ_ORDER_CANCEL,
                                          SAGA_SUBJ_STOCK_GET, "saga.q.>", NULL};
 static const char *const CLIENT_SUB[] = {"_INBOX.>", NULL};
@@ -307,8 +292,9 @@ static int run_openssl(const char *home, const char *const *args, char *err, siz
     pid_t pid;
 
     if (find_openssl(exe, sizeof exe) != 0) {
-        sec_err(err, errlen, "--tls needs the openssl command (Debian package openssl; "
-                             "deploy/setup installs it)");
+        fleet__set_err(err, errlen,
+                       "--tls needs the openssl command (Debian package openssl; "
+                       "deploy/setup installs it)");
         return -1;
     }
     argv[n++] = exe;
@@ -321,7 +307,7 @@ static int run_openssl(const char *home, const char *const *args, char *err, siz
         WEXITSTATUS(status) != 0) {
         if (pid > 0 && status == 0)
             fleet_pid_kill(pid);
-        sec_err(err, errlen, "openssl %s failed: see %s", args[0], log);
+        fleet__set_err(err, errlen, "openssl %s failed: see %s", args[0], log);
         return -1;
     }
     return 0;
@@ -346,15 +332,15 @@ static int issue(const char *home, const char *name, const char *cn, const char 
     snprintf(days, sizeof days, "%d", CERT_DAYS);
     fp = fopen(extf, "w");
     if (fp == NULL || fputs(ext, fp) == EOF || fclose(fp) != 0) {
-        sec_err(err, errlen, "cannot write %s: %s", extf, strerror(errno));
+        fleet__set_err(err, errlen, "cannot write %s: %s", extf, strerror(errno));
         return -1;
     }
-    const char *req[] = {"req",   "-newkey", "ec",   "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                         "-nodes", "-keyout", key,    "-out",     csr,
-                         "-subj", subj,       NULL};
-    const char *sign[] = {"x509", "-req",     "-in",   csr,     "-CA",    ca,    "-CAkey",
-                          cakey,  "-CAcreateserial", "-days", days, "-extfile", extf, "-out",
-                          crt,    NULL};
+    const char *req[] = {"req",    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                         "-nodes", "-keyout", key,  "-out",     csr,
+                         "-subj",  subj,      NULL};
+    const char *sign[] = {
+        "x509",  "-req", "-in",      csr,  "-CA",  ca,  "-CAkey", cakey, "-CAcreateserial",
+        "-days", days,   "-extfile", extf, "-out", crt, NULL};
     rc = run_openssl(home, req, err, errlen);
     if (rc == 0)
         rc = run_openssl(home, sign, err, errlen);
@@ -371,7 +357,7 @@ static int make_tls(const char *home, const char *const *hosts, char *err, size_
     int n;
 
     if (make_dir(home, "tls") != 0) {
-        sec_err(err, errlen, "cannot create %s/tls: %s", home, strerror(errno));
+        fleet__set_err(err, errlen, "cannot create %s/tls: %s", home, strerror(errno));
         return -1;
     }
     sec_path(key, sizeof key, home, "tls/ca-key.pem", NULL);
@@ -408,7 +394,7 @@ static int make_tls(const char *home, const char *const *hosts, char *err, size_
                           strspn(hosts[i], "0123456789.") == strlen(hosts[i]) ? "IP" : "DNS",
                           hosts[i]);
     if (n < 0 || (size_t)n + 128 >= sizeof san) {
-        sec_err(err, errlen, "too many broker hosts for one certificate");
+        fleet__set_err(err, errlen, "too many broker hosts for one certificate");
         return -1;
     }
     snprintf(san + n, sizeof san - (size_t)n,
@@ -434,7 +420,7 @@ int fleet__sec_enable(const char *home, int flags, const char *const *hosts, cha
     if (!(flags & FLEET_AUTH) || (have & FLEET_AUTH))
         return 0;
     if (make_dir(home, "auth") != 0) {
-        sec_err(err, errlen, "cannot create %s/auth: %s", home, strerror(errno));
+        fleet__set_err(err, errlen, "cannot create %s/auth: %s", home, strerror(errno));
         return -1;
     }
     if (fleet__sec_identity(home, OPERATOR, &created, err, errlen) != 0 ||

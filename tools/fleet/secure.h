@@ -17,6 +17,10 @@
 
 #include <nats/nats.h>
 
+/* Writes a sentence into err (errlen bytes; nothing when err is NULL): fleet.c's. */
+void fleet__set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* FLEET_AUTH | FLEET_TLS as the home has them. */
 int fleet__sec_flags(const char *home);
 
@@ -28,8 +32,7 @@ int fleet__sec_enable(const char *home, int flags, const char *const *hosts, cha
 
 /* Creates identity name's credentials unless they exist; *created says whether they
  * were new (the brokers must then load them). Returns 0 or -1 with err set. */
-int fleet__sec_identity(const char *home, const char *name, int *created, char *err,
-                        size_t errlen);
+int fleet__sec_identity(const char *home, const char *name, int *created, char *err, size_t errlen);
 
 /* The identity a process named proc runs as: its name without an instance suffix
  * ("payment-2" runs as "payment"). Into buf (cap >= 33). */

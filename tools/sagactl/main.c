@@ -45,16 +45,17 @@ static void usage(FILE *f)
                "Operator client of a saga fleet (NATS JetStream). Commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nGlobal options (also accepted after COMMAND):\n"
-               "  --url URL   NATS server (default $SAGA_NATS_URL or " CTL_DEFAULT_URL ")\n"
-               "  --help      show this help\n"
-               "  --version   show the version\n\n"
-               "Credentials: sagactl connects as the operator of the fleet in $SAGA_HOME\n"
-               "(default " SAGACTL_FLEET_HOME "): $SAGA_HOME/auth/operator.creds and, for a\n"
-               "TLS fleet, $SAGA_HOME/tls/{ca,client,client-key}.pem. SAGA_NATS_CREDS,\n"
-               "SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY override each (docs/security.md).\n\n"
-               "Exit status: 0 success; 1 refused, not found, violation or timeout;\n"
-               "2 bad arguments; 3 NATS or a needed service does not answer.\n");
+    fprintf(f,
+            "\nGlobal options (also accepted after COMMAND):\n"
+            "  --url URL   NATS server (default $SAGA_NATS_URL or " CTL_DEFAULT_URL ")\n"
+            "  --help      show this help\n"
+            "  --version   show the version\n\n"
+            "Credentials: sagactl connects as the operator of the fleet in $SAGA_HOME\n"
+            "(default " SAGACTL_FLEET_HOME "): $SAGA_HOME/auth/operator.creds and, for a\n"
+            "TLS fleet, $SAGA_HOME/tls/{ca,client,client-key}.pem. SAGA_NATS_CREDS,\n"
+            "SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY override each (docs/security.md).\n\n"
+            "Exit status: 0 success; 1 refused, not found, violation or timeout;\n"
+            "2 bad arguments; 3 NATS or a needed service does not answer.\n");
 }
 
 int main(int argc, char **argv)
@@ -112,8 +113,9 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     /* A permissions violation names the subject: say whose rights were short. */
     if (err == NATS_NOT_PERMITTED && natsConnection_GetLastError(nc, &text) != NATS_OK &&
         text != NULL)
-        fprintf(stderr, "sagactl: the server refused: %s (not allowed to this identity, see "
-                        "SAGA_NATS_CREDS and docs/security.md)\n",
+        fprintf(stderr,
+                "sagactl: the server refused: %s (not allowed to this identity, see "
+                "SAGA_NATS_CREDS and docs/security.md)\n",
                 text);
     else
         fprintf(stderr, "sagactl: NATS: %s\n", natsStatus_GetText(err));
@@ -178,7 +180,8 @@ int ctl_connect(ctl_conn *c, const char *cmd, const char *url, int64_t wait_ms, 
         ctl_sleep_ms(CTL_POLL_MS);
     }
     if (s != NATS_OK) {
-        ctl_err(cmd, "cannot reach NATS at %s: %s", url, saga_client_connect_error(s, why, sizeof why));
+        ctl_err(cmd, "cannot reach NATS at %s: %s", url,
+                saga_client_connect_error(s, why, sizeof why));
         goto out;
     }
     s = natsConnection_JetStream(&c->js, c->nc, NULL);

@@ -24,8 +24,7 @@ extern "C" {
  * write (mode 0600 or 0400): a password others can read is no secret. Copies
  * the fields into user and password (each SAGA_CREDS_FIELD_MAX + 1 bytes).
  * Returns 0, or -1 with the reason in err. */
-int saga_client_read_creds(const char *path, char *user, char *password, char *err,
-                           size_t errlen);
+int saga_client_read_creds(const char *path, char *user, char *password, char *err, size_t errlen);
 
 /* Applies to opts what is set of: creds (a credentials file, as above), ca (the
  * PEM CA the server's certificate must chain to), cert and key (a PEM client

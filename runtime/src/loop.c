@@ -351,17 +351,25 @@ static int64_t retry_delay(const saga_service *svc, int delivery)
  * <event>": vetoes "<p>.vetoed" and clearances "<p>.cleared" included), and
  * only on the subject its envelope gives (evt.<partition>.<type>): a
  * consumer that trusted a forged producer or a mislabelled subject would act
- * on an event its author never emitted. The Saga-Order-Id header is not
+ * on an event its author never emitted. Vetoes come only from the
+ * participants configured to veto. The Saga-Order-Id header is not
  * read here: consumers act on the envelope, and parsing every message's
  * headers costs the hot path more than all the rest of this check; readers
  * that pick an order's events by the header check the envelope after
  * decoding. Returns 1 and says why when it is forged. */
-static int forged(const saga_event *ev, const char *subject, char *why, size_t cap)
+static int forged(const saga_service *svc, const saga_event *ev, const char *subject, char *why,
+                  size_t cap)
 {
     char want[SAGA__SUBJECT_MAX];
     size_t pl = strcspn(ev->type, ".");
     if (strlen(ev->producer) != pl || memcmp(ev->producer, ev->type, pl) != 0) {
         snprintf(why, cap, "forbidden: producer %s may not emit %s", ev->producer, ev->type);
+        return 1;
+    }
+    /* A veto cancels an order: only participants configured to veto may. */
+    if (strcmp(ev->type + pl, ".vetoed") == 0 && !saga__service_accepts_veto(svc, ev->producer)) {
+        snprintf(why, cap, "forbidden: %s is not configured to veto (SAGA_VETOERS, SAGA_GATES)",
+                 ev->producer);
         return 1;
     }
     if (saga_event_subject(ev->type, ev->order_id, want, sizeof(want)) != SAGA_OK ||
@@ -408,7 +416,7 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
                          seq);
         goto out;
     }
-    if (forged(&ev, subject, reason, sizeof(reason))) {
+    if (forged(svc, &ev, subject, reason, sizeof(reason))) {
         rv =
             dead_letter(svc, txn, b, SAGA_DLQ_FORBIDDEN, subject, data, len, reason, delivery, seq);
         goto out;

@@ -136,6 +136,8 @@ struct saga_service {
     saga_config cfg; /* strings point into the buffers below */
     char name[SAGA_PRODUCER_MAX + 1];
     char nats_url[SAGA__NATS_URL_MAX + 1];
+    char nats_creds[SAGA__PATH_MAX + 1], nats_ca[SAGA__PATH_MAX + 1];
+    char nats_cert[SAGA__PATH_MAX + 1], nats_key[SAGA__PATH_MAX + 1];
     char data_dir[SAGA__DATA_DIR_MAX + 1];
     char stream[SAGA__STREAM_MAX + 1];
     char dlq_stream[SAGA__STREAM_MAX + 1];
@@ -152,6 +154,8 @@ struct saga_service {
     char faults_spec[SAGA__FAULTS_MAX + 1];
     char gates[SAGA__MAX_GATES][SAGA_PRODUCER_MAX + 1];
     int ngates;
+    char vetoers[SAGA__MAX_GATES][SAGA_PRODUCER_MAX + 1]; /* SAGA_VETOERS */
+    int nvetoers;
     saga__queue q;
 
     saga__sub subs[SAGA__MAX_SUBS];
@@ -233,6 +237,10 @@ struct json_t *saga__partitions_json(const saga_service *svc);
 
 /* discovery.c: answers saga.discover; called with the other subscriptions. */
 saga_status saga__discovery_subscribe(saga_service *svc);
+
+/* 1 when producer may veto this service's orders: it is named in SAGA_GATES
+ * or SAGA_VETOERS. */
+int saga__service_accepts_veto(const saga_service *svc, const char *producer);
 
 /* metrics.c: GET /metrics on libmicrohttpd's own thread, when
  * SAGA_METRICS_ADDR is set (logs event=metrics_listening); stop waits for

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "saga/client.h"
 #include "service_internal.h"
 
 #define NS_PER_MS 1000000LL
@@ -212,6 +213,15 @@ saga_status saga__transport_connect(saga_service *svc)
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
         s = set_servers(opts, svc->cfg.nats_url);
+    if (s == NATS_OK) {
+        char why[512] = "";
+        s = saga_client_secure(opts, svc->cfg.nats_creds, svc->cfg.nats_ca, svc->cfg.nats_cert,
+                               svc->cfg.nats_key, why, sizeof(why));
+        if (s != NATS_OK) {
+            rv = saga__fail(svc, SAGA_EINVAL, "%s", why);
+            goto out;
+        }
+    }
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, svc->name);
     if (s == NATS_OK)
@@ -241,9 +251,12 @@ saga_status saga__transport_connect(saga_service *svc)
             rv = nats_fail(svc, s, "connect");
             goto out;
         }
+        /* Refused credentials are retried too (the broker may be reloading its
+         * users), but said plainly. */
         if (saga__now_ms() >= next_log) {
+            char why[512];
             SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=nats_connect_retry url=%s error=\"%s\"",
-                      svc->cfg.nats_url, natsStatus_GetText(s));
+                      svc->cfg.nats_url, saga_client_connect_error(s, why, sizeof(why)));
             next_log = saga__now_ms() + 5000;
         }
         struct timespec ts = {0, 250 * 1000000L};

@@ -321,6 +321,14 @@ static void test_cli_participant_by_path_and_gate(void **state)
     /* The gate is shipping's setting, and only shipping's. */
     assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
     assert_string_equal(environ_of(order, "SAGA_GATES", buf, sizeof(buf)), "");
+    /* The order service hears vetoes from the participants of --with, no one else. */
+    assert_string_equal(environ_of(order, "SAGA_VETOERS", buf, sizeof(buf)), "fraud");
+    /* Each runs as its own identity, its credentials readable by the owner only. */
+    assert_non_null(
+        strstr(environ_of(fraud, "SAGA_NATS_CREDS", buf, sizeof(buf)), "/auth/fraud.creds"));
+    struct stat st;
+    assert_int_equal(stat(buf, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
 
     /* A crash, then restart: the same settings, without rewriting anything by hand. */
     assert_int_equal(RUN("kill", "shipping"), 0);
@@ -344,11 +352,14 @@ static void test_cli_participant_by_path_and_gate(void **state)
     /* A participant the fleet did not start (another language, another
      * machine: here the delivery tests' small service) shows up in status as
      * soon as it answers discovery. */
-    char data_env[4200], url_env[300];
+    char data_env[4200], url_env[300], creds_env[4200];
     snprintf(data_env, sizeof(data_env), "SAGA_DATA_DIR=%s/data/outsider", C.home);
     snprintf(url_env, sizeof(url_env), "%s", C.url_env);
+    /* The fleet authenticates: the outsider asks it for an identity of its own. */
+    assert_int_equal(RUN("identity", "testsvc"), 0);
+    snprintf(creds_env, sizeof(creds_env), "SAGA_NATS_CREDS=%.*s", (int)strcspn(OUT, "\n"), OUT);
     const char *oargv[] = {SAGA_TESTSVC, NULL};
-    const char *oenv[] = {url_env, data_env, NULL};
+    const char *oenv[] = {url_env, data_env, creds_env, NULL};
     char olog[4200];
     snprintf(olog, sizeof(olog), "%s/outsider.log", C.home);
     pid_t outsider = tproc_spawn(oargv, oenv, olog);
@@ -415,7 +426,7 @@ static void test_cli_participant_by_path_in_sagactl(void **state)
              json_string_value(json_object_get(placed, "order_id")));
     json_decref(placed);
     assert_true(saga_valid_order_id(order_id));
-    assert_int_equal(tjs_connect(&t, C.url_env + strlen("SAGA_NATS_URL=")), 0);
+    assert_int_equal(tjs_connect_home(&t, C.url_env + strlen("SAGA_NATS_URL="), C.home), 0);
     assert_int_equal(tjs_publish_event(&t, "test.pinged", order_id, "ping", NULL), 0);
     tjs_close(&t);
 

@@ -31,9 +31,13 @@ static int group_setup(void **state)
 {
     static const char *const env[] = {"ORDER_DEADLINE_MS=30000", NULL};
     static const char *const gate[] = {"SAGA_GATES=fraud", NULL};
+    /* The participants whose vetoes the order service accepts (saga-fleet gives it
+     * every --with participant); "rogue" is not one of them. */
+    static const char *const vetoers[] = {"SAGA_VETOERS=fraud,lateparty", NULL};
     (void)state;
     tfleet_init(&F, SAGA_BUILD_DIR, env);
     F.svc_env[tfleet_index("shipping")] = gate; /* the one line of configuration */
+    F.svc_env[tfleet_index("order")] = vetoers;
     if (tfleet_launch(&F) != 0)
         return -1;
     fraud_pid = tfleet_start_extra(&F, "fraud", fraud_env);
@@ -159,8 +163,12 @@ static int stat_reached(void *arg)
     return tjs_stat(&F.t, c->svc, c->field) >= c->want;
 }
 
+static void publish_veto(const char *who, const char *order_id, const char *reason);
+
 /* With fraud down, shipping holds the step: nothing is scheduled until the
- * clearance comes. */
+ * clearance comes. A veto meanwhile from a participant the order service is not
+ * configured to hear (SAGA_VETOERS) is dead-lettered as forbidden, and the order
+ * goes on. */
 static void test_gate_holds_shipping_until_clearance(void **state)
 {
     char id[64];
@@ -175,6 +183,10 @@ static void test_gate_holds_shipping_until_clearance(void **state)
     stat_cond c = {"shipping", "parked", parked + 1};
     assert_int_equal(tproc_wait_until(stat_reached, &c, DEADLINE_MS), 0);
     assert_int_equal(position_of(id, "shipping.scheduled"), 0);
+    expect_view("order", id, "\"state\":\"PENDING\"");
+    stat_cond dead = {"order", "dead_lettered", tjs_stat(&F.t, "order", "dead_lettered") + 1};
+    publish_veto("rogue", id, "not mine to veto");
+    assert_int_equal(tproc_wait_until(stat_reached, &dead, DEADLINE_MS), 0);
     expect_view("order", id, "\"state\":\"PENDING\"");
     fraud_pid = tfleet_start_extra(&F, "fraud", fraud_env);
     assert_true(fraud_pid > 0);

@@ -137,6 +137,13 @@ int tfleet_start(tfleet *f, const char *build_dir, const char *const *env)
     return tfleet_launch(f);
 }
 
+int tfleet_start_secure(tfleet *f, const char *build_dir, int security)
+{
+    tfleet_init(f, build_dir, NULL);
+    f->security = security;
+    return tfleet_launch(f);
+}
+
 int tfleet_launch(tfleet *f)
 {
     const char *v = getenv("SAGA_TEST_INSTANCES");
@@ -144,10 +151,13 @@ int tfleet_launch(tfleet *f)
     for (int i = 0; i < TFLEET_NSVC; i++)
         if (f->instances[i] <= 0)
             f->instances[i] = every;
-    if ((f->nodes > 0 ? tsrv_start_cluster(&f->srv, f->nodes) : tsrv_start(&f->srv)) != 0)
+    int rc = f->security != 0 ? tsrv_start_secure(&f->srv, f->security)
+             : f->nodes > 0   ? tsrv_start_cluster(&f->srv, f->nodes)
+                              : tsrv_start(&f->srv);
+    if (rc != 0)
         return -1;
     snprintf(f->mail, sizeof(f->mail), "%s/mail", tsrv_dir(f->srv));
-    if (tjs_connect(&f->t, tsrv_url(f->srv)) != 0)
+    if (tjs_connect_as(&f->t, tsrv_url(f->srv), tsrv_fleet(f->srv), "operator") != 0)
         return -1;
     for (int i = 0; i < TFLEET_NSVC; i++)
         if (tfleet_start_service(f, i) != 0)
@@ -395,6 +405,14 @@ int tfleet_spool_count(tfleet *f, const char *order_id)
     return n;
 }
 
+const char *const *tfleet_ctl_env(tfleet *f)
+{
+    snprintf(f->home_env, sizeof(f->home_env), "SAGA_HOME=%s", tsrv_dir(f->srv));
+    f->ctl_env[0] = f->home_env;
+    f->ctl_env[1] = NULL;
+    return f->ctl_env;
+}
+
 /* Writes the first head and the last tail lines of the file at path to stderr. */
 static void print_ends(const char *path, int head, int tail)
 {
@@ -434,7 +452,7 @@ int tfleet_audit(tfleet *f)
     }
     snprintf(spool, sizeof(spool), "--spool=%s", f->mail);
     const char *argv[] = {bin, url, "audit", spool, NULL};
-    pid_t p = tproc_spawn(argv, NULL, log_path);
+    pid_t p = tproc_spawn(argv, tfleet_ctl_env(f), log_path);
     if (p <= 0 || tproc_wait(p, 300000, &status) != 0)
         return -1;
     int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

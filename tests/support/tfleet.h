@@ -17,6 +17,8 @@ typedef struct tfleet {
     const char *const *env; /* extra "K=V" for every service, NULL-terminated, may be NULL */
     int nodes;              /* set before tfleet_launch: a cluster of so many nodes (0: one
                                server, or SAGA_TEST_CLUSTER's cluster, see natsrv.h) */
+    int security;           /* set before tfleet_launch: fleet_secure's flags (0: none); the
+                               test's connection t is then the operator's */
     tsrv *srv;
     tjs t;
     const char *const *svc_env[TFLEET_NSVC]; /* extra "K=V" for one service, may be NULL */
@@ -26,12 +28,16 @@ typedef struct tfleet {
     int instances[TFLEET_NSVC];
     pid_t pid[TFLEET_NSVC]; /* of the first instance */
     char mail[512];
+    char home_env[600];     /* "SAGA_HOME=<server dir>" */
+    const char *ctl_env[2]; /* what sagactl runs with: tfleet_ctl_env */
 } tfleet;
 
 extern const char *const tfleet_names[TFLEET_NSVC];
 
 /* Starts the server and the five services, each waited on until ready. */
 int tfleet_start(tfleet *f, const char *build_dir, const char *const *env);
+/* tfleet_start behind a broker with fleet_secure's security (FLEET_AUTH, FLEET_TLS). */
+int tfleet_start_secure(tfleet *f, const char *build_dir, int security);
 /* The same in two steps, so per-service settings (f->svc_env) can be set between. */
 void tfleet_init(tfleet *f, const char *build_dir, const char *const *env);
 int tfleet_launch(tfleet *f);
@@ -92,6 +98,9 @@ int tfleet_wait_view(tfleet *f, const char *svc, const char *order_id, const cha
 int tfleet_spool_count(tfleet *f, const char *order_id);
 int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind);
 
+/* The environment sagactl runs with against this fleet: SAGA_HOME=its directory, so
+ * that it connects as the operator of a secure fleet. NULL-terminated, owned by f. */
+const char *const *tfleet_ctl_env(tfleet *f);
 /* Runs `sagactl audit` (output to <server dir>/audit.log); returns its exit
  * status, -1 if it did not run. When the audit fails, the log's first 30 and
  * last 10 lines go to stderr. On a cluster it is given the URL of one

@@ -17,11 +17,13 @@ static void nap(int ms)
 
 int tjs_connect(tjs *t, const char *url)
 {
-    natsOptions *o = NULL;
+    return tjs_connect_as(t, url, NULL, NULL);
+}
+
+/* Connects with o (destroyed here), retrying for up to 20 s. */
+static int connect_with(tjs *t, natsOptions *o)
+{
     int64_t deadline = tproc_now_ms() + 20000;
-    memset(t, 0, sizeof(*t));
-    natsOptions_Create(&o);
-    fleet_set_servers(o, url); /* a cluster's nodes, or one server */
     natsOptions_SetMaxReconnect(o, -1);
     natsOptions_SetReconnectWait(o, 100);
     while (natsConnection_Connect(&t->nc, o) != NATS_OK) {
@@ -33,6 +35,34 @@ int tjs_connect(tjs *t, const char *url)
     }
     natsOptions_Destroy(o);
     return natsConnection_JetStream(&t->js, t->nc, NULL) == NATS_OK ? 0 : -1;
+}
+
+int tjs_connect_as(tjs *t, const char *url, const fleet *f, const char *identity)
+{
+    natsOptions *o = NULL;
+    memset(t, 0, sizeof(*t));
+    if (natsOptions_Create(&o) != NATS_OK)
+        return -1;
+    fleet_set_servers(o, url); /* a cluster's nodes, or one server */
+    if (f != NULL)
+        fleet_client_options(f, identity, o);
+    return connect_with(t, o);
+}
+
+int tjs_connect_home(tjs *t, const char *url, const char *home)
+{
+    natsOptions *o = NULL;
+    char err[512];
+    memset(t, 0, sizeof(*t));
+    if (natsOptions_Create(&o) != NATS_OK)
+        return -1;
+    fleet_set_servers(o, url);
+    if (fleet_client_env(o, home, "operator", err, sizeof(err)) != NATS_OK) {
+        fprintf(stderr, "tjs: %s\n", err);
+        natsOptions_Destroy(o);
+        return -1;
+    }
+    return connect_with(t, o);
 }
 
 void tjs_close(tjs *t)
@@ -104,14 +134,11 @@ int tjs_publish_event(tjs *t, const char *type, const char *order, const char *p
                                id_out);
 }
 
-int tjs_publish_payload(tjs *t, const char *type, const char *order, const char *producer,
-                        const void *payload, size_t len, char id_out[SAGA_ID_LEN + 1])
+int tjs_encode_event(const char *type, const char *order, const char *producer, const void *payload,
+                     size_t len, uint64_t seq, uint8_t **out, size_t *out_len, char *subject,
+                     size_t scap, char id_out[SAGA_ID_LEN + 1])
 {
-    static uint64_t seq; /* tests publish from one thread */
     saga_event ev;
-    uint8_t *buf = NULL;
-    size_t blen = 0;
-    char subject[256];
     memset(&ev, 0, sizeof(ev));
     saga_ulid_new(ev.event_id);
     snprintf(ev.type, sizeof(ev.type), "%s", type);
@@ -123,17 +150,32 @@ int tjs_publish_payload(tjs *t, const char *type, const char *order, const char 
         snprintf(ev.producer, sizeof(ev.producer), "%s", producer);
     else
         snprintf(ev.producer, sizeof(ev.producer), "%.*s", (int)strcspn(type, "."), type);
-    ev.sequence = ++seq;
+    ev.sequence = seq;
     ev.time_ms = (int64_t)time(NULL) * 1000;
     ev.payload = payload;
     ev.payload_len = len;
-    if (saga_event_encode(&ev, &buf, &blen) != SAGA_OK)
+    if (saga_event_encode(&ev, out, out_len) != SAGA_OK)
         return -1;
-    saga_event_subject(type, order, subject, sizeof(subject));
-    int rc = tjs_publish_raw(t, subject, buf, blen, ev.event_id);
+    saga_event_subject(type, order, subject, scap);
+    if (id_out != NULL)
+        memcpy(id_out, ev.event_id, SAGA_ID_LEN + 1);
+    return 0;
+}
+
+int tjs_publish_payload(tjs *t, const char *type, const char *order, const char *producer,
+                        const void *payload, size_t len, char id_out[SAGA_ID_LEN + 1])
+{
+    static uint64_t seq; /* tests publish from one thread */
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    char subject[256], id[SAGA_ID_LEN + 1];
+    if (tjs_encode_event(type, order, producer, payload, len, ++seq, &buf, &blen, subject,
+                         sizeof(subject), id) != 0)
+        return -1;
+    int rc = tjs_publish_raw(t, subject, buf, blen, id);
     free(buf);
     if (rc == 0 && id_out != NULL)
-        memcpy(id_out, ev.event_id, SAGA_ID_LEN + 1);
+        memcpy(id_out, id, SAGA_ID_LEN + 1);
     return rc;
 }
 

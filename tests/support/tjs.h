@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fleet.h"
 #include "saga/event.h"
 
 typedef struct tjs {
@@ -16,6 +17,10 @@ typedef struct tjs {
 
 /* Connects (retrying for up to 20 s). 0 on success. */
 int tjs_connect(tjs *t, const char *url);
+/* The same as identity of the secure fleet f (fleet_client_options). */
+int tjs_connect_as(tjs *t, const char *url, const fleet *f, const char *identity);
+/* The same as the operator of the fleet in home (its auth/ and tls/, as sagactl). */
+int tjs_connect_home(tjs *t, const char *url, const char *home);
 void tjs_close(tjs *t);
 
 /* Creates the event and dead-letter streams as the runtime does, so tests can
@@ -33,6 +38,12 @@ int tjs_publish_event(tjs *t, const char *type, const char *order, const char *p
  * publish it: tests forge events with it. */
 int tjs_publish_payload(tjs *t, const char *type, const char *order, const char *producer,
                         const void *payload, size_t len, char id_out[SAGA_ID_LEN + 1]);
+/* Encodes what tjs_publish_payload publishes, with the envelope's sequence seq:
+ * *out (malloc'd, free it), its length, the subject it belongs on and its event id
+ * (may be NULL). 0, or -1 when it does not encode. Any thread. */
+int tjs_encode_event(const char *type, const char *order, const char *producer, const void *payload,
+                     size_t len, uint64_t seq, uint8_t **out, size_t *out_len, char *subject,
+                     size_t scap, char id_out[SAGA_ID_LEN + 1]);
 /* Publishes an already encoded message under a given Nats-Msg-Id (NULL: none). */
 int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, const char *msg_id);
 

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <jansson.h>
+#include <nats/nats.h>
 
 #include "map.h"
 
@@ -153,6 +154,10 @@ typedef struct bench_load_result {
  * consumer state stalls nats-server 2.9 for seconds on a large stream).
  * Returns 0 when every order was placed and completed, -1 otherwise (err
  * says why; res holds what was measured so far). */
+/* A connection to url (a server list) as saga-bench, with the credentials and TLS of
+ * SAGA_NATS_CREDS, SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY when set. */
+natsStatus bench_connect(const char *url, natsConnection **nc);
+
 int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err, size_t errlen);
 
 /* Exact nearest-rank percentile q (0..1) of n sorted samples, in ms. */

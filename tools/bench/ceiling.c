@@ -262,6 +262,8 @@ static natsStatus connect(part *p)
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = fleet_set_servers(o, p->url);
+    if (s == NATS_OK) /* its identity, when the fleet that started it authenticates */
+        s = fleet_client_env(o, NULL, NULL, NULL, 0);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, p->c.role->name);
     if (s == NATS_OK)

@@ -200,7 +200,7 @@ int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen
     natsConnection *nc = NULL;
     memset(f, 0, sizeof(*f));
     snprintf(f->url, sizeof(f->url), "%s", url);
-    if (natsConnection_ConnectTo(&nc, url) != NATS_OK) {
+    if (bench_connect(url, &nc) != NATS_OK) {
         snprintf(err, errlen, "cannot connect to %s", url);
         return -1;
     }

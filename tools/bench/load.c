@@ -255,12 +255,16 @@ static long long lag(const load *L)
     return (a > 0 ? a : 0) + (b > 0 ? b : 0);
 }
 
-static natsStatus connect_nc(const char *url, natsConnection **nc)
+natsStatus bench_connect(const char *url, natsConnection **nc)
 {
     natsOptions *o = NULL;
+    char why[512] = "";
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = fleet_set_servers(o, url);
+    /* An authenticated fleet: SAGA_NATS_CREDS and the TLS settings, as the services. */
+    if (s == NATS_OK && (s = fleet_client_env(o, NULL, NULL, why, sizeof why)) != NATS_OK)
+        fprintf(stderr, "saga-bench: %s\n", why);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "saga-bench");
     /* Each request goes out at once: the flusher's 1 ms would be latency. */
@@ -552,7 +556,7 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
     /* Keys unique across runs, for a long-lived fleet of --url. */
     snprintf(run_id, sizeof(run_id), "%lx%x", (long)time(NULL), (unsigned)getpid());
 
-    natsStatus s = connect_nc(cfg->url, &nc);
+    natsStatus s = bench_connect(cfg->url, &nc);
     if (s == NATS_OK)
         s = natsInbox_Create(&inbox);
     if (s == NATS_OK) {

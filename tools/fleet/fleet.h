@@ -208,7 +208,7 @@ typedef struct fleet_status {
 /* Returns 0 with *st filled, -1 when name is unknown. */
 int fleet_get_status(fleet *f, const char *name, fleet_status *st);
 
-/* "nats://HOST:PORT" of broker name (NULL: the first broker) into buf. Returns buf, or
+/* "nats://HOST:PORT" (tls:// for FLEET_TLS) of broker name (NULL: the first broker) into buf. Returns buf, or
  * NULL when there is no such broker. */
 const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap);
 
@@ -259,6 +259,47 @@ int fleet_stream_copies(fleet *f, const char *stream, fleet_stream_copy *out, in
  * subscriber of the last run as bound for a few seconds, and binding to it fails until
  * then. 0 also when the stream does not exist; -1 when no broker answers. */
 int fleet_consumers_unsettled(fleet *f, const char *stream);
+
+/* ---- security ------------------------------------------------------------------ */
+
+/* What a fleet's brokers demand (docs/security.md): FLEET_AUTH, every client
+ * authenticates as one of the fleet's identities and may publish and subscribe only
+ * where its permissions say; FLEET_TLS, connections are TLS only, with a CA of the
+ * fleet's own, and clients show a certificate of it. Both are properties of the home
+ * (its auth/ and tls/ directories), so a later handle on the same home finds them. */
+enum fleet_security { FLEET_AUTH = 1, FLEET_TLS = 2 };
+
+/* Turns on what flags ask for, for the brokers' next start: FLEET_AUTH creates
+ * HOME/auth/ with the identities operator (every right; sagactl) and client (places
+ * and cancels orders, reads queries), mode 0600; FLEET_TLS creates HOME/tls/ with a
+ * CA, the brokers' certificate (for 127.0.0.1, localhost and host, the address the
+ * brokers listen on; NULL: none more) and a client certificate (the openssl command).
+ * What is on stays on. Returns 0 or -1 with err set. */
+int fleet_secure(fleet *f, int flags, const char *host, char *err, size_t errlen);
+
+/* The FLEET_AUTH | FLEET_TLS the fleet runs with. */
+int fleet_security(const fleet *f);
+
+/* Makes sure identity (a participant's name, "operator" or "client") has credentials.
+ * A process of a fleet with FLEET_AUTH runs as the identity its name gives ("payment",
+ * "payment-2": payment), created when it first starts; a new identity is loaded into
+ * the running brokers at once (their configuration rewritten, SIGHUP). 0 or -1. */
+int fleet_identity(fleet *f, const char *identity, char *err, size_t errlen);
+
+/* The credentials file of identity, into buf; returns buf. */
+const char *fleet_creds_path(const fleet *f, const char *identity, char *buf, size_t cap);
+
+/* Gives opts what a client of this fleet needs to connect as identity (NULL: no
+ * credentials, to see a refusal): its credentials and, for FLEET_TLS, the CA and the
+ * client certificate. Returns its status. */
+natsStatus fleet_client_options(const fleet *f, const char *identity, natsOptions *opts);
+
+/* The same for a client outside the launcher (sagactl, saga-bench): each of
+ * SAGA_NATS_CREDS, SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY from the environment
+ * when set, else the file of the fleet in home (NULL: none) when it has one. Returns
+ * its status, with the reason in err. */
+natsStatus fleet_client_env(natsOptions *opts, const char *home, const char *identity, char *err,
+                            size_t errlen);
 
 /* Paths of name's log, and of a broker's store directory, into buf; returns buf. */
 const char *fleet_log_path(const fleet *f, const char *name, char *buf, size_t cap);

@@ -66,11 +66,12 @@ static const char USAGE[] =
     "saga-gateway).\n"
     "\n"
     "Commands (each takes --help):\n"
-    "  up [--cluster N] [--instances N|SVC=N,...] [--with NAME|PATH,...]\n"
+    "  up [--tls] [--cluster N] [--instances N|SVC=N,...] [--with NAME|PATH,...]\n"
     "     [--gate SVC=PARTICIPANT]...\n"
     "                   start nats-server (or a cluster of N: nats-1..nats-N) and the\n"
     "                   services (several instances of some: payment-1, payment-2, ...),\n"
-    "                   wait until each is ready\n"
+    "                   wait until each is ready; every connection authenticates\n"
+    "                   (SAGA_HOME/auth), --tls: and is TLS\n"
     "  down             stop the services (SIGTERM, SIGKILL after 20 s), then nats-server\n"
     "  status [--json]  each process: pid, up/down, partitions, events processed,\n"
     "                   pending, metrics address; the leaders of a cluster;\n"
@@ -80,6 +81,8 @@ static const char USAGE[] =
     "  restart NAME [--env KEY=VALUE]...\n"
     "                   stop NAME if it runs, start it with the settings it was started\n"
     "                   with (changed by --env), wait until ready\n"
+    "  identity NAME    the credentials of participant NAME (created and loaded into\n"
+    "                   the running broker if new), for one the fleet does not start\n"
     "\n"
     "Environment:\n"
     "  SAGA_HOME       the fleet's files (default: var/ in the repository): run/NAME.pid\n"
@@ -96,7 +99,8 @@ static const char USAGE[] =
     "Exit status: 0 on success, 1 on failure, 2 on bad usage.\n";
 
 static const char USAGE_UP[] =
-    "Usage: saga-fleet up [--cluster N] [--instances N|SVC=N[,...]] [--with NAME|PATH[,...]]...\n"
+    "Usage: saga-fleet up [--tls] [--cluster N] [--instances N|SVC=N[,...]]\n"
+    "                     [--with NAME|PATH[,...]]...\n"
     "                     [--gate SVC=PARTICIPANT]...\n"
     "\n"
     "Starts nats-server, waits until it answers, starts the six services, the\n"
@@ -104,6 +108,16 @@ static const char USAGE_UP[] =
     "has logged event=ready (30 s).\n"
     "A fleet that is already up is left alone; missing processes are started.\n"
     "\n"
+    "Every connection authenticates: the first up writes one identity per participant,\n"
+    "operator (sagactl) and client (order-placing clients) to SAGA_HOME/auth/NAME.creds\n"
+    "(mode 0600), and the broker lets each publish and subscribe only where\n"
+    "docs/security.md says. Each process gets its own with SAGA_NATS_CREDS; sagactl\n"
+    "finds SAGA_HOME/auth/operator.creds by itself.\n"
+    "\n"
+    "  --tls         TLS only (first up, or after down): a CA of the fleet's own and\n"
+    "                server and client certificates in SAGA_HOME/tls/ (openssl); every\n"
+    "                client verifies the server, the server every client (and, on a\n"
+    "                cluster, the routes each other). Stays on until SAGA_HOME/tls goes.\n"
     "  --cluster N   a JetStream cluster of N nodes (3 to 5), nats-1..nats-N, each with\n"
     "                its store in SAGA_HOME/nats-I and free client, route and monitoring\n"
     "                ports; up waits until the cluster has elected a meta leader. The\n"
@@ -117,7 +131,9 @@ static const char USAGE_UP[] =
     "                SAGA_HOME/data/SVC-I/. A home keeps its instances until down; asking\n"
     "                for another count there is refused (moving partitions between\n"
     "                instances is a hand-over, docs/scaling.md).\n"
-    "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud)\n"
+    "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud); the order\n"
+    "                service accepts vetoes from every --with participant and gate\n"
+    "                (SAGA_VETOERS), from no one else\n"
     "  --with PATH   any executable (a NAME containing '/'), named after its file name\n"
     "                without a saga- prefix, run with the fleet's environment\n"
     "  --with prometheus\n"
@@ -162,6 +178,15 @@ static const char USAGE_KILL[] = "Usage: saga-fleet kill NAME\n"
                                  "\n"
                                  "SIGKILLs NAME (or nats, or a cluster node: nats-2), a "
                                  "crash, and waits until it is gone.\n";
+
+static const char USAGE_IDENTITY[] =
+    "Usage: saga-fleet identity NAME\n"
+    "\n"
+    "Prints the path of participant NAME's credentials file (SAGA_HOME/auth/NAME.creds),\n"
+    "creating it if new and loading it into the running brokers, so that a participant\n"
+    "the fleet does not start (another language, another machine) connects as NAME with\n"
+    "SAGA_NATS_CREDS=that path, with NAME's permissions (docs/security.md). operator and\n"
+    "client are the fleet's own identities.\n";
 
 static const char USAGE_RESTART[] =
     "Usage: saga-fleet restart NAME [--env KEY=VALUE]...\n"
@@ -443,18 +468,59 @@ static char *dupf(const char *fmt, ...)
     return s;
 }
 
+/* Appends name to the comma-separated list unless it is there. */
+static void append_name(char *list, size_t cap, const char *name)
+{
+    size_t len = strlen(list), n = strlen(name);
+    for (const char *p = list; *p != '\0'; p += strcspn(p, ","), p += *p == ',') {
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return;
+    }
+    snprintf(list + len, cap - len, "%s%s", len > 0 ? "," : "", name);
+}
+
+/* The service that acts on vetoes. */
+#define VETOED "order"
+
+/* "SAGA_VETOERS=" the fleet's participants that may veto, after those of the
+ * environment. */
+static char *vetoers_env(const char *vetoers)
+{
+    const char *inherited = getenv("SAGA_VETOERS");
+    int both = inherited != NULL && inherited[0] != '\0' && vetoers[0] != '\0';
+    return dupf("SAGA_VETOERS=%s%s%s", inherited != NULL ? inherited : "", both ? "," : "",
+                vetoers);
+}
+
+/* The URLs the fleet's clients are given: c->url, tls:// for a TLS fleet, so that a
+ * client never falls back to a plain connection. */
+static const char *client_urls(const ctx *c)
+{
+    static char buf[sizeof c->urls + 64];
+    size_t used = 0;
+    const char *p = c->url;
+    if (!(fleet_security(c->f) & FLEET_TLS))
+        return c->url;
+    while (*p != '\0' && used + 1 < sizeof buf) {
+        if (strncmp(p, "nats://", 7) == 0) {
+            used += (size_t)snprintf(buf + used, sizeof buf - used, "tls://");
+            p += 7;
+        } else {
+            buf[used++] = *p++;
+        }
+    }
+    buf[used < sizeof buf ? used : sizeof buf - 1] = '\0';
+    return buf;
+}
+
 /* The environment a service starts with: this one (so that SAGA_* settings given to
  * up stay with the service across restarts) with the fleet's own settings on top. */
 static int service_env(const ctx *c, const participant *p, const gate *gates, int ngates,
-                       const char ***out)
+                       const char *vetoers, const char ***out)
 {
-    static const char *const OWN[] = {"SAGA_NATS_URL=",
-                                      "SAGA_DATA_DIR=",
-                                      "NOTIF_SPOOL_DIR=",
-                                      "SAGA_GATES=",
-                                      "SAGA_INSTANCE=",
-                                      "SAGA_PARTITIONS=",
-                                      NULL};
+    static const char *const OWN[] = {
+        "SAGA_NATS_URL=", "SAGA_DATA_DIR=", "NOTIF_SPOOL_DIR=", "SAGA_GATES=",
+        "SAGA_VETOERS=",  "SAGA_INSTANCE=", "SAGA_PARTITIONS=", NULL};
     const char *name = p->name;
     size_t n = 0, k = 0;
     const char **env;
@@ -463,7 +529,7 @@ static int service_env(const ctx *c, const participant *p, const gate *gates, in
 
     while (environ[n] != NULL)
         n++;
-    env = calloc(n + 8, sizeof *env);
+    env = calloc(n + 12, sizeof *env);
     if (env == NULL)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -474,7 +540,7 @@ static int service_env(const ctx *c, const participant *p, const gate *gates, in
         if (!own && strchr(environ[i], '\n') == NULL)
             env[k++] = environ[i];
     }
-    env[k++] = dupf("SAGA_NATS_URL=%s", c->url);
+    env[k++] = dupf("SAGA_NATS_URL=%s", client_urls(c));
     env[k++] = dupf("SAGA_DATA_DIR=%s/data/%s", c->home, name);
     env[k++] = dupf("NOTIF_SPOOL_DIR=%s/mail", c->home);
     if (inherited != NULL)
@@ -487,11 +553,16 @@ static int service_env(const ctx *c, const participant *p, const gate *gates, in
     }
     if (inherited != NULL || gates_v[0] != '\0')
         env[k++] = dupf("SAGA_GATES=%s", gates_v);
+    if (strcmp(p->svc, VETOED) == 0)
+        env[k++] = vetoers_env(vetoers);
     /* Every node keeps a copy of the streams, unless the environment says otherwise. */
     if (c->nodes > 0 && getenv("SAGA_REPLICAS") == NULL)
         env[k++] = dupf("SAGA_REPLICAS=%d", c->nodes);
     if (p->instance[0] != '\0')
         env[k++] = dupf("SAGA_INSTANCE=%s", p->instance);
+    /* The console changes fault plans and replays dead letters: the operator's rights. */
+    if (strcmp(name, GATEWAY) == 0 && (fleet_security(c->f) & FLEET_AUTH))
+        env[k++] = dupf("SAGA_NATS_CREDS=%s/auth/operator.creds", c->home);
     env[k] = NULL;
     *out = env;
     return 0;
@@ -642,15 +713,16 @@ static int default_procs(const ctx *c, const fleet_instances *inst, participant 
 
 /* ---- Prometheus and discovery ------------------------------------------------- */
 
-/* A connection to the fleet's brokers for a few questions (no reconnects), NULL when
- * no broker answers. */
+/* A connection to the fleet's brokers for a few questions (no reconnects), as the
+ * operator; NULL when no broker answers. */
 static natsConnection *connect_fleet(ctx *c)
 {
     natsOptions *opts = NULL;
     natsConnection *nc = NULL;
 
     if (any_broker_alive(c) && natsOptions_Create(&opts) == NATS_OK &&
-        fleet_set_servers(opts, c->url) == NATS_OK &&
+        fleet_set_servers(opts, client_urls(c)) == NATS_OK &&
+        fleet_client_options(c->f, "operator", opts) == NATS_OK &&
         natsOptions_SetTimeout(opts, STATS_MS) == NATS_OK &&
         natsOptions_SetAllowReconnect(opts, false) == NATS_OK)
         natsConnection_Connect(&nc, opts);
@@ -782,7 +854,8 @@ static int cmd_up(ctx *c, int argc, char **argv)
     int nprocs = 0, ngates = 0;
     char err[PATH_CAP + 256];
     int missing = 0;
-    int cluster = 0, nodes, status, prom = 0;
+    int cluster = 0, nodes, status, prom = 0, tls = 0, restart_order = 0, base;
+    char vetoers[MAX_PROCS * 34 + MAX_GATES * 34] = "";
     int64_t deadline;
     fleet_instances inst = {0};
     int has_inst = 0;
@@ -802,6 +875,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
     if (gateway_proc(c, &procs[nprocs]) != 0)
         return EXIT_USAGE;
     nprocs++;
+    base = nprocs; /* the services' processes and the gateway; the extensions follow */
     for (int i = 0; i < argc; i++) {
         const char *val = NULL;
         int is_with = 0;
@@ -817,6 +891,10 @@ static int cmd_up(ctx *c, int argc, char **argv)
                 return usage_error("--cluster wants a node count from 3 to %d, not '%s'", MAX_NODES,
                                    v);
             cluster = (int)n;
+            continue;
+        }
+        if (strcmp(argv[i], "--tls") == 0) {
+            tls = 1;
             continue;
         }
         if (strcmp(argv[i], "--with") == 0 || strcmp(argv[i], "--gate") == 0) {
@@ -928,9 +1006,23 @@ static int cmd_up(ctx *c, int argc, char **argv)
                         c->home);
         fleet_remove(c->f, BROKER);
     }
+    if (tls && !(fleet_security(c->f) & FLEET_TLS) && !broker_missing(c, nodes))
+        return fail("the fleet in %s runs without TLS: deploy/fleet down first, then up --tls",
+                    c->home);
+    if (fleet_secure(c->f, FLEET_AUTH | (tls ? FLEET_TLS : 0), c->host, err, sizeof err) != 0)
+        return fail("%s", err);
+    /* The participants beside the six may veto, and so may every gate. */
+    for (int k = base; k < nprocs; k++)
+        if (!procs[k].prom)
+            append_name(vetoers, sizeof vetoers, procs[k].name);
+    for (int g = 0; g < ngates; g++)
+        append_name(vetoers, sizeof vetoers, gates[g].by);
     missing = broker_missing(c, nodes);
-    for (int k = 0; k < nprocs; k++)
+    for (int k = 0; k < nprocs; k++) {
         missing |= !alive(c, procs[k].name);
+        /* A participant new to a running order service: it must learn of its vetoes. */
+        restart_order |= k >= base && procs[k].named && !procs[k].prom && !alive(c, procs[k].name);
+    }
     if (!missing) {
         printf("fleet is already up (SAGA_HOME=%s, %s); see deploy/fleet status\n", c->home,
                c->url);
@@ -960,7 +1052,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
         if (procs[k].prom) {
             rc = add_prometheus(c, err, sizeof err);
         } else if (procs[k].exe[0] != '\0') {
-            if (service_env(c, &procs[k], gates, ngates, &env) != 0)
+            if (service_env(c, &procs[k], gates, ngates, vetoers, &env) != 0)
                 return fail("out of memory");
             const char *const args[] = {"--listen", procs[k].listen, NULL};
             rc = fleet_add_proc(c->f, procs[k].name, procs[k].exe,
@@ -983,6 +1075,16 @@ static int cmd_up(ctx *c, int argc, char **argv)
         }
         printf("%-12s pid %d  ready\n", procs[k].name, (int)pid_of(c, procs[k].name));
     }
+    if (restart_order && alive(c, VETOED) && procs[0].exe[0] == '\0') {
+        char *kv = vetoers_env(vetoers);
+        int64_t left = deadline - fleet_now_ms();
+        int rc = kv != NULL ? fleet_set_env(c->f, VETOED, kv, err, sizeof err) : -1;
+        free(kv);
+        if (rc != 0 ||
+            fleet_restart(c->f, VETOED, STOP_MS, left > 0 ? (int)left : 0, err, sizeof err) != 0)
+            return fail("restarting %s with the new vetoers: %s", VETOED, err);
+        printf("%-12s pid %d  restarted (vetoes of %s)\n", VETOED, (int)pid_of(c, VETOED), vetoers);
+    }
     char console[128];
     if (prom) {
         char web[300];
@@ -993,14 +1095,16 @@ static int cmd_up(ctx *c, int argc, char **argv)
     }
     printf("fleet is up\n"
            "  console %s   (saga-gateway: the web console and the order API)\n"
-           "  NATS    %s (JetStream store %s/%s%s)\n"
+           "  NATS    %s (JetStream store %s/%s%s%s)\n"
+           "  auth    %s/auth/<identity>.creds   (sagactl: operator)\n"
            "  logs    %s/logs/<service>.log   (deploy/fleet logs SERVICE [-f])\n"
            "  data    %s/data/<service>/\n"
            "  mail    %s/mail\n"
            "  try     sagactl stock set A1 10\n"
            "          sagactl place --customer c1 --item A1:1:1000\n",
-           gateway_url(c, console, sizeof console), c->url, c->home, BROKER, nodes > 0 ? "-N" : "",
-           c->home, c->home, c->home);
+           gateway_url(c, console, sizeof console), client_urls(c), c->home, BROKER,
+           nodes > 0 ? "-N" : "", fleet_security(c->f) & FLEET_TLS ? "; TLS, CA tls/ca.pem" : "",
+           c->home, c->home, c->home, c->home);
     return 0;
 }
 
@@ -1349,6 +1453,20 @@ static int cmd_kill(ctx *c, int argc, char **argv)
     return 0;
 }
 
+static int cmd_identity(ctx *c, int argc, char **argv)
+{
+    char err[PATH_CAP + 256], path[PATH_CAP];
+
+    if (argc != 1)
+        return usage_error("identity needs exactly one NAME");
+    if (!(fleet_security(c->f) & FLEET_AUTH))
+        return fail("the fleet in %s does not authenticate (deploy/fleet up first)", c->home);
+    if (fleet_identity(c->f, argv[0], err, sizeof err) != 0)
+        return fail("%s", err);
+    printf("%s\n", fleet_creds_path(c->f, argv[0], path, sizeof path));
+    return 0;
+}
+
 static int cmd_restart(ctx *c, int argc, char **argv)
 {
     char err[PATH_CAP + 256], url[128];
@@ -1403,6 +1521,7 @@ static const command COMMANDS[] = {
     {"logs", cmd_logs, USAGE_LOGS},
     {"kill", cmd_kill, USAGE_KILL},
     {"restart", cmd_restart, USAGE_RESTART},
+    {"identity", cmd_identity, USAGE_IDENTITY},
 };
 
 int main(int argc, char **argv)

@@ -13,6 +13,12 @@
 
 #include "saga/event.h"
 
+/* Where sagactl and the gateway look for the fleet's files when SAGA_HOME is not
+ * set: deploy/fleet's default home (CMake passes it). */
+#ifndef SAGACTL_FLEET_HOME
+#define SAGACTL_FLEET_HOME "var"
+#endif
+
 #define CTL_VERSION "0.1.0"
 
 /* Exit codes, the same for every subcommand (documented in --help). */

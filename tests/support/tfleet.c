@@ -7,8 +7,10 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "ctl.h"
 #include "instances.h"
 #include "proc.h"
+#include "saga/config.h"
 #include "saga/event.h"
 
 #define READY_MS 60000
@@ -232,72 +234,46 @@ Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id)
     return r;
 }
 
-static Saga__V1__StockReply *stock_request(tfleet *f, const char *subject, const uint8_t *buf,
-                                           size_t len)
-{
-    natsMsg *m = request(f, subject, buf, len);
-    if (m == NULL)
-        return NULL;
-    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                            (const uint8_t *)natsMsg_GetData(m));
-    natsMsg_Destroy(m);
-    return r;
-}
-
-/* The stock subject of inventory instance k (1..n): instance k of n owns
- * partition k - 1. */
-static const char *stock_subject(const tfleet *f, const char *subject, int k, char *buf,
-                                 size_t cap)
+/* The partition sets of inventory's instances: instance k of n owns p % n == k - 1. */
+static size_t inventory_sets(const tfleet *f, uint32_t sets[SAGA_PARTITIONS])
 {
     int n = f->instances[tfleet_index("inventory")];
-    if (n <= 1)
-        snprintf(buf, cap, "%s", subject);
-    else
-        snprintf(buf, cap, SAGA_SUBJ_ROUTED_FMT, subject, (unsigned)(k - 1));
-    return buf;
+    char spec[32];
+    sets[0] = 0; /* the only instance */
+    for (int k = 1; n > 1 && k <= n; k++) {
+        snprintf(spec, sizeof(spec), "%d/%d", k, n);
+        saga_partition_set(spec, NULL, &sets[k - 1], NULL, 0);
+    }
+    return n > 1 ? (size_t)n : 1;
+}
+
+/* Sets (qty >= 0) or reads sku's stock on every inventory instance, as sagactl does. */
+static int stock_request(tfleet *f, const char *sku, long long qty, ctl_stock *out)
+{
+    uint32_t sets[SAGA_PARTITIONS];
+    char err[256];
+    size_t n = inventory_sets(f, sets);
+    if (ctl_stock_request(f->t.nc, sets, n, sku, qty, 10000, out, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "tfleet: stock of %s: %s\n", sku, err);
+    return -1;
 }
 
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty)
 {
-    Saga__V1__SetStock req = SAGA__V1__SET_STOCK__INIT;
-    uint8_t buf[256];
-    char subject[128];
-    int n = f->instances[tfleet_index("inventory")], rc = 0;
-    req.sku = (char *)sku;
-    for (int k = 1; k <= n; k++) {
-        /* Each unit belongs to one instance: none is sold twice. */
-        req.quantity = qty / n + (k - 1 < qty % n);
-        Saga__V1__StockReply *r =
-            stock_request(f, stock_subject(f, SAGA_SUBJ_STOCK_SET, k, subject, sizeof(subject)),
-                          buf, saga__v1__set_stock__pack(&req, buf));
-        rc |= r != NULL && r->ok ? 0 : -1;
-        saga__v1__stock_reply__free_unpacked(r, NULL);
-    }
-    return rc;
+    ctl_stock st;
+    return stock_request(f, sku, qty, &st);
 }
 
 int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,
                      long long *committed)
 {
-    Saga__V1__GetStock req = SAGA__V1__GET_STOCK__INIT;
-    uint8_t buf[256];
-    char subject[128];
-    int n = f->instances[tfleet_index("inventory")];
-    req.sku = (char *)sku;
-    *avail = *held = *committed = 0;
-    for (int k = 1; k <= n; k++) {
-        Saga__V1__StockReply *r =
-            stock_request(f, stock_subject(f, SAGA_SUBJ_STOCK_GET, k, subject, sizeof(subject)),
-                          buf, saga__v1__get_stock__pack(&req, buf));
-        if (r == NULL || !r->ok) {
-            saga__v1__stock_reply__free_unpacked(r, NULL);
-            return -1;
-        }
-        *avail += r->available;
-        *held += r->held;
-        *committed += r->committed;
-        saga__v1__stock_reply__free_unpacked(r, NULL);
-    }
+    ctl_stock st;
+    if (stock_request(f, sku, -1, &st) != 0)
+        return -1;
+    *avail = st.available;
+    *held = st.held;
+    *committed = st.committed;
     return 0;
 }
 

@@ -66,7 +66,7 @@ Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *
                                         const char *currency, long long deadline_ms);
 Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id);
 /* With several inventory instances, each gets its share of qty (docs/scaling.md):
- * get sums them. */
+ * get sums them. The same code as sagactl stock (ctl_stock_request). */
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty);
 int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,
                      long long *committed);

@@ -332,94 +332,69 @@ static const char stock_help[] =
     "       sagactl stock get SKU [--json] [--url URL]\n\n"
     "Sets the units of SKU available for new reservations, or reads its stock\n"
     "(saga.cmd.inventory.stock.set|get). Prints available, held (reserved by\n"
-    "orders not yet final) and committed (taken by confirmed orders).\n";
+    "orders not yet final) and committed (taken by confirmed orders).\n"
+    "With several inventory instances (found on " SAGA_SUBJ_DISCOVER "), each holds a\n"
+    "share of QUANTITY in proportion to its partitions, and get sums the shares;\n"
+    "both need every instance up (exit 3 otherwise).\n";
 
 int ctl_cmd_stock(const char *url, int argc, char **argv)
 {
-    Saga__V1__SetStock set = SAGA__V1__SET_STOCK__INIT;
-    Saga__V1__GetStock get = SAGA__V1__GET_STOCK__INIT;
-    Saga__V1__StockReply *rep = NULL;
-    natsMsg *reply = NULL;
-    uint8_t *buf = NULL;
-    size_t len;
-    int json = 0, rc, is_set;
-    long long qty = 0;
+    uint32_t sets[SAGA_PARTITIONS];
+    size_t nsets = 0;
+    ctl_stock st;
+    ctl_fleet f = {0};
+    char err[256];
+    int json = 0, rc;
+    long long qty = -1;
     ctl_conn c = {0};
 
     rc = ctl_parse_opts("stock", stock_help, argc, argv, &url, &json, NULL);
     if (rc != CTL_EXIT_OK)
         return rc < 0 ? CTL_EXIT_OK : rc;
-    rc = CTL_EXIT_USAGE;
     int nargs = argc - optind;
-    if (nargs >= 1 && strcmp(argv[optind], "set") == 0 && nargs == 3) {
-        is_set = 1;
+    if (nargs == 3 && strcmp(argv[optind], "set") == 0) {
         if (ctl_parse_ll(argv[optind + 2], 0, 1000000000000LL, &qty) != 0) {
             ctl_err("stock", "bad QUANTITY '%s': want 0..10^12", argv[optind + 2]);
-            goto out;
+            return CTL_EXIT_USAGE;
         }
-    } else if (nargs >= 1 && strcmp(argv[optind], "get") == 0 && nargs == 2) {
-        is_set = 0;
-    } else {
+    } else if (nargs != 2 || strcmp(argv[optind], "get") != 0) {
         ctl_err("stock", "want 'set SKU QUANTITY' or 'get SKU' (see sagactl stock --help)");
-        goto out;
+        return CTL_EXIT_USAGE;
     }
     const char *sku = argv[optind + 1];
     if (*sku == '\0' || strlen(sku) > 64) {
         ctl_err("stock", "bad SKU '%s'", sku);
-        goto out;
+        return CTL_EXIT_USAGE;
     }
-    if (is_set) {
-        set.sku = (char *)sku;
-        set.quantity = qty;
-        len = saga__v1__set_stock__get_packed_size(&set);
-    } else {
-        get.sku = (char *)sku;
-        len = saga__v1__get_stock__get_packed_size(&get);
-    }
-    buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        ctl_err("stock", "out of memory");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
-    if (is_set)
-        saga__v1__set_stock__pack(&set, buf);
-    else
-        saga__v1__get_stock__pack(&get, buf);
     rc = ctl_connect(&c, "stock", url, 0, 0);
     if (rc != CTL_EXIT_OK)
-        goto out;
-    rc = send_command(&c, "stock",
-                      is_set ? "saga.cmd.inventory.stock.set" : "saga.cmd.inventory.stock.get", buf,
-                      len, &reply);
+        return rc;
+    rc = ctl_fleet_discover(&f, &c, "stock");
     if (rc != CTL_EXIT_OK)
         goto out;
-    rep = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                        (const uint8_t *)natsMsg_GetData(reply));
-    if (rep == NULL) {
-        ctl_err("stock", "the inventory service's reply does not decode");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
-    if (!rep->ok) {
-        ctl_err("stock", "%s: %s", sku, *rep->error ? rep->error : "refused");
-        rc = CTL_EXIT_FAIL;
+    if (ctl_fleet_instances(&f, "inventory", sets, SAGA_PARTITIONS, &nsets, err, sizeof(err)) !=
+        0)
+        rc = CTL_EXIT_UNREACHABLE;
+    else
+        rc = ctl_stock_request(c.nc, sets, nsets, sku, qty, CTL_COMMAND_TIMEOUT_MS, &st, err,
+                               sizeof(err));
+    if (rc != CTL_EXIT_OK) {
+        ctl_err("stock", "%s: %s", sku, err);
         goto out;
     }
     if (json)
-        rc = ctl_print_json(
-            "stock", json_pack("{s:o, s:I, s:I, s:I}", "sku", ctl_json_text(rep->sku), "available",
-                               (json_int_t)rep->available, "held", (json_int_t)rep->held,
-                               "committed", (json_int_t)rep->committed));
+        rc = ctl_print_json("stock",
+                            json_pack("{s:o, s:I, s:I, s:I, s:I}", "sku", ctl_json_text(sku),
+                                      "available", (json_int_t)st.available, "held",
+                                      (json_int_t)st.held, "committed", (json_int_t)st.committed,
+                                      "instances", (json_int_t)nsets));
     else
-        rc = printf("%s: available=%lld held=%lld committed=%lld\n", rep->sku,
-                    (long long)rep->available, (long long)rep->held, (long long)rep->committed) < 0
+        rc = printf("%s: available=%lld held=%lld committed=%lld\n", sku, st.available, st.held,
+                    st.committed) < 0
                  ? CTL_EXIT_FAIL
                  : CTL_EXIT_OK;
 out:
-    saga__v1__stock_reply__free_unpacked(rep, NULL);
-    natsMsg_Destroy(reply);
+    ctl_fleet_cleanup(&f);
     ctl_disconnect(&c);
-    free(buf);
     return rc;
 }

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <uthash.h>
 
 #include "ctl.h"
 #include "instances.h"
 #include "proc.h"
 #include "saga/config.h"
 #include "saga/event.h"
+#include "saga/wire.h"
 
 #define READY_MS 60000
 #define ENV_MAX 24
@@ -234,6 +236,93 @@ Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id)
     return r;
 }
 
+int tfleet_place_retrying(tfleet *f, const char *key, const char *customer,
+                          const tfleet_item *items, int nitems, int64_t timeout_ms, char *id,
+                          size_t cap, int64_t *took_ms)
+{
+    int64_t t0 = tproc_now_ms();
+    while (tproc_now_ms() - t0 < timeout_ms) {
+        Saga__V1__PlaceOrderReply *r =
+            tfleet_place(f, key, customer, items, nitems, "DE", "EUR", 0);
+        if (r == NULL)
+            continue; /* no answer within the request's timeout: the same key again */
+        int ok = r->ok;
+        if (ok)
+            snprintf(id, cap, "%s", r->order_id);
+        else
+            fprintf(stderr, "tfleet: order %s refused: %s\n", key, r->error);
+        saga__v1__place_order_reply__free_unpacked(r, NULL);
+        *took_ms = tproc_now_ms() - t0;
+        return ok ? 0 : -1;
+    }
+    return -1;
+}
+
+/* One (order, type) seen in the stream. */
+typedef struct seen_event {
+    UT_hash_handle hh;
+    char key[SAGA_ORDER_ID_MAX + 1 + SAGA_TYPE_MAX + 1];
+} seen_event;
+
+int tfleet_count_orders(tfleet *f, size_t *placed, size_t *final)
+{
+    tjs_msg *v = NULL;
+    seen_event *seen = NULL, *e, *tmp;
+    size_t n = 0;
+    int rc = 0;
+    *placed = *final = 0;
+    if (tjs_collect(&f->t, SAGA_STREAM_EVENTS, SAGA_SUBJ_EVENTS_ALL, &v, &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int is_final = v[i].decoded && (strcmp(v[i].ev.type, "order.confirmed") == 0 ||
+                                        strcmp(v[i].ev.type, "order.cancelled") == 0);
+        int is_placed = v[i].decoded && strcmp(v[i].ev.type, "order.placed") == 0;
+        if (!is_final && !is_placed)
+            continue;
+        char key[sizeof(e->key)];
+        snprintf(key, sizeof(key), "%s/%s", v[i].ev.order_id, v[i].ev.type);
+        HASH_FIND_STR(seen, key, e);
+        if (e != NULL)
+            continue;
+        e = calloc(1, sizeof(*e));
+        if (e == NULL) {
+            rc = -1;
+            break;
+        }
+        memcpy(e->key, key, sizeof(key));
+        HASH_ADD_STR(seen, key, e);
+        *final += (size_t)is_final;
+        *placed += (size_t)is_placed;
+    }
+    HASH_ITER(hh, seen, e, tmp)
+    {
+        HASH_DEL(seen, e);
+        free(e);
+    }
+    free(v);
+    return rc;
+}
+
+static int fleet_idle(void *arg)
+{
+    tfleet *f = arg;
+    return tjs_consumers_idle(&f->t, SAGA_STREAM_EVENTS);
+}
+
+int tfleet_wait_final(tfleet *f, size_t want, int timeout_ms, size_t *placed, size_t *final)
+{
+    int64_t deadline = tproc_now_ms() + timeout_ms;
+    /* Idle again after counting: the last final events may still have been on their
+     * way to the participants (commit, notify) when the first look said idle. */
+    for (;;) {
+        int64_t left = deadline - tproc_now_ms();
+        if (left <= 0 || tproc_wait_until(fleet_idle, f, (int)left) != 0)
+            return -1;
+        if (tfleet_count_orders(f, placed, final) == 0 && *final >= want && fleet_idle(f))
+            return 0;
+    }
+}
+
 /* The partition sets of inventory's instances: instance k of n owns p % n == k - 1. */
 static size_t inventory_sets(const tfleet *f, uint32_t sets[SAGA_PARTITIONS])
 {
@@ -314,6 +403,21 @@ int tfleet_spool_count(tfleet *f, const char *order_id)
             n++;
     closedir(d);
     return n;
+}
+
+int tfleet_audit_shown(tfleet *f)
+{
+    char log[600], cmd[1400];
+    snprintf(log, sizeof(log), "%s/audit.log", tsrv_dir(f->srv));
+    int audit = tfleet_audit(f, log);
+    /* The summary (orders, money, stock checked, warnings) also when it passes. */
+    if (audit != 0)
+        snprintf(cmd, sizeof(cmd), "head -n 30 %s >&2; echo ...; tail -n 10 %s >&2", log, log);
+    else
+        snprintf(cmd, sizeof(cmd), "grep -E 'stock|warn|violation' %s >&2", log);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(nothing in the audit log %s)\n", log);
+    return audit;
 }
 
 int tfleet_audit(tfleet *f, const char *log_path)

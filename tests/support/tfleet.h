@@ -4,6 +4,7 @@
 #define SAGA_TEST_TFLEET_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "commands.pb-c.h"
@@ -65,6 +66,20 @@ Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *
                                         const tfleet_item *items, int nitems, const char *ship_to,
                                         const char *currency, long long deadline_ms);
 Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id);
+/* Places one order under key, retrying with the same key, as a careful client does,
+ * until a reply comes or timeout_ms pass: a request in flight when its server or
+ * order instance dies gets no answer. 0 with the order id in id and the time it took
+ * in *took_ms; -1 when refused (the reason on stderr) or never answered. */
+int tfleet_place_retrying(tfleet *f, const char *key, const char *customer,
+                          const tfleet_item *items, int nitems, int64_t timeout_ms, char *id,
+                          size_t cap, int64_t *took_ms);
+/* The orders placed and the orders final (confirmed or cancelled) in the event stream,
+ * each counted once (duplicate publishes repeat events). 0, or -1 if it cannot be read. */
+int tfleet_count_orders(tfleet *f, size_t *placed, size_t *final);
+/* Waits until at least want orders are final and every consumer has had everything
+ * acknowledged, for up to timeout_ms; sets the counts last seen. 0 when reached. */
+int tfleet_wait_final(tfleet *f, size_t want, int timeout_ms, size_t *placed, size_t *final);
+
 /* With several inventory instances, each gets its share of qty (docs/scaling.md):
  * get sums them. The same code as sagactl stock (ctl_stock_request). */
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty);
@@ -81,5 +96,8 @@ int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind);
 /* Runs `sagactl audit` (output to log_path); returns its exit status, -1 if it did not run.
  * On a cluster it is given the URL of one running node: sagactl sets a single URL. */
 int tfleet_audit(tfleet *f, const char *log_path);
+/* The same into <server dir>/audit.log: its ends on stderr when it fails, its stock
+ * and warning lines when it passes. */
+int tfleet_audit_shown(tfleet *f);
 
 #endif

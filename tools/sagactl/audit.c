@@ -694,7 +694,7 @@ static void verify_orders(ctl_audit *a, ctl_conn *c)
 {
     natsInbox *inbox = NULL;
     natsSubscription *sub = NULL;
-    char wildcard[128], reply_to[160], subject[128];
+    char wildcard[128], reply_to[160], plain[128], subject[144];
     size_t norders = HASH_COUNT(a->orders), total = norders * VERIFY_KINDS;
     size_t next = 0, in_flight = 0;
     uint64_t unanswered = 0;
@@ -722,11 +722,13 @@ static void verify_orders(ctl_audit *a, ctl_conn *c)
             next++;
             if (!wants(o, kind))
                 continue;
-            snprintf(subject, sizeof(subject), SAGA_SUBJ_QUERY_FMT,
+            snprintf(plain, sizeof(plain), SAGA_SUBJ_QUERY_FMT,
                      kind == 0   ? "order"
                      : kind == 1 ? "payment"
                                  : o->gate,
                      "order");
+            /* To the instance that owns the order (the only one answers every partition). */
+            saga_routed_subject(plain, id, subject, sizeof(subject));
             snprintf(reply_to, sizeof(reply_to), "%s.%zu", (const char *)inbox, next - 1);
             if (natsConnection_PublishRequestString(c->nc, subject, reply_to, id) != NATS_OK)
                 goto fail;

@@ -15,8 +15,6 @@
 #include "saga/event.h"
 #include "service_internal.h"
 
-#define PARTITIONS_KEY "partitions" /* meta: the partition set the records belong to */
-
 int saga_subject_partition(const char *subject)
 {
     const char *dot = subject != NULL ? strrchr(subject, '.') : NULL;
@@ -141,7 +139,7 @@ saga_status saga__partitions_check_store(saga_service *svc)
 {
     char want[64], had[64];
     MDB_txn *txn;
-    MDB_val k = {strlen(PARTITIONS_KEY), PARTITIONS_KEY}, v;
+    MDB_val k = {strlen(SAGA__META_PARTITIONS), SAGA__META_PARTITIONS}, v;
     saga__store *st = &svc->store;
     /* The only instance says "all": its consumers are not per partition, so
      * becoming an instance of several is a hand-over too. */

@@ -23,6 +23,8 @@
 #include "saga/status.h"
 
 #define SAGA__KEY_MAX 480 /* LMDB's default maximum key size is 511 */
+/* meta: the partition set the records belong to ("0-7", "all" for the only instance) */
+#define SAGA__META_PARTITIONS "partitions"
 
 typedef struct saga__store {
     MDB_env *env;

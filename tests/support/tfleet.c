@@ -2,14 +2,20 @@
 #include "tfleet.h"
 
 #include <dirent.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <uthash.h>
 
+#include "ctl.h"
 #include "instances.h"
 #include "proc.h"
+#include "saga/config.h"
 #include "saga/event.h"
+#include "saga/handover.h"
+#include "saga/wire.h"
 
 #define READY_MS 60000
 #define ENV_MAX 24
@@ -88,6 +94,55 @@ int tfleet_start_instance(tfleet *f, int i, int k)
     if (k == 1)
         f->pid[i] = pid;
     return pid > 0 ? 0 : -1;
+}
+
+/* Moves every partition whose owner changes from n to m instances of service i. */
+static int move_partitions(tfleet *f, int i, int n, int m)
+{
+    char from[700], to[700], a[64], b[64], err[512];
+    saga_move_report rep;
+    for (int k = 1; k <= n; k++) {
+        for (int j = 1; j <= m; j++) {
+            uint32_t set = fleet_instances_moved(n, k, m, j);
+            if (set == 0)
+                continue;
+            fleet_instance_name(a, sizeof(a), tfleet_names[i], k, n);
+            fleet_instance_name(b, sizeof(b), tfleet_names[i], j, m);
+            snprintf(from, sizeof(from), "%s/data/%s", tsrv_dir(f->srv), a);
+            snprintf(to, sizeof(to), "%s/data/%s", tsrv_dir(f->srv), b);
+            if (saga_store_move_partitions(from, to, set, &rep, err, sizeof(err)) != 0) {
+                fprintf(stderr, "tfleet: moving partitions %s to %s: %s\n", a, b, err);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+int tfleet_rescale(tfleet *f, int i, int m, int64_t *pause_ms)
+{
+    fleet *fl = tsrv_fleet(f->srv);
+    int n = f->instances[i];
+    char name[64];
+    int64_t t0 = tproc_now_ms();
+    if (n < 2 || m < 2 || m > SAGA_PARTITIONS) {
+        fprintf(stderr, "tfleet: a hand-over goes between 2 to 16 instances\n");
+        return -1;
+    }
+    /* SIGTERM: each finishes its batch and publishes its outbox before it exits. */
+    for (int k = 1; k <= n; k++)
+        if (fleet_stop(fl, tfleet_instance_name(f, i, k, name, sizeof(name)), 30000) != 0)
+            return -1;
+    if (move_partitions(f, i, n, m) != 0)
+        return -1;
+    for (int k = m + 1; k <= n; k++)
+        fleet_remove(fl, tfleet_instance_name(f, i, k, name, sizeof(name)));
+    f->instances[i] = m;
+    for (int j = 1; j <= m; j++)
+        if (tfleet_start_instance(f, i, j) != 0)
+            return -1;
+    *pause_ms = tproc_now_ms() - t0;
+    return 0;
 }
 
 int tfleet_start_service(tfleet *f, int i)
@@ -262,71 +317,133 @@ Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id)
     return r;
 }
 
-static Saga__V1__StockReply *stock_request(tfleet *f, const char *subject, const uint8_t *buf,
-                                           size_t len)
+int tfleet_place_retrying(tfleet *f, const char *key, const char *customer,
+                          const tfleet_item *items, int nitems, int64_t timeout_ms, char *id,
+                          size_t cap, int64_t *took_ms)
 {
-    natsMsg *m = request(f, subject, buf, len);
-    if (m == NULL)
-        return NULL;
-    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                            (const uint8_t *)natsMsg_GetData(m));
-    natsMsg_Destroy(m);
-    return r;
+    int64_t t0 = tproc_now_ms();
+    while (tproc_now_ms() - t0 < timeout_ms) {
+        Saga__V1__PlaceOrderReply *r =
+            tfleet_place(f, key, customer, items, nitems, "DE", "EUR", 0);
+        if (r == NULL)
+            continue; /* no answer within the request's timeout: the same key again */
+        int ok = r->ok;
+        if (ok)
+            snprintf(id, cap, "%s", r->order_id);
+        else
+            fprintf(stderr, "tfleet: order %s refused: %s\n", key, r->error);
+        saga__v1__place_order_reply__free_unpacked(r, NULL);
+        *took_ms = tproc_now_ms() - t0;
+        return ok ? 0 : -1;
+    }
+    return -1;
 }
 
-/* The stock subject of inventory instance k (1..n): instance k of n owns
- * partition k - 1. */
-static const char *stock_subject(const tfleet *f, const char *subject, int k, char *buf, size_t cap)
+/* One (order, type) seen in the stream. */
+typedef struct seen_event {
+    UT_hash_handle hh;
+    char key[SAGA_ORDER_ID_MAX + 1 + SAGA_TYPE_MAX + 1];
+} seen_event;
+
+int tfleet_count_orders(tfleet *f, size_t *placed, size_t *final)
+{
+    tjs_msg *v = NULL;
+    seen_event *seen = NULL, *e, *tmp;
+    size_t n = 0;
+    int rc = 0;
+    *placed = *final = 0;
+    if (tjs_collect(&f->t, SAGA_STREAM_EVENTS, SAGA_SUBJ_EVENTS_ALL, &v, &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int is_final = v[i].decoded && (strcmp(v[i].ev.type, "order.confirmed") == 0 ||
+                                        strcmp(v[i].ev.type, "order.cancelled") == 0);
+        int is_placed = v[i].decoded && strcmp(v[i].ev.type, "order.placed") == 0;
+        if (!is_final && !is_placed)
+            continue;
+        char key[sizeof(e->key)];
+        snprintf(key, sizeof(key), "%s/%s", v[i].ev.order_id, v[i].ev.type);
+        HASH_FIND_STR(seen, key, e);
+        if (e != NULL)
+            continue;
+        e = calloc(1, sizeof(*e));
+        if (e == NULL) {
+            rc = -1;
+            break;
+        }
+        memcpy(e->key, key, sizeof(key));
+        HASH_ADD_STR(seen, key, e);
+        *final += (size_t)is_final;
+        *placed += (size_t)is_placed;
+    }
+    HASH_ITER(hh, seen, e, tmp)
+    {
+        HASH_DEL(seen, e);
+        free(e);
+    }
+    free(v);
+    return rc;
+}
+
+static int fleet_idle(void *arg)
+{
+    tfleet *f = arg;
+    return tjs_consumers_idle(&f->t, SAGA_STREAM_EVENTS);
+}
+
+int tfleet_wait_final(tfleet *f, size_t want, int timeout_ms, size_t *placed, size_t *final)
+{
+    int64_t deadline = tproc_now_ms() + timeout_ms;
+    /* Idle again after counting: the last final events may still have been on their
+     * way to the participants (commit, notify) when the first look said idle. */
+    for (;;) {
+        int64_t left = deadline - tproc_now_ms();
+        if (left <= 0 || tproc_wait_until(fleet_idle, f, (int)left) != 0)
+            return -1;
+        if (tfleet_count_orders(f, placed, final) == 0 && *final >= want && fleet_idle(f))
+            return 0;
+    }
+}
+
+/* The partition sets of inventory's instances: instance k of n owns p % n == k - 1. */
+static size_t inventory_sets(const tfleet *f, uint32_t sets[SAGA_PARTITIONS])
 {
     int n = f->instances[tfleet_index("inventory")];
-    if (n <= 1)
-        snprintf(buf, cap, "%s", subject);
-    else
-        snprintf(buf, cap, SAGA_SUBJ_ROUTED_FMT, subject, (unsigned)(k - 1));
-    return buf;
+    char spec[32];
+    sets[0] = 0; /* the only instance */
+    for (int k = 1; n > 1 && k <= n; k++) {
+        snprintf(spec, sizeof(spec), "%d/%d", k, n);
+        saga_partition_set(spec, NULL, &sets[k - 1], NULL, 0);
+    }
+    return n > 1 ? (size_t)n : 1;
+}
+
+/* Sets (qty >= 0) or reads sku's stock on every inventory instance, as sagactl does. */
+static int stock_request(tfleet *f, const char *sku, long long qty, ctl_stock *out)
+{
+    uint32_t sets[SAGA_PARTITIONS];
+    char err[256];
+    size_t n = inventory_sets(f, sets);
+    if (ctl_stock_request(f->t.nc, sets, n, sku, qty, 10000, out, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "tfleet: stock of %s: %s\n", sku, err);
+    return -1;
 }
 
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty)
 {
-    Saga__V1__SetStock req = SAGA__V1__SET_STOCK__INIT;
-    uint8_t buf[256];
-    char subject[128];
-    int n = f->instances[tfleet_index("inventory")], rc = 0;
-    req.sku = (char *)sku;
-    for (int k = 1; k <= n; k++) {
-        /* Each unit belongs to one instance: none is sold twice. */
-        req.quantity = qty / n + (k - 1 < qty % n);
-        Saga__V1__StockReply *r =
-            stock_request(f, stock_subject(f, SAGA_SUBJ_STOCK_SET, k, subject, sizeof(subject)),
-                          buf, saga__v1__set_stock__pack(&req, buf));
-        rc |= r != NULL && r->ok ? 0 : -1;
-        saga__v1__stock_reply__free_unpacked(r, NULL);
-    }
-    return rc;
+    ctl_stock st;
+    return stock_request(f, sku, qty, &st);
 }
 
 int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,
                      long long *committed)
 {
-    Saga__V1__GetStock req = SAGA__V1__GET_STOCK__INIT;
-    uint8_t buf[256];
-    char subject[128];
-    int n = f->instances[tfleet_index("inventory")];
-    req.sku = (char *)sku;
-    *avail = *held = *committed = 0;
-    for (int k = 1; k <= n; k++) {
-        Saga__V1__StockReply *r =
-            stock_request(f, stock_subject(f, SAGA_SUBJ_STOCK_GET, k, subject, sizeof(subject)),
-                          buf, saga__v1__get_stock__pack(&req, buf));
-        if (r == NULL || !r->ok) {
-            saga__v1__stock_reply__free_unpacked(r, NULL);
-            return -1;
-        }
-        *avail += r->available;
-        *held += r->held;
-        *committed += r->committed;
-        saga__v1__stock_reply__free_unpacked(r, NULL);
-    }
+    ctl_stock st;
+    if (stock_request(f, sku, -1, &st) != 0)
+        return -1;
+    *avail = st.available;
+    *held = st.held;
+    *committed = st.committed;
     return 0;
 }
 
@@ -413,6 +530,24 @@ const char *const *tfleet_ctl_env(tfleet *f)
     return f->ctl_env;
 }
 
+/* Writes the lines of the file at path that match the extended regex re to stderr. */
+static void print_matching(const char *path, const char *re)
+{
+    char line[1024];
+    regex_t rx;
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL || regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0) {
+        if (fp != NULL)
+            fclose(fp);
+        return;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL)
+        if (regexec(&rx, line, 0, NULL, 0) == 0)
+            fputs(line, stderr);
+    regfree(&rx);
+    fclose(fp);
+}
+
 /* Writes the first head and the last tail lines of the file at path to stderr. */
 static void print_ends(const char *path, int head, int tail)
 {
@@ -458,5 +593,7 @@ int tfleet_audit(tfleet *f)
     int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (rc != 0)
         print_ends(log_path, 30, 10);
+    else
+        print_matching(log_path, "stock|warn"); /* what was checked, and any warning */
     return rc;
 }

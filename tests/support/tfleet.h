@@ -4,6 +4,7 @@
 #define SAGA_TEST_TFLEET_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "commands.pb-c.h"
@@ -58,6 +59,12 @@ int tfleet_kill_service(tfleet *f, int i);
 int tfleet_start_instance(tfleet *f, int i, int k);
 int tfleet_kill_instance(tfleet *f, int i, int k);
 const char *tfleet_instance_name(const tfleet *f, int i, int k, char *name, size_t cap);
+/* Hand-over (docs/scaling.md): service i goes from its n instances to m (both at
+ * least 2): every instance stops gracefully, each partition's records move from its
+ * old owner's store to its new one's (saga_store_move_partitions), the instances
+ * beyond m are forgotten and 1..m start with SAGA_INSTANCE=j/m. *pause_ms: from the
+ * first stop until the last is ready. 0, or -1 with the reason on stderr. */
+int tfleet_rescale(tfleet *f, int i, int m, int64_t *pause_ms);
 
 typedef struct tfleet_item {
     const char *sku;
@@ -76,8 +83,22 @@ Saga__V1__PlaceOrderReply *tfleet_place_traced(tfleet *f, const char *traceparen
                                                int nitems, const char *ship_to,
                                                const char *currency, long long deadline_ms);
 Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id);
+/* Places one order under key, retrying with the same key, as a careful client does,
+ * until a reply comes or timeout_ms pass: a request in flight when its server or
+ * order instance dies gets no answer. 0 with the order id in id and the time it took
+ * in *took_ms; -1 when refused (the reason on stderr) or never answered. */
+int tfleet_place_retrying(tfleet *f, const char *key, const char *customer,
+                          const tfleet_item *items, int nitems, int64_t timeout_ms, char *id,
+                          size_t cap, int64_t *took_ms);
+/* The orders placed and the orders final (confirmed or cancelled) in the event stream,
+ * each counted once (duplicate publishes repeat events). 0, or -1 if it cannot be read. */
+int tfleet_count_orders(tfleet *f, size_t *placed, size_t *final);
+/* Waits until at least want orders are final and every consumer has had everything
+ * acknowledged, for up to timeout_ms; sets the counts last seen. 0 when reached. */
+int tfleet_wait_final(tfleet *f, size_t want, int timeout_ms, size_t *placed, size_t *final);
+
 /* With several inventory instances, each gets its share of qty (docs/scaling.md):
- * get sums them. */
+ * get sums them. The same code as sagactl stock (ctl_stock_request). */
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty);
 int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,
                      long long *committed);

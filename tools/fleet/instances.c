@@ -112,3 +112,12 @@ const char *fleet_instance_stats_subject(const fleet *f, const char *name, char 
     snprintf(buf, cap, SAGA_SUBJ_ROUTED_FMT, ctl, (unsigned)__builtin_ctz(set));
     return buf;
 }
+
+uint32_t fleet_instances_moved(int n, int k, int m, int j)
+{
+    uint32_t set = 0;
+    for (int p = 0; k != j && n > 0 && m > 0 && p < SAGA_PARTITIONS; p++)
+        if (p % n == k - 1 && p % m == j - 1)
+            set |= 1u << p;
+    return set;
+}

@@ -610,10 +610,12 @@ static enum MHD_Result get_stock(req *r)
     return send_json(r->conn, MHD_HTTP_OK, j);
 }
 
-/* POST /api/stock, body {"sku": S, "quantity": N}: the SKU's stock after. */
+/* POST /api/stock, body {"sku": S, "quantity": N}: the SKU's stock after, over every
+ * inventory instance. */
 static enum MHD_Result set_stock(req *r)
 {
-    Saga__V1__StockReply *rep = NULL;
+    ctl_stock st;
+    size_t instances = 0;
     enum MHD_Result sent = MHD_NO;
     json_t *body = body_object(r, 0, &sent);
     if (body == NULL)
@@ -626,16 +628,12 @@ static enum MHD_Result set_stock(req *r)
                           "want {\"sku\": string, \"quantity\": integer 0..10^12}");
         goto out;
     }
-    int rc = ctl_stock(&r->s->conn, "stock", sku, json_integer_value(qty), &rep);
+    int rc = ctl_stock_run(&r->s->conn, "stock", sku, json_integer_value(qty), &st, &instances);
     if (rc != CTL_EXIT_OK)
         sent = send_failure(r, rc, "the inventory service did not take the stock");
-    else if (!rep->ok)
-        sent = send_error(r->conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "%s",
-                          *rep->error ? rep->error : "refused");
     else
-        sent = send_json(r->conn, MHD_HTTP_OK, ctl_stock_json(rep));
+        sent = send_json(r->conn, MHD_HTTP_OK, ctl_stock_json(sku, &st, instances));
 out:
-    saga__v1__stock_reply__free_unpacked(rep, NULL);
     json_decref(body);
     return sent;
 }

@@ -375,30 +375,47 @@ static const char stock_help[] =
     "       sagactl stock get SKU [--json] [--url URL]\n\n"
     "Sets the units of SKU available for new reservations, or reads its stock\n"
     "(saga.cmd.inventory.stock.set|get). Prints available, held (reserved by\n"
-    "orders not yet final) and committed (taken by confirmed orders).\n";
+    "orders not yet final) and committed (taken by confirmed orders).\n"
+    "With several inventory instances (found on " SAGA_SUBJ_DISCOVER "), each holds a\n"
+    "share of QUANTITY in proportion to its partitions, and get sums the shares;\n"
+    "both need every instance up (exit 3 otherwise).\n";
 
-int ctl_stock(ctl_conn *c, const char *cmd, const char *sku, long long qty,
-              Saga__V1__StockReply **rep)
+int ctl_stock_run(ctl_conn *c, const char *cmd, const char *sku, long long qty, ctl_stock *out,
+                  size_t *instances)
 {
-    Saga__V1__SetStock set = SAGA__V1__SET_STOCK__INIT;
-    Saga__V1__GetStock get = SAGA__V1__GET_STOCK__INIT;
-    set.sku = get.sku = (char *)sku;
-    set.quantity = qty;
-    return ctl_command(c, cmd, qty >= 0 ? SAGA_SUBJ_STOCK_SET : SAGA_SUBJ_STOCK_GET,
-                       qty >= 0 ? &set.base : &get.base, &saga__v1__stock_reply__descriptor,
-                       (ProtobufCMessage **)rep);
+    uint32_t sets[SAGA_PARTITIONS];
+    size_t nsets = 0;
+    ctl_fleet f = {0};
+    char err[256];
+    /* Inventory instances split the stock (docs/scaling.md): all of them answer. */
+    int rc = ctl_fleet_discover(&f, c, cmd);
+    if (rc != CTL_EXIT_OK)
+        goto out;
+    if (ctl_fleet_instances(&f, "inventory", sets, SAGA_PARTITIONS, &nsets, err, sizeof(err)) != 0)
+        rc = CTL_EXIT_UNREACHABLE;
+    else
+        rc = ctl_stock_request(c->nc, sets, nsets, sku, qty, CTL_COMMAND_TIMEOUT_MS, out, err,
+                               sizeof(err));
+    if (rc != CTL_EXIT_OK)
+        ctl_err(cmd, "%s: %s", sku, err);
+    if (instances != NULL)
+        *instances = nsets;
+out:
+    ctl_fleet_cleanup(&f);
+    return rc;
 }
 
-json_t *ctl_stock_json(const Saga__V1__StockReply *rep)
+json_t *ctl_stock_json(const char *sku, const ctl_stock *st, size_t instances)
 {
-    return json_pack("{s:o, s:I, s:I, s:I}", "sku", ctl_json_text(rep->sku), "available",
-                     (json_int_t)rep->available, "held", (json_int_t)rep->held, "committed",
-                     (json_int_t)rep->committed);
+    return json_pack("{s:o, s:I, s:I, s:I, s:I}", "sku", ctl_json_text(sku), "available",
+                     (json_int_t)st->available, "held", (json_int_t)st->held, "committed",
+                     (json_int_t)st->committed, "instances", (json_int_t)instances);
 }
 
 int ctl_cmd_stock(const char *url, int argc, char **argv)
 {
-    Saga__V1__StockReply *rep = NULL;
+    ctl_stock st;
+    size_t instances = 0;
     int json = 0, rc;
     long long qty = -1;
     ctl_conn c = {0};
@@ -406,42 +423,35 @@ int ctl_cmd_stock(const char *url, int argc, char **argv)
     rc = ctl_parse_opts("stock", stock_help, argc, argv, &url, &json, NULL);
     if (rc != CTL_EXIT_OK)
         return rc < 0 ? CTL_EXIT_OK : rc;
-    rc = CTL_EXIT_USAGE;
     int nargs = argc - optind;
-    if (nargs >= 1 && strcmp(argv[optind], "set") == 0 && nargs == 3) {
+    if (nargs == 3 && strcmp(argv[optind], "set") == 0) {
         if (ctl_parse_ll(argv[optind + 2], 0, CTL_STOCK_MAX, &qty) != 0) {
             ctl_err("stock", "bad QUANTITY '%s': want 0..10^12", argv[optind + 2]);
-            goto out;
+            return CTL_EXIT_USAGE;
         }
-    } else if (!(nargs >= 1 && strcmp(argv[optind], "get") == 0 && nargs == 2)) {
+    } else if (nargs != 2 || strcmp(argv[optind], "get") != 0) {
         ctl_err("stock", "want 'set SKU QUANTITY' or 'get SKU' (see sagactl stock --help)");
-        goto out;
+        return CTL_EXIT_USAGE;
     }
     const char *sku = argv[optind + 1];
     if (*sku == '\0' || strlen(sku) > 64) {
         ctl_err("stock", "bad SKU '%s'", sku);
-        goto out;
+        return CTL_EXIT_USAGE;
     }
     rc = ctl_connect(&c, "stock", url, 0, 0);
     if (rc != CTL_EXIT_OK)
-        goto out;
-    rc = ctl_stock(&c, "stock", sku, qty, &rep);
+        return rc;
+    rc = ctl_stock_run(&c, "stock", sku, qty, &st, &instances);
     if (rc != CTL_EXIT_OK)
         goto out;
-    if (!rep->ok) {
-        ctl_err("stock", "%s: %s", sku, *rep->error ? rep->error : "refused");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
     if (json)
-        rc = ctl_print_json("stock", ctl_stock_json(rep));
+        rc = ctl_print_json("stock", ctl_stock_json(sku, &st, instances));
     else
-        rc = printf("%s: available=%lld held=%lld committed=%lld\n", rep->sku,
-                    (long long)rep->available, (long long)rep->held, (long long)rep->committed) < 0
+        rc = printf("%s: available=%lld held=%lld committed=%lld\n", sku, st.available, st.held,
+                    st.committed) < 0
                  ? CTL_EXIT_FAIL
                  : CTL_EXIT_OK;
 out:
-    saga__v1__stock_reply__free_unpacked(rep, NULL);
     ctl_disconnect(&c);
     return rc;
 }

@@ -114,6 +114,30 @@ void ctl_json_flatten(ctl_buf *b, json_t *j, const char *const *skip);
  * Returns ctl_print's code. */
 int ctl_print_json(const char *cmd, json_t *j);
 
+/* ---- stock.c: a SKU's stock split between inventory instances (docs/scaling.md) ---- */
+
+typedef struct ctl_stock {
+    long long available, held, committed;
+} ctl_stock;
+
+/* The units of qty that instance k of the n inventory instances whose
+ * partition sets are sets[0..n) holds: a share in proportion to its
+ * partitions (0 as a set: the only instance, all of them), rounded down,
+ * the units left over one each to the first instances. The shares add up
+ * to qty, so no unit belongs to two instances. */
+long long ctl_stock_share(long long qty, const uint32_t *sets, size_t n, size_t k);
+/* The subject that reaches the instance owning set: subject itself for the
+ * only instance (set 0 or every partition), else routed to its first
+ * partition. */
+const char *ctl_stock_subject(const char *subject, uint32_t set, char *buf, size_t cap);
+/* Sets sku's stock to qty split into shares (qty >= 0), or reads it (qty <
+ * 0), on every instance of sets[0..n), and sums the replies into *out.
+ * Returns CTL_EXIT_OK, or with err saying which instance failed and why
+ * CTL_EXIT_FAIL (it refused), CTL_EXIT_UNREACHABLE (it did not answer) or
+ * CTL_EXIT_USAGE (a SKU over 64 characters). */
+int ctl_stock_request(natsConnection *nc, const uint32_t *sets, size_t n, const char *sku,
+                      long long qty, int64_t timeout_ms, ctl_stock *out, char *err, size_t errlen);
+
 /* ---- conn.c: the connection ---------------------------------------------------- */
 
 typedef struct ctl_conn {
@@ -178,6 +202,12 @@ typedef struct ctl_fleet {
  * after printing why: the request failed, or "no participant answered on
  * saga.discover". Release f with ctl_fleet_cleanup, also on failure. */
 int ctl_fleet_discover(ctl_fleet *f, ctl_conn *c, const char *cmd);
+/* The partition sets of the instances of svc that answered discovery, in
+ * sets[0..*n) (at most cap): {0} for the only instance. -1 with err set when
+ * none answered, or when their sets overlap or leave partitions without an
+ * owner (an instance is down or a hand-over is under way). */
+int ctl_fleet_instances(const ctl_fleet *f, const char *svc, uint32_t *sets, size_t cap, size_t *n,
+                        char *err, size_t errlen);
 /* Asks the subject fmt(name, what) (SAGA_SUBJ_CTL_FMT or SAGA_SUBJ_QUERY_FMT)
  * of every name that serves it, once per name (a queue group answers once),
  * all at once, waiting up to CTL_QUERY_TIMEOUT_MS, and sets the rows. Earlier
@@ -374,12 +404,13 @@ int ctl_place(ctl_conn *c, const char *cmd, const struct Saga__V1__PlaceOrder *r
               const char *traceparent, struct Saga__V1__PlaceOrderReply **rep);
 int ctl_cancel(ctl_conn *c, const char *cmd, const struct Saga__V1__CancelOrder *req,
                struct Saga__V1__CommandReply **rep);
-struct Saga__V1__StockReply;
-/* Sets SKU's stock to qty, or reads it when qty < 0 (ctl_command's returns). */
-int ctl_stock(ctl_conn *c, const char *cmd, const char *sku, long long qty,
-              struct Saga__V1__StockReply **rep);
-/* {"sku","available","held","committed"}; the caller owns it. */
-json_t *ctl_stock_json(const struct Saga__V1__StockReply *rep);
+/* Sets SKU's stock to qty (split into the inventory instances' shares), or reads it
+ * when qty < 0 (summed over them), into *out; *instances (may be NULL) says over how
+ * many. Returns ctl_stock_request's codes, the reason given to ctl_err for cmd. */
+int ctl_stock_run(ctl_conn *c, const char *cmd, const char *sku, long long qty, ctl_stock *out,
+                  size_t *instances);
+/* {"sku","available","held","committed","instances"}; the caller owns it. */
+json_t *ctl_stock_json(const char *sku, const ctl_stock *st, size_t instances);
 
 /* ---- faults.c: fault plans (saga.ctl.<name>.faults) ------------------------------ */
 

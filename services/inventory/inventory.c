@@ -448,7 +448,7 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
                                    {NULL, NULL}};
     static const svc_cmd cmds[] = {{SAGA_SUBJ_STOCK_SET, cmd_set},
                                    {SAGA_SUBJ_STOCK_GET, cmd_get},
-                                   {"saga.q.inventory.stock", q_stock},
+                                   {SAGA_SUBJ_STOCK_QUERY, q_stock},
                                    {"saga.q.inventory.order", q_order},
                                    {NULL, NULL}};
     (void)cfg;

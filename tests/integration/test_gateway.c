@@ -145,6 +145,14 @@ static void test_console_files(void **state)
     assert_int_equal(request("GET", "/app.js", NULL, NULL), 200);
     assert_int_equal(request("GET", "/api/fleet", NULL, NULL), 200);
     assert_non_null(strstr(R.body, "\"name\":\"shipping\""));
+    /* Stock set through the page's route reads back in the list, over every
+     * inventory instance (SAGA_TEST_INSTANCES runs two). */
+    assert_int_equal(request("POST", "/api/stock", NULL, "{\"sku\":\"GWSKU\",\"quantity\":7}"),
+                     200);
+    assert_non_null(strstr(R.body, "\"available\":7"));
+    assert_int_equal(request("GET", "/api/stock", NULL, NULL), 200);
+    assert_non_null(
+        strstr(R.body, "{\"available\":7,\"held\":0,\"committed\":0,\"sku\":\"GWSKU\"}"));
 }
 
 static void test_order_service_stopped(void **state)

@@ -380,29 +380,55 @@ static const char stock_help[] =
     "share of QUANTITY in proportion to its partitions, and get sums the shares;\n"
     "both need every instance up (exit 3 otherwise).\n";
 
+/* The partition sets of the inventory instances that answer discovery into sets
+ * (*n of them); CTL_EXIT_UNREACHABLE, said to ctl_err for cmd, when they do not
+ * cover every partition. */
+static int inventory_sets(ctl_conn *c, const char *cmd, uint32_t *sets, size_t *n)
+{
+    ctl_fleet f = {0};
+    char err[256];
+    int rc = ctl_fleet_discover(&f, c, cmd);
+    if (rc == CTL_EXIT_OK &&
+        ctl_fleet_instances(&f, "inventory", sets, SAGA_PARTITIONS, n, err, sizeof(err)) != 0) {
+        ctl_err(cmd, "%s", err);
+        rc = CTL_EXIT_UNREACHABLE;
+    }
+    ctl_fleet_cleanup(&f);
+    return rc;
+}
+
 int ctl_stock_run(ctl_conn *c, const char *cmd, const char *sku, long long qty, ctl_stock *out,
                   size_t *instances)
 {
     uint32_t sets[SAGA_PARTITIONS];
     size_t nsets = 0;
-    ctl_fleet f = {0};
     char err[256];
     /* Inventory instances split the stock (docs/scaling.md): all of them answer. */
-    int rc = ctl_fleet_discover(&f, c, cmd);
-    if (rc != CTL_EXIT_OK)
-        goto out;
-    if (ctl_fleet_instances(&f, "inventory", sets, SAGA_PARTITIONS, &nsets, err, sizeof(err)) != 0)
-        rc = CTL_EXIT_UNREACHABLE;
-    else
+    int rc = inventory_sets(c, cmd, sets, &nsets);
+    if (rc == CTL_EXIT_OK)
         rc = ctl_stock_request(c->nc, sets, nsets, sku, qty, CTL_COMMAND_TIMEOUT_MS, out, err,
                                sizeof(err));
-    if (rc != CTL_EXIT_OK)
+    if (rc != CTL_EXIT_OK && nsets > 0)
         ctl_err(cmd, "%s: %s", sku, err);
     if (instances != NULL)
         *instances = nsets;
-out:
-    ctl_fleet_cleanup(&f);
     return rc;
+}
+
+int ctl_stock_all(ctl_conn *c, const char *cmd, json_t **out)
+{
+    uint32_t sets[SAGA_PARTITIONS];
+    size_t nsets = 0;
+    char err[256];
+    int rc = inventory_sets(c, cmd, sets, &nsets);
+    *out = NULL;
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    *out = ctl_stock_list(c->nc, sets, nsets, CTL_QUERY_TIMEOUT_MS, err, sizeof(err));
+    if (*out != NULL)
+        return CTL_EXIT_OK;
+    ctl_err(cmd, "%s", err);
+    return CTL_EXIT_UNREACHABLE;
 }
 
 json_t *ctl_stock_json(const char *sku, const ctl_stock *st, size_t instances)

@@ -137,6 +137,12 @@ const char *ctl_stock_subject(const char *subject, uint32_t set, char *buf, size
  * CTL_EXIT_USAGE (a SKU over 64 characters). */
 int ctl_stock_request(natsConnection *nc, const uint32_t *sets, size_t n, const char *sku,
                       long long qty, int64_t timeout_ms, ctl_stock *out, char *err, size_t errlen);
+/* Every SKU of every inventory instance of sets[0..n) (saga.q.inventory.stock),
+ * figures summed per SKU: {"service", "skus": [{"sku", "available", "held",
+ * "committed"}...], "instances"}. NULL, with err saying why, when an instance
+ * does not answer with a list. */
+json_t *ctl_stock_list(natsConnection *nc, const uint32_t *sets, size_t n, int64_t timeout_ms,
+                       char *err, size_t errlen);
 
 /* ---- conn.c: the connection ---------------------------------------------------- */
 
@@ -409,6 +415,9 @@ int ctl_cancel(ctl_conn *c, const char *cmd, const struct Saga__V1__CancelOrder 
  * many. Returns ctl_stock_request's codes, the reason given to ctl_err for cmd. */
 int ctl_stock_run(ctl_conn *c, const char *cmd, const char *sku, long long qty, ctl_stock *out,
                   size_t *instances);
+/* Every SKU's stock summed over the inventory instances (ctl_stock_list) into *out
+ * (the caller owns it), CTL_EXIT_OK, or the reason given to ctl_err for cmd. */
+int ctl_stock_all(ctl_conn *c, const char *cmd, json_t **out);
 /* {"sku","available","held","committed","instances"}; the caller owns it. */
 json_t *ctl_stock_json(const char *sku, const ctl_stock *st, size_t instances);
 

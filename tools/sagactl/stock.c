@@ -60,7 +60,9 @@ static int stock_ask(natsConnection *nc, const char *subject, const uint8_t *req
     natsMsg_Destroy(m);
     if (r == NULL || !r->ok) {
         snprintf(err, errlen, "%s: %s", subject,
-                 r == NULL ? "the reply does not decode" : *r->error ? r->error : "refused");
+                 r == NULL   ? "the reply does not decode"
+                 : *r->error ? r->error
+                             : "refused");
         saga__v1__stock_reply__free_unpacked(r, NULL);
         return CTL_EXIT_FAIL;
     }
@@ -100,4 +102,66 @@ int ctl_stock_request(natsConnection *nc, const uint32_t *sets, size_t n, const 
             return rc;
     }
     return CTL_EXIT_OK;
+}
+
+/* Adds one instance's "skus" list into sum, an object of SKU to {available, held,
+ * committed}. */
+static void add_skus(json_t *sum, const json_t *skus)
+{
+    static const char *const FIGS[] = {"available", "held", "committed"};
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(skus, i, e)
+    {
+        const char *sku = json_string_value(json_object_get(e, "sku"));
+        if (sku == NULL)
+            continue;
+        json_t *have = json_object_get(sum, sku);
+        if (have == NULL) {
+            have = json_object();
+            json_object_set_new(sum, sku, have);
+        }
+        for (size_t k = 0; k < sizeof(FIGS) / sizeof(FIGS[0]); k++)
+            json_object_set_new(have, FIGS[k],
+                                json_integer(json_integer_value(json_object_get(have, FIGS[k])) +
+                                             json_integer_value(json_object_get(e, FIGS[k]))));
+    }
+}
+
+json_t *ctl_stock_list(natsConnection *nc, const uint32_t *sets, size_t n, int64_t timeout_ms,
+                       char *err, size_t errlen)
+{
+    json_t *sum = json_object(), *out = NULL;
+    const char *key;
+    json_t *v;
+
+    for (size_t k = 0; k < n && sum != NULL; k++) {
+        char subject[160];
+        natsMsg *m = NULL;
+        ctl_stock_subject(SAGA_SUBJ_STOCK_QUERY, sets[k], subject, sizeof(subject));
+        natsStatus s = natsConnection_Request(&m, nc, subject, "", 0, timeout_ms);
+        json_t *reply = s == NATS_OK ? ctl_reply_json(m) : NULL;
+        natsMsg_Destroy(m);
+        if (!json_is_array(json_object_get(reply, "skus"))) {
+            snprintf(err, errlen, "no stock list on %s: %s", subject,
+                     s == NATS_OK ? "the answer is not one" : natsStatus_GetText(s));
+            json_decref(reply);
+            json_decref(sum);
+            return NULL;
+        }
+        add_skus(sum, json_object_get(reply, "skus"));
+        json_decref(reply);
+    }
+    out = sum != NULL ? json_pack("{s:s, s:[], s:I}", "service", "inventory", "skus", "instances",
+                                  (json_int_t)n)
+                      : NULL;
+    json_object_foreach(sum, key, v)
+    {
+        json_t *e = json_deep_copy(v);
+        json_object_set_new(e, "sku", json_string(key));
+        json_array_append_new(json_object_get(out, "skus"), e);
+    }
+    json_decref(sum);
+    return out;
 }

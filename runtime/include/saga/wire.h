@@ -61,6 +61,7 @@ extern "C" {
 #define SAGA_SUBJ_ORDER_CANCEL "saga.cmd.order.cancel"
 #define SAGA_SUBJ_STOCK_SET "saga.cmd.inventory.stock.set"
 #define SAGA_SUBJ_STOCK_GET "saga.cmd.inventory.stock.get"
+#define SAGA_SUBJ_STOCK_QUERY "saga.q.inventory.stock" /* every SKU (JSON) */
 
 /* The durable name of a participant's consumer of a type pattern, as
  * docs/protocol.md gives it: "<participant>_<pattern>" with '.' spelled '_'

@@ -32,15 +32,6 @@ typedef struct peer {
     int violations;
 } peer;
 
-static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
-{
-    peer *p = closure;
-    (void)nc;
-    (void)sub;
-    if (err == NATS_NOT_PERMITTED)
-        __atomic_add_fetch(&p->violations, 1, __ATOMIC_SEQ_CST);
-}
-
 static natsStatus peer_connect(peer *p, tfleet *f, const char *identity, int with_tls)
 {
     natsOptions *o = NULL;
@@ -57,7 +48,7 @@ static natsStatus peer_connect(peer *p, tfleet *f, const char *identity, int wit
     }
     natsOptions_SetAllowReconnect(o, false);
     natsOptions_SetTimeout(o, 5000);
-    natsOptions_SetErrorHandler(o, on_error, p);
+    natsOptions_SetErrorHandler(o, tjs_count_violations, &p->violations);
     s = natsConnection_Connect(&p->nc, o);
     natsOptions_Destroy(o);
     return s;
@@ -88,14 +79,8 @@ static void expect_refused(peer *p, const char *subject)
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &F;
     return tfleet_start_secure(&F, SAGA_BUILD_DIR, FLEET_AUTH);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F);
 }
 
 /* Places an order as the client identity and waits until it is CONFIRMED. */
@@ -152,63 +137,70 @@ static void test_unauthenticated_clients_are_refused(void **state)
 
 /* What each identity may not publish: the client forges no event, changes no fault
  * plan and touches no stream; a service emits only its own event types. */
-static const struct {
-    const char *identity, *subject;
-} REFUSED[] = {
-    {"client", "evt.3.order.placed"},
-    {"client", "evt.3.payment.charged"},
-    {"client", "saga.ctl.payment.faults"},
-    {"client", "$JS.API.STREAM.DELETE.SAGA_EVENTS"},
-    {"client", "$JS.API.STREAM.PURGE.SAGA_DLQ"},
-    {"client", "$JS.API.CONSUMER.DELETE.SAGA_EVENTS.payment_order_placed"},
-    {"client", "saga.cmd.inventory.stock.set"},
-    {"client", "dlq.payment"},
-    {"payment", "evt.3.order.placed"},
-    {"payment", "evt.3.fraud.cleared"},
-    {"payment", "saga.cmd.order.place"},
-    {"payment", "saga.ctl.inventory.faults"},
-    {"payment", "dlq.order"},
-    {"payment", "$JS.API.STREAM.DELETE.SAGA_EVENTS"},
+static const char *const CLIENT_REFUSED[] = {
+    "evt.3.order.placed",
+    "evt.3.payment.charged",
+    "saga.ctl.payment.faults",
+    "$JS.API.STREAM.DELETE.SAGA_EVENTS",
+    "$JS.API.STREAM.PURGE.SAGA_DLQ",
+    "$JS.API.CONSUMER.DELETE.SAGA_EVENTS.payment_order_placed",
+    "saga.cmd.inventory.stock.set",
+    "dlq.payment",
+    NULL,
 };
+static const char *const PAYMENT_REFUSED[] = {
+    "evt.3.order.placed",
+    "evt.3.fraud.cleared",
+    "saga.cmd.order.place",
+    "saga.ctl.inventory.faults",
+    "dlq.order",
+    "$JS.API.STREAM.DELETE.SAGA_EVENTS",
+    NULL,
+};
+
+/* Each subject on a connection of its own, as a fresh client of identity would. */
+static void expect_all_refused(const char *identity, const char *const *subjects)
+{
+    for (size_t i = 0; subjects[i] != NULL; i++) {
+        peer p;
+        assert_int_equal(peer_connect(&p, &F, identity, 0), NATS_OK);
+        expect_refused(&p, subjects[i]);
+        peer_close(&p);
+    }
+}
 
 static void test_identities_are_limited(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof(REFUSED) / sizeof(REFUSED[0]); i++) {
-        peer p;
-        assert_int_equal(peer_connect(&p, &F, REFUSED[i].identity, 0), NATS_OK);
-        expect_refused(&p, REFUSED[i].subject);
-        peer_close(&p);
-    }
+    expect_all_refused("client", CLIENT_REFUSED);
+    expect_all_refused("payment", PAYMENT_REFUSED);
+}
+
+/* identity asks on subject and is answered, with no permissions violation. */
+static void expect_answered(const char *identity, const char *subject, const char *data)
+{
+    peer p;
+    natsMsg *reply = NULL;
+    assert_int_equal(peer_connect(&p, &F, identity, 0), NATS_OK);
+    assert_int_equal(natsConnection_RequestString(&reply, p.nc, subject, data, 10000), NATS_OK);
+    natsMsg_Destroy(reply);
+    natsConnection_FlushTimeout(p.nc, 2000);
+    assert_int_equal(__atomic_load_n(&p.violations, __ATOMIC_SEQ_CST), 0);
+    peer_close(&p);
 }
 
 /* The client identity places orders and asks. */
 static void test_client_identity_asks(void **state)
 {
-    peer p;
-    natsMsg *reply = NULL;
     (void)state;
-    assert_int_equal(peer_connect(&p, &F, "client", 0), NATS_OK);
-    assert_int_equal(
-        natsConnection_RequestString(&reply, p.nc, "saga.cmd.inventory.stock.get", "NOSUCH", 10000),
-        NATS_OK);
-    natsMsg_Destroy(reply);
-    peer_close(&p);
+    expect_answered("client", "saga.cmd.inventory.stock.get", "NOSUCH");
 }
 
 /* The operator may do what it needs: read and change a fault plan. */
 static void test_operator_can(void **state)
 {
-    peer p;
-    natsMsg *reply = NULL;
     (void)state;
-    assert_int_equal(peer_connect(&p, &F, "operator", 0), NATS_OK);
-    assert_int_equal(
-        natsConnection_RequestString(&reply, p.nc, "saga.ctl.payment.faults", "", 10000), NATS_OK);
-    natsMsg_Destroy(reply);
-    natsConnection_FlushTimeout(p.nc, 2000);
-    assert_int_equal(p.violations, 0);
-    peer_close(&p);
+    expect_answered("operator", "saga.ctl.payment.faults", "");
 }
 
 /* Fails if the broker refused anything to a service (its connection is named after
@@ -269,7 +261,5 @@ int main(void)
         cmocka_unit_test(test_orders_complete),
         cmocka_unit_test(test_tls_fleet),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

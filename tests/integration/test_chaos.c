@@ -5,7 +5,6 @@
  * duplicated (both must be 0). Repeatable: CHAOS_SEED picks the faults and
  * the victims, CHAOS_ORDERS the number of orders. */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -201,7 +200,7 @@ static int setup(void **state)
 {
     static char plan[512];
     static const char *env[4];
-    (void)state;
+    *state = &F;
     snprintf(plan, sizeof(plan),
              "SAGA_FAULTS=seed=%ld,error_rate=0.05,dup_rate=0.05,reorder_rate=0.05,"
              "reorder_delay_ms=300,decline_rate=0.1,stockout_rate=0.05,ship_fail_rate=0.05",
@@ -213,19 +212,10 @@ static int setup(void **state)
     return tfleet_start(&F, SAGA_BUILD_DIR, env);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F);
-}
-
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_chaos, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chaos, setup, tfleet_teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, NULL, NULL);
 }

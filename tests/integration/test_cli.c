@@ -29,14 +29,8 @@ static char confirmed_id[64];
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &F;
     return tfleet_start(&F, SAGA_BUILD_DIR, NULL);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F);
 }
 
 static void slurp(const char *path, char *buf, size_t cap)
@@ -624,5 +618,5 @@ int main(void)
         cmocka_unit_test(test_audit_flags_dead_letters_of_failed_deliveries),
         cmocka_unit_test(test_purge_empties_the_queue),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

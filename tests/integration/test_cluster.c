@@ -7,7 +7,6 @@
  * new leader after each kill, the longest wait for one order to be accepted, lost and
  * duplicated (both must be 0). CLUSTER_ORDERS changes the number of orders. */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -238,26 +237,15 @@ static int setup(void **state)
     static const char *env[] = {
         "SAGA_FAULTS=seed=7,dup_rate=0.05,reorder_rate=0.05,reorder_delay_ms=300",
         "ORDER_DEADLINE_MS=60000", NULL};
-    (void)state;
-    tfleet_init(&F, SAGA_BUILD_DIR, env);
-    F.nodes = NODES;
-    return tfleet_launch(&F);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F);
+    *state = &F;
+    return tfleet_start_cluster(&F, SAGA_BUILD_DIR, env, NODES);
 }
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(url_list_skips_a_dead_server),
-        cmocka_unit_test_setup_teardown(orders_survive_node_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(orders_survive_node_kills, setup, tfleet_teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, NULL, NULL);
 }

@@ -3,7 +3,6 @@
  * cancelled with its reason and fully compensated), clears, and gates
  * shipping when shipping is configured with SAGA_GATES=fraud. */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -34,7 +33,7 @@ static int group_setup(void **state)
     /* The participants whose vetoes the order service accepts (saga-fleet gives it
      * every --with participant); "rogue" is not one of them. */
     static const char *const vetoers[] = {"SAGA_VETOERS=fraud,lateparty", NULL};
-    (void)state;
+    *state = &F;
     tfleet_init(&F, SAGA_BUILD_DIR, env);
     F.svc_env[tfleet_index("shipping")] = gate; /* the one line of configuration */
     F.svc_env[tfleet_index("order")] = vetoers;
@@ -42,13 +41,6 @@ static int group_setup(void **state)
         return -1;
     fraud_pid = tfleet_start_extra(&F, "fraud", fraud_env);
     return fraud_pid > 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = fraud_pid > 0 ? tproc_term(fraud_pid, 30000) : 0;
-    return tfleet_stop(&F) == 0 && rc == 0 ? 0 : -1;
 }
 
 static void place(char out[64], const char *customer, const char *sku, int qty, long long cents)
@@ -175,7 +167,6 @@ static void test_gate_holds_shipping_until_clearance(void **state)
     (void)state;
     assert_int_equal(tfleet_set_stock(&F, "FR4", 5), 0);
     assert_int_equal(tproc_kill(fraud_pid), 0);
-    fraud_pid = -1;
     long long parked = tjs_stat(&F.t, "shipping", "parked");
     place(id, "wendy", "FR4", 1, 500);
     wait_view_any("payment", id, "\"state\":\"charged\"", NULL);
@@ -361,7 +352,6 @@ static void test_five_services_do_not_know_fraud(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_five_services_do_not_know_fraud),
         cmocka_unit_test(test_blocked_customer_is_vetoed_and_compensated),
@@ -372,7 +362,5 @@ int main(void)
         cmocka_unit_test(test_fleet_commands_list_the_extension),
         cmocka_unit_test(test_participants_are_discovered),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

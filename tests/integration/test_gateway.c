@@ -37,19 +37,13 @@ static int logged_port(void)
 static int group_setup(void **state)
 {
     static const char *const env[] = {"SAGA_GATEWAY_ADDR=127.0.0.1:0", NULL};
-    (void)state;
+    *state = &F;
     if (tfleet_start(&F, SAGA_BUILD_DIR, NULL) != 0 || tfleet_set_stock(&F, "G1", 1000) != 0)
         return -1;
     if (tfleet_start_bin(&F, "gateway", GATEWAY, env) <= 0)
         return -1;
     port = logged_port();
     return port > 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F) == 0 ? 0 : -1;
 }
 
 static int request(const char *method, const char *path, const char *headers, const char *body)
@@ -170,10 +164,7 @@ static void test_order_service_stopped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_place_read_cancel),
-        cmocka_unit_test(test_bad_requests),
-        cmocka_unit_test(test_console_files),
-        cmocka_unit_test(test_order_service_stopped),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        cmocka_unit_test(test_place_read_cancel), cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_console_files), cmocka_unit_test(test_order_service_stopped)};
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

@@ -4,7 +4,6 @@
  * even when the history participant is SIGKILLed mid-run and restarted;
  * and every event of an order carries the order's W3C trace context. */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,18 +26,11 @@ static pid_t history_pid = -1;
 static int group_setup(void **state)
 {
     static const char *const env[] = {"ORDER_DEADLINE_MS=60000", NULL};
-    (void)state;
+    *state = &F;
     if (tfleet_start(&F, SAGA_BUILD_DIR, env) != 0)
         return -1;
     history_pid = tfleet_start_extra(&F, "history", NULL);
     return history_pid > 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = history_pid > 0 ? tproc_term(history_pid, 30000) : 0;
-    return tfleet_stop(&F) == 0 && rc == 0 ? 0 : -1;
 }
 
 static void place(char out[64], int i)
@@ -109,7 +101,6 @@ static void test_history_equals_stream_after_a_kill(void **state)
         if (i == KILL_AT) {
             /* Mid-run: whatever it had in hand is redelivered after the restart. */
             assert_int_equal(tproc_kill(history_pid), 0);
-            history_pid = -1;
         }
         if (i == 2 * KILL_AT) {
             history_pid = tfleet_start_extra(&F, "history", NULL);
@@ -207,13 +198,10 @@ static void test_unknown_order_is_not_found(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_history_equals_stream_after_a_kill),
         cmocka_unit_test(test_one_trace_per_order),
         cmocka_unit_test(test_unknown_order_is_not_found),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

@@ -29,14 +29,8 @@ static int ports[TFLEET_NSVC]; /* from discovery */
 static int group_setup(void **state)
 {
     static const char *const env[] = {"SAGA_METRICS_ADDR=127.0.0.1:0", NULL};
-    (void)state;
+    *state = &F;
     return tfleet_start(&F, SAGA_BUILD_DIR, env);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F) == 0 ? 0 : -1;
 }
 
 /* Asks saga.discover and fills ports[] from each service's endpoint
@@ -213,7 +207,5 @@ int main(void)
         cmocka_unit_test(histograms_are_cumulative),
         cmocka_unit_test(other_paths_are_not_found),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

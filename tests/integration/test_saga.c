@@ -2,7 +2,6 @@
  * nats-server, one test per outcome of SPEC.md, each checked in every service,
  * in the mail spool, and by `sagactl audit`. */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -24,14 +23,8 @@ typedef tfleet_item item;
 static int group_setup(void **state)
 {
     static const char *const env[] = {"ORDER_DEADLINE_MS=30000", NULL};
-    (void)state;
+    *state = &F;
     return tfleet_start(&F, SAGA_BUILD_DIR, env);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F); /* every service stops cleanly on SIGTERM */
 }
 
 static Saga__V1__PlaceOrderReply *place_full(const char *key, const char *customer,
@@ -454,7 +447,6 @@ static void test_stream_subjects_do_not_grow_with_orders(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_1_happy_path),
         cmocka_unit_test(test_2_payment_declined),
@@ -467,7 +459,5 @@ int main(void)
         cmocka_unit_test(test_bad_commands_get_clear_errors_and_create_nothing),
         cmocka_unit_test(test_stream_subjects_do_not_grow_with_orders),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

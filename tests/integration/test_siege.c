@@ -51,15 +51,6 @@ typedef struct attacker {
     int failed;        /* publishes that failed otherwise (must stay 0) */
 } attacker;
 
-static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
-{
-    attacker *a = closure;
-    (void)nc;
-    (void)sub;
-    if (err == NATS_NOT_PERMITTED)
-        __atomic_add_fetch(&a->violations, 1, __ATOMIC_SEQ_CST);
-}
-
 /* A hostile place request must be refused: ok=false in a PlaceOrderReply; any
  * other reply (queries answer JSON) counts as an answer. */
 static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
@@ -85,7 +76,7 @@ static void connect_as(attacker *a, const char *identity, natsSubscription **rep
     assert_int_equal(natsOptions_Create(&o), NATS_OK);
     fleet_set_servers(o, tsrv_url(F.srv));
     assert_int_equal(fleet_client_options(tsrv_fleet(F.srv), identity, o), NATS_OK);
-    natsOptions_SetErrorHandler(o, on_error, a);
+    natsOptions_SetErrorHandler(o, tjs_count_violations, &a->violations);
     natsOptions_SetMaxPendingMsgs(o, 1000000);
     assert_int_equal(natsConnection_Connect(&a->nc, o), NATS_OK);
     natsOptions_Destroy(o);
@@ -120,10 +111,15 @@ static size_t garbage(uint8_t *buf, size_t cap)
     return n;
 }
 
+typedef struct blob {
+    uint8_t *data;
+    size_t len;
+} blob;
+
 /* A place request with nlines lines of qty x unit, customer and key as given. */
-static uint8_t *place_req(int nlines, int64_t qty, int64_t unit, const char *customer,
-                          const char *key, size_t *len)
+static blob place_req(int nlines, int64_t qty, int64_t unit, const char *customer, const char *key)
 {
+    blob b;
     Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
     Saga__V1__LineItem *li = calloc((size_t)nlines, sizeof(*li));
     Saga__V1__LineItem **lp = calloc((size_t)nlines, sizeof(*lp));
@@ -138,50 +134,52 @@ static uint8_t *place_req(int nlines, int64_t qty, int64_t unit, const char *cus
     req.customer_id = (char *)customer;
     req.items = lp;
     req.n_items = (size_t)nlines;
-    *len = saga__v1__place_order__get_packed_size(&req);
-    uint8_t *buf = malloc(*len);
-    saga__v1__place_order__pack(&req, buf);
+    b.len = saga__v1__place_order__get_packed_size(&req);
+    b.data = malloc(b.len);
+    saga__v1__place_order__pack(&req, b.data);
     free(li);
     free(lp);
-    return buf;
+    return b;
 }
 
-/* The fixed hostile bodies, built once. */
-typedef struct bodies {
-    uint8_t *lines10k, *overflow, *negative, *non_utf8, *huge_str, *bad_key, *oversized;
-    size_t lines10k_n, overflow_n, negative_n, non_utf8_n, huge_str_n, bad_key_n, oversized_n;
-} bodies;
+/* The fixed hostile bodies, built once: the place requests send_request sends in
+ * the order of its k, then one over max_payload. */
+enum {
+    LINES10K,
+    OVERFLOW,
+    NEGATIVE,
+    NON_UTF8,
+    HUGE_STR,
+    BAD_KEY,
+    NPLACE,
+    TOO_BIG = NPLACE,
+    NBODIES
+};
+static blob B[NBODIES];
 
-static void make_bodies(bodies *b)
+static void make_bodies(void)
 {
     char key[SAGA_ID_LEN + 1];
     saga_ulid_new(key);
-    b->lines10k = place_req(10000, 1, 100, "cust", key, &b->lines10k_n);
-    b->overflow = place_req(2, INT32_MAX, INT64_C(1) << 62, "cust", key, &b->overflow_n);
-    b->negative = place_req(1, -5, -100, "cust", key, &b->negative_n);
-    b->non_utf8 = place_req(1, 1, 100, "\xff\xfe\xc0\x80 bad", key, &b->non_utf8_n);
+    B[LINES10K] = place_req(10000, 1, 100, "cust", key);
+    B[OVERFLOW] = place_req(2, INT32_MAX, INT64_C(1) << 62, "cust", key);
+    B[NEGATIVE] = place_req(1, -5, -100, "cust", key);
+    B[NON_UTF8] = place_req(1, 1, 100, "\xff\xfe\xc0\x80 bad", key);
     char *big = malloc(100 * 1024 + 1);
     memset(big, 'A', 100 * 1024);
     big[100 * 1024] = '\0';
-    b->huge_str = place_req(1, 1, 100, big, key, &b->huge_str_n);
+    B[HUGE_STR] = place_req(1, 1, 100, big, key);
     free(big);
-    b->bad_key = place_req(1, 1, 100, "cust", "key.with*wild>cards and spaces", &b->bad_key_n);
-    b->oversized_n = 1100 * 1024; /* over nats-server's 1 MB max_payload */
-    b->oversized = calloc(1, b->oversized_n);
+    B[BAD_KEY] = place_req(1, 1, 100, "cust", "key.with*wild>cards and spaces");
+    B[TOO_BIG].len = 1100 * 1024; /* over nats-server's 1 MB max_payload */
+    B[TOO_BIG].data = calloc(1, B[TOO_BIG].len);
 }
 
-static void free_bodies(bodies *b)
+static void free_bodies(void)
 {
-    free(b->lines10k);
-    free(b->overflow);
-    free(b->negative);
-    free(b->non_utf8);
-    free(b->huge_str);
-    free(b->bad_key);
-    free(b->oversized);
+    for (int i = 0; i < NBODIES; i++)
+        free(B[i].data);
 }
-
-static const bodies *B;
 
 /* A forged but well-formed event of type by producer for order (order.placed for
  * an order nobody placed, a charge, a clearance, a veto). */
@@ -268,16 +266,9 @@ static void send_request(attacker *a, int i)
     int k = i % 9;
     const char *subject = k < 7 ? SAGA_SUBJ_ORDER_PLACE : queries[(i / 9) % 7];
     snprintf(reply, sizeof(reply), "_INBOX.siege.%s.%d", k < 7 ? "place" : "q", i);
-    /* The place requests of B, in the order of k. */
-    const struct {
-        const uint8_t *body;
-        size_t len;
-    } fixed[] = {{B->lines10k, B->lines10k_n}, {B->overflow, B->overflow_n},
-                 {B->negative, B->negative_n}, {B->non_utf8, B->non_utf8_n},
-                 {B->huge_str, B->huge_str_n}, {B->bad_key, B->bad_key_n}};
-    if (k < 6) {
-        body = fixed[k].body;
-        len = fixed[k].len;
+    if (k < NPLACE) {
+        body = B[k].data;
+        len = B[k].len;
     } else if (k == 7) {
         len = (size_t)snprintf((char *)buf, sizeof(buf), "id.with*wild> cards\xff");
     } else {
@@ -356,9 +347,9 @@ static void *attack(void *arg)
         if (i < STORED_SERVICE)
             send_stored(&s->shipping, i);
         if (i < OVERSIZED) {
-            hostile_send(&s->client, SAGA_SUBJ_ORDER_PLACE, NULL, B->oversized, B->oversized_n);
-            hostile_send(&s->shipping, "evt.1.shipping.scheduled", NULL, B->oversized,
-                         B->oversized_n);
+            hostile_send(&s->client, SAGA_SUBJ_ORDER_PLACE, NULL, B[TOO_BIG].data, B[TOO_BIG].len);
+            hostile_send(&s->shipping, "evt.1.shipping.scheduled", NULL, B[TOO_BIG].data,
+                         B[TOO_BIG].len);
         }
     }
     natsConnection_FlushTimeout(s->client.nc, 10000);
@@ -397,13 +388,11 @@ static void test_siege(void **state)
 {
     static char ids[ORDERS][64];
     siege s;
-    bodies b;
     pthread_t th;
     long before[TFLEET_NSVC + 1], after[TFLEET_NSVC + 1];
     (void)state;
 
-    make_bodies(&b);
-    B = &b;
+    make_bodies();
     assert_int_equal(tfleet_set_stock(&F, SKU, 10 * ORDERS), 0);
     for (int i = 0; i < TFLEET_NSVC; i++)
         before[i] = rss_kb(F.pid[i]);
@@ -495,18 +484,17 @@ static void test_siege(void **state)
     natsSubscription_Destroy(s.replies);
     disconnect(&s.client);
     disconnect(&s.shipping);
-    free_bodies(&b);
+    free_bodies();
+}
+
+static int group_setup(void **state)
+{
+    *state = &F;
+    return tfleet_start_secure(&F, SAGA_BUILD_DIR, FLEET_AUTH);
 }
 
 int main(void)
 {
-    int rc = -1;
-    if (tfleet_start_secure(&F, SAGA_BUILD_DIR, FLEET_AUTH) == 0) {
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_siege)};
-        rc = cmocka_run_group_tests(tests, NULL, NULL);
-    }
-    if (tfleet_stop(&F) != 0)
-        rc = -1;
-    nats_Close();
-    return rc;
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_siege)};
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

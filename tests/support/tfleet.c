@@ -3,11 +3,16 @@
 
 #include <dirent.h>
 #include <regex.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <uthash.h>
+
+#include <cmocka.h>
 
 #include "ctl.h"
 #include "instances.h"
@@ -199,6 +204,13 @@ int tfleet_start_secure(tfleet *f, const char *build_dir, int security)
     return tfleet_launch(f);
 }
 
+int tfleet_start_cluster(tfleet *f, const char *build_dir, const char *const *env, int nodes)
+{
+    tfleet_init(f, build_dir, env);
+    f->nodes = nodes;
+    return tfleet_launch(f);
+}
+
 int tfleet_launch(tfleet *f)
 {
     const char *v = getenv("SAGA_TEST_INSTANCES");
@@ -232,6 +244,21 @@ int tfleet_stop(tfleet *f)
     tsrv_destroy(f->srv);
     f->srv = NULL;
     return clean;
+}
+
+int tfleet_teardown(void **state)
+{
+    return tfleet_stop(*state);
+}
+
+int tfleet_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+                     int (*setup)(void **state), int (*teardown)(void **state))
+{
+    /* A write to a peer a test has killed must fail that test, not end the run. */
+    signal(SIGPIPE, SIG_IGN);
+    int rc = _cmocka_run_group_tests(name, tests, n, setup, teardown);
+    nats_Close();
+    return rc;
 }
 
 /* A request with the header traceparent when not NULL, as a traced caller sends it. */

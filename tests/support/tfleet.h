@@ -39,6 +39,8 @@ extern const char *const tfleet_names[TFLEET_NSVC];
 int tfleet_start(tfleet *f, const char *build_dir, const char *const *env);
 /* tfleet_start behind a broker with fleet_secure's security (FLEET_AUTH, FLEET_TLS). */
 int tfleet_start_secure(tfleet *f, const char *build_dir, int security);
+/* tfleet_start on a cluster of so many nodes (tsrv_start_cluster). */
+int tfleet_start_cluster(tfleet *f, const char *build_dir, const char *const *env, int nodes);
 /* The same in two steps, so per-service settings (f->svc_env) can be set between. */
 void tfleet_init(tfleet *f, const char *build_dir, const char *const *env);
 int tfleet_launch(tfleet *f);
@@ -50,6 +52,19 @@ pid_t tfleet_start_extra(tfleet *f, const char *name, const char *const *env);
 pid_t tfleet_start_bin(tfleet *f, const char *name, const char *bin, const char *const *env);
 /* SIGTERM to every service (0 when all exit cleanly), then the server goes. */
 int tfleet_stop(tfleet *f);
+/* cmocka's teardown, of a group or of one test, for a fleet test whose setup set
+ * *state to its fleet: tfleet_stop, which also stops the participants started with
+ * tfleet_start_extra or tfleet_start_bin. 0 when every process exited cleanly. */
+int tfleet_teardown(void **state);
+
+struct CMUnitTest;
+/* A fleet test's main: runs the cmocka group tests with setup and teardown (either
+ * may be NULL) and returns cmocka's result. SIGPIPE is ignored while it runs, and
+ * cnats's library-wide state is released after it. */
+#define tfleet_run(tests, setup, teardown)                                                         \
+    tfleet_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown)
+int tfleet_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+                     int (*setup)(void **state), int (*teardown)(void **state));
 int tfleet_index(const char *name);
 /* Start or SIGKILL every instance of service i. */
 int tfleet_start_service(tfleet *f, int i);

@@ -72,6 +72,14 @@ void tjs_close(tjs *t)
     memset(t, 0, sizeof(*t));
 }
 
+void tjs_count_violations(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    if (err == NATS_NOT_PERMITTED)
+        __atomic_add_fetch((int *)closure, 1, __ATOMIC_SEQ_CST);
+}
+
 /* The replicas the runtime gives the streams it creates: SAGA_REPLICAS, which a test
  * cluster (tsrv_start_cluster) sets for the test and everything it starts. */
 static int replicas(void)

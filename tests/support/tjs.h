@@ -22,6 +22,10 @@ int tjs_connect_as(tjs *t, const char *url, const fleet *f, const char *identity
 /* The same as the operator of the fleet in home (its auth/ and tls/, as sagactl). */
 int tjs_connect_home(tjs *t, const char *url, const char *home);
 void tjs_close(tjs *t);
+/* A cnats error handler (natsOptions_SetErrorHandler) counting the permissions
+ * violations the broker reports on a connection in the int closure points to; cnats
+ * calls it on its own thread, so read the count with __atomic_load_n. */
+void tjs_count_violations(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure);
 
 /* Creates the event and dead-letter streams as the runtime does, so tests can
  * publish before any service has started. */

@@ -133,18 +133,53 @@ static void legend(FILE *fp, int i, const char *name, const char *note)
             name, W - RIGHT + 44, y + 18, note);
 }
 
-/* A series is one polyline, in the colour of its place k among the names: begin,
- * points ("x,y "), end (with its legend entry). */
-static void begin_series(FILE *fp, size_t k)
+/* What a chart plots of a phase: npoints points, point i at (*x, *y), and the note
+ * beside its name in the legend. */
+typedef struct chart {
+    size_t (*npoints)(const bench_phase *p);
+    void (*point)(const bench_phase *p, size_t i, double *x, double *y);
+    void (*note)(const bench_phase *p, char *buf, size_t cap);
+} chart;
+
+/* The smallest and largest x and y among the points of the selected phases (lo
+ * INFINITY and hi -INFINITY when there are none). */
+static void extent(const chart *c, const bench_phase *const *sel, size_t nnames, axis *x, axis *y)
 {
-    fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-            COLOURS[k % NCOLOURS]);
+    *x = (axis){INFINITY, -INFINITY, 0};
+    *y = *x;
+    for (size_t k = 0; k < nnames; k++) {
+        for (size_t i = 0; sel[k] != NULL && i < c->npoints(sel[k]); i++) {
+            double vx, vy;
+            c->point(sel[k], i, &vx, &vy);
+            x->lo = fmin(x->lo, vx);
+            x->hi = fmax(x->hi, vx);
+            y->lo = fmin(y->lo, vy);
+            y->hi = fmax(y->hi, vy);
+        }
+    }
 }
 
-static void end_series(FILE *fp, size_t k, const char *name, const char *note)
+/* One polyline per selected phase, in the colour of its place k among the names,
+ * with its legend entry; then the end of the chart. */
+static void series(FILE *fp, const chart *c, const axis *x, const axis *y,
+                   const bench_phase *const *sel, const char *const *names, size_t nnames)
 {
-    fprintf(fp, "\"/>\n");
-    legend(fp, (int)k, name, note);
+    for (size_t k = 0; k < nnames; k++) {
+        char note[64];
+        if (sel[k] == NULL)
+            continue;
+        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                COLOURS[k % NCOLOURS]);
+        for (size_t i = 0; i < c->npoints(sel[k]); i++) {
+            double vx, vy;
+            c->point(sel[k], i, &vx, &vy);
+            fprintf(fp, "%.1f,%.1f ", px(x, vx), py(y, vy));
+        }
+        fprintf(fp, "\"/>\n");
+        c->note(sel[k], note, sizeof(note));
+        legend(fp, (int)k, names[k], note);
+    }
+    fprintf(fp, "</svg>\n");
 }
 
 /* The first successful phase of kind named name, or NULL. */
@@ -164,60 +199,65 @@ static size_t seconds_of(const bench_phase *p)
     return p->load.nper_s > 1 ? p->load.nper_s - 1 : p->load.nper_s;
 }
 
+/* Throughput: sagas completed in each second, plotted at its middle. */
+static void per_second(const bench_phase *p, size_t s, double *x, double *y)
+{
+    *x = (double)s + 0.5;
+    *y = p->load.per_s[s];
+}
+
+static void overall_rate(const bench_phase *p, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%.0f sagas/s overall", p->load.sagas_per_s);
+}
+
 static void throughput(FILE *fp, const bench_phase *const *sel, const char *const *names,
                        size_t nnames, const char *machine)
 {
-    axis x = {0, 1, 0}, y = {0, 1, 0};
-    for (size_t k = 0; k < nnames; k++) {
-        if (sel[k] == NULL)
-            continue;
-        for (size_t s = 0; s < seconds_of(sel[k]); s++)
-            y.hi = fmax(y.hi, sel[k]->load.per_s[s] * 1.1);
-        x.hi = fmax(x.hi, (double)seconds_of(sel[k]));
-    }
+    static const chart c = {seconds_of, per_second, overall_rate};
+    axis x, y;
+    extent(&c, sel, nnames, &x, &y);
+    /* Whole seconds from 0, room above the highest rate, and at least 1 on each. */
+    x = (axis){0, fmax(1, x.hi + 0.5), 0};
+    y = (axis){0, fmax(1, y.hi * 1.1), 0};
     header(fp, "Throughput over time: sagas completed per second", machine);
     axes(fp, &x, &y, "seconds since the first measured order", "sagas/s");
-    for (size_t k = 0; k < nnames; k++) {
-        char note[64];
-        if (sel[k] == NULL)
-            continue;
-        begin_series(fp, k);
-        for (size_t s = 0; s < seconds_of(sel[k]); s++)
-            fprintf(fp, "%.1f,%.1f ", px(&x, (double)s + 0.5), py(&y, sel[k]->load.per_s[s]));
-        snprintf(note, sizeof(note), "%.0f sagas/s overall", sel[k]->load.sagas_per_s);
-        end_series(fp, k, names[k], note);
-    }
-    fprintf(fp, "</svg>\n");
+    series(fp, &c, &x, &y, sel, names, nnames);
+}
+
+/* Latency: the CDF's points, the share of sagas at most so long. */
+static size_t cdf_points(const bench_phase *p)
+{
+    (void)p;
+    return BENCH_CDF_POINTS;
+}
+
+static void cdf_point(const bench_phase *p, size_t i, double *x, double *y)
+{
+    *x = p->load.cdf_ms[i];
+    *y = 100.0 * (double)i / (BENCH_CDF_POINTS - 1);
+}
+
+static void percentiles(const bench_phase *p, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "p50 %.*f ms, p99 %.*f ms", p->load.p50_ms < 10 ? 1 : 0, p->load.p50_ms,
+             p->load.p99_ms < 10 ? 1 : 0, p->load.p99_ms);
 }
 
 static void latency(FILE *fp, const bench_phase *const *sel, const char *const *names,
                     size_t nnames, const char *machine)
 {
-    axis x = {INFINITY, 0, 1}, y = {0, 100, 0};
-    for (size_t k = 0; k < nnames; k++) {
-        if (sel[k] == NULL)
-            continue;
-        x.lo = fmin(x.lo, sel[k]->load.cdf_ms[0]);
-        x.hi = fmax(x.hi, sel[k]->load.cdf_ms[BENCH_CDF_POINTS - 1]);
-    }
+    static const chart c = {cdf_points, cdf_point, percentiles};
+    axis x, y;
+    extent(&c, sel, nnames, &x, &y);
     /* Whole powers of ten at both ends, and never below 0.1 ms. */
     x.lo = pow(10, floor(log10(fmax(x.lo, 0.1))));
     x.hi = pow(10, ceil(log10(fmax(x.hi, x.lo * 10))));
+    x.log = 1;
+    y = (axis){0, 100, 0};
     header(fp, "Latency distribution: place to order.confirmed (CDF)", machine);
     axes(fp, &x, &y, "latency, ms (logarithmic)", "% of sagas at most this long");
-    for (size_t k = 0; k < nnames; k++) {
-        char note[64];
-        if (sel[k] == NULL)
-            continue;
-        begin_series(fp, k);
-        for (size_t i = 0; i < BENCH_CDF_POINTS; i++)
-            fprintf(fp, "%.1f,%.1f ", px(&x, sel[k]->load.cdf_ms[i]),
-                    py(&y, 100.0 * (double)i / (BENCH_CDF_POINTS - 1)));
-        snprintf(note, sizeof(note), "p50 %.*f ms, p99 %.*f ms", sel[k]->load.p50_ms < 10 ? 1 : 0,
-                 sel[k]->load.p50_ms, sel[k]->load.p99_ms < 10 ? 1 : 0, sel[k]->load.p99_ms);
-        end_series(fp, k, names[k], note);
-    }
-    fprintf(fp, "</svg>\n");
+    series(fp, &c, &x, &y, sel, names, nnames);
 }
 
 /* Writes dir/file with draw; -1 with errno set when it cannot be written. */

@@ -304,37 +304,19 @@ static const char cancel_help[] =
 
 int ctl_cmd_cancel(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     Saga__V1__CancelOrder req = SAGA__V1__CANCEL_ORDER__INIT;
     Saga__V1__CommandReply *rep = NULL;
-    int json = 0, rc = CTL_EXIT_USAGE, opt;
+    const char *reason = req.reason;
+    int json = 0, rc;
+    const ctl_option opts[] = {
+        {"reason", &reason, NULL}, {"json", NULL, &json}, {"url", &url, NULL}};
     ctl_conn c = {0};
 
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'r':
-            req.reason = optarg;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(cancel_help, stdout);
-            rc = CTL_EXIT_OK;
-            goto out;
-        default:
-            rc = ctl_bad_option("cancel", argv, optind, optopt, opt);
-            goto out;
-        }
-    }
+    rc = ctl_parse_options("cancel", cancel_help, argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
+    req.reason = (char *)reason; /* protobuf-c's fields are not const; it only reads */
+    rc = CTL_EXIT_USAGE;
     if (argc - optind != 1) {
         ctl_err("cancel", "want exactly one ORDER_ID (see sagactl cancel --help)");
         goto out;

@@ -85,6 +85,21 @@ void ctl_money(int64_t cents, char *out, size_t outlen);
  * "out of memory" when an append failed. */
 int ctl_print(const char *cmd, const ctl_buf *b);
 
+/* An option a command takes besides --help: --name with a value, stored in *text,
+ * or, when text is NULL, a flag: *flag = 1 when given. */
+typedef struct ctl_option {
+    const char *name;
+    const char **text;
+    int *flag;
+} ctl_option;
+#define CTL_OPTIONS_MAX 16
+
+/* Parses argv's options: the n (at most CTL_OPTIONS_MAX) of opts and --help, which
+ * prints help. CTL_EXIT_OK with the operands at argv[optind..argc), -1 when --help
+ * was printed (exit 0), or CTL_EXIT_USAGE after saying which option was wrong. */
+int ctl_parse_options(const char *cmd, const char *help, int argc, char **argv,
+                      const ctl_option *opts, size_t n);
+
 /* Parses the options most commands share: --json (when json is not NULL),
  * --wait SECONDS (when wait_s is not NULL), --url, --help. On CTL_EXIT_OK
  * the operands are argv[optind..argc). Returns -1 when --help was printed
@@ -477,7 +492,8 @@ int ctl_cmd_inject(const char *url, int argc, char **argv);
 int ctl_cmd_dlq(const char *url, int argc, char **argv);
 
 /* Reports an option getopt_long refused: ret is what it returned (':' for a
- * missing value, '?' for an unknown option). Returns CTL_EXIT_USAGE. */
+ * missing value, '?' for an unknown option); the message points to the --help of
+ * cmd (NULL: of the program). Returns CTL_EXIT_USAGE. */
 int ctl_bad_option(const char *cmd, char **argv, int optind_now, int optopt_now, int ret);
 
 #endif

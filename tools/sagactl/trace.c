@@ -111,7 +111,8 @@ int ctl_history_read(ctl_conn *c, const char *cmd, const char *id, ctl_stream_fn
                      uint64_t *bad)
 {
     natsMsg *reply = NULL;
-    natsStatus s = ctl_request(c, CTL_HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
+    natsStatus s =
+        ctl_request(c, CTL_HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
     if (s != NATS_OK) {
         natsMsg_Destroy(reply);
         return 0;
@@ -185,32 +186,15 @@ static const char trace_help[] =
 
 int ctl_cmd_trace(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     trace_state t;
     ctl_stream_result res;
     ctl_conn c = {0};
-    int opt, rc, hist = 0;
+    int rc, hist = 0;
 
     memset(&t, 0, sizeof(t));
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            t.json = 1;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(trace_help, stdout);
-            return CTL_EXIT_OK;
-        default:
-            return ctl_bad_option("trace", argv, optind, optopt, opt);
-        }
-    }
+    rc = ctl_parse_opts("trace", trace_help, argc, argv, &url, &t.json, NULL);
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
     if (argc - optind != 1) {
         ctl_err("trace", "want exactly one ORDER_ID (see sagactl trace --help)");
         return CTL_EXIT_USAGE;
@@ -272,37 +256,17 @@ static const char watch_help[] =
 
 int ctl_cmd_watch(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"order", required_argument, NULL, 'o'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     natsSubscription *sub = NULL;
     const char *order = NULL;
     char subject[128];
-    int json = 0, opt, rc;
+    int json = 0, rc;
+    const ctl_option opts[] = {{"json", NULL, &json}, {"order", &order, NULL}, {"url", &url, NULL}};
     ctl_conn c = {0};
     ctl_buf b;
 
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = 1;
-            break;
-        case 'o':
-            order = optarg;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(watch_help, stdout);
-            return CTL_EXIT_OK;
-        default:
-            return ctl_bad_option("watch", argv, optind, optopt, opt);
-        }
-    }
+    rc = ctl_parse_options("watch", watch_help, argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
     if (optind < argc) {
         ctl_err("watch", "unexpected argument '%s' (see sagactl watch --help)", argv[optind]);
         return CTL_EXIT_USAGE;

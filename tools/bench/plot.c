@@ -102,18 +102,21 @@ static void tick(FILE *fp, int vertical, double at, double v)
 /* Grid, tick labels and axis titles. */
 static void axes(FILE *fp, const axis *x, const axis *y, const char *xtitle, const char *ytitle)
 {
-    if (x->log) {
+    /* No point to scale to (a run without samples): a frame without ticks, not a
+     * tick loop over an infinite range. */
+    int ticks = isfinite(x->lo) && isfinite(x->hi) && isfinite(y->lo) && isfinite(y->hi);
+    if (ticks && x->log) {
         for (double d = pow(10, floor(log10(x->lo))); d <= x->hi * 1.0001; d *= 10)
             for (int m = 1; m <= 5; m += m == 1 ? 1 : 3)
                 if (d * m >= x->lo * 0.9999 && d * m <= x->hi * 1.0001)
                     tick(fp, 1, px(x, d * m), d * m);
-    } else {
+    } else if (ticks) {
         double s = nice_step(x->hi - x->lo);
         for (double v = ceil(x->lo / s) * s; v <= x->hi + s / 1000; v += s)
             tick(fp, 1, px(x, v), v);
     }
-    double s = nice_step(y->hi - y->lo);
-    for (double v = ceil(y->lo / s) * s; v <= y->hi + s / 1000; v += s)
+    double s = ticks ? nice_step(y->hi - y->lo) : 0;
+    for (double v = ceil(y->lo / s) * s; ticks && v <= y->hi + s / 1000; v += s)
         tick(fp, 0, py(y, v), v);
     fprintf(fp,
             "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n"
@@ -292,8 +295,15 @@ int bench_plot(const char *dir, const bench_phase *ph, size_t n, const char *con
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return -1;
-    for (size_t k = 0; k < nnames; k++)
+    size_t found = 0;
+    for (size_t k = 0; k < nnames; k++) {
         sel[k] = first_run(ph, n, names[k], kind);
+        found += sel[k] != NULL;
+    }
+    if (found == 0) {
+        errno = ENOENT; /* no phase to draw: an empty chart has no axes to scale */
+        return -1;
+    }
     if (write_chart(dir, "throughput.svg", throughput, sel, names, nnames, machine) != 0 ||
         write_chart(dir, "latency.svg", latency, sel, names, nnames, machine) != 0)
         return -1;

@@ -9,6 +9,7 @@
  *
  * Ends with one line of figures: orders, instances, victims, the longest wait for one
  * order to be accepted, lost and duplicated (both must be 0), seconds and sagas/s. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -191,6 +194,145 @@ static void handover_keeps_orders_and_keys(void **state)
     assert_int_equal(audit, 0);
 }
 
+/* ---- saga-fleet scale while orders flow ----------------------------------------- */
+
+/* Places orders "live-<n>" one after the other until told to stop. */
+typedef struct placer {
+    pthread_t thread;
+    volatile int stop;
+    volatile long placed;
+    volatile int failed;
+} placer;
+
+static placer placer_of_test;
+
+static void *place_until_stopped(void *arg)
+{
+    placer *pl = arg;
+    char id[64], key[64], sku[16];
+    int64_t took;
+    for (long n = 0; !pl->stop; n++) {
+        snprintf(key, sizeof(key), "live-%ld", n);
+        snprintf(sku, sizeof(sku), "SKU%ld", n % NSKU);
+        tfleet_item it[1] = {{sku, 1, 100 + (long long)(n % 997)}};
+        if (tfleet_place_retrying(&F, key, "c1", it, 1, PLACE_TIMEOUT_MS, id, sizeof(id), &took) !=
+            0) {
+            pl->failed = 1;
+            break;
+        }
+        pl->placed = n + 1;
+    }
+    return NULL;
+}
+
+static int placed_more(void *arg)
+{
+    const long *want = arg;
+    return placer_of_test.placed >= *want || placer_of_test.failed;
+}
+
+/* Runs saga-fleet with args on the tests' fleet (its home), its output into out;
+ * the tests' fleet then reads the processes it left. Returns its exit status. */
+static int saga_fleet(const char *const *args, char *out, size_t cap)
+{
+    char home[700], log_path[700], url[1100];
+    const char *argv[8] = {SAGA_BUILD_DIR "/tools/saga-fleet"};
+    int n = 1, status = 0;
+    for (int i = 0; args[i] != NULL && n < 7; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    snprintf(home, sizeof(home), "SAGA_HOME=%s", tsrv_dir(F.srv));
+    snprintf(log_path, sizeof(log_path), "%s/saga-fleet.out", tsrv_dir(F.srv));
+    unlink(log_path);
+    snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(F.srv));
+    const char *env[] = {home, url, "SAGA_BUILD_DIR=" SAGA_BUILD_DIR, NULL};
+    pid_t pid = tproc_spawn(argv, env, log_path);
+    if (pid <= 0 || tproc_wait(pid, 120000, &status) != 0)
+        return -1;
+    FILE *fp = fopen(log_path, "r");
+    size_t got = fp != NULL ? fread(out, 1, cap - 1, fp) : 0;
+    out[got] = '\0';
+    if (fp != NULL)
+        fclose(fp);
+    fputs(out, stderr);
+    if (tfleet_reload(&F) != 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The pause saga-fleet scale printed ("paused N ms"), or -1. */
+static long long printed_pause(const char *out)
+{
+    const char *p = strstr(out, "paused ");
+    return p != NULL ? atoll(p + 7) : -1;
+}
+
+/* `saga-fleet scale payment 3`, then `scale payment 2`, while a client places orders
+ * one after the other: the command's own hand-over (the same code as tfleet_rescale),
+ * status shows the new instances, every order final, audit clean. */
+static void fleet_scale_command_under_load(void **state)
+{
+    static char out[1 << 15];
+    long want;
+    int pay = tfleet_index("payment");
+    (void)state;
+    for (int s = 0; s < NSKU; s++) {
+        char sku[16];
+        snprintf(sku, sizeof(sku), "SKU%d", s);
+        assert_int_equal(tfleet_set_stock(&F, sku, 100000), 0);
+    }
+    int64_t t0 = tproc_now_ms();
+    assert_int_equal(pthread_create(&placer_of_test.thread, NULL, place_until_stopped,
+                                    &placer_of_test),
+                     0);
+    want = 40;
+    tproc_wait_until(placed_more, &want, PLACE_TIMEOUT_MS);
+    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "3", NULL}, out, sizeof(out)),
+                     0);
+    long long pause_up = printed_pause(out);
+    assert_non_null(strstr(out, "payment: 2 -> 3 instances"));
+    assert_non_null(strstr(out, "moved partitions"));
+    assert_int_equal(F.instances[pay], 3);
+    /* status lists the new instance with its partitions. */
+    saga_fleet((const char *[]){"status", "--json", NULL}, out, sizeof(out));
+    assert_non_null(strstr(out, "{\"name\":\"payment-3\",\"pid\":"));
+    assert_non_null(strstr(out, "\"state\":\"up\",\"partitions\":\"2,5,8,11,14\""));
+    want = placer_of_test.placed + 40;
+    tproc_wait_until(placed_more, &want, PLACE_TIMEOUT_MS);
+    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "2", NULL}, out, sizeof(out)),
+                     0);
+    long long pause_down = printed_pause(out);
+    assert_non_null(strstr(out, "payment: 3 -> 2 instances"));
+    assert_int_equal(F.instances[pay], 2);
+    /* Refusals: no such service, a bad count, the count it runs. */
+    assert_int_equal(saga_fleet((const char *[]){"scale", "nobody", "2", NULL}, out, sizeof(out)),
+                     2);
+    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "17", NULL}, out, sizeof(out)),
+                     2);
+    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "2", NULL}, out, sizeof(out)),
+                     1);
+    want = placer_of_test.placed + 40;
+    tproc_wait_until(placed_more, &want, PLACE_TIMEOUT_MS);
+    placer_of_test.stop = 1;
+    pthread_join(placer_of_test.thread, NULL);
+    assert_false(placer_of_test.failed);
+
+    long orders = placer_of_test.placed;
+    size_t placed_orders = 0, final_orders = 0;
+    int done =
+        tfleet_wait_final(&F, (size_t)orders, FINAL_DEADLINE_MS, &placed_orders, &final_orders);
+    int audit = tfleet_audit(&F);
+    printf("fleet-scale: orders=%ld payment=2->3 pause_ms=%lld payment=3->2 pause_ms=%lld "
+           "lost=%ld duplicated=%ld seconds=%.1f audit=%s\n",
+           orders, pause_up, pause_down, orders - (long)final_orders,
+           (long)placed_orders - orders, (double)(tproc_now_ms() - t0) / 1000.0,
+           audit == 0 ? "pass" : "FAIL");
+    assert_int_equal(done, 0);
+    assert_int_equal((long)final_orders, orders);
+    assert_int_equal((long)placed_orders, orders);
+    assert_int_equal(audit, 0);
+}
+
 /* The fleet of `instances`, in *state. */
 static int setup(void **state)
 {
@@ -214,18 +356,34 @@ static int setup_handover(void **state)
     return tfleet_launch(&F);
 }
 
+/* saga-fleet scale: payment 2, the others one each. */
+static int setup_cli(void **state)
+{
+    static const char *env[] = {"ORDER_DEADLINE_MS=120000", NULL};
+    static const int counts[TFLEET_NSVC] = {1, 2, 1, 1, 1};
+    tfleet_init(&F, SAGA_BUILD_DIR, env);
+    memcpy(F.instances, counts, sizeof(counts));
+    memset(&placer_of_test, 0, sizeof(placer_of_test));
+    *state = &F;
+    return tfleet_launch(&F);
+}
+
 static int teardown(void **state)
 {
     return tfleet_stop(*state);
 }
 
-int main(void)
+/* test_scale [NAME]: only the test case NAME (a cmocka filter, * matches any). */
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(fleet_scale_command_under_load, setup_cli, teardown),
         cmocka_unit_test_setup_teardown(handover_keeps_orders_and_keys, setup_handover, teardown),
         cmocka_unit_test_setup_teardown(orders_survive_instance_kills, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     int failed = cmocka_run_group_tests_name("scale", tests, NULL, NULL);
     nats_Close();
     return failed;

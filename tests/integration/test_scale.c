@@ -260,6 +260,16 @@ static int saga_fleet(const char *const *args, char *out, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Whether process name is up in the `status --json` output out. */
+static int status_up_in(const char *out, const char *name)
+{
+    char pat[96];
+    snprintf(pat, sizeof(pat), "{\"name\":\"%s\",", name);
+    const char *p = strstr(out, pat);
+    const char *st = p != NULL ? strstr(p, "\"state\":") : NULL;
+    return st != NULL && strncmp(st, "\"state\":\"up\"", 12) == 0;
+}
+
 /* The pause saga-fleet scale printed ("paused N ms"), or -1. */
 static long long printed_pause(const char *out)
 {
@@ -267,52 +277,59 @@ static long long printed_pause(const char *out)
     return p != NULL ? atoll(p + 7) : -1;
 }
 
-/* `saga-fleet scale payment 3`, then `scale payment 2`, while a client places orders
- * one after the other: the command's own hand-over (the same code as tfleet_rescale),
- * status shows the new instances, every order final, audit clean. */
-static void fleet_scale_command_under_load(void **state)
+/* One `saga-fleet scale SVC N` of a run. */
+typedef struct scale_step {
+    const char *svc;
+    int n;
+} scale_step;
+
+/* Starts the placer and stock for it. */
+static void start_placing(void)
 {
-    static char out[1 << 15];
-    long want;
-    int pay = tfleet_index("payment");
-    (void)state;
     for (int s = 0; s < NSKU; s++) {
         char sku[16];
         snprintf(sku, sizeof(sku), "SKU%d", s);
         assert_int_equal(tfleet_set_stock(&F, sku, 100000), 0);
     }
-    int64_t t0 = tproc_now_ms();
     assert_int_equal(pthread_create(&placer_of_test.thread, NULL, place_until_stopped,
                                     &placer_of_test),
                      0);
-    want = 40;
+}
+
+/* Waits until the placer has placed 40 more orders. */
+static void place_40_more(void)
+{
+    long want = placer_of_test.placed + 40;
     tproc_wait_until(placed_more, &want, PLACE_TIMEOUT_MS);
-    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "3", NULL}, out, sizeof(out)),
-                     0);
-    long long pause_up = printed_pause(out);
-    assert_non_null(strstr(out, "payment: 2 -> 3 instances"));
-    assert_non_null(strstr(out, "moved partitions"));
-    assert_int_equal(F.instances[pay], 3);
-    /* status lists the new instance with its partitions. */
-    saga_fleet((const char *[]){"status", "--json", NULL}, out, sizeof(out));
-    assert_non_null(strstr(out, "{\"name\":\"payment-3\",\"pid\":"));
-    assert_non_null(strstr(out, "\"state\":\"up\",\"partitions\":\"2,5,8,11,14\""));
-    want = placer_of_test.placed + 40;
-    tproc_wait_until(placed_more, &want, PLACE_TIMEOUT_MS);
-    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "2", NULL}, out, sizeof(out)),
-                     0);
-    long long pause_down = printed_pause(out);
-    assert_non_null(strstr(out, "payment: 3 -> 2 instances"));
-    assert_int_equal(F.instances[pay], 2);
-    /* Refusals: no such service, a bad count, the count it runs. */
-    assert_int_equal(saga_fleet((const char *[]){"scale", "nobody", "2", NULL}, out, sizeof(out)),
-                     2);
-    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "17", NULL}, out, sizeof(out)),
-                     2);
-    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "2", NULL}, out, sizeof(out)),
-                     1);
-    want = placer_of_test.placed + 40;
-    tproc_wait_until(placed_more, &want, PLACE_TIMEOUT_MS);
+    assert_false(placer_of_test.failed);
+}
+
+/* Runs each step as `saga-fleet scale SVC N` with 40 orders placed before, between
+ * and after; its pause into pause[k] and what it printed into out. */
+static void scale_steps(const scale_step *steps, int nsteps, long long *pause, char *out,
+                        size_t cap)
+{
+    for (int k = 0; k < nsteps; k++) {
+        char n[8], said[64];
+        int before = F.instances[tfleet_index(steps[k].svc)];
+        snprintf(n, sizeof(n), "%d", steps[k].n);
+        place_40_more();
+        assert_int_equal(saga_fleet((const char *[]){"scale", steps[k].svc, n, NULL}, out, cap),
+                         0);
+        pause[k] = printed_pause(out);
+        snprintf(said, sizeof(said), "%s: %d -> %d instance", steps[k].svc, before, steps[k].n);
+        assert_non_null(strstr(out, said));
+        assert_int_equal(F.instances[tfleet_index(steps[k].svc)], steps[k].n);
+    }
+}
+
+/* Stops the placer after 40 more orders; then every order placed is final once, the
+ * audit is clean (no step done twice), and a line of figures names the steps. */
+static void finish_placing(const char *label, const scale_step *steps, int nsteps,
+                           const long long *pause, int64_t t0)
+{
+    char figures[512] = "";
+    place_40_more();
     placer_of_test.stop = 1;
     pthread_join(placer_of_test.thread, NULL);
     assert_false(placer_of_test.failed);
@@ -322,15 +339,71 @@ static void fleet_scale_command_under_load(void **state)
     int done =
         tfleet_wait_final(&F, (size_t)orders, FINAL_DEADLINE_MS, &placed_orders, &final_orders);
     int audit = tfleet_audit(&F);
-    printf("fleet-scale: orders=%ld payment=2->3 pause_ms=%lld payment=3->2 pause_ms=%lld "
-           "lost=%ld duplicated=%ld seconds=%.1f audit=%s\n",
-           orders, pause_up, pause_down, orders - (long)final_orders,
-           (long)placed_orders - orders, (double)(tproc_now_ms() - t0) / 1000.0,
-           audit == 0 ? "pass" : "FAIL");
+    for (int k = 0; k < nsteps; k++)
+        snprintf(figures + strlen(figures), sizeof(figures) - strlen(figures),
+                 " %s->%d pause_ms=%lld", steps[k].svc, steps[k].n, pause[k]);
+    printf("%s: orders=%ld%s lost=%ld duplicated=%ld seconds=%.1f audit=%s\n", label, orders,
+           figures, orders - (long)final_orders, (long)placed_orders - orders,
+           (double)(tproc_now_ms() - t0) / 1000.0, audit == 0 ? "pass" : "FAIL");
     assert_int_equal(done, 0);
     assert_int_equal((long)final_orders, orders);
     assert_int_equal((long)placed_orders, orders);
     assert_int_equal(audit, 0);
+}
+
+/* `saga-fleet scale payment 3`, then `scale payment 2`, while a client places orders
+ * one after the other: the command's own hand-over (the same code as tfleet_rescale),
+ * status shows the new instances, every order final, audit clean. */
+static void fleet_scale_command_under_load(void **state)
+{
+    static char out[1 << 15];
+    static const scale_step up[] = {{"payment", 3}}, down[] = {{"payment", 2}};
+    long long pause[2];
+    (void)state;
+    int64_t t0 = tproc_now_ms();
+    start_placing();
+    scale_steps(up, 1, &pause[0], out, sizeof(out));
+    assert_non_null(strstr(out, "moved partitions"));
+    /* status lists the new instance with its partitions. */
+    saga_fleet((const char *[]){"status", "--json", NULL}, out, sizeof(out));
+    assert_true(status_up_in(out, "payment-3"));
+    assert_non_null(strstr(out, "\"state\":\"up\",\"partitions\":\"2,5,8,11,14\""));
+    scale_steps(down, 1, &pause[1], out, sizeof(out));
+    /* Refusals: no such service, a bad count, the count it runs. */
+    assert_int_equal(saga_fleet((const char *[]){"scale", "nobody", "2", NULL}, out, sizeof(out)),
+                     2);
+    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "17", NULL}, out, sizeof(out)),
+                     2);
+    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "2", NULL}, out, sizeof(out)),
+                     1);
+    /* Inventory's stock belongs to no partition: refused, and inventory runs again. */
+    assert_int_equal(
+        saga_fleet((const char *[]){"scale", "inventory", "2", NULL}, out, sizeof(out)), 1);
+    assert_int_equal(F.instances[tfleet_index("inventory")], 1);
+    saga_fleet((const char *[]){"status", "--json", NULL}, out, sizeof(out));
+    assert_non_null(strstr(out, "{\"name\":\"inventory\",\"pid\":"));
+    assert_true(status_up_in(out, "inventory"));
+    static const scale_step both[] = {{"payment", 3}, {"payment", 2}};
+    finish_placing("fleet-scale", both, 2, pause, t0);
+}
+
+/* From the only instance to two and back, for payment and for order (whose
+ * idempotency records move with their keys), while orders flow: the only instance's
+ * consumer per type becomes one per type and partition at its acknowledgement floor,
+ * and back at the least floor; what comes again is dropped by the inboxes. */
+static void one_to_two_and_back(void **state)
+{
+    static char out[1 << 15];
+    static const scale_step steps[] = {
+        {"payment", 2}, {"order", 2}, {"payment", 1}, {"order", 1}};
+    long long pause[4];
+    (void)state;
+    int64_t t0 = tproc_now_ms();
+    start_placing();
+    scale_steps(steps, 1, &pause[0], out, sizeof(out));
+    assert_non_null(strstr(out, "consumers: "));
+    scale_steps(steps + 1, 3, &pause[1], out, sizeof(out));
+    finish_placing("one-to-two", steps, 4, pause, t0);
 }
 
 /* The fleet of `instances`, in *state. */
@@ -368,6 +441,18 @@ static int setup_cli(void **state)
     return tfleet_launch(&F);
 }
 
+/* Every service one instance. */
+static int setup_single(void **state)
+{
+    static const char *env[] = {"ORDER_DEADLINE_MS=120000", NULL};
+    static const int counts[TFLEET_NSVC] = {1, 1, 1, 1, 1};
+    tfleet_init(&F, SAGA_BUILD_DIR, env);
+    memcpy(F.instances, counts, sizeof(counts));
+    memset(&placer_of_test, 0, sizeof(placer_of_test));
+    *state = &F;
+    return tfleet_launch(&F);
+}
+
 static int teardown(void **state)
 {
     return tfleet_stop(*state);
@@ -378,6 +463,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fleet_scale_command_under_load, setup_cli, teardown),
+        cmocka_unit_test_setup_teardown(one_to_two_and_back, setup_single, teardown),
         cmocka_unit_test_setup_teardown(handover_keeps_orders_and_keys, setup_handover, teardown),
         cmocka_unit_test_setup_teardown(orders_survive_instance_kills, setup, teardown),
     };

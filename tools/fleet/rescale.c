@@ -1,16 +1,19 @@
 /* rescale.c - the hand-over of a running fleet; see rescale.h and docs/scaling.md. */
 #include "rescale.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
 #include "instances.h"
+#include "saga/event.h"
 #include "saga/wire.h"
 
-enum { NAME_CAP = 64, DIR_CAP = 4096 };
+enum { NAME_CAP = 64, DIR_CAP = 4096, PATTERNS_MAX = 64 };
 
 /* The names and data directories of one side of a rescale: n instances of svc. */
 typedef struct side {
@@ -83,6 +86,241 @@ static int move_all(const side *a, const side *b, fleet_rescale_report *rep, cha
     return 0;
 }
 
+/* ---- consumers: one per event type, or one per type and partition --------------- */
+
+/* Whether ci is one of svc's durable consumers: the only instance's of a pattern
+ * (*partition -1, filter evt.*.PATTERN) or an instance's of a pattern and partition
+ * (filter evt.P.PATTERN), named as the runtime names them. The pattern goes into
+ * pattern. */
+static int consumer_of(const jsConsumerInfo *ci, const char *svc, char *pattern, size_t cap,
+                       int *partition)
+{
+    const char *filter = ci->Config != NULL ? ci->Config->FilterSubject : NULL;
+    const char *dot = filter != NULL ? strchr(filter, '.') : NULL;
+    const char *rest = dot != NULL ? strchr(dot + 1, '.') : NULL;
+    char want[256], name[256];
+
+    if (rest == NULL || ci->Name == NULL || strlen(rest + 1) >= cap)
+        return 0;
+    snprintf(pattern, cap, "%s", rest + 1);
+    for (int p = -1; p < SAGA_PARTITIONS; p++) {
+        if (p < 0)
+            snprintf(want, sizeof want, SAGA_SUBJ_EVENTS_OF_FMT, pattern);
+        else
+            snprintf(want, sizeof want, SAGA_SUBJ_EVENT_FMT, (unsigned)p, pattern);
+        if (strcmp(want, filter) == 0 &&
+            saga_consumer_name(svc, pattern, p, name, sizeof name) == SAGA_OK &&
+            strcmp(name, ci->Name) == 0) {
+            *partition = p;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The stream sequence up to which consumer ci has had every event it filters
+ * acknowledged: its acknowledgement floor, or last (the stream's last sequence, read
+ * before ci) when nothing is pending, so that a type seldom seen does not hold the
+ * floor far back. */
+static uint64_t done_up_to(const jsConsumerInfo *ci, uint64_t last)
+{
+    return ci->NumPending == 0 && ci->NumAckPending == 0 ? last : ci->AckFloor.Stream;
+}
+
+/* One pattern of svc: its consumers now, and where the new ones start. */
+typedef struct group {
+    char pattern[128];
+    const jsConsumerInfo *type; /* the only instance's, NULL when none */
+    int parts;                  /* partition consumers */
+    uint64_t done;              /* the least done_up_to of the partition consumers */
+} group;
+
+/* (Re)creates durable consumer name (filter filter) like like, delivering from stream
+ * sequence start. A consumer of that name is deleted first: a repeat of a regroup
+ * that failed half way starts it where it should. */
+static natsStatus add_at(jsCtx *js, const jsConsumerConfig *like, const char *name,
+                         const char *filter, uint64_t start, jsErrCode *jerr)
+{
+    jsConsumerConfig cc;
+    char deliver[256];
+
+    js_DeleteConsumer(js, SAGA_STREAM_EVENTS, name, NULL, NULL);
+    jsConsumerConfig_Init(&cc);
+    snprintf(deliver, sizeof deliver, SAGA_SUBJ_DELIVER_FMT, name);
+    cc.Durable = name;
+    cc.DeliverSubject = deliver;
+    cc.FilterSubject = filter;
+    cc.DeliverPolicy = js_DeliverByStartSequence;
+    cc.OptStartSeq = start;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = like->AckWait;
+    cc.MaxDeliver = like->MaxDeliver;
+    cc.MaxAckPending = like->MaxAckPending;
+    return js_AddConsumer(NULL, js, SAGA_STREAM_EVENTS, &cc, NULL, jerr);
+}
+
+/* The only instance's consumer of g becomes one per partition, each starting after
+ * its acknowledgement floor: what was done but not acknowledged comes again and the
+ * inbox (copied to every instance) drops it. */
+static natsStatus split(jsCtx *js, const char *svc, const group *g, uint64_t last, jsErrCode *jerr)
+{
+    char name[256], filter[256];
+    uint64_t start = done_up_to(g->type, last) + 1;
+    natsStatus s = NATS_OK;
+
+    for (int p = 0; p < SAGA_PARTITIONS && s == NATS_OK; p++) {
+        saga_consumer_name(svc, g->pattern, p, name, sizeof name);
+        snprintf(filter, sizeof filter, SAGA_SUBJ_EVENT_FMT, (unsigned)p, g->pattern);
+        s = add_at(js, g->type->Config, name, filter, start, jerr);
+    }
+    return s == NATS_OK ? js_DeleteConsumer(js, SAGA_STREAM_EVENTS, g->type->Name, NULL, jerr) : s;
+}
+
+/* The partition consumers of g become the only instance's one, starting after the
+ * least of their floors (kept when it exists: a repeat after it was made). */
+static natsStatus join(jsCtx *js, const char *svc, const group *g, const jsConsumerConfig *like,
+                       jsErrCode *jerr)
+{
+    char name[256], filter[256];
+    natsStatus s = NATS_OK;
+
+    if (g->type == NULL) {
+        saga_consumer_name(svc, g->pattern, -1, name, sizeof name);
+        snprintf(filter, sizeof filter, SAGA_SUBJ_EVENTS_OF_FMT, g->pattern);
+        s = add_at(js, like, name, filter, g->done + 1, jerr);
+    }
+    for (int p = 0; p < SAGA_PARTITIONS && s == NATS_OK; p++) {
+        saga_consumer_name(svc, g->pattern, p, name, sizeof name);
+        s = js_DeleteConsumer(js, SAGA_STREAM_EVENTS, name, NULL, jerr);
+        if (s == NATS_NOT_FOUND)
+            s = NATS_OK;
+    }
+    return s;
+}
+
+/* svc's consumers grouped by pattern, from list. Returns how many groups. */
+static int group_consumers(const jsConsumerInfoList *list, const char *svc, uint64_t last,
+                           group *g, const jsConsumerConfig **like)
+{
+    int ng = 0;
+
+    for (int i = 0; i < list->Count; i++) {
+        const jsConsumerInfo *ci = list->List[i];
+        char pattern[128];
+        int p, k = 0;
+        if (!consumer_of(ci, svc, pattern, sizeof pattern, &p))
+            continue;
+        while (k < ng && strcmp(g[k].pattern, pattern) != 0)
+            k++;
+        if (k == ng) {
+            if (ng == PATTERNS_MAX)
+                continue;
+            memset(&g[ng], 0, sizeof g[ng]);
+            snprintf(g[ng].pattern, sizeof g[ng].pattern, "%s", pattern);
+            g[ng].done = UINT64_MAX;
+            like[ng++] = ci->Config;
+        }
+        if (p < 0) {
+            g[k].type = ci;
+        } else {
+            uint64_t d = done_up_to(ci, last);
+            g[k].parts++;
+            g[k].done = d < g[k].done ? d : g[k].done;
+        }
+    }
+    return ng;
+}
+
+/* Changes svc's consumers to one per type and partition (to_partitions) or to one
+ * per type, each pattern once; *made counts the patterns changed. svc is stopped. */
+static int regroup(fleet *f, const char *svc, int to_partitions, int *made, char *err,
+                   size_t errlen)
+{
+    static group g[PATTERNS_MAX];
+    const jsConsumerConfig *like[PATTERNS_MAX];
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    jsConsumerInfoList *list = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s;
+
+    if (fleet_jetstream(f, &nc, &js) != 0) {
+        snprintf(err, errlen, "no broker answers: the consumers of %s cannot change", svc);
+        return -1;
+    }
+    /* The stream's last sequence before the consumers are read: each consumer with
+     * nothing pending then has done everything up to it. */
+    s = js_GetStreamInfo(&si, js, SAGA_STREAM_EVENTS, NULL, &jerr);
+    if (s == NATS_OK)
+        s = js_Consumers(&list, js, SAGA_STREAM_EVENTS, NULL, &jerr);
+    if (s == NATS_OK) {
+        uint64_t last = si->State.LastSeq;
+        int ng = group_consumers(list, svc, last, g, like);
+        for (int k = 0; k < ng && s == NATS_OK; k++) {
+            int change = to_partitions ? g[k].type != NULL : g[k].parts > 0;
+            if (change)
+                s = to_partitions ? split(js, svc, &g[k], last, &jerr)
+                                  : join(js, svc, &g[k], like[k], &jerr);
+            *made += change && s == NATS_OK;
+        }
+    }
+    if (s != NATS_OK)
+        snprintf(err, errlen, "changing the consumers of %s: %s (jetstream error %d)", svc,
+                 natsStatus_GetText(s), (int)jerr);
+    jsConsumerInfoList_Destroy(list);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return s == NATS_OK ? 0 : -1;
+}
+
+/* ---- the procedure ------------------------------------------------------------- */
+
+/* Renames data directory from to to (payment <-> payment-1 between one instance and
+ * several); done already when only to exists. */
+static int rename_data(const char *from, const char *to, char *err, size_t errlen)
+{
+    int has_from = access(from, F_OK) == 0, has_to = access(to, F_OK) == 0;
+
+    if (!has_from && has_to)
+        return 0;
+    if (has_to || rename(from, to) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", from, to,
+                 has_to ? "it exists (data of an earlier run?): move it away first"
+                        : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The store part of the hand-over: each moving partition to its new owner, and
+ * between one instance and several the first instance's directory renamed (the
+ * only instance's store gives and then becomes the first instance's; the first
+ * instance's receives everything and becomes the only instance's). */
+static int stores_move(side *a, side *b, fleet_rescale_report *rep, char *err, size_t errlen)
+{
+    char only[DIR_CAP], why[512];
+
+    if (b->n > 1) {
+        if (move_all(a, b, rep, err, errlen) != 0)
+            return -1;
+        return a->n == 1 ? rename_data(a->dir[0], b->dir[0], err, errlen) : 0;
+    }
+    /* Into the first instance's directory, which then becomes the only one's. */
+    snprintf(only, sizeof only, "%s", b->dir[0]);
+    snprintf(b->dir[0], DIR_CAP, "%s", a->dir[0]);
+    int rc = move_all(a, b, rep, err, errlen);
+    snprintf(b->dir[0], DIR_CAP, "%s", only);
+    if (rc != 0)
+        return -1;
+    if (saga_store_make_only(a->dir[0], why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    return rename_data(a->dir[0], only, err, errlen);
+}
+
 /* Defines side b's processes like template (each with its own SAGA_INSTANCE and data
  * directory), then forgets side a's that b does not name. */
 static int define_all(fleet *f, const side *a, const side *b, const char *template, char *err,
@@ -151,10 +389,6 @@ int fleet_rescale(fleet *f, const char *svc, int m, int stop_ms, int ready_ms,
         snprintf(err, errlen, "%s already runs %d instance%s", svc, n, n > 1 ? "s" : "");
         return -1;
     }
-    if (n == 1 || m == 1) {
-        snprintf(err, errlen, "%s: a hand-over from or to the only instance is not built yet", svc);
-        return -1;
-    }
     side_init(&a, svc, n, "");
     if (data_parent(f, a.name[0], parent, sizeof parent, err, errlen) != 0)
         return -1;
@@ -170,7 +404,14 @@ int fleet_rescale(fleet *f, const char *svc, int m, int stop_ms, int ready_ms,
         snprintf(err, errlen, "cannot stop the instances of %s", svc);
         return -1;
     }
-    if (move_all(&a, &b, rep, err, errlen) != 0 ||
+    if (stores_move(&a, &b, rep, err, errlen) != 0) {
+        /* Refused before anything moved (a service with global state): as it was. */
+        if (rep->nmoves == 0 && start_all(f, &a, ready_ms, err + strlen(err), 0) == 0)
+            snprintf(err + strlen(err), errlen - strlen(err), " (nothing moved: %s restarted)",
+                     svc);
+        return -1;
+    }
+    if (((n == 1 || m == 1) && regroup(f, svc, m > 1, &rep->consumers, err, errlen) != 0) ||
         define_all(f, &a, &b, a.name[0], err, errlen) != 0 ||
         start_all(f, &b, ready_ms, err, errlen) != 0)
         return -1;

@@ -351,40 +351,62 @@ static void finish_placing(const char *label, const scale_step *steps, int nstep
     assert_int_equal(audit, 0);
 }
 
+/* Places orders one after the other while each step runs; after step k, check(k,
+ * what saga-fleet printed) when not NULL. Then every order final, audit clean. */
+static void scale_while_placing(const char *label, const scale_step *steps, int nsteps,
+                                void (*check)(int k, char *out, size_t cap))
+{
+    static char out[1 << 15];
+    long long pause[8];
+    int64_t t0 = tproc_now_ms();
+    assert_true(nsteps <= 8);
+    start_placing();
+    for (int k = 0; k < nsteps; k++) {
+        scale_steps(steps + k, 1, &pause[k], out, sizeof(out));
+        if (check != NULL)
+            check(k, out, sizeof(out));
+    }
+    finish_placing(label, steps, nsteps, pause, t0);
+}
+
+/* After payment 2 -> 3: the moves printed, status lists the new instance with its
+ * partitions; after 3 -> 2, the refusals. */
+static void check_payment_scale(int k, char *out, size_t cap)
+{
+    if (k == 0) {
+        assert_non_null(strstr(out, "moved partitions"));
+        saga_fleet((const char *[]){"status", "--json", NULL}, out, cap);
+        assert_true(status_up_in(out, "payment-3"));
+        assert_non_null(strstr(out, "\"state\":\"up\",\"partitions\":\"2,5,8,11,14\""));
+        return;
+    }
+    /* No such service, a bad count, the count it runs. */
+    assert_int_equal(saga_fleet((const char *[]){"scale", "nobody", "2", NULL}, out, cap), 2);
+    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "17", NULL}, out, cap), 2);
+    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "2", NULL}, out, cap), 1);
+    /* Inventory's stock belongs to no partition: refused, and inventory runs again. */
+    assert_int_equal(saga_fleet((const char *[]){"scale", "inventory", "2", NULL}, out, cap), 1);
+    assert_int_equal(F.instances[tfleet_index("inventory")], 1);
+    saga_fleet((const char *[]){"status", "--json", NULL}, out, cap);
+    assert_true(status_up_in(out, "inventory"));
+}
+
 /* `saga-fleet scale payment 3`, then `scale payment 2`, while a client places orders
  * one after the other: the command's own hand-over (the same code as tfleet_rescale),
  * status shows the new instances, every order final, audit clean. */
 static void fleet_scale_command_under_load(void **state)
 {
-    static char out[1 << 15];
-    static const scale_step up[] = {{"payment", 3}}, down[] = {{"payment", 2}};
-    long long pause[2];
+    static const scale_step steps[] = {{"payment", 3}, {"payment", 2}};
     (void)state;
-    int64_t t0 = tproc_now_ms();
-    start_placing();
-    scale_steps(up, 1, &pause[0], out, sizeof(out));
-    assert_non_null(strstr(out, "moved partitions"));
-    /* status lists the new instance with its partitions. */
-    saga_fleet((const char *[]){"status", "--json", NULL}, out, sizeof(out));
-    assert_true(status_up_in(out, "payment-3"));
-    assert_non_null(strstr(out, "\"state\":\"up\",\"partitions\":\"2,5,8,11,14\""));
-    scale_steps(down, 1, &pause[1], out, sizeof(out));
-    /* Refusals: no such service, a bad count, the count it runs. */
-    assert_int_equal(saga_fleet((const char *[]){"scale", "nobody", "2", NULL}, out, sizeof(out)),
-                     2);
-    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "17", NULL}, out, sizeof(out)),
-                     2);
-    assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "2", NULL}, out, sizeof(out)),
-                     1);
-    /* Inventory's stock belongs to no partition: refused, and inventory runs again. */
-    assert_int_equal(
-        saga_fleet((const char *[]){"scale", "inventory", "2", NULL}, out, sizeof(out)), 1);
-    assert_int_equal(F.instances[tfleet_index("inventory")], 1);
-    saga_fleet((const char *[]){"status", "--json", NULL}, out, sizeof(out));
-    assert_non_null(strstr(out, "{\"name\":\"inventory\",\"pid\":"));
-    assert_true(status_up_in(out, "inventory"));
-    static const scale_step both[] = {{"payment", 3}, {"payment", 2}};
-    finish_placing("fleet-scale", both, 2, pause, t0);
+    scale_while_placing("fleet-scale", steps, 2, check_payment_scale);
+}
+
+/* After the first step from the only instance: its consumers were replaced. */
+static void check_consumers_split(int k, char *out, size_t cap)
+{
+    (void)cap;
+    if (k == 0)
+        assert_non_null(strstr(out, "consumers: "));
 }
 
 /* From the only instance to two and back, for payment and for order (whose
@@ -393,17 +415,10 @@ static void fleet_scale_command_under_load(void **state)
  * and back at the least floor; what comes again is dropped by the inboxes. */
 static void one_to_two_and_back(void **state)
 {
-    static char out[1 << 15];
     static const scale_step steps[] = {
         {"payment", 2}, {"order", 2}, {"payment", 1}, {"order", 1}};
-    long long pause[4];
     (void)state;
-    int64_t t0 = tproc_now_ms();
-    start_placing();
-    scale_steps(steps, 1, &pause[0], out, sizeof(out));
-    assert_non_null(strstr(out, "consumers: "));
-    scale_steps(steps + 1, 3, &pause[1], out, sizeof(out));
-    finish_placing("one-to-two", steps, 4, pause, t0);
+    scale_while_placing("one-to-two", steps, 4, check_consumers_split);
 }
 
 /* The fleet of `instances`, in *state. */
@@ -418,39 +433,34 @@ static int setup(void **state)
     return tfleet_launch(&F);
 }
 
+/* The fleet with counts instances of each service, ORDER_DEADLINE_MS long enough
+ * for any pause, and no placer running yet. */
+static int launch_counts(void **state, const int counts[TFLEET_NSVC])
+{
+    static const char *env[] = {"ORDER_DEADLINE_MS=120000", NULL};
+    tfleet_init(&F, SAGA_BUILD_DIR, env);
+    memcpy(F.instances, counts, sizeof(F.instances));
+    memset(&placer_of_test, 0, sizeof(placer_of_test));
+    *state = &F;
+    return tfleet_launch(&F);
+}
+
 /* Hand-over: order 2, payment 3, the others one each. */
 static int setup_handover(void **state)
 {
-    static const char *env[] = {"ORDER_DEADLINE_MS=120000", NULL};
-    static const int counts[TFLEET_NSVC] = {2, 3, 1, 1, 1};
-    tfleet_init(&F, SAGA_BUILD_DIR, env);
-    memcpy(F.instances, counts, sizeof(counts));
-    *state = &F;
-    return tfleet_launch(&F);
+    return launch_counts(state, (const int[TFLEET_NSVC]){2, 3, 1, 1, 1});
 }
 
 /* saga-fleet scale: payment 2, the others one each. */
 static int setup_cli(void **state)
 {
-    static const char *env[] = {"ORDER_DEADLINE_MS=120000", NULL};
-    static const int counts[TFLEET_NSVC] = {1, 2, 1, 1, 1};
-    tfleet_init(&F, SAGA_BUILD_DIR, env);
-    memcpy(F.instances, counts, sizeof(counts));
-    memset(&placer_of_test, 0, sizeof(placer_of_test));
-    *state = &F;
-    return tfleet_launch(&F);
+    return launch_counts(state, (const int[TFLEET_NSVC]){1, 2, 1, 1, 1});
 }
 
 /* Every service one instance. */
 static int setup_single(void **state)
 {
-    static const char *env[] = {"ORDER_DEADLINE_MS=120000", NULL};
-    static const int counts[TFLEET_NSVC] = {1, 1, 1, 1, 1};
-    tfleet_init(&F, SAGA_BUILD_DIR, env);
-    memcpy(F.instances, counts, sizeof(counts));
-    memset(&placer_of_test, 0, sizeof(placer_of_test));
-    *state = &F;
-    return tfleet_launch(&F);
+    return launch_counts(state, (const int[TFLEET_NSVC]){1, 1, 1, 1, 1});
 }
 
 static int teardown(void **state)

@@ -384,25 +384,12 @@ int tfleet_wait_final(tfleet *f, size_t want, int timeout_ms, size_t *placed, si
     }
 }
 
-/* The partition sets of inventory's instances: instance k of n owns p % n == k - 1. */
-static size_t inventory_sets(const tfleet *f, uint32_t sets[SAGA_PARTITIONS])
-{
-    int n = f->instances[tfleet_index("inventory")];
-    char spec[32];
-    sets[0] = 0; /* the only instance */
-    for (int k = 1; n > 1 && k <= n; k++) {
-        snprintf(spec, sizeof(spec), "%d/%d", k, n);
-        saga_partition_set(spec, NULL, &sets[k - 1], NULL, 0);
-    }
-    return n > 1 ? (size_t)n : 1;
-}
-
 /* Sets (qty >= 0) or reads sku's stock on every inventory instance, as sagactl does. */
 static int stock_request(tfleet *f, const char *sku, long long qty, ctl_stock *out)
 {
     uint32_t sets[SAGA_PARTITIONS];
     char err[256];
-    size_t n = inventory_sets(f, sets);
+    size_t n = ctl_stock_sets(f->instances[tfleet_index("inventory")], sets);
     if (ctl_stock_request(f->t.nc, sets, n, sku, qty, 10000, out, err, sizeof(err)) == 0)
         return 0;
     fprintf(stderr, "tfleet: stock of %s: %s\n", sku, err);

@@ -291,9 +291,8 @@ static void start_placing(void)
         snprintf(sku, sizeof(sku), "SKU%d", s);
         assert_int_equal(tfleet_set_stock(&F, sku, 100000), 0);
     }
-    assert_int_equal(pthread_create(&placer_of_test.thread, NULL, place_until_stopped,
-                                    &placer_of_test),
-                     0);
+    assert_int_equal(
+        pthread_create(&placer_of_test.thread, NULL, place_until_stopped, &placer_of_test), 0);
 }
 
 /* Waits until the placer has placed 40 more orders. */
@@ -314,8 +313,7 @@ static void scale_steps(const scale_step *steps, int nsteps, long long *pause, c
         int before = F.instances[tfleet_index(steps[k].svc)];
         snprintf(n, sizeof(n), "%d", steps[k].n);
         place_40_more();
-        assert_int_equal(saga_fleet((const char *[]){"scale", steps[k].svc, n, NULL}, out, cap),
-                         0);
+        assert_int_equal(saga_fleet((const char *[]){"scale", steps[k].svc, n, NULL}, out, cap), 0);
         pause[k] = printed_pause(out);
         snprintf(said, sizeof(said), "%s: %d -> %d instance", steps[k].svc, before, steps[k].n);
         assert_non_null(strstr(out, said));
@@ -415,8 +413,7 @@ static void check_consumers_split(int k, char *out, size_t cap)
  * and back at the least floor; what comes again is dropped by the inboxes. */
 static void one_to_two_and_back(void **state)
 {
-    static const scale_step steps[] = {
-        {"payment", 2}, {"order", 2}, {"payment", 1}, {"order", 1}};
+    static const scale_step steps[] = {{"payment", 2}, {"order", 2}, {"payment", 1}, {"order", 1}};
     (void)state;
     scale_while_placing("one-to-two", steps, 4, check_consumers_split);
 }

@@ -118,9 +118,10 @@ int tfleet_reload(tfleet *f)
         return -1;
     for (int i = 0; i < TFLEET_NSVC; i++) {
         f->instances[i] = fleet_instances_running(fl, tfleet_names[i]);
-        f->pid[i] = fleet_get_status(fl, tfleet_instance_name(f, i, 1, name, sizeof(name)), &st) == 0
-                        ? st.pid
-                        : -1;
+        f->pid[i] =
+            fleet_get_status(fl, tfleet_instance_name(f, i, 1, name, sizeof(name)), &st) == 0
+                ? st.pid
+                : -1;
     }
     return 0;
 }

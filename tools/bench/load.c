@@ -464,8 +464,7 @@ static int drive(load *L, natsConnection *nc, const char *run_id, char *err, siz
         L->slots[i].sent_ns = bench_now_ns();
         L->inflight++;
         pthread_mutex_unlock(&L->mu);
-        natsStatus s =
-            natsConnection_PublishRequest(nc, subject, reply, buf, (int)len);
+        natsStatus s = natsConnection_PublishRequest(nc, subject, reply, buf, (int)len);
         pthread_mutex_lock(&L->mu);
         if (s != NATS_OK) {
             snprintf(err, errlen, "publish request: %s", natsStatus_GetText(s));

@@ -129,7 +129,7 @@ typedef struct phase_ctx {
     bench_growth *g;
     long long last_completed;
     double last_s;
-    int handovers;  /* done so far, each pause in pause_ms */
+    int handovers; /* done so far, each pause in pause_ms */
     int handover_failed;
     int64_t pause_ms[HANDOVERS_MAX];
 } phase_ctx;
@@ -172,8 +172,7 @@ static void print_handovers(phase_ctx *c)
            "max %lld ms%s\n",
            c->handovers, HANDOVER_SVC, o.instances,
            o.instances < BENCH_INSTANCES_MAX ? (int)o.instances + 1 : (int)o.instances - 1,
-           (long long)c->pause_ms[(c->handovers - 1) / 2],
-           (long long)c->pause_ms[c->handovers - 1],
+           (long long)c->pause_ms[(c->handovers - 1) / 2], (long long)c->pause_ms[c->handovers - 1],
            c->handover_failed ? " (a hand-over failed: see above)" : "");
     printf("  (the CPU figures of this run miss the replaced %s processes)\n", HANDOVER_SVC);
 }
@@ -304,7 +303,7 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
                          .settle_ms = o.settle_ms,
                          .progress = o.progress,
                          .hops = o.hops,
-                         .mark_every = g != NULL                  ? o.growth_every
+                         .mark_every = g != NULL                     ? o.growth_every
                                        : o.handovers > 0 && !ceiling ? handover_every()
                                                                      : 0,
                          .instances = ceiling ? 1 : (int)o.instances,

@@ -949,15 +949,15 @@ int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *cons
     return commit(f, e, err, errlen);
 }
 
-int fleet_add_like(fleet *f, const char *name, const char *like, const char *const *env,
-                   char *err, size_t errlen)
+int fleet_add_like(fleet *f, const char *name, const char *like, const char *const *env, char *err,
+                   size_t errlen)
 {
     const entry *t = find(f, like);
     entry *e;
 
     if (t == NULL || t->broker || strcmp(like, name != NULL ? name : "") == 0 || has_newline(env)) {
-        fleet__set_err(err, errlen, "%s: no process '%s' to start like it", name != NULL ? name : "",
-                       like != NULL ? like : "");
+        fleet__set_err(err, errlen, "%s: no process '%s' to start like it",
+                       name != NULL ? name : "", like != NULL ? like : "");
         return -1;
     }
     /* The template's strings are copied before define() may move the entries. */

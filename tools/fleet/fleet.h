@@ -160,8 +160,8 @@ const char *fleet_arg(const fleet *f, const char *name, const char *prefix);
  * its executable, arguments, environment and ready text, then env (NULL-terminated,
  * may be NULL) applied as fleet_set_env does. Another instance of a service is started
  * like the first. Returns 0 or -1 with err set. */
-int fleet_add_like(fleet *f, const char *name, const char *like, const char *const *env,
-                   char *err, size_t errlen);
+int fleet_add_like(fleet *f, const char *name, const char *like, const char *const *env, char *err,
+                   size_t errlen);
 
 /* Sets KEY=VALUE in the stored environment of name (for its next start); "KEY" alone
  * removes KEY. */
@@ -227,8 +227,8 @@ typedef struct fleet_status {
 /* Returns 0 with *st filled, -1 when name is unknown. */
 int fleet_get_status(fleet *f, const char *name, fleet_status *st);
 
-/* "nats://HOST:PORT" (tls:// for FLEET_TLS) of broker name (NULL: the first broker) into buf. Returns buf, or
- * NULL when there is no such broker. */
+/* "nats://HOST:PORT" (tls:// for FLEET_TLS) of broker name (NULL: the first broker) into buf.
+ * Returns buf, or NULL when there is no such broker. */
 const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap);
 
 /* The client URLs of every broker, in the order they were added, separated by commas

@@ -51,8 +51,10 @@ static int data_parent(const fleet *f, const char *first, char *parent, size_t c
     const char *slash = dir != NULL ? strrchr(dir, '/') : NULL;
 
     if (slash == NULL || strcmp(slash + 1, first) != 0 || (size_t)(slash - dir) >= cap) {
-        snprintf(err, errlen, "%s: its SAGA_DATA_DIR (%s) is not .../%s: cannot place the new "
-                 "instances' data beside it", first, dir != NULL ? dir : "unset", first);
+        snprintf(err, errlen,
+                 "%s: its SAGA_DATA_DIR (%s) is not .../%s: cannot place the new "
+                 "instances' data beside it",
+                 first, dir != NULL ? dir : "unset", first);
         return -1;
     }
     snprintf(parent, cap, "%.*s", (int)(slash - dir), dir);
@@ -199,8 +201,8 @@ static natsStatus join(jsCtx *js, const char *svc, const group *g, const jsConsu
 }
 
 /* svc's consumers grouped by pattern, from list. Returns how many groups. */
-static int group_consumers(const jsConsumerInfoList *list, const char *svc, uint64_t last,
-                           group *g, const jsConsumerConfig **like)
+static int group_consumers(const jsConsumerInfoList *list, const char *svc, uint64_t last, group *g,
+                           const jsConsumerConfig **like)
 {
     int ng = 0;
 

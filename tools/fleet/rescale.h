@@ -19,8 +19,8 @@ typedef struct fleet_move {
 } fleet_move;
 
 typedef struct fleet_rescale_report {
-    int from, to;     /* instances before and after */
-    int nmoves;       /* each partition moves at most once */
+    int from, to; /* instances before and after */
+    int nmoves;   /* each partition moves at most once */
     fleet_move moves[SAGA_PARTITIONS];
     int consumers;    /* durable consumers created at another's acknowledgement floor
                          (from or to the only instance), and deleted */

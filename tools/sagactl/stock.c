@@ -71,7 +71,9 @@ static int stock_ask(natsConnection *nc, const char *subject, const uint8_t *req
     natsMsg_Destroy(m);
     if (r == NULL || !r->ok) {
         snprintf(err, errlen, "%s: %s", subject,
-                 r == NULL ? "the reply does not decode" : *r->error ? r->error : "refused");
+                 r == NULL   ? "the reply does not decode"
+                 : *r->error ? r->error
+                             : "refused");
         saga__v1__stock_reply__free_unpacked(r, NULL);
         return CTL_EXIT_FAIL;
     }

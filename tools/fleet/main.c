@@ -195,9 +195,11 @@ static const char USAGE_SCALE[] =
     "time out and are retried, events wait in the stream; nothing is lost.\n"
     "\n"
     "Prints each move (partitions, records, processed event ids, outbox messages) and\n"
-    "the pause: the milliseconds SERVICE had no running instance. A failed scale leaves\n"
-    "SERVICE stopped; run the same scale again to complete it. Refused for a service\n"
-    "with state of no order (inventory's stock, fraud's customer history).\n";
+    "the pause: the milliseconds SERVICE had no running instance. A scale that fails says\n"
+    "why and leaves SERVICE stopped: run the same scale again when it failed before the\n"
+    "new instances were started, else restart them. Refused, with SERVICE started again\n"
+    "as it was, for a service with state of no order (inventory's stock, fraud's\n"
+    "customer history).\n";
 
 static const char USAGE_IDENTITY[] =
     "Usage: saga-fleet identity NAME\n"

@@ -115,27 +115,36 @@ static saga_status copy_inbox(mover *m)
 }
 
 /* The partition set st records in *set: SAGA_OK, SAGA_ENOTFOUND when it
- * records none (a new store), SAGA_EINVAL for the only instance's "all". */
-static saga_status recorded_set(saga__store *st, MDB_txn *txn, uint32_t *set)
+ * records none (a new store), SAGA_EINVAL for a malformed record. The only
+ * instance's "all" is every partition, with *only set. */
+static saga_status recorded_set(saga__store *st, MDB_txn *txn, uint32_t *set, int *only)
 {
     char list[64];
     MDB_val k = {strlen(SAGA__META_PARTITIONS), SAGA__META_PARTITIONS}, v;
     int rc = mdb_get(txn, st->meta, &k, &v);
     *set = 0;
+    *only = 0;
     if (rc != MDB_SUCCESS)
         return saga__store_rc(st, rc, "meta get partitions");
     snprintf(list, sizeof(list), "%.*s", (int)v.mv_size, (const char *)v.mv_data);
     if (strcmp(list, "-") == 0)
         return SAGA_OK; /* a giver that gave everything away */
-    if (strcmp(list, "all") == 0 || saga_partition_set(NULL, list, set, NULL, 0) != 0)
-        return SAGA_EINVAL;
-    return SAGA_OK;
+    if (strcmp(list, SAGA__META_ONLY) == 0) {
+        *set = SAGA_PARTITION_SET_ALL;
+        *only = 1;
+        return SAGA_OK;
+    }
+    return saga_partition_set(NULL, list, set, NULL, 0) == 0 ? SAGA_OK : SAGA_EINVAL;
 }
 
-static saga_status record_set(saga__store *st, MDB_txn *txn, uint32_t set)
+/* Records set, or the only instance's "all" when only. */
+static saga_status record_set(saga__store *st, MDB_txn *txn, uint32_t set, int only)
 {
     char list[64];
-    saga_partition_set_format(set, list, sizeof(list));
+    if (only)
+        snprintf(list, sizeof(list), "%s", SAGA__META_ONLY);
+    else
+        saga_partition_set_format(set, list, sizeof(list));
     MDB_val k = {strlen(SAGA__META_PARTITIONS), SAGA__META_PARTITIONS}, v = {strlen(list), list};
     return saga__store_rc(st, mdb_put(txn, st->meta, &k, &v, 0), "meta put partitions");
 }
@@ -144,20 +153,23 @@ static saga_status record_set(saga__store *st, MDB_txn *txn, uint32_t set)
 static saga_status check(mover *m, uint32_t *from_set, uint32_t *to_set)
 {
     MDB_stat ms;
-    saga_status rv = recorded_set(&m->from, m->ft, from_set);
+    int only;
+    /* The only instance's store may give: it becomes an instance's (its consumers
+     * are made per partition by the caller, saga-fleet scale). */
+    saga_status rv = recorded_set(&m->from, m->ft, from_set, &only);
     if (rv == SAGA_ENOTFOUND)
         return fail(m, SAGA_EINVAL, "the giver's data directory records no partitions");
     if (rv == SAGA_EINVAL)
-        return fail(m, rv,
-                    "the giver is the only instance of its service (consumers per type, not "
-                    "per partition): moving from it is not built");
+        return fail(m, rv, "the giver's data directory records a malformed partition set");
     if (rv != SAGA_OK)
         return fail(m, rv, m->from.err);
     if ((*from_set & m->moved) != m->moved)
         return fail(m, SAGA_EINVAL, "the giver does not own every partition to move");
-    rv = recorded_set(&m->to, m->tt, to_set);
+    rv = recorded_set(&m->to, m->tt, to_set, &only);
+    if (rv == SAGA_OK && only)
+        return fail(m, SAGA_EINVAL, "the receiver is the only instance of its service");
     if (rv == SAGA_EINVAL)
-        return fail(m, rv, "the receiver is the only instance of its service");
+        return fail(m, rv, "the receiver's data directory records a malformed partition set");
     if (rv != SAGA_OK && rv != SAGA_ENOTFOUND)
         return fail(m, rv, m->to.err);
     int rc = mdb_stat(m->ft, m->from.state, &ms);
@@ -200,9 +212,9 @@ static saga_status move_once(mover *m)
     if (rv == SAGA_OK)
         rv = move_db(m, m->from.outbox, m->to.outbox, -1, &m->rep.outbox);
     if (rv == SAGA_OK)
-        rv = record_set(&m->to, m->tt, to_set | m->moved);
+        rv = record_set(&m->to, m->tt, to_set | m->moved, 0);
     if (rv == SAGA_OK)
-        rv = record_set(&m->from, m->ft, from_set & ~m->moved);
+        rv = record_set(&m->from, m->ft, from_set & ~m->moved, 0);
     if (rv != SAGA_OK) {
         mdb_txn_abort(m->tt);
         mdb_txn_abort(m->ft);
@@ -221,6 +233,47 @@ static saga_status move_once(mover *m)
     return rv == SAGA_OK ? SAGA_OK : fail(m, rv, m->from.err);
 }
 
+/* Opens the store in dir, the reason in err on failure. */
+static int open_store(saga__store *st, const char *dir, char *err, size_t errlen)
+{
+    if (saga__store_open(st, dir, SAGA_DEFAULT_MAP_SIZE, 1) == SAGA_OK)
+        return 0;
+    snprintf(err, errlen, "%s: %s", dir, st->err);
+    return -1;
+}
+
+int saga_store_make_only(const char *dir, char *err, size_t errlen)
+{
+    saga__store st;
+    MDB_txn *txn;
+    uint32_t set;
+    int only;
+    memset(&st, 0, sizeof(st));
+    if (open_store(&st, dir, err, errlen) != 0)
+        return -1;
+    saga_status rv = saga__store_begin(&st, NULL, &txn);
+    if (rv == SAGA_OK) {
+        rv = recorded_set(&st, txn, &set, &only);
+        if (rv == SAGA_OK && set != SAGA_PARTITION_SET_ALL) {
+            char list[64];
+            saga_partition_set_format(set, list, sizeof(list));
+            snprintf(st.err, sizeof(st.err), "it holds partitions %s, not all %d", list,
+                     SAGA_PARTITIONS);
+            rv = SAGA_EINVAL;
+        }
+        if (rv == SAGA_OK && !only)
+            rv = record_set(&st, txn, set, 1);
+        if (rv == SAGA_OK)
+            rv = saga__store_commit(&st, txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rv != SAGA_OK)
+        snprintf(err, errlen, "%s: %s", dir, st.err);
+    saga__store_close(&st);
+    return rv == SAGA_OK ? 0 : -1;
+}
+
 int saga_store_move_partitions(const char *from_dir, const char *to_dir, uint32_t moved,
                                saga_move_report *report, char *err, size_t errlen)
 {
@@ -235,14 +288,9 @@ int saga_store_move_partitions(const char *from_dir, const char *to_dir, uint32_
         snprintf(err, errlen, "want two different data directories and partitions to move");
         return -1;
     }
-    rv = saga__store_open(&m.from, from_dir, SAGA_DEFAULT_MAP_SIZE, 1);
-    if (rv != SAGA_OK) {
-        snprintf(err, errlen, "%s: %s", from_dir, m.from.err);
+    if (open_store(&m.from, from_dir, err, errlen) != 0)
         return -1;
-    }
-    rv = saga__store_open(&m.to, to_dir, SAGA_DEFAULT_MAP_SIZE, 1);
-    if (rv != SAGA_OK) {
-        snprintf(err, errlen, "%s: %s", to_dir, m.to.err);
+    if (open_store(&m.to, to_dir, err, errlen) != 0) {
         saga__store_close(&m.from);
         return -1;
     }

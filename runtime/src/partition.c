@@ -146,7 +146,7 @@ saga_status saga__partitions_check_store(saga_service *svc)
     if (svc->instanced)
         saga_partition_set_format(svc->partitions, want, sizeof(want));
     else
-        snprintf(want, sizeof(want), "all");
+        snprintf(want, sizeof(want), "%s", SAGA__META_ONLY);
     saga_status rv = saga__store_begin(st, NULL, &txn);
     if (rv != SAGA_OK)
         return saga__fail(svc, rv, "%s", st->err);

@@ -25,6 +25,7 @@
 #define SAGA__KEY_MAX 480 /* LMDB's default maximum key size is 511 */
 /* meta: the partition set the records belong to ("0-7", "all" for the only instance) */
 #define SAGA__META_PARTITIONS "partitions"
+#define SAGA__META_ONLY "all" /* its value for the only instance */
 
 typedef struct saga__store {
     MDB_env *env;

@@ -399,6 +399,20 @@ static void on_command(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg);
 }
 
+/* Gives cc the start of the existing durable consumer cc->Durable: the broker
+ * refuses to change where a consumer starts, and one created by a hand-over
+ * (saga-fleet scale, at another's acknowledgement floor) starts at a sequence. */
+static void keep_start(saga_service *svc, jsConsumerConfig *cc)
+{
+    jsConsumerInfo *ci = NULL;
+    if (js_GetConsumerInfo(&ci, svc->tp.js, svc->cfg.stream, cc->Durable, NULL, NULL) != NATS_OK)
+        return;
+    cc->DeliverPolicy = ci->Config->DeliverPolicy;
+    cc->OptStartSeq = ci->Config->OptStartSeq;
+    cc->OptStartTime = ci->Config->OptStartTime;
+    jsConsumerInfo_Destroy(ci);
+}
+
 /* Creates or updates durable consumer sub. start_ms 0 delivers the whole
  * stream (the first start); otherwise delivery starts at that time. */
 static saga_status ensure_consumer(saga_service *svc, saga__consumer *sub, int64_t start_ms)
@@ -427,6 +441,7 @@ static saga_status ensure_consumer(saga_service *svc, saga__consumer *sub, int64
         s = js_AddConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
         if (s != NATS_OK && jerr != 0 && jerr != JS_ERR_NOT_ENABLED) {
             /* It exists with other settings (a new ack wait, say): update it. */
+            keep_start(svc, &cc);
             jerr = 0;
             s = js_UpdateConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
         }

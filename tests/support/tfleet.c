@@ -17,9 +17,9 @@
 #include "ctl.h"
 #include "instances.h"
 #include "proc.h"
+#include "rescale.h"
 #include "saga/config.h"
 #include "saga/event.h"
-#include "saga/handover.h"
 #include "saga/wire.h"
 
 #define READY_MS 60000
@@ -101,52 +101,33 @@ int tfleet_start_instance(tfleet *f, int i, int k)
     return pid > 0 ? 0 : -1;
 }
 
-/* Moves every partition whose owner changes from n to m instances of service i. */
-static int move_partitions(tfleet *f, int i, int n, int m)
-{
-    char from[700], to[700], a[64], b[64], err[512];
-    saga_move_report rep;
-    for (int k = 1; k <= n; k++) {
-        for (int j = 1; j <= m; j++) {
-            uint32_t set = fleet_instances_moved(n, k, m, j);
-            if (set == 0)
-                continue;
-            fleet_instance_name(a, sizeof(a), tfleet_names[i], k, n);
-            fleet_instance_name(b, sizeof(b), tfleet_names[i], j, m);
-            snprintf(from, sizeof(from), "%s/data/%s", tsrv_dir(f->srv), a);
-            snprintf(to, sizeof(to), "%s/data/%s", tsrv_dir(f->srv), b);
-            if (saga_store_move_partitions(from, to, set, &rep, err, sizeof(err)) != 0) {
-                fprintf(stderr, "tfleet: moving partitions %s to %s: %s\n", a, b, err);
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
 int tfleet_rescale(tfleet *f, int i, int m, int64_t *pause_ms)
 {
     fleet *fl = tsrv_fleet(f->srv);
-    int n = f->instances[i];
-    char name[64];
-    int64_t t0 = tproc_now_ms();
-    if (n < 2 || m < 2 || m > SAGA_PARTITIONS) {
-        fprintf(stderr, "tfleet: a hand-over goes between 2 to 16 instances\n");
+    fleet_rescale_report rep;
+    char err[1024];
+    if (fleet_rescale(fl, tfleet_names[i], m, 30000, READY_MS, &rep, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tfleet: rescaling %s to %d: %s\n", tfleet_names[i], m, err);
         return -1;
     }
-    /* SIGTERM: each finishes its batch and publishes its outbox before it exits. */
-    for (int k = 1; k <= n; k++)
-        if (fleet_stop(fl, tfleet_instance_name(f, i, k, name, sizeof(name)), 30000) != 0)
-            return -1;
-    if (move_partitions(f, i, n, m) != 0)
+    *pause_ms = rep.pause_ms;
+    return tfleet_reload(f);
+}
+
+int tfleet_reload(tfleet *f)
+{
+    fleet *fl = tsrv_fleet(f->srv);
+    char name[64];
+    fleet_status st;
+    if (fleet_reload(fl) != 0)
         return -1;
-    for (int k = m + 1; k <= n; k++)
-        fleet_remove(fl, tfleet_instance_name(f, i, k, name, sizeof(name)));
-    f->instances[i] = m;
-    for (int j = 1; j <= m; j++)
-        if (tfleet_start_instance(f, i, j) != 0)
-            return -1;
-    *pause_ms = tproc_now_ms() - t0;
+    for (int i = 0; i < TFLEET_NSVC; i++) {
+        f->instances[i] = fleet_instances_running(fl, tfleet_names[i]);
+        f->pid[i] =
+            fleet_get_status(fl, tfleet_instance_name(f, i, 1, name, sizeof(name)), &st) == 0
+                ? st.pid
+                : -1;
+    }
     return 0;
 }
 
@@ -431,25 +412,12 @@ int tfleet_wait_final(tfleet *f, size_t want, int timeout_ms, size_t *placed, si
     }
 }
 
-/* The partition sets of inventory's instances: instance k of n owns p % n == k - 1. */
-static size_t inventory_sets(const tfleet *f, uint32_t sets[SAGA_PARTITIONS])
-{
-    int n = f->instances[tfleet_index("inventory")];
-    char spec[32];
-    sets[0] = 0; /* the only instance */
-    for (int k = 1; n > 1 && k <= n; k++) {
-        snprintf(spec, sizeof(spec), "%d/%d", k, n);
-        saga_partition_set(spec, NULL, &sets[k - 1], NULL, 0);
-    }
-    return n > 1 ? (size_t)n : 1;
-}
-
 /* Sets (qty >= 0) or reads sku's stock on every inventory instance, as sagactl does. */
 static int stock_request(tfleet *f, const char *sku, long long qty, ctl_stock *out)
 {
     uint32_t sets[SAGA_PARTITIONS];
     char err[256];
-    size_t n = inventory_sets(f, sets);
+    size_t n = ctl_stock_sets(f->instances[tfleet_index("inventory")], sets);
     if (ctl_stock_request(f->t.nc, sets, n, sku, qty, 10000, out, err, sizeof(err)) == 0)
         return 0;
     fprintf(stderr, "tfleet: stock of %s: %s\n", sku, err);

@@ -75,11 +75,15 @@ int tfleet_start_instance(tfleet *f, int i, int k);
 int tfleet_kill_instance(tfleet *f, int i, int k);
 const char *tfleet_instance_name(const tfleet *f, int i, int k, char *name, size_t cap);
 /* Hand-over (docs/scaling.md): service i goes from its n instances to m (both at
- * least 2): every instance stops gracefully, each partition's records move from its
- * old owner's store to its new one's (saga_store_move_partitions), the instances
- * beyond m are forgotten and 1..m start with SAGA_INSTANCE=j/m. *pause_ms: from the
- * first stop until the last is ready. 0, or -1 with the reason on stderr. */
+ * least 2), with the fleet library's one procedure (fleet_rescale, as saga-fleet
+ * scale): every instance stops gracefully, each partition's records move from its
+ * old owner's store to its new one's, the instances beyond m are forgotten and 1..m
+ * start with SAGA_INSTANCE=j/m. *pause_ms: from the first stop until the last is
+ * ready. 0, or -1 with the reason on stderr. */
 int tfleet_rescale(tfleet *f, int i, int m, int64_t *pause_ms);
+/* Reads the fleet's processes again after another program (saga-fleet scale) changed
+ * them, and with them the instances of each service. 0 or -1. */
+int tfleet_reload(tfleet *f);
 
 typedef struct tfleet_item {
     const char *sku;

@@ -16,7 +16,9 @@
 #include "map.h"
 
 #define BENCH_NSVC 5
-#define BENCH_MAXPROC (BENCH_NSVC + 2) /* nats-server, five participants, saga-bench */
+#define BENCH_INSTANCES_MAX 16 /* instances of each service: one partition each at most */
+/* nats-server, the five participants' instances, saga-bench */
+#define BENCH_MAXPROC (BENCH_NSVC * BENCH_INSTANCES_MAX + 2)
 #define BENCH_PATH_MAX 1024
 #define BENCH_DIR_MAX 512 /* the temporary directory: paths below it fit BENCH_PATH_MAX */
 #define BENCH_NAME_MAX 32
@@ -55,6 +57,7 @@ typedef struct bench_fleet_cfg {
     const char *ceiling_exe; /* non-NULL: launch saga-ceiling roles instead of the services */
     const char *const *env;  /* extra "K=V" for every participant, NULL-terminated, or NULL */
     int keep;
+    int instances; /* of each service (SAGA_INSTANCE=i/n); 0 or 1: the only instance */
 } bench_fleet_cfg;
 
 /* Makes a temporary directory, starts nats-server (JetStream, file store, a
@@ -124,6 +127,7 @@ typedef struct bench_load_cfg {
     int progress;          /* a progress line on stderr every second */
     int hops;              /* also time each hop of the saga (hops.c) */
     long long mark_every;  /* BENCH_HOOK_MARK every so many completions; 0: never */
+    int instances;         /* of each service: > 1 routes places by key and splits stock */
     bench_hook_fn hook;
     void *hook_arg;
 } bench_load_cfg;

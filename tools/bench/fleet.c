@@ -16,6 +16,7 @@
 #include <nats/nats.h>
 
 #include "fleet.h"
+#include "instances.h"
 
 #ifndef BENCH_NATS_SERVER
 #define BENCH_NATS_SERVER "/usr/sbin/nats-server"
@@ -72,43 +73,55 @@ static int start_server(bench_fleet *f, char *err, size_t errlen)
     return 0;
 }
 
-static int start_participants(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, size_t errlen)
+/* Instance k of the n of service i (k = 1, n = 1: the only one), as a process. */
+static int start_participant(bench_fleet *f, const bench_fleet_cfg *cfg, int i, int k, int n,
+                             char *err, size_t errlen)
 {
     char url[192], dir[BENCH_PATH_MAX + 32], spool[BENCH_PATH_MAX + 32], exe[BENCH_PATH_MAX];
-    for (int i = 0; i < BENCH_NSVC; i++) {
-        bench_proc *p = &f->proc[f->nproc];
-        const char *env[ENV_MAX];
-        int n = 0;
-        snprintf(p->name, sizeof(p->name), "%s", bench_svc_names[i]);
-        p->owned = 1;
-        p->pid = -1;
-        f->nproc++;
-        snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", f->url);
-        /* Through a local: GCC sees f->dir and p->data_dir as one object. */
-        char ddir[sizeof(p->data_dir)];
-        snprintf(ddir, sizeof(ddir), "%s/data/%s", f->dir, bench_svc_names[i]);
-        memcpy(p->data_dir, ddir, sizeof(ddir));
-        snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s", p->data_dir);
-        snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s/mail", f->dir);
-        env[n++] = url;
-        env[n++] = dir;
-        env[n++] = spool;
-        env[n++] = ORDER_DEADLINE_ENV;
-        for (int k = 0; cfg->env != NULL && cfg->env[k] != NULL && n < ENV_MAX - 1; k++)
-            env[n++] = cfg->env[k];
-        env[n] = NULL;
-        const char *ceil_args[] = {"--role", p->name, NULL};
-        int rc;
-        if (cfg->ceiling_exe != NULL) {
-            p->data_dir[0] = '\0'; /* no LMDB */
-            rc = fleet_add_proc(f->fl, p->name, cfg->ceiling_exe, ceil_args, env, err, errlen);
-        } else {
-            snprintf(exe, sizeof(exe), "%s/services/saga-%s", cfg->build_dir, p->name);
-            rc = fleet_add_proc(f->fl, p->name, exe, NULL, env, err, errlen);
-        }
-        if (rc != 0 || fleet_start(f->fl, p->name, err, errlen) != 0)
-            return -1;
+    char inst[48];
+    bench_proc *p = &f->proc[f->nproc];
+    const char *env[ENV_MAX];
+    int e = 0, rc;
+    fleet_instance_name(p->name, sizeof(p->name), bench_svc_names[i], k, n);
+    p->owned = 1;
+    p->pid = -1;
+    f->nproc++;
+    snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", f->url);
+    /* Through a local: GCC sees f->dir and p->data_dir as one object. */
+    char ddir[sizeof(p->data_dir)];
+    snprintf(ddir, sizeof(ddir), "%s/data/%s", f->dir, p->name);
+    memcpy(p->data_dir, ddir, sizeof(ddir));
+    snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s", p->data_dir);
+    snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s/mail", f->dir);
+    env[e++] = url;
+    env[e++] = dir;
+    env[e++] = spool;
+    env[e++] = ORDER_DEADLINE_ENV;
+    snprintf(inst, sizeof(inst), "SAGA_INSTANCE=%d/%d", k, n);
+    if (n > 1)
+        env[e++] = inst;
+    for (int j = 0; cfg->env != NULL && cfg->env[j] != NULL && e < ENV_MAX - 1; j++)
+        env[e++] = cfg->env[j];
+    env[e] = NULL;
+    const char *ceil_args[] = {"--role", p->name, NULL};
+    if (cfg->ceiling_exe != NULL) {
+        p->data_dir[0] = '\0'; /* no LMDB */
+        rc = fleet_add_proc(f->fl, p->name, cfg->ceiling_exe, ceil_args, env, err, errlen);
+    } else {
+        snprintf(exe, sizeof(exe), "%s/services/saga-%s", cfg->build_dir, bench_svc_names[i]);
+        rc = fleet_add_proc(f->fl, p->name, exe, NULL, env, err, errlen);
     }
+    return rc != 0 || fleet_start(f->fl, p->name, err, errlen) != 0 ? -1 : 0;
+}
+
+static int start_participants(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, size_t errlen)
+{
+    /* The ceiling's roles are no saga services: one each. */
+    int n = cfg->ceiling_exe == NULL && cfg->instances > 1 ? cfg->instances : 1;
+    for (int i = 0; i < BENCH_NSVC; i++)
+        for (int k = 1; k <= n; k++)
+            if (start_participant(f, cfg, i, k, n, err, errlen) != 0)
+                return -1;
     /* All start at once; then each must be ready (its consumers exist by then). */
     for (int i = 1; i < f->nproc; i++) {
         fleet_status st;

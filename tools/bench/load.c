@@ -15,7 +15,9 @@
 #include "bench.h"
 #include "fleet.h"
 #include "commands.pb-c.h"
+#include "ctl.h"
 #include "map.h"
+#include "saga/event.h"
 #include "saga/wire.h"
 
 #define NS_PER_S 1000000000LL
@@ -276,9 +278,28 @@ natsStatus bench_connect(const char *url, natsConnection **nc)
     return s;
 }
 
+/* Every inventory instance its share of per_sku, as sagactl stock set gives it. */
+static int set_stock_split(natsConnection *nc, const bench_load_cfg *cfg, long long per_sku,
+                           char *err, size_t errlen)
+{
+    uint32_t sets[SAGA_PARTITIONS];
+    size_t n = ctl_stock_sets(cfg->instances, sets);
+    for (long long k = 0; k < cfg->skus; k++) {
+        char sku[32];
+        ctl_stock st;
+        snprintf(sku, sizeof(sku), "BENCH-SKU-%lld", k);
+        if (ctl_stock_request(nc, sets, n, sku, per_sku, REQUEST_TIMEOUT_MS, &st, err, errlen) !=
+            CTL_EXIT_OK)
+            return -1;
+    }
+    return 0;
+}
+
 static int set_stock(natsConnection *nc, const bench_load_cfg *cfg, long long per_sku, char *err,
                      size_t errlen)
 {
+    if (cfg->instances > 1)
+        return set_stock_split(nc, cfg, per_sku, err, errlen);
     for (long long k = 0; k < cfg->skus; k++) {
         Saga__V1__SetStock req = SAGA__V1__SET_STOCK__INIT;
         uint8_t buf[128];
@@ -309,7 +330,11 @@ static int set_stock(natsConnection *nc, const bench_load_cfg *cfg, long long pe
 
 /* Packs order i: lines over the SKUs in turn, one unit each, a total far
  * under the payment limit; an idempotency key as a real client sends. */
-static size_t pack_order(const bench_load_cfg *cfg, const char *run_id, long long i, uint8_t *buf)
+/* Packs order i into buf and its place subject into subject: routed by its idempotency
+ * key's partition with instances (docs/scaling.md), plain for the only instance and the
+ * ceiling's roles. */
+static size_t pack_order(const bench_load_cfg *cfg, const char *run_id, long long i, uint8_t *buf,
+                         char *subject, size_t cap)
 {
     Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
     Saga__V1__LineItem li[LINES_MAX], *lp[LINES_MAX];
@@ -323,6 +348,10 @@ static size_t pack_order(const bench_load_cfg *cfg, const char *run_id, long lon
         lp[j] = &li[j];
     }
     snprintf(key, sizeof(key), "bench-%s-%lld", run_id, i);
+    if (cfg->instances > 1)
+        saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key, subject, cap);
+    else
+        snprintf(subject, cap, "%s", SAGA_SUBJ_ORDER_PLACE);
     snprintf(cust, sizeof(cust), "cust-%lld", i % 1000);
     req.idempotency_key = key;
     req.customer_id = cust;
@@ -383,7 +412,7 @@ static int drive(load *L, natsConnection *nc, const char *run_id, char *err, siz
 {
     const bench_load_cfg *cfg = L->cfg;
     uint8_t buf[4096];
-    char reply[sizeof(L->inbox) + 24];
+    char reply[sizeof(L->inbox) + 24], subject[128];
     ticker t = {0};
     int rc = 0;
     t.t0 = t.last_progress_ns = bench_now_ns();
@@ -429,14 +458,13 @@ static int drive(load *L, natsConnection *nc, const char *run_id, char *err, siz
             cfg->hook(cfg->hook_arg, BENCH_HOOK_MEASURE_START, L->finished, 0, 0);
             pthread_mutex_lock(&L->mu);
         }
-        size_t len = pack_order(cfg, run_id, i, buf);
+        size_t len = pack_order(cfg, run_id, i, buf, subject, sizeof(subject));
         snprintf(reply, sizeof(reply), "%s.%lld", L->inbox, i);
         L->slots[i].state = SLOT_SENT;
         L->slots[i].sent_ns = bench_now_ns();
         L->inflight++;
         pthread_mutex_unlock(&L->mu);
-        natsStatus s =
-            natsConnection_PublishRequest(nc, "saga.cmd.order.place", reply, buf, (int)len);
+        natsStatus s = natsConnection_PublishRequest(nc, subject, reply, buf, (int)len);
         pthread_mutex_lock(&L->mu);
         if (s != NATS_OK) {
             snprintf(err, errlen, "publish request: %s", natsStatus_GetText(s));

@@ -13,7 +13,9 @@
 #include <nats/nats.h>
 
 #include "bench.h"
+#include "fleet.h"
 #include "opts.h"
+#include "rescale.h"
 #include "saga/service.h"
 
 #ifndef BENCH_BUILD_DIR
@@ -24,13 +26,17 @@
 #define NAMES_MAX (MODES_MAX + 1)
 #define PHASES_MAX 512
 #define ENV_MAX 8
+#define HANDOVERS_MAX 1000
+#define HANDOVER_SVC "payment" /* places go to order, which must keep answering */
+#define HANDOVER_STOP_MS 30000
+#define HANDOVER_READY_MS 60000
 
 volatile sig_atomic_t bench_interrupted;
 
 static struct {
     const char *url, *modes, *json, *plot, *build_dir, *log_level;
     long long orders, warmup, rate, concurrency, runs, skus, items, stall_ms, growth_every;
-    long long retention_ms, events_max_age_ms, settle_ms;
+    long long retention_ms, events_max_age_ms, settle_ms, instances, handovers;
     int ceiling, half_peak, growth, keep, progress, hops;
 } o;
 
@@ -81,6 +87,11 @@ static const bench_opt options[] = {
      "SAGA_LOG_LEVEL for the services (default: theirs, info)"},
     {"hops", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.hops, "",
      "also time each step of the saga (watches every event: costs saga-bench CPU)"},
+    {"instances", BENCH_OPT_INT, 1, 1, BENCH_INSTANCES_MAX, NULL, &o.instances, "N",
+     "instances of each service (SAGA_INSTANCE=I/N, docs/scaling.md); places routed by key"},
+    {"handovers", BENCH_OPT_INT, 0, 0, HANDOVERS_MAX, NULL, &o.handovers, "K",
+     "K hand-overs of payment under load (N to N+1 instances and back, as deploy/fleet "
+     "scale), evenly over the run; their pauses p50/max are printed"},
     {"keep", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.keep, "",
      "keep each fleet's temporary directory (logs, stores)"},
     {"progress", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.progress, "",
@@ -118,7 +129,53 @@ typedef struct phase_ctx {
     bench_growth *g;
     long long last_completed;
     double last_s;
+    int handovers; /* done so far, each pause in pause_ms */
+    int handover_failed;
+    int64_t pause_ms[HANDOVERS_MAX];
 } phase_ctx;
+
+/* One hand-over of HANDOVER_SVC while the load runs: from o.instances to one more
+ * (one fewer at the most), and back at the next. */
+static void handover(phase_ctx *c)
+{
+    static fleet_rescale_report rep;
+    char err[1024];
+    int n = fleet_instances_running(c->f->fl, HANDOVER_SVC);
+    int other = o.instances < BENCH_INSTANCES_MAX ? o.instances + 1 : o.instances - 1;
+    int m = n == o.instances ? other : (int)o.instances;
+    if (c->handover_failed || c->handovers >= o.handovers)
+        return;
+    if (fleet_rescale(c->f->fl, HANDOVER_SVC, m, HANDOVER_STOP_MS, HANDOVER_READY_MS, &rep, err,
+                      sizeof(err)) != 0) {
+        fprintf(stderr, "saga-bench: hand-over of %s to %d: %s\n", HANDOVER_SVC, m, err);
+        c->handover_failed = 1;
+        return;
+    }
+    c->pause_ms[c->handovers++] = rep.pause_ms;
+    fprintf(stderr, "[handover] %s %d -> %d: paused %lld ms\n", HANDOVER_SVC, n, m,
+            (long long)rep.pause_ms);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The hand-overs' pauses: median and max. */
+static void print_handovers(phase_ctx *c)
+{
+    if (c->handovers == 0)
+        return;
+    qsort(c->pause_ms, (size_t)c->handovers, sizeof(c->pause_ms[0]), cmp_i64);
+    printf("handovers: %d of %s between %lld and %d instances under load: pause p50 %lld ms, "
+           "max %lld ms%s\n",
+           c->handovers, HANDOVER_SVC, o.instances,
+           o.instances < BENCH_INSTANCES_MAX ? (int)o.instances + 1 : (int)o.instances - 1,
+           (long long)c->pause_ms[(c->handovers - 1) / 2], (long long)c->pause_ms[c->handovers - 1],
+           c->handover_failed ? " (a hand-over failed: see above)" : "");
+    printf("  (the CPU figures of this run miss the replaced %s processes)\n", HANDOVER_SVC);
+}
 
 static void hook(void *arg, enum bench_hook_what what, long long completed, double elapsed_s,
                  long long lag)
@@ -129,7 +186,9 @@ static void hook(void *arg, enum bench_hook_what what, long long completed, doub
         c->started = 1;
     } else if (what == BENCH_HOOK_MEASURE_END) {
         bench_fleet_sample(c->f, c->end);
-    } else if (c->g != NULL) {
+    } else if (c->g == NULL) {
+        handover(c);
+    } else {
         bench_pstat s[BENCH_MAXPROC];
         bench_growth *g = c->g;
         if (g->nrows == g->cap) {
@@ -160,6 +219,13 @@ static void hook(void *arg, enum bench_hook_what what, long long completed, doub
                 "[growth] %lld orders: %.1f sagas/s over the last interval, tail lag %lld\n",
                 completed, row->interval_per_s, row->lag);
     }
+}
+
+/* Completions between hand-overs: K of them evenly over the run. */
+static long long handover_every(void)
+{
+    long long every = (o.warmup + o.orders) / (o.handovers + 1);
+    return every > 0 ? every : 1;
 }
 
 static int run_phase(const char *name, const char *kind, int run, long long rate, bench_growth *g)
@@ -205,7 +271,8 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
     if (o.url != NULL) {
         rc = bench_fleet_attach(&f, o.url, err, sizeof(err));
     } else {
-        bench_fleet_cfg fc = {o.build_dir, ceiling ? ceiling_exe : NULL, env, o.keep};
+        bench_fleet_cfg fc = {o.build_dir, ceiling ? ceiling_exe : NULL, env, o.keep,
+                              (int)o.instances};
         fprintf(stderr, "[%s %s %d] starting nats-server and five %s\n", name, kind, run,
                 ceiling ? "saga-ceiling roles" : "services");
         rc = bench_fleet_start(&f, &fc, err, sizeof(err));
@@ -236,7 +303,10 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
                          .settle_ms = o.settle_ms,
                          .progress = o.progress,
                          .hops = o.hops,
-                         .mark_every = g != NULL ? o.growth_every : 0,
+                         .mark_every = g != NULL                     ? o.growth_every
+                                       : o.handovers > 0 && !ceiling ? handover_every()
+                                                                     : 0,
+                         .instances = ceiling ? 1 : (int)o.instances,
                          .hook = hook,
                          .hook_arg = &c};
     rc = bench_load_run(&lc, &p->load, err, sizeof(err));
@@ -260,6 +330,7 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
                 (double)(drained[i].cpu_ticks - c.start[i].cpu_ticks) * bench_tick_s();
     }
     bench_print_phase(stdout, p);
+    print_handovers(&c);
     fflush(stdout);
     if (o.url == NULL && bench_fleet_stop(&f) != 0)
         fprintf(stderr, "saga-bench: %s run %d: a process did not stop cleanly\n", name, run);

@@ -765,6 +765,29 @@ fail:
     return -1;
 }
 
+int fleet_reload(fleet *f)
+{
+    int n = f->n, rc;
+    entry *old = f->e;
+
+    /* The children of this handle stay its own: only it can reap them. */
+    f->e = NULL;
+    f->n = f->cap = 0;
+    rc = load(f);
+    for (int i = 0; i < n; i++) {
+        entry *e = find(f, old[i].name);
+        if (old[i].child && e != NULL && e->pid == old[i].pid) {
+            e->child = 1;
+            e->log_off = old[i].log_off;
+        } else if (old[i].child) {
+            pid_runs(&old[i], NULL); /* reaped if it has exited */
+        }
+        entry_cleanup(&old[i]);
+    }
+    free(old);
+    return rc;
+}
+
 void fleet_destroy(fleet *f, int keep)
 {
     if (f == NULL)
@@ -926,6 +949,45 @@ int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *cons
     return commit(f, e, err, errlen);
 }
 
+int fleet_add_like(fleet *f, const char *name, const char *like, const char *const *env, char *err,
+                   size_t errlen)
+{
+    const entry *t = find(f, like);
+    entry *e;
+
+    if (t == NULL || t->broker || strcmp(like, name != NULL ? name : "") == 0 || has_newline(env)) {
+        fleet__set_err(err, errlen, "%s: no process '%s' to start like it",
+                       name != NULL ? name : "", like != NULL ? like : "");
+        return -1;
+    }
+    /* The template's strings are copied before define() may move the entries. */
+    char *exe = strdup(t->exe), *ready = t->ready != NULL ? strdup(t->ready) : NULL;
+    char **args = strv_dup((const char *const *)t->args);
+    char **tenv = strv_dup((const char *const *)t->env);
+    e = exe != NULL && args != NULL && tenv != NULL && (t->ready == NULL || ready != NULL)
+            ? define(f, name, err, errlen)
+            : NULL;
+    if (e == NULL) {
+        if (exe == NULL || args == NULL || tenv == NULL)
+            fleet__set_err(err, errlen, "out of memory");
+        free(exe);
+        free(ready);
+        strv_free(args);
+        strv_free(tenv);
+        return -1;
+    }
+    e->exe = exe;
+    e->args = args;
+    e->env = tenv;
+    e->ready = ready;
+    if (commit(f, e, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        if (fleet_set_env(f, name, env[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
 int fleet_set_ready_text(fleet *f, const char *name, const char *text, char *err, size_t errlen)
 {
     entry *e = find(f, name);
@@ -958,6 +1020,21 @@ const char *fleet_arg(const fleet *f, const char *name, const char *prefix)
     return NULL;
 }
 
+/* Removes KEY from e's environment (nothing to do when it has none). */
+static int unset_env(fleet *f, entry *e, const char *key, char *err, size_t errlen)
+{
+    size_t klen = strlen(key), k = 0;
+
+    for (size_t i = 0; e->env[i] != NULL; i++) {
+        if (strncmp(e->env[i], key, klen) == 0 && e->env[i][klen] == '=')
+            free(e->env[i]);
+        else
+            e->env[k++] = e->env[i];
+    }
+    e->env[k] = NULL;
+    return commit(f, e, err, errlen);
+}
+
 int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t errlen)
 {
     entry *e = find(f, name);
@@ -965,10 +1042,12 @@ int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t 
     size_t klen;
     char *copy;
 
-    if (e == NULL || eq == NULL || eq == kv || strchr(kv, '\n') != NULL) {
+    if (e == NULL || kv == NULL || eq == kv || kv[0] == '\0' || strchr(kv, '\n') != NULL) {
         fleet__set_err(err, errlen, "%s: cannot set '%s'", name, kv != NULL ? kv : "");
         return -1;
     }
+    if (eq == NULL)
+        return unset_env(f, e, kv, err, errlen);
     klen = (size_t)(eq - kv) + 1;
     copy = strdup(kv);
     if (copy == NULL)
@@ -1275,6 +1354,23 @@ int fleet_stop(fleet *f, const char *name, int timeout_ms)
     if (e == NULL)
         return -1;
     return stop_list(f, &e, 1, timeout_ms);
+}
+
+int fleet_stop_names(fleet *f, const char *const *names, int n, int timeout_ms)
+{
+    entry **list = calloc((size_t)n + 1, sizeof *list);
+    int rc = 0;
+
+    if (list == NULL)
+        return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        list[i] = find(f, names[i]);
+        rc = list[i] == NULL ? -1 : 0;
+    }
+    if (rc == 0)
+        rc = stop_list(f, list, n, timeout_ms);
+    free(list);
+    return rc;
 }
 
 int fleet_stop_all(fleet *f, int svc_ms, int broker_ms)
@@ -1609,9 +1705,7 @@ int fleet_stream_copies(fleet *f, const char *stream, fleet_stream_copy *out, in
     return cluster ? n : -1;
 }
 
-/* A connection to any running broker of the fleet and its JetStream context, without
- * reconnects; 0, or -1 with nothing to free. */
-static int connect_any(fleet *f, natsConnection **nc, jsCtx **js)
+int fleet_jetstream(fleet *f, natsConnection **nc, jsCtx **js)
 {
     char urls[8192];
     natsOptions *opts = NULL;
@@ -1651,7 +1745,7 @@ int fleet_consumers_unsettled(fleet *f, const char *stream)
     natsStatus s;
     int n = -1;
 
-    if (connect_any(f, &nc, &js) != 0)
+    if (fleet_jetstream(f, &nc, &js) != 0)
         return -1;
     jsOptions_Init(&jo);
     jo.Wait = PROBE_TIMEOUT_MS;
@@ -1685,7 +1779,7 @@ int fleet_stream_leader(fleet *f, const char *stream, char *leader, size_t cap, 
     const char *name = NULL;
     int rc = -1;
 
-    if (connect_any(f, &nc, &js) != 0)
+    if (fleet_jetstream(f, &nc, &js) != 0)
         return -1;
     jsOptions_Init(&jo);
     jo.Wait = PROBE_TIMEOUT_MS;

@@ -107,6 +107,12 @@ typedef struct fleet_opts {
  * returns -1 with err set and *out untouched. */
 int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen);
 
+/* Reads the home's processes again, as another handle (saga-fleet scale) left them:
+ * new ones are added, forgotten ones dropped, redefined ones take their new spec. The
+ * processes this handle started stay tied to it. Returns 0, or -1 when run/ cannot be
+ * read. */
+int fleet_reload(fleet *f);
+
 /* Frees the handle. A fleet of FLEET_TIED processes is stopped first (as
  * fleet_stop_all); a detached one is left running. A temporary home is removed unless
  * keep. Accepts NULL. */
@@ -150,7 +156,15 @@ int fleet_set_ready_text(fleet *f, const char *name, const char *text, char *err
  * "80"), NULL when none. Owned by the handle, valid until name is redefined. */
 const char *fleet_arg(const fleet *f, const char *name, const char *prefix);
 
-/* Sets KEY=VALUE in the stored environment of name (for its next start). */
+/* Adds (or, when not running, redefines) process name as a copy of process like:
+ * its executable, arguments, environment and ready text, then env (NULL-terminated,
+ * may be NULL) applied as fleet_set_env does. Another instance of a service is started
+ * like the first. Returns 0 or -1 with err set. */
+int fleet_add_like(fleet *f, const char *name, const char *like, const char *const *env, char *err,
+                   size_t errlen);
+
+/* Sets KEY=VALUE in the stored environment of name (for its next start); "KEY" alone
+ * removes KEY. */
 int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t errlen);
 
 /* The value of KEY in the stored environment of name (as it starts next), or NULL.
@@ -186,6 +200,11 @@ int fleet_start_ready(fleet *f, const char *name, int timeout_ms, char *err, siz
  * nats-server), 1 if it had to be killed or exited with an error, -1 on error. */
 int fleet_stop(fleet *f, const char *name, int timeout_ms);
 
+/* fleet_stop for the n processes names, all at once: each gets SIGTERM, then the
+ * slowest timeout_ms to finish. Returns as fleet_stop (-1 also for an unknown name,
+ * with nothing stopped). */
+int fleet_stop_names(fleet *f, const char *const *names, int n, int timeout_ms);
+
 /* Stops every process at once (SIGTERM, SIGKILL after svc_ms), then the brokers
  * (broker_ms), so that the services flush to a live broker. Returns 0 when all
  * stopped cleanly, 1 otherwise. */
@@ -208,8 +227,8 @@ typedef struct fleet_status {
 /* Returns 0 with *st filled, -1 when name is unknown. */
 int fleet_get_status(fleet *f, const char *name, fleet_status *st);
 
-/* "nats://HOST:PORT" (tls:// for FLEET_TLS) of broker name (NULL: the first broker) into buf. Returns buf, or
- * NULL when there is no such broker. */
+/* "nats://HOST:PORT" (tls:// for FLEET_TLS) of broker name (NULL: the first broker) into buf.
+ * Returns buf, or NULL when there is no such broker. */
 const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap);
 
 /* The client URLs of every broker, in the order they were added, separated by commas
@@ -253,6 +272,11 @@ typedef struct fleet_stream_copy {
  * brokers were added. Returns how many were written (members that did not answer have
  * known 0), or -1 when the fleet runs no cluster. */
 int fleet_stream_copies(fleet *f, const char *stream, fleet_stream_copy *out, int cap);
+
+/* A connection as the operator to any running broker of the fleet (tried in turn),
+ * without reconnects, and its JetStream context: 0 (free both with jsCtx_Destroy and
+ * natsConnection_Destroy), or -1 with nothing to free. */
+int fleet_jetstream(fleet *f, natsConnection **nc, jsCtx **js);
 
 /* How many durable consumers of stream are not ready for a new subscriber: without a
  * leader, or still push-bound. After a whole cluster restarts, a consumer reports the

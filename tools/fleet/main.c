@@ -13,6 +13,7 @@
 #include <nats/nats.h>
 
 #include "instances.h"
+#include "rescale.h"
 #include "saga/wire.h"
 
 #ifndef SAGA_FLEET_HOME
@@ -81,6 +82,8 @@ static const char USAGE[] =
     "  restart NAME [--env KEY=VALUE]...\n"
     "                   stop NAME if it runs, start it with the settings it was started\n"
     "                   with (changed by --env), wait until ready\n"
+    "  scale SVC N      run SVC as N instances instead (a hand-over while orders flow:\n"
+    "                   partitions move between the instances' data directories)\n"
     "  identity NAME    the credentials of participant NAME (created and loaded into\n"
     "                   the running broker if new), for one the fleet does not start\n"
     "\n"
@@ -129,8 +132,8 @@ static const char USAGE_UP[] =
     "                others one), 1 to 16: SVC-1..SVC-N, instance I with SAGA_INSTANCE=I/N\n"
     "                (it owns the partitions P with P % N == I - 1) and its data in\n"
     "                SAGA_HOME/data/SVC-I/. A home keeps its instances until down; asking\n"
-    "                for another count there is refused (moving partitions between\n"
-    "                instances is a hand-over, docs/scaling.md).\n"
+    "                for another count there is refused: deploy/fleet scale SVC N\n"
+    "                moves partitions between instances (a hand-over, docs/scaling.md).\n"
     "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud); the order\n"
     "                service accepts vetoes from every --with participant and gate\n"
     "                (SAGA_VETOERS), from no one else\n"
@@ -178,6 +181,25 @@ static const char USAGE_KILL[] = "Usage: saga-fleet kill NAME\n"
                                  "\n"
                                  "SIGKILLs NAME (or nats, or a cluster node: nats-2), a "
                                  "crash, and waits until it is gone.\n";
+
+static const char USAGE_SCALE[] =
+    "Usage: saga-fleet scale SERVICE N\n"
+    "\n"
+    "A hand-over (docs/scaling.md): runs SERVICE as N instances (1 to 16) instead of the\n"
+    "ones it runs now, while orders flow. Stops every instance of SERVICE with SIGTERM\n"
+    "(each finishes its batch and publishes its outbox; SIGKILL after 20 s), moves the\n"
+    "records of each partition whose owner changes to its new owner's data directory,\n"
+    "and starts SERVICE-1..SERVICE-N with SAGA_INSTANCE=I/N (SERVICE alone for N = 1),\n"
+    "each like the first instance, with its own data directory and identity; waits\n"
+    "until each is ready (30 s). Meanwhile SERVICE's partitions wait: requests to it\n"
+    "time out and are retried, events wait in the stream; nothing is lost.\n"
+    "\n"
+    "Prints each move (partitions, records, processed event ids, outbox messages) and\n"
+    "the pause: the milliseconds SERVICE had no running instance. A scale that fails says\n"
+    "why and leaves SERVICE stopped: run the same scale again when it failed before the\n"
+    "new instances were started, else restart them. Refused, with SERVICE started again\n"
+    "as it was, for a service with state of no order (inventory's stock, fraud's\n"
+    "customer history).\n";
 
 static const char USAGE_IDENTITY[] =
     "Usage: saga-fleet identity NAME\n"
@@ -691,8 +713,8 @@ static int default_procs(const ctx *c, const fleet_instances *inst, participant 
         int single = fleet_get_status(c->f, SERVICES[i], &st) == 0;
         int want = inst != NULL ? fleet_instances_of(inst, SERVICES[i]) : had > 0 ? had : 1;
         if ((had > 0 && want != had) || (single && want > 1))
-            return fail("%s runs as %d instance%s in %s: deploy/fleet down first (moving "
-                        "partitions between instances is a hand-over, docs/scaling.md)",
+            return fail("%s runs as %d instance%s in %s: deploy/fleet scale changes the count "
+                        "(a hand-over, docs/scaling.md)",
                         SERVICES[i], had > 0 ? had : 1, had > 1 ? "s" : "", c->home);
         for (int k = 1; k <= want && *n < MAX_PROCS; k++) {
             participant *p = &procs[(*n)++];
@@ -1453,6 +1475,61 @@ static int cmd_kill(ctx *c, int argc, char **argv)
     return 0;
 }
 
+/* The count N of `scale SVC N`: 1 to SAGA_PARTITIONS, else -1. */
+static int parse_instances(const char *s)
+{
+    char *end = NULL;
+    long n = strtol(s, &end, 10);
+
+    return end == s || *end != '\0' || n < 1 || n > SAGA_PARTITIONS ? -1 : (int)n;
+}
+
+static int cmd_scale(ctx *c, int argc, char **argv)
+{
+    static fleet_rescale_report rep;
+    char err[PATH_CAP + 256], parts[64];
+    const char *svc;
+    int m;
+
+    if (argc != 2)
+        return usage_error("scale needs a SERVICE and a count N");
+    svc = argv[0];
+    m = parse_instances(argv[1]);
+    if (m < 0)
+        return usage_error("scale: N is a count of instances from 1 to %d, not '%s'",
+                           SAGA_PARTITIONS, argv[1]);
+    if (!valid_name(svc) || fleet_is_broker(c->f, svc) || strcmp(svc, BROKER) == 0 ||
+        strcmp(svc, GATEWAY) == 0 || strcmp(svc, PROMETHEUS) == 0)
+        return usage_error("scale: '%s' is no saga participant", svc);
+    if (fleet_instances_running(c->f, svc) == 0)
+        return usage_error("scale: no service '%s' in the fleet in %s", svc, c->home);
+    if (!any_broker_alive(c))
+        return fail("nats-server is not running: deploy/fleet up");
+    if (fleet_rescale(c->f, svc, m, STOP_MS, READY_MS, &rep, err, sizeof err) != 0)
+        return fail("scale %s %d: %s", svc, m, err);
+    for (int i = 0; i < rep.nmoves; i++) {
+        const fleet_move *mv = &rep.moves[i];
+        saga_partition_set_format(mv->partitions, parts, sizeof parts);
+        printf("moved partitions %s from %s to %s: %zu records, %zu processed ids, %zu outbox\n",
+               parts, mv->from, mv->to, mv->rep.records, mv->rep.inbox_ids, mv->rep.outbox);
+    }
+    if (rep.consumers > 0)
+        printf("consumers: %d created after the acknowledgement floor of the ones they "
+               "replace\n",
+               rep.consumers);
+    for (int j = 1; j <= m; j++) {
+        char name[64];
+        fleet_instance_name(name, sizeof name, svc, j, m);
+        printf("%-12s pid %d  ready  partitions %s\n", name, (int)pid_of(c, name),
+               fleet_instance_partitions(c->f, name, parts, sizeof parts));
+    }
+    printf("%s: %d -> %d instance%s, paused %lld ms%s\n", svc, rep.from, rep.to, m > 1 ? "s" : "",
+           (long long)rep.pause_ms,
+           rep.unclean ? " (an instance had to be killed: its outbox moved unpublished)" : "");
+    /* The new instances serve their metrics on new ports. */
+    return update_targets(c, NULL);
+}
+
 static int cmd_identity(ctx *c, int argc, char **argv)
 {
     char err[PATH_CAP + 256], path[PATH_CAP];
@@ -1521,6 +1598,7 @@ static const command COMMANDS[] = {
     {"logs", cmd_logs, USAGE_LOGS},
     {"kill", cmd_kill, USAGE_KILL},
     {"restart", cmd_restart, USAGE_RESTART},
+    {"scale", cmd_scale, USAGE_SCALE},
     {"identity", cmd_identity, USAGE_IDENTITY},
 };
 

@@ -141,6 +141,9 @@ typedef struct ctl_stock {
  * the units left over one each to the first instances. The shares add up
  * to qty, so no unit belongs to two instances. */
 long long ctl_stock_share(long long qty, const uint32_t *sets, size_t n, size_t k);
+/* The partition sets of n instances started with SAGA_INSTANCE=k/n into
+ * sets[0..n), or one set 0 for the only instance (n <= 1). Returns how many. */
+size_t ctl_stock_sets(int n, uint32_t sets[SAGA_PARTITIONS]);
 /* The subject that reaches the instance owning set: subject itself for the
  * only instance (set 0 or every partition), else routed to its first
  * partition. */

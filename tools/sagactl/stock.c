@@ -32,6 +32,17 @@ long long ctl_stock_share(long long qty, const uint32_t *sets, size_t n, size_t 
     return qty * partitions_of(sets[k]) / owned + ((long long)k < qty - given);
 }
 
+size_t ctl_stock_sets(int n, uint32_t sets[SAGA_PARTITIONS])
+{
+    char spec[32];
+    sets[0] = 0; /* the only instance */
+    for (int k = 1; n > 1 && k <= n && k <= SAGA_PARTITIONS; k++) {
+        snprintf(spec, sizeof(spec), "%d/%d", k, n);
+        saga_partition_set(spec, NULL, &sets[k - 1], NULL, 0);
+    }
+    return n > 1 ? (size_t)n : 1;
+}
+
 const char *ctl_stock_subject(const char *subject, uint32_t set, char *buf, size_t cap)
 {
     if (set == 0 || set == SAGA_PARTITION_SET_ALL)

@@ -34,17 +34,30 @@ typedef struct saga_move_report {
  * inboxes drop what already went out), and records the giver's set without
  * moved and the receiver's with it. Neither instance may run meanwhile.
  *
- * Refused, with the reason in err and nothing changed: a store that belongs
- * to the only instance of a service (its consumers are per type, not per
- * partition), a giver that does not own every partition of moved, a
- * receiver that owns one of them (unless it is a repeat of a move whose
- * giver did not commit), and a giver with global state (saga_ctx_put with
- * no order: inventory's stock, a customer's history), which belongs to no
- * partition. The receiver commits first: a failure after it leaves the
+ * The only instance's store (it records "all") may give: it then records
+ * the partitions it keeps and belongs to an instance of several, whose
+ * durable consumers are per partition, so the caller must replace the only
+ * instance's consumers before it starts again (saga-fleet scale does).
+ *
+ * Refused, with the reason in err and nothing changed: a receiver that is
+ * the only instance's store, a giver that does not own every partition of
+ * moved, a receiver that owns one of them (unless it is a repeat of a move
+ * whose giver did not commit), and a giver with global state (saga_ctx_put
+ * with no order: inventory's stock, a customer's history), which belongs to
+ * no partition. The receiver commits first: a failure after it leaves the
  * records in both stores, and running the same move again completes it.
  * Returns 0, or -1. */
 int saga_store_move_partitions(const char *from_dir, const char *to_dir, uint32_t moved,
                                saga_move_report *report, char *err, size_t errlen);
+
+/* Makes the store in dir, which holds every partition (an instance that
+ * received all the others' in a hand-over to one instance), the only
+ * instance's: it records "all", as the only instance (no SAGA_INSTANCE, no
+ * SAGA_PARTITIONS) checks at start. Its consumers must become one per event
+ * type before it starts. A store that already is the only instance's is left
+ * as it is. Returns 0, or -1 with the reason in err (it lacks a partition, or
+ * cannot be opened). */
+int saga_store_make_only(const char *dir, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -38,7 +38,9 @@ static void side_init(side *s, const char *svc, int n, const char *parent)
     s->n = n;
     for (int k = 1; k <= n; k++) {
         fleet_instance_name(s->name[k - 1], NAME_CAP, svc, k, n);
-        snprintf(s->dir[k - 1], DIR_CAP, "%s/%s", parent, s->name[k - 1]);
+        /* parent is a data directory's parent, shorter than DIR_CAP less a name. */
+        if (snprintf(s->dir[k - 1], DIR_CAP, "%s/%s", parent, s->name[k - 1]) >= DIR_CAP)
+            s->dir[k - 1][0] = '\0';
     }
 }
 
@@ -172,7 +174,9 @@ static natsStatus split(jsCtx *js, const char *svc, const group *g, uint64_t las
 
     for (int p = 0; p < SAGA_PARTITIONS && s == NATS_OK; p++) {
         saga_consumer_name(svc, g->pattern, p, name, sizeof name);
-        snprintf(filter, sizeof filter, SAGA_SUBJ_EVENT_FMT, (unsigned)p, g->pattern);
+        if (snprintf(filter, sizeof filter, SAGA_SUBJ_EVENT_FMT, (unsigned)p, g->pattern) >=
+            (int)sizeof filter)
+            return NATS_INVALID_ARG;
         s = add_at(js, g->type->Config, name, filter, start, jerr);
     }
     return s == NATS_OK ? js_DeleteConsumer(js, SAGA_STREAM_EVENTS, g->type->Name, NULL, jerr) : s;
@@ -188,7 +192,9 @@ static natsStatus join(jsCtx *js, const char *svc, const group *g, const jsConsu
 
     if (g->type == NULL) {
         saga_consumer_name(svc, g->pattern, -1, name, sizeof name);
-        snprintf(filter, sizeof filter, SAGA_SUBJ_EVENTS_OF_FMT, g->pattern);
+        if (snprintf(filter, sizeof filter, SAGA_SUBJ_EVENTS_OF_FMT, g->pattern) >=
+            (int)sizeof filter)
+            return NATS_INVALID_ARG;
         s = add_at(js, like, name, filter, g->done + 1, jerr);
     }
     for (int p = 0; p < SAGA_PARTITIONS && s == NATS_OK; p++) {

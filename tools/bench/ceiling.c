@@ -56,7 +56,7 @@ typedef struct queue {
 
 typedef struct part {
     bench_ceil c;
-    long long batch_max, max_ack_pending;
+    long long batch_max, max_ack_pending, replicas;
     const char *url;
     natsConnection *nc;
     jsCtx *js;
@@ -299,6 +299,7 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
     sc.Storage = js_FileStorage;
     sc.MaxAge = max_age;
     sc.Duplicates = SAGA_DEFAULT_DUP_WINDOW_MS * NS_PER_MS;
+    sc.Replicas = (int)p->replicas; /* as transport.c: a cluster's copies */
     natsStatus s = js_AddStream(&si, p->js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
     si = NULL;
@@ -518,8 +519,9 @@ int main(int argc, char **argv)
 {
     static part p;
     const char *role_name = NULL, *env_url = getenv("SAGA_NATS_URL"),
-               *dl = getenv("ORDER_DEADLINE_MS");
+               *dl = getenv("ORDER_DEADLINE_MS"), *env_replicas = getenv("SAGA_REPLICAS");
     char err[256];
+    long long replicas = env_replicas != NULL ? strtoll(env_replicas, NULL, 10) : 1;
     const bench_opt opts[] = {
         {"role", BENCH_OPT_STR, 0, 0, 0, NULL, &role_name, "NAME",
          "participant to play: order, payment, inventory, shipping or notification"},
@@ -529,15 +531,21 @@ int main(int argc, char **argv)
          "messages gathered per batch, as the runtime's SAGA_BATCH_MAX"},
         {"max-ack-pending", BENCH_OPT_INT, SAGA_DEFAULT_MAX_ACK_PENDING, 1, 1 << 20, NULL,
          &p.max_ack_pending, "N", "MaxAckPending of each durable consumer, as the runtime's"},
+        {"replicas", BENCH_OPT_INT, replicas, 1, 5, NULL, &p.replicas, "N",
+         "copies of the streams it creates, as the runtime's (also SAGA_REPLICAS)"},
         {0}};
     int rc = bench_opts_parse(opts, argc, argv, err, sizeof(err));
+    if (rc == BENCH_OPTS_OK && (p.replicas < 1 || p.replicas > 5)) {
+        snprintf(err, sizeof(err), "SAGA_REPLICAS must be 1 to 5");
+        rc = BENCH_OPTS_ERROR;
+    }
     if (rc == BENCH_OPTS_HELP) {
         bench_opts_help(stdout, opts, "saga-ceiling --role NAME [OPTIONS]",
                         "Plays one participant of the order saga's happy path with no-op handlers\n"
                         "and no LMDB, through the runtime's streams, consumers, batching and\n"
                         "publish-ack discipline: the ceiling saga-bench compares the runtime to.\n"
                         "Runs until SIGTERM or SIGINT. Environment: SAGA_NATS_URL,\n"
-                        "ORDER_DEADLINE_MS (order role).");
+                        "SAGA_REPLICAS, ORDER_DEADLINE_MS (order role).");
         return 0;
     }
     for (size_t i = 0; rc == BENCH_OPTS_OK && role_name != NULL && i < bench_ceil_nroles; i++)

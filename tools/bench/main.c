@@ -175,8 +175,8 @@ static void hook(void *arg, enum bench_hook_what what, long long completed, doub
 static int time_traces(const bench_fleet *f, bench_phase *p)
 {
     char err[512];
-    const char *home = f->dir[0] != '\0' ? f->dir : "";
-    bench_trace_cfg tc = {f->url, sagactl_exe, home, home[0] ? home : ".",
+    const char *home = f->dir[0] != '\0' ? f->dir : "", *tmp = getenv("TMPDIR");
+    bench_trace_cfg tc = {f->url,    sagactl_exe, home, home[0] ? home : tmp && tmp[0] ? tmp : "/tmp",
                           trace_ids, p->load.nids, o.settle_ms};
     int rc = bench_trace_run(&tc, &p->trace, err, sizeof(err));
     p->traced = p->trace.n > 0;

@@ -63,16 +63,11 @@ static const bench_opt options[] = {
     {"events-max-age-ms", BENCH_OPT_INT, 0, 0, 316224000000LL, NULL, &o.events_max_age_ms, "MS",
      "SAGA_EVENTS_MAX_AGE_MS for the fleet: how long the broker keeps events (0: the services' "
      "default, 7 days)"},
+    {"url", BENCH_OPT_STR, 0, 0, 0, NULL, &o.url, "URL",
+     "use the fleet running at URL instead of launching one (no ceiling, one mode)"},
     {"cluster", BENCH_OPT_INT, 0, 0, BENCH_NODES_MAX, NULL, &o.cluster, "N",
      "run every phase on a JetStream cluster of N nodes (3 to 5, as deploy/fleet up --cluster N) "
      "with streams of N replicas (0: one nats-server)"},
-    {"history", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.history, "",
-     "also run the history read model (services/history) in every phase, with its default "
-     "retention, and after each run time sagactl trace on --trace-samples of its orders"},
-    {"trace-samples", BENCH_OPT_INT, 200, 0, 1000000, NULL, &o.trace_samples, "N",
-     "with --history: orders (picked at random among the run's) whose trace is timed"},
-    {"url", BENCH_OPT_STR, 0, 0, 0, NULL, &o.url, "URL",
-     "use the fleet running at URL instead of launching one (no ceiling, one mode)"},
     {"json", BENCH_OPT_STR, 0, 0, 0, NULL, &o.json, "FILE", "write every result to FILE as JSON"},
     {"plot", BENCH_OPT_STR, 0, 0, 0, NULL, &o.plot, "DIR",
      "write SVG charts to DIR (created if needed): throughput.svg (sagas/s over time) and "
@@ -89,6 +84,11 @@ static const bench_opt options[] = {
      "SAGA_LOG_LEVEL for the services (default: theirs, info)"},
     {"hops", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.hops, "",
      "also time each step of the saga (watches every event: costs saga-bench CPU)"},
+    {"history", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.history, "",
+     "also run the history read model (services/history) in every phase, with its default "
+     "retention, and after each run time sagactl trace on --trace-samples of its orders"},
+    {"trace-samples", BENCH_OPT_INT, 200, 0, 1000000, NULL, &o.trace_samples, "N",
+     "with --history: orders (picked at random among the run's) whose trace is timed"},
     {"keep", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.keep, "",
      "keep each fleet's temporary directory (logs, stores)"},
     {"progress", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.progress, "",

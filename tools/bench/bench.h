@@ -16,7 +16,7 @@
 #include "map.h"
 
 #define BENCH_NSVC 5
-#define BENCH_NODES_MAX 5    /* nats-server, or the nodes of a cluster */
+#define BENCH_NODES_MAX 5       /* nats-server, or the nodes of a cluster */
 #define BENCH_HISTORY "history" /* the order history read model, with --history */
 /* the brokers, five participants, the history read model, saga-bench */
 #define BENCH_MAXPROC (BENCH_NODES_MAX + BENCH_NSVC + 2)
@@ -52,7 +52,7 @@ typedef struct bench_fleet {
     bench_proc proc[BENCH_MAXPROC];
     int nproc;
     int nbrokers; /* proc[0..nbrokers-1] are the brokers of a launched fleet */
-    int keep; /* leave the directory (logs, stores) behind */
+    int keep;     /* leave the directory (logs, stores) behind */
 } bench_fleet;
 
 typedef struct bench_fleet_cfg {
@@ -126,15 +126,15 @@ typedef struct bench_load_cfg {
     const char *url;
     const char *label; /* for the progress line */
     long long orders, warmup;
-    long long rate;        /* orders per second; 0: closed loop */
-    long long concurrency; /* closed loop: orders in flight */
-    long long skus, items; /* SKUs stocked; order lines per order */
-    long long stall_ms;    /* give up when nothing completes for this long */
-    long long settle_ms;   /* after the last final event, wait this long for the tail */
-    int progress;          /* a progress line on stderr every second */
-    int hops;              /* also time each hop of the saga (hops.c) */
-    long long mark_every;  /* BENCH_HOOK_MARK every so many completions; 0: never */
-    size_t keep_ids;       /* a random sample of this many confirmed orders' ids ... */
+    long long rate;            /* orders per second; 0: closed loop */
+    long long concurrency;     /* closed loop: orders in flight */
+    long long skus, items;     /* SKUs stocked; order lines per order */
+    long long stall_ms;        /* give up when nothing completes for this long */
+    long long settle_ms;       /* after the last final event, wait this long for the tail */
+    int progress;              /* a progress line on stderr every second */
+    int hops;                  /* also time each hop of the saga (hops.c) */
+    long long mark_every;      /* BENCH_HOOK_MARK every so many completions; 0: never */
+    size_t keep_ids;           /* a random sample of this many confirmed orders' ids ... */
     char (*ids)[BENCH_ID_MAX]; /* ... written here (room for keep_ids) */
     bench_hook_fn hook;
     void *hook_arg;
@@ -145,7 +145,7 @@ typedef struct bench_load_cfg {
 
 typedef struct bench_load_result {
     long long placed, confirmed, cancelled, rejected;
-    size_t nids; /* order ids kept in cfg->ids */
+    size_t nids;        /* order ids kept in cfg->ids */
     double window_s;    /* first measured order placed -> last order completed */
     double sagas_per_s; /* measured orders / window_s */
     size_t nlat;        /* latency samples: one per measured completed order */
@@ -212,14 +212,16 @@ typedef struct bench_trace_result {
     size_t n, failed;   /* traces timed; those without an answer or whose sagactl failed */
     double query_ms[3]; /* the query round trip alone: p50, p99, max */
     double cli_ms[3];   /* sagactl trace ORDER, a new process each: p50, p99, max */
+    double start_ms[3]; /* sagactl --help: what starting the process alone costs */
     double events_mean; /* events per answer */
     char fail_text[160];
 } bench_trace_result;
 
 /* Waits until the history participant's consumer has nothing pending, then times
- * each of cfg->ids: the query saga.q.history.events round trip, then `sagactl trace
- * ID` run to completion. Returns 0 when every trace answered, -1 otherwise (err says
- * why; res holds what was measured). */
+ * for each of cfg->ids `sagactl --help` (starting the process alone), the query
+ * saga.q.history.events round trip, and `sagactl trace ID` run to completion.
+ * Returns 0 when every trace answered, -1 otherwise (err says why; res holds what
+ * was measured). */
 int bench_trace_run(const bench_trace_cfg *cfg, bench_trace_result *res, char *err, size_t errlen);
 void bench_print_trace(FILE *out, const bench_trace_result *r, long long orders);
 

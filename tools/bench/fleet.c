@@ -96,7 +96,8 @@ static int start_servers(bench_fleet *f, int nodes, char *err, size_t errlen)
     for (int i = 0; i < n; i++) {
         fleet_status st;
         bench_proc *p = &f->proc[f->nproc++];
-        snprintf(p->name, sizeof(p->name), "%.*s", BENCH_NAME_MAX - 1, nodes > 0 ? names[i] : "nats-server");
+        snprintf(p->name, sizeof(p->name), "%.*s", BENCH_NAME_MAX - 1,
+                 nodes > 0 ? names[i] : "nats-server");
         p->owned = 1;
         p->pid = -1;
         if (fleet_wait_ready(f->fl, names[i], SERVER_READY_MS, err, errlen) != 0)
@@ -122,8 +123,8 @@ static int gets_env(const char *name, const char *kv)
     return strcmp(name, BENCH_HISTORY) != 0 || strncmp(kv, "SAGA_RETENTION_MS=", 18) != 0;
 }
 
-static int add_participant(bench_fleet *f, const bench_fleet_cfg *cfg, const char *name,
-                           char *err, size_t errlen)
+static int add_participant(bench_fleet *f, const bench_fleet_cfg *cfg, const char *name, char *err,
+                           size_t errlen)
 {
     char url[sizeof(f->url) + 16], dir[BENCH_PATH_MAX + 32], spool[BENCH_PATH_MAX + 32];
     char exe[BENCH_PATH_MAX], replicas[32];

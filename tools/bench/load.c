@@ -60,8 +60,8 @@ typedef struct load {
     char inbox[128];
     int hops_on;
     bench_hops hops;
-    long long kept_seen;  /* confirmed orders offered to the sample of ids */
-    uint64_t kept_rng;    /* its random choices (xorshift64) */
+    long long kept_seen; /* confirmed orders offered to the sample of ids */
+    uint64_t kept_rng;   /* its random choices (xorshift64) */
 } load;
 
 double bench_percentile_ms(const uint64_t *sorted_ns, size_t n, double q)

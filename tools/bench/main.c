@@ -176,8 +176,9 @@ static int time_traces(const bench_fleet *f, bench_phase *p)
 {
     char err[512];
     const char *home = f->dir[0] != '\0' ? f->dir : "", *tmp = getenv("TMPDIR");
-    bench_trace_cfg tc = {f->url,    sagactl_exe, home, home[0] ? home : tmp && tmp[0] ? tmp : "/tmp",
-                          trace_ids, p->load.nids, o.settle_ms};
+    bench_trace_cfg tc = {
+        f->url,    sagactl_exe,  home,       home[0] ? home : tmp && tmp[0] ? tmp : "/tmp",
+        trace_ids, p->load.nids, o.settle_ms};
     int rc = bench_trace_run(&tc, &p->trace, err, sizeof(err));
     p->traced = p->trace.n > 0;
     if (rc != 0)
@@ -230,8 +231,8 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
     if (o.url != NULL) {
         rc = bench_fleet_attach(&f, o.url, err, sizeof(err));
     } else {
-        bench_fleet_cfg fc = {o.build_dir, ceiling ? ceiling_exe : NULL, env,
-                              o.keep,      (int)o.cluster,    o.history};
+        bench_fleet_cfg fc = {
+            o.build_dir, ceiling ? ceiling_exe : NULL, env, o.keep, (int)o.cluster, o.history};
         fprintf(stderr, "[%s %s %d] starting %s and five %s%s\n", name, kind, run,
                 o.cluster > 0 ? "a nats-server cluster" : "nats-server",
                 ceiling ? "saga-ceiling roles" : "services",
@@ -327,16 +328,17 @@ static json_t *settings_json(const char *const *names, size_t nnames)
             list = NULL;
         }
     }
-    return json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:s, s:s, "
-        "s:I, s:b, s:I, s:o}",
-        "orders", (json_int_t)o.orders, "warmup", (json_int_t)o.warmup, "concurrency",
-        (json_int_t)o.concurrency, "rate", (json_int_t)o.rate, "runs", (json_int_t)o.runs, "skus",
-        (json_int_t)o.skus, "items", (json_int_t)o.items, "half_peak", o.half_peak, "growth",
-        o.growth, "retention_ms", (json_int_t)o.retention_ms, "events_max_age_ms",
-        (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every, "url",
-        o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "", "cluster", (json_int_t)o.cluster,
-        "history", o.history, "trace_samples", (json_int_t)o.trace_samples, "phases", list);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:s, s:s, "
+                     "s:I, s:b, s:I, s:o}",
+                     "orders", (json_int_t)o.orders, "warmup", (json_int_t)o.warmup, "concurrency",
+                     (json_int_t)o.concurrency, "rate", (json_int_t)o.rate, "runs",
+                     (json_int_t)o.runs, "skus", (json_int_t)o.skus, "items", (json_int_t)o.items,
+                     "half_peak", o.half_peak, "growth", o.growth, "retention_ms",
+                     (json_int_t)o.retention_ms, "events_max_age_ms",
+                     (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every,
+                     "url", o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "",
+                     "cluster", (json_int_t)o.cluster, "history", o.history, "trace_samples",
+                     (json_int_t)o.trace_samples, "phases", list);
 }
 
 int main(int argc, char **argv)
@@ -374,8 +376,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (o.cluster == 1 || o.cluster == 2 || (o.cluster > 0 && o.url != NULL)) {
-        fprintf(stderr, "saga-bench: --cluster takes 3 to %d nodes (a quorum that survives the loss "
-                        "of one), and not with --url\n",
+        fprintf(stderr,
+                "saga-bench: --cluster takes 3 to %d nodes (a quorum that survives the loss "
+                "of one), and not with --url\n",
                 BENCH_NODES_MAX);
         return 2;
     }

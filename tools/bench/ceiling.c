@@ -33,6 +33,8 @@
 #define JS_ERR_STREAM_NAME_IN_USE 10058
 #define IDLE_WAIT_MS 200
 #define DEADLINE_DEFAULT_MS 30000 /* the order service's default */
+#define SETUP_RETRY_MS 30000
+#define SETUP_RETRY_SLEEP_MS 250
 #define NAME_MAX_LEN 96
 
 typedef struct route {
@@ -351,16 +353,34 @@ static natsStatus subscribe_event(part *p, int i)
     return js_Subscribe(&p->subs[i], p->js, subject, on_msg, &p->sroutes[i], NULL, &so, &jerr);
 }
 
+static natsStatus ensure_streams(part *p, int unused)
+{
+    (void)unused;
+    natsStatus s = ensure_stream(p, SAGA_DEFAULT_STREAM, SAGA_SUBJ_EVENTS_ALL, EVENTS_MAX_AGE_NS);
+    return s == NATS_OK ? ensure_stream(p, SAGA_DEFAULT_DLQ_STREAM, "dlq.>", DLQ_MAX_AGE_NS) : s;
+}
+
+/* step(p, arg), again until it succeeds or SETUP_RETRY_MS have passed: on a fresh
+ * cluster a request times out or is refused while a stream's or consumer's leader is
+ * elected, and a consumer whose creation timed out is reported bound for a few
+ * seconds; the runtime waits these out too (transport.c). */
+static natsStatus retried(part *p, natsStatus (*step)(part *, int), int arg)
+{
+    int64_t deadline = fleet_now_ms() + SETUP_RETRY_MS;
+    natsStatus s;
+    while ((s = step(p, arg)) != NATS_OK && fleet_now_ms() < deadline && !stop_flag)
+        nats_Sleep(SETUP_RETRY_SLEEP_MS);
+    return s;
+}
+
 static natsStatus start(part *p)
 {
     natsStatus s = connect(p);
     char ctl[NAME_MAX_LEN];
     if (s == NATS_OK)
-        s = ensure_stream(p, SAGA_DEFAULT_STREAM, SAGA_SUBJ_EVENTS_ALL, EVENTS_MAX_AGE_NS);
-    if (s == NATS_OK)
-        s = ensure_stream(p, SAGA_DEFAULT_DLQ_STREAM, "dlq.>", DLQ_MAX_AGE_NS);
+        s = retried(p, ensure_streams, 0);
     for (int i = 0; s == NATS_OK && i < BENCH_CEIL_SUBS_MAX && p->c.role->subs[i].pattern; i++)
-        s = subscribe_event(p, i);
+        s = retried(p, subscribe_event, i);
     for (int i = 0; s == NATS_OK && i < BENCH_CEIL_CMDS_MAX && p->c.role->cmds[i].subject; i++) {
         p->croutes[i] = (route){p, -1, i};
         s = natsConnection_QueueSubscribe(&p->cmds[i], p->nc, p->c.role->cmds[i].subject,

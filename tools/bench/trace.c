@@ -96,7 +96,7 @@ static int run_cli(const bench_trace_cfg *cfg, const char *id, const char *log, 
 {
     char url[600], home[BENCH_PATH_MAX + 16];
     const char *argv[] = {cfg->sagactl, id != NULL ? "trace" : "--help", id, NULL};
-    const char *env[] = {url, home, NULL};
+    const char *env[] = {home, url, NULL}; /* without a home of its own: url alone */
     int status = -1;
     snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", cfg->url);
     /* Its own fleet's home (credentials, if the fleet has any), not the user's. */

@@ -62,6 +62,8 @@ typedef struct load {
     char inbox[128];
     int hops_on;
     bench_hops hops;
+    long long kept_seen; /* confirmed orders offered to the sample of ids */
+    uint64_t kept_rng;   /* its random choices (xorshift64) */
 } load;
 
 double bench_percentile_ms(const uint64_t *sorted_ns, size_t n, double q)
@@ -91,6 +93,27 @@ static void series(const load *L, int64_t start, bench_load_result *res)
     }
 }
 
+/* Keeps order_id in cfg->ids, a uniform random sample of the confirmed orders
+ * (reservoir sampling: the k-th one replaces a kept one with probability n/k). */
+static void keep_id(load *L, const char *order_id)
+{
+    const bench_load_cfg *cfg = L->cfg;
+    uint64_t x = L->kept_rng;
+    size_t at = (size_t)L->kept_seen++;
+    if (cfg->keep_ids == 0 || order_id == NULL)
+        return;
+    if (at >= cfg->keep_ids) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        L->kept_rng = x;
+        at = (size_t)(x % (uint64_t)L->kept_seen);
+        if (at >= cfg->keep_ids)
+            return;
+    }
+    snprintf(cfg->ids[at], sizeof(cfg->ids[at]), "%s", order_id);
+}
+
 /* Records the end of slot idx (order_id NULL when it was refused); with the lock held. */
 static void finish(load *L, long long idx, int64_t at, int kind, const char *order_id)
 {
@@ -103,12 +126,14 @@ static void finish(load *L, long long idx, int64_t at, int kind, const char *ord
     s->state = SLOT_DONE;
     L->finished++;
     L->inflight--;
-    if (kind == FINAL_CONFIRMED)
+    if (kind == FINAL_CONFIRMED) {
         L->confirmed++;
-    else if (kind == FINAL_CANCELLED)
+        keep_id(L, order_id);
+    } else if (kind == FINAL_CANCELLED) {
         L->cancelled++;
-    else
+    } else {
         L->rejected++;
+    }
     if (kind != 0 && idx >= L->cfg->warmup) {
         L->done[L->nlat] = at;
         L->lat[L->nlat++] = (uint64_t)(at - s->sent_ns);
@@ -569,6 +594,7 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
     pthread_cond_init(&L.cv, &ca);
     pthread_condattr_destroy(&ca);
     L.hops_on = cfg->hops;
+    L.kept_rng = (uint64_t)bench_now_ns() | 1;
     if (L.hops_on && bench_hops_init(&L.hops, (size_t)cfg->orders) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -643,6 +669,7 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
     res->confirmed = L.confirmed;
     res->cancelled = L.cancelled;
     res->rejected = L.rejected;
+    res->nids = L.kept_seen < (long long)cfg->keep_ids ? (size_t)L.kept_seen : cfg->keep_ids;
     res->nlat = L.nlat;
     if (first_measured > 0 && L.last_done_ns > first_measured) {
         res->window_s = (double)(L.last_done_ns - first_measured) / 1e9;

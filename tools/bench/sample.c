@@ -15,7 +15,7 @@
 
 /* ---- the broker --------------------------------------------------------- */
 
-int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes)
+int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes, int *replicas)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
@@ -26,6 +26,7 @@ int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes)
         js_GetStreamInfo(&si, js, "SAGA_EVENTS", NULL, NULL) == NATS_OK) {
         *msgs = si->State.Msgs;
         *bytes = si->State.Bytes;
+        *replicas = si->Config != NULL ? si->Config->Replicas : 0;
         rc = 0;
     }
     jsStreamInfo_Destroy(si);

@@ -38,9 +38,12 @@ static void side_init(side *s, const char *svc, int n, const char *parent)
     s->n = n;
     for (int k = 1; k <= n; k++) {
         fleet_instance_name(s->name[k - 1], NAME_CAP, svc, k, n);
-        /* parent is a data directory's parent, shorter than DIR_CAP less a name. */
-        if (snprintf(s->dir[k - 1], DIR_CAP, "%s/%s", parent, s->name[k - 1]) >= DIR_CAP)
-            s->dir[k - 1][0] = '\0';
+        /* Through a local: GCC sees s->name and s->dir as one object. parent is a data
+         * directory's parent, shorter than DIR_CAP less a name. */
+        char dir[DIR_CAP];
+        if (snprintf(dir, sizeof dir, "%s/%s", parent, s->name[k - 1]) >= (int)sizeof dir)
+            dir[0] = '\0';
+        memcpy(s->dir[k - 1], dir, sizeof dir);
     }
 }
 

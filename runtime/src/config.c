@@ -123,8 +123,7 @@ const saga__setting saga__config_settings[] = {
      "(and no SAGA_PARTITIONS): the only instance, one consumer per event type.",
      0},
     {"SAGA_PARTITIONS", S_STRING(partitions), 1, SAGA__PARTITION_SPEC_MAX - 1,
-     "The partitions this instance owns, e.g. \"0-7,12\" (0..15), instead of SAGA_INSTANCE.",
-     0},
+     "The partitions this instance owns, e.g. \"0-7,12\" (0..15), instead of SAGA_INSTANCE.", 0},
     {"SAGA_LOG_LEVEL", S_LOGLEVEL(log_level), "Log level: error, warn, info or debug.", 0},
     {"SAGA_MAP_SIZE", S_SIZE(map_size), MIB, TIB,
      "Initial LMDB map size in bytes (suffix K, M, G or T); it grows when full.", 0},
@@ -415,8 +414,8 @@ static int parse_instance(const char *spec, uint32_t *set, char *errbuf, size_t 
     char tail;
     const char *slash = strchr(spec, '/');
     if (sscanf(spec, "%u/%u%c", &i, &n, &tail) != 2 || spec[0] < '1' || spec[0] > '9' ||
-        slash == NULL || slash[1] < '1' || slash[1] > '9' || i < 1 ||
-        n < i || n > SAGA_PARTITIONS) {
+        slash == NULL || slash[1] < '1' || slash[1] > '9' || i < 1 || n < i ||
+        n > SAGA_PARTITIONS) {
         append_err(errbuf, errlen,
                    "instance (SAGA_INSTANCE) \"%.64s\": want i/n with 1 <= i <= n <= %d", spec,
                    SAGA_PARTITIONS);

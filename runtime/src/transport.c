@@ -156,9 +156,8 @@ static json_t *stats_json(saga_service *svc)
 {
     saga_stats s;
     saga_service_stats(svc, &s);
-    json_t *o = json_pack("{s:s, s:I, s:s, s:o}", "service", svc->name, "pid",
-                          (json_int_t)getpid(), "member", svc->partition_spec, "partitions",
-                          saga__partitions_json(svc));
+    json_t *o = json_pack("{s:s, s:I, s:s, s:o}", "service", svc->name, "pid", (json_int_t)getpid(),
+                          "member", svc->partition_spec, "partitions", saga__partitions_json(svc));
     int bad = o == NULL;
 #define XX(name, kind, meaning)                                                                    \
     bad = bad || json_object_set_new(o, #name, json_integer((json_int_t)s.name)) != 0;

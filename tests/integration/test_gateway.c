@@ -31,7 +31,7 @@ static int logged_port(void)
     char tail[8192];
     const char *url = strstr(fleet_log_tail(tsrv_fleet(F.srv), "gateway", tail, sizeof(tail)),
                              "url=http://127.0.0.1:");
-    return url != NULL ? atoi(url + strlen("url=http://127.0.0.1:")) : -1;
+    return url != NULL ? (int)strtol(url + strlen("url=http://127.0.0.1:"), NULL, 10) : -1;
 }
 
 static int group_setup(void **state)

@@ -194,8 +194,8 @@ int tfleet_start_cluster(tfleet *f, const char *build_dir, const char *const *en
 
 int tfleet_launch(tfleet *f)
 {
-    const char *v = getenv("SAGA_TEST_INSTANCES");
-    int every = v != NULL && atoi(v) > 0 && atoi(v) <= SAGA_PARTITIONS ? atoi(v) : 1;
+    long v = tproc_env_long("SAGA_TEST_INSTANCES", 1);
+    int every = v > 0 && v <= SAGA_PARTITIONS ? (int)v : 1;
     for (int i = 0; i < TFLEET_NSVC; i++)
         if (f->instances[i] <= 0)
             f->instances[i] = every;

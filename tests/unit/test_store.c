@@ -239,7 +239,7 @@ static void test_mkdir_p(void **state)
     FILE *fp = fopen(file, "w");
     assert_non_null(fp);
     fclose(fp);
-    strcat(file, "/under");
+    snprintf(file, sizeof(file), "%s/a/file/under", f->dir);
     assert_int_equal(saga_mkdir_p(file), ENOTDIR);
     memset(big, 'd', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';

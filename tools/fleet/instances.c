@@ -74,7 +74,8 @@ int fleet_instance_of(const fleet *f, const char *name, const char *svc)
     if (strncmp(name, svc, len) != 0 || name[len] != '-' || *num < '1' || *num > '9' ||
         strspn(num, "0123456789") != strlen(num) || fleet_get_env(f, name, "SAGA_INSTANCE") == NULL)
         return 0;
-    return atoi(num);
+    long k = strtol(num, NULL, 10); /* digits only, checked above */
+    return k <= SAGA_PARTITIONS ? (int)k : 0;
 }
 
 int fleet_instances_count(const fleet *f, const char *svc)

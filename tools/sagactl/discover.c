@@ -246,8 +246,8 @@ static uint32_t instance_partitions(const ctl_participant *p)
     return set;
 }
 
-int ctl_fleet_instances(const ctl_fleet *f, const char *svc, uint32_t *sets, size_t cap,
-                        size_t *n, char *err, size_t errlen)
+int ctl_fleet_instances(const ctl_fleet *f, const char *svc, uint32_t *sets, size_t cap, size_t *n,
+                        char *err, size_t errlen)
 {
     uint32_t owned = 0;
     *n = 0;
@@ -269,8 +269,7 @@ int ctl_fleet_instances(const ctl_fleet *f, const char *svc, uint32_t *sets, siz
     if (owned != SAGA_PARTITION_SET_ALL) {
         char missing[64];
         saga_partition_set_format(SAGA_PARTITION_SET_ALL & ~owned, missing, sizeof(missing));
-        snprintf(err, errlen, "no instance of %s answered for partitions %s (down?)", svc,
-                 missing);
+        snprintf(err, errlen, "no instance of %s answered for partitions %s (down?)", svc, missing);
         return -1;
     }
     return 0;

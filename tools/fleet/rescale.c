@@ -151,9 +151,10 @@ static natsStatus add_at(jsCtx *js, const jsConsumerConfig *like, const char *na
     jsConsumerConfig cc;
     char deliver[256];
 
+    if (snprintf(deliver, sizeof deliver, SAGA_SUBJ_DELIVER_FMT, name) >= (int)sizeof deliver)
+        return NATS_INVALID_ARG;
     js_DeleteConsumer(js, SAGA_STREAM_EVENTS, name, NULL, NULL);
     jsConsumerConfig_Init(&cc);
-    snprintf(deliver, sizeof deliver, SAGA_SUBJ_DELIVER_FMT, name);
     cc.Durable = name;
     cc.DeliverSubject = deliver;
     cc.FilterSubject = filter;

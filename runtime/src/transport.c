@@ -40,10 +40,13 @@ static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
 static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const char *what,
                        int64_t *next_log)
 {
-    /* A cluster electing its leaders answers "not available" for a few seconds. */
-    if (jerr == JS_ERR_CLUSTER_NOT_AVAILABLE)
+    /* A cluster electing its leaders answers "not available" for a few seconds, and a
+     * broker reloading its configuration (a new identity, SIGHUP) "JetStream not
+     * enabled for account" for a moment. */
+    if (jerr == JS_ERR_CLUSTER_NOT_AVAILABLE || jerr == JSNotEnabledForAccountErr)
         s = NATS_TIMEOUT;
-    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && jerr != JS_ERR_CLUSTER_NOT_AVAILABLE)
+    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && jerr != JS_ERR_CLUSTER_NOT_AVAILABLE &&
+        jerr != JSNotEnabledForAccountErr)
         return 0;
     if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS && s != NATS_CONNECTION_DISCONNECTED &&
         s != NATS_NOT_YET_CONNECTED && s != NATS_IO_ERROR)

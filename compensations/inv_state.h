@@ -37,6 +37,10 @@
 #define INV_RES_KEY "inv:res"
 #define INV_TOMBSTONE "cancelled"
 #define INV_STOCK_PREFIX "stock:"
+#define INV_SKUS_KEY "skus"
+/* Bounds the "skus" list and the stock query's reply: 5000 entries of at
+ * most ~140 bytes of JSON stay under NATS's default 1 MB payload limit. */
+#define INV_SKUS_MAX 5000
 
 /* An impossible state (held stock going negative can only mean a corrupt
  * store): stop with file and line rather than break conservation quietly.
@@ -127,17 +131,13 @@ static inline saga_status inv_stock_store(saga_ctx *ctx, const char *sku, const 
     return saga_ctx_put(ctx, NULL, key, &copy, sizeof(copy));
 }
 
-/* Reads the order's reservation into *out (zeroed first). SAGA_ENOTFOUND
- * if the order never reached the inventory; SAGA_ESTORE for a bad record. */
-static inline saga_status inv_res_load(saga_ctx *ctx, const char *order_id, inv_res *out)
+/* Decodes a stored reservation of len bytes at v into *out (zeroed first):
+ * SAGA_OK, or SAGA_ESTORE for a bad record. The hand-over reads stores with
+ * it too (services/inventory/inv_handover.c). */
+static inline saga_status inv_res_decode(const void *v, size_t len, inv_res *out)
 {
-    const void *v;
-    size_t len;
     const size_t head = offsetof(inv_res, lines);
     memset(out, 0, sizeof(*out));
-    saga_status st = saga_ctx_get(ctx, order_id, INV_RES_KEY, &v, &len);
-    if (st != SAGA_OK)
-        return st;
     if (len < head)
         return SAGA_ESTORE;
     memcpy(out, v, head);
@@ -150,6 +150,17 @@ static inline saga_status inv_res_load(saga_ctx *ctx, const char *order_id, inv_
     for (uint32_t i = 0; i < out->nlines; i++)
         out->lines[i].sku[INV_SKU_MAX] = '\0';
     return SAGA_OK;
+}
+
+/* Reads the order's reservation into *out (zeroed first). SAGA_ENOTFOUND
+ * if the order never reached the inventory; SAGA_ESTORE for a bad record. */
+static inline saga_status inv_res_load(saga_ctx *ctx, const char *order_id, inv_res *out)
+{
+    const void *v;
+    size_t len;
+    memset(out, 0, sizeof(*out));
+    saga_status st = saga_ctx_get(ctx, order_id, INV_RES_KEY, &v, &len);
+    return st == SAGA_OK ? inv_res_decode(v, len, out) : st;
 }
 
 static inline saga_status inv_res_store(saga_ctx *ctx, const char *order_id, inv_res *res)

@@ -793,3 +793,23 @@ int saga_config_servers(const char *urls, char *buf, size_t cap, const char **se
     }
     return n > 0 ? n : -1;
 }
+
+/* An instance's partitions: 0 stands for the only instance (all of them). */
+static int partitions_of(uint32_t set)
+{
+    return __builtin_popcount(set != 0 ? set : SAGA_PARTITION_SET_ALL);
+}
+
+long long saga_partition_share(long long qty, const uint32_t *sets, size_t n, size_t k)
+{
+    long long owned = 0, given = 0;
+    for (size_t i = 0; i < n; i++)
+        owned += partitions_of(sets[i]);
+    if (owned == 0 || k >= n)
+        return 0;
+    /* In proportion to the partitions, rounded down; the units left over
+     * (fewer than n) go one each to the first instances. */
+    for (size_t i = 0; i < n; i++)
+        given += qty * partitions_of(sets[i]) / owned;
+    return qty * partitions_of(sets[k]) / owned + ((long long)k < qty - given);
+}

@@ -15,6 +15,8 @@ typedef struct mover {
     saga__store from, to;
     MDB_txn *ft, *tt;
     uint32_t moved;
+    unsigned flags;
+    int done; /* a repeat of a move that completed: nothing to do */
     saga_move_report rep;
     char *err;
     size_t errlen;
@@ -149,7 +151,9 @@ static saga_status record_set(saga__store *st, MDB_txn *txn, uint32_t set, int o
     return saga__store_rc(st, mdb_put(txn, st->meta, &k, &v, 0), "meta put partitions");
 }
 
-/* Checks both partition sets and that the giver has no global state. */
+/* Checks both partition sets and that the giver has no global state (unless the
+ * caller re-splits it). A repeat of a move that completed (the receiver owns
+ * every moved partition, the giver none) sets m->done. */
 static saga_status check(mover *m, uint32_t *from_set, uint32_t *to_set)
 {
     MDB_stat ms;
@@ -163,8 +167,6 @@ static saga_status check(mover *m, uint32_t *from_set, uint32_t *to_set)
         return fail(m, rv, "the giver's data directory records a malformed partition set");
     if (rv != SAGA_OK)
         return fail(m, rv, m->from.err);
-    if ((*from_set & m->moved) != m->moved)
-        return fail(m, SAGA_EINVAL, "the giver does not own every partition to move");
     rv = recorded_set(&m->to, m->tt, to_set, &only);
     if (rv == SAGA_OK && only)
         return fail(m, SAGA_EINVAL, "the receiver is the only instance of its service");
@@ -172,13 +174,21 @@ static saga_status check(mover *m, uint32_t *from_set, uint32_t *to_set)
         return fail(m, rv, "the receiver's data directory records a malformed partition set");
     if (rv != SAGA_OK && rv != SAGA_ENOTFOUND)
         return fail(m, rv, m->to.err);
+    if ((*from_set & m->moved) == 0 && (*to_set & m->moved) == m->moved) {
+        m->done = 1;
+        return SAGA_OK;
+    }
+    if ((*from_set & m->moved) != m->moved)
+        return fail(m, SAGA_EINVAL, "the giver does not own every partition to move");
+    if (m->flags & SAGA_MOVE_KEEP_GLOBAL)
+        return SAGA_OK;
     int rc = mdb_stat(m->ft, m->from.state, &ms);
     if (rc != MDB_SUCCESS)
         return fail(m, saga__store_rc(&m->from, rc, "state stat"), m->from.err);
     if (ms.ms_entries > 0)
         return fail(m, SAGA_EINVAL,
-                    "the giver keeps global state (records of no order, such as inventory's "
-                    "stock), which belongs to no partition: its partitions cannot move");
+                    "the giver keeps global state (records of no order, such as a customer's "
+                    "history), which belongs to no partition: its partitions cannot move");
     return SAGA_OK;
 }
 
@@ -196,6 +206,11 @@ static saga_status move_once(mover *m)
     }
     memset(&m->rep, 0, sizeof(m->rep));
     rv = check(m, &from_set, &to_set);
+    if (rv == SAGA_OK && m->done) {
+        mdb_txn_abort(m->tt);
+        mdb_txn_abort(m->ft);
+        return SAGA_OK;
+    }
     if (rv == SAGA_OK)
         rv = move_db(m, m->from.saga, m->to.saga, 0, &m->rep.records);
     if (rv == SAGA_OK)
@@ -275,12 +290,13 @@ int saga_store_make_only(const char *dir, char *err, size_t errlen)
 }
 
 int saga_store_move_partitions(const char *from_dir, const char *to_dir, uint32_t moved,
-                               saga_move_report *report, char *err, size_t errlen)
+                               unsigned flags, saga_move_report *report, char *err, size_t errlen)
 {
     mover m;
     saga_status rv;
     memset(&m, 0, sizeof(m));
     m.moved = moved & SAGA_PARTITION_SET_ALL;
+    m.flags = flags;
     m.err = err;
     m.errlen = errlen;
     err[0] = '\0';
@@ -308,4 +324,124 @@ int saga_store_move_partitions(const char *from_dir, const char *to_dir, uint32_
     if (rv == SAGA_OK && report != NULL)
         *report = m.rep;
     return rv == SAGA_OK ? 0 : -1;
+}
+
+/* ---- global state, which a caller that knows its meaning re-splits ------------- */
+
+#define META_HANDOVER "handover" /* meta: the id of the last saga_store_set_global */
+
+/* Calls fn on each record of dbi; order-scoped keys (order \0 key) are split. */
+static int each_in(MDB_txn *txn, MDB_dbi dbi, int scoped, saga_store_record_fn fn, void *udata)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    char key[SAGA__KEY_MAX + 1];
+    int rc = mdb_cursor_open(txn, dbi, &cur), stop = 0;
+    if (rc != MDB_SUCCESS)
+        return -1;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && stop == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size > SAGA__KEY_MAX)
+            continue; /* no key the runtime writes is longer */
+        memcpy(key, k.mv_data, k.mv_size);
+        key[k.mv_size] = '\0';
+        size_t olen = scoped ? strlen(key) : 0;
+        if (scoped && olen + 1 >= k.mv_size)
+            continue; /* not order \0 key */
+        stop = scoped ? fn(key, key + olen + 1, v.mv_data, v.mv_size, udata)
+                      : fn(NULL, key, v.mv_data, v.mv_size, udata);
+    }
+    mdb_cursor_close(cur);
+    return stop != 0 ? stop : (rc == MDB_NOTFOUND ? 0 : -1);
+}
+
+int saga_store_each_record(const char *dir, saga_store_record_fn fn, void *udata, char *err,
+                           size_t errlen)
+{
+    saga__store st;
+    MDB_txn *txn;
+    memset(&st, 0, sizeof(st));
+    if (open_store(&st, dir, err, errlen) != 0)
+        return -1;
+    int rc = saga__store_begin_read(&st, &txn) == SAGA_OK ? 0 : -1;
+    if (rc == 0) {
+        rc = each_in(txn, st.state, 0, fn, udata);
+        if (rc == 0)
+            rc = each_in(txn, st.saga, 1, fn, udata);
+        mdb_txn_abort(txn);
+    }
+    if (rc == -1 && err[0] == '\0')
+        snprintf(err, errlen, "%s: cannot read its records%s%s", dir, st.err[0] ? ": " : "",
+                 st.err);
+    saga__store_close(&st);
+    return rc;
+}
+
+/* One attempt of saga_store_set_global. */
+static saga_status set_global_once(saga__store *st, const char *id, const saga_global_record *recs,
+                                   size_t n)
+{
+    MDB_txn *txn;
+    saga_status rv = saga__store_begin(st, NULL, &txn);
+    if (rv != SAGA_OK)
+        return rv;
+    rv = saga__store_rc(st, mdb_drop(txn, st->state, 0), "state drop");
+    for (size_t i = 0; i < n && rv == SAGA_OK; i++) {
+        MDB_val k = {strlen(recs[i].key), (void *)recs[i].key};
+        MDB_val v = {recs[i].len, (void *)recs[i].val};
+        rv = saga__store_rc(st, mdb_put(txn, st->state, &k, &v, 0), "state put");
+    }
+    if (rv == SAGA_OK) {
+        MDB_val k = {strlen(META_HANDOVER), META_HANDOVER}, v = {strlen(id), (void *)id};
+        rv = saga__store_rc(st, mdb_put(txn, st->meta, &k, &v, 0), "meta put handover");
+    }
+    if (rv != SAGA_OK) {
+        mdb_txn_abort(txn);
+        return rv;
+    }
+    return saga__store_commit(st, txn);
+}
+
+int saga_store_set_global(const char *dir, const char *id, const saga_global_record *recs,
+                          size_t n, char *err, size_t errlen)
+{
+    saga__store st;
+    saga_status rv = SAGA_EINVAL;
+    memset(&st, 0, sizeof(st));
+    err[0] = '\0';
+    if (open_store(&st, dir, err, errlen) != 0)
+        return -1;
+    for (int attempt = 0; attempt < MOVE_ATTEMPTS; attempt++) {
+        rv = set_global_once(&st, id, recs, n);
+        if (rv != SAGA_EMAPFULL || saga__store_grow(&st) != SAGA_OK)
+            break;
+    }
+    if (rv != SAGA_OK)
+        snprintf(err, errlen, "%s: %s", dir, st.err);
+    saga__store_close(&st);
+    return rv == SAGA_OK ? 0 : -1;
+}
+
+int saga_store_handover_id(const char *dir, char *id, size_t cap, char *err, size_t errlen)
+{
+    saga__store st;
+    MDB_txn *txn;
+    MDB_val k = {strlen(META_HANDOVER), META_HANDOVER}, v;
+    memset(&st, 0, sizeof(st));
+    id[0] = '\0';
+    if (open_store(&st, dir, err, errlen) != 0)
+        return -1;
+    int rc = saga__store_begin_read(&st, &txn) == SAGA_OK ? 0 : -1;
+    if (rc == 0) {
+        int got = mdb_get(txn, st.meta, &k, &v);
+        if (got == MDB_SUCCESS)
+            snprintf(id, cap, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
+        else if (got != MDB_NOTFOUND)
+            rc = -1;
+        mdb_txn_abort(txn);
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "%s: cannot read its hand-over id", dir);
+    saga__store_close(&st);
+    return rc;
 }

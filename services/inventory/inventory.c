@@ -17,10 +17,6 @@
 #include "saga/saga.h"
 #include "svc.h"
 
-#define SKUS_KEY "skus"
-/* Bounds the "skus" list and the stock query's reply: 5000 entries of at
- * most ~140 bytes of JSON stay under NATS's default 1 MB payload limit. */
-#define SKUS_MAX 5000
 #define STOCK_QTY_MAX 1000000000LL
 #define REASON_MAX 256
 
@@ -229,14 +225,14 @@ static saga_status add_known_sku(saga_ctx *ctx, const char *sku)
     const void *v = NULL;
     size_t len = 0, count = 0, slen = strlen(sku);
     char *list = NULL;
-    saga_status st = saga_ctx_get(ctx, NULL, SKUS_KEY, &v, &len);
+    saga_status st = saga_ctx_get(ctx, NULL, INV_SKUS_KEY, &v, &len);
     if (st == SAGA_ENOTFOUND)
         len = 0;
     else if (st != SAGA_OK)
         goto out;
     for (size_t i = 0; i < len; i++)
         count += ((const char *)v)[i] == '\n';
-    if (count >= SKUS_MAX) {
+    if (count >= INV_SKUS_MAX) {
         st = SAGA_ETOOBIG;
         goto out;
     }
@@ -249,7 +245,7 @@ static saga_status add_known_sku(saga_ctx *ctx, const char *sku)
         memcpy(list, v, len); /* v dies with the put below: copy first */
     memcpy(list + len, sku, slen);
     list[len + slen] = '\n';
-    st = saga_ctx_put(ctx, NULL, SKUS_KEY, list, len + slen + 1);
+    st = saga_ctx_put(ctx, NULL, INV_SKUS_KEY, list, len + slen + 1);
 out:
     free(list);
     return st;
@@ -355,7 +351,7 @@ static saga_status q_stock(saga_ctx *ctx, const char *subject, const uint8_t *da
     (void)len;
     (void)udata;
 
-    st = saga_ctx_get(ctx, NULL, SKUS_KEY, &v, &vlen);
+    st = saga_ctx_get(ctx, NULL, INV_SKUS_KEY, &v, &vlen);
     if (st != SAGA_OK && st != SAGA_ENOTFOUND)
         goto out;
     /* A private, terminated copy: the stock reads below may move v. */

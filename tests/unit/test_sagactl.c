@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ctl.h"
+#include "saga/config.h"
 
 #define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(e) (ctl_hash_oom_ = 1)
@@ -210,19 +211,19 @@ static void test_stock_shares(void **state)
     for (long long qty = 0; qty < 40; qty++) {
         long long sum2 = 0, sum3 = 0;
         for (size_t k = 0; k < 2; k++) {
-            long long share = ctl_stock_share(qty, two, 2, k);
+            long long share = saga_partition_share(qty, two, 2, k);
             assert_int_equal(share, qty / 2 + ((long long)k < qty % 2));
             sum2 += share;
         }
         for (size_t k = 0; k < 3; k++)
-            sum3 += ctl_stock_share(qty, three, 3, k);
+            sum3 += saga_partition_share(qty, three, 3, k);
         assert_int_equal(sum2, qty);
         assert_int_equal(sum3, qty);
-        assert_int_equal(ctl_stock_share(qty, only, 1, 0), qty);
+        assert_int_equal(saga_partition_share(qty, only, 1, 0), qty);
     }
     /* 6, 5 and 5 partitions of 16: 10 units go 3.75, 3.125, 3.125 -> 4, 3, 3. */
-    assert_int_equal(ctl_stock_share(10, three, 3, 0), 4);
-    assert_int_equal(ctl_stock_share(10, three, 3, 2), 3);
+    assert_int_equal(saga_partition_share(10, three, 3, 0), 4);
+    assert_int_equal(saga_partition_share(10, three, 3, 2), 3);
     assert_string_equal(ctl_stock_subject("s.set", 0, subject, sizeof(subject)), "s.set");
     assert_string_equal(ctl_stock_subject("s.set", 0xffff, subject, sizeof(subject)), "s.set");
     assert_string_equal(ctl_stock_subject("s.set", 0x2492, subject, sizeof(subject)), "s.set.1");

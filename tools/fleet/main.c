@@ -198,8 +198,15 @@ static const char USAGE_SCALE[] =
     "the pause: the milliseconds SERVICE had no running instance. A scale that fails says\n"
     "why and leaves SERVICE stopped: run the same scale again when it failed before the\n"
     "new instances were started, else restart them. Refused, with SERVICE started again\n"
-    "as it was, for a service with state of no order (inventory's stock, fraud's\n"
-    "customer history).\n";
+    "as it was, for a service with state of no order the fleet cannot re-split (fraud's\n"
+    "customer history).\n"
+    "\n"
+    "inventory: its stock is re-split over the new instances (free and committed units\n"
+    "by their partitions, held units with the reserved orders), from a plan written to\n"
+    "SAGA_HOME/handover-inventory.json before any store changes and removed when every\n"
+    "store has it; prints the sums, the same before and after. A plan found there is an\n"
+    "unfinished hand-over: scale (or up) finishes it first and says so. Meanwhile\n"
+    "sagactl stock set gets no answer.\n";
 
 static const char USAGE_IDENTITY[] =
     "Usage: saga-fleet identity NAME\n"
@@ -869,6 +876,41 @@ static int add_prometheus(ctx *c, char *err, size_t errlen)
     return fleet_add_prometheus(c->f, PROMETHEUS, PROMETHEUS_EXE, "127.0.0.1", port, err, errlen);
 }
 
+/* What a hand-over did to inventory's stock: the sums, the same before and after. */
+static void print_stock(const char *svc, const fleet_rescale_report *rep)
+{
+    const inv_handover_report *s = &rep->stock;
+
+    if (!rep->has_stock)
+        return;
+    if (s->resumed)
+        printf("%s: finished the unfinished hand-over %s (%d -> %d instances)\n", svc, s->id,
+               s->from, s->to);
+    printf("stock re-split over %d instances (hand-over %s): %zu SKUs, available %lld, held "
+           "%lld, committed %lld\n",
+           s->to, s->id, s->skus, s->available, s->held, s->committed);
+}
+
+/* Finishes the hand-overs a failed scale left (their plans in the home) before up
+ * starts anything: the stopped instances' stores are half changed. */
+static int finish_handovers(ctx *c)
+{
+    static fleet_rescale_report rep;
+    char err[PATH_CAP + 256];
+    int to;
+
+    for (int i = 0; i < NSVC; i++) {
+        if (fleet_rescale_pending(c->f, SERVICES[i], &to) == 0)
+            continue;
+        printf("%s: an unfinished hand-over to %d instances: finishing it first\n", SERVICES[i],
+               to);
+        if (fleet_rescale_finish(c->f, SERVICES[i], &rep, err, sizeof err) != 0)
+            return fail("%s", err);
+        print_stock(SERVICES[i], &rep);
+    }
+    return 0;
+}
+
 static int cmd_up(ctx *c, int argc, char **argv)
 {
     participant procs[MAX_PROCS];
@@ -891,7 +933,9 @@ static int cmd_up(ctx *c, int argc, char **argv)
             has_inst = 1;
         }
     }
-    status = default_procs(c, has_inst ? &inst : NULL, procs, &nprocs);
+    status = finish_handovers(c);
+    if (status == 0)
+        status = default_procs(c, has_inst ? &inst : NULL, procs, &nprocs);
     if (status != 0)
         return status;
     if (gateway_proc(c, &procs[nprocs]) != 0)
@@ -1513,6 +1557,7 @@ static int cmd_scale(ctx *c, int argc, char **argv)
         printf("moved partitions %s from %s to %s: %zu records, %zu processed ids, %zu outbox\n",
                parts, mv->from, mv->to, mv->rep.records, mv->rep.inbox_ids, mv->rep.outbox);
     }
+    print_stock(svc, &rep);
     if (rep.consumers > 0)
         printf("consumers: %d created after the acknowledgement floor of the ones they "
                "replace\n",

@@ -66,9 +66,10 @@ static int data_parent(const fleet *f, const char *first, char *parent, size_t c
     return 0;
 }
 
-/* Moves every partition whose owner changes from side a to side b. */
-static int move_all(const side *a, const side *b, fleet_rescale_report *rep, char *err,
-                    size_t errlen)
+/* Moves every partition whose owner changes from side a to side b; flags as
+ * saga_store_move_partitions takes them. */
+static int move_all(const side *a, const side *b, unsigned flags, fleet_rescale_report *rep,
+                    char *err, size_t errlen)
 {
     char why[512];
 
@@ -78,7 +79,7 @@ static int move_all(const side *a, const side *b, fleet_rescale_report *rep, cha
             fleet_move *mv = &rep->moves[rep->nmoves];
             if (set == 0)
                 continue;
-            if (saga_store_move_partitions(a->dir[k - 1], b->dir[j - 1], set, &mv->rep, why,
+            if (saga_store_move_partitions(a->dir[k - 1], b->dir[j - 1], set, flags, &mv->rep, why,
                                            sizeof why) != 0) {
                 snprintf(err, errlen, "moving partitions from %s to %s: %s", a->name[k - 1],
                          b->name[j - 1], why);
@@ -306,31 +307,86 @@ static int rename_data(const char *from, const char *to, char *err, size_t errle
     return 0;
 }
 
+/* The file of svc's hand-over plan in the fleet's home into buf; NULL for a service
+ * whose global state the fleet does not know how to re-split (all but inventory, whose
+ * stock it re-splits with inv_handover.h). */
+static const char *plan_path(fleet *f, const char *svc, char *buf, size_t cap)
+{
+    if (strcmp(svc, "inventory") != 0)
+        return NULL;
+    snprintf(buf, cap, "%s/handover-%s.json", fleet_home(f), svc);
+    return buf;
+}
+
+int fleet_rescale_pending(fleet *f, const char *svc, int *to)
+{
+    char path[DIR_CAP];
+    return plan_path(f, svc, path, sizeof path) != NULL ? inv_handover_pending(path, to) : 0;
+}
+
+/* Inventory's stock plan from side a's stores to side b's (b->dir as they are while
+ * the stores change), before any store changes; or the one an unfinished hand-over
+ * left. */
+static int stock_plan(const side *a, const side *b, const char *plan, fleet_rescale_report *rep,
+                      char *err, size_t errlen)
+{
+    const char *from[SAGA_PARTITIONS], *to[SAGA_PARTITIONS];
+    uint32_t sets[SAGA_PARTITIONS] = {0};
+
+    for (int k = 0; k < a->n; k++)
+        from[k] = a->dir[k];
+    for (int j = 0; j < b->n; j++) {
+        to[j] = b->dir[j];
+        for (int p = 0; p < SAGA_PARTITIONS; p++)
+            sets[j] |= p % b->n == j ? 1u << p : 0;
+    }
+    rep->has_stock = 1;
+    return inv_handover_plan(plan, from, a->n, to, sets, b->n, &rep->stock, err, errlen);
+}
+
+/* The records' part of the hand-over: with a stock plan, the plan first, then the
+ * moves, then the stock set on every store as planned; else the moves. */
+static int records_move(const side *a, const side *b, const char *plan,
+                        fleet_rescale_report *rep, char *err, size_t errlen)
+{
+    int resumed;
+
+    if (plan == NULL)
+        return move_all(a, b, 0, rep, err, errlen);
+    if (stock_plan(a, b, plan, rep, err, errlen) != 0)
+        return -1;
+    resumed = rep->stock.resumed;
+    if (move_all(a, b, SAGA_MOVE_KEEP_GLOBAL, rep, err, errlen) != 0 ||
+        inv_handover_apply(plan, -1, &rep->stock, err, errlen) != 0)
+        return -1;
+    rep->stock.resumed = resumed;
+    return 0;
+}
+
 /* The store part of the hand-over: each moving partition to its new owner, and
  * between one instance and several the first instance's directory renamed (the
  * only instance's store gives and then becomes the first instance's; the first
  * instance's receives everything and becomes the only instance's). */
-static int stores_move(side *a, side *b, fleet_rescale_report *rep, char *err, size_t errlen)
+static int stores_move(side *a, side *b, const char *plan, fleet_rescale_report *rep, char *err,
+                       size_t errlen)
 {
-    char only[DIR_CAP], why[512];
+    char first[DIR_CAP], why[512];
+    /* While the stores change, the first new instance's store is the first old one's
+     * when either side is the only instance; it is renamed after. */
+    int renamed = a->n == 1 || b->n == 1;
 
-    if (b->n > 1) {
-        if (move_all(a, b, rep, err, errlen) != 0)
-            return -1;
-        return a->n == 1 ? rename_data(a->dir[0], b->dir[0], err, errlen) : 0;
-    }
-    /* Into the first instance's directory, which then becomes the only one's. */
-    snprintf(only, sizeof only, "%s", b->dir[0]);
-    snprintf(b->dir[0], DIR_CAP, "%s", a->dir[0]);
-    int rc = move_all(a, b, rep, err, errlen);
-    snprintf(b->dir[0], DIR_CAP, "%s", only);
+    snprintf(first, sizeof first, "%s", b->dir[0]);
+    if (renamed)
+        snprintf(b->dir[0], DIR_CAP, "%s", a->dir[0]);
+    int rc = records_move(a, b, plan, rep, err, errlen);
+    snprintf(b->dir[0], DIR_CAP, "%s", first);
     if (rc != 0)
         return -1;
-    if (saga_store_make_only(a->dir[0], why, sizeof why) != 0) {
+    if (b->n == 1 && saga_store_make_only(a->dir[0], why, sizeof why) != 0) {
         snprintf(err, errlen, "%s", why);
         return -1;
     }
-    return rename_data(a->dir[0], only, err, errlen);
+    return renamed ? rename_data(a->dir[0], b->dir[0], err, errlen) : 0;
 }
 
 /* Defines side b's processes like template (each with its own SAGA_INSTANCE and data
@@ -378,13 +434,12 @@ static int start_all(fleet *f, const side *b, int ready_ms, char *err, size_t er
     return 0;
 }
 
-int fleet_rescale(fleet *f, const char *svc, int m, int stop_ms, int ready_ms,
-                  fleet_rescale_report *rep, char *err, size_t errlen)
+/* Fills sides a (the n instances svc runs) and b (m) and starts *rep, after checking
+ * the counts. */
+static int sides(fleet *f, const char *svc, int n, int m, side *a, side *b,
+                 fleet_rescale_report *rep, char *err, size_t errlen)
 {
-    static side a, b; /* 128 KB of paths: not on the stack */
     char parent[DIR_CAP];
-    const char *names[SAGA_PARTITIONS];
-    int n = fleet_instances_running(f, svc);
 
     memset(rep, 0, sizeof *rep);
     rep->from = n;
@@ -401,11 +456,25 @@ int fleet_rescale(fleet *f, const char *svc, int m, int stop_ms, int ready_ms,
         snprintf(err, errlen, "%s already runs %d instance%s", svc, n, n > 1 ? "s" : "");
         return -1;
     }
-    side_init(&a, svc, n, "");
-    if (data_parent(f, a.name[0], parent, sizeof parent, err, errlen) != 0)
+    side_init(a, svc, n, "");
+    if (data_parent(f, a->name[0], parent, sizeof parent, err, errlen) != 0)
         return -1;
-    side_init(&a, svc, n, parent);
-    side_init(&b, svc, m, parent);
+    side_init(a, svc, n, parent);
+    side_init(b, svc, m, parent);
+    return 0;
+}
+
+int fleet_rescale(fleet *f, const char *svc, int m, int stop_ms, int ready_ms,
+                  fleet_rescale_report *rep, char *err, size_t errlen)
+{
+    static side a, b; /* 128 KB of paths: not on the stack */
+    char planbuf[DIR_CAP];
+    const char *names[SAGA_PARTITIONS];
+    const char *plan = plan_path(f, svc, planbuf, sizeof planbuf);
+    int n = fleet_instances_running(f, svc);
+
+    if (sides(f, svc, n, m, &a, &b, rep, err, errlen) != 0)
+        return -1;
     for (int k = 0; k < n; k++)
         names[k] = a.name[k];
 
@@ -416,9 +485,13 @@ int fleet_rescale(fleet *f, const char *svc, int m, int stop_ms, int ready_ms,
         snprintf(err, errlen, "cannot stop the instances of %s", svc);
         return -1;
     }
-    if (stores_move(&a, &b, rep, err, errlen) != 0) {
-        /* Refused before anything moved (a service with global state): as it was. */
-        if (rep->nmoves == 0 && start_all(f, &a, ready_ms, err + strlen(err), 0) == 0)
+    if (stores_move(&a, &b, plan, rep, err, errlen) != 0) {
+        /* Refused before any store changed (a service with global state the fleet
+         * cannot re-split, stock that does not add up): as it was. A stock plan this
+         * run wrote goes first: the instances change their stock from now on. */
+        if (rep->nmoves == 0 && !rep->stock.resumed &&
+            (plan == NULL || unlink(plan) == 0 || errno == ENOENT) &&
+            start_all(f, &a, ready_ms, err + strlen(err), 0) == 0)
             snprintf(err + strlen(err), errlen - strlen(err), " (nothing moved: %s restarted)",
                      svc);
         return -1;
@@ -429,4 +502,31 @@ int fleet_rescale(fleet *f, const char *svc, int m, int stop_ms, int ready_ms,
         return -1;
     rep->pause_ms = fleet_now_ms() - t0;
     return 0;
+}
+
+int fleet_rescale_finish(fleet *f, const char *svc, fleet_rescale_report *rep, char *err,
+                         size_t errlen)
+{
+    static side a, b;
+    char planbuf[DIR_CAP];
+    const char *plan = plan_path(f, svc, planbuf, sizeof planbuf);
+    int n = fleet_instances_running(f, svc), m = 0;
+
+    if (fleet_rescale_pending(f, svc, &m) != 1) {
+        snprintf(err, errlen, "%s: no readable hand-over plan to finish", svc);
+        return -1;
+    }
+    if (sides(f, svc, n, m, &a, &b, rep, err, errlen) != 0)
+        return -1;
+    if (n == 1 || m == 1) {
+        snprintf(err, errlen,
+                 "%s: the unfinished hand-over (plan %s) changes its consumers too, which "
+                 "needs the broker: finish it with deploy/fleet scale %s %d while the others run",
+                 svc, plan, svc, m);
+        return -1;
+    }
+    return stores_move(&a, &b, plan, rep, err, errlen) == 0 &&
+                   define_all(f, &a, &b, a.name[0], err, errlen) == 0
+               ? 0
+               : -1;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "fleet.h"
+#include "inv_handover.h"
 #include "saga/config.h"
 #include "saga/handover.h"
 
@@ -27,6 +28,8 @@ typedef struct fleet_rescale_report {
     int unclean;      /* instances that had to be SIGKILLed after stop_ms */
     int64_t pause_ms; /* from the first SIGTERM until the last new instance was ready:
                          the service had no running instance */
+    int has_stock;    /* inventory: its stock was re-split (stock below) */
+    inv_handover_report stock;
 } fleet_rescale_report;
 
 /* Moves service svc of fleet f from the instances it runs (svc alone, or svc-1..svc-n)
@@ -37,10 +40,26 @@ typedef struct fleet_rescale_report {
  * instance with its own data directory beside the first's, waiting up to ready_ms for
  * each. Between one and several instances, the durable consumers change from one per
  * event type to one per type and partition (or back), each new one starting after
- * the acknowledgement floor of the one(s) it replaces. Fills *rep and returns 0, or
- * -1 with err set. A failed rescale can be run again with the same m. */
+ * the acknowledgement floor of the one(s) it replaces. Inventory's stock, which belongs
+ * to no partition, is re-split over the new instances from a plan written first to
+ * SAGA_HOME/handover-inventory.json and removed when every store has it
+ * (inv_handover.h); a plan found there is an unfinished hand-over, finished first.
+ * Fills *rep and returns 0, or -1 with err set. A failed rescale can be run again with
+ * the same m. */
 int fleet_rescale(fleet *f, const char *svc, int m, int stop_ms, int ready_ms,
                   fleet_rescale_report *rep, char *err, size_t errlen);
+
+/* Whether svc has an unfinished hand-over (its plan in the fleet's home): 1 with the
+ * count of instances it goes to in *to, 0 when none, -1 when the plan is unreadable. */
+int fleet_rescale_pending(fleet *f, const char *svc, int *to);
+
+/* Finishes the unfinished hand-over of svc (stopped) from its plan, without the
+ * broker: the moves and the stock as planned, and the processes defined as the
+ * plan's count of instances, not started (deploy/fleet up starts them). Refused
+ * between one instance and several (the consumers change too: scale finishes that).
+ * Fills *rep and returns 0, or -1 with err set. */
+int fleet_rescale_finish(fleet *f, const char *svc, fleet_rescale_report *rep, char *err,
+                         size_t errlen);
 
 /* How many instances svc runs in f: n for svc-1..svc-n, 1 for svc alone, 0 if none. */
 int fleet_instances_running(fleet *f, const char *svc);

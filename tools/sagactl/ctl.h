@@ -135,12 +135,6 @@ typedef struct ctl_stock {
     long long available, held, committed;
 } ctl_stock;
 
-/* The units of qty that instance k of the n inventory instances whose
- * partition sets are sets[0..n) holds: a share in proportion to its
- * partitions (0 as a set: the only instance, all of them), rounded down,
- * the units left over one each to the first instances. The shares add up
- * to qty, so no unit belongs to two instances. */
-long long ctl_stock_share(long long qty, const uint32_t *sets, size_t n, size_t k);
 /* The partition sets of n instances started with SAGA_INSTANCE=k/n into
  * sets[0..n), or one set 0 for the only instance (n <= 1). Returns how many. */
 size_t ctl_stock_sets(int n, uint32_t sets[SAGA_PARTITIONS]);

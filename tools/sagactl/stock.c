@@ -12,26 +12,6 @@
 
 #define STOCK_REQUEST_MAX 256 /* a SetStock or GetStock of a valid SKU is far smaller */
 
-/* An instance's partitions: 0 stands for the only instance (all of them). */
-static int partitions_of(uint32_t set)
-{
-    return __builtin_popcount(set != 0 ? set : SAGA_PARTITION_SET_ALL);
-}
-
-long long ctl_stock_share(long long qty, const uint32_t *sets, size_t n, size_t k)
-{
-    long long owned = 0, given = 0;
-    for (size_t i = 0; i < n; i++)
-        owned += partitions_of(sets[i]);
-    if (owned == 0 || k >= n)
-        return 0;
-    /* In proportion to the partitions, rounded down; the units left over
-     * (fewer than n) go one each to the first instances. */
-    for (size_t i = 0; i < n; i++)
-        given += qty * partitions_of(sets[i]) / owned;
-    return qty * partitions_of(sets[k]) / owned + ((long long)k < qty - given);
-}
-
 size_t ctl_stock_sets(int n, uint32_t sets[SAGA_PARTITIONS])
 {
     char spec[32];
@@ -101,7 +81,7 @@ int ctl_stock_request(natsConnection *nc, const uint32_t *sets, size_t n, const 
     }
     for (size_t k = 0; k < n; k++) {
         if (qty >= 0) {
-            set.quantity = ctl_stock_share(qty, sets, n, k);
+            set.quantity = saga_partition_share(qty, sets, n, k);
             len = saga__v1__set_stock__pack(&set, req);
         } else {
             len = saga__v1__get_stock__pack(&get, req);

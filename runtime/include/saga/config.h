@@ -121,6 +121,14 @@ int saga_partition_set(const char *instance, const char *list, uint32_t *set, ch
  * snprintf returns. */
 int saga_partition_set_format(uint32_t set, char *buf, size_t cap);
 
+/* The units of qty that instance k of the n instances whose partition sets
+ * are sets[0..n) holds: a share in proportion to its partitions (0 as a set:
+ * the only instance, all of them), rounded down, the units left over one
+ * each to the first instances. The shares add up to qty, so no unit belongs
+ * to two instances: inventory's stock split (sagactl stock set) and its
+ * re-split in a hand-over (saga-fleet scale inventory) both follow it. */
+long long saga_partition_share(long long qty, const uint32_t *sets, size_t n, size_t k);
+
 #ifdef __cplusplus
 }
 #endif

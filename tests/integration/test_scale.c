@@ -367,8 +367,21 @@ static void scale_while_placing(const char *label, const scale_step *steps, int 
     finish_placing(label, steps, nsteps, pause, t0);
 }
 
+/* Every SKU's units, summed over the inventory instances, are the 100000 set. */
+static void stock_conserved(void)
+{
+    for (int s = 0; s < NSKU; s++) {
+        char sku[16];
+        long long avail = 0, held = 0, committed = 0;
+        snprintf(sku, sizeof(sku), "SKU%d", s);
+        assert_int_equal(tfleet_get_stock(&F, sku, &avail, &held, &committed), 0);
+        assert_int_equal(avail + held + committed, 100000);
+    }
+}
+
 /* After payment 2 -> 3: the moves printed, status lists the new instance with its
- * partitions; after 3 -> 2, the refusals. */
+ * partitions; after 3 -> 2, the refusals; after inventory 2 -> 3 and back, the stock
+ * re-split printed and every SKU's units conserved over the instances. */
 static void check_payment_scale(int k, char *out, size_t cap)
 {
     if (k == 0) {
@@ -378,25 +391,28 @@ static void check_payment_scale(int k, char *out, size_t cap)
         assert_non_null(strstr(out, "\"state\":\"up\",\"partitions\":\"2,5,8,11,14\""));
         return;
     }
+    if (k >= 2) {
+        assert_non_null(strstr(out, k == 2 ? "stock re-split over 3 instances"
+                                           : "stock re-split over 2 instances"));
+        stock_conserved();
+        return;
+    }
     /* No such service, a bad count, the count it runs. */
     assert_int_equal(saga_fleet((const char *[]){"scale", "nobody", "2", NULL}, out, cap), 2);
     assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "17", NULL}, out, cap), 2);
     assert_int_equal(saga_fleet((const char *[]){"scale", "payment", "2", NULL}, out, cap), 1);
-    /* Inventory's stock belongs to no partition: refused, and inventory runs again. */
-    assert_int_equal(saga_fleet((const char *[]){"scale", "inventory", "2", NULL}, out, cap), 1);
-    assert_int_equal(F.instances[tfleet_index("inventory")], 1);
-    saga_fleet((const char *[]){"status", "--json", NULL}, out, cap);
-    assert_true(status_up_in(out, "inventory"));
 }
 
-/* `saga-fleet scale payment 3`, then `scale payment 2`, while a client places orders
- * one after the other: the command's own hand-over (the same code as tfleet_rescale),
- * status shows the new instances, every order final, audit clean. */
+/* `saga-fleet scale payment 3`, then `scale payment 2`, then inventory 2 -> 3 -> 2,
+ * while a client places orders one after the other: the command's own hand-over (the
+ * same code as tfleet_rescale), status shows the new instances, inventory's stock is
+ * re-split and conserved, every order final, audit clean. */
 static void fleet_scale_command_under_load(void **state)
 {
-    static const scale_step steps[] = {{"payment", 3}, {"payment", 2}};
+    static const scale_step steps[] = {
+        {"payment", 3}, {"payment", 2}, {"inventory", 3}, {"inventory", 2}};
     (void)state;
-    scale_while_placing("fleet-scale", steps, 2, check_payment_scale);
+    scale_while_placing("fleet-scale", steps, 4, check_payment_scale);
 }
 
 /* After the first step from the only instance: its consumers were replaced. */
@@ -448,10 +464,10 @@ static int setup_handover(void **state)
     return launch_counts(state, (const int[TFLEET_NSVC]){2, 3, 1, 1, 1});
 }
 
-/* saga-fleet scale: payment 2, the others one each. */
+/* saga-fleet scale: payment 2, inventory 2, the others one each. */
 static int setup_cli(void **state)
 {
-    return launch_counts(state, (const int[TFLEET_NSVC]){1, 2, 1, 1, 1});
+    return launch_counts(state, (const int[TFLEET_NSVC]){1, 2, 2, 1, 1});
 }
 
 /* Every service one instance. */

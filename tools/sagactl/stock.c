@@ -43,7 +43,11 @@ static int stock_ask(natsConnection *nc, const char *subject, const uint8_t *req
     for (int attempt = 0; attempt < CTL_COMMAND_ATTEMPTS && s == NATS_TIMEOUT; attempt++)
         s = natsConnection_Request(&m, nc, subject, req, (int)len, timeout_ms);
     if (s != NATS_OK) {
-        snprintf(err, errlen, "no answer on %s: %s", subject, natsStatus_GetText(s));
+        snprintf(err, errlen,
+                 "no answer on %s: %s (an inventory instance is down, or every one is stopped "
+                 "for a hand-over, saga-fleet scale inventory: nothing was changed by this "
+                 "request where it got no answer; set the stock again once it is up)",
+                 subject, natsStatus_GetText(s));
         return CTL_EXIT_UNREACHABLE;
     }
     Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),

@@ -44,9 +44,9 @@ static int stock_ask(natsConnection *nc, const char *subject, const uint8_t *req
         s = natsConnection_Request(&m, nc, subject, req, (int)len, timeout_ms);
     if (s != NATS_OK) {
         snprintf(err, errlen,
-                 "no answer on %s: %s (an inventory instance is down, or every one is stopped "
-                 "for a hand-over, saga-fleet scale inventory: nothing was changed by this "
-                 "request where it got no answer; set the stock again once it is up)",
+                 "no answer on %s: %s (an inventory instance is down, or all are stopped for "
+                 "a hand-over, saga-fleet scale inventory: a share that got no answer may "
+                 "not be set; set the stock again once every instance is up)",
                  subject, natsStatus_GetText(s));
         return CTL_EXIT_UNREACHABLE;
     }

@@ -639,6 +639,7 @@ static saga_status transact(saga_service *svc, batch *b)
         pthread_mutex_unlock(&svc->stats_mu);
         add_stats(&s, &b->d);
         s.commits++;
+        s.flushes += (uint64_t)svc->store.commit_flushes;
         rv = saga__stats_save(&svc->store, txn, &s, svc->stats_since_ms);
     }
     if (rv == SAGA_OK && svc->precommit_fn != NULL) {
@@ -816,6 +817,7 @@ static saga_status process(saga_service *svc, batch *b)
     saga__log_flush();
     svc->nsent = 0;
     b->d.commits = 1;
+    b->d.flushes = (uint64_t)svc->store.commit_flushes;
     /* Only batches that handled events are crash points. Idle housekeeping
      * commits are not, and neither are command-only batches: the command
      * that sets crash=after_commit:1 must be answered, and the crash come

@@ -68,6 +68,7 @@ saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, 
 
     memset(st, 0, sizeof(*st));
     st->map_size = map_size;
+    st->commit_flushes = sync ? 2 : 0;
     rc = mkdir_p(dir);
     if (rc != 0) {
         snprintf(st->err, sizeof(st->err), "mkdir %s: %s", dir, strerror(rc));

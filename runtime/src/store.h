@@ -28,7 +28,9 @@ typedef struct saga__store {
     MDB_env *env;
     MDB_dbi inbox, outbox, parked, timers, timer_due, state, saga, finished, meta;
     size_t map_size;
-    char err[256]; /* detail of the last failure: the LMDB code and text */
+    int commit_flushes; /* device flushes per write commit: 2 synced (the data, then the
+                           meta page written O_DSYNC), 0 with MDB_NOSYNC */
+    char err[256];      /* detail of the last failure: the LMDB code and text */
 } saga__store;
 
 /* Opens (creating if needed) the environment in dir. sync=0 adds MDB_NOSYNC. */

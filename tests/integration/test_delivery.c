@@ -375,6 +375,9 @@ static void test_counters_survive_a_crash(void **state)
     long long received = tjs_stat(&f->t, "testsvc", "received");
     assert_int_equal(tjs_stat(&f->t, "testsvc", "processed"), N);
     assert_true(tjs_stat(&f->t, "testsvc", "commits") >= 4);
+    /* A synced commit is two device flushes: the data, then the meta page. */
+    assert_int_equal(tjs_stat(&f->t, "testsvc", "flushes"),
+                     2 * tjs_stat(&f->t, "testsvc", "commits"));
     /* The batch committed but never acknowledged came again: a duplicate. */
     assert_true(tjs_stat(&f->t, "testsvc", "duplicates") >= 1);
     assert_true(received >= N + 1);

@@ -159,6 +159,12 @@ static void hook(void *arg, enum bench_hook_what what, long long completed, doub
     }
 }
 
+/* How much a counter grew from a to b; -1 when either is unknown. */
+static long long growth_of(long long a, long long b)
+{
+    return a >= 0 && b >= a ? b - a : -1;
+}
+
 static int run_phase(const char *name, const char *kind, int run, long long rate, bench_growth *g)
 {
     bench_fleet f;
@@ -255,10 +261,14 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
         if (c.started && c.start[i].ok && drained[i].ok && p->settle_s >= 0)
             pf->cpu_drain_s =
                 (double)(drained[i].cpu_ticks - c.start[i].cpu_ticks) * bench_tick_s();
+        /* Bytes and flushes over the span cpu us/saga covers. */
+        const bench_pstat *to = p->settle_s >= 0 ? &drained[i] : &c.end[i];
+        pf->wbytes = c.started ? growth_of(c.start[i].wbytes, to->wbytes) : -1;
+        pf->flushes = c.started ? growth_of(c.start[i].flushes, to->flushes) : -1;
     }
     bench_print_phase(stdout, p);
     fflush(stdout);
-    if (o.url == NULL && bench_fleet_stop(&f) != 0)
+    if (bench_fleet_stop(&f) != 0) /* a fleet of --url: only lets go of it */
         fprintf(stderr, "saga-bench: %s run %d: a process did not stop cleanly\n", name, run);
     return rc;
 }

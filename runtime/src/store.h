@@ -24,16 +24,29 @@
 
 #define SAGA__KEY_MAX 480 /* LMDB's default maximum key size is 511 */
 
+/* How commits reach the disk (saga__store_open). */
+enum {
+    SAGA__SYNC_NONE = 0,   /* MDB_NOSYNC: a machine crash may lose the last commits */
+    SAGA__SYNC_FULL = 1,   /* two flushes per commit: the data, then the meta page (O_DSYNC) */
+    SAGA__SYNC_SHARED = 2, /* MDB_NOMETASYNC: one flush per commit, the data; the meta page
+                              written with it reaches the disk with the next flush */
+};
+
 typedef struct saga__store {
     MDB_env *env;
     MDB_dbi inbox, outbox, parked, timers, timer_due, state, saga, finished, meta;
     size_t map_size;
-    int commit_flushes; /* device flushes per write commit: 2 synced (the data, then the
-                           meta page written O_DSYNC), 0 with MDB_NOSYNC */
-    char err[256];      /* detail of the last failure: the LMDB code and text */
+    int sync;           /* SAGA__SYNC_* */
+    int commit_flushes; /* device flushes per write commit: 2, 1 or 0 as sync says */
+    /* Top-level write commits since open, and how many of them are durable:
+     * a machine crash cannot undo them. Only SAGA__SYNC_SHARED leaves the
+     * last one behind, until the next commit's flush or saga__store_sync. */
+    uint64_t committed, durable;
+    MDB_txn *top;  /* the last top-level write transaction begun */
+    char err[256]; /* detail of the last failure: the LMDB code and text */
 } saga__store;
 
-/* Opens (creating if needed) the environment in dir. sync=0 adds MDB_NOSYNC. */
+/* Opens (creating if needed) the environment in dir; sync is SAGA__SYNC_*. */
 saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, int sync);
 /* Closes the environment; safe on a store that failed to open or was closed. */
 void saga__store_close(saga__store *st);
@@ -44,6 +57,9 @@ saga_status saga__store_begin(saga__store *st, MDB_txn *parent, MDB_txn **txn);
 saga_status saga__store_begin_read(saga__store *st, MDB_txn **txn);
 /* Commits txn (freed also on error). SAGA_EMAPFULL when the map is full. */
 saga_status saga__store_commit(saga__store *st, MDB_txn *txn);
+/* Makes every commit durable (SAGA__SYNC_SHARED: one flush when the last
+ * one is not yet); *flushes counts the flushes made (0 or 1). */
+saga_status saga__store_sync(saga__store *st, int *flushes);
 /* Doubles the map size. No transaction of this process may be open. */
 saga_status saga__store_grow(saga__store *st);
 

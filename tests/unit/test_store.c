@@ -25,7 +25,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
     f->dir = tproc_mkdtemp();
-    if (f->dir == NULL || saga__store_open(&f->st, f->dir, (size_t)1 << 20, 1) != SAGA_OK)
+    if (f->dir == NULL || saga__store_open(&f->st, f->dir, (size_t)1 << 20, SAGA__SYNC_FULL) != SAGA_OK)
         return -1;
     *state = f;
     return 0;
@@ -255,10 +255,58 @@ static void test_map_grows(void **state)
     mdb_txn_abort(txn);
 }
 
+/* One write transaction that puts key, committed. */
+static void put_one(saga__store *st, const char *key)
+{
+    MDB_txn *txn;
+    assert_int_equal(saga__store_begin(st, NULL, &txn), SAGA_OK);
+    assert_int_equal(saga__inbox_put(st, txn, key, 1), SAGA_OK);
+    assert_int_equal(saga__store_commit(st, txn), SAGA_OK);
+}
+
+/* Which commits are on the disk: every one when each flushes its meta page;
+ * with one flush per commit, all but the last, until the next commit or a
+ * sync. A transaction that changes nothing is no commit (LMDB writes nothing). */
+static void test_durable_commits(void **state)
+{
+    fx *f = *state;
+    saga__store sh;
+    MDB_txn *txn;
+    int flushes = -1;
+    put_one(&f->st, "a");
+    assert_int_equal(f->st.commit_flushes, 2);
+    assert_true(f->st.committed >= 1);
+    assert_int_equal(f->st.durable, f->st.committed);
+
+    char *dir = tproc_mkdtemp();
+    assert_non_null(dir);
+    assert_int_equal(saga__store_open(&sh, dir, (size_t)1 << 20, SAGA__SYNC_SHARED), SAGA_OK);
+    assert_int_equal(sh.commit_flushes, 1);
+    uint64_t c0 = sh.committed;
+    put_one(&sh, "a");
+    assert_int_equal(sh.committed, c0 + 1);
+    assert_int_equal(sh.durable, c0); /* its meta page waits for the next flush */
+    put_one(&sh, "b");
+    assert_int_equal(sh.durable, c0 + 1); /* carried by the second commit's flush */
+    assert_int_equal(saga__store_sync(&sh, &flushes), SAGA_OK);
+    assert_int_equal(flushes, 1);
+    assert_int_equal(sh.durable, sh.committed);
+    assert_int_equal(saga__store_sync(&sh, &flushes), SAGA_OK);
+    assert_int_equal(flushes, 0); /* nothing left to flush */
+    assert_int_equal(saga__store_begin(&sh, NULL, &txn), SAGA_OK);
+    assert_int_equal(saga__store_commit(&sh, txn), SAGA_OK);
+    assert_int_equal(sh.committed, c0 + 2);
+    assert_int_equal(sh.durable, sh.committed);
+    saga__store_close(&sh);
+    tproc_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_inbox_prune_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers_due_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_by_order, setup, teardown),

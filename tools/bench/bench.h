@@ -89,6 +89,7 @@ typedef struct bench_pstat {
     long long lmdb_bytes; /* size of data.mdb, -1 when none */
     long long wbytes;     /* write_bytes of /proc/PID/io: what it wrote to the disk, -1 unknown */
     long long flushes;    /* its "flushes" counter (stats reply), -1 when it has none */
+    long long commits;    /* its "commits" counter, likewise */
 } bench_pstat;
 
 /* One request on saga.ctl.<name>.stats: the parsed reply, which the caller
@@ -193,6 +194,7 @@ typedef struct bench_proc_figures {
     long long wbytes;  /* bytes written to the disk over the same span as cpu_drain_s (cpu_s
                           when it did not drain), -1 unknown */
     long long flushes; /* device flushes over that span, -1 unknown */
+    long long commits; /* LMDB commits over that span, -1 unknown */
 } bench_proc_figures;
 
 typedef struct bench_phase {

@@ -268,6 +268,7 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
         const bench_pstat *to = p->settle_s >= 0 ? &drained[i] : &c.end[i];
         pf->wbytes = c.started ? growth_of(c.start[i].wbytes, to->wbytes) : -1;
         pf->flushes = c.started ? growth_of(c.start[i].flushes, to->flushes) : -1;
+        pf->commits = c.started ? growth_of(c.start[i].commits, to->commits) : -1;
     }
     bench_print_phase(stdout, p);
     fflush(stdout);

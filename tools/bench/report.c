@@ -79,18 +79,25 @@ static const char *cell(char *buf, size_t len, double v, int decimals)
     return buf;
 }
 
-/* The services' bytes written and flushes per saga, summed: -1 when none is known. */
-static void services_per_saga(const bench_phase *p, double *wbytes, double *flushes)
+/* Adds a figure known (>= 0) to a sum that is -1 while nothing is known. */
+static void add_known(double *sum, double v)
 {
-    *wbytes = *flushes = -1;
+    if (v >= 0)
+        *sum = (*sum < 0 ? 0 : *sum) + v;
+}
+
+/* The services' bytes written, flushes and commits per saga, summed: -1 when none is known. */
+static void services_per_saga(const bench_phase *p, double *wbytes, double *flushes,
+                              double *commits)
+{
+    *wbytes = *flushes = *commits = -1;
     for (int i = 0; i < p->nproc; i++) {
         const bench_proc_figures *f = &p->proc[i];
         if (f->lmdb_bytes < 0)
             continue; /* not a service with a store: nats-server, saga-bench, a ceiling role */
-        if (f->wbytes >= 0)
-            *wbytes = (*wbytes < 0 ? 0 : *wbytes) + per_saga(p, f->wbytes);
-        if (f->flushes >= 0)
-            *flushes = (*flushes < 0 ? 0 : *flushes) + per_saga(p, f->flushes);
+        add_known(wbytes, per_saga(p, f->wbytes));
+        add_known(flushes, per_saga(p, f->flushes));
+        add_known(commits, per_saga(p, f->commits));
     }
 }
 
@@ -157,13 +164,15 @@ void bench_print_phase(FILE *out, const bench_phase *p)
                 cell(wb, sizeof(wb), kb < 0 ? kb : kb / 1024, 2),
                 cell(fl, sizeof(fl), per_saga(p, f->flushes), 3));
     }
-    double wsum, fsum;
-    services_per_saga(p, &wsum, &fsum);
+    double wsum, fsum, csum;
+    services_per_saga(p, &wsum, &fsum, &csum);
     if (wsum >= 0 || fsum >= 0) {
-        char wb[32], fl[32];
-        fprintf(out, "   the services together: %s KB written and %s device flushes per saga\n",
+        char wb[32], fl[32], cm[32];
+        fprintf(out,
+                "   the services together: %s KB written, %s device flushes and %s commits per "
+                "saga\n",
                 cell(wb, sizeof(wb), wsum < 0 ? wsum : wsum / 1024, 2),
-                cell(fl, sizeof(fl), fsum, 3));
+                cell(fl, sizeof(fl), fsum, 3), cell(cm, sizeof(cm), csum, 3));
     }
     fprintf(out, "   (cpu s and %%: the measured window; per saga: until every consumer drained;\n"
                  "   write: /proc/PID/io write_bytes, LMDB, spool and logs; flushes: LMDB's)\n");
@@ -296,13 +305,14 @@ static json_t *json_proc(const void *arg, size_t i)
 {
     const bench_phase *p = arg;
     const bench_proc_figures *pf = &p->proc[i];
-    return json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:o, s:I, s:o}", "name", pf->name,
-                     "cpu_s", jreal(pf->cpu_s, 3), "cpu_drain_s", jreal(pf->cpu_drain_s, 3),
-                     "cpu_us_per_saga", jreal(cpu_per_saga_us(p, pf), 2), "peak_rss_kb",
-                     (json_int_t)pf->hwm_kb, "lmdb_bytes", (json_int_t)pf->lmdb_bytes,
-                     "write_bytes", (json_int_t)pf->wbytes, "write_bytes_per_saga",
-                     jreal(per_saga(p, pf->wbytes), 1), "flushes", (json_int_t)pf->flushes,
-                     "flushes_per_saga", jreal(per_saga(p, pf->flushes), 3));
+    return json_pack(
+        "{s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:o, s:I, s:o, s:I, s:o}", "name", pf->name, "cpu_s",
+        jreal(pf->cpu_s, 3), "cpu_drain_s", jreal(pf->cpu_drain_s, 3), "cpu_us_per_saga",
+        jreal(cpu_per_saga_us(p, pf), 2), "peak_rss_kb", (json_int_t)pf->hwm_kb, "lmdb_bytes",
+        (json_int_t)pf->lmdb_bytes, "write_bytes", (json_int_t)pf->wbytes, "write_bytes_per_saga",
+        jreal(per_saga(p, pf->wbytes), 1), "flushes", (json_int_t)pf->flushes, "flushes_per_saga",
+        jreal(per_saga(p, pf->flushes), 3), "commits", (json_int_t)pf->commits, "commits_per_saga",
+        jreal(per_saga(p, pf->commits), 3));
 }
 
 static json_t *json_hop(const void *arg, size_t i)
@@ -323,23 +333,23 @@ static json_t *json_phase(const void *arg, size_t k)
         json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "samples", (json_int_t)l->nlat, "p50",
                   jreal(l->p50_ms, 3), "p90", jreal(l->p90_ms, 3), "p99", jreal(l->p99_ms, 3),
                   "max", jreal(l->max_ms, 3), "mean", jreal(l->mean_ms, 3));
-    double wsum, fsum;
-    services_per_saga(p, &wsum, &fsum);
+    double wsum, fsum, csum;
+    services_per_saga(p, &wsum, &fsum, &csum);
     /* Every "o" is stolen, also when json_pack fails; a NULL one fails it. */
-    return json_pack("{s:s, s:s, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-                     "s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
-                     "name", p->name, "kind", p->kind, "run", p->run, "ok", p->ok, "rate",
-                     (json_int_t)p->rate, "concurrency", (json_int_t)p->concurrency, "orders",
-                     (json_int_t)p->orders, "warmup", (json_int_t)p->warmup, "placed",
-                     (json_int_t)l->placed, "confirmed", (json_int_t)l->confirmed, "cancelled",
-                     (json_int_t)l->cancelled, "rejected", (json_int_t)l->rejected, "window_s",
-                     jreal(l->window_s, 4), "sagas_per_s", jreal(l->sagas_per_s, 2), "settle_s",
-                     jreal(p->settle_s, 3), "stream_msgs", (json_int_t)p->stream_msgs,
-                     "stream_bytes", (json_int_t)p->stream_bytes, "lag_notification",
-                     (json_int_t)l->lag_notification, "lag_inventory", (json_int_t)l->lag_inventory,
-                     "sustained_sagas_per_s", jreal(bench_sustained(p), 2), "latency_ms", latency,
-                     "processes", procs, "hops", hops, "services_write_bytes_per_saga",
-                     jreal(wsum, 1), "services_flushes_per_saga", jreal(fsum, 3));
+    return json_pack(
+        "{s:s, s:s, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
+        "s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        "name", p->name, "kind", p->kind, "run", p->run, "ok", p->ok, "rate", (json_int_t)p->rate,
+        "concurrency", (json_int_t)p->concurrency, "orders", (json_int_t)p->orders, "warmup",
+        (json_int_t)p->warmup, "placed", (json_int_t)l->placed, "confirmed",
+        (json_int_t)l->confirmed, "cancelled", (json_int_t)l->cancelled, "rejected",
+        (json_int_t)l->rejected, "window_s", jreal(l->window_s, 4), "sagas_per_s",
+        jreal(l->sagas_per_s, 2), "settle_s", jreal(p->settle_s, 3), "stream_msgs",
+        (json_int_t)p->stream_msgs, "stream_bytes", (json_int_t)p->stream_bytes, "lag_notification",
+        (json_int_t)l->lag_notification, "lag_inventory", (json_int_t)l->lag_inventory,
+        "sustained_sagas_per_s", jreal(bench_sustained(p), 2), "latency_ms", latency, "processes",
+        procs, "hops", hops, "services_write_bytes_per_saga", jreal(wsum, 1),
+        "services_flushes_per_saga", jreal(fsum, 3), "services_commits_per_saga", jreal(csum, 3));
 }
 
 static json_t *json_summary(const bench_summary *s, const bench_summary *ceil)

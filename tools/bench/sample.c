@@ -1,6 +1,6 @@
 /* sample.c - What saga-bench reads about a running fleet: CPU time,
  * resident memory and bytes written of each process from /proc, the device
- * flushes each service counts, the size of each LMDB file and of the
+ * flushes and commits each service counts, the size of each LMDB file and of the
  * JetStream store, and the size of the event stream. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "bench.h"
@@ -85,16 +85,20 @@ static long long proc_field(pid_t pid, const char *file, const char *key)
     return v;
 }
 
-/* The "flushes" counter of a participant, -1 when it does not answer or has none. */
-static long long flushes_of(const bench_fleet *f, const char *name)
+/* A counter of a stats reply, -1 when there is no reply or it has none. */
+static long long counter_of(const json_t *reply, const char *key)
 {
-    if (f->nc == NULL)
-        return -1;
-    json_t *reply = bench_ask_stats(f->nc, name, 1000);
-    json_t *v = json_object_get(reply, "flushes");
-    long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+    json_t *v = json_object_get(reply, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* The "flushes" and "commits" counters of a participant, -1 when it does not answer. */
+static void counters_of(const bench_fleet *f, const char *name, bench_pstat *s)
+{
+    json_t *reply = f->nc != NULL ? bench_ask_stats(f->nc, name, 1000) : NULL;
+    s->flushes = counter_of(reply, "flushes");
+    s->commits = counter_of(reply, "commits");
     json_decref(reply);
-    return n;
 }
 
 void bench_fleet_sample(const bench_fleet *f, bench_pstat out[BENCH_MAXPROC])
@@ -103,7 +107,8 @@ void bench_fleet_sample(const bench_fleet *f, bench_pstat out[BENCH_MAXPROC])
         const bench_proc *p = &f->proc[i];
         bench_pstat *s = &out[i];
         memset(s, 0, sizeof(*s));
-        s->rss_kb = s->anon_kb = s->hwm_kb = s->lmdb_bytes = s->wbytes = s->flushes = -1;
+        s->rss_kb = s->anon_kb = s->hwm_kb = s->lmdb_bytes = s->wbytes = -1;
+        s->flushes = s->commits = -1;
         if (p->pid > 0 && read_stat(p->pid, &s->cpu_ticks) == 0) {
             s->ok = 1;
             s->rss_kb = proc_field(p->pid, "status", "VmRSS");
@@ -112,7 +117,7 @@ void bench_fleet_sample(const bench_fleet *f, bench_pstat out[BENCH_MAXPROC])
             s->wbytes = proc_field(p->pid, "io", "write_bytes");
         }
         if (p->data_dir[0] != '\0') { /* a service of this host */
-            s->flushes = flushes_of(f, p->name);
+            counters_of(f, p->name, s);
             char path[BENCH_PATH_MAX + 16];
             struct stat st;
             snprintf(path, sizeof(path), "%s/data.mdb", p->data_dir);

@@ -19,6 +19,7 @@
 #include "timers.h"
 
 #define TIMERS_PER_BATCH 256
+#define TIMER_COALESCE_MS 100 /* timers due within this span fire in one batch */
 #define PRUNE_INTERVAL_MS 1000
 #define PRUNE_INBOX_MAX 2000
 #define PRUNE_SAGAS_MAX 200
@@ -636,9 +637,15 @@ static saga_status transact(saga_service *svc, batch *b)
     if (rv == SAGA_OK)
         rv = prune(svc, txn, b);
     if (rv == SAGA_OK) {
+        /* The earliest may be a cancelled timer's index entry, dropped when
+         * due (timers.c): after a busy spell they come due one after the
+         * other, and a commit for each would keep an idle service busy. A
+         * timer not yet due fires up to TIMER_COALESCE_MS late instead. */
         int64_t due;
         saga_status e = saga__timer_earliest(&svc->store, txn, &due);
-        svc->next_timer_ms = e == SAGA_OK ? due : INT64_MAX;
+        svc->next_timer_ms = e != SAGA_OK   ? INT64_MAX
+                             : due > b->now ? due + TIMER_COALESCE_MS
+                                            : due;
     }
     if (rv == SAGA_OK) {
         /* The counters as they stand once this batch commits, in its

@@ -1,4 +1,13 @@
-/* timers.c - Durable timers in LMDB, indexed by due time so firing is a cursor walk. */
+/* timers.c - Durable timers in LMDB, indexed by due time so firing is a cursor walk.
+ *
+ * Cancelling or replacing a timer deletes only its entry in `timers`; its
+ * entry in the due-time index stays until it comes due, where the walk
+ * finds it stale (no timer, or one due at another time) and drops it. The
+ * index is sorted by due time and cancellations come in the order sagas
+ * finish, not the order they set their timers: deleting the index entry
+ * at once wrote a leaf page of its own for nearly every cancellation,
+ * dropping it when due writes the leaves at the index's left edge, which
+ * the walk writes anyway. */
 #include "timers.h"
 
 #include <stdlib.h>
@@ -21,23 +30,25 @@ static size_t due_key(uint8_t *buf, size_t cap, int64_t due, const char *id, siz
     return 8 + idlen;
 }
 
+/* Deletes the timer; its index entry is left to go stale (see the top). */
 static saga_status remove_timer(saga__store *st, MDB_txn *txn, const char *id, size_t idlen)
 {
-    MDB_val k = {idlen, (void *)id}, v;
-    uint8_t dk[8 + SAGA__KEY_MAX];
-    int64_t due;
-    int rc = mdb_get(txn, st->timers, &k, &v);
+    MDB_val k = {idlen, (void *)id};
+    int rc = mdb_del(txn, st->timers, &k, NULL);
     if (rc == MDB_NOTFOUND)
         return SAGA_OK;
-    if (rc != MDB_SUCCESS)
-        return saga__store_rc(st, rc, "timer get");
-    memcpy(&due, v.mv_data, sizeof(due));
-    MDB_val ik = {due_key(dk, sizeof(dk), due, id, idlen), dk};
-    rc = mdb_del(txn, st->timer_due, &ik, NULL);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return saga__store_rc(st, rc, "timer index del");
-    rc = mdb_del(txn, st->timers, &k, NULL);
     return saga__store_rc(st, rc, "timer del");
+}
+
+static saga_status drop_index(saga__store *st, MDB_txn *txn, int64_t due, const char *id,
+                              size_t idlen)
+{
+    uint8_t dk[8 + SAGA__KEY_MAX];
+    MDB_val ik = {due_key(dk, sizeof(dk), due, id, idlen), dk};
+    int rc = mdb_del(txn, st->timer_due, &ik, NULL);
+    if (rc == MDB_NOTFOUND)
+        return SAGA_OK;
+    return saga__store_rc(st, rc, "timer index del");
 }
 
 saga_status saga__timer_set(saga__store *st, MDB_txn *txn, const char *order_id, const char *name,
@@ -109,58 +120,63 @@ saga_status saga__timer_cancel_order(saga__store *st, MDB_txn *txn, const char *
 
 saga_status saga__timer_take_due(saga__store *st, MDB_txn *txn, int64_t now_ms, saga__timer *t)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    char id[SAGA__KEY_MAX];
-    size_t idlen;
-    int rc = mdb_cursor_open(txn, st->timer_due, &cur);
-    if (rc != MDB_SUCCESS)
-        return saga__store_rc(st, rc, "timer cursor");
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (rc != MDB_SUCCESS) {
+    for (int i = 0; i < SAGA__TIMER_STALE_MAX; i++) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        char id[SAGA__KEY_MAX];
+        int rc = mdb_cursor_open(txn, st->timer_due, &cur);
+        if (rc != MDB_SUCCESS)
+            return saga__store_rc(st, rc, "timer cursor");
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc != MDB_SUCCESS) {
+            mdb_cursor_close(cur);
+            return saga__store_rc(st, rc, "timer first");
+        }
+        int64_t due = (int64_t)saga__be64_get(k.mv_data);
+        size_t idlen = k.mv_size - 8;
+        if (due > now_ms || idlen > sizeof(id)) {
+            mdb_cursor_close(cur);
+            return SAGA_ENOTFOUND;
+        }
+        memcpy(id, (uint8_t *)k.mv_data + 8, idlen);
         mdb_cursor_close(cur);
-        return saga__store_rc(st, rc, "timer first");
-    }
-    int64_t due = (int64_t)saga__be64_get(k.mv_data);
-    idlen = k.mv_size - 8;
-    if (due > now_ms || idlen > sizeof(id)) {
-        mdb_cursor_close(cur);
-        return SAGA_ENOTFOUND;
-    }
-    memcpy(id, (uint8_t *)k.mv_data + 8, idlen);
-    mdb_cursor_close(cur);
 
-    memset(t, 0, sizeof(*t));
-    t->due_ms = due;
-    size_t olen = strnlen(id, idlen);
-    if (olen >= idlen || olen > SAGA_ORDER_ID_MAX || idlen - olen - 1 > SAGA__TIMER_NAME_MAX)
-        return SAGA_ESTORE;
-    memcpy(t->order_id, id, olen);
-    memcpy(t->name, id + olen + 1, idlen - olen - 1);
+        size_t olen = strnlen(id, idlen);
+        if (olen >= idlen || olen > SAGA_ORDER_ID_MAX || idlen - olen - 1 > SAGA__TIMER_NAME_MAX)
+            return SAGA_ESTORE;
+        saga_status rv = drop_index(st, txn, due, id, idlen);
+        if (rv != SAGA_OK)
+            return rv;
+        MDB_val tk = {idlen, id};
+        int64_t set_due;
+        rc = mdb_get(txn, st->timers, &tk, &v);
+        if (rc == MDB_NOTFOUND)
+            continue; /* cancelled: a stale index entry */
+        if (rc != MDB_SUCCESS)
+            return saga__store_rc(st, rc, "timer get");
+        if (v.mv_size < sizeof(set_due))
+            return SAGA_ESTORE;
+        memcpy(&set_due, v.mv_data, sizeof(set_due));
+        if (set_due != due)
+            continue; /* set again for another time: that entry fires */
 
-    MDB_val tk = {idlen, id};
-    rc = mdb_get(txn, st->timers, &tk, &v);
-    if (rc == MDB_SUCCESS && v.mv_size > sizeof(int64_t)) {
-        t->len = v.mv_size - sizeof(int64_t);
-        t->data = malloc(t->len);
-        if (t->data == NULL)
-            return SAGA_ENOMEM;
-        memcpy(t->data, (uint8_t *)v.mv_data + sizeof(int64_t), t->len);
-    } else if (rc == MDB_NOTFOUND) {
-        /* An index entry without its timer: drop the orphan, report nothing due. */
-        MDB_val ik = {8 + idlen, NULL};
-        uint8_t dk[8 + SAGA__KEY_MAX];
-        ik.mv_size = due_key(dk, sizeof(dk), due, id, idlen);
-        ik.mv_data = dk;
-        mdb_del(txn, st->timer_due, &ik, NULL);
-        return SAGA_ENOTFOUND;
-    } else if (rc != MDB_SUCCESS) {
-        return saga__store_rc(st, rc, "timer get");
+        memset(t, 0, sizeof(*t));
+        t->due_ms = due;
+        memcpy(t->order_id, id, olen);
+        memcpy(t->name, id + olen + 1, idlen - olen - 1);
+        if (v.mv_size > sizeof(int64_t)) {
+            t->len = v.mv_size - sizeof(int64_t);
+            t->data = malloc(t->len);
+            if (t->data == NULL)
+                return SAGA_ENOMEM;
+            memcpy(t->data, (uint8_t *)v.mv_data + sizeof(int64_t), t->len);
+        }
+        rv = remove_timer(st, txn, id, idlen);
+        if (rv != SAGA_OK)
+            saga__timer_cleanup(t);
+        return rv;
     }
-    saga_status rv = remove_timer(st, txn, id, idlen);
-    if (rv != SAGA_OK)
-        saga__timer_cleanup(t);
-    return rv;
+    return SAGA_ENOTFOUND; /* more stale entries: the next batch goes on */
 }
 
 saga_status saga__timer_earliest(saga__store *st, MDB_txn *txn, int64_t *due_ms)

@@ -25,7 +25,8 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
     f->dir = tproc_mkdtemp();
-    if (f->dir == NULL || saga__store_open(&f->st, f->dir, (size_t)1 << 20, SAGA__SYNC_FULL) != SAGA_OK)
+    if (f->dir == NULL ||
+        saga__store_open(&f->st, f->dir, (size_t)1 << 20, SAGA__SYNC_FULL) != SAGA_OK)
         return -1;
     *state = f;
     return 0;
@@ -145,7 +146,8 @@ static void test_outbox_round_trip(void **state)
     saga__outlist_cleanup(&out);
 }
 
-/* Timers come out in due order, only when due; replacing and cancelling work. */
+/* Timers come out in due order, only when due; replacing and cancelling work
+ * (the index entries they leave behind are dropped as they come due). */
 static void test_timers_due_order(void **state)
 {
     fx *f = *state;
@@ -171,6 +173,46 @@ static void test_timers_due_order(void **state)
     saga__timer_cleanup(&t);
     assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_ENOTFOUND);
     assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_ENOTFOUND);
+    mdb_txn_abort(txn);
+}
+
+/* A cancelled timer never fires, nor a replaced one at its old time; their
+ * index entries go when due, also more than one take_due drops at a time. */
+static void test_timers_stale_index(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    saga__timer t;
+    int64_t due;
+    char order[32];
+    MDB_stat ms;
+    for (int i = 0; i < 3; i++) /* room for the stale entries' transaction */
+        assert_int_equal(saga__store_grow(&f->st), SAGA_OK);
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    for (int i = 0; i < SAGA__TIMER_STALE_MAX + 10; i++) {
+        snprintf(order, sizeof(order), "c%d", i);
+        assert_int_equal(saga__timer_set(&f->st, txn, order, "deadline", 50 + i % 7, NULL, 0),
+                         SAGA_OK);
+        assert_int_equal(saga__timer_cancel(&f->st, txn, order, "deadline"), SAGA_OK);
+    }
+    assert_int_equal(saga__timer_set(&f->st, txn, "x", "deadline", 100, NULL, 0), SAGA_OK);
+    assert_int_equal(saga__timer_set(&f->st, txn, "x", "deadline", 500, "l", 1), SAGA_OK);
+    assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_OK);
+    assert_int_equal(due, 50); /* a stale entry: the walk drops it when due */
+    /* More stale entries than one call drops: the next call goes on. */
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 200, &t), SAGA_ENOTFOUND);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 200, &t), SAGA_ENOTFOUND);
+    assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_OK);
+    assert_int_equal(due, 500);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 600, &t), SAGA_OK);
+    assert_string_equal(t.order_id, "x");
+    assert_int_equal(t.due_ms, 500);
+    assert_memory_equal(t.data, "l", 1);
+    saga__timer_cleanup(&t);
+    assert_int_equal(mdb_stat(txn, f->st.timer_due, &ms), 0);
+    assert_int_equal(ms.ms_entries, 0);
+    assert_int_equal(mdb_stat(txn, f->st.timers, &ms), 0);
+    assert_int_equal(ms.ms_entries, 0);
     mdb_txn_abort(txn);
 }
 
@@ -210,6 +252,9 @@ static void test_finished_saga_pruned(void **state)
     assert_int_equal(saga__timer_set(&f->st, txn, "A1", "deadline", 99, NULL, 0), SAGA_OK);
     assert_int_equal(saga__state_finish(&f->st, txn, "A1", 1000), SAGA_OK);
     int64_t due;
+    saga__timer t;
+    /* The cancelled timer's index entry stays until due, and is dropped then. */
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_ENOTFOUND);
     assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_ENOTFOUND);
     assert_int_equal(saga__state_prune(&f->st, txn, 1000, 10, &removed), SAGA_OK);
     assert_int_equal(removed, 0); /* not older than the cutoff yet */
@@ -309,6 +354,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_durable_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers_due_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timers_stale_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_by_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finished_saga_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),

@@ -1,5 +1,6 @@
 /* store.c - The LMDB environment of one service: open, transactions, map growth. */
 #include "store.h"
+#include "timers.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -118,6 +119,9 @@ saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, 
             goto fail_txn;
         }
     }
+    rv = saga__timers_migrate(st, txn);
+    if (rv != SAGA_OK)
+        goto fail_txn;
     rc = mdb_txn_commit(txn);
     if (rc != MDB_SUCCESS) {
         rv = saga__store_rc(st, rc, "mdb_txn_commit");

@@ -4,10 +4,11 @@
  *   inbox      event_id (ULID)              -> processed time (int64)
  *   outbox     sequence (big-endian u64)    -> outgoing message (outbox.c)
  *   parked     order_id \0 event_id         -> parked message (park.c)
- *   timers     order_id \0 name             -> due time + data (timers.c)
- *   timer_due  due (BE u64) order_id \0 name -> ""   (index for firing)
+ *   timers     (empty: an older runtime's timers, moved into saga at open)
+ *   timer_due  due (BE u64) order_id \0 "~timer:" name -> "" (index for firing)
  *   state      key                          -> value (global service state)
- *   saga       order_id \0 key              -> value (order-scoped state)
+ *   saga       order_id \0 key              -> value (order-scoped state; a
+ *              timer is order_id \0 "~timer:" name -> due time + data, timers.c)
  *   finished   finish time (BE u64) order_id -> ""   (pruning queue)
  *   meta       name                         -> value (sequences; "stats": the
  *                                              service's counters, stats.c)

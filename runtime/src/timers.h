@@ -32,6 +32,9 @@ saga_status saga__timer_cancel_order(saga__store *st, MDB_txn *txn, const char *
 /* Removes the earliest timer due at or before now_ms and returns it in *t
  * (the caller cleans it up); SAGA_ENOTFOUND when none is due. */
 saga_status saga__timer_take_due(saga__store *st, MDB_txn *txn, int64_t now_ms, saga__timer *t);
+/* Moves the timers of an older runtime's store (the database "timers") into
+ * their orders' scopes; the database is left empty. */
+saga_status saga__timers_migrate(saga__store *st, MDB_txn *txn);
 /* Due time of the earliest timer, or of a stale index entry before it (a
  * cancelled timer's, dropped when take_due reaches it); SAGA_ENOTFOUND
  * when there is none. */

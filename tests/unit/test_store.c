@@ -216,6 +216,45 @@ static void test_timers_stale_index(void **state)
     mdb_txn_abort(txn);
 }
 
+/* A store of an older runtime, its timers in the database "timers" and
+ * indexed without the "~timer:" prefix, opens with them moved into their
+ * orders' scopes: the timer fires once, with its data. */
+static void test_timers_migrate(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    saga__timer t;
+    MDB_stat ms;
+    int64_t due = 100;
+    uint8_t val[sizeof(due) + 1], ik[8 + 11];
+    memcpy(val, &due, sizeof(due));
+    val[sizeof(due)] = 'd';
+    saga__be64_put(ik, (uint64_t)due);
+    memcpy(ik + 8, "o9\0deadline", 11);
+    MDB_val k = {11, "o9\0deadline"}, v = {sizeof(val), val}, ikv = {sizeof(ik), ik},
+            empty = {0, NULL};
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    assert_int_equal(mdb_put(txn, f->st.timers, &k, &v, 0), 0);
+    assert_int_equal(mdb_put(txn, f->st.timer_due, &ikv, &empty, 0), 0);
+    assert_int_equal(saga__store_commit(&f->st, txn), SAGA_OK);
+    saga__store_close(&f->st);
+    assert_int_equal(saga__store_open(&f->st, f->dir, (size_t)1 << 20, SAGA__SYNC_FULL), SAGA_OK);
+
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    assert_int_equal(mdb_stat(txn, f->st.timers, &ms), 0);
+    assert_int_equal(ms.ms_entries, 0);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_OK);
+    assert_string_equal(t.order_id, "o9");
+    assert_string_equal(t.name, "deadline");
+    assert_int_equal(t.len, 1);
+    assert_memory_equal(t.data, "d", 1);
+    saga__timer_cleanup(&t);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_ENOTFOUND);
+    assert_int_equal(mdb_stat(txn, f->st.timer_due, &ms), 0);
+    assert_int_equal(ms.ms_entries, 0);
+    mdb_txn_abort(txn);
+}
+
 /* Parked events are listed per order, and one order's prefix never matches another's. */
 static void test_park_by_order(void **state)
 {
@@ -355,6 +394,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers_due_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers_stale_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timers_migrate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_by_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finished_saga_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),

@@ -176,6 +176,27 @@ static void test_timers_due_order(void **state)
     mdb_txn_abort(txn);
 }
 
+/* Takes the next due timer and checks it: order's "deadline", due at due, one byte of data. */
+static void take_one(fx *f, MDB_txn *txn, int64_t now, const char *order, int64_t due,
+                     const char *data)
+{
+    saga__timer t;
+    assert_int_equal(saga__timer_take_due(&f->st, txn, now, &t), SAGA_OK);
+    assert_string_equal(t.order_id, order);
+    assert_string_equal(t.name, "deadline");
+    assert_int_equal(t.due_ms, due);
+    assert_int_equal(t.len, 1);
+    assert_memory_equal(t.data, data, 1);
+    saga__timer_cleanup(&t);
+}
+
+static void assert_entries(MDB_txn *txn, MDB_dbi dbi, size_t n)
+{
+    MDB_stat ms;
+    assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
+    assert_int_equal(ms.ms_entries, n);
+}
+
 /* A cancelled timer never fires, nor a replaced one at its old time; their
  * index entries go when due, also more than one take_due drops at a time. */
 static void test_timers_stale_index(void **state)
@@ -185,7 +206,6 @@ static void test_timers_stale_index(void **state)
     saga__timer t;
     int64_t due;
     char order[32];
-    MDB_stat ms;
     for (int i = 0; i < 3; i++) /* room for the stale entries' transaction */
         assert_int_equal(saga__store_grow(&f->st), SAGA_OK);
     assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
@@ -204,15 +224,8 @@ static void test_timers_stale_index(void **state)
     assert_int_equal(saga__timer_take_due(&f->st, txn, 200, &t), SAGA_ENOTFOUND);
     assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_OK);
     assert_int_equal(due, 500);
-    assert_int_equal(saga__timer_take_due(&f->st, txn, 600, &t), SAGA_OK);
-    assert_string_equal(t.order_id, "x");
-    assert_int_equal(t.due_ms, 500);
-    assert_memory_equal(t.data, "l", 1);
-    saga__timer_cleanup(&t);
-    assert_int_equal(mdb_stat(txn, f->st.timer_due, &ms), 0);
-    assert_int_equal(ms.ms_entries, 0);
-    assert_int_equal(mdb_stat(txn, f->st.timers, &ms), 0);
-    assert_int_equal(ms.ms_entries, 0);
+    take_one(f, txn, 600, "x", 500, "l");
+    assert_entries(txn, f->st.timer_due, 0);
     mdb_txn_abort(txn);
 }
 
@@ -224,7 +237,6 @@ static void test_timers_migrate(void **state)
     fx *f = *state;
     MDB_txn *txn;
     saga__timer t;
-    MDB_stat ms;
     int64_t due = 100;
     uint8_t val[sizeof(due) + 1], ik[8 + 11];
     memcpy(val, &due, sizeof(due));
@@ -241,17 +253,10 @@ static void test_timers_migrate(void **state)
     assert_int_equal(saga__store_open(&f->st, f->dir, (size_t)1 << 20, SAGA__SYNC_FULL), SAGA_OK);
 
     assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
-    assert_int_equal(mdb_stat(txn, f->st.timers, &ms), 0);
-    assert_int_equal(ms.ms_entries, 0);
-    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_OK);
-    assert_string_equal(t.order_id, "o9");
-    assert_string_equal(t.name, "deadline");
-    assert_int_equal(t.len, 1);
-    assert_memory_equal(t.data, "d", 1);
-    saga__timer_cleanup(&t);
+    assert_entries(txn, f->st.timers, 0);
+    take_one(f, txn, 1000, "o9", 100, "d");
     assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_ENOTFOUND);
-    assert_int_equal(mdb_stat(txn, f->st.timer_due, &ms), 0);
-    assert_int_equal(ms.ms_entries, 0);
+    assert_entries(txn, f->st.timer_due, 0);
     mdb_txn_abort(txn);
 }
 

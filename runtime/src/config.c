@@ -21,6 +21,9 @@
 #define HOUR_MS (3600 * SECOND_MS)
 #define DAY_MS (24 * HOUR_MS)
 
+#define GATES_WHAT "gates (SAGA_GATES)"
+#define VETOERS_WHAT "vetoers (SAGA_VETOERS)"
+
 /* FIELD(f, T) is offsetof(saga_config, f), and fails to compile (an array
  * of negative size) unless the field's type is T, so a row can never write
  * an int64 into an int. */
@@ -97,6 +100,23 @@ const saga__setting saga__config_settings[] = {
      "Test fault: the crash point \"name[:n]\" at which the process aborts.", 0},
     {"SAGA_GATES", S_STRING(gates), 1, SAGA__GATES_MAX,
      "Participants whose clearance gates this service's steps, e.g. \"fraud\".", 0},
+    {"SAGA_VETOERS", S_STRING(vetoers), 1, SAGA__GATES_MAX,
+     "Participants whose vetoes (\"<p>.vetoed\") this service accepts, e.g. \"fraud\"; the "
+     "participants of SAGA_GATES are accepted too. Any other veto is dead-lettered as forbidden.",
+     0},
+    {"SAGA_NATS_CREDS", S_STRING(nats_creds), 1, SAGA__PATH_MAX,
+     "File holding the NATS user and password as one line \"USER:PASSWORD\", readable by its "
+     "owner only (deploy/fleet writes one per identity under SAGA_HOME/auth/); unset: no "
+     "authentication.",
+     0},
+    {"SAGA_NATS_CA", S_STRING(nats_ca), 1, SAGA__PATH_MAX,
+     "PEM file of the CA the server's certificate must chain to, checked whenever the "
+     "connection is TLS (a tls:// URL, or a server that requires TLS).",
+     0},
+    {"SAGA_NATS_CERT", S_STRING(nats_cert), 1, SAGA__PATH_MAX,
+     "PEM client certificate (chain), for a server that verifies clients.", 0},
+    {"SAGA_NATS_KEY", S_STRING(nats_key), 1, SAGA__PATH_MAX, "PEM private key of SAGA_NATS_CERT.",
+     0},
     {"SAGA_FAULTS", S_STRING(faults), 1, SAGA__FAULTS_MAX,
      "Fault plan at start, e.g. \"error_rate=0.1,seed=7\" (see docs/failures.md).", 0},
     {"SAGA_METRICS_ADDR", S_STRING(metrics_addr), 1, SAGA__METRICS_ADDR_MAX,
@@ -109,8 +129,7 @@ const saga__setting saga__config_settings[] = {
      "(and no SAGA_PARTITIONS): the only instance, one consumer per event type.",
      0},
     {"SAGA_PARTITIONS", S_STRING(partitions), 1, SAGA__PARTITION_SPEC_MAX - 1,
-     "The partitions this instance owns, e.g. \"0-7,12\" (0..15), instead of SAGA_INSTANCE.",
-     0},
+     "The partitions this instance owns, e.g. \"0-7,12\" (0..15), instead of SAGA_INSTANCE.", 0},
     {"SAGA_LOG_LEVEL", S_LOGLEVEL(log_level), "Log level: error, warn, info or debug.", 0},
     {"SAGA_MAP_SIZE", S_SIZE(map_size), MIB, TIB,
      "Initial LMDB map size in bytes (suffix K, M, G or T); it grows when full.", 0},
@@ -329,11 +348,12 @@ static int valid_name(const char *name, char *errbuf, size_t errlen)
     return 0;
 }
 
-/* Each entry of SAGA_GATES ("fraud,kyc") is a participant's name: its
- * clearance arrives as "<name>.cleared", so a name an event type cannot
- * start with would be accepted here and refused only at start. Names the
- * first bad entry. */
-static int valid_gates(const char *list, char *errbuf, size_t errlen)
+/* Each entry of SAGA_GATES or SAGA_VETOERS ("fraud,kyc") is a participant's
+ * name: its clearance arrives as "<name>.cleared", its veto as
+ * "<name>.vetoed", so a name an event type cannot start with would be
+ * accepted here and refused only at start. what names the setting ("gates
+ * (SAGA_GATES)"). Names the first bad entry. */
+static int valid_participants(const char *list, const char *what, char *errbuf, size_t errlen)
 {
     const char *p = list != NULL ? list : "";
     int n = 0;
@@ -342,15 +362,13 @@ static int valid_gates(const char *list, char *errbuf, size_t errlen)
         if (len > 0) {
             char name[SAGA_PRODUCER_MAX + 1];
             if (++n > SAGA__MAX_GATES) {
-                append_err(errbuf, errlen, "gates (SAGA_GATES): more than %d participants",
-                           SAGA__MAX_GATES);
+                append_err(errbuf, errlen, "%s: more than %d participants", what, SAGA__MAX_GATES);
                 return 0;
             }
             snprintf(name, sizeof(name), "%.*s", (int)len, p);
             if (len > SAGA_PRODUCER_MAX || !saga_valid_producer(name)) {
                 append_err(errbuf, errlen,
-                           "gates (SAGA_GATES): bad participant name \"%.*s\": must match "
-                           "[a-z0-9_]{1,32}",
+                           "%s: bad participant name \"%.*s\": must match [a-z0-9_]{1,32}", what,
                            (int)(len > 64 ? 64 : len), p);
                 return 0;
             }
@@ -402,8 +420,8 @@ static int parse_instance(const char *spec, uint32_t *set, char *errbuf, size_t 
     char tail;
     const char *slash = strchr(spec, '/');
     if (sscanf(spec, "%u/%u%c", &i, &n, &tail) != 2 || spec[0] < '1' || spec[0] > '9' ||
-        slash == NULL || slash[1] < '1' || slash[1] > '9' || i < 1 ||
-        n < i || n > SAGA_PARTITIONS) {
+        slash == NULL || slash[1] < '1' || slash[1] > '9' || i < 1 || n < i ||
+        n > SAGA_PARTITIONS) {
         append_err(errbuf, errlen,
                    "instance (SAGA_INSTANCE) \"%.64s\": want i/n with 1 <= i <= n <= %d", spec,
                    SAGA_PARTITIONS);
@@ -561,8 +579,12 @@ saga_status saga_config_init(saga_config *cfg, const char *name, char *errbuf, s
         if (apply(s, value, cfg, errbuf, errlen) != SAGA_OK)
             rv = SAGA_EINVAL;
     }
-    if (!valid_gates(cfg->gates, errbuf, errlen)) {
+    if (!valid_participants(cfg->gates, GATES_WHAT, errbuf, errlen)) {
         cfg->gates = NULL; /* a bad value keeps its default, as above */
+        rv = SAGA_EINVAL;
+    }
+    if (!valid_participants(cfg->vetoers, VETOERS_WHAT, errbuf, errlen)) {
+        cfg->vetoers = NULL;
         rv = SAGA_EINVAL;
     }
     if (!valid_metrics_addr(cfg->metrics_addr, errbuf, errlen)) {
@@ -639,7 +661,9 @@ saga_status saga__config_check(const saga_config *cfg, char *errbuf, size_t errl
     }
     if (!valid_name(cfg->name, errbuf, errlen))
         rv = SAGA_EINVAL;
-    if (!valid_gates(cfg->gates, errbuf, errlen))
+    if (!valid_participants(cfg->gates, GATES_WHAT, errbuf, errlen))
+        rv = SAGA_EINVAL;
+    if (!valid_participants(cfg->vetoers, VETOERS_WHAT, errbuf, errlen))
         rv = SAGA_EINVAL;
     if (!valid_metrics_addr(cfg->metrics_addr, errbuf, errlen))
         rv = SAGA_EINVAL;

@@ -28,7 +28,8 @@ typedef enum saga__setting_type {
 #define SAGA__GATES_MAX 200
 #define SAGA__MAX_GATES 4 /* participants named in SAGA_GATES */
 #define SAGA__FAULTS_MAX 1000
-#define SAGA__METRICS_ADDR_MAX 21 /* "255.255.255.255:65535" */
+#define SAGA__PATH_MAX 3900         /* a credentials, CA, certificate or key file */
+#define SAGA__METRICS_ADDR_MAX 21   /* "255.255.255.255:65535" */
 #define SAGA__PARTITION_SPEC_MAX 64 /* SAGA_INSTANCE, SAGA_PARTITIONS */
 
 /* Flags of a setting. */

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "service_internal.h"
 #include "timers.h"
@@ -11,7 +10,7 @@
 #define STATE_KEY_MAX 200
 
 void saga__ctx_init(saga_ctx *ctx, saga_service *svc, MDB_txn *txn, const saga_event *ev,
-                    int delivery, int64_t now_ms)
+                    const char *traceparent, int delivery, int64_t now_ms)
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->svc = svc;
@@ -19,22 +18,9 @@ void saga__ctx_init(saga_ctx *ctx, saga_service *svc, MDB_txn *txn, const saga_e
     ctx->ev = ev;
     ctx->delivery = delivery;
     ctx->now_ms = now_ms;
-    if (ev != NULL && ev->trace[0] != '\0') {
-        memcpy(ctx->trace, ev->trace, sizeof(ctx->trace));
-    } else {
-        /* A new saga starts a new W3C trace: 00-<trace id>-<span id>-01. */
-        uint8_t r[24];
-        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-            memset(r, 0x5a, sizeof(r));
-        char *p = ctx->trace;
-        p += snprintf(p, 4, "00-");
-        for (int i = 0; i < 16; i++)
-            p += snprintf(p, 3, "%02x", r[i]);
-        *p++ = '-';
-        for (int i = 16; i < 24; i++)
-            p += snprintf(p, 3, "%02x", r[i]);
-        snprintf(p, 4, "-01");
-    }
+    /* An event handler continues the event's trace; a command handler the
+     * caller's, when the request carried one; anything else starts one. */
+    saga_traceparent_continue(&ctx->trace, ev != NULL ? ev->trace : traceparent, &svc->span_rng);
 }
 
 void saga__ctx_cleanup(saga_ctx *ctx)
@@ -203,7 +189,8 @@ saga_status saga_ctx_emit(saga_ctx *ctx, const char *type, const char *order_id,
     if (rv != SAGA_OK)
         return rv;
     ev.time_ms = saga__now_ms();
-    memcpy(ev.trace, ctx->trace, sizeof(ev.trace));
+    /* A new span per event: its parent is the span of the event handled. */
+    saga_traceparent_child(&ctx->trace, &svc->span_rng, ev.trace, sizeof(ev.trace));
     ev.payload = payload;
     ev.payload_len = len;
 
@@ -221,6 +208,9 @@ saga_status saga_ctx_emit(saga_ctx *ctx, const char *type, const char *order_id,
     /* Readers that want one order's events (a partition holds many orders)
      * pick them by this header without decoding the envelope. */
     saga__outmsg_header(m, SAGA_HDR_ORDER_ID, order_id);
+    /* For tracing tools that read only headers (OpenTelemetry's propagators);
+     * consumers read the envelope's copy, not this. */
+    saga__outmsg_header(m, SAGA_HDR_TRACEPARENT, ev.trace);
     /* What the broker cannot take never enters the outbox: published after
      * the commit, it could only fail there, for good. */
     size_t size = saga__outmsg_wire_size(m), limit = saga__transport_max_message(svc);
@@ -315,7 +305,7 @@ int saga_ctx_chance(saga_ctx *ctx, const char *key)
 {
     const saga__faults *f = &ctx->svc->faults;
     double rate = saga__faults_business(f, key);
-    const char *id = ctx->ev != NULL ? ctx->ev->event_id : ctx->trace;
+    const char *id = ctx->ev != NULL ? ctx->ev->event_id : ctx->trace.trace_id;
     if (rate <= 0.0 || !saga__faults_roll(f, key, id, 0, rate))
         return 0;
     ctx->faults_hit++;

@@ -160,7 +160,8 @@ typedef struct call {
     const saga_event *ev;
     const char *order_id; /* timers */
     const char *name;
-    const char *subject; /* commands */
+    const char *subject;     /* commands */
+    const char *traceparent; /* commands: the request's header, or NULL */
     const uint8_t *data;
     size_t len;
     int delivery;
@@ -179,7 +180,7 @@ static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const 
     saga_status rv = saga__store_begin(&svc->store, txn, &nested);
     if (rv != SAGA_OK)
         return rv;
-    saga__ctx_init(&ctx, svc, nested, c->ev, c->delivery, b->now);
+    saga__ctx_init(&ctx, svc, nested, c->ev, c->traceparent, c->delivery, b->now);
     ctx.stream_seq = c->stream_seq;
     /* Only event handlers are crash points: a command (the fault plan's own,
      * a query) must answer, and a crash counted on it would come early. */
@@ -362,17 +363,25 @@ static int64_t retry_delay(const saga_service *svc, int delivery)
  * <event>": vetoes "<p>.vetoed" and clearances "<p>.cleared" included), and
  * only on the subject its envelope gives (evt.<partition>.<type>): a
  * consumer that trusted a forged producer or a mislabelled subject would act
- * on an event its author never emitted. The Saga-Order-Id header is not
+ * on an event its author never emitted. Vetoes come only from the
+ * participants configured to veto. The Saga-Order-Id header is not
  * read here: consumers act on the envelope, and parsing every message's
  * headers costs the hot path more than all the rest of this check; readers
  * that pick an order's events by the header check the envelope after
  * decoding. Returns 1 and says why when it is forged. */
-static int forged(const saga_event *ev, const char *subject, char *why, size_t cap)
+static int forged(const saga_service *svc, const saga_event *ev, const char *subject, char *why,
+                  size_t cap)
 {
     char want[SAGA__SUBJECT_MAX];
     size_t pl = strcspn(ev->type, ".");
     if (strlen(ev->producer) != pl || memcmp(ev->producer, ev->type, pl) != 0) {
         snprintf(why, cap, "forbidden: producer %s may not emit %s", ev->producer, ev->type);
+        return 1;
+    }
+    /* A veto cancels an order: only participants configured to veto may. */
+    if (strcmp(ev->type + pl, ".vetoed") == 0 && !saga__service_accepts_veto(svc, ev->producer)) {
+        snprintf(why, cap, "forbidden: %s is not configured to veto (SAGA_VETOERS, SAGA_GATES)",
+                 ev->producer);
         return 1;
     }
     if (saga_event_subject(ev->type, ev->order_id, want, sizeof(want)) != SAGA_OK ||
@@ -419,7 +428,7 @@ static saga_status handle_event(saga_service *svc, MDB_txn *txn, batch *b, saga_
                          seq);
         goto out;
     }
-    if (forged(&ev, subject, reason, sizeof(reason))) {
+    if (forged(svc, &ev, subject, reason, sizeof(reason))) {
         rv =
             dead_letter(svc, txn, b, SAGA_DLQ_FORBIDDEN, subject, data, len, reason, delivery, seq);
         goto out;
@@ -520,9 +529,15 @@ static saga_status handle_command(saga_service *svc, MDB_txn *txn, batch *b, sag
                                   result *res)
 {
     saga_status hst;
+    const char *tp = NULL;
+    /* Commands are few (one place per order), so reading their headers is
+     * cheap, unlike events': the caller's trace context, if it sent one. */
+    if (natsMsgHeader_Get(in->msg, SAGA_HDR_TRACEPARENT, &tp) != NATS_OK)
+        tp = NULL;
     call c = {.cfn = in->cmd->fn,
               .udata = in->cmd->udata,
               .subject = natsMsg_GetSubject(in->msg),
+              .traceparent = tp,
               .data = (const uint8_t *)natsMsg_GetData(in->msg),
               .len = (size_t)natsMsg_GetDataLength(in->msg),
               .delivery = 1};

@@ -15,8 +15,6 @@
 #include "saga/event.h"
 #include "service_internal.h"
 
-#define PARTITIONS_KEY "partitions" /* meta: the partition set the records belong to */
-
 int saga_subject_partition(const char *subject)
 {
     const char *dot = subject != NULL ? strrchr(subject, '.') : NULL;
@@ -38,23 +36,16 @@ saga_status saga_routed_subject(const char *subject, const char *key, char *out,
 saga_status saga_consumer_name(const char *service, const char *pattern, int partition, char *out,
                                size_t cap)
 {
-    char base[SAGA__NAME_MAX];
-    size_t n = 0;
     if (service == NULL || pattern == NULL || out == NULL || partition >= SAGA_PARTITIONS)
         return SAGA_EINVAL;
-    for (const char *p = pattern; *p != '\0' && n + 4 < sizeof(base); p++) {
-        if (*p == '*') {
-            memcpy(base + n, "any", 3);
-            n += 3;
-        } else {
-            base[n++] = *p == '.' ? '_' : *p;
-        }
+    saga_status rv = saga_durable_name(out, cap, service, pattern);
+    size_t n = strlen(out);
+    if (rv == SAGA_OK && partition >= 0 &&
+        (size_t)snprintf(out + n, cap - n, "_p%02d", partition) >= cap - n) {
+        out[0] = '\0';
+        rv = SAGA_ETOOBIG;
     }
-    base[n] = '\0';
-    int w = partition < 0 ? snprintf(out, cap, "%s_%s", service, base)
-                          : snprintf(out, cap, "%s_%s_p%02u", service, base,
-                                     (unsigned)partition % 100u);
-    return w < 0 || (size_t)w >= cap ? SAGA_ETOOBIG : SAGA_OK;
+    return rv;
 }
 
 static void consumer_init(saga_service *svc, saga__consumer *c, saga__sub *sub, int partition)
@@ -69,7 +60,7 @@ static void consumer_init(saga_service *svc, saga__consumer *c, saga__sub *sub, 
                  sub->pattern);
     /* Patterns are checked and short (saga_service_subscribe): it fits. */
     saga_consumer_name(svc->name, sub->pattern, partition, c->name, sizeof(c->name));
-    snprintf(c->deliver, sizeof(c->deliver), "_saga.dlv.%s", c->name);
+    snprintf(c->deliver, sizeof(c->deliver), SAGA_SUBJ_DELIVER_FMT, c->name);
 }
 
 saga_status saga__consumers_plan(saga_service *svc)
@@ -148,14 +139,14 @@ saga_status saga__partitions_check_store(saga_service *svc)
 {
     char want[64], had[64];
     MDB_txn *txn;
-    MDB_val k = {strlen(PARTITIONS_KEY), PARTITIONS_KEY}, v;
+    MDB_val k = {strlen(SAGA__META_PARTITIONS), SAGA__META_PARTITIONS}, v;
     saga__store *st = &svc->store;
     /* The only instance says "all": its consumers are not per partition, so
      * becoming an instance of several is a hand-over too. */
     if (svc->instanced)
         saga_partition_set_format(svc->partitions, want, sizeof(want));
     else
-        snprintf(want, sizeof(want), "all");
+        snprintf(want, sizeof(want), "%s", SAGA__META_ONLY);
     saga_status rv = saga__store_begin(st, NULL, &txn);
     if (rv != SAGA_OK)
         return saga__fail(svc, rv, "%s", st->err);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "service_internal.h"
+#include "random.h"
 
 int64_t saga__now_ms(void)
 {
@@ -80,31 +81,44 @@ static saga_status gate_cleared(saga_ctx *ctx, const saga_event *ev, void *udata
     return saga_ctx_put(ctx, ev->order_id, key, &now, sizeof(now));
 }
 
-/* Parses SAGA_GATES ("fraud,kyc") into svc->gates. */
-static int parse_gates(saga_service *svc, const char *list, char *errbuf, size_t errlen)
+/* Parses a list of participants ("fraud,kyc": SAGA_GATES, SAGA_VETOERS) into
+ * names[*n], at most SAGA__MAX_GATES; what names the setting in errors. */
+static int parse_participants(char names[][SAGA_PRODUCER_MAX + 1], int *n, const char *list,
+                              const char *what, char *errbuf, size_t errlen)
 {
     const char *p = list ? list : "";
     while (*p != '\0') {
-        size_t n = strcspn(p, ", ");
-        if (n > 0) {
+        size_t len = strcspn(p, ", ");
+        if (len > 0) {
             char name[SAGA_PRODUCER_MAX + 1];
-            if (n > SAGA_PRODUCER_MAX || svc->ngates == SAGA__MAX_GATES)
+            if (len > SAGA_PRODUCER_MAX || *n == SAGA__MAX_GATES)
                 goto bad;
-            memcpy(name, p, n);
-            name[n] = '\0';
+            memcpy(name, p, len);
+            name[len] = '\0';
             if (!saga_valid_producer(name))
                 goto bad;
-            memcpy(svc->gates[svc->ngates++], name, n + 1);
+            memcpy(names[(*n)++], name, len + 1);
         }
-        p += n;
+        p += len;
         p += strspn(p, ", ");
     }
     return 0;
 bad:
     if (errbuf != NULL && errlen > 0)
-        snprintf(errbuf, errlen, "SAGA_GATES \"%s\": want up to %d participant names", list,
+        snprintf(errbuf, errlen, "%s \"%s\": want up to %d participant names", what, list,
                  SAGA__MAX_GATES);
     return -1;
+}
+
+int saga__service_accepts_veto(const saga_service *svc, const char *producer)
+{
+    for (int i = 0; i < svc->ngates; i++)
+        if (strcmp(svc->gates[i], producer) == 0)
+            return 1;
+    for (int i = 0; i < svc->nvetoers; i++)
+        if (strcmp(svc->vetoers[i], producer) == 0)
+            return 1;
+    return 0;
 }
 
 saga_status saga_service_create(saga_service **out, const saga_config *cfg, char *errbuf,
@@ -118,13 +132,18 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     if (svc == NULL)
         return SAGA_ENOMEM;
     svc->cfg = *cfg;
+    saga__random_bytes((uint8_t *)&svc->span_rng, sizeof(svc->span_rng));
     if (copy_str(svc->name, sizeof(svc->name), cfg->name) != 0 ||
         copy_str(svc->nats_url, sizeof(svc->nats_url), cfg->nats_url) != 0 ||
         copy_str(svc->data_dir, sizeof(svc->data_dir), cfg->data_dir) != 0 ||
         copy_str(svc->stream, sizeof(svc->stream), cfg->stream) != 0 ||
         copy_str(svc->dlq_stream, sizeof(svc->dlq_stream), cfg->dlq_stream) != 0 ||
         copy_str(svc->crash_spec, sizeof(svc->crash_spec), cfg->crash_at) != 0 ||
-        copy_str(svc->metrics_addr, sizeof(svc->metrics_addr), cfg->metrics_addr) != 0) {
+        copy_str(svc->metrics_addr, sizeof(svc->metrics_addr), cfg->metrics_addr) != 0 ||
+        copy_str(svc->nats_creds, sizeof(svc->nats_creds), cfg->nats_creds) != 0 ||
+        copy_str(svc->nats_ca, sizeof(svc->nats_ca), cfg->nats_ca) != 0 ||
+        copy_str(svc->nats_cert, sizeof(svc->nats_cert), cfg->nats_cert) != 0 ||
+        copy_str(svc->nats_key, sizeof(svc->nats_key), cfg->nats_key) != 0) {
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen, "a configuration string is too long");
         rv = SAGA_EINVAL;
@@ -137,6 +156,10 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     svc->cfg.dlq_stream = svc->dlq_stream;
     svc->cfg.crash_at = svc->crash_spec;
     svc->cfg.metrics_addr = svc->metrics_addr;
+    svc->cfg.nats_creds = svc->nats_creds;
+    svc->cfg.nats_ca = svc->nats_ca;
+    svc->cfg.nats_cert = svc->nats_cert;
+    svc->cfg.nats_key = svc->nats_key;
     saga__metrics_init(&svc->mx);
     saga__metrics_init(&svc->mx_pub);
     saga__faults_init(&svc->faults);
@@ -146,7 +169,10 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
         goto fail_free;
     }
     svc->cfg.faults = svc->faults_spec;
-    if (parse_gates(svc, cfg->gates, errbuf, errlen) != 0) {
+    if (parse_participants(svc->gates, &svc->ngates, cfg->gates, "SAGA_GATES", errbuf, errlen) !=
+            0 ||
+        parse_participants(svc->vetoers, &svc->nvetoers, cfg->vetoers, "SAGA_VETOERS", errbuf,
+                           errlen) != 0) {
         rv = SAGA_EINVAL;
         goto fail_free;
     }
@@ -160,6 +186,7 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
                  cfg->instance != NULL && cfg->instance[0] != '\0' ? cfg->instance
                                                                    : cfg->partitions);
     svc->cfg.instance = svc->cfg.partitions = NULL; /* parsed, as the gates */
+    svc->cfg.vetoers = NULL;
     if (svc->crash_spec[0] != '\0' && saga__crash_init(&svc->faults.crash, svc->crash_spec) != 0) {
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen,
@@ -238,6 +265,12 @@ saga_status saga_service_subscribe(saga_service *svc, const char *pattern, saga_
     s->fn = fn;
     s->udata = udata;
     snprintf(s->pattern, sizeof(s->pattern), "%s", pattern);
+    /* The longest name it gets, an instance's consumer of partition NN, must fit. */
+    char consumer[SAGA__NAME_MAX];
+    if (saga_consumer_name(svc->name, pattern, SAGA_PARTITIONS - 1, consumer, sizeof(consumer)) !=
+        SAGA_OK)
+        return saga__fail(svc, SAGA_EINVAL, "pattern \"%s\" makes too long a consumer name",
+                          pattern);
     svc->nsubs++;
     return SAGA_OK;
 }

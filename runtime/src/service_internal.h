@@ -136,6 +136,8 @@ struct saga_service {
     saga_config cfg; /* strings point into the buffers below */
     char name[SAGA_PRODUCER_MAX + 1];
     char nats_url[SAGA__NATS_URL_MAX + 1];
+    char nats_creds[SAGA__PATH_MAX + 1], nats_ca[SAGA__PATH_MAX + 1];
+    char nats_cert[SAGA__PATH_MAX + 1], nats_key[SAGA__PATH_MAX + 1];
     char data_dir[SAGA__DATA_DIR_MAX + 1];
     char stream[SAGA__STREAM_MAX + 1];
     char dlq_stream[SAGA__STREAM_MAX + 1];
@@ -152,6 +154,8 @@ struct saga_service {
     char faults_spec[SAGA__FAULTS_MAX + 1];
     char gates[SAGA__MAX_GATES][SAGA_PRODUCER_MAX + 1];
     int ngates;
+    char vetoers[SAGA__MAX_GATES][SAGA_PRODUCER_MAX + 1]; /* SAGA_VETOERS */
+    int nvetoers;
     saga__queue q;
 
     saga__sub subs[SAGA__MAX_SUBS];
@@ -184,6 +188,7 @@ struct saga_service {
     saga__metrics mx;       /* kept by the service thread only, no lock */
     saga__metrics mx_pub;   /* mx as of the last batch, under stats_mu: what /metrics reads */
 
+    uint64_t span_rng; /* span ids of emitted events (trace.c); service thread only */
     saga__outlist out; /* messages of the batch being processed */
     uint64_t *sent;    /* outbox keys published, deleted in the next transaction */
     size_t nsent, capsent;
@@ -233,6 +238,10 @@ struct json_t *saga__partitions_json(const saga_service *svc);
 /* discovery.c: answers saga.discover; called with the other subscriptions. */
 saga_status saga__discovery_subscribe(saga_service *svc);
 
+/* 1 when producer may veto this service's orders: it is named in SAGA_GATES
+ * or SAGA_VETOERS. */
+int saga__service_accepts_veto(const saga_service *svc, const char *producer);
+
 /* metrics.c: GET /metrics on libmicrohttpd's own thread, when
  * SAGA_METRICS_ADDR is set (logs event=metrics_listening); stop waits for
  * that thread. */
@@ -250,7 +259,7 @@ struct saga_ctx {
     int delivery;
     uint64_t stream_seq; /* 0 unless handling a message from the stream */
     int64_t now_ms;
-    char trace[SAGA_TRACE_MAX + 1];
+    saga_traceparent trace; /* the trace this handler continues (trace.c) */
     int64_t park_timeout_ms;
     int store_failed;     /* a store call failed: the handler's result is not trusted */
     saga_status store_st; /* ... with this status (SAGA_EMAPFULL grows the map) */
@@ -260,8 +269,10 @@ struct saga_ctx {
     int faults_hit; /* business faults this call injected */
 };
 
+/* traceparent: a command's trace context (its request's header), NULL for
+ * events (their envelope's) and timers. */
 void saga__ctx_init(saga_ctx *ctx, saga_service *svc, MDB_txn *txn, const saga_event *ev,
-                    int delivery, int64_t now_ms);
+                    const char *traceparent, int delivery, int64_t now_ms);
 void saga__ctx_cleanup(saga_ctx *ctx);
 
 /* state.c: order-scoped state, finishing and pruning sagas. */

@@ -1,11 +1,11 @@
 /* store.c - The LMDB environment of one service: open, transactions, map growth. */
 #include "store.h"
 #include "timers.h"
+#include "saga/fs.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define MAX_DBS 16
 
@@ -25,26 +25,6 @@ saga_status saga__store_rc(saga__store *st, int rc, const char *what)
     if (rc == ENOMEM)
         return SAGA_ENOMEM;
     return SAGA_ESTORE;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char path[1024];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof(path))
-        return ENAMETOOLONG;
-    memcpy(path, dir, n + 1);
-    for (char *p = path + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return errno;
-        *p = '/';
-    }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return errno;
-    return 0;
 }
 
 saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, int sync)
@@ -71,7 +51,7 @@ saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, 
     st->map_size = map_size;
     st->sync = sync;
     st->commit_flushes = sync == SAGA__SYNC_FULL ? 2 : sync == SAGA__SYNC_SHARED ? 1 : 0;
-    rc = mkdir_p(dir);
+    rc = saga_mkdir_p(dir);
     if (rc != 0) {
         snprintf(st->err, sizeof(st->err), "mkdir %s: %s", dir, strerror(rc));
         return SAGA_EIO;

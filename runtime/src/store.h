@@ -24,6 +24,9 @@
 #include "saga/status.h"
 
 #define SAGA__KEY_MAX 480 /* LMDB's default maximum key size is 511 */
+/* meta: the partition set the records belong to ("0-7", "all" for the only instance) */
+#define SAGA__META_PARTITIONS "partitions"
+#define SAGA__META_ONLY "all" /* its value for the only instance */
 
 /* How commits reach the disk (saga__store_open). */
 enum {

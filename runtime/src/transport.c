@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "saga/client.h"
 #include "service_internal.h"
 
 #define NS_PER_MS 1000000LL
@@ -39,10 +40,13 @@ static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
 static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const char *what,
                        int64_t *next_log)
 {
-    /* A cluster electing its leaders answers "not available" for a few seconds. */
-    if (jerr == JS_ERR_CLUSTER_NOT_AVAILABLE)
+    /* A cluster electing its leaders answers "not available" for a few seconds, and a
+     * broker reloading its configuration (a new identity, SIGHUP) "JetStream not
+     * enabled for account" for a moment. */
+    if (jerr == JS_ERR_CLUSTER_NOT_AVAILABLE || jerr == JSNotEnabledForAccountErr)
         s = NATS_TIMEOUT;
-    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && jerr != JS_ERR_CLUSTER_NOT_AVAILABLE)
+    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && jerr != JS_ERR_CLUSTER_NOT_AVAILABLE &&
+        jerr != JSNotEnabledForAccountErr)
         return 0;
     if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS && s != NATS_CONNECTION_DISCONNECTED &&
         s != NATS_NOT_YET_CONNECTED && s != NATS_IO_ERROR)
@@ -155,9 +159,8 @@ static json_t *stats_json(saga_service *svc)
 {
     saga_stats s;
     saga_service_stats(svc, &s);
-    json_t *o = json_pack("{s:s, s:I, s:s, s:o}", "service", svc->name, "pid",
-                          (json_int_t)getpid(), "member", svc->partition_spec, "partitions",
-                          saga__partitions_json(svc));
+    json_t *o = json_pack("{s:s, s:I, s:s, s:o}", "service", svc->name, "pid", (json_int_t)getpid(),
+                          "member", svc->partition_spec, "partitions", saga__partitions_json(svc));
     int bad = o == NULL;
 #define XX(name, kind, meaning)                                                                    \
     bad = bad || json_object_set_new(o, #name, json_integer((json_int_t)s.name)) != 0;
@@ -212,6 +215,15 @@ saga_status saga__transport_connect(saga_service *svc)
     s = natsOptions_Create(&opts);
     if (s == NATS_OK)
         s = set_servers(opts, svc->cfg.nats_url);
+    if (s == NATS_OK) {
+        char why[512] = "";
+        s = saga_client_secure(opts, svc->cfg.nats_creds, svc->cfg.nats_ca, svc->cfg.nats_cert,
+                               svc->cfg.nats_key, why, sizeof(why));
+        if (s != NATS_OK) {
+            rv = saga__fail(svc, SAGA_EINVAL, "%s", why);
+            goto out;
+        }
+    }
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, svc->name);
     if (s == NATS_OK)
@@ -241,9 +253,12 @@ saga_status saga__transport_connect(saga_service *svc)
             rv = nats_fail(svc, s, "connect");
             goto out;
         }
+        /* Refused credentials are retried too (the broker may be reloading its
+         * users), but said plainly. */
         if (saga__now_ms() >= next_log) {
+            char why[512];
             SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=nats_connect_retry url=%s error=\"%s\"",
-                      svc->cfg.nats_url, natsStatus_GetText(s));
+                      svc->cfg.nats_url, saga_client_connect_error(s, why, sizeof(why)));
             next_log = saga__now_ms() + 5000;
         }
         struct timespec ts = {0, 250 * 1000000L};
@@ -386,6 +401,20 @@ static void on_command(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg);
 }
 
+/* Gives cc the start of the existing durable consumer cc->Durable: the broker
+ * refuses to change where a consumer starts, and one created by a hand-over
+ * (saga-fleet scale, at another's acknowledgement floor) starts at a sequence. */
+static void keep_start(saga_service *svc, jsConsumerConfig *cc)
+{
+    jsConsumerInfo *ci = NULL;
+    if (js_GetConsumerInfo(&ci, svc->tp.js, svc->cfg.stream, cc->Durable, NULL, NULL) != NATS_OK)
+        return;
+    cc->DeliverPolicy = ci->Config->DeliverPolicy;
+    cc->OptStartSeq = ci->Config->OptStartSeq;
+    cc->OptStartTime = ci->Config->OptStartTime;
+    jsConsumerInfo_Destroy(ci);
+}
+
 /* Creates or updates durable consumer sub. start_ms 0 delivers the whole
  * stream (the first start); otherwise delivery starts at that time. */
 static saga_status ensure_consumer(saga_service *svc, saga__consumer *sub, int64_t start_ms)
@@ -414,6 +443,7 @@ static saga_status ensure_consumer(saga_service *svc, saga__consumer *sub, int64
         s = js_AddConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
         if (s != NATS_OK && jerr != 0 && jerr != JS_ERR_NOT_ENABLED) {
             /* It exists with other settings (a new ack wait, say): update it. */
+            keep_start(svc, &cc);
             jerr = 0;
             s = js_UpdateConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
         }

@@ -6,6 +6,8 @@
  * monotonic mode). */
 #include "saga/event.h"
 
+#include "random.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -54,8 +56,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* SplitMix64, used only if the kernel refuses getrandom(2). */
-static uint64_t splitmix64(uint64_t *s)
+uint64_t saga__splitmix64(uint64_t *s)
 {
     uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
     z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
@@ -63,7 +64,7 @@ static uint64_t splitmix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static void fill_random(uint8_t *buf, size_t len)
+void saga__random_bytes(uint8_t *buf, size_t len)
 {
     size_t got = 0;
     while (got < len) {
@@ -86,7 +87,7 @@ static void fill_random(uint8_t *buf, size_t len)
         seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ ((uint64_t)getpid() << 16) ^
                (uint64_t)(uintptr_t)&seed;
         for (; got < len; got++)
-            buf[got] ^= (uint8_t)splitmix64(&seed);
+            buf[got] ^= (uint8_t)saga__splitmix64(&seed);
     }
 }
 
@@ -128,7 +129,7 @@ void saga_ulid_new(char out[SAGA_ID_LEN + 1])
         }
     } else {
         uint8_t r[10];
-        fill_random(r, sizeof(r));
+        saga__random_bytes(r, sizeof(r));
         last.rand_hi = (uint16_t)((unsigned)r[0] << 8 | r[1]);
         memcpy(&last.rand_lo, r + 2, sizeof(last.rand_lo));
         last.valid = 1;

@@ -1,7 +1,30 @@
-/* wire.c - Names of the dead-letter causes, generated from SAGA_DLQ_CAUSES. */
+/* wire.c - Names of the wire contract that are computed: durable consumer
+ * names, and the dead-letter causes generated from SAGA_DLQ_CAUSES. */
+#include <stdio.h>
 #include <string.h>
 
 #include "saga/wire.h"
+
+saga_status saga_durable_name(char *out, size_t cap, const char *participant, const char *pattern)
+{
+    int n = snprintf(out, cap, "%s_", participant);
+    if (n < 0 || (size_t)n >= cap)
+        goto too_long;
+    for (const char *p = pattern; *p != '\0'; p++) {
+        const char *part = *p == '*' ? "any" : *p == '.' ? "_" : NULL;
+        size_t len = part != NULL ? strlen(part) : 1;
+        if ((size_t)n + len >= cap)
+            goto too_long;
+        memcpy(out + n, part != NULL ? part : p, len);
+        n += (int)len;
+    }
+    out[n] = '\0';
+    return SAGA_OK;
+too_long:
+    if (cap > 0)
+        out[0] = '\0';
+    return SAGA_ETOOBIG;
+}
 
 static const struct {
     const char *name;

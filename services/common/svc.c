@@ -137,3 +137,17 @@ void svc_log(const saga_config *cfg, saga_log_level level, const char *fmt, ...)
     va_end(ap);
     cfg->log(cfg->log_udata, level, line);
 }
+
+saga_status svc_wire(saga_service *svc, const svc_wiring *w)
+{
+    saga_status st = w->emits != NULL ? saga_service_emits(svc, w->emits) : SAGA_OK;
+    for (const svc_sub *s = w->subs; st == SAGA_OK && s != NULL && s->pattern != NULL; s++)
+        st = saga_service_subscribe(svc, s->pattern, s->fn, NULL);
+    for (const svc_cmd *c = w->cmds; st == SAGA_OK && c != NULL && c->subject != NULL; c++)
+        st = saga_service_add_command(svc, c->subject, c->fn, NULL);
+    if (st == SAGA_OK && w->on_timer != NULL)
+        st = saga_service_on_timer(svc, w->on_timer, NULL);
+    if (st == SAGA_OK && w->precommit != NULL)
+        st = saga_service_on_precommit(svc, w->precommit, NULL);
+    return st;
+}

@@ -67,6 +67,32 @@ saga_status svc_reply(saga_ctx *ctx, const ProtobufCMessage *msg);
 saga_status svc_state_get(saga_ctx *ctx, const char *order_id, const char *key, void *out,
                           size_t size);
 
+/* ---- wiring ----------------------------------------------------------- */
+
+/* What a service emits and handles, declared as tables that svc_wire()
+ * registers, instead of a chain of saga_service_* calls in every setup. */
+typedef struct svc_sub {
+    const char *pattern; /* producer.event, either may be * */
+    saga_event_fn fn;
+} svc_sub;
+
+typedef struct svc_cmd {
+    const char *subject; /* a command or query subject */
+    saga_command_fn fn;
+} svc_cmd;
+
+typedef struct svc_wiring {
+    const char *const *emits;    /* NULL-terminated event types; NULL: emits none */
+    const svc_sub *subs;         /* ends with {NULL, NULL} */
+    const svc_cmd *cmds;         /* ends with {NULL, NULL}; may be NULL */
+    saga_timer_fn on_timer;      /* may be NULL */
+    saga_precommit_fn precommit; /* may be NULL */
+} svc_wiring;
+
+/* Registers everything w declares on svc, every handler with a NULL
+ * udata: SAGA_OK, or the first failure's status. */
+saga_status svc_wire(saga_service *svc, const svc_wiring *w);
+
 /* ---- logging ---------------------------------------------------------- */
 
 /* Logs one key=value line, prefixed with svc=<cfg->name>, through the sink

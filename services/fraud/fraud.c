@@ -169,15 +169,12 @@ static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *d
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
+    static const char *const emits[] = {"fraud.vetoed", "fraud.cleared", NULL};
+    static const svc_sub subs[] = {{"order.placed", on_placed}, {NULL, NULL}};
+    static const svc_cmd cmds[] = {{QUERY_SUBJECT, on_query}, {NULL, NULL}};
     (void)cfg;
     (void)udata;
-    static const char *const emits[] = {"fraud.vetoed", "fraud.cleared", NULL};
-    saga_status st = saga_service_emits(svc, emits);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, QUERY_SUBJECT, on_query, NULL);
-    return st;
+    return svc_wire(svc, &(svc_wiring){.emits = emits, .subs = subs, .cmds = cmds});
 }
 
 int main(int argc, char **argv)

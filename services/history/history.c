@@ -136,38 +136,41 @@ out:
     return st;
 }
 
+/* What a query asks about: the order and its record. */
+typedef struct query {
+    char order[SAGA_ORDER_ID_MAX + 1];
+    rec_head head;
+    const uint8_t *body;
+    size_t body_len;
+} query;
+
 /* A query's order id and its record: SAGA_EINVAL (nothing loaded) when the
  * payload is not an order id, else as load(). */
-static saga_status load_query(saga_ctx *ctx, const uint8_t *data, size_t len,
-                              char order[SAGA_ORDER_ID_MAX + 1], rec_head *head,
-                              const uint8_t **body, size_t *body_len)
+static saga_status load_query(saga_ctx *ctx, const uint8_t *data, size_t len, query *q)
 {
-    if (!svc_query_order_id(data, len, order))
+    if (!svc_query_order_id(data, len, q->order))
         return SAGA_EINVAL;
-    return load(ctx, order, head, body, body_len);
+    return load(ctx, q->order, &q->head, &q->body, &q->body_len);
 }
 
 /* saga.q.history.events: the order's envelopes (OrderHistory, protobuf). */
 static saga_status q_events(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                             void *udata)
 {
-    char order[SAGA_ORDER_ID_MAX + 1];
     Saga__V1__OrderHistory reply = SAGA__V1__ORDER_HISTORY__INIT;
     ProtobufCBinaryData *items = NULL;
     uint64_t *seqs = NULL;
-    rec_head head;
-    const uint8_t *body;
-    size_t body_len;
+    query q;
     (void)subject;
     (void)udata;
-    saga_status st = load_query(ctx, data, len, order, &head, &body, &body_len);
+    saga_status st = load_query(ctx, data, len, &q);
     if (st == SAGA_EINVAL)
         return svc_reply(ctx, &reply.base); /* found = false */
     if (st != SAGA_OK)
         return st;
-    if (head.count > 0) {
-        items = calloc(head.count, sizeof(*items));
-        seqs = calloc(head.count, sizeof(*seqs));
+    if (q.head.count > 0) {
+        items = calloc(q.head.count, sizeof(*items));
+        seqs = calloc(q.head.count, sizeof(*seqs));
         if (items == NULL || seqs == NULL) {
             free(items);
             free(seqs);
@@ -175,10 +178,10 @@ static saga_status q_events(saga_ctx *ctx, const char *subject, const uint8_t *d
         }
     }
     size_t off = 0, n = 0;
-    while (n < head.count && off + ENTRY_HEAD <= body_len) {
-        const uint8_t *p = body + off;
+    while (n < q.head.count && off + ENTRY_HEAD <= q.body_len) {
+        const uint8_t *p = q.body + off;
         size_t l = (size_t)get_le(p, 4);
-        if (l > body_len - off - ENTRY_HEAD)
+        if (l > q.body_len - off - ENTRY_HEAD)
             break; /* a damaged record ends here */
         seqs[n] = get_le(p + 4, 8);
         items[n].data = (uint8_t *)p + ENTRY_HEAD;
@@ -198,12 +201,12 @@ static saga_status q_events(saga_ctx *ctx, const char *subject, const uint8_t *d
             seqs[j - 1] = ts;
             items[j - 1] = ti;
         }
-    reply.found = head.version == RECORD_VERSION;
+    reply.found = q.head.version == RECORD_VERSION;
     reply.n_events = n;
     reply.events = items;
     reply.n_stream_seqs = n;
     reply.stream_seqs = seqs;
-    reply.truncated = head.dropped > 0 || n < head.count;
+    reply.truncated = q.head.dropped > 0 || n < q.head.count;
     st = svc_reply(ctx, &reply.base);
     free(items);
     free(seqs);
@@ -214,33 +217,29 @@ static saga_status q_events(saga_ctx *ctx, const char *subject, const uint8_t *d
 static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *data, size_t len,
                            void *udata)
 {
-    char order[SAGA_ORDER_ID_MAX + 1];
-    rec_head head;
-    const uint8_t *body;
-    size_t body_len;
+    query q;
     (void)subject;
     (void)udata;
-    saga_status st = load_query(ctx, data, len, order, &head, &body, &body_len);
+    saga_status st = load_query(ctx, data, len, &q);
     if (st == SAGA_EINVAL)
         return svc_reply_not_order_id(ctx, "history");
     if (st != SAGA_OK)
         return st;
-    return svc_json_send(ctx, json_pack("{s:s, s:s, s:b, s:I, s:b, s:b}", "service", "history",
-                                        "order_id", order, "found", head.version == RECORD_VERSION,
-                                        "events", (json_int_t)head.count, "truncated",
-                                        head.dropped > 0, "final", head.final != 0));
+    return svc_json_send(ctx,
+                         json_pack("{s:s, s:s, s:b, s:I, s:b, s:b}", "service", "history",
+                                   "order_id", q.order, "found", q.head.version == RECORD_VERSION,
+                                   "events", (json_int_t)q.head.count, "truncated",
+                                   q.head.dropped > 0, "final", q.head.final != 0));
 }
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
+    static const svc_sub subs[] = {{"*.*", on_event}, {NULL, NULL}};
+    static const svc_cmd cmds[] = {
+        {EVENTS_SUBJECT, q_events}, {SUMMARY_SUBJECT, q_order}, {NULL, NULL}};
     (void)cfg;
     (void)udata;
-    saga_status st = saga_service_subscribe(svc, "*.*", on_event, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, EVENTS_SUBJECT, q_events, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, SUMMARY_SUBJECT, q_order, NULL);
-    return st;
+    return svc_wire(svc, &(svc_wiring){.subs = subs, .cmds = cmds});
 }
 
 int main(int argc, char **argv)

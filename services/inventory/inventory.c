@@ -440,27 +440,20 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
-    saga_status st;
-    (void)cfg;
-    (void)udata;
     static const char *const emits[] = {"inventory.reserved", "inventory.rejected",
                                         "inventory.committed", "inventory.released", NULL};
-    st = saga_service_emits(svc, emits);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.confirmed", on_confirmed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.cmd.inventory.stock.set", cmd_set, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.cmd.inventory.stock.get", cmd_get, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.q.inventory.stock", q_stock, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.q.inventory.order", q_order, NULL);
-    return st;
+    static const svc_sub subs[] = {{"order.placed", on_placed},
+                                   {"order.confirmed", on_confirmed},
+                                   {"order.cancelled", on_cancelled},
+                                   {NULL, NULL}};
+    static const svc_cmd cmds[] = {{SAGA_SUBJ_STOCK_SET, cmd_set},
+                                   {SAGA_SUBJ_STOCK_GET, cmd_get},
+                                   {SAGA_SUBJ_STOCK_QUERY, q_stock},
+                                   {"saga.q.inventory.order", q_order},
+                                   {NULL, NULL}};
+    (void)cfg;
+    (void)udata;
+    return svc_wire(svc, &(svc_wiring){.emits = emits, .subs = subs, .cmds = cmds});
 }
 
 int main(int argc, char **argv)

@@ -51,26 +51,6 @@ static const char *const kinds[] = {KIND_CONFIRMED, KIND_CANCELLED, KIND_REFUND}
 
 /* ---- the spool -------------------------------------------------------- */
 
-static int mkdir_p(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof(path))
-        return ENAMETOOLONG;
-    memcpy(path, dir, n + 1);
-    for (char *p = path + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return errno;
-        *p = '/';
-    }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return errno;
-    return 0;
-}
-
 /* Removes the temporary files a crash left behind in dir; they never got
  * a final name. */
 static void remove_stale_tmp(const char *dir)
@@ -454,10 +434,9 @@ static saga_status q_order(saga_ctx *ctx, const char *subject, const uint8_t *da
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
-    saga_status st;
     (void)cfg;
     (void)udata;
-    int err = mkdir_p(spool_dir);
+    int err = saga_mkdir_p(spool_dir);
     if (err != 0) {
         fprintf(stderr, "saga-notification: cannot create NOTIF_SPOOL_DIR \"%s\": %s\n", spool_dir,
                 strerror(err));
@@ -465,7 +444,7 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
     }
     char tmp_dir[PATH_MAX];
     int n = snprintf(tmp_dir, sizeof(tmp_dir), "%s/" TMP_DIR, spool_dir);
-    err = n > 0 && (size_t)n < sizeof(tmp_dir) ? mkdir_p(tmp_dir) : ENAMETOOLONG;
+    err = n > 0 && (size_t)n < sizeof(tmp_dir) ? saga_mkdir_p(tmp_dir) : ENAMETOOLONG;
     if (err != 0) {
         fprintf(stderr, "saga-notification: cannot create \"%s\": %s\n", tmp_dir, strerror(err));
         return SAGA_EIO;
@@ -478,18 +457,13 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
         return SAGA_EIO;
     }
     static const char *const emits[] = {"notification.sent", NULL};
-    st = saga_service_emits(svc, emits);
-    if (st == SAGA_OK)
-        st = saga_service_on_precommit(svc, spool_sync, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.confirmed", on_confirmed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "payment.refunded", on_refunded, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.q.notification.order", q_order, NULL);
-    return st;
+    static const svc_sub subs[] = {{"order.confirmed", on_confirmed},
+                                   {"order.cancelled", on_cancelled},
+                                   {"payment.refunded", on_refunded},
+                                   {NULL, NULL}};
+    static const svc_cmd cmds[] = {{"saga.q.notification.order", q_order}, {NULL, NULL}};
+    return svc_wire(
+        svc, &(svc_wiring){.emits = emits, .subs = subs, .cmds = cmds, .precommit = spool_sync});
 }
 
 int main(int argc, char **argv)

@@ -511,24 +511,40 @@ static int validate_place(const Saga__V1__PlaceOrder *req, int64_t *total, char 
 }
 
 /* An idempotency key gets a scope of its own in the order-scoped state, so
- * that it is finished and pruned like a saga: "k-<key>" when the key is
- * usable as a scope name, else "h-" and 128 bits of hash of it (the record
- * keeps the key itself, so that a collision is caught, never served).
- * Order ids are ULIDs and never contain '-'. */
+ * that it is finished and pruned like a saga: "k<s>-<key>" when the key is
+ * usable as a scope name, else "h<s>-" and 128 bits of hash of it (the
+ * record keeps the key itself, so that a collision is caught, never served).
+ * Order ids are ULIDs and never contain '-'. <s> is the first pair of
+ * characters that puts the scope in the key's own partition, the one a place
+ * is routed to (docs/scaling.md): the record then lives with that
+ * partition's orders and moves with it in a hand-over. */
 static void idem_scope(const char *key, char out[SAGA_ORDER_ID_MAX + 1])
 {
-    if (strlen(key) + 2 <= SAGA_ORDER_ID_MAX) {
-        snprintf(out, SAGA_ORDER_ID_MAX + 1, "k-%s", key);
-        if (saga_valid_order_id(out))
-            return;
-    }
-    /* Two FNV-1a hashes from two offset bases: a key that collides under one
-     * does not under the other, except by chance. */
+    static const char salt[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    char name[SAGA_ORDER_ID_MAX + 1];
     size_t len = strlen(key);
-    uint64_t h1 = saga_fnv1a(SAGA_FNV1A_INIT, key, len);
-    uint64_t h2 = saga_fnv1a(IDEM_HASH_BASIS2, key, len);
-    snprintf(out, SAGA_ORDER_ID_MAX + 1, "h-%016llx%016llx", (unsigned long long)h1,
-             (unsigned long long)h2);
+    unsigned want = saga_partition_of(key);
+    snprintf(name, sizeof(name), "kss-%s", key);
+    if (len + 4 > SAGA_ORDER_ID_MAX || !saga_valid_order_id(name)) {
+        /* Two FNV-1a hashes from two offset bases: a key that collides under
+         * one does not under the other, except by chance. */
+        uint64_t h1 = saga_fnv1a(SAGA_FNV1A_INIT, key, len);
+        uint64_t h2 = saga_fnv1a(IDEM_HASH_BASIS2, key, len);
+        snprintf(name, sizeof(name), "hss-%016llx%016llx", (unsigned long long)h1,
+                 (unsigned long long)h2);
+    }
+    /* 62 * 62 pairs: the chance that none lands in one of 16 partitions is nil. */
+    for (size_t i = 0; i < sizeof(salt) - 1; i++) {
+        for (size_t j = 0; j < sizeof(salt) - 1; j++) {
+            name[1] = salt[i];
+            name[2] = salt[j];
+            if (saga_partition_of(name) == want) {
+                memcpy(out, name, strlen(name) + 1);
+                return;
+            }
+        }
+    }
+    memcpy(out, name, strlen(name) + 1);
 }
 
 /* Looks the idempotency key up; copies the earlier order's id into out. */
@@ -798,29 +814,21 @@ static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *d
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
-    saga_status st;
-    (void)udata;
     static const char *const emits[] = {"order.placed", "order.confirmed", "order.cancelled",
                                         "order.veto_ignored", NULL};
-    st = saga_service_emits(svc, emits);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "shipping.scheduled", on_scheduled, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "payment.declined", on_declined, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "inventory.rejected", on_rejected, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "shipping.failed", on_ship_failed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "*.vetoed", on_vetoed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_on_timer(svc, on_timer, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.cmd.order.place", on_place, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.cmd.order.cancel", on_cancel, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.q.order.order", on_query, NULL);
+    static const svc_sub subs[] = {{"shipping.scheduled", on_scheduled},
+                                   {"payment.declined", on_declined},
+                                   {"inventory.rejected", on_rejected},
+                                   {"shipping.failed", on_ship_failed},
+                                   {"*.vetoed", on_vetoed},
+                                   {NULL, NULL}};
+    static const svc_cmd cmds[] = {{SAGA_SUBJ_ORDER_PLACE, on_place},
+                                   {SAGA_SUBJ_ORDER_CANCEL, on_cancel},
+                                   {"saga.q.order.order", on_query},
+                                   {NULL, NULL}};
+    (void)udata;
+    saga_status st = svc_wire(
+        svc, &(svc_wiring){.emits = emits, .subs = subs, .cmds = cmds, .on_timer = on_timer});
     if (st == SAGA_OK)
         svc_log(cfg, SAGA_LOG_INFO, "event=configured deadline_ms=%lld", deadline_default_ms);
     return st;

@@ -241,19 +241,15 @@ static saga_status on_query(saga_ctx *ctx, const char *subject, const uint8_t *d
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
-    saga_status st;
-    (void)udata;
     static const char *const emits[] = {"payment.charged", "payment.declined", "payment.refunded",
                                         NULL};
-    st = saga_service_emits(svc, emits);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.placed", on_placed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.confirmed", on_confirmed, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, QUERY_SUBJECT, on_query, NULL);
+    static const svc_sub subs[] = {{"order.placed", on_placed},
+                                   {"order.cancelled", on_cancelled},
+                                   {"order.confirmed", on_confirmed},
+                                   {NULL, NULL}};
+    static const svc_cmd cmds[] = {{QUERY_SUBJECT, on_query}, {NULL, NULL}};
+    (void)udata;
+    saga_status st = svc_wire(svc, &(svc_wiring){.emits = emits, .subs = subs, .cmds = cmds});
     if (st == SAGA_OK)
         svc_log(cfg, SAGA_LOG_INFO, "event=configured limit_cents=%lld", limit_cents);
     return st;

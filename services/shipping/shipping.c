@@ -234,7 +234,6 @@ static int valid_unserved(const char *list)
 
 static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
 {
-    saga_status st;
     (void)cfg;
     (void)udata;
     if (unserved == NULL || !valid_unserved(unserved)) {
@@ -244,16 +243,12 @@ static saga_status setup(saga_service *svc, const saga_config *cfg, void *udata)
     }
     static const char *const emits[] = {"shipping.scheduled", "shipping.failed",
                                         "shipping.cancelled", NULL};
-    st = saga_service_emits(svc, emits);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "payment.charged", on_charged, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "inventory.reserved", on_reserved, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_subscribe(svc, "order.cancelled", on_cancelled, NULL);
-    if (st == SAGA_OK)
-        st = saga_service_add_command(svc, "saga.q.shipping.order", q_order, NULL);
-    return st;
+    static const svc_sub subs[] = {{"payment.charged", on_charged},
+                                   {"inventory.reserved", on_reserved},
+                                   {"order.cancelled", on_cancelled},
+                                   {NULL, NULL}};
+    static const svc_cmd cmds[] = {{"saga.q.shipping.order", q_order}, {NULL, NULL}};
+    return svc_wire(svc, &(svc_wiring){.emits = emits, .subs = subs, .cmds = cmds});
 }
 
 int main(int argc, char **argv)

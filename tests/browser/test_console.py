@@ -70,6 +70,7 @@ def main():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     os.makedirs(args.out, exist_ok=True)
@@ -84,24 +85,41 @@ def main():
                   "--window-size=1400,1500"):
             opts.add_argument(a)
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-        wait = WebDriverWait(driver, WAIT_S)
+        # The page redraws its live parts (fleet, orders, timeline) as events come: an
+        # element found a moment ago may be gone. Every look and action is retried
+        # until it works on the page as it is now, within the deadline.
+        wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
         find = driver.find_element
+
+        def steady(action):
+            """The result of action(), run again while the element it used went stale."""
+            box = []
+            wait.until(lambda d: box.append(action()) or True)
+            return box[-1]
 
         def text_of(css):
             els = driver.find_elements(By.CSS_SELECTOR, css)
             return els[0].text if els else ""
 
         def fill(id_, value):
-            e = find(By.ID, id_)
-            e.clear()
-            e.send_keys(value)
+            def act():
+                e = find(By.ID, id_)
+                e.clear()
+                e.send_keys(value)
+            steady(act)
+
+        def click(id_):
+            steady(lambda: find(By.ID, id_).click())
+
+        def order_id():
+            return steady(lambda: find(By.ID, "place-result").get_attribute("data-order-id"))
 
         def place():
-            before = find(By.ID, "place-result").get_attribute("data-order-id")
-            find(By.ID, "place-submit").click()
+            before = order_id()
+            click("place-submit")
             wait.until(lambda d: find(By.ID, "place-result").get_attribute("data-order-id")
                        not in (None, before))
-            return find(By.ID, "place-result").get_attribute("data-order-id")
+            return order_id()
 
         driver.get(url)
         wait.until(lambda d: text_of("#live") == "live")
@@ -110,7 +128,7 @@ def main():
         # Stock through the page, then an order that goes through.
         fill("stock-sku", "A1")
         fill("stock-qty", "100")
-        find(By.ID, "stock-set").click()
+        click("stock-set")
         wait.until(lambda d: text_of("#stock-A1 td:nth-child(2)") == "100")
         first = place()
         wait.until(lambda d: text_of(f"#order-{first} .state") == "CONFIRMED")
@@ -120,9 +138,9 @@ def main():
         # Every payment declined, from the page's fault form.
         wait.until(lambda d: "payment" in [o.text for o in
                                            Select(find(By.ID, "fault-service")).options])
-        Select(find(By.ID, "fault-service")).select_by_value("payment")
+        steady(lambda: Select(find(By.ID, "fault-service")).select_by_value("payment"))
         fill("fault-spec", "decline_rate=1")
-        find(By.ID, "fault-apply").click()
+        click("fault-apply")
         wait.until(lambda d: "decline_rate=1" in text_of("#fault-result"))
         wait.until(lambda d: "decline_rate=1" in text_of("#fleet-payment td:nth-child(8)"))
 
@@ -141,7 +159,8 @@ def main():
         assert driver.find_elements(
             By.CSS_SELECTOR, '#lane-payment .mark.fail[data-type="payment.declined"]'), \
             "no failure mark on the payment lane"
-        lanes = [e.get_attribute("id") for e in driver.find_elements(By.CSS_SELECTOR, ".lane")]
+        lanes = steady(lambda: [e.get_attribute("id")
+                                for e in driver.find_elements(By.CSS_SELECTOR, ".lane")])
         for name in ("order", "payment", "inventory", "shipping", "notification", "history"):
             assert f"lane-{name}" in lanes, f"no lane for {name}: {lanes}"
         print(f"order {second}: CANCELLED, inventory.released on its timeline")

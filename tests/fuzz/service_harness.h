@@ -153,7 +153,7 @@ static void fuzz_run(MDB_txn *txn, const saga__sub *sub, const saga__cmd *cmd, c
     size_t mark = fuzz_svc->out.n;
     if (saga__store_begin(&fuzz_svc->store, txn, &nested) != SAGA_OK)
         abort();
-    saga__ctx_init(&ctx, fuzz_svc, nested, ev, 1, FUZZ_NOW_MS);
+    saga__ctx_init(&ctx, fuzz_svc, nested, ev, NULL, 1, FUZZ_NOW_MS);
     saga_status st = sub != NULL ? sub->fn(&ctx, ev, sub->udata)
                                  : cmd->fn(&ctx, cmd->subject, data, len, cmd->udata);
     if (ctx.store_failed && st == SAGA_OK)

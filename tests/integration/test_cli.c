@@ -29,14 +29,8 @@ static char confirmed_id[64];
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &F;
     return tfleet_start(&F, SAGA_BUILD_DIR, NULL);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F);
 }
 
 static void slurp(const char *path, char *buf, size_t cap)
@@ -210,10 +204,11 @@ static void test_cancel_of_a_confirmed_order_is_refused(void **state)
 
 static void test_bad_arguments_exit_2(void **state)
 {
-    static const char *const bad[][6] = {
+    static const char *const bad[][8] = {
         {"frobnicate"},
         {"place"},
         {"place", "--customer", "c", "--item", "NOQTY"},
+        {"place", "--customer", "c", "--item", "A:1:1", "--traceparent", "00-abc-def-01"},
         {"get", "not an id!"},
         {"get"},
         {"cancel"},
@@ -356,6 +351,8 @@ static int mail_cancelled(void *arg)
     return tfleet_spool_has(&F, arg, "cancelled");
 }
 
+#define CLIENT_TRACE "4bf92f3577b34da6a3ce929d0e0e4736"
+
 /* Places one order of sku with the fault set on svc, and checks that the
  * order, its trace and the customer's mail say the outcome was injected. */
 static void check_injected_outcome(const char *svc, const char *fault, const char *sku,
@@ -366,7 +363,9 @@ static void check_injected_outcome(const char *svc, const char *fault, const cha
     EXPECT(0, "stock", "set", sku, "10");
     char item[64];
     snprintf(item, sizeof(item), "%s:1:500", sku);
-    EXPECT(0, "place", "--customer", "drill", "--item", item, "--json");
+    /* Placed by a caller that traces: the order's events continue its trace. */
+    EXPECT(0, "place", "--customer", "drill", "--item", item, "--json", "--traceparent",
+           "00-" CLIENT_TRACE "-00f067aa0ba902b7-01");
     out_string("order_id", id, sizeof(id));
     EXPECT(0, "get", id, "--wait", "60", "--json");
     assert_out_has("\"state\":\"CANCELLED\"");
@@ -374,8 +373,17 @@ static void check_injected_outcome(const char *svc, const char *fault, const cha
     assert_out_has(SAGA_FAULT_INJECTED);
     EXPECT(0, "get", id);
     assert_out_has(SAGA_FAULT_INJECTED);
+    /* --json names each event's trace and span id; the timeline is headed
+     * by the order's trace id. */
+    char trace_id[64], head[128];
+    EXPECT(0, "trace", id, "--json");
+    out_string("trace_id", trace_id, sizeof(trace_id));
+    assert_string_equal(trace_id, CLIENT_TRACE);
+    assert_out_has("\"span_id\":\"");
     EXPECT(0, "trace", id);
     assert_out_has(SAGA_FAULT_INJECTED);
+    snprintf(head, sizeof(head), "order %s, trace %s,", id, CLIENT_TRACE);
+    assert_out_has(head);
     if (tproc_wait_until(mail_cancelled, id, WAIT_MS) != 0)
         fail_msg("no cancellation mail for %s", id);
     snprintf(path, sizeof(path), "%s/%s.cancelled.txt", F.mail, id);
@@ -610,5 +618,5 @@ int main(void)
         cmocka_unit_test(test_audit_flags_dead_letters_of_failed_deliveries),
         cmocka_unit_test(test_purge_empties_the_queue),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

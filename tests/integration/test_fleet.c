@@ -2,7 +2,8 @@
  * benchmark use it (a broker and a service, tied to the test, killed, restarted, seen by
  * status, everything stopped after), and saga-fleet as an operator uses it: a
  * participant given by path, a gate as configuration, restart with the same settings,
- * down leaving nothing running. */
+ * down leaving nothing running; a participant given by path that no tool names shows
+ * up in sagactl get, faults and stats. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,11 +16,19 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+
+#include <jansson.h>
 
 #include "fleet.h"
 #include "proc.h"
+#include "thttp.h"
+#include "tjs.h"
 
 #define SAGA_FLEET SAGA_BUILD_DIR "/tools/saga-fleet"
+#define SAGACTL SAGA_BUILD_DIR "/tools/sagactl"
+#define PROMETHEUS_EXE "/usr/bin/prometheus"
+#define SKIP_RETURN_CODE 77
 #define SERVICE_EXE(name) SAGA_BUILD_DIR "/services/saga-" name
 #define READY_MS 60000
 #define STOP_MS 30000
@@ -27,24 +36,31 @@
 
 static char OUT[1 << 16];
 
+/* Reads at most cap - 1 bytes of path into buf, NUL-terminated; returns how many
+ * (0 when it cannot be read). */
+static size_t slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = fp != NULL ? fread(buf, 1, cap - 1, fp) : 0;
+
+    if (fp != NULL)
+        fclose(fp);
+    buf[n] = '\0';
+    return n;
+}
+
 /* Whether a process with this pid runs. A zombie does not: a stopped detached process
  * is the zombie of whoever adopted it until that one reaps it. */
 static int exists(pid_t pid)
 {
     char path[64], buf[512];
     const char *rp;
-    size_t n;
-    FILE *fp;
 
     if (pid <= 0 || kill(pid, 0) != 0)
         return 0;
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fp = fopen(path, "r");
-    if (fp == NULL)
+    if (slurp(path, buf, sizeof(buf)) == 0)
         return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
     rp = strrchr(buf, ')');
     return rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
 }
@@ -194,9 +210,9 @@ static int cli_setup(void **state)
     return 0;
 }
 
-/* Runs saga-fleet ARGS with the test's home and URL; its stdout into OUT, stderr to the
- * test's. Returns its exit status, or -1. */
-static int run(const char *const *args)
+/* Runs bin (saga-fleet, sagactl) with ARGS, the test's home and URL; its stdout into
+ * OUT, stderr to the test's. Returns its exit status, or -1. */
+static int run(const char *bin, const char *const *args)
 {
     char out_env[4200];
     const char *argv[24];
@@ -207,7 +223,7 @@ static int run(const char *const *args)
     argv[n++] = "-c";
     argv[n++] = "exec \"$@\" >\"$OUT\" </dev/null";
     argv[n++] = "sh";
-    argv[n++] = SAGA_FLEET;
+    argv[n++] = bin;
     for (int i = 0; args[i] != NULL && n < 23; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -229,7 +245,8 @@ static int run(const char *const *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-#define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
+#define RUN(...) run(SAGA_FLEET, (const char *const[]){__VA_ARGS__, NULL})
+#define CTL(...) run(SAGACTL, (const char *const[]){__VA_ARGS__, NULL})
 
 static int cli_teardown(void **state)
 {
@@ -238,6 +255,14 @@ static int cli_teardown(void **state)
     RUN("down");
     tproc_rmrf(C.home);
     free(C.home);
+    return 0;
+}
+
+/* After a test that may fail midway: its fleet does not stay up for the next. */
+static int cli_down(void **state)
+{
+    (void)state;
+    RUN("down");
     return 0;
 }
 
@@ -296,6 +321,14 @@ static void test_cli_participant_by_path_and_gate(void **state)
     /* The gate is shipping's setting, and only shipping's. */
     assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
     assert_string_equal(environ_of(order, "SAGA_GATES", buf, sizeof(buf)), "");
+    /* The order service hears vetoes from the participants of --with, no one else. */
+    assert_string_equal(environ_of(order, "SAGA_VETOERS", buf, sizeof(buf)), "fraud");
+    /* Each runs as its own identity, its credentials readable by the owner only. */
+    assert_non_null(
+        strstr(environ_of(fraud, "SAGA_NATS_CREDS", buf, sizeof(buf)), "/auth/fraud.creds"));
+    struct stat st;
+    assert_int_equal(stat(buf, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
 
     /* A crash, then restart: the same settings, without rewriting anything by hand. */
     assert_int_equal(RUN("kill", "shipping"), 0);
@@ -319,11 +352,14 @@ static void test_cli_participant_by_path_and_gate(void **state)
     /* A participant the fleet did not start (another language, another
      * machine: here the delivery tests' small service) shows up in status as
      * soon as it answers discovery. */
-    char data_env[4200], url_env[300];
+    char data_env[4200], url_env[300], creds_env[4200];
     snprintf(data_env, sizeof(data_env), "SAGA_DATA_DIR=%s/data/outsider", C.home);
     snprintf(url_env, sizeof(url_env), "%s", C.url_env);
+    /* The fleet authenticates: the outsider asks it for an identity of its own. */
+    assert_int_equal(RUN("identity", "testsvc"), 0);
+    snprintf(creds_env, sizeof(creds_env), "SAGA_NATS_CREDS=%.*s", (int)strcspn(OUT, "\n"), OUT);
     const char *oargv[] = {SAGA_TESTSVC, NULL};
-    const char *oenv[] = {url_env, data_env, NULL};
+    const char *oenv[] = {url_env, data_env, creds_env, NULL};
     char olog[4200];
     snprintf(olog, sizeof(olog), "%s/outsider.log", C.home);
     pid_t outsider = tproc_spawn(oargv, oenv, olog);
@@ -344,6 +380,85 @@ static void test_cli_participant_by_path_and_gate(void **state)
     assert_int_equal(RUN("status", "--json"), 1);
     assert_false(status_up("nats"));
     assert_null(strstr(OUT, "\"fraud\""));
+}
+
+/* OUT, the last command's --json answer, parsed; fails the test when it is no JSON. */
+static json_t *out_json(void)
+{
+    json_error_t err;
+    json_t *v = json_loads(OUT, 0, &err);
+    if (v == NULL)
+        fail_msg("not JSON (%s): %s", err.text, OUT);
+    return v;
+}
+
+/* 1 once `sagactl get ORDER --json` shows testsvc's view of the order with one ping. */
+static int testsvc_saw_ping(void *order_id)
+{
+    const char *const args[] = {"get", order_id, "--json", NULL};
+    if (run(SAGACTL, args) != 0)
+        return 0;
+    json_t *v = out_json();
+    json_t *view = json_object_get(json_object_get(v, "services"), "testsvc");
+    int saw = json_integer_value(json_object_get(view, "pings")) == 1 &&
+              json_is_true(json_object_get(view, "found"));
+    json_decref(v);
+    return saw;
+}
+
+/* A participant started by path that no tool names in code (the delivery tests' small
+ * service): sagactl finds it on saga.discover, so get shows its view of an order,
+ * faults its plan and stats its counters, as for the saga's own. */
+static void test_cli_participant_by_path_in_sagactl(void **state)
+{
+    char order_id[64];
+    tjs t;
+
+    (void)state;
+    assert_int_equal(RUN("up", "--with", SAGA_TESTSVC), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_true(status_up("testsvc")); /* named after the file, without saga- */
+
+    /* An order (stock or not: any order the saga knows), and one ping about it. */
+    assert_int_equal(CTL("place", "--customer", "ada", "--item", "PATH:1:100", "--json"), 0);
+    json_t *placed = out_json();
+    snprintf(order_id, sizeof(order_id), "%s",
+             json_string_value(json_object_get(placed, "order_id")));
+    json_decref(placed);
+    assert_true(saga_valid_order_id(order_id));
+    assert_int_equal(tjs_connect_home(&t, C.url_env + strlen("SAGA_NATS_URL="), C.home), 0);
+    assert_int_equal(tjs_publish_event(&t, "test.pinged", order_id, "ping", NULL), 0);
+    tjs_close(&t);
+
+    /* get: its view of the order, beside the saga's five. */
+    assert_int_equal(tproc_wait_until(testsvc_saw_ping, order_id, READY_MS), 0);
+    json_t *got = out_json();
+    assert_non_null(json_object_get(json_object_get(got, "services"), "order"));
+    json_decref(got);
+
+    /* faults: its plan, changed by inject like any participant's. */
+    assert_int_equal(CTL("faults", "--json"), 0);
+    json_t *plans = out_json();
+    assert_true(json_is_object(json_object_get(plans, "testsvc")));
+    json_decref(plans);
+    assert_int_equal(CTL("inject", "testsvc", "dup_rate=0.25"), 0);
+    assert_int_equal(CTL("faults", "--json"), 0);
+    plans = out_json();
+    json_t *dup_rate = json_object_get(json_object_get(plans, "testsvc"), "dup_rate");
+    assert_true(json_is_number(dup_rate) && json_number_value(dup_rate) == 0.25);
+    json_decref(plans);
+
+    /* stats: its counters, the ping among them. */
+    assert_int_equal(CTL("stats", "--json"), 0);
+    json_t *stats = out_json();
+    json_t *mine = json_object_get(json_object_get(stats, "services"), "testsvc");
+    assert_true(json_is_object(mine));
+    assert_true(json_integer_value(json_object_get(mine, "processed")) >= 1);
+    json_decref(stats);
+
+    assert_int_equal(RUN("down"), 0);
+    assert_int_equal(RUN("status", "--json"), 1);
+    assert_null(strstr(OUT, "\"testsvc\""));
 }
 
 /* The leader of stream in the last `status --json` output into buf ("" when none). */
@@ -419,6 +534,108 @@ static void test_cli_cluster(void **state)
     assert_false(exists(order));
 }
 
+/* ---- saga-fleet up --with prometheus -------------------------------------------- */
+
+static const char *const SCRAPED[] = {"order",    "payment",      "inventory",
+                                      "shipping", "notification", "history"};
+#define NSCRAPED (sizeof(SCRAPED) / sizeof(SCRAPED[0]))
+
+/* The port of Prometheus's web UI in the last `status --json` output, or -1. */
+static int status_prometheus_port(void)
+{
+    static const char pat[] = "\"prometheus\":{\"web\":\"http://127.0.0.1:";
+    const char *p = strstr(OUT, pat);
+    return p != NULL ? (int)strtol(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* The metrics address of NAME in the last `status --json` output into buf ("" when none). */
+static const char *status_metrics(const char *name, char *buf, size_t cap)
+{
+    char pat[96];
+    const char *p, *m;
+
+    buf[0] = '\0';
+    snprintf(pat, sizeof(pat), "{\"name\":\"%s\",", name);
+    p = strstr(OUT, pat);
+    m = p != NULL ? strstr(p, "\"metrics\":\"") : NULL;
+    if (m != NULL && m < strchr(p, '}'))
+        snprintf(buf, cap, "%.*s", (int)strcspn(m + 11, "\""), m + 11);
+    return buf;
+}
+
+/* 1 once Prometheus (its port at *arg) answers saga_events_handled_total with a series
+ * of every service: it found them all in the fleet's targets and scraped them. */
+static int every_service_scraped(void *arg)
+{
+    char *resp = thttp_get(*(int *)arg, "/api/v1/query?query=saga_events_handled_total");
+    json_t *doc = json_loads(thttp_body(resp) != NULL ? thttp_body(resp) : "", 0, NULL);
+    json_t *series;
+    size_t i, found = 0;
+
+    json_array_foreach(json_object_get(json_object_get(doc, "data"), "result"), i, series)
+    {
+        const char *svc =
+            json_string_value(json_object_get(json_object_get(series, "metric"), "service"));
+        for (size_t k = 0; svc != NULL && k < NSCRAPED; k++)
+            found |= (size_t)(strcmp(svc, SCRAPED[k]) == 0) << k;
+    }
+    json_decref(doc);
+    free(resp);
+    return found == (1u << NSCRAPED) - 1;
+}
+
+/* Whether the targets file names addr (quoted: 127.0.0.1:3385 is no 127.0.0.1:33851). */
+static int targets_name(const char *addr)
+{
+    char path[4200], buf[1 << 14];
+
+    snprintf(path, sizeof(path), "%s/prometheus/targets.json", C.home);
+    slurp(path, buf, sizeof(buf));
+    snprintf(path, sizeof(path), "\"%s\"", addr);
+    return strstr(buf, path) != NULL;
+}
+
+static void test_cli_prometheus(void **state)
+{
+    char buf[64], old[64];
+    pid_t prom;
+    int port;
+
+    (void)state;
+    assert_int_equal(RUN("up", "--with", "prometheus"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_true(status_up("prometheus"));
+    prom = status_pid("prometheus");
+    port = status_prometheus_port();
+    assert_true(port > 0);
+    /* Every service serves metrics, on an address the targets file names. */
+    for (size_t k = 0; k < NSCRAPED; k++) {
+        if (status_metrics(SCRAPED[k], buf, sizeof(buf))[0] == '\0')
+            fail_msg("status names no metrics address for %s:\n%s", SCRAPED[k], OUT);
+        assert_true(targets_name(buf));
+    }
+    assert_int_equal(CTL("stock", "set", "PROM1", "1000"), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(CTL("place", "--customer", "prom", "--item", "PROM1:1:100"), 0);
+    if (tproc_wait_until(every_service_scraped, &port, 120000) != 0)
+        fail_msg("Prometheus at port %d did not report saga_events_handled_total of every "
+                 "service within 120 s",
+                 port);
+
+    /* A restarted service listens on a new port: the targets follow. */
+    status_metrics("payment", old, sizeof(old));
+    assert_int_equal(RUN("restart", "payment"), 0);
+    assert_int_equal(RUN("status", "--json"), 0);
+    status_metrics("payment", buf, sizeof(buf));
+    assert_string_not_equal(buf, "");
+    assert_true(strcmp(buf, old) == 0 || !targets_name(old));
+    assert_true(targets_name(buf));
+
+    /* down stops Prometheus too. */
+    assert_int_equal(RUN("down"), 0);
+    assert_false(exists(prom));
+}
+
 static void test_cli_usage(void **state)
 {
     (void)state;
@@ -429,8 +646,22 @@ static void test_cli_usage(void **state)
     assert_int_equal(RUN("up", "--with", "/nonexistent/saga-x"), 1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const struct CMUnitTest prometheus[] = {
+        cmocka_unit_test(test_cli_prometheus),
+    };
+    /* test_prometheus: the same binary, with the real Prometheus server when it is
+     * installed (deploy/setup installs it), skipped otherwise. */
+    if (argc > 1 && strcmp(argv[1], "prometheus") == 0) {
+        unsetenv("SAGA_GATES");
+        unsetenv("SAGA_METRICS_ADDR");
+        if (access(PROMETHEUS_EXE, X_OK) != 0) {
+            printf("SKIP: no %s (the Debian package prometheus)\n", PROMETHEUS_EXE);
+            return SKIP_RETURN_CODE;
+        }
+        return cmocka_run_group_tests_name("prometheus", prometheus, cli_setup, cli_teardown);
+    }
     /* The gates are the test's: none comes from the environment of whoever runs it. */
     unsetenv("SAGA_GATES");
     const struct CMUnitTest lib[] = {
@@ -440,6 +671,7 @@ int main(void)
     const struct CMUnitTest cli_tests[] = {
         cmocka_unit_test(test_cli_usage),
         cmocka_unit_test(test_cli_participant_by_path_and_gate),
+        cmocka_unit_test_teardown(test_cli_participant_by_path_in_sagactl, cli_down),
         cmocka_unit_test(test_cli_cluster),
     };
     int failed = cmocka_run_group_tests_name("library", lib, NULL, NULL);

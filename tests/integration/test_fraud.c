@@ -3,7 +3,6 @@
  * cancelled with its reason and fully compensated), clears, and gates
  * shipping when shipping is configured with SAGA_GATES=fraud. */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -31,20 +30,17 @@ static int group_setup(void **state)
 {
     static const char *const env[] = {"ORDER_DEADLINE_MS=30000", NULL};
     static const char *const gate[] = {"SAGA_GATES=fraud", NULL};
-    (void)state;
+    /* The participants whose vetoes the order service accepts (saga-fleet gives it
+     * every --with participant); "rogue" is not one of them. */
+    static const char *const vetoers[] = {"SAGA_VETOERS=fraud,lateparty", NULL};
+    *state = &F;
     tfleet_init(&F, SAGA_BUILD_DIR, env);
     F.svc_env[tfleet_index("shipping")] = gate; /* the one line of configuration */
+    F.svc_env[tfleet_index("order")] = vetoers;
     if (tfleet_launch(&F) != 0)
         return -1;
     fraud_pid = tfleet_start_extra(&F, "fraud", fraud_env);
     return fraud_pid > 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = fraud_pid > 0 ? tproc_term(fraud_pid, 30000) : 0;
-    return tfleet_stop(&F) == 0 && rc == 0 ? 0 : -1;
 }
 
 static void place(char out[64], const char *customer, const char *sku, int qty, long long cents)
@@ -60,33 +56,14 @@ static void place(char out[64], const char *customer, const char *sku, int qty, 
     saga__v1__place_order_reply__free_unpacked(r, NULL);
 }
 
-typedef struct view_cond {
-    const char *svc, *order_id, *needle, *alt;
-} view_cond;
-
-static int view_has(void *arg)
-{
-    view_cond *c = arg;
-    char buf[8192];
-    tfleet_view(&F, c->svc, c->order_id, buf, sizeof(buf));
-    return strstr(buf, c->needle) != NULL || (c->alt != NULL && strstr(buf, c->alt) != NULL);
-}
-
 static void wait_view_any(const char *svc, const char *id, const char *needle, const char *alt)
 {
-    view_cond c = {svc, id, needle, alt};
-    if (tproc_wait_until(view_has, &c, DEADLINE_MS) != 0) {
-        char buf[8192];
-        fail_msg("%s view of %s lacks %s: %s", svc, id, needle,
-                 tfleet_view(&F, svc, id, buf, sizeof(buf)));
-    }
+    assert_true(tfleet_wait_view(&F, svc, id, needle, alt, DEADLINE_MS));
 }
 
 static void expect_view(const char *svc, const char *id, const char *needle)
 {
-    char buf[8192];
-    if (strstr(tfleet_view(&F, svc, id, buf, sizeof(buf)), needle) == NULL)
-        fail_msg("%s view of %s lacks %s: %s", svc, id, needle, buf);
+    assert_true(tfleet_view_shows(&F, svc, id, needle));
 }
 
 static int fleet_idle(void *arg)
@@ -97,17 +74,8 @@ static int fleet_idle(void *arg)
 
 static void audit(void)
 {
-    char log[600];
     assert_int_equal(tproc_wait_until(fleet_idle, NULL, DEADLINE_MS), 0);
-    snprintf(log, sizeof(log), "%s/audit.log", tsrv_dir(F.srv));
-    int rc = tfleet_audit(&F, log);
-    if (rc != 0) {
-        char cmd[700];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no audit log)\n");
-        fail_msg("sagactl audit exited %d", rc);
-    }
+    assert_int_equal(tfleet_audit(&F), 0);
 }
 
 /* Stream position of an order's first event of a type; 0 when absent. */
@@ -187,15 +155,18 @@ static int stat_reached(void *arg)
     return tjs_stat(&F.t, c->svc, c->field) >= c->want;
 }
 
+static void publish_veto(const char *who, const char *order_id, const char *reason);
+
 /* With fraud down, shipping holds the step: nothing is scheduled until the
- * clearance comes. */
+ * clearance comes. A veto meanwhile from a participant the order service is not
+ * configured to hear (SAGA_VETOERS) is dead-lettered as forbidden, and the order
+ * goes on. */
 static void test_gate_holds_shipping_until_clearance(void **state)
 {
     char id[64];
     (void)state;
     assert_int_equal(tfleet_set_stock(&F, "FR4", 5), 0);
     assert_int_equal(tproc_kill(fraud_pid), 0);
-    fraud_pid = -1;
     long long parked = tjs_stat(&F.t, "shipping", "parked");
     place(id, "wendy", "FR4", 1, 500);
     wait_view_any("payment", id, "\"state\":\"charged\"", NULL);
@@ -203,6 +174,10 @@ static void test_gate_holds_shipping_until_clearance(void **state)
     stat_cond c = {"shipping", "parked", parked + 1};
     assert_int_equal(tproc_wait_until(stat_reached, &c, DEADLINE_MS), 0);
     assert_int_equal(position_of(id, "shipping.scheduled"), 0);
+    expect_view("order", id, "\"state\":\"PENDING\"");
+    stat_cond dead = {"order", "dead_lettered", tjs_stat(&F.t, "order", "dead_lettered") + 1};
+    publish_veto("rogue", id, "not mine to veto");
+    assert_int_equal(tproc_wait_until(stat_reached, &dead, DEADLINE_MS), 0);
     expect_view("order", id, "\"state\":\"PENDING\"");
     fraud_pid = tfleet_start_extra(&F, "fraud", fraud_env);
     assert_true(fraud_pid > 0);
@@ -248,7 +223,8 @@ static int event_present(void *arg)
 }
 
 /* Output of `sagactl ARGS...` into buf; returns its exit status. */
-static int sagactl(char *buf, size_t cap, const char *a1, const char *a2)
+/* Runs sagactl A1 [A2] once; its exit status, its output in buf. */
+static int sagactl_once(char *buf, size_t cap, const char *a1, const char *a2)
 {
     char bin[600], url[160], log[600];
     int status = 0;
@@ -266,6 +242,17 @@ static int sagactl(char *buf, size_t cap, const char *a1, const char *a2)
     if (fp != NULL)
         fclose(fp);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* sagactl A1 [A2], again while it says a participant did not answer in time (exit 3: a
+ * loaded machine or a sanitizer build), up to a generous deadline. */
+static int sagactl(char *buf, size_t cap, const char *a1, const char *a2)
+{
+    int64_t deadline = tproc_now_ms() + 60000;
+    int rc;
+    while ((rc = sagactl_once(buf, cap, a1, a2)) == 3 && tproc_now_ms() < deadline) {
+    }
+    return rc;
 }
 
 /* A veto that comes after the order was confirmed (no gate waits for this
@@ -377,7 +364,6 @@ static void test_five_services_do_not_know_fraud(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_five_services_do_not_know_fraud),
         cmocka_unit_test(test_blocked_customer_is_vetoed_and_compensated),
@@ -388,7 +374,5 @@ int main(void)
         cmocka_unit_test(test_fleet_commands_list_the_extension),
         cmocka_unit_test(test_participants_are_discovered),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

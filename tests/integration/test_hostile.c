@@ -27,14 +27,8 @@ static char OUT[1 << 18];
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &F;
     return tfleet_start(&F, SAGA_BUILD_DIR, NULL);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F);
 }
 
 /* Runs sagactl --url=URL ARGS... with stdout and stderr into OUT; returns
@@ -302,5 +296,5 @@ int main(void)
         cmocka_unit_test(test_4_forged_charge_is_named),
         cmocka_unit_test(test_5_overflowing_charges_are_a_violation),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

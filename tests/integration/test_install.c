@@ -19,22 +19,13 @@
 
 static const char *probe_bin;
 static tfleet F;
-static pid_t probe_pid = -1;
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &F;
     if (tfleet_start(&F, SAGA_BUILD_DIR, NULL) != 0)
         return -1;
-    probe_pid = tfleet_start_bin(&F, "probe", probe_bin, NULL);
-    return probe_pid > 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int rc = probe_pid > 0 ? tproc_term(probe_pid, 30000) : 0;
-    return tfleet_stop(&F) == 0 && rc == 0 ? 0 : -1;
+    return tfleet_start_bin(&F, "probe", probe_bin, NULL) > 0 ? 0 : -1;
 }
 
 typedef struct found {
@@ -127,5 +118,5 @@ int main(int argc, char **argv)
         return 2;
     }
     probe_bin = argv[1];
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

@@ -2,17 +2,13 @@
  * /metrics on the port it logs and names in its discovery answer, and what
  * it serves agrees with its stats reply: a scraper sees the same counts an
  * operator's sagactl sees. */
-#include <arpa/inet.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,11 +16,12 @@
 #include "commands.pb-c.h"
 #include "proc.h"
 #include "saga/wire.h"
+#include "texpo.h"
 #include "tfleet.h"
+#include "thttp.h"
 
 #define DEADLINE_MS 120000
 #define ORDERS 20
-#define BODY_MAX (1 << 20)
 
 static tfleet F;
 static int ports[TFLEET_NSVC]; /* from discovery */
@@ -32,61 +29,8 @@ static int ports[TFLEET_NSVC]; /* from discovery */
 static int group_setup(void **state)
 {
     static const char *const env[] = {"SAGA_METRICS_ADDR=127.0.0.1:0", NULL};
-    (void)state;
+    *state = &F;
     return tfleet_start(&F, SAGA_BUILD_DIR, env);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return tfleet_stop(&F) == 0 ? 0 : -1;
-}
-
-/* GET path from 127.0.0.1:port; the malloc'd response (status line,
- * headers and body), NULL when the connection fails. */
-static char *http_get(int port, const char *path)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 10};
-    char req[256], *buf = NULL;
-    size_t n = 0;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return NULL;
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        goto out;
-    int len = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, (size_t)len) != len)
-        goto out;
-    buf = malloc(BODY_MAX + 1);
-    if (buf == NULL)
-        goto out;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, BODY_MAX - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-out:
-    close(fd);
-    return buf;
-}
-
-/* The value of the exposition's line "series value"; -1 when absent. */
-static double value_of(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-        p = strchr(p, '\n');
-        if (p != NULL)
-            p++;
-    }
-    return -1;
 }
 
 /* Asks saga.discover and fills ports[] from each service's endpoint
@@ -140,11 +84,11 @@ static int scrape_agrees(void *arg)
     int i = *(int *)arg;
     char series[128];
     long long before = tjs_stat(&F.t, tfleet_names[i], "processed");
-    char *text = http_get(ports[i], "/metrics");
+    char *text = thttp_get(ports[i], "/metrics");
     long long after = tjs_stat(&F.t, tfleet_names[i], "processed");
     snprintf(series, sizeof(series), "saga_processed_total{service=\"%s\"}", tfleet_names[i]);
-    int ok =
-        text != NULL && before >= 0 && before == after && value_of(text, series) == (double)before;
+    int ok = text != NULL && before >= 0 && before == after &&
+             texpo_value(text, series) == (double)before;
     free(text);
     return ok;
 }
@@ -197,13 +141,13 @@ static void every_service_serves_its_counters(void **state)
 static void payment_counts_order_placed(void **state)
 {
     (void)state;
-    char *text = http_get(ports[tfleet_index("payment")], "/metrics");
+    char *text = thttp_get(ports[tfleet_index("payment")], "/metrics");
     assert_non_null(text);
     assert_int_equal(strncmp(text, "HTTP/1.", 7), 0);
     assert_int_equal(strncmp(text + 8, " 200 ", 5), 0);
     assert_non_null(strstr(text, "Content-Type: text/plain; version=0.0.4"));
     double n =
-        value_of(text, "saga_events_handled_total{service=\"payment\",type=\"order.placed\"}");
+        texpo_value(text, "saga_events_handled_total{service=\"payment\",type=\"order.placed\"}");
     assert_true(n >= ORDERS);
     free(text);
 }
@@ -216,7 +160,7 @@ static void histograms_are_cumulative(void **state)
                                         "saga_handler_seconds", "saga_hop_latency_seconds"};
     (void)state;
     for (int i = 0; i < TFLEET_NSVC; i++) {
-        char *text = http_get(ports[i], "/metrics");
+        char *text = thttp_get(ports[i], "/metrics");
         assert_non_null(text);
         for (size_t h = 0; h < sizeof(hists) / sizeof(hists[0]); h++) {
             char prefix[160], series[160];
@@ -239,7 +183,7 @@ static void histograms_are_cumulative(void **state)
             snprintf(series, sizeof(series), "%s_count{service=\"%s\"}", hists[h], tfleet_names[i]);
             assert_true(buckets > 2);
             assert_true(inf > 0);
-            assert_true(value_of(text, series) == inf);
+            assert_true(texpo_value(text, series) == inf);
         }
         free(text);
     }
@@ -249,7 +193,7 @@ static void histograms_are_cumulative(void **state)
 static void other_paths_are_not_found(void **state)
 {
     (void)state;
-    char *text = http_get(ports[0], "/");
+    char *text = thttp_get(ports[0], "/");
     assert_non_null(text);
     assert_non_null(strstr(text, " 404 "));
     free(text);
@@ -263,7 +207,5 @@ int main(void)
         cmocka_unit_test(histograms_are_cumulative),
         cmocka_unit_test(other_paths_are_not_found),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    nats_Close();
-    return rc;
+    return tfleet_run(tests, group_setup, tfleet_teardown);
 }

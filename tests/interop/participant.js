@@ -4,8 +4,9 @@
 // participant "interop" and checks the wire contract from the outside:
 //   1. every service answers saga.ctl.<svc>.stats; the streams and the
 //      durable consumers have the documented settings;
-//   2. it places two orders (saga.cmd.order.place) and decodes every event of
-//      their timelines from SAGA_EVENTS, checking each envelope's rules;
+//   2. it places two orders (saga.cmd.order.place, one with a W3C traceparent
+//      header) and decodes every event of their timelines from SAGA_EVENTS,
+//      checking each envelope's rules and its trace context;
 //   3. it vetoes the first (interop.vetoed) and sees it CANCELLED with reason
 //      "vetoed" and compensated (payment.refunded, inventory.released);
 //   4. it clears the gate for the second (interop.cleared) and sees it
@@ -44,6 +45,7 @@ const PAYLOAD_MAX = 256 * 1024;
 const ENVELOPE_MAX = PAYLOAD_MAX + 1024;
 const HDR_MSG_ID = 'Nats-Msg-Id';
 const HDR_ORDER_ID = 'Saga-Order-Id';
+const HDR_TRACEPARENT = 'traceparent';
 const PARTITIONS = 16;
 
 // An order's partition, as docs/protocol.md defines it: FNV-1a (32-bit) of
@@ -57,6 +59,27 @@ function partitionOf(orderId) {
   return h % PARTITIONS;
 }
 const eventSubject = (type, orderId) => `evt.${partitionOf(orderId)}.${type}`;
+
+// W3C trace context (docs/protocol.md, "the envelope", field trace): every
+// event's trace is a traceparent with the saga's trace id and a span id of
+// its own; the span of the event it reacts to is its parent.
+const RE_TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+function parseTraceparent(s) {
+  const m = RE_TRACEPARENT.exec(s);
+  if (!m || /^0+$/.test(m[1]) || /^0+$/.test(m[2])) return null;
+  return { traceId: m[1], spanId: m[2], flags: m[3] };
+}
+function newSpanId() {
+  for (;;) {
+    const id = crypto.randomBytes(8).toString('hex');
+    if (!/^0+$/.test(id)) return id;
+  }
+}
+// The traceparent of an event emitted in reaction to cause: its trace, a new span.
+function childTrace(cause) {
+  const t = parseTraceparent(cause.env.trace);
+  return `00-${t.traceId}-${newSpanId()}-${t.flags}`;
+}
 const DLQ_CAUSES = ['undecodable', 'rejected', 'forbidden', 'exhausted', 'park_expired',
   'unpublishable'];
 
@@ -198,8 +221,8 @@ async function main() {
   const jsm = await nc.jetstreamManager();
   const outbox = new Outbox(STATE_DIR);
 
-  const request = async (subject, data, timeout = 10000) =>
-    (await nc.request(subject, data, { timeout })).data;
+  const request = async (subject, data, timeout = 10000, hdrs = undefined) =>
+    (await nc.request(subject, data, { timeout, headers: hdrs })).data;
   const requestJson = async (subject, text) =>
     JSON.parse(Buffer.from(await request(subject, Buffer.from(text))).toString('utf8'));
 
@@ -290,6 +313,9 @@ async function main() {
     check(env.sequence >= 1, `${where}: sequence >= 1`);
     check(env.time_unix_ms > 0, `${where}: time_unix_ms > 0`);
     check(RE_TRACE.test(env.trace), `${where}: trace is visible ASCII, at most 128`);
+    check(parseTraceparent(env.trace) !== null, `${where}: trace is a W3C traceparent`);
+    check(m.headers && m.headers.get(HDR_TRACEPARENT) === env.trace,
+      `${where}: the traceparent header is the envelope's trace`);
     check(env.payload.length <= PAYLOAD_MAX, `${where}: payload cap`);
     check(m.subject === eventSubject(env.type, env.order_id),
       `${where}: subject names the order's partition and the type`);
@@ -323,7 +349,9 @@ async function main() {
   // 3. Place two orders.
   const PlaceOrder = T('PlaceOrder');
   const PlaceOrderReply = T('PlaceOrderReply');
-  async function place(key) {
+  // A caller that traces sends its context in the request's traceparent
+  // header; the saga's events continue its trace.
+  async function place(key, traceparent) {
     const req = PlaceOrder.encode({
       idempotency_key: key,
       customer_id: 'interop-customer',
@@ -332,14 +360,17 @@ async function main() {
       ship_to: 'DE',
       deadline_ms: 120000,
     }).finish();
-    const rep = PlaceOrderReply.decode(await request('saga.cmd.order.place', req));
+    const h = headers();
+    if (traceparent) h.set(HDR_TRACEPARENT, traceparent);
+    const rep = PlaceOrderReply.decode(await request('saga.cmd.order.place', req, 10000, h));
     check(rep.ok && RE_ORDER_ID.test(rep.order_id) && !rep.duplicate, `place ${key}: ${rep.error}`);
     // The same key again returns the same order, marked as a duplicate.
     const again = PlaceOrderReply.decode(await request('saga.cmd.order.place', req));
     check(again.ok && again.duplicate && again.order_id === rep.order_id, `place ${key} is idempotent`);
     return rep.order_id;
   }
-  const vetoOrder = await place(`interop-veto-${runId}`);
+  const clientTrace = crypto.randomBytes(16).toString('hex');
+  const vetoOrder = await place(`interop-veto-${runId}`, `00-${clientTrace}-${newSpanId()}-01`);
   const clearOrder = await place(`interop-clear-${runId}`);
   log(`placed ${vetoOrder} (to veto) and ${clearOrder} (to clear)`);
 
@@ -369,6 +400,7 @@ async function main() {
   // carries Nats-Msg-Id = event id, so a retry is a duplicate the broker drops.
   async function emit(type, orderId, cause, payloadType, payload) {
     const id = ulid();
+    const trace = childTrace(cause);
     const env = Envelope.encode({
       event_id: id,
       type,
@@ -378,13 +410,14 @@ async function main() {
       producer: PARTICIPANT,
       sequence: outbox.nextSequence(),
       time_unix_ms: ulidTime(id),
-      trace: cause.env.trace,
+      trace,
       payload: T(payloadType).encode(payload).finish(),
     }).finish();
     const out = outbox.add(eventSubject(type, orderId), id, env);
     const h = headers();
     h.set(HDR_MSG_ID, out.id);
     h.set(HDR_ORDER_ID, orderId);
+    h.set(HDR_TRACEPARENT, trace);
     const ack = await js.publish(out.subject, out.data, { headers: h });
     check(ack.stream === 'SAGA_EVENTS' && !ack.duplicate, `${type}: stored once`);
     // A retry (as after a crash before outbox.done) is dropped by the broker.
@@ -435,16 +468,23 @@ async function main() {
   log(`cleared ${clearOrder}: CONFIRMED after the clearance (shipment ${oc.shipment_id})`);
 
   // Causation: every event but order.placed names an earlier event of its
-  // saga; all carry the trace order.placed started.
+  // saga. Trace context: all carry the trace id order.placed started (the
+  // caller's, for the order placed with a traceparent), each its own span.
   for (const id of [vetoOrder, clearOrder]) {
     const tl = events(id);
     const ids = new Set(tl.map((e) => e.env.event_id));
+    const traceId = parseTraceparent(tl[0].env.trace).traceId;
+    const spans = new Set();
+    if (id === vetoOrder) check(traceId === clientTrace, `${id}: the caller's trace id`);
     for (const e of tl) {
       if (e.env.type === 'order.placed')
         check(e.env.causation_id === '', `${id}: order.placed has no cause`);
       else
         check(ids.has(e.env.causation_id), `${id}: ${e.env.type} names a cause in its saga`);
-      check(e.env.trace === tl[0].env.trace && e.env.trace !== '', `${id}: one trace`);
+      const t = parseTraceparent(e.env.trace);
+      check(t.traceId === traceId, `${id}: ${e.env.type} is in the order's trace`);
+      check(!spans.has(t.spanId), `${id}: ${e.env.type} has a span of its own`);
+      spans.add(t.spanId);
     }
     const vetoes = tl.filter((e) => e.env.type === `${PARTICIPANT}.vetoed`);
     check(vetoes.length <= 1, `${id}: the republished event is stored once`);

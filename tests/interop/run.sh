@@ -5,7 +5,8 @@
 # Usage: run.sh BUILD_DIR SOURCE_DIR NATS_SERVER
 # Exits 0 on success, 1 on failure, 77 (CTest's SKIP_RETURN_CODE) when node or the
 # npm packages are not there. It depends only on the built saga-* executables and
-# their environment variables (SAGA_NATS_URL, SAGA_DATA_DIR, SAGA_GATES, ...).
+# their environment variables (SAGA_NATS_URL, SAGA_DATA_DIR, SAGA_GATES, SAGA_VETOERS,
+# ...). The broker is unauthenticated here, as the tests' brokers are unless they ask.
 set -uo pipefail
 
 SKIP=77
@@ -106,6 +107,9 @@ for name in order payment inventory shipping notification; do
         SAGA_ACK_WAIT_MS=2000 SAGA_RETRY_BASE_MS=50)
     # The participant's clearance gates shipping: the extension contract under test.
     [[ "$name" == shipping ]] && env+=(SAGA_GATES=interop)
+    # Its vetoes count: the order service hears vetoes only from participants it is
+    # configured with (docs/security.md).
+    [[ "$name" == order ]] && env+=(SAGA_VETOERS=interop)
     env "${env[@]}" "$build/services/saga-$name" >"$tmp/$name.log" 2>&1 &
     pids+=($!)
 done

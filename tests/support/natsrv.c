@@ -112,7 +112,7 @@ static int define(tsrv *s, long long max_payload, const fleet_status *ports)
     return 0;
 }
 
-static int start(tsrv **out, int nodes)
+static int start(tsrv **out, int nodes, int security)
 {
     fleet_opts o = {.temp_prefix = "saga-test", .flags = FLEET_TIED};
     char err[ERR_CAP];
@@ -125,6 +125,10 @@ static int start(tsrv **out, int nodes)
         goto fail;
     s->nodes = nodes;
     if (fleet_create(&s->f, &o, err, sizeof err) != 0) {
+        fprintf(stderr, "natsrv: %s\n", err);
+        goto fail;
+    }
+    if (security != 0 && fleet_secure(s->f, security, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "natsrv: %s\n", err);
         goto fail;
     }
@@ -147,7 +151,7 @@ int tsrv_start_cluster(tsrv **out, int nodes)
      * starts inherits it, and so do the test's own streams (tjs_ensure_streams). */
     snprintf(n, sizeof n, "%d", nodes);
     setenv("SAGA_REPLICAS", n, 0);
-    return start(out, nodes);
+    return start(out, nodes, 0);
 }
 
 int tsrv_cluster_mode(void)
@@ -162,7 +166,12 @@ int tsrv_start(tsrv **out)
 {
     int nodes = tsrv_cluster_mode();
 
-    return nodes > 0 ? tsrv_start_cluster(out, nodes) : start(out, 0);
+    return nodes > 0 ? tsrv_start_cluster(out, nodes) : start(out, 0, 0);
+}
+
+int tsrv_start_secure(tsrv **out, int security)
+{
+    return start(out, 0, security);
 }
 
 int tsrv_restart_max_payload(tsrv *s, long long bytes)

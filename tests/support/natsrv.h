@@ -21,6 +21,14 @@ typedef struct tsrv tsrv;
  * returns -1. */
 int tsrv_start(tsrv **out);
 
+/* tsrv_start with the fleet's security on (fleet_secure: FLEET_AUTH, FLEET_TLS): a
+ * single server that lets in only the fleet's identities, each with its permissions,
+ * and with FLEET_TLS speaks TLS only. The processes the test adds to tsrv_fleet run as
+ * their identities; the test's own clients connect with fleet_client_options, and
+ * sagactl with SAGA_HOME=tsrv_dir (operator). Tests ask for it; the others run
+ * without authentication. */
+int tsrv_start_secure(tsrv **out, int security);
+
 /* A JetStream cluster of nodes (2 to 5; 3 is the usual) in one temporary directory:
  * brokers nats-1..nats-N (logs/nats-I.log, stores DIR/nats-I), each on free client,
  * route and monitoring ports and routing to the others. Waits up to 60 s until every

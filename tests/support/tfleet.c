@@ -2,14 +2,25 @@
 #include "tfleet.h"
 
 #include <dirent.h>
+#include <regex.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <uthash.h>
 
+#include <cmocka.h>
+
+#include "ctl.h"
 #include "instances.h"
 #include "proc.h"
+#include "rescale.h"
+#include "saga/config.h"
 #include "saga/event.h"
+#include "saga/wire.h"
 
 #define READY_MS 60000
 #define ENV_MAX 24
@@ -90,6 +101,36 @@ int tfleet_start_instance(tfleet *f, int i, int k)
     return pid > 0 ? 0 : -1;
 }
 
+int tfleet_rescale(tfleet *f, int i, int m, int64_t *pause_ms)
+{
+    fleet *fl = tsrv_fleet(f->srv);
+    fleet_rescale_report rep;
+    char err[1024];
+    if (fleet_rescale(fl, tfleet_names[i], m, 30000, READY_MS, &rep, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tfleet: rescaling %s to %d: %s\n", tfleet_names[i], m, err);
+        return -1;
+    }
+    *pause_ms = rep.pause_ms;
+    return tfleet_reload(f);
+}
+
+int tfleet_reload(tfleet *f)
+{
+    fleet *fl = tsrv_fleet(f->srv);
+    char name[64];
+    fleet_status st;
+    if (fleet_reload(fl) != 0)
+        return -1;
+    for (int i = 0; i < TFLEET_NSVC; i++) {
+        f->instances[i] = fleet_instances_running(fl, tfleet_names[i]);
+        f->pid[i] =
+            fleet_get_status(fl, tfleet_instance_name(f, i, 1, name, sizeof(name)), &st) == 0
+                ? st.pid
+                : -1;
+    }
+    return 0;
+}
+
 int tfleet_start_service(tfleet *f, int i)
 {
     for (int k = 1; k <= f->instances[i]; k++)
@@ -137,17 +178,34 @@ int tfleet_start(tfleet *f, const char *build_dir, const char *const *env)
     return tfleet_launch(f);
 }
 
+int tfleet_start_secure(tfleet *f, const char *build_dir, int security)
+{
+    tfleet_init(f, build_dir, NULL);
+    f->security = security;
+    return tfleet_launch(f);
+}
+
+int tfleet_start_cluster(tfleet *f, const char *build_dir, const char *const *env, int nodes)
+{
+    tfleet_init(f, build_dir, env);
+    f->nodes = nodes;
+    return tfleet_launch(f);
+}
+
 int tfleet_launch(tfleet *f)
 {
-    const char *v = getenv("SAGA_TEST_INSTANCES");
-    int every = v != NULL && atoi(v) > 0 && atoi(v) <= SAGA_PARTITIONS ? atoi(v) : 1;
+    long v = tproc_env_long("SAGA_TEST_INSTANCES", 1);
+    int every = v > 0 && v <= SAGA_PARTITIONS ? (int)v : 1;
     for (int i = 0; i < TFLEET_NSVC; i++)
         if (f->instances[i] <= 0)
             f->instances[i] = every;
-    if ((f->nodes > 0 ? tsrv_start_cluster(&f->srv, f->nodes) : tsrv_start(&f->srv)) != 0)
+    int rc = f->security != 0 ? tsrv_start_secure(&f->srv, f->security)
+             : f->nodes > 0   ? tsrv_start_cluster(&f->srv, f->nodes)
+                              : tsrv_start(&f->srv);
+    if (rc != 0)
         return -1;
     snprintf(f->mail, sizeof(f->mail), "%s/mail", tsrv_dir(f->srv));
-    if (tjs_connect(&f->t, tsrv_url(f->srv)) != 0)
+    if (tjs_connect_as(&f->t, tsrv_url(f->srv), tsrv_fleet(f->srv), "operator") != 0)
         return -1;
     for (int i = 0; i < TFLEET_NSVC; i++)
         if (tfleet_start_service(f, i) != 0)
@@ -169,17 +227,52 @@ int tfleet_stop(tfleet *f)
     return clean;
 }
 
+int tfleet_teardown(void **state)
+{
+    return tfleet_stop(*state);
+}
+
+int tfleet_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+                     int (*setup)(void **state), int (*teardown)(void **state))
+{
+    /* A write to a peer a test has killed must fail that test, not end the run. */
+    signal(SIGPIPE, SIG_IGN);
+    int rc = _cmocka_run_group_tests(name, tests, n, setup, teardown);
+    nats_Close();
+    return rc;
+}
+
+/* A request with the header traceparent when not NULL, as a traced caller sends it. */
+static natsMsg *request_traced(tfleet *f, const char *subject, const void *data, size_t len,
+                               const char *traceparent)
+{
+    natsMsg *req = NULL, *reply = NULL;
+    natsStatus s = natsMsg_Create(&req, subject, NULL, data, (int)len);
+    if (s == NATS_OK && traceparent != NULL)
+        s = natsMsgHeader_Set(req, SAGA_HDR_TRACEPARENT, traceparent);
+    if (s == NATS_OK)
+        s = natsConnection_RequestMsg(&reply, f->t.nc, req, 10000);
+    natsMsg_Destroy(req);
+    return s == NATS_OK ? reply : NULL;
+}
+
 static natsMsg *request(tfleet *f, const char *subject, const void *data, size_t len)
 {
-    natsMsg *reply = NULL;
-    if (natsConnection_Request(&reply, f->t.nc, subject, data, (int)len, 10000) != NATS_OK)
-        return NULL;
-    return reply;
+    return request_traced(f, subject, data, len, NULL);
 }
 
 Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *customer,
                                         const tfleet_item *items, int nitems, const char *ship_to,
                                         const char *currency, long long deadline_ms)
+{
+    return tfleet_place_traced(f, NULL, key, customer, items, nitems, ship_to, currency,
+                               deadline_ms);
+}
+
+Saga__V1__PlaceOrderReply *tfleet_place_traced(tfleet *f, const char *traceparent, const char *key,
+                                               const char *customer, const tfleet_item *items,
+                                               int nitems, const char *ship_to,
+                                               const char *currency, long long deadline_ms)
 {
     Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
     Saga__V1__LineItem li[8], *lp[8];
@@ -204,9 +297,9 @@ Saga__V1__PlaceOrderReply *tfleet_place(tfleet *f, const char *key, const char *
     /* A retry of a key reaches the same instance; without one, any partition will do. */
     char subject[128], any[16];
     snprintf(any, sizeof(any), "%d", rand());
-    saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key != NULL && key[0] != '\0' ? key : any,
-                        subject, sizeof(subject));
-    natsMsg *m = request(f, subject, buf, len);
+    saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key != NULL && key[0] != '\0' ? key : any, subject,
+                        sizeof(subject));
+    natsMsg *m = request_traced(f, subject, buf, len, traceparent);
     if (m == NULL)
         return NULL;
     Saga__V1__PlaceOrderReply *r = saga__v1__place_order_reply__unpack(
@@ -232,72 +325,120 @@ Saga__V1__CommandReply *tfleet_cancel(tfleet *f, const char *order_id)
     return r;
 }
 
-static Saga__V1__StockReply *stock_request(tfleet *f, const char *subject, const uint8_t *buf,
-                                           size_t len)
+int tfleet_place_retrying(tfleet *f, const char *key, const char *customer,
+                          const tfleet_item *items, int nitems, int64_t timeout_ms, char *id,
+                          size_t cap, int64_t *took_ms)
 {
-    natsMsg *m = request(f, subject, buf, len);
-    if (m == NULL)
-        return NULL;
-    Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                            (const uint8_t *)natsMsg_GetData(m));
-    natsMsg_Destroy(m);
-    return r;
+    int64_t t0 = tproc_now_ms();
+    while (tproc_now_ms() - t0 < timeout_ms) {
+        Saga__V1__PlaceOrderReply *r =
+            tfleet_place(f, key, customer, items, nitems, "DE", "EUR", 0);
+        if (r == NULL)
+            continue; /* no answer within the request's timeout: the same key again */
+        int ok = r->ok;
+        if (ok)
+            snprintf(id, cap, "%s", r->order_id);
+        else
+            fprintf(stderr, "tfleet: order %s refused: %s\n", key, r->error);
+        saga__v1__place_order_reply__free_unpacked(r, NULL);
+        *took_ms = tproc_now_ms() - t0;
+        return ok ? 0 : -1;
+    }
+    return -1;
 }
 
-/* The stock subject of inventory instance k (1..n): instance k of n owns
- * partition k - 1. */
-static const char *stock_subject(const tfleet *f, const char *subject, int k, char *buf,
-                                 size_t cap)
+/* One (order, type) seen in the stream. */
+typedef struct seen_event {
+    UT_hash_handle hh;
+    char key[SAGA_ORDER_ID_MAX + 1 + SAGA_TYPE_MAX + 1];
+} seen_event;
+
+int tfleet_count_orders(tfleet *f, size_t *placed, size_t *final)
 {
-    int n = f->instances[tfleet_index("inventory")];
-    if (n <= 1)
-        snprintf(buf, cap, "%s", subject);
-    else
-        snprintf(buf, cap, SAGA_SUBJ_ROUTED_FMT, subject, (unsigned)(k - 1));
-    return buf;
+    tjs_msg *v = NULL;
+    seen_event *seen = NULL, *e, *tmp;
+    size_t n = 0;
+    int rc = 0;
+    *placed = *final = 0;
+    if (tjs_collect(&f->t, SAGA_STREAM_EVENTS, SAGA_SUBJ_EVENTS_ALL, &v, &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int is_final = v[i].decoded && (strcmp(v[i].ev.type, "order.confirmed") == 0 ||
+                                        strcmp(v[i].ev.type, "order.cancelled") == 0);
+        int is_placed = v[i].decoded && strcmp(v[i].ev.type, "order.placed") == 0;
+        if (!is_final && !is_placed)
+            continue;
+        char key[sizeof(e->key)];
+        snprintf(key, sizeof(key), "%s/%s", v[i].ev.order_id, v[i].ev.type);
+        HASH_FIND_STR(seen, key, e);
+        if (e != NULL)
+            continue;
+        e = calloc(1, sizeof(*e));
+        if (e == NULL) {
+            rc = -1;
+            break;
+        }
+        memcpy(e->key, key, sizeof(key));
+        HASH_ADD_STR(seen, key, e);
+        *final += (size_t)is_final;
+        *placed += (size_t)is_placed;
+    }
+    HASH_ITER(hh, seen, e, tmp)
+    {
+        HASH_DEL(seen, e);
+        free(e);
+    }
+    free(v);
+    return rc;
+}
+
+static int fleet_idle(void *arg)
+{
+    tfleet *f = arg;
+    return tjs_consumers_idle(&f->t, SAGA_STREAM_EVENTS);
+}
+
+int tfleet_wait_final(tfleet *f, size_t want, int timeout_ms, size_t *placed, size_t *final)
+{
+    int64_t deadline = tproc_now_ms() + timeout_ms;
+    /* Idle again after counting: the last final events may still have been on their
+     * way to the participants (commit, notify) when the first look said idle. */
+    for (;;) {
+        int64_t left = deadline - tproc_now_ms();
+        if (left <= 0 || tproc_wait_until(fleet_idle, f, (int)left) != 0)
+            return -1;
+        if (tfleet_count_orders(f, placed, final) == 0 && *final >= want && fleet_idle(f))
+            return 0;
+    }
+}
+
+/* Sets (qty >= 0) or reads sku's stock on every inventory instance, as sagactl does. */
+static int stock_request(tfleet *f, const char *sku, long long qty, ctl_stock *out)
+{
+    uint32_t sets[SAGA_PARTITIONS];
+    char err[256];
+    size_t n = ctl_stock_sets(f->instances[tfleet_index("inventory")], sets);
+    if (ctl_stock_request(f->t.nc, sets, n, sku, qty, 10000, out, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "tfleet: stock of %s: %s\n", sku, err);
+    return -1;
 }
 
 int tfleet_set_stock(tfleet *f, const char *sku, long long qty)
 {
-    Saga__V1__SetStock req = SAGA__V1__SET_STOCK__INIT;
-    uint8_t buf[256];
-    char subject[128];
-    int n = f->instances[tfleet_index("inventory")], rc = 0;
-    req.sku = (char *)sku;
-    for (int k = 1; k <= n; k++) {
-        /* Each unit belongs to one instance: none is sold twice. */
-        req.quantity = qty / n + (k - 1 < qty % n);
-        Saga__V1__StockReply *r =
-            stock_request(f, stock_subject(f, SAGA_SUBJ_STOCK_SET, k, subject, sizeof(subject)),
-                          buf, saga__v1__set_stock__pack(&req, buf));
-        rc |= r != NULL && r->ok ? 0 : -1;
-        saga__v1__stock_reply__free_unpacked(r, NULL);
-    }
-    return rc;
+    ctl_stock st;
+    return stock_request(f, sku, qty, &st);
 }
 
 int tfleet_get_stock(tfleet *f, const char *sku, long long *avail, long long *held,
                      long long *committed)
 {
-    Saga__V1__GetStock req = SAGA__V1__GET_STOCK__INIT;
-    uint8_t buf[256];
-    char subject[128];
-    int n = f->instances[tfleet_index("inventory")];
-    req.sku = (char *)sku;
-    *avail = *held = *committed = 0;
-    for (int k = 1; k <= n; k++) {
-        Saga__V1__StockReply *r =
-            stock_request(f, stock_subject(f, SAGA_SUBJ_STOCK_GET, k, subject, sizeof(subject)),
-                          buf, saga__v1__get_stock__pack(&req, buf));
-        if (r == NULL || !r->ok) {
-            saga__v1__stock_reply__free_unpacked(r, NULL);
-            return -1;
-        }
-        *avail += r->available;
-        *held += r->held;
-        *committed += r->committed;
-        saga__v1__stock_reply__free_unpacked(r, NULL);
-    }
+    ctl_stock st;
+    if (stock_request(f, sku, -1, &st) != 0)
+        return -1;
+    *avail = st.available;
+    *held = st.held;
+    *committed = st.committed;
     return 0;
 }
 
@@ -314,6 +455,42 @@ const char *tfleet_view(tfleet *f, const char *svc, const char *order_id, char *
         natsMsg_Destroy(m);
     }
     return buf;
+}
+
+typedef struct view_cond {
+    tfleet *f;
+    const char *svc, *order_id, *needle, *alt;
+    char buf[8192];
+} view_cond;
+
+static int view_has(void *arg)
+{
+    view_cond *c = arg;
+    tfleet_view(c->f, c->svc, c->order_id, c->buf, sizeof(c->buf));
+    return strstr(c->buf, c->needle) != NULL || (c->alt != NULL && strstr(c->buf, c->alt) != NULL);
+}
+
+static int view_verdict(view_cond *c)
+{
+    if (view_has(c))
+        return 1;
+    fprintf(stderr, "%s view of %s lacks %s%s%s: %s\n", c->svc, c->order_id, c->needle,
+            c->alt != NULL ? " and " : "", c->alt != NULL ? c->alt : "", c->buf);
+    return 0;
+}
+
+int tfleet_view_shows(tfleet *f, const char *svc, const char *order_id, const char *needle)
+{
+    view_cond c = {f, svc, order_id, needle, NULL, ""};
+    return view_verdict(&c);
+}
+
+int tfleet_wait_view(tfleet *f, const char *svc, const char *order_id, const char *needle,
+                     const char *alt, int deadline_ms)
+{
+    view_cond c = {f, svc, order_id, needle, alt, ""};
+    tproc_wait_until(view_has, &c, deadline_ms);
+    return view_verdict(&c);
 }
 
 int tfleet_spool_has(tfleet *f, const char *order_id, const char *kind)
@@ -340,10 +517,60 @@ int tfleet_spool_count(tfleet *f, const char *order_id)
     return n;
 }
 
-int tfleet_audit(tfleet *f, const char *log_path)
+const char *const *tfleet_ctl_env(tfleet *f)
 {
-    char bin[600], url[160], spool[600];
+    snprintf(f->home_env, sizeof(f->home_env), "SAGA_HOME=%s", tsrv_dir(f->srv));
+    f->ctl_env[0] = f->home_env;
+    f->ctl_env[1] = NULL;
+    return f->ctl_env;
+}
+
+/* Writes the lines of the file at path that match the extended regex re to stderr. */
+static void print_matching(const char *path, const char *re)
+{
+    char line[1024];
+    regex_t rx;
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL || regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0) {
+        if (fp != NULL)
+            fclose(fp);
+        return;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL)
+        if (regexec(&rx, line, 0, NULL, 0) == 0)
+            fputs(line, stderr);
+    regfree(&rx);
+    fclose(fp);
+}
+
+/* Writes the first head and the last tail lines of the file at path to stderr. */
+static void print_ends(const char *path, int head, int tail)
+{
+    char line[1024];
+    long total = 0, n = 0;
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        fprintf(stderr, "(no %s)\n", path);
+        return;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL)
+        total++;
+    rewind(fp);
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        n++;
+        if (n <= head || n > total - tail)
+            fputs(line, stderr);
+        else if (n == head + 1)
+            fputs("...\n", stderr);
+    }
+    fclose(fp);
+}
+
+int tfleet_audit(tfleet *f)
+{
+    char bin[600], url[160], spool[600], log_path[600];
     int status = 0;
+    snprintf(log_path, sizeof(log_path), "%s/audit.log", tsrv_dir(f->srv));
     snprintf(bin, sizeof(bin), "%s/tools/sagactl", f->build_dir);
     snprintf(url, sizeof(url), "--url=%s", tsrv_url(f->srv));
     for (int i = 0; i < tsrv_nodes(f->srv); i++) {
@@ -355,8 +582,13 @@ int tfleet_audit(tfleet *f, const char *log_path)
     }
     snprintf(spool, sizeof(spool), "--spool=%s", f->mail);
     const char *argv[] = {bin, url, "audit", spool, NULL};
-    pid_t p = tproc_spawn(argv, NULL, log_path);
+    pid_t p = tproc_spawn(argv, tfleet_ctl_env(f), log_path);
     if (p <= 0 || tproc_wait(p, 300000, &status) != 0)
         return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc != 0)
+        print_ends(log_path, 30, 10);
+    else
+        print_matching(log_path, "stock|warn"); /* what was checked, and any warning */
+    return rc;
 }

@@ -1,13 +1,14 @@
-/* thttp.h - A minimal HTTP/1.1 client for tests of saga-gateway: one request per
- * connection (Connection: close), the whole answer read into memory. */
+/* thttp.h - A minimal HTTP client for tests: one request per connection
+ * (Connection: close), the whole answer read into memory. For saga-gateway's
+ * API (thttp_request) and for metrics endpoints and Prometheus's API (thttp_get). */
 #ifndef SAGA_TEST_THTTP_H
 #define SAGA_TEST_THTTP_H
 
 #include <stddef.h>
 
 typedef struct thttp_resp {
-    int status;          /* 0 when no answer came */
-    char head[4096];     /* the status line and the headers */
+    int status;           /* 0 when no answer came */
+    char head[4096];      /* the status line and the headers */
     char body[64 * 1024]; /* NUL-terminated; cut at the buffer's size */
 } thttp_resp;
 
@@ -20,5 +21,12 @@ int thttp_request(int port, const char *method, const char *path, const char *he
 
 /* The value of header name in r (case-insensitive) into buf, "" when absent. */
 const char *thttp_header(const thttp_resp *r, const char *name, char *buf, size_t cap);
+
+/* GET path from 127.0.0.1:port, waiting up to 10 s; the malloc'd response (status
+ * line, headers and body, at most 1 MiB), NULL when the connection fails. */
+char *thttp_get(int port, const char *path);
+
+/* The body of a response thttp_get returned (after the blank line), or NULL. */
+const char *thttp_body(const char *response);
 
 #endif

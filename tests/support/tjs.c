@@ -17,11 +17,13 @@ static void nap(int ms)
 
 int tjs_connect(tjs *t, const char *url)
 {
-    natsOptions *o = NULL;
+    return tjs_connect_as(t, url, NULL, NULL);
+}
+
+/* Connects with o (destroyed here), retrying for up to 20 s. */
+static int connect_with(tjs *t, natsOptions *o)
+{
     int64_t deadline = tproc_now_ms() + 20000;
-    memset(t, 0, sizeof(*t));
-    natsOptions_Create(&o);
-    fleet_set_servers(o, url); /* a cluster's nodes, or one server */
     natsOptions_SetMaxReconnect(o, -1);
     natsOptions_SetReconnectWait(o, 100);
     while (natsConnection_Connect(&t->nc, o) != NATS_OK) {
@@ -35,11 +37,47 @@ int tjs_connect(tjs *t, const char *url)
     return natsConnection_JetStream(&t->js, t->nc, NULL) == NATS_OK ? 0 : -1;
 }
 
+int tjs_connect_as(tjs *t, const char *url, const fleet *f, const char *identity)
+{
+    natsOptions *o = NULL;
+    memset(t, 0, sizeof(*t));
+    if (natsOptions_Create(&o) != NATS_OK)
+        return -1;
+    fleet_set_servers(o, url); /* a cluster's nodes, or one server */
+    if (f != NULL)
+        fleet_client_options(f, identity, o);
+    return connect_with(t, o);
+}
+
+int tjs_connect_home(tjs *t, const char *url, const char *home)
+{
+    natsOptions *o = NULL;
+    char err[512];
+    memset(t, 0, sizeof(*t));
+    if (natsOptions_Create(&o) != NATS_OK)
+        return -1;
+    fleet_set_servers(o, url);
+    if (fleet_client_env(o, home, "operator", err, sizeof(err)) != NATS_OK) {
+        fprintf(stderr, "tjs: %s\n", err);
+        natsOptions_Destroy(o);
+        return -1;
+    }
+    return connect_with(t, o);
+}
+
 void tjs_close(tjs *t)
 {
     jsCtx_Destroy(t->js);
     natsConnection_Destroy(t->nc);
     memset(t, 0, sizeof(*t));
+}
+
+void tjs_count_violations(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    if (err == NATS_NOT_PERMITTED)
+        __atomic_add_fetch((int *)closure, 1, __ATOMIC_SEQ_CST);
 }
 
 /* The replicas the runtime gives the streams it creates: SAGA_REPLICAS, which a test
@@ -51,7 +89,9 @@ static int replicas(void)
     return n >= 1 && n <= 5 ? (int)n : 1;
 }
 
-static int add_stream(tjs *t, const char *name, const char *subject)
+/* Creates a stream as the runtime does (file storage, the runtime's
+ * duplicate window, SAGA_REPLICAS); one that exists already is fine. */
+static int add_stream(tjs *t, const char *name, const char *subject, long long max_age_days)
 {
     jsStreamConfig sc;
     jsErrCode jerr = 0;
@@ -61,7 +101,7 @@ static int add_stream(tjs *t, const char *name, const char *subject)
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
-    sc.MaxAge = 7LL * 24 * 3600 * 1000000000LL;
+    sc.MaxAge = max_age_days * 24 * 3600 * 1000000000LL;
     sc.Duplicates = 120LL * 1000000000LL;
     sc.Replicas = replicas();
     natsStatus s = js_AddStream(NULL, t->js, &sc, NULL, &jerr);
@@ -70,22 +110,10 @@ static int add_stream(tjs *t, const char *name, const char *subject)
 
 int tjs_ensure_streams(tjs *t)
 {
-    if (add_stream(t, "SAGA_EVENTS", "evt.>") != 0)
+    /* Dead letters are kept longer than events, as the runtime keeps them. */
+    if (add_stream(t, SAGA_STREAM_EVENTS, SAGA_SUBJ_EVENTS_ALL, 7) != 0)
         return -1;
-    /* The runtime sets a longer age on dead letters; either is fine for a test. */
-    jsStreamConfig sc;
-    jsErrCode jerr = 0;
-    const char *subjects[] = {"dlq.>"};
-    jsStreamConfig_Init(&sc);
-    sc.Name = "SAGA_DLQ";
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Storage = js_FileStorage;
-    sc.MaxAge = 30LL * 24 * 3600 * 1000000000LL;
-    sc.Duplicates = 120LL * 1000000000LL;
-    sc.Replicas = replicas();
-    natsStatus s = js_AddStream(NULL, t->js, &sc, NULL, &jerr);
-    return s == NATS_OK || jerr == 10058 ? 0 : -1;
+    return add_stream(t, SAGA_STREAM_DLQ, SAGA_SUBJ_DLQ_ALL, 30);
 }
 
 int tjs_publish_raw(tjs *t, const char *subject, const void *data, size_t len, const char *msg_id)
@@ -114,14 +142,11 @@ int tjs_publish_event(tjs *t, const char *type, const char *order, const char *p
                                id_out);
 }
 
-int tjs_publish_payload(tjs *t, const char *type, const char *order, const char *producer,
-                        const void *payload, size_t len, char id_out[SAGA_ID_LEN + 1])
+int tjs_encode_event(const char *type, const char *order, const char *producer, const void *payload,
+                     size_t len, uint64_t seq, uint8_t **out, size_t *out_len, char *subject,
+                     size_t scap, char id_out[SAGA_ID_LEN + 1])
 {
-    static uint64_t seq; /* tests publish from one thread */
     saga_event ev;
-    uint8_t *buf = NULL;
-    size_t blen = 0;
-    char subject[256];
     memset(&ev, 0, sizeof(ev));
     saga_ulid_new(ev.event_id);
     snprintf(ev.type, sizeof(ev.type), "%s", type);
@@ -133,18 +158,42 @@ int tjs_publish_payload(tjs *t, const char *type, const char *order, const char 
         snprintf(ev.producer, sizeof(ev.producer), "%s", producer);
     else
         snprintf(ev.producer, sizeof(ev.producer), "%.*s", (int)strcspn(type, "."), type);
-    ev.sequence = ++seq;
+    ev.sequence = seq;
     ev.time_ms = (int64_t)time(NULL) * 1000;
     ev.payload = payload;
     ev.payload_len = len;
-    if (saga_event_encode(&ev, &buf, &blen) != SAGA_OK)
+    if (saga_event_encode(&ev, out, out_len) != SAGA_OK)
         return -1;
-    saga_event_subject(type, order, subject, sizeof(subject));
-    int rc = tjs_publish_raw(t, subject, buf, blen, ev.event_id);
+    saga_event_subject(type, order, subject, scap);
+    if (id_out != NULL)
+        memcpy(id_out, ev.event_id, SAGA_ID_LEN + 1);
+    return 0;
+}
+
+int tjs_publish_payload(tjs *t, const char *type, const char *order, const char *producer,
+                        const void *payload, size_t len, char id_out[SAGA_ID_LEN + 1])
+{
+    static uint64_t seq; /* tests publish from one thread */
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    char subject[256], id[SAGA_ID_LEN + 1];
+    if (tjs_encode_event(type, order, producer, payload, len, ++seq, &buf, &blen, subject,
+                         sizeof(subject), id) != 0)
+        return -1;
+    int rc = tjs_publish_raw(t, subject, buf, blen, id);
     free(buf);
     if (rc == 0 && id_out != NULL)
-        memcpy(id_out, ev.event_id, SAGA_ID_LEN + 1);
+        memcpy(id_out, id, SAGA_ID_LEN + 1);
     return rc;
+}
+
+/* Copies header name of m into dst ("" when absent). */
+static void header(natsMsg *m, const char *name, char *dst, size_t cap)
+{
+    const char *h = NULL;
+    if (natsMsgHeader_Get(m, name, &h) != NATS_OK || h == NULL)
+        h = "";
+    snprintf(dst, cap, "%s", h);
 }
 
 int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, size_t *n)
@@ -180,15 +229,10 @@ int tjs_collect(tjs *t, const char *stream, const char *filter, tjs_msg **out, s
         tjs_msg *x = &v[cnt++];
         memset(x, 0, sizeof(*x));
         snprintf(x->subject, sizeof(x->subject), "%s", natsMsg_GetSubject(m));
-        const char *h = NULL;
-        if (natsMsgHeader_Get(m, SAGA_HDR_REASON, &h) == NATS_OK && h != NULL)
-            snprintf(x->reason, sizeof(x->reason), "%s", h);
-        h = NULL;
-        if (natsMsgHeader_Get(m, SAGA_HDR_CAUSE, &h) == NATS_OK && h != NULL)
-            snprintf(x->cause, sizeof(x->cause), "%s", h);
-        h = NULL;
-        if (natsMsgHeader_Get(m, SAGA_HDR_TRUNCATED, &h) == NATS_OK && h != NULL)
-            snprintf(x->truncated, sizeof(x->truncated), "%s", h);
+        header(m, SAGA_HDR_REASON, x->reason, sizeof(x->reason));
+        header(m, SAGA_HDR_CAUSE, x->cause, sizeof(x->cause));
+        header(m, SAGA_HDR_TRUNCATED, x->truncated, sizeof(x->truncated));
+        header(m, SAGA_HDR_TRACEPARENT, x->traceparent, sizeof(x->traceparent));
         x->len = (size_t)natsMsg_GetDataLength(m);
         void *owner = NULL;
         if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),

@@ -328,9 +328,9 @@ static void string_lengths_enforced(void **state)
         long_value = malloc((size_t)s->max + 2);
         assert_non_null(long_value);
         memset(long_value, 'x', (size_t)s->max + 1);
-        /* A list of gates is bounded too; its entries are names (checked by
+        /* A list of gates or vetoers is bounded too; its entries are names (checked by
          * gate_names_validated), so the filler is one name and separators. */
-        if (strcmp(s->env, "SAGA_GATES") == 0)
+        if (strcmp(s->env, "SAGA_GATES") == 0 || strcmp(s->env, "SAGA_VETOERS") == 0)
             memset(long_value + 1, ',', (size_t)s->max);
         /* The metrics address is bounded by its longest valid form. */
         if (strcmp(s->env, "SAGA_METRICS_ADDR") == 0)

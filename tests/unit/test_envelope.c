@@ -747,6 +747,24 @@ static void partitions(void **state)
         assert_true(seen[i] > 1000 / SAGA_PARTITIONS / 3);
 }
 
+/* Durable names as docs/protocol.md spells them, and never cut short. */
+static void durable_names(void **state)
+{
+    char out[32];
+    (void)state;
+    assert_int_equal(saga_durable_name(out, sizeof(out), "order", "*.vetoed"), SAGA_OK);
+    assert_string_equal(out, "order_any_vetoed");
+    assert_int_equal(saga_durable_name(out, sizeof(out), "shipping", "payment.charged"), SAGA_OK);
+    assert_string_equal(out, "shipping_payment_charged");
+    assert_int_equal(saga_durable_name(out, strlen("order_any_vetoed") + 1, "order", "*.vetoed"),
+                     SAGA_OK);
+    assert_int_equal(saga_durable_name(out, strlen("order_any_vetoed"), "order", "*.vetoed"),
+                     SAGA_ETOOBIG);
+    assert_string_equal(out, "");
+    assert_int_equal(saga_durable_name(out, 4, "order", "*.vetoed"), SAGA_ETOOBIG);
+    assert_string_equal(out, "");
+}
+
 static void subject_building(void **state)
 {
     /* "ord-1" is in partition 2: FNV-1a 32 of its bytes is 0xa3a081b2, mod 16
@@ -783,6 +801,44 @@ static void subject_building(void **state)
     assert_int_equal(saga_event_subject("payment.charged", "ord-1", NULL, 10), SAGA_EINVAL);
 }
 
+/* The W3C recommendation's own example parses; every rule it states refuses
+ * what breaks it (the runtime then starts a new trace instead). */
+static void traceparent_parsing(void **state)
+{
+    static const char *const accepted[] = {
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        /* A later version may append fields; version 00 may not. */
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+    };
+    static const char *const refused[] = {
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        /* Upper case, zero ids, wrong separators, short, empty. */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+        "",
+    };
+    saga_traceparent tp;
+    (void)state;
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (saga_traceparent_parse(refused[i], &tp))
+            fail_msg("accepted %s", refused[i]);
+    assert_false(saga_traceparent_parse(NULL, &tp));
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++)
+        if (!saga_traceparent_parse(accepted[i], &tp))
+            fail_msg("refused %s", accepted[i]);
+    assert_true(saga_traceparent_parse(accepted[0], &tp));
+    assert_string_equal(tp.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(tp.span_id, "00f067aa0ba902b7");
+    assert_string_equal(tp.flags, "01");
+    assert_true(saga_traceparent_parse(accepted[1], &tp));
+    assert_string_equal(tp.flags, "00");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -805,6 +861,8 @@ int main(void)
         cmocka_unit_test(identifier_validation),
         cmocka_unit_test(partitions),
         cmocka_unit_test(subject_building),
+        cmocka_unit_test(durable_names),
+        cmocka_unit_test(traceparent_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,21 +12,7 @@
 
 #include "config_internal.h"
 #include "metrics.h"
-
-/* The value of the series whose line starts with "series " (name and
- * labels as written); -1 when absent. */
-static double value_of(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-        p = strchr(p, '\n');
-        if (p != NULL)
-            p++;
-    }
-    return -1;
-}
+#include "texpo.h"
 
 static char *render(const saga_stats *st, const saga__metrics *m)
 {
@@ -50,10 +36,10 @@ static void counters_and_gauges_follow_the_conventions(void **state)
     st.dead_lettered = 3;
     st.pending = 7;
     char *t = render(&st, &m);
-    assert_true(value_of(t, "saga_processed_total{service=\"payment\"}") == 42);
-    assert_true(value_of(t, "saga_dead_lettered_total{service=\"payment\"}") == 3);
-    assert_true(value_of(t, "saga_pending{service=\"payment\"}") == 7);
-    assert_true(value_of(t, "saga_pending_total{service=\"payment\"}") == -1);
+    assert_true(texpo_value(t, "saga_processed_total{service=\"payment\"}") == 42);
+    assert_true(texpo_value(t, "saga_dead_lettered_total{service=\"payment\"}") == 3);
+    assert_true(texpo_value(t, "saga_pending{service=\"payment\"}") == 7);
+    assert_true(texpo_value(t, "saga_pending_total{service=\"payment\"}") == -1);
     assert_non_null(strstr(t, "# TYPE saga_processed_total counter\n"));
     assert_non_null(strstr(t, "# TYPE saga_pending gauge\n"));
 #define XX(name, kind, meaning)                                                                    \
@@ -78,9 +64,10 @@ static void events_are_counted_by_type(void **state)
     saga__metrics_merge(&m, &batch);
     char *t = render(&st, &m);
     assert_true(
-        value_of(t, "saga_events_handled_total{service=\"payment\",type=\"order.placed\"}") == 4);
+        texpo_value(t, "saga_events_handled_total{service=\"payment\",type=\"order.placed\"}") ==
+        4);
     assert_true(
-        value_of(t, "saga_events_handled_total{service=\"payment\",type=\"order.cancelled\"}") ==
+        texpo_value(t, "saga_events_handled_total{service=\"payment\",type=\"order.cancelled\"}") ==
         2);
     free(t);
 }
@@ -121,17 +108,20 @@ static void histograms_are_cumulative(void **state)
     saga__hist_observe(&m.batch_size, 100);
     char *t = render(&st, &m);
     const char *s = "saga_commit_seconds_bucket{service=\"payment\",le=";
-    assert_true(value_of(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"0.0001\"}") == 1);
-    assert_true(value_of(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"0.00025\"}") == 2);
-    assert_true(value_of(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"0.005\"}") == 4);
-    assert_true(value_of(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"60\"}") == 4);
-    assert_true(value_of(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"+Inf\"}") == 5);
-    assert_true(value_of(t, "saga_commit_seconds_count{service=\"payment\"}") == 5);
-    double sum = value_of(t, "saga_commit_seconds_sum{service=\"payment\"}");
+    assert_true(texpo_value(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"0.0001\"}") ==
+                1);
+    assert_true(texpo_value(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"0.00025\"}") ==
+                2);
+    assert_true(texpo_value(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"0.005\"}") ==
+                4);
+    assert_true(texpo_value(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"60\"}") == 4);
+    assert_true(texpo_value(t, "saga_commit_seconds_bucket{service=\"payment\",le=\"+Inf\"}") == 5);
+    assert_true(texpo_value(t, "saga_commit_seconds_count{service=\"payment\"}") == 5);
+    double sum = texpo_value(t, "saga_commit_seconds_sum{service=\"payment\"}");
     assert_true(sum > 1000.006 - 1e-9 && sum < 1000.0062 + 1e-9);
-    assert_true(value_of(t, "saga_batch_size_bucket{service=\"payment\",le=\"1\"}") == 1);
-    assert_true(value_of(t, "saga_batch_size_bucket{service=\"payment\",le=\"64\"}") == 1);
-    assert_true(value_of(t, "saga_batch_size_bucket{service=\"payment\",le=\"128\"}") == 2);
+    assert_true(texpo_value(t, "saga_batch_size_bucket{service=\"payment\",le=\"1\"}") == 1);
+    assert_true(texpo_value(t, "saga_batch_size_bucket{service=\"payment\",le=\"64\"}") == 1);
+    assert_true(texpo_value(t, "saga_batch_size_bucket{service=\"payment\",le=\"128\"}") == 2);
     assert_non_null(strstr(t, "# TYPE saga_hop_latency_seconds histogram\n"));
     assert_non_null(strstr(t, "# TYPE saga_handler_seconds histogram\n"));
     /* Every bucket line of a histogram is at least the one before. */

@@ -200,6 +200,34 @@ static void test_money(void **state)
     assert_string_equal(s, "-92233720368547758.08");
 }
 
+/* Stock split between inventory instances: no unit twice, none lost, in
+ * proportion to the partitions each owns. */
+static void test_stock_shares(void **state)
+{
+    uint32_t two[] = {0x5555, 0xaaaa}, three[] = {0x9249, 0x2492, 0x4924}, only[] = {0};
+    char subject[64];
+    (void)state;
+    for (long long qty = 0; qty < 40; qty++) {
+        long long sum2 = 0, sum3 = 0;
+        for (size_t k = 0; k < 2; k++) {
+            long long share = ctl_stock_share(qty, two, 2, k);
+            assert_int_equal(share, qty / 2 + ((long long)k < qty % 2));
+            sum2 += share;
+        }
+        for (size_t k = 0; k < 3; k++)
+            sum3 += ctl_stock_share(qty, three, 3, k);
+        assert_int_equal(sum2, qty);
+        assert_int_equal(sum3, qty);
+        assert_int_equal(ctl_stock_share(qty, only, 1, 0), qty);
+    }
+    /* 6, 5 and 5 partitions of 16: 10 units go 3.75, 3.125, 3.125 -> 4, 3, 3. */
+    assert_int_equal(ctl_stock_share(10, three, 3, 0), 4);
+    assert_int_equal(ctl_stock_share(10, three, 3, 2), 3);
+    assert_string_equal(ctl_stock_subject("s.set", 0, subject, sizeof(subject)), "s.set");
+    assert_string_equal(ctl_stock_subject("s.set", 0xffff, subject, sizeof(subject)), "s.set");
+    assert_string_equal(ctl_stock_subject("s.set", 0x2492, subject, sizeof(subject)), "s.set.1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_parse_ll),
         cmocka_unit_test(test_buf_grows_and_formats),
         cmocka_unit_test(test_money),
+        cmocka_unit_test(test_stock_shares),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,15 +1,19 @@
 /* test_store.c - The LMDB store: inbox pruning, outbox records, timers, parking, map growth. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
 
 #include "outbox.h"
+#include "saga/fs.h"
+#include "saga/handover.h"
 #include "park.h"
 #include "proc.h"
 #include "service_internal.h"
@@ -309,6 +313,29 @@ static void test_finished_saga_pruned(void **state)
     mdb_txn_abort(txn);
 }
 
+/* The store's directory and its parents are created; existing ones are fine. */
+static void test_mkdir_p(void **state)
+{
+    fx *f = *state;
+    char path[1024], file[1100], big[5000];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/a/b/c", f->dir);
+    assert_int_equal(saga_mkdir_p(path), 0);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    assert_int_equal(saga_mkdir_p(path), 0);
+    snprintf(file, sizeof(file), "%s/a/file", f->dir);
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    snprintf(file, sizeof(file), "%s/a/file/under", f->dir);
+    assert_int_equal(saga_mkdir_p(file), ENOTDIR);
+    memset(big, 'd', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(saga_mkdir_p(big), ENAMETOOLONG);
+    assert_int_equal(saga_mkdir_p(""), ENAMETOOLONG);
+}
+
 /* A full map is reported as SAGA_EMAPFULL, and growing it lets the same writes succeed. */
 static void test_map_grows(void **state)
 {
@@ -391,6 +418,106 @@ static void test_durable_commits(void **state)
     free(dir);
 }
 
+/* Puts key=val into dbi of st in a transaction of its own. */
+static void put_raw(saga__store *st, MDB_dbi dbi, const void *key, size_t klen, const char *val)
+{
+    MDB_txn *txn;
+    MDB_val k = {klen, (void *)key}, v = {strlen(val), (void *)val};
+    assert_int_equal(saga__store_begin(st, NULL, &txn), SAGA_OK);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
+    assert_int_equal(saga__store_commit(st, txn), SAGA_OK);
+}
+
+static int has_raw(saga__store *st, MDB_dbi dbi, const void *key, size_t klen)
+{
+    MDB_txn *txn;
+    MDB_val k = {klen, (void *)key}, v;
+    assert_int_equal(saga__store_begin_read(st, &txn), SAGA_OK);
+    int rc = mdb_get(txn, dbi, &k, &v);
+    mdb_txn_abort(txn);
+    return rc == MDB_SUCCESS;
+}
+
+static void recorded_is(const char *dir, const char *want)
+{
+    saga__store st;
+    MDB_txn *txn;
+    MDB_val k = {strlen(SAGA__META_PARTITIONS), SAGA__META_PARTITIONS}, v;
+    assert_int_equal(saga__store_open(&st, dir, (size_t)1 << 20, 1), SAGA_OK);
+    assert_int_equal(saga__store_begin_read(&st, &txn), SAGA_OK);
+    assert_int_equal(mdb_get(txn, st.meta, &k, &v), MDB_SUCCESS);
+    char got[64];
+    snprintf(got, sizeof(got), "%.*s", (int)v.mv_size, (const char *)v.mv_data);
+    mdb_txn_abort(txn);
+    saga__store_close(&st);
+    assert_string_equal(got, want);
+}
+
+/* A hand-over moves every record of the moved partitions' orders, copies the
+ * processed ids, hands over the outbox and rewrites both partition sets; the
+ * records of the partitions that stay, stay. Global state refuses it. */
+static void test_move_partitions(void **state)
+{
+    fx *f = *state;
+    char a[SAGA_ORDER_ID_MAX + 1], b[SAGA_ORDER_ID_MAX + 1], key[128], kb[128], err[256];
+    char to[600];
+    MDB_txn *txn;
+    saga_move_report rep;
+    /* Two orders of the giver's partitions 0-7: a moves, b stays. */
+    do
+        saga_ulid_new(a);
+    while (saga_partition_of(a) != 3);
+    do
+        saga_ulid_new(b);
+    while (saga_partition_of(b) != 5);
+    put_raw(&f->st, f->st.meta, SAGA__META_PARTITIONS, strlen(SAGA__META_PARTITIONS), "0-7");
+    size_t klen = saga__key2(key, sizeof(key), a, "res");
+    put_raw(&f->st, f->st.saga, key, klen, "held 2");
+    size_t kblen = saga__key2(kb, sizeof(kb), b, "res");
+    put_raw(&f->st, f->st.saga, kb, kblen, "held 1");
+    put_raw(&f->st, f->st.inbox, "01EVENTID", 9, "t");
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    assert_int_equal(saga__timer_set(&f->st, txn, a, "deadline", now_ms() + 60000, "x", 1),
+                     SAGA_OK);
+    assert_int_equal(saga__state_finish(&f->st, txn, b, now_ms()), SAGA_OK);
+    assert_int_equal(saga__store_commit(&f->st, txn), SAGA_OK);
+    uint8_t ob[8];
+    saga__be64_put(ob, 1);
+    put_raw(&f->st, f->st.outbox, ob, sizeof(ob), "unpublished");
+    saga__store_close(&f->st);
+
+    snprintf(to, sizeof(to), "%s/to", f->dir);
+    assert_int_equal(saga_store_move_partitions(f->dir, to, 1u << 3, &rep, err, sizeof(err)), 0);
+    assert_int_equal(rep.records, 3); /* a's state, its timer and the timer's index */
+    assert_int_equal(rep.inbox_ids, 1);
+    assert_int_equal(rep.outbox, 1);
+    recorded_is(f->dir, "0-2,4-7");
+    recorded_is(to, "3");
+
+    saga__store dst;
+    assert_int_equal(saga__store_open(&dst, to, (size_t)1 << 20, 1), SAGA_OK);
+    assert_true(has_raw(&dst, dst.saga, key, klen));
+    assert_true(has_raw(&dst, dst.inbox, "01EVENTID", 9));
+    assert_true(has_raw(&dst, dst.outbox, ob, sizeof(ob)));
+    saga__store_close(&dst);
+    assert_int_equal(saga__store_open(&f->st, f->dir, (size_t)1 << 20, 1), SAGA_OK);
+    assert_false(has_raw(&f->st, f->st.saga, key, klen));
+    assert_true(has_raw(&f->st, f->st.saga, kb, kblen));
+    assert_false(has_raw(&f->st, f->st.outbox, ob, sizeof(ob)));
+    saga__store_close(&f->st);
+
+    /* Not the giver's any more; and global state belongs to no partition. */
+    assert_int_equal(saga_store_move_partitions(f->dir, to, 1u << 3, &rep, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "does not own"));
+    assert_int_equal(saga__store_open(&f->st, f->dir, (size_t)1 << 20, 1), SAGA_OK);
+    put_raw(&f->st, f->st.state, "stock/A1", 8, "10");
+    saga__store_close(&f->st);
+    assert_int_equal(saga_store_move_partitions(f->dir, to, 1u << 5, &rep, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "global state"));
+    recorded_is(f->dir, "0-2,4-7");
+    assert_int_equal(saga__store_open(&f->st, f->dir, (size_t)1 << 20, 1), SAGA_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +530,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_park_by_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finished_saga_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_partitions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,10 +16,15 @@
 #include "map.h"
 
 #define BENCH_NSVC 5
-#define BENCH_MAXPROC (BENCH_NSVC + 2) /* nats-server, five participants, saga-bench */
+#define BENCH_INSTANCES_MAX 16  /* instances of each service: one partition each at most */
+#define BENCH_NODES_MAX 5       /* nats-server, or the nodes of a cluster */
+#define BENCH_HISTORY "history" /* the order history read model, with --history */
+/* the brokers, the five participants' instances, the history read model, saga-bench */
+#define BENCH_MAXPROC (BENCH_NODES_MAX + BENCH_NSVC * BENCH_INSTANCES_MAX + 2)
 #define BENCH_PATH_MAX 1024
 #define BENCH_DIR_MAX 512 /* the temporary directory: paths below it fit BENCH_PATH_MAX */
 #define BENCH_NAME_MAX 32
+#define BENCH_ID_MAX 65 /* an order id and its NUL: SAGA_ORDER_ID_MAX + 1 */
 
 extern const char *const bench_svc_names[BENCH_NSVC];
 
@@ -44,9 +49,10 @@ typedef struct bench_fleet {
     fleet *fl;                  /* the launched fleet, NULL for --url */
     char dir[BENCH_DIR_MAX];    /* temporary directory of a launched fleet, "" for --url */
     char store[BENCH_PATH_MAX]; /* its JetStream store directory */
-    char url[128];
+    char url[512];              /* a cluster's: every node, comma-separated */
     bench_proc proc[BENCH_MAXPROC];
     int nproc;
+    int nbrokers; /* proc[0..nbrokers-1] are the brokers of a launched fleet */
     int keep;           /* leave the directory (logs, stores) behind */
     natsConnection *nc; /* asks the participants for their counters; NULL when it cannot */
 } bench_fleet;
@@ -56,10 +62,14 @@ typedef struct bench_fleet_cfg {
     const char *ceiling_exe; /* non-NULL: launch saga-ceiling roles instead of the services */
     const char *const *env;  /* extra "K=V" for every participant, NULL-terminated, or NULL */
     int keep;
+    int instances; /* of each service (SAGA_INSTANCE=i/n); 0 or 1: the only instance */
+    int cluster;   /* 0: one nats-server; N: a cluster of N nodes, streams with N replicas */
+    int history;   /* also run the history read model (services/history) */
 } bench_fleet_cfg;
 
 /* Makes a temporary directory, starts nats-server (JetStream, file store, a
- * free port) and the five participants, and waits until each answers
+ * free port; or cfg->cluster nodes of a cluster) and the five participants (and
+ * the history read model), and waits until each answers
  * saga.ctl.<name>.stats. Children get their own process group (a terminal's
  * Ctrl-C reaches only saga-bench, which stops them in order) and die with
  * saga-bench if it is killed. On failure everything started is stopped and
@@ -71,8 +81,9 @@ int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, siz
 int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen);
 
 /* Messages and bytes in the event stream, to check that two phases moved
- * the same messages. Returns 0, or -1 when the stream cannot be read. */
-int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes);
+ * the same messages, and its replicas. Returns 0, or -1 when the stream
+ * cannot be read. */
+int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes, int *replicas);
 
 /* Stops what this fleet started: participants with SIGTERM (SIGKILL after
  * 30 s), then nats-server (SIGKILL after 10 s); removes the directory unless
@@ -99,7 +110,8 @@ json_t *bench_ask_stats(natsConnection *nc, const char *name, int timeout_ms);
 /* Reads /proc/PID/stat, status and io, the LMDB file and the counters of every process. */
 void bench_fleet_sample(const bench_fleet *f, bench_pstat out[BENCH_MAXPROC]);
 
-/* Bytes of the JetStream store of a launched fleet (0 for --url). */
+/* Bytes of the JetStream store of a launched fleet (of its first node for a cluster;
+ * 0 for --url). */
 long long bench_fleet_store_bytes(const bench_fleet *f);
 
 /* Seconds per clock tick of /proc/PID/stat. */
@@ -125,20 +137,27 @@ typedef struct bench_load_cfg {
     const char *url;
     const char *label; /* for the progress line */
     long long orders, warmup;
-    long long rate;        /* orders per second; 0: closed loop */
-    long long concurrency; /* closed loop: orders in flight */
-    long long skus, items; /* SKUs stocked; order lines per order */
-    long long stall_ms;    /* give up when nothing completes for this long */
-    long long settle_ms;   /* after the last final event, wait this long for the tail */
-    int progress;          /* a progress line on stderr every second */
-    int hops;              /* also time each hop of the saga (hops.c) */
-    long long mark_every;  /* BENCH_HOOK_MARK every so many completions; 0: never */
+    long long rate;            /* orders per second; 0: closed loop */
+    long long concurrency;     /* closed loop: orders in flight */
+    long long skus, items;     /* SKUs stocked; order lines per order */
+    long long stall_ms;        /* give up when nothing completes for this long */
+    long long settle_ms;       /* after the last final event, wait this long for the tail */
+    int progress;              /* a progress line on stderr every second */
+    int hops;                  /* also time each hop of the saga (hops.c) */
+    long long mark_every;      /* BENCH_HOOK_MARK every so many completions; 0: never */
+    size_t keep_ids;           /* a random sample of this many confirmed orders' ids ... */
+    char (*ids)[BENCH_ID_MAX]; /* ... written here (room for keep_ids) */
+    int instances;             /* of each service: > 1 routes places by key and splits stock */
     bench_hook_fn hook;
     void *hook_arg;
 } bench_load_cfg;
 
+#define BENCH_SERIES_MAX 600 /* seconds of a run's throughput kept for --plot */
+#define BENCH_CDF_POINTS 101 /* latency quantiles 0, 1 %, ..., 100 %, for --plot */
+
 typedef struct bench_load_result {
     long long placed, confirmed, cancelled, rejected;
+    size_t nids;        /* order ids kept in cfg->ids */
     double window_s;    /* first measured order placed -> last order completed */
     double sagas_per_s; /* measured orders / window_s */
     size_t nlat;        /* latency samples: one per measured completed order */
@@ -149,6 +168,9 @@ typedef struct bench_load_result {
     double settle_s;    /* then until both were all in; -1 when they were not within settle_ms */
     size_t hop_samples; /* with hops: measured orders whose every hop was seen */
     double hop_p50_ms[BENCH_NHOPS], hop_p99_ms[BENCH_NHOPS];
+    uint32_t per_s[BENCH_SERIES_MAX]; /* measured orders completed in each second of the window */
+    size_t nper_s;
+    double cdf_ms[BENCH_CDF_POINTS]; /* latency at quantile i / (BENCH_CDF_POINTS - 1) */
 } bench_load_result;
 
 /* Connects to url, sets stock for the SKUs, places warmup + orders orders
@@ -157,6 +179,10 @@ typedef struct bench_load_result {
  * consumer state stalls nats-server 2.9 for seconds on a large stream).
  * Returns 0 when every order was placed and completed, -1 otherwise (err
  * says why; res holds what was measured so far). */
+/* A connection to url (a server list) as saga-bench, with the credentials and TLS of
+ * SAGA_NATS_CREDS, SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY when set. */
+natsStatus bench_connect(const char *url, natsConnection **nc);
+
 int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err, size_t errlen);
 
 /* Exact nearest-rank percentile q (0..1) of n sorted samples, in ms. */
@@ -182,6 +208,35 @@ void bench_hops_done(bench_hops *h, const char *order_id, int64_t sent, int64_t 
 /* Sorts the samples and fills res->hop_*. */
 void bench_hops_summary(bench_hops *h, bench_load_result *res);
 
+/* ---- trace.c: sagactl trace against the history read model, after a run --- */
+
+typedef struct bench_trace_cfg {
+    const char *url;
+    const char *sagactl;       /* the executable timed */
+    const char *home;          /* SAGA_HOME for it: the launched fleet's, or "" (inherited) */
+    const char *log_dir;       /* its output goes to LOG_DIR/sagactl-trace.log */
+    char (*ids)[BENCH_ID_MAX]; /* the orders traced, in this order */
+    size_t n;
+    long long wait_ms; /* for the read model to index every event of the stream */
+} bench_trace_cfg;
+
+typedef struct bench_trace_result {
+    size_t n, failed;   /* traces timed; those without an answer or whose sagactl failed */
+    double query_ms[3]; /* the query round trip alone: p50, p99, max */
+    double cli_ms[3];   /* sagactl trace ORDER, a new process each: p50, p99, max */
+    double start_ms[3]; /* sagactl --help: what starting the process alone costs */
+    double events_mean; /* events per answer */
+    char fail_text[160];
+} bench_trace_result;
+
+/* Waits until the history participant's consumer has nothing pending, then times
+ * for each of cfg->ids `sagactl --help` (starting the process alone), the query
+ * saga.q.history.events round trip, and `sagactl trace ID` run to completion.
+ * Returns 0 when every trace answered, -1 otherwise (err says why; res holds what
+ * was measured). */
+int bench_trace_run(const bench_trace_cfg *cfg, bench_trace_result *res, char *err, size_t errlen);
+void bench_print_trace(FILE *out, const bench_trace_result *r, long long orders);
+
 /* ---- report.c: what a phase measured, printed and written as JSON ------- */
 
 typedef struct bench_proc_figures {
@@ -206,8 +261,11 @@ typedef struct bench_phase {
     bench_load_result load;
     double settle_s;                    /* load.settle_s: until the tail events were all in */
     uint64_t stream_msgs, stream_bytes; /* SAGA_EVENTS after the phase */
+    int stream_replicas;
     int nproc;
     bench_proc_figures proc[BENCH_MAXPROC];
+    int traced; /* with --history: trace holds sagactl trace's figures after the run */
+    bench_trace_result trace;
 } bench_phase;
 
 typedef struct bench_growth_row {
@@ -254,6 +312,15 @@ void bench_print_growth(FILE *out, const bench_growth *g);
 int bench_write_json(const char *path, json_t *settings, const bench_phase *ph, size_t n,
                      const char *const *names, size_t nnames, const bench_growth *g,
                      const char *tmp_dir);
+
+/* ---- plot.c: the figures as SVG charts --------------------------------- */
+
+/* Writes DIR/throughput.svg (completed sagas per second over each phase's window)
+ * and DIR/latency.svg (the latency distribution of each phase, as a CDF) for the
+ * first successful run of kind of every name, the ceiling beside the runtime's
+ * modes. Creates dir if needed. Returns 0, or -1 with errno set. */
+int bench_plot(const char *dir, const bench_phase *ph, size_t n, const char *const *names,
+               size_t nnames, const char *kind, const char *machine);
 
 /* One line on the machine: CPUs, model, memory, the disk under dir. */
 void bench_machine(char *buf, size_t len, const char *dir);

@@ -33,6 +33,8 @@
 #define JS_ERR_STREAM_NAME_IN_USE 10058
 #define IDLE_WAIT_MS 200
 #define DEADLINE_DEFAULT_MS 30000 /* the order service's default */
+#define SETUP_RETRY_MS 30000
+#define SETUP_RETRY_SLEEP_MS 250
 #define NAME_MAX_LEN 96
 
 typedef struct route {
@@ -56,7 +58,7 @@ typedef struct queue {
 
 typedef struct part {
     bench_ceil c;
-    long long batch_max, max_ack_pending;
+    long long batch_max, max_ack_pending, replicas;
     const char *url;
     natsConnection *nc;
     jsCtx *js;
@@ -143,25 +145,11 @@ static void queue_cleanup(queue *q)
 /* ---- emitting ---------------------------------------------------------- */
 
 /* A new W3C traceparent, as runtime/src/ctx.c starts one for a new saga. */
-static void new_trace(char out[SAGA_TRACE_MAX + 1])
-{
-    uint8_t r[24];
-    char *p = out;
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-        memset(r, 0x5a, sizeof(r));
-    p += snprintf(p, 4, "00-");
-    for (int i = 0; i < 16; i++)
-        p += snprintf(p, 3, "%02x", r[i]);
-    *p++ = '-';
-    for (int i = 16; i < 24; i++)
-        p += snprintf(p, 3, "%02x", r[i]);
-    snprintf(p, 4, "-01");
-}
-
 int bench_ceil_emit(bench_ceil *c, const char *type, const char *order_id,
                     const ProtobufCMessage *msg)
 {
     saga_event ev;
+    saga_traceparent tc;
     struct timespec ts;
     uint8_t *payload;
     int rc = -1;
@@ -188,12 +176,10 @@ int bench_ceil_emit(bench_ceil *c, const char *type, const char *order_id,
     ev.sequence = ++c->sequence;
     clock_gettime(CLOCK_REALTIME, &ts);
     ev.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / NS_PER_MS;
-    if (c->cause != NULL) {
+    if (c->cause != NULL)
         memcpy(ev.causation_id, c->cause->event_id, sizeof(ev.causation_id));
-        memcpy(ev.trace, c->cause->trace, sizeof(ev.trace));
-    } else {
-        new_trace(ev.trace);
-    }
+    saga_traceparent_continue(&tc, c->cause != NULL ? c->cause->trace : NULL, &c->span_rng);
+    saga_traceparent_child(&tc, &c->span_rng, ev.trace, sizeof(ev.trace));
     ev.payload = payload;
     ev.payload_len = plen;
     bench_ceil_out *o = &c->out[c->nout];
@@ -205,6 +191,7 @@ int bench_ceil_emit(bench_ceil *c, const char *type, const char *order_id,
     }
     memcpy(o->msg_id, ev.event_id, sizeof(o->msg_id));
     memcpy(o->order_id, ev.order_id, sizeof(o->order_id));
+    memcpy(o->trace, ev.trace, sizeof(o->trace));
     c->nout++;
     rc = 0;
 out:
@@ -277,6 +264,8 @@ static natsStatus connect(part *p)
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = fleet_set_servers(o, p->url);
+    if (s == NATS_OK) /* its identity, when the fleet that started it authenticates */
+        s = fleet_client_env(o, NULL, NULL, NULL, 0);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, p->c.role->name);
     if (s == NATS_OK)
@@ -312,6 +301,7 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
     sc.Storage = js_FileStorage;
     sc.MaxAge = max_age;
     sc.Duplicates = SAGA_DEFAULT_DUP_WINDOW_MS * NS_PER_MS;
+    sc.Replicas = (int)p->replicas; /* as transport.c: a cluster's copies */
     natsStatus s = js_AddStream(&si, p->js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
     si = NULL;
@@ -330,16 +320,15 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
 static natsStatus subscribe_event(part *p, int i)
 {
     const char *pattern = p->c.role->subs[i].pattern;
-    char consumer[NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16];
-    char subject[NAME_MAX_LEN];
+    char consumer[NAME_MAX_LEN], deliver[NAME_MAX_LEN + 16], subject[NAME_MAX_LEN];
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
     jsSubOptions so;
     jsErrCode jerr = 0;
 
-    if (saga_consumer_name(p->c.role->name, pattern, -1, consumer, sizeof(consumer)) != SAGA_OK)
+    if (saga_durable_name(consumer, sizeof(consumer), p->c.role->name, pattern) != SAGA_OK)
         return NATS_INVALID_ARG;
-    snprintf(deliver, sizeof(deliver), "_saga.dlv.%s", consumer);
+    snprintf(deliver, sizeof(deliver), SAGA_SUBJ_DELIVER_FMT, consumer);
     snprintf(subject, sizeof(subject), SAGA_SUBJ_EVENTS_OF_FMT, pattern);
     jsConsumerConfig_Init(&cc);
     cc.Durable = consumer;
@@ -364,16 +353,34 @@ static natsStatus subscribe_event(part *p, int i)
     return js_Subscribe(&p->subs[i], p->js, subject, on_msg, &p->sroutes[i], NULL, &so, &jerr);
 }
 
+static natsStatus ensure_streams(part *p, int unused)
+{
+    (void)unused;
+    natsStatus s = ensure_stream(p, SAGA_DEFAULT_STREAM, SAGA_SUBJ_EVENTS_ALL, EVENTS_MAX_AGE_NS);
+    return s == NATS_OK ? ensure_stream(p, SAGA_DEFAULT_DLQ_STREAM, "dlq.>", DLQ_MAX_AGE_NS) : s;
+}
+
+/* step(p, arg), again until it succeeds or SETUP_RETRY_MS have passed: on a fresh
+ * cluster a request times out or is refused while a stream's or consumer's leader is
+ * elected, and a consumer whose creation timed out is reported bound for a few
+ * seconds; the runtime waits these out too (transport.c). */
+static natsStatus retried(part *p, natsStatus (*step)(part *, int), int arg)
+{
+    int64_t deadline = fleet_now_ms() + SETUP_RETRY_MS;
+    natsStatus s;
+    while ((s = step(p, arg)) != NATS_OK && fleet_now_ms() < deadline && !stop_flag)
+        nats_Sleep(SETUP_RETRY_SLEEP_MS);
+    return s;
+}
+
 static natsStatus start(part *p)
 {
     natsStatus s = connect(p);
     char ctl[NAME_MAX_LEN];
     if (s == NATS_OK)
-        s = ensure_stream(p, SAGA_DEFAULT_STREAM, SAGA_SUBJ_EVENTS_ALL, EVENTS_MAX_AGE_NS);
-    if (s == NATS_OK)
-        s = ensure_stream(p, SAGA_DEFAULT_DLQ_STREAM, "dlq.>", DLQ_MAX_AGE_NS);
+        s = retried(p, ensure_streams, 0);
     for (int i = 0; s == NATS_OK && i < BENCH_CEIL_SUBS_MAX && p->c.role->subs[i].pattern; i++)
-        s = subscribe_event(p, i);
+        s = retried(p, subscribe_event, i);
     for (int i = 0; s == NATS_OK && i < BENCH_CEIL_CMDS_MAX && p->c.role->cmds[i].subject; i++) {
         p->croutes[i] = (route){p, -1, i};
         s = natsConnection_QueueSubscribe(&p->cmds[i], p->nc, p->c.role->cmds[i].subject,
@@ -405,6 +412,8 @@ static int publish_all(part *p)
             s = natsMsg_Create(&m, o->subject, NULL, (const char *)o->data, (int)o->len);
             if (s == NATS_OK)
                 s = natsMsgHeader_Set(m, SAGA_HDR_ORDER_ID, o->order_id);
+            if (s == NATS_OK)
+                s = natsMsgHeader_Set(m, SAGA_HDR_TRACEPARENT, o->trace);
             if (s == NATS_OK) {
                 jsPubOptions_Init(&po);
                 po.MsgId = o->msg_id;
@@ -530,8 +539,9 @@ int main(int argc, char **argv)
 {
     static part p;
     const char *role_name = NULL, *env_url = getenv("SAGA_NATS_URL"),
-               *dl = getenv("ORDER_DEADLINE_MS");
+               *dl = getenv("ORDER_DEADLINE_MS"), *env_replicas = getenv("SAGA_REPLICAS");
     char err[256];
+    long long replicas = env_replicas != NULL ? strtoll(env_replicas, NULL, 10) : 1;
     const bench_opt opts[] = {
         {"role", BENCH_OPT_STR, 0, 0, 0, NULL, &role_name, "NAME",
          "participant to play: order, payment, inventory, shipping or notification"},
@@ -541,15 +551,21 @@ int main(int argc, char **argv)
          "messages gathered per batch, as the runtime's SAGA_BATCH_MAX"},
         {"max-ack-pending", BENCH_OPT_INT, SAGA_DEFAULT_MAX_ACK_PENDING, 1, 1 << 20, NULL,
          &p.max_ack_pending, "N", "MaxAckPending of each durable consumer, as the runtime's"},
+        {"replicas", BENCH_OPT_INT, replicas, 1, 5, NULL, &p.replicas, "N",
+         "copies of the streams it creates, as the runtime's (also SAGA_REPLICAS)"},
         {0}};
     int rc = bench_opts_parse(opts, argc, argv, err, sizeof(err));
+    if (rc == BENCH_OPTS_OK && (p.replicas < 1 || p.replicas > 5)) {
+        snprintf(err, sizeof(err), "SAGA_REPLICAS must be 1 to 5");
+        rc = BENCH_OPTS_ERROR;
+    }
     if (rc == BENCH_OPTS_HELP) {
         bench_opts_help(stdout, opts, "saga-ceiling --role NAME [OPTIONS]",
                         "Plays one participant of the order saga's happy path with no-op handlers\n"
                         "and no LMDB, through the runtime's streams, consumers, batching and\n"
                         "publish-ack discipline: the ceiling saga-bench compares the runtime to.\n"
                         "Runs until SIGTERM or SIGINT. Environment: SAGA_NATS_URL,\n"
-                        "ORDER_DEADLINE_MS (order role).");
+                        "SAGA_REPLICAS, ORDER_DEADLINE_MS (order role).");
         return 0;
     }
     for (size_t i = 0; rc == BENCH_OPTS_OK && role_name != NULL && i < bench_ceil_nroles; i++)
@@ -562,6 +578,8 @@ int main(int argc, char **argv)
         return 2;
     }
     p.c.deadline_ms = DEADLINE_DEFAULT_MS;
+    if (getrandom(&p.c.span_rng, sizeof(p.c.span_rng), 0) != (ssize_t)sizeof(p.c.span_rng))
+        p.c.span_rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if (dl != NULL) {
         char *end = NULL;
         long long v = strtoll(dl, &end, 10);

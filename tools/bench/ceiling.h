@@ -51,6 +51,7 @@ typedef struct bench_ceil_out {
     char subject[BENCH_CEIL_SUBJECT_MAX];
     char msg_id[SAGA_ID_LEN + 1];
     char order_id[SAGA_ORDER_ID_MAX + 1]; /* the Saga-Order-Id header, as the runtime sets it */
+    char trace[SAGA_TRACE_MAX + 1];       /* the traceparent header, likewise */
     uint8_t *data;                        /* malloc'd envelope */
     size_t len;
 } bench_ceil_out;
@@ -61,6 +62,7 @@ struct bench_ceil {
     bench_map orders;      /* role-specific in-memory state by order id */
     long long deadline_ms; /* ORDER_DEADLINE_MS, as the order service reads it */
     uint64_t sequence;     /* per-producer sequence, as the runtime's */
+    uint64_t span_rng;     /* span ids, as the runtime's: seeded once per process */
     bench_ceil_out *out;
     size_t nout, capout;
     /* Set by the loop around each handler call. */
@@ -68,9 +70,9 @@ struct bench_ceil {
 };
 
 /* Envelopes payload (packed from msg) as the runtime's saga_ctx_emit does:
- * new ULID, causation and trace from c->cause (a new trace when there is
- * none), producer = role, next sequence, now; queues it for publishing on
- * evt.<type>.<order_id> with Nats-Msg-Id = event id. Returns 0 or -1. */
+ * new ULID, causation and trace context from c->cause (a new trace when
+ * there is none; a new span either way), producer = role, next sequence, now; queues it for
+ * publishing on evt.<type>.<order_id> with Nats-Msg-Id = event id. Returns 0 or -1. */
 int bench_ceil_emit(bench_ceil *c, const char *type, const char *order_id,
                     const ProtobufCMessage *msg);
 

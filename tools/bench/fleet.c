@@ -16,6 +16,7 @@
 #include <nats/nats.h>
 
 #include "fleet.h"
+#include "instances.h"
 
 #ifndef BENCH_NATS_SERVER
 #define BENCH_NATS_SERVER "/usr/sbin/nats-server"
@@ -42,75 +43,147 @@ int64_t bench_now_ns(void)
 /* ---- launching, with the fleet launcher -------------------------------- */
 
 static const char BROKER[] = "nats";
+static const char CLUSTER[] = "saga-bench";
+
+static int has_meta_leader(void *arg)
+{
+    char leader[64];
+    return fleet_meta_leader(arg, leader, sizeof(leader)) == 0;
+}
 
 /* The file store may take most of the free disk: a long growth run keeps
  * every event (the stream's MaxAge is a week). */
-static long long store_limit_mb(const char *dir)
+static long long store_limit_mb(const char *dir, int nodes)
 {
     struct statvfs vfs;
     long long mb = 4096;
     if (statvfs(dir, &vfs) == 0)
-        mb = (long long)((double)vfs.f_bavail * (double)vfs.f_frsize * 0.8 / 1048576.0);
+        mb = (long long)((double)vfs.f_bavail * (double)vfs.f_frsize * 0.8 / 1048576.0 / nodes);
     return mb < 1024 ? 1024 : mb;
 }
 
-static int start_server(bench_fleet *f, char *err, size_t errlen)
+/* One nats-server ("nats"), or a cluster of nodes ("nats-1".."nats-N", each routing
+ * to the others, as deploy/fleet up --cluster N), all started before any is waited
+ * for: a node answers JetStream only once a majority has elected a meta leader. */
+static int start_servers(bench_fleet *f, int nodes, char *err, size_t errlen)
 {
-    fleet_broker_opts b = {.max_file_mb = store_limit_mb(f->dir)};
-    fleet_status st;
+    char names[BENCH_NODES_MAX][BENCH_NAME_MAX];
+    const char *routes[BENCH_NODES_MAX];
+    int n = nodes > 0 ? nodes : 1;
+
+    for (int i = 0; i < n; i++) {
+        if (nodes > 0)
+            snprintf(names[i], sizeof(names[i]), "%s-%d", BROKER, i + 1);
+        else
+            snprintf(names[i], sizeof(names[i]), "%s", BROKER);
+    }
+    for (int i = 0; i < n; i++) {
+        fleet_broker_opts b = {.max_file_mb = store_limit_mb(f->dir, n)};
+        int r = 0;
+        if (nodes > 0) {
+            for (int k = 0; k < n; k++)
+                if (k != i)
+                    routes[r++] = names[k];
+            routes[r] = NULL;
+            b.cluster_name = CLUSTER;
+            b.routes = routes;
+        }
+        if (fleet_add_broker(f->fl, names[i], &b, err, errlen) != 0)
+            return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (fleet_start(f->fl, names[i], err, errlen) != 0)
+            return -1;
+    for (int i = 0; i < n; i++) {
+        fleet_status st;
+        bench_proc *p = &f->proc[f->nproc++];
+        snprintf(p->name, sizeof(p->name), "%.*s", BENCH_NAME_MAX - 1,
+                 nodes > 0 ? names[i] : "nats-server");
+        p->owned = 1;
+        p->pid = -1;
+        if (fleet_wait_ready(f->fl, names[i], SERVER_READY_MS, err, errlen) != 0)
+            return -1;
+        if (fleet_get_status(f->fl, names[i], &st) == 0)
+            p->pid = st.pid;
+    }
+    if (nodes > 0 && fleet_wait_until(has_meta_leader, f->fl, SERVER_READY_MS) != 0) {
+        snprintf(err, errlen, "the cluster elected no JetStream meta leader");
+        return -1;
+    }
+    f->nbrokers = n;
+    fleet_urls(f->fl, f->url, sizeof(f->url));
+    fleet_store_dir(f->fl, names[0], f->store, sizeof(f->store));
+    return 0;
+}
+
+/* Whether participant name gets setting kv of cfg->env. The history read model keeps
+ * its default retention (a day) under --growth's short SAGA_RETENTION_MS, so that
+ * every order of the run can still be traced at its end. */
+static int gets_env(const char *name, const char *kv)
+{
+    return strcmp(name, BENCH_HISTORY) != 0 || strncmp(kv, "SAGA_RETENTION_MS=", 18) != 0;
+}
+
+/* Instance k of the n of participant svc (k = 1, n = 1: the only one), as a process. */
+static int add_participant(bench_fleet *f, const bench_fleet_cfg *cfg, const char *svc, int k,
+                           int n, char *err, size_t errlen)
+{
+    char url[sizeof(f->url) + 16], dir[BENCH_PATH_MAX + 32], spool[BENCH_PATH_MAX + 32];
+    char exe[BENCH_PATH_MAX], replicas[32], inst[48];
     bench_proc *p = &f->proc[f->nproc++];
-    snprintf(p->name, sizeof(p->name), "nats-server");
+    const char *env[ENV_MAX];
+    int e = 0, ceiling = cfg->ceiling_exe != NULL && strcmp(svc, BENCH_HISTORY) != 0;
+
+    fleet_instance_name(p->name, sizeof(p->name), svc, k, n);
     p->owned = 1;
     p->pid = -1;
-    if (fleet_add_broker(f->fl, BROKER, &b, err, errlen) != 0 ||
-        fleet_start_ready(f->fl, BROKER, SERVER_READY_MS, err, errlen) != 0)
-        return -1;
-    fleet_url(f->fl, BROKER, f->url, sizeof(f->url));
-    fleet_store_dir(f->fl, BROKER, f->store, sizeof(f->store));
-    if (fleet_get_status(f->fl, BROKER, &st) == 0)
-        p->pid = st.pid;
-    return 0;
+    snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", f->url);
+    /* Through a local: GCC sees f->dir and p->data_dir as one object. */
+    char ddir[sizeof(p->data_dir)];
+    snprintf(ddir, sizeof(ddir), "%s/data/%s", f->dir, p->name);
+    memcpy(p->data_dir, ddir, sizeof(ddir));
+    snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s", p->data_dir);
+    snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s/mail", f->dir);
+    env[e++] = url;
+    env[e++] = dir;
+    env[e++] = spool;
+    env[e++] = ORDER_DEADLINE_ENV;
+    if (cfg->cluster > 0) { /* the ceiling's roles read it too */
+        snprintf(replicas, sizeof(replicas), "SAGA_REPLICAS=%d", cfg->cluster);
+        env[e++] = replicas;
+    }
+    snprintf(inst, sizeof(inst), "SAGA_INSTANCE=%d/%d", k, n);
+    if (n > 1)
+        env[e++] = inst;
+    for (int j = 0; cfg->env != NULL && cfg->env[j] != NULL && e < ENV_MAX - 1; j++)
+        if (gets_env(svc, cfg->env[j]))
+            env[e++] = cfg->env[j];
+    env[e] = NULL;
+    const char *ceil_args[] = {"--role", p->name, NULL};
+    int rc;
+    if (ceiling) {
+        p->data_dir[0] = '\0'; /* no LMDB */
+        rc = fleet_add_proc(f->fl, p->name, cfg->ceiling_exe, ceil_args, env, err, errlen);
+    } else {
+        snprintf(exe, sizeof(exe), "%s/services/saga-%s", cfg->build_dir, svc);
+        rc = fleet_add_proc(f->fl, p->name, exe, NULL, env, err, errlen);
+    }
+    return rc != 0 ? -1 : fleet_start(f->fl, p->name, err, errlen);
 }
 
 static int start_participants(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, size_t errlen)
 {
-    char url[192], dir[BENCH_PATH_MAX + 32], spool[BENCH_PATH_MAX + 32], exe[BENCH_PATH_MAX];
-    for (int i = 0; i < BENCH_NSVC; i++) {
-        bench_proc *p = &f->proc[f->nproc];
-        const char *env[ENV_MAX];
-        int n = 0;
-        snprintf(p->name, sizeof(p->name), "%s", bench_svc_names[i]);
-        p->owned = 1;
-        p->pid = -1;
-        f->nproc++;
-        snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", f->url);
-        /* Through a local: GCC sees f->dir and p->data_dir as one object. */
-        char ddir[sizeof(p->data_dir)];
-        snprintf(ddir, sizeof(ddir), "%s/data/%s", f->dir, bench_svc_names[i]);
-        memcpy(p->data_dir, ddir, sizeof(ddir));
-        snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s", p->data_dir);
-        snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s/mail", f->dir);
-        env[n++] = url;
-        env[n++] = dir;
-        env[n++] = spool;
-        env[n++] = ORDER_DEADLINE_ENV;
-        for (int k = 0; cfg->env != NULL && cfg->env[k] != NULL && n < ENV_MAX - 1; k++)
-            env[n++] = cfg->env[k];
-        env[n] = NULL;
-        const char *ceil_args[] = {"--role", p->name, NULL};
-        int rc;
-        if (cfg->ceiling_exe != NULL) {
-            p->data_dir[0] = '\0'; /* no LMDB */
-            rc = fleet_add_proc(f->fl, p->name, cfg->ceiling_exe, ceil_args, env, err, errlen);
-        } else {
-            snprintf(exe, sizeof(exe), "%s/services/saga-%s", cfg->build_dir, p->name);
-            rc = fleet_add_proc(f->fl, p->name, exe, NULL, env, err, errlen);
-        }
-        if (rc != 0 || fleet_start(f->fl, p->name, err, errlen) != 0)
-            return -1;
-    }
+    int first = f->nproc;
+    /* The ceiling's roles are no saga services: one each. */
+    int n = cfg->ceiling_exe == NULL && cfg->instances > 1 ? cfg->instances : 1;
+    for (int i = 0; i < BENCH_NSVC; i++)
+        for (int k = 1; k <= n; k++)
+            if (add_participant(f, cfg, bench_svc_names[i], k, n, err, errlen) != 0)
+                return -1;
+    if (cfg->history && add_participant(f, cfg, BENCH_HISTORY, 1, 1, err, errlen) != 0)
+        return -1;
     /* All start at once; then each must be ready (its consumers exist by then). */
-    for (int i = 1; i < f->nproc; i++) {
+    for (int i = first; i < f->nproc; i++) {
         fleet_status st;
         if (fleet_wait_ready(f->fl, f->proc[i].name, SERVICE_READY_MS, err, errlen) != 0)
             return -1;
@@ -156,7 +229,8 @@ int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, siz
     if (fleet_create(&f->fl, &o, err, errlen) != 0)
         return -1;
     snprintf(f->dir, sizeof(f->dir), "%s", fleet_home(f->fl));
-    if (start_server(f, err, errlen) != 0 || start_participants(f, cfg, err, errlen) != 0) {
+    if (start_servers(f, cfg->cluster, err, errlen) != 0 ||
+        start_participants(f, cfg, err, errlen) != 0) {
         f->keep = 1; /* the logs say why */
         fprintf(stderr, "saga-bench: logs kept in %s/logs\n", f->dir);
         bench_fleet_stop(f);
@@ -200,7 +274,7 @@ int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen
     natsConnection *nc = NULL;
     memset(f, 0, sizeof(*f));
     snprintf(f->url, sizeof(f->url), "%s", url);
-    if (natsConnection_ConnectTo(&nc, url) != NATS_OK) {
+    if (bench_connect(url, &nc) != NATS_OK) {
         snprintf(err, errlen, "cannot connect to %s", url);
         return -1;
     }

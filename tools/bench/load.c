@@ -15,7 +15,9 @@
 #include "bench.h"
 #include "fleet.h"
 #include "commands.pb-c.h"
+#include "ctl.h"
 #include "map.h"
+#include "saga/event.h"
 #include "saga/wire.h"
 
 #define NS_PER_S 1000000000LL
@@ -50,6 +52,7 @@ typedef struct load {
     bench_map ids;   /* order id -> slot index + 1 */
     bench_map early; /* order id -> early * */
     uint64_t *lat;
+    int64_t *done; /* when each latency sample's order completed */
     size_t nlat;
     long long finished, inflight, confirmed, cancelled, rejected;
     long long tail_notification, tail_inventory; /* tail events seen */
@@ -59,6 +62,8 @@ typedef struct load {
     char inbox[128];
     int hops_on;
     bench_hops hops;
+    long long kept_seen; /* confirmed orders offered to the sample of ids */
+    uint64_t kept_rng;   /* its random choices (xorshift64) */
 } load;
 
 double bench_percentile_ms(const uint64_t *sorted_ns, size_t n, double q)
@@ -73,6 +78,42 @@ double bench_percentile_ms(const uint64_t *sorted_ns, size_t n, double q)
     return (double)sorted_ns[rank - 1] / 1e6;
 }
 
+/* Completions per second of the measured window (for --plot), from its start. */
+static void series(const load *L, int64_t start, bench_load_result *res)
+{
+    memset(res->per_s, 0, sizeof(res->per_s));
+    res->nper_s = 0;
+    for (size_t i = 0; start > 0 && i < L->nlat; i++) {
+        int64_t sec = (L->done[i] - start) / NS_PER_S;
+        if (sec < 0 || sec >= BENCH_SERIES_MAX)
+            continue;
+        res->per_s[sec]++;
+        if ((size_t)sec + 1 > res->nper_s)
+            res->nper_s = (size_t)sec + 1;
+    }
+}
+
+/* Keeps order_id in cfg->ids, a uniform random sample of the confirmed orders
+ * (reservoir sampling: the k-th one replaces a kept one with probability n/k). */
+static void keep_id(load *L, const char *order_id)
+{
+    const bench_load_cfg *cfg = L->cfg;
+    uint64_t x = L->kept_rng;
+    size_t at = (size_t)L->kept_seen++;
+    if (cfg->keep_ids == 0 || order_id == NULL)
+        return;
+    if (at >= cfg->keep_ids) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        L->kept_rng = x;
+        at = (size_t)(x % (uint64_t)L->kept_seen);
+        if (at >= cfg->keep_ids)
+            return;
+    }
+    snprintf(cfg->ids[at], sizeof(cfg->ids[at]), "%s", order_id);
+}
+
 /* Records the end of slot idx (order_id NULL when it was refused); with the lock held. */
 static void finish(load *L, long long idx, int64_t at, int kind, const char *order_id)
 {
@@ -85,14 +126,18 @@ static void finish(load *L, long long idx, int64_t at, int kind, const char *ord
     s->state = SLOT_DONE;
     L->finished++;
     L->inflight--;
-    if (kind == FINAL_CONFIRMED)
+    if (kind == FINAL_CONFIRMED) {
         L->confirmed++;
-    else if (kind == FINAL_CANCELLED)
+        keep_id(L, order_id);
+    } else if (kind == FINAL_CANCELLED) {
         L->cancelled++;
-    else
+    } else {
         L->rejected++;
-    if (kind != 0 && idx >= L->cfg->warmup)
+    }
+    if (kind != 0 && idx >= L->cfg->warmup) {
+        L->done[L->nlat] = at;
         L->lat[L->nlat++] = (uint64_t)(at - s->sent_ns);
+    }
     L->last_done_ns = at;
     pthread_cond_signal(&L->cv);
 }
@@ -237,12 +282,16 @@ static long long lag(const load *L)
     return (a > 0 ? a : 0) + (b > 0 ? b : 0);
 }
 
-static natsStatus connect_nc(const char *url, natsConnection **nc)
+natsStatus bench_connect(const char *url, natsConnection **nc)
 {
     natsOptions *o = NULL;
+    char why[512] = "";
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = fleet_set_servers(o, url);
+    /* An authenticated fleet: SAGA_NATS_CREDS and the TLS settings, as the services. */
+    if (s == NATS_OK && (s = fleet_client_env(o, NULL, NULL, why, sizeof why)) != NATS_OK)
+        fprintf(stderr, "saga-bench: %s\n", why);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "saga-bench");
     /* Each request goes out at once: the flusher's 1 ms would be latency. */
@@ -254,9 +303,28 @@ static natsStatus connect_nc(const char *url, natsConnection **nc)
     return s;
 }
 
+/* Every inventory instance its share of per_sku, as sagactl stock set gives it. */
+static int set_stock_split(natsConnection *nc, const bench_load_cfg *cfg, long long per_sku,
+                           char *err, size_t errlen)
+{
+    uint32_t sets[SAGA_PARTITIONS];
+    size_t n = ctl_stock_sets(cfg->instances, sets);
+    for (long long k = 0; k < cfg->skus; k++) {
+        char sku[32];
+        ctl_stock st;
+        snprintf(sku, sizeof(sku), "BENCH-SKU-%lld", k);
+        if (ctl_stock_request(nc, sets, n, sku, per_sku, REQUEST_TIMEOUT_MS, &st, err, errlen) !=
+            CTL_EXIT_OK)
+            return -1;
+    }
+    return 0;
+}
+
 static int set_stock(natsConnection *nc, const bench_load_cfg *cfg, long long per_sku, char *err,
                      size_t errlen)
 {
+    if (cfg->instances > 1)
+        return set_stock_split(nc, cfg, per_sku, err, errlen);
     for (long long k = 0; k < cfg->skus; k++) {
         Saga__V1__SetStock req = SAGA__V1__SET_STOCK__INIT;
         uint8_t buf[128];
@@ -287,7 +355,11 @@ static int set_stock(natsConnection *nc, const bench_load_cfg *cfg, long long pe
 
 /* Packs order i: lines over the SKUs in turn, one unit each, a total far
  * under the payment limit; an idempotency key as a real client sends. */
-static size_t pack_order(const bench_load_cfg *cfg, const char *run_id, long long i, uint8_t *buf)
+/* Packs order i into buf and its place subject into subject: routed by its idempotency
+ * key's partition with instances (docs/scaling.md), plain for the only instance and the
+ * ceiling's roles. */
+static size_t pack_order(const bench_load_cfg *cfg, const char *run_id, long long i, uint8_t *buf,
+                         char *subject, size_t cap)
 {
     Saga__V1__PlaceOrder req = SAGA__V1__PLACE_ORDER__INIT;
     Saga__V1__LineItem li[LINES_MAX], *lp[LINES_MAX];
@@ -301,6 +373,10 @@ static size_t pack_order(const bench_load_cfg *cfg, const char *run_id, long lon
         lp[j] = &li[j];
     }
     snprintf(key, sizeof(key), "bench-%s-%lld", run_id, i);
+    if (cfg->instances > 1)
+        saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key, subject, cap);
+    else
+        snprintf(subject, cap, "%s", SAGA_SUBJ_ORDER_PLACE);
     snprintf(cust, sizeof(cust), "cust-%lld", i % 1000);
     req.idempotency_key = key;
     req.customer_id = cust;
@@ -361,7 +437,7 @@ static int drive(load *L, natsConnection *nc, const char *run_id, char *err, siz
 {
     const bench_load_cfg *cfg = L->cfg;
     uint8_t buf[4096];
-    char reply[sizeof(L->inbox) + 24];
+    char reply[sizeof(L->inbox) + 24], subject[128];
     ticker t = {0};
     int rc = 0;
     t.t0 = t.last_progress_ns = bench_now_ns();
@@ -407,14 +483,13 @@ static int drive(load *L, natsConnection *nc, const char *run_id, char *err, siz
             cfg->hook(cfg->hook_arg, BENCH_HOOK_MEASURE_START, L->finished, 0, 0);
             pthread_mutex_lock(&L->mu);
         }
-        size_t len = pack_order(cfg, run_id, i, buf);
+        size_t len = pack_order(cfg, run_id, i, buf, subject, sizeof(subject));
         snprintf(reply, sizeof(reply), "%s.%lld", L->inbox, i);
         L->slots[i].state = SLOT_SENT;
         L->slots[i].sent_ns = bench_now_ns();
         L->inflight++;
         pthread_mutex_unlock(&L->mu);
-        natsStatus s =
-            natsConnection_PublishRequest(nc, "saga.cmd.order.place", reply, buf, (int)len);
+        natsStatus s = natsConnection_PublishRequest(nc, subject, reply, buf, (int)len);
         pthread_mutex_lock(&L->mu);
         if (s != NATS_OK) {
             snprintf(err, errlen, "publish request: %s", natsStatus_GetText(s));
@@ -491,6 +566,7 @@ static void load_free(load *L)
         bench_hops_cleanup(&L->hops);
     free(L->slots);
     free(L->lat);
+    free(L->done);
     bench_map_cleanup(&L->ids, NULL);
     bench_map_cleanup(&L->early, free);
     pthread_cond_destroy(&L->cv);
@@ -518,13 +594,15 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
     pthread_cond_init(&L.cv, &ca);
     pthread_condattr_destroy(&ca);
     L.hops_on = cfg->hops;
+    L.kept_rng = (uint64_t)bench_now_ns() | 1;
     if (L.hops_on && bench_hops_init(&L.hops, (size_t)cfg->orders) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
     L.slots = calloc((size_t)L.total, sizeof(*L.slots));
     L.lat = calloc((size_t)cfg->orders + 1, sizeof(*L.lat));
-    if (L.slots == NULL || L.lat == NULL || bench_map_init(&L.ids) != 0 ||
+    L.done = calloc((size_t)cfg->orders + 1, sizeof(*L.done));
+    if (L.slots == NULL || L.lat == NULL || L.done == NULL || bench_map_init(&L.ids) != 0 ||
         bench_map_init(&L.early) != 0 || cfg->items < 1 || cfg->items > LINES_MAX) {
         snprintf(err, errlen, "out of memory or bad item count");
         goto out;
@@ -532,7 +610,7 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
     /* Keys unique across runs, for a long-lived fleet of --url. */
     snprintf(run_id, sizeof(run_id), "%lx%x", (long)time(NULL), (unsigned)getpid());
 
-    natsStatus s = connect_nc(cfg->url, &nc);
+    natsStatus s = bench_connect(cfg->url, &nc);
     if (s == NATS_OK)
         s = natsInbox_Create(&inbox);
     if (s == NATS_OK) {
@@ -591,12 +669,16 @@ int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err,
     res->confirmed = L.confirmed;
     res->cancelled = L.cancelled;
     res->rejected = L.rejected;
+    res->nids = L.kept_seen < (long long)cfg->keep_ids ? (size_t)L.kept_seen : cfg->keep_ids;
     res->nlat = L.nlat;
     if (first_measured > 0 && L.last_done_ns > first_measured) {
         res->window_s = (double)(L.last_done_ns - first_measured) / 1e9;
         res->sagas_per_s = (double)L.nlat / res->window_s;
     }
+    series(&L, first_measured, res);
     qsort(L.lat, L.nlat, sizeof(*L.lat), cmp_u64);
+    for (size_t i = 0; i < BENCH_CDF_POINTS; i++)
+        res->cdf_ms[i] = bench_percentile_ms(L.lat, L.nlat, (double)i / (BENCH_CDF_POINTS - 1));
     double sum = 0;
     for (size_t i = 0; i < L.nlat; i++)
         sum += (double)L.lat[i];

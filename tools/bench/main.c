@@ -13,7 +13,9 @@
 #include <nats/nats.h>
 
 #include "bench.h"
+#include "fleet.h"
 #include "opts.h"
+#include "rescale.h"
 #include "saga/service.h"
 
 #ifndef BENCH_BUILD_DIR
@@ -24,14 +26,19 @@
 #define NAMES_MAX (MODES_MAX + 1)
 #define PHASES_MAX 512
 #define ENV_MAX 8
+#define HANDOVERS_MAX 1000
+#define HANDOVER_SVC "payment" /* places go to order, which must keep answering */
+#define HANDOVER_STOP_MS 30000
+#define HANDOVER_READY_MS 60000
 
 volatile sig_atomic_t bench_interrupted;
 
 static struct {
-    const char *url, *modes, *json, *build_dir, *log_level;
+    const char *url, *modes, *json, *plot, *build_dir, *log_level;
     long long orders, warmup, rate, concurrency, runs, skus, items, stall_ms, growth_every;
-    long long retention_ms, events_max_age_ms, settle_ms;
-    int ceiling, half_peak, growth, keep, progress, hops;
+    long long retention_ms, events_max_age_ms, settle_ms, instances, handovers, cluster,
+        trace_samples;
+    int ceiling, half_peak, growth, keep, progress, hops, history;
 } o;
 
 static const bench_opt options[] = {
@@ -66,7 +73,13 @@ static const bench_opt options[] = {
      "default, 7 days)"},
     {"url", BENCH_OPT_STR, 0, 0, 0, NULL, &o.url, "URL",
      "use the fleet running at URL instead of launching one (no ceiling, one mode)"},
+    {"cluster", BENCH_OPT_INT, 0, 0, BENCH_NODES_MAX, NULL, &o.cluster, "N",
+     "run every phase on a JetStream cluster of N nodes (3 to 5, as deploy/fleet up --cluster N) "
+     "with streams of N replicas (0: one nats-server)"},
     {"json", BENCH_OPT_STR, 0, 0, 0, NULL, &o.json, "FILE", "write every result to FILE as JSON"},
+    {"plot", BENCH_OPT_STR, 0, 0, 0, NULL, &o.plot, "DIR",
+     "write SVG charts to DIR (created if needed): throughput.svg (sagas/s over time) and "
+     "latency.svg (latency CDF), the first run of each phase, the ceiling beside the modes"},
     {"build-dir", BENCH_OPT_STR, 0, 0, 0, BENCH_BUILD_DIR, &o.build_dir, "DIR",
      "build tree holding services/saga-*"},
     {"skus", BENCH_OPT_INT, 4, 1, 1000, NULL, &o.skus, "N", "SKUs stocked and ordered"},
@@ -79,6 +92,16 @@ static const bench_opt options[] = {
      "SAGA_LOG_LEVEL for the services (default: theirs, info)"},
     {"hops", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.hops, "",
      "also time each step of the saga (watches every event: costs saga-bench CPU)"},
+    {"instances", BENCH_OPT_INT, 1, 1, BENCH_INSTANCES_MAX, NULL, &o.instances, "N",
+     "instances of each service (SAGA_INSTANCE=I/N, docs/scaling.md); places routed by key"},
+    {"handovers", BENCH_OPT_INT, 0, 0, HANDOVERS_MAX, NULL, &o.handovers, "K",
+     "K hand-overs of payment under load (N to N+1 instances and back, as deploy/fleet "
+     "scale), evenly over the run; their pauses p50/max are printed"},
+    {"history", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.history, "",
+     "also run the history read model (services/history) in every phase, with its default "
+     "retention, and after each run time sagactl trace on --trace-samples of its orders"},
+    {"trace-samples", BENCH_OPT_INT, 200, 0, 1000000, NULL, &o.trace_samples, "N",
+     "with --history: orders (picked at random among the run's) whose trace is timed"},
     {"keep", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.keep, "",
      "keep each fleet's temporary directory (logs, stores)"},
     {"progress", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.progress, "",
@@ -87,7 +110,8 @@ static const bench_opt options[] = {
 
 static bench_phase phases[PHASES_MAX];
 static size_t nphases;
-static char ceiling_exe[PATH_MAX + 16];
+static char ceiling_exe[PATH_MAX + 16], sagactl_exe[PATH_MAX + 32];
+static char (*trace_ids)[BENCH_ID_MAX]; /* room for --trace-samples order ids */
 
 static void on_signal(int sig)
 {
@@ -118,7 +142,53 @@ typedef struct phase_ctx {
     bench_growth *g;
     long long last_completed;
     double last_s;
+    int handovers; /* done so far, each pause in pause_ms */
+    int handover_failed;
+    int64_t pause_ms[HANDOVERS_MAX];
 } phase_ctx;
+
+/* One hand-over of HANDOVER_SVC while the load runs: from o.instances to one more
+ * (one fewer at the most), and back at the next. */
+static void handover(phase_ctx *c)
+{
+    static fleet_rescale_report rep;
+    char err[1024];
+    int n = fleet_instances_running(c->f->fl, HANDOVER_SVC);
+    int other = o.instances < BENCH_INSTANCES_MAX ? o.instances + 1 : o.instances - 1;
+    int m = n == o.instances ? other : (int)o.instances;
+    if (c->handover_failed || c->handovers >= o.handovers)
+        return;
+    if (fleet_rescale(c->f->fl, HANDOVER_SVC, m, HANDOVER_STOP_MS, HANDOVER_READY_MS, &rep, err,
+                      sizeof(err)) != 0) {
+        fprintf(stderr, "saga-bench: hand-over of %s to %d: %s\n", HANDOVER_SVC, m, err);
+        c->handover_failed = 1;
+        return;
+    }
+    c->pause_ms[c->handovers++] = rep.pause_ms;
+    fprintf(stderr, "[handover] %s %d -> %d: paused %lld ms\n", HANDOVER_SVC, n, m,
+            (long long)rep.pause_ms);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The hand-overs' pauses: median and max. */
+static void print_handovers(phase_ctx *c)
+{
+    if (c->handovers == 0)
+        return;
+    qsort(c->pause_ms, (size_t)c->handovers, sizeof(c->pause_ms[0]), cmp_i64);
+    printf("handovers: %d of %s between %lld and %d instances under load: pause p50 %lld ms, "
+           "max %lld ms%s\n",
+           c->handovers, HANDOVER_SVC, o.instances,
+           o.instances < BENCH_INSTANCES_MAX ? (int)o.instances + 1 : (int)o.instances - 1,
+           (long long)c->pause_ms[(c->handovers - 1) / 2], (long long)c->pause_ms[c->handovers - 1],
+           c->handover_failed ? " (a hand-over failed: see above)" : "");
+    printf("  (the CPU figures of this run miss the replaced %s processes)\n", HANDOVER_SVC);
+}
 
 static void hook(void *arg, enum bench_hook_what what, long long completed, double elapsed_s,
                  long long lag)
@@ -129,7 +199,9 @@ static void hook(void *arg, enum bench_hook_what what, long long completed, doub
         c->started = 1;
     } else if (what == BENCH_HOOK_MEASURE_END) {
         bench_fleet_sample(c->f, c->end);
-    } else if (c->g != NULL) {
+    } else if (c->g == NULL) {
+        handover(c);
+    } else {
         bench_pstat s[BENCH_MAXPROC];
         bench_growth *g = c->g;
         if (g->nrows == g->cap) {
@@ -166,6 +238,30 @@ static void hook(void *arg, enum bench_hook_what what, long long completed, doub
 static long long growth_of(long long a, long long b)
 {
     return a >= 0 && b >= a ? b - a : -1;
+}
+
+/* Completions between hand-overs: K of them evenly over the run. */
+static long long handover_every(void)
+{
+    long long every = (o.warmup + o.orders) / (o.handovers + 1);
+    return every > 0 ? every : 1;
+}
+
+/* After a run with the history read model: sagactl trace on the kept orders. */
+static int time_traces(const bench_fleet *f, bench_phase *p)
+{
+    char err[512];
+    const char *home = f->dir[0] != '\0' ? f->dir : "", *tmp = getenv("TMPDIR");
+    bench_trace_cfg tc = {
+        f->url,    sagactl_exe,  home,       home[0] ? home : tmp && tmp[0] ? tmp : "/tmp",
+        trace_ids, p->load.nids, o.settle_ms};
+    int rc = bench_trace_run(&tc, &p->trace, err, sizeof(err));
+    p->traced = p->trace.n > 0;
+    if (rc != 0)
+        fprintf(stderr, "saga-bench: %s run %d: trace: %s\n", p->name, p->run, err);
+    if (p->traced)
+        bench_print_trace(stdout, &p->trace, p->load.confirmed);
+    return rc;
 }
 
 static int run_phase(const char *name, const char *kind, int run, long long rate, bench_growth *g)
@@ -211,9 +307,17 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
     if (o.url != NULL) {
         rc = bench_fleet_attach(&f, o.url, err, sizeof(err));
     } else {
-        bench_fleet_cfg fc = {o.build_dir, ceiling ? ceiling_exe : NULL, env, o.keep};
-        fprintf(stderr, "[%s %s %d] starting nats-server and five %s\n", name, kind, run,
-                ceiling ? "saga-ceiling roles" : "services");
+        bench_fleet_cfg fc = {.build_dir = o.build_dir,
+                              .ceiling_exe = ceiling ? ceiling_exe : NULL,
+                              .env = env,
+                              .keep = o.keep,
+                              .instances = (int)o.instances,
+                              .cluster = (int)o.cluster,
+                              .history = o.history};
+        fprintf(stderr, "[%s %s %d] starting %s and five %s%s\n", name, kind, run,
+                o.cluster > 0 ? "a nats-server cluster" : "nats-server",
+                ceiling ? "saga-ceiling roles" : "services",
+                o.history ? " and the history read model" : "");
         rc = bench_fleet_start(&f, &fc, err, sizeof(err));
     }
     if (rc != 0) {
@@ -242,7 +346,12 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
                          .settle_ms = o.settle_ms,
                          .progress = o.progress,
                          .hops = o.hops,
-                         .mark_every = g != NULL ? o.growth_every : 0,
+                         .mark_every = g != NULL                     ? o.growth_every
+                                       : o.handovers > 0 && !ceiling ? handover_every()
+                                                                     : 0,
+                         .instances = ceiling ? 1 : (int)o.instances,
+                         .keep_ids = o.history ? (size_t)o.trace_samples : 0,
+                         .ids = trace_ids,
                          .hook = hook,
                          .hook_arg = &c};
     rc = bench_load_run(&lc, &p->load, err, sizeof(err));
@@ -251,7 +360,7 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
     p->settle_s = p->load.settle_s;
     bench_pstat drained[BENCH_MAXPROC];
     bench_fleet_sample(&f, drained);
-    bench_fleet_stream(&f, &p->stream_msgs, &p->stream_bytes);
+    bench_fleet_stream(&f, &p->stream_msgs, &p->stream_bytes, &p->stream_replicas);
     p->ok = rc == 0;
     p->nproc = f.nproc;
     for (int i = 0; i < f.nproc; i++) {
@@ -271,6 +380,9 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
         pf->commits = c.started ? growth_of(c.start[i].commits, to->commits) : -1;
     }
     bench_print_phase(stdout, p);
+    print_handovers(&c);
+    if (rc == 0 && o.history && p->load.nids > 0)
+        rc = time_traces(&f, p);
     fflush(stdout);
     if (bench_fleet_stop(&f) != 0) /* a fleet of --url: only lets go of it */
         fprintf(stderr, "saga-bench: %s run %d: a process did not stop cleanly\n", name, run);
@@ -279,7 +391,8 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
 
 /* ---- main --------------------------------------------------------------- */
 
-static int find_ceiling(void)
+/* saga-ceiling beside this executable, and sagactl in the same build tree. */
+static int find_tools(void)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -291,7 +404,8 @@ static int find_ceiling(void)
         return -1;
     *slash = '\0';
     snprintf(ceiling_exe, sizeof(ceiling_exe), "%s/saga-ceiling", self);
-    return access(ceiling_exe, X_OK);
+    snprintf(sagactl_exe, sizeof(sagactl_exe), "%s/../sagactl", self);
+    return 0;
 }
 
 /* The options of this run, for the JSON report; NULL if it cannot be built. */
@@ -304,15 +418,17 @@ static json_t *settings_json(const char *const *names, size_t nnames)
             list = NULL;
         }
     }
-    return json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:s, s:s, "
-        "s:o}",
-        "orders", (json_int_t)o.orders, "warmup", (json_int_t)o.warmup, "concurrency",
-        (json_int_t)o.concurrency, "rate", (json_int_t)o.rate, "runs", (json_int_t)o.runs, "skus",
-        (json_int_t)o.skus, "items", (json_int_t)o.items, "half_peak", o.half_peak, "growth",
-        o.growth, "retention_ms", (json_int_t)o.retention_ms, "events_max_age_ms",
-        (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every, "url",
-        o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "", "phases", list);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:s, s:s, "
+                     "s:I, s:b, s:I, s:o}",
+                     "orders", (json_int_t)o.orders, "warmup", (json_int_t)o.warmup, "concurrency",
+                     (json_int_t)o.concurrency, "rate", (json_int_t)o.rate, "runs",
+                     (json_int_t)o.runs, "skus", (json_int_t)o.skus, "items", (json_int_t)o.items,
+                     "half_peak", o.half_peak, "growth", o.growth, "retention_ms",
+                     (json_int_t)o.retention_ms, "events_max_age_ms",
+                     (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every,
+                     "url", o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "",
+                     "cluster", (json_int_t)o.cluster, "history", o.history, "trace_samples",
+                     (json_int_t)o.trace_samples, "phases", list);
 }
 
 int main(int argc, char **argv)
@@ -349,6 +465,13 @@ int main(int argc, char **argv)
                 (long long)SAGA_DEFAULT_DUP_WINDOW_MS);
         return 2;
     }
+    if (o.cluster == 1 || o.cluster == 2 || (o.cluster > 0 && o.url != NULL)) {
+        fprintf(stderr,
+                "saga-bench: --cluster takes 3 to %d nodes (a quorum that survives the loss "
+                "of one), and not with --url\n",
+                BENCH_NODES_MAX);
+        return 2;
+    }
     if (o.half_peak && o.rate > 0) {
         fprintf(stderr, "saga-bench: --half-peak measures the closed-loop peak itself; "
                         "leave out --rate\n");
@@ -371,8 +494,19 @@ int main(int argc, char **argv)
             }
             names[nnames++] = m; /* points into modes_buf, which outlives its use */
         }
-        if (o.ceiling && find_ceiling() != 0) {
-            fprintf(stderr, "saga-bench: no saga-ceiling next to this executable\n");
+    }
+    if (find_tools() != 0 || (o.ceiling && access(ceiling_exe, X_OK) != 0)) {
+        fprintf(stderr, "saga-bench: no saga-ceiling next to this executable\n");
+        return 2;
+    }
+    if (o.history && o.trace_samples > 0) {
+        if (access(sagactl_exe, X_OK) != 0) {
+            fprintf(stderr, "saga-bench: no %s to time traces with\n", sagactl_exe);
+            return 2;
+        }
+        trace_ids = calloc((size_t)o.trace_samples, sizeof(*trace_ids));
+        if (trace_ids == NULL) {
+            fprintf(stderr, "saga-bench: out of memory\n");
             return 2;
         }
     }
@@ -420,6 +554,14 @@ int main(int argc, char **argv)
         }
     }
     fflush(stdout);
+    if (o.plot != NULL && bench_plot(o.plot, phases, nphases, names, nnames,
+                                     o.growth     ? "growth"
+                                     : o.rate > 0 ? "rate"
+                                                  : "closed",
+                                     machine) != 0) {
+        fprintf(stderr, "saga-bench: cannot write the charts to %s: %s\n", o.plot, strerror(errno));
+        failed = 1;
+    }
     if (o.json != NULL) {
         if (bench_write_json(o.json, settings_json(names, nnames), phases, nphases, names, nnames,
                              &growth, tmp != NULL && tmp[0] ? tmp : "/tmp") != 0) {
@@ -428,6 +570,7 @@ int main(int argc, char **argv)
         }
     }
     free(growth.rows);
+    free(trace_ids);
     nats_Close();
     if (bench_interrupted)
         return 130;

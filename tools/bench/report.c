@@ -142,9 +142,10 @@ void bench_print_phase(FILE *out, const bench_phase *p)
         fputc('\n', out);
     }
     if (p->stream_msgs > 0)
-        fprintf(out, "   stream SAGA_EVENTS: %llu messages, %.1f bytes each on average\n",
+        fprintf(out,
+                "   stream SAGA_EVENTS: %llu messages, %.1f bytes each on average, %d replica(s)\n",
                 (unsigned long long)p->stream_msgs,
-                (double)p->stream_bytes / (double)p->stream_msgs);
+                (double)p->stream_bytes / (double)p->stream_msgs, p->stream_replicas);
     fprintf(out, "   %-13s %9s %6s %11s %12s %11s %9s %13s %13s\n", "process", "cpu s", "cpu %",
             "drain cpu s", "cpu us/saga", "peak RSS MB", "LMDB MB", "write KB/saga",
             "flushes/saga");
@@ -323,6 +324,18 @@ static json_t *json_hop(const void *arg, size_t i)
                      jreal(l->hop_p99_ms[i], 3));
 }
 
+/* The trace figures of a run with the history read model (trace.c). */
+static json_t *json_trace(const bench_trace_result *t)
+{
+    return json_pack("{s:I, s:I, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}}",
+                     "orders", (json_int_t)t->n, "failed", (json_int_t)t->failed, "events_mean",
+                     jreal(t->events_mean, 2), "query_ms", "p50", jreal(t->query_ms[0], 3), "p99",
+                     jreal(t->query_ms[1], 3), "max", jreal(t->query_ms[2], 3), "sagactl_ms", "p50",
+                     jreal(t->cli_ms[0], 3), "p99", jreal(t->cli_ms[1], 3), "max",
+                     jreal(t->cli_ms[2], 3), "sagactl_start_ms", "p50", jreal(t->start_ms[0], 3),
+                     "p99", jreal(t->start_ms[1], 3), "max", jreal(t->start_ms[2], 3));
+}
+
 static json_t *json_phase(const void *arg, size_t k)
 {
     const bench_phase *p = (const bench_phase *)arg + k;
@@ -336,20 +349,26 @@ static json_t *json_phase(const void *arg, size_t k)
     double wsum, fsum, csum;
     services_per_saga(p, &wsum, &fsum, &csum);
     /* Every "o" is stolen, also when json_pack fails; a NULL one fails it. */
-    return json_pack(
+    json_t *o = json_pack(
         "{s:s, s:s, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-        "s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        "s:o, s:I, s:I, s:i, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
         "name", p->name, "kind", p->kind, "run", p->run, "ok", p->ok, "rate", (json_int_t)p->rate,
         "concurrency", (json_int_t)p->concurrency, "orders", (json_int_t)p->orders, "warmup",
         (json_int_t)p->warmup, "placed", (json_int_t)l->placed, "confirmed",
         (json_int_t)l->confirmed, "cancelled", (json_int_t)l->cancelled, "rejected",
         (json_int_t)l->rejected, "window_s", jreal(l->window_s, 4), "sagas_per_s",
         jreal(l->sagas_per_s, 2), "settle_s", jreal(p->settle_s, 3), "stream_msgs",
-        (json_int_t)p->stream_msgs, "stream_bytes", (json_int_t)p->stream_bytes, "lag_notification",
-        (json_int_t)l->lag_notification, "lag_inventory", (json_int_t)l->lag_inventory,
-        "sustained_sagas_per_s", jreal(bench_sustained(p), 2), "latency_ms", latency, "processes",
-        procs, "hops", hops, "services_write_bytes_per_saga", jreal(wsum, 1),
-        "services_flushes_per_saga", jreal(fsum, 3), "services_commits_per_saga", jreal(csum, 3));
+        (json_int_t)p->stream_msgs, "stream_bytes", (json_int_t)p->stream_bytes, "stream_replicas",
+        p->stream_replicas, "lag_notification", (json_int_t)l->lag_notification, "lag_inventory",
+        (json_int_t)l->lag_inventory, "sustained_sagas_per_s", jreal(bench_sustained(p), 2),
+        "latency_ms", latency, "processes", procs, "hops", hops, "services_write_bytes_per_saga",
+        jreal(wsum, 1), "services_flushes_per_saga", jreal(fsum, 3), "services_commits_per_saga",
+        jreal(csum, 3));
+    if (o != NULL && p->traced && json_object_set_new(o, "trace", json_trace(&p->trace)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
 }
 
 static json_t *json_summary(const bench_summary *s, const bench_summary *ceil)

@@ -16,17 +16,18 @@
 
 /* ---- the broker --------------------------------------------------------- */
 
-int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes)
+int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes, int *replicas)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsStreamInfo *si = NULL;
     int rc = -1;
-    if (natsConnection_ConnectTo(&nc, f->url) == NATS_OK &&
+    if (bench_connect(f->url, &nc) == NATS_OK &&
         natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
         js_GetStreamInfo(&si, js, "SAGA_EVENTS", NULL, NULL) == NATS_OK) {
         *msgs = si->State.Msgs;
         *bytes = si->State.Bytes;
+        *replicas = si->Config != NULL ? si->Config->Replicas : 0;
         rc = 0;
     }
     jsStreamInfo_Destroy(si);

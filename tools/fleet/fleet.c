@@ -1,8 +1,10 @@
 /* fleet.c - brokers and service processes under one home directory: their specs, pid
  * files, logs, nats-server configuration, start, readiness, stop and status. */
 #include "fleet.h"
+#include "secure.h"
 
 #include "saga/config.h"
+#include "saga/fs.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,6 +25,9 @@
 
 #include <jansson.h>
 #include <nats/nats.h>
+
+/* The identity the launcher itself uses to probe and inspect the brokers. */
+#define OPERATOR_IDENTITY "operator"
 
 /* CMake passes the path it found at configure time. */
 #ifndef SAGA_NATS_SERVER
@@ -64,6 +69,7 @@ typedef struct entry {
     char *exe;
     char **args; /* NULL-terminated */
     char **env;  /* NULL-terminated "K=V" */
+    char *ready; /* a process: what its log says when it is ready; NULL: LOG_SVC_READY */
     /* Brokers. */
     char host[64];
     int port;      /* 0 until chosen */
@@ -97,10 +103,7 @@ struct fleet {
 
 /* ---- small helpers ------------------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void fleet__set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -120,25 +123,6 @@ static int path_of(const fleet *f, char *buf, size_t cap, const char *fmt, const
         return -1;
     m = snprintf(buf + n, cap - (size_t)n, fmt, name);
     return m < 0 || (size_t)m >= cap - (size_t)n ? -1 : 0;
-}
-
-static int mkdir_p(const char *path)
-{
-    char buf[PATH_CAP];
-    size_t len = strlen(path);
-
-    if (len == 0 || len >= sizeof buf)
-        return -1;
-    memcpy(buf, path, len + 1);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void sleep_ms(int ms)
@@ -262,6 +246,8 @@ static void entry_cleanup(entry *e)
     strv_free(e->args);
     strv_free(e->env);
     strv_free(e->routes);
+    free(e->ready);
+    e->ready = NULL;
     e->exe = NULL;
     e->args = NULL;
     e->env = NULL;
@@ -317,6 +303,8 @@ static int write_spec(const fleet *f, const entry *e)
         for (size_t i = 0; e->routes != NULL && e->routes[i] != NULL; i++)
             fprintf(fp, "route %s\n", e->routes[i]);
     }
+    if (e->ready != NULL)
+        fprintf(fp, "ready %s\n", e->ready);
     for (size_t i = 0; e->args != NULL && e->args[i] != NULL; i++)
         fprintf(fp, "arg %s\n", e->args[i]);
     for (size_t i = 0; e->env != NULL && e->env[i] != NULL; i++)
@@ -401,6 +389,8 @@ static int load_spec(fleet *f, entry *e)
             e->broker = strcmp(val, "broker") == 0;
         else if (strcmp(line, "exe") == 0 && e->exe == NULL)
             e->exe = strdup(val);
+        else if (strcmp(line, "ready") == 0 && e->ready == NULL)
+            e->ready = strdup(val);
         else if (strcmp(line, "host") == 0)
             snprintf(e->host, sizeof e->host, "%s", val);
         else if (strcmp(line, "port") == 0)
@@ -626,7 +616,12 @@ static void write_cluster(FILE *fp, const fleet *f, const entry *e)
         if (peer != NULL)
             fprintf(fp, "    \"nats-route://%s:%d\"\n", peer->host, peer->cluster_port);
     }
-    fprintf(fp, "  ]\n}\n");
+    /* Routes are not authenticated by user: they listen on the fleet's host (loopback
+     * by default); with TLS each end shows the fleet's certificate and verifies the
+     * other's. */
+    fprintf(fp, "  ]\n");
+    fleet__sec_write_cluster_tls(fp, f->home);
+    fprintf(fp, "}\n");
 }
 
 /* One server, JetStream on file storage. The 2.9 file store flushes to disk about
@@ -644,9 +639,16 @@ static int write_conf(const fleet *f, const entry *e)
     /* The path goes into a quoted string of the configuration. */
     if (strpbrk(store, "\"\\\n") != NULL)
         return -1;
-    fp = fopen(conf, "w");
-    if (fp == NULL)
+    /* It may hold the identities' passwords: readable by the owner only. */
+    int fd = open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fp == NULL) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
+    if (fchmod(fd, 0600) != 0) /* a file written before permissions mattered */
+        goto close;
     fprintf(fp,
             "# Written by the fleet launcher (tools/fleet) at each start of %s; edit\n"
             "# tools/fleet/fleet.c, not this copy.\n"
@@ -667,8 +669,9 @@ static int write_conf(const fleet *f, const entry *e)
             e->max_file_mb > 0 ? e->max_file_mb : (long long)DEFAULT_FILE_STORE_MB);
     if (e->cluster[0] != '\0')
         write_cluster(fp, f, e);
-    if (!ferror(fp))
+    if (fleet__sec_write_conf(fp, f->home) == 0 && !ferror(fp))
         rc = 0;
+close:
     if (fclose(fp) != 0)
         rc = -1;
     return rc;
@@ -676,7 +679,7 @@ static int write_conf(const fleet *f, const entry *e)
 
 /* One probe: a fresh connection without reconnects, and a JetStream request, so that
  * "ready" means what clients need, not just an open port. */
-static int jetstream_answers(const char *url)
+static int jetstream_answers(const fleet *f, const char *url)
 {
     natsOptions *opts = NULL;
     natsConnection *nc = NULL;
@@ -688,6 +691,7 @@ static int jetstream_answers(const char *url)
     if (natsOptions_Create(&opts) != NATS_OK)
         goto out;
     if (natsOptions_SetURL(opts, url) != NATS_OK ||
+        fleet_client_options(f, OPERATOR_IDENTITY, opts) != NATS_OK ||
         natsOptions_SetTimeout(opts, PROBE_TIMEOUT_MS) != NATS_OK ||
         natsOptions_SetAllowReconnect(opts, false) != NATS_OK)
         goto out;
@@ -719,7 +723,7 @@ int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen)
     char path[PATH_CAP];
 
     if (out == NULL || o == NULL) {
-        set_err(err, errlen, "fleet_create: no options");
+        fleet__set_err(err, errlen, "fleet_create: no options");
         return -1;
     }
     f = calloc(1, sizeof *f);
@@ -731,25 +735,25 @@ int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen)
              o->nats_server != NULL ? o->nats_server : SAGA_NATS_SERVER);
     if (o->home != NULL) {
         f->home = strdup(o->home);
-        if (f->home == NULL || mkdir_p(f->home) != 0) {
-            set_err(err, errlen, "cannot create %s: %s", o->home, strerror(errno));
+        if (f->home == NULL || saga_mkdir_p(f->home) != 0) {
+            fleet__set_err(err, errlen, "cannot create %s: %s", o->home, strerror(errno));
             goto fail;
         }
     } else {
         f->home = fleet_mkdtemp(o->temp_prefix);
         f->temp = 1;
         if (f->home == NULL) {
-            set_err(err, errlen, "cannot create a temporary directory: %s", strerror(errno));
+            fleet__set_err(err, errlen, "cannot create a temporary directory: %s", strerror(errno));
             goto fail;
         }
     }
-    if (path_of(f, path, sizeof path, "%s", "run") != 0 || mkdir_p(path) != 0 ||
-        path_of(f, path, sizeof path, "%s", "logs") != 0 || mkdir_p(path) != 0) {
-        set_err(err, errlen, "cannot create %s/run and logs: %s", f->home, strerror(errno));
+    if (path_of(f, path, sizeof path, "%s", "run") != 0 || saga_mkdir_p(path) != 0 ||
+        path_of(f, path, sizeof path, "%s", "logs") != 0 || saga_mkdir_p(path) != 0) {
+        fleet__set_err(err, errlen, "cannot create %s/run and logs: %s", f->home, strerror(errno));
         goto fail;
     }
     if (load(f) != 0) {
-        set_err(err, errlen, "cannot read %s/run: %s", f->home, strerror(errno));
+        fleet__set_err(err, errlen, "cannot read %s/run: %s", f->home, strerror(errno));
         goto fail;
     }
     *out = f;
@@ -759,6 +763,29 @@ fail:
         fleet_rmrf(f->home);
     fleet_destroy(f, 1);
     return -1;
+}
+
+int fleet_reload(fleet *f)
+{
+    int n = f->n, rc;
+    entry *old = f->e;
+
+    /* The children of this handle stay its own: only it can reap them. */
+    f->e = NULL;
+    f->n = f->cap = 0;
+    rc = load(f);
+    for (int i = 0; i < n; i++) {
+        entry *e = find(f, old[i].name);
+        if (old[i].child && e != NULL && e->pid == old[i].pid) {
+            e->child = 1;
+            e->log_off = old[i].log_off;
+        } else if (old[i].child) {
+            pid_runs(&old[i], NULL); /* reaped if it has exited */
+        }
+        entry_cleanup(&old[i]);
+    }
+    free(old);
+    return rc;
 }
 
 void fleet_destroy(fleet *f, int keep)
@@ -804,14 +831,15 @@ static entry *define(fleet *f, const char *name, char *err, size_t errlen)
     entry *e;
 
     if (!valid_name(name)) {
-        set_err(err, errlen, "bad name '%s' (1 to 32 of a-z 0-9 _ -)", name != NULL ? name : "");
+        fleet__set_err(err, errlen, "bad name '%s' (1 to 32 of a-z 0-9 _ -)",
+                       name != NULL ? name : "");
         return NULL;
     }
     e = find(f, name);
     if (e != NULL) {
         if (alive(e)) {
-            set_err(err, errlen, "%s runs (pid %d): stop it before redefining it", name,
-                    (int)e->pid);
+            fleet__set_err(err, errlen, "%s runs (pid %d): stop it before redefining it", name,
+                           (int)e->pid);
             return NULL;
         }
         entry_cleanup(e);
@@ -820,7 +848,7 @@ static entry *define(fleet *f, const char *name, char *err, size_t errlen)
     }
     e = new_entry(f, name);
     if (e == NULL)
-        set_err(err, errlen, "out of memory");
+        fleet__set_err(err, errlen, "out of memory");
     return e;
 }
 
@@ -836,7 +864,7 @@ static int has_newline(const char *const *v)
 static int commit(fleet *f, entry *e, char *err, size_t errlen)
 {
     if (write_spec(f, e) != 0 || write_order(f) != 0) {
-        set_err(err, errlen, "cannot write %s/run: %s", f->home, strerror(errno));
+        fleet__set_err(err, errlen, "cannot write %s/run: %s", f->home, strerror(errno));
         return -1;
     }
     return 0;
@@ -854,7 +882,7 @@ int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, cha
     e->args = calloc(1, sizeof *e->args);
     e->env = calloc(1, sizeof *e->env);
     if (e->exe == NULL || e->args == NULL || e->env == NULL) {
-        set_err(err, errlen, "out of memory");
+        fleet__set_err(err, errlen, "out of memory");
         return -1;
     }
     snprintf(e->host, sizeof e->host, "%s",
@@ -869,19 +897,19 @@ int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, cha
         if (len == 0 || len >= sizeof e->cluster ||
             strspn(b->cluster_name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                     "0123456789_-") != len) {
-            set_err(err, errlen, "%s: bad cluster name (1 to 63 of A-Z a-z 0-9 _ -)", name);
+            fleet__set_err(err, errlen, "%s: bad cluster name (1 to 63 of A-Z a-z 0-9 _ -)", name);
             return -1;
         }
         for (size_t i = 0; b->routes != NULL && b->routes[i] != NULL; i++) {
             if (!valid_name(b->routes[i]) || strcmp(b->routes[i], name) == 0) {
-                set_err(err, errlen, "%s: bad route '%s'", name, b->routes[i]);
+                fleet__set_err(err, errlen, "%s: bad route '%s'", name, b->routes[i]);
                 return -1;
             }
         }
         snprintf(e->cluster, sizeof e->cluster, "%s", b->cluster_name);
         e->routes = strv_dup((const char *const *)b->routes);
         if (e->routes == NULL) {
-            set_err(err, errlen, "out of memory");
+            fleet__set_err(err, errlen, "out of memory");
             return -1;
         }
         e->cluster_port = b->cluster_port;
@@ -902,10 +930,10 @@ int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *cons
 
     if (exe == NULL || exe[0] != '/' || strchr(exe, '\n') != NULL || has_newline(args) ||
         has_newline(env)) {
-        set_err(err, errlen,
-                "%s: the executable must be an absolute path, and no argument or "
-                "setting may hold a newline",
-                name != NULL ? name : "");
+        fleet__set_err(err, errlen,
+                       "%s: the executable must be an absolute path, and no argument or "
+                       "setting may hold a newline",
+                       name != NULL ? name : "");
         return -1;
     }
     e = define(f, name, err, errlen);
@@ -915,9 +943,95 @@ int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *cons
     e->args = strv_dup(args);
     e->env = strv_dup(env);
     if (e->exe == NULL || e->args == NULL || e->env == NULL) {
-        set_err(err, errlen, "out of memory");
+        fleet__set_err(err, errlen, "out of memory");
         return -1;
     }
+    return commit(f, e, err, errlen);
+}
+
+int fleet_add_like(fleet *f, const char *name, const char *like, const char *const *env, char *err,
+                   size_t errlen)
+{
+    const entry *t = find(f, like);
+    entry *e;
+
+    if (t == NULL || t->broker || strcmp(like, name != NULL ? name : "") == 0 || has_newline(env)) {
+        fleet__set_err(err, errlen, "%s: no process '%s' to start like it",
+                       name != NULL ? name : "", like != NULL ? like : "");
+        return -1;
+    }
+    /* The template's strings are copied before define() may move the entries. */
+    char *exe = strdup(t->exe), *ready = t->ready != NULL ? strdup(t->ready) : NULL;
+    char **args = strv_dup((const char *const *)t->args);
+    char **tenv = strv_dup((const char *const *)t->env);
+    e = exe != NULL && args != NULL && tenv != NULL && (t->ready == NULL || ready != NULL)
+            ? define(f, name, err, errlen)
+            : NULL;
+    if (e == NULL) {
+        if (exe == NULL || args == NULL || tenv == NULL)
+            fleet__set_err(err, errlen, "out of memory");
+        free(exe);
+        free(ready);
+        strv_free(args);
+        strv_free(tenv);
+        return -1;
+    }
+    e->exe = exe;
+    e->args = args;
+    e->env = tenv;
+    e->ready = ready;
+    if (commit(f, e, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        if (fleet_set_env(f, name, env[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+int fleet_set_ready_text(fleet *f, const char *name, const char *text, char *err, size_t errlen)
+{
+    entry *e = find(f, name);
+    char *copy;
+
+    if (e == NULL || e->broker || text == NULL || text[0] == '\0' || strchr(text, '\n') != NULL) {
+        fleet__set_err(err, errlen, "%s: cannot wait for '%s'", name != NULL ? name : "",
+                       text != NULL ? text : "");
+        return -1;
+    }
+    copy = strdup(text);
+    if (copy == NULL) {
+        fleet__set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    free(e->ready);
+    e->ready = copy;
+    return commit(f, e, err, errlen);
+}
+
+const char *fleet_arg(const fleet *f, const char *name, const char *prefix)
+{
+    const entry *e = find(f, name);
+    size_t n = prefix != NULL ? strlen(prefix) : 0;
+
+    for (size_t i = 0; e != NULL && e->args != NULL && e->args[i] != NULL; i++) {
+        if (strncmp(e->args[i], prefix, n) == 0)
+            return e->args[i] + n;
+    }
+    return NULL;
+}
+
+/* Removes KEY from e's environment (nothing to do when it has none). */
+static int unset_env(fleet *f, entry *e, const char *key, char *err, size_t errlen)
+{
+    size_t klen = strlen(key), k = 0;
+
+    for (size_t i = 0; e->env[i] != NULL; i++) {
+        if (strncmp(e->env[i], key, klen) == 0 && e->env[i][klen] == '=')
+            free(e->env[i]);
+        else
+            e->env[k++] = e->env[i];
+    }
+    e->env[k] = NULL;
     return commit(f, e, err, errlen);
 }
 
@@ -928,10 +1042,12 @@ int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t 
     size_t klen;
     char *copy;
 
-    if (e == NULL || eq == NULL || eq == kv || strchr(kv, '\n') != NULL) {
-        set_err(err, errlen, "%s: cannot set '%s'", name, kv != NULL ? kv : "");
+    if (e == NULL || kv == NULL || eq == kv || kv[0] == '\0' || strchr(kv, '\n') != NULL) {
+        fleet__set_err(err, errlen, "%s: cannot set '%s'", name, kv != NULL ? kv : "");
         return -1;
     }
+    if (eq == NULL)
+        return unset_env(f, e, kv, err, errlen);
     klen = (size_t)(eq - kv) + 1;
     copy = strdup(kv);
     if (copy == NULL)
@@ -980,10 +1096,52 @@ int fleet_remove(fleet *f, const char *name)
 
 /* ---- start, readiness, stop ---------------------------------------------------- */
 
+enum { SEC_ENV_MAX = 4 }; /* credentials, CA, certificate, key */
+
+/* Whether env (NULL-terminated "K=V") sets the variable of kv. */
+static int env_has(char *const *env, const char *kv)
+{
+    size_t klen = strcspn(kv, "=");
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        if (strncmp(env[i], kv, klen + 1) == 0)
+            return 1;
+    return 0;
+}
+
+/* A process's environment: its own, and what the fleet's security gives its identity
+ * (created now if new) unless its own names it (a test running it as someone else).
+ * *extra holds what to free. Returns the list, or NULL with err set. */
+static char **proc_env(fleet *f, entry *e, char **extra, char *err, size_t errlen)
+{
+    char identity[NAME_CAP];
+    size_t n = 0, k = 0;
+    char **env;
+
+    extra[0] = NULL;
+    fleet__sec_identity_of(e->name, identity, sizeof identity);
+    if ((fleet_security(f) & FLEET_AUTH) && fleet_identity(f, identity, err, errlen) != 0)
+        return NULL;
+    fleet__sec_env(f->home, identity, extra, SEC_ENV_MAX + 1);
+    while (e->env != NULL && e->env[n] != NULL)
+        n++;
+    env = calloc(n + SEC_ENV_MAX + 1, sizeof *env);
+    if (env == NULL) {
+        fleet__set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        env[k++] = e->env[i];
+    for (size_t i = 0; extra[i] != NULL; i++)
+        if (!env_has(e->env, extra[i]))
+            env[k++] = extra[i];
+    return env;
+}
+
 static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
 {
     char log[PATH_CAP], conf[PATH_CAP], store[PATH_CAP];
     const char **argv = NULL;
+    char **env = e->env, *extra[SEC_ENV_MAX + 1] = {NULL};
     size_t nargs = 0;
     int rc = -1;
 
@@ -991,17 +1149,19 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
         goto out;
     if (e->broker) {
         if (assign_ports(f, e) != 0) {
-            set_err(err, errlen, "%s: no free port or a route to an unknown broker: %s", e->name,
-                    strerror(errno));
+            fleet__set_err(err, errlen, "%s: no free port or a route to an unknown broker: %s",
+                           e->name, strerror(errno));
             goto out;
         }
-        if (path_of(f, store, sizeof store, "%s", e->name) != 0 || mkdir_p(store) != 0 ||
+        if (path_of(f, store, sizeof store, "%s", e->name) != 0 || saga_mkdir_p(store) != 0 ||
             write_conf(f, e) != 0 || write_spec(f, e) != 0) {
-            set_err(err, errlen, "cannot write the configuration of %s in %s: %s", e->name, f->home,
-                    strerror(errno));
+            fleet__set_err(err, errlen, "cannot write the configuration of %s in %s: %s", e->name,
+                           f->home, strerror(errno));
             goto out;
         }
         path_of(f, conf, sizeof conf, "%s.conf", e->name);
+    } else if ((env = proc_env(f, e, extra, err, errlen)) == NULL) {
+        goto out;
     }
     while (e->args != NULL && e->args[nargs] != NULL)
         nargs++;
@@ -1016,14 +1176,15 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
     for (size_t i = 0; i < nargs; i++)
         argv[(e->broker ? 3 : 1) + i] = e->args[i];
     e->log_off = file_size(log);
-    e->pid = fleet_spawn(argv, (const char *const *)e->env, log, f->flags);
+    e->pid = fleet_spawn(argv, (const char *const *)env, log, f->flags);
     if (e->pid < 0) {
-        set_err(err, errlen, "cannot start %s (%s): %s", e->name, e->exe, strerror(errno));
+        fleet__set_err(err, errlen, "cannot start %s (%s): %s", e->name, e->exe, strerror(errno));
         goto out;
     }
     e->child = 1;
     if (write_pid(f, e) != 0) {
-        set_err(err, errlen, "cannot write %s/run/%s.pid: %s", f->home, e->name, strerror(errno));
+        fleet__set_err(err, errlen, "cannot write %s/run/%s.pid: %s", f->home, e->name,
+                       strerror(errno));
         fleet_pid_kill(e->pid);
         e->pid = -1;
         e->child = 0;
@@ -1032,6 +1193,10 @@ static int spawn_entry(fleet *f, entry *e, char *err, size_t errlen)
     rc = 0;
 out:
     free(argv);
+    if (env != e->env)
+        free(env);
+    for (size_t i = 0; extra[i] != NULL; i++)
+        free(extra[i]);
     return rc;
 }
 
@@ -1040,7 +1205,7 @@ int fleet_start(fleet *f, const char *name, char *err, size_t errlen)
     entry *e = find(f, name);
 
     if (e == NULL) {
-        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        fleet__set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
         return -1;
     }
     if (alive(e))
@@ -1072,7 +1237,7 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
     char log[PATH_CAP], url[128];
 
     if (e == NULL) {
-        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        fleet__set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
         return -1;
     }
     path_of(f, log, sizeof log, "logs/%s.log", e->name);
@@ -1080,7 +1245,8 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
         if (!alive(e)) {
             int taken = e->broker && file_contains(log, e->log_off, LOG_PORT_TAKEN);
             if (!taken) {
-                set_err(err, errlen, "%s exited before it was ready (log: %s)", e->name, log);
+                fleet__set_err(err, errlen, "%s exited before it was ready (log: %s)", e->name,
+                               log);
                 return -1;
             }
             /* Someone took the port between choosing and binding it, or the last run
@@ -1088,8 +1254,8 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
             if (auto_ports(e) && ++e->attempts < PORT_ATTEMPTS)
                 forget_auto_ports(e);
             else if (auto_ports(e) || fleet_now_ms() >= deadline) {
-                set_err(err, errlen, "%s could not bind %s:%d (log: %s)", e->name, e->host, e->port,
-                        log);
+                fleet__set_err(err, errlen, "%s could not bind %s:%d (log: %s)", e->name, e->host,
+                               e->port, log);
                 return -1;
             } else
                 sleep_ms(RESPAWN_PAUSE_MS);
@@ -1099,7 +1265,7 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
         }
         if (e->broker) {
             fleet_url(f, e->name, url, sizeof url);
-            if (file_contains(log, e->log_off, LOG_NATS_READY) && jetstream_answers(url)) {
+            if (file_contains(log, e->log_off, LOG_NATS_READY) && jetstream_answers(f, url)) {
                 /* From now on the ports are the broker's: clients and peers know them. */
                 if (auto_ports(e)) {
                     e->auto_port = 0;
@@ -1109,16 +1275,16 @@ int fleet_wait_ready(fleet *f, const char *name, int timeout_ms, char *err, size
                 }
                 return 0;
             }
-        } else if (file_contains(log, e->log_off, LOG_SVC_READY)) {
+        } else if (file_contains(log, e->log_off, e->ready != NULL ? e->ready : LOG_SVC_READY)) {
             return 0;
         }
         if (f->cancel != NULL && *f->cancel) {
-            set_err(err, errlen, "interrupted while waiting for %s", e->name);
+            fleet__set_err(err, errlen, "interrupted while waiting for %s", e->name);
             return -1;
         }
         if (fleet_now_ms() >= deadline) {
-            set_err(err, errlen, "%s was not ready within %d s (log: %s)", e->name,
-                    timeout_ms / 1000, log);
+            fleet__set_err(err, errlen, "%s was not ready within %d s (log: %s)", e->name,
+                           timeout_ms / 1000, log);
             return -1;
         }
         sleep_ms(POLL_MS);
@@ -1190,6 +1356,23 @@ int fleet_stop(fleet *f, const char *name, int timeout_ms)
     return stop_list(f, &e, 1, timeout_ms);
 }
 
+int fleet_stop_names(fleet *f, const char *const *names, int n, int timeout_ms)
+{
+    entry **list = calloc((size_t)n + 1, sizeof *list);
+    int rc = 0;
+
+    if (list == NULL)
+        return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        list[i] = find(f, names[i]);
+        rc = list[i] == NULL ? -1 : 0;
+    }
+    if (rc == 0)
+        rc = stop_list(f, list, n, timeout_ms);
+    free(list);
+    return rc;
+}
+
 int fleet_stop_all(fleet *f, int svc_ms, int broker_ms)
 {
     entry **list = calloc((size_t)f->n + 1, sizeof *list);
@@ -1243,11 +1426,11 @@ int fleet_restart(fleet *f, const char *name, int stop_ms, int ready_ms, char *e
     entry *e = find(f, name);
 
     if (e == NULL) {
-        set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
+        fleet__set_err(err, errlen, "unknown process '%s'", name != NULL ? name : "");
         return -1;
     }
     if (alive(e) && fleet_stop(f, name, stop_ms) < 0) {
-        set_err(err, errlen, "cannot stop %s", name);
+        fleet__set_err(err, errlen, "cannot stop %s", name);
         return -1;
     }
     return fleet_start_ready(f, name, ready_ms, err, errlen);
@@ -1267,6 +1450,11 @@ int fleet_get_status(fleet *f, const char *name, fleet_status *st)
     return 0;
 }
 
+static const char *scheme(const fleet *f)
+{
+    return fleet_security(f) & FLEET_TLS ? "tls" : "nats";
+}
+
 const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap)
 {
     const entry *e = NULL;
@@ -1277,7 +1465,7 @@ const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap)
     }
     if (e == NULL)
         return NULL;
-    snprintf(buf, cap, "nats://%s:%d", e->host, e->port);
+    snprintf(buf, cap, "%s://%s:%d", scheme(f), e->host, e->port);
     return buf;
 }
 
@@ -1337,8 +1525,8 @@ const char *fleet_urls(const fleet *f, char *buf, size_t cap)
         int n;
         if (!e->broker)
             continue;
-        n = snprintf(buf + used, cap - used, "%snats://%s:%d", used > 0 ? "," : "", e->host,
-                     e->port);
+        n = snprintf(buf + used, cap - used, "%s%s://%s:%d", used > 0 ? "," : "", scheme(f),
+                     e->host, e->port);
         if (n < 0 || (size_t)n >= cap - used)
             return NULL;
         used += (size_t)n;
@@ -1517,9 +1705,7 @@ int fleet_stream_copies(fleet *f, const char *stream, fleet_stream_copy *out, in
     return cluster ? n : -1;
 }
 
-/* A connection to any running broker of the fleet and its JetStream context, without
- * reconnects; 0, or -1 with nothing to free. */
-static int connect_any(fleet *f, natsConnection **nc, jsCtx **js)
+int fleet_jetstream(fleet *f, natsConnection **nc, jsCtx **js)
 {
     char urls[8192];
     natsOptions *opts = NULL;
@@ -1531,6 +1717,7 @@ static int connect_any(fleet *f, natsConnection **nc, jsCtx **js)
         return -1;
     /* Every broker of the list is tried in turn: any member can answer. */
     if (fleet_set_servers(opts, urls) != NATS_OK ||
+        fleet_client_options(f, OPERATOR_IDENTITY, opts) != NATS_OK ||
         natsOptions_SetNoRandomize(opts, true) != NATS_OK ||
         natsOptions_SetTimeout(opts, PROBE_TIMEOUT_MS) != NATS_OK ||
         natsOptions_SetAllowReconnect(opts, false) != NATS_OK)
@@ -1558,7 +1745,7 @@ int fleet_consumers_unsettled(fleet *f, const char *stream)
     natsStatus s;
     int n = -1;
 
-    if (connect_any(f, &nc, &js) != 0)
+    if (fleet_jetstream(f, &nc, &js) != 0)
         return -1;
     jsOptions_Init(&jo);
     jo.Wait = PROBE_TIMEOUT_MS;
@@ -1592,7 +1779,7 @@ int fleet_stream_leader(fleet *f, const char *stream, char *leader, size_t cap, 
     const char *name = NULL;
     int rc = -1;
 
-    if (connect_any(f, &nc, &js) != 0)
+    if (fleet_jetstream(f, &nc, &js) != 0)
         return -1;
     jsOptions_Init(&jo);
     jo.Wait = PROBE_TIMEOUT_MS;
@@ -1612,4 +1799,61 @@ out:
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     return rc;
+}
+
+/* ---- security ------------------------------------------------------------------ */
+
+int fleet_security(const fleet *f)
+{
+    return fleet__sec_flags(f->home);
+}
+
+/* Rewrites the configuration of every running broker and has it reload (SIGHUP), so
+ * that a new identity can connect. */
+static int reload_brokers(fleet *f)
+{
+    int rc = 0;
+    for (int i = 0; i < f->n; i++) {
+        entry *e = &f->e[i];
+        if (e->broker && alive(e) && (write_conf(f, e) != 0 || kill(e->pid, SIGHUP) != 0))
+            rc = -1;
+    }
+    return rc;
+}
+
+int fleet_secure(fleet *f, int flags, const char *host, char *err, size_t errlen)
+{
+    const char *hosts[66];
+    int n = 0;
+    if (host != NULL)
+        hosts[n++] = host;
+    for (int i = 0; i < f->n && n < 65; i++)
+        if (f->e[i].broker)
+            hosts[n++] = f->e[i].host;
+    hosts[n] = NULL;
+    return fleet__sec_enable(f->home, flags, hosts, err, errlen);
+}
+
+int fleet_identity(fleet *f, const char *identity, char *err, size_t errlen)
+{
+    int created = 0;
+    if (fleet__sec_identity(f->home, identity, &created, err, errlen) != 0)
+        return -1;
+    if (created && reload_brokers(f) != 0) {
+        fleet__set_err(err, errlen, "cannot reload the brokers with the new identity %s", identity);
+        return -1;
+    }
+    return 0;
+}
+
+const char *fleet_creds_path(const fleet *f, const char *identity, char *buf, size_t cap)
+{
+    if (path_of(f, buf, cap, "auth/%s.creds", identity) != 0 && cap > 0)
+        buf[0] = '\0';
+    return buf;
+}
+
+natsStatus fleet_client_options(const fleet *f, const char *identity, natsOptions *opts)
+{
+    return fleet__sec_client(f->home, identity, opts);
 }

@@ -107,6 +107,12 @@ typedef struct fleet_opts {
  * returns -1 with err set and *out untouched. */
 int fleet_create(fleet **out, const fleet_opts *o, char *err, size_t errlen);
 
+/* Reads the home's processes again, as another handle (saga-fleet scale) left them:
+ * new ones are added, forgotten ones dropped, redefined ones take their new spec. The
+ * processes this handle started stay tied to it. Returns 0, or -1 when run/ cannot be
+ * read. */
+int fleet_reload(fleet *f);
+
 /* Frees the handle. A fleet of FLEET_TIED processes is stopped first (as
  * fleet_stop_all); a detached one is left running. A temporary home is removed unless
  * keep. Accepts NULL. */
@@ -141,7 +147,24 @@ int fleet_add_broker(fleet *f, const char *name, const fleet_broker_opts *b, cha
 int fleet_add_proc(fleet *f, const char *name, const char *exe, const char *const *args,
                    const char *const *env, char *err, size_t errlen);
 
-/* Sets KEY=VALUE in the stored environment of name (for its next start). */
+/* What process name writes to its log when it is ready (a service: "event=ready", the
+ * default), for a program that is no saga service; kept in its spec. Returns 0 or -1
+ * with err set (unknown name, a broker, an empty text or one with a newline). */
+int fleet_set_ready_text(fleet *f, const char *name, const char *text, char *err, size_t errlen);
+
+/* The rest of name's first argument that starts with prefix ("--port=" of "--port=80":
+ * "80"), NULL when none. Owned by the handle, valid until name is redefined. */
+const char *fleet_arg(const fleet *f, const char *name, const char *prefix);
+
+/* Adds (or, when not running, redefines) process name as a copy of process like:
+ * its executable, arguments, environment and ready text, then env (NULL-terminated,
+ * may be NULL) applied as fleet_set_env does. Another instance of a service is started
+ * like the first. Returns 0 or -1 with err set. */
+int fleet_add_like(fleet *f, const char *name, const char *like, const char *const *env, char *err,
+                   size_t errlen);
+
+/* Sets KEY=VALUE in the stored environment of name (for its next start); "KEY" alone
+ * removes KEY. */
 int fleet_set_env(fleet *f, const char *name, const char *kv, char *err, size_t errlen);
 
 /* The value of KEY in the stored environment of name (as it starts next), or NULL.
@@ -177,6 +200,11 @@ int fleet_start_ready(fleet *f, const char *name, int timeout_ms, char *err, siz
  * nats-server), 1 if it had to be killed or exited with an error, -1 on error. */
 int fleet_stop(fleet *f, const char *name, int timeout_ms);
 
+/* fleet_stop for the n processes names, all at once: each gets SIGTERM, then the
+ * slowest timeout_ms to finish. Returns as fleet_stop (-1 also for an unknown name,
+ * with nothing stopped). */
+int fleet_stop_names(fleet *f, const char *const *names, int n, int timeout_ms);
+
 /* Stops every process at once (SIGTERM, SIGKILL after svc_ms), then the brokers
  * (broker_ms), so that the services flush to a live broker. Returns 0 when all
  * stopped cleanly, 1 otherwise. */
@@ -199,8 +227,8 @@ typedef struct fleet_status {
 /* Returns 0 with *st filled, -1 when name is unknown. */
 int fleet_get_status(fleet *f, const char *name, fleet_status *st);
 
-/* "nats://HOST:PORT" of broker name (NULL: the first broker) into buf. Returns buf, or
- * NULL when there is no such broker. */
+/* "nats://HOST:PORT" (tls:// for FLEET_TLS) of broker name (NULL: the first broker) into buf.
+ * Returns buf, or NULL when there is no such broker. */
 const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap);
 
 /* The client URLs of every broker, in the order they were added, separated by commas
@@ -245,11 +273,57 @@ typedef struct fleet_stream_copy {
  * known 0), or -1 when the fleet runs no cluster. */
 int fleet_stream_copies(fleet *f, const char *stream, fleet_stream_copy *out, int cap);
 
+/* A connection as the operator to any running broker of the fleet (tried in turn),
+ * without reconnects, and its JetStream context: 0 (free both with jsCtx_Destroy and
+ * natsConnection_Destroy), or -1 with nothing to free. */
+int fleet_jetstream(fleet *f, natsConnection **nc, jsCtx **js);
+
 /* How many durable consumers of stream are not ready for a new subscriber: without a
  * leader, or still push-bound. After a whole cluster restarts, a consumer reports the
  * subscriber of the last run as bound for a few seconds, and binding to it fails until
  * then. 0 also when the stream does not exist; -1 when no broker answers. */
 int fleet_consumers_unsettled(fleet *f, const char *stream);
+
+/* ---- security ------------------------------------------------------------------ */
+
+/* What a fleet's brokers demand (docs/security.md): FLEET_AUTH, every client
+ * authenticates as one of the fleet's identities and may publish and subscribe only
+ * where its permissions say; FLEET_TLS, connections are TLS only, with a CA of the
+ * fleet's own, and clients show a certificate of it. Both are properties of the home
+ * (its auth/ and tls/ directories), so a later handle on the same home finds them. */
+enum fleet_security { FLEET_AUTH = 1, FLEET_TLS = 2 };
+
+/* Turns on what flags ask for, for the brokers' next start: FLEET_AUTH creates
+ * HOME/auth/ with the identities operator (every right; sagactl) and client (places
+ * and cancels orders, reads queries), mode 0600; FLEET_TLS creates HOME/tls/ with a
+ * CA, the brokers' certificate (for 127.0.0.1, localhost and host, the address the
+ * brokers listen on; NULL: none more) and a client certificate (the openssl command).
+ * What is on stays on. Returns 0 or -1 with err set. */
+int fleet_secure(fleet *f, int flags, const char *host, char *err, size_t errlen);
+
+/* The FLEET_AUTH | FLEET_TLS the fleet runs with. */
+int fleet_security(const fleet *f);
+
+/* Makes sure identity (a participant's name, "operator" or "client") has credentials.
+ * A process of a fleet with FLEET_AUTH runs as the identity its name gives ("payment",
+ * "payment-2": payment), created when it first starts; a new identity is loaded into
+ * the running brokers at once (their configuration rewritten, SIGHUP). 0 or -1. */
+int fleet_identity(fleet *f, const char *identity, char *err, size_t errlen);
+
+/* The credentials file of identity, into buf; returns buf. */
+const char *fleet_creds_path(const fleet *f, const char *identity, char *buf, size_t cap);
+
+/* Gives opts what a client of this fleet needs to connect as identity (NULL: no
+ * credentials, to see a refusal): its credentials and, for FLEET_TLS, the CA and the
+ * client certificate. Returns its status. */
+natsStatus fleet_client_options(const fleet *f, const char *identity, natsOptions *opts);
+
+/* The same for a client outside the launcher (sagactl, saga-bench): each of
+ * SAGA_NATS_CREDS, SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY from the environment
+ * when set, else the file of the fleet in home (NULL: none) when it has one. Returns
+ * its status, with the reason in err. */
+natsStatus fleet_client_env(natsOptions *opts, const char *home, const char *identity, char *err,
+                            size_t errlen);
 
 /* Paths of name's log, and of a broker's store directory, into buf; returns buf. */
 const char *fleet_log_path(const fleet *f, const char *name, char *buf, size_t cap);
@@ -257,5 +331,32 @@ const char *fleet_store_dir(const fleet *f, const char *name, char *buf, size_t 
 
 /* The last lines (at most cap-1 bytes) of name's log into buf; "" when none. */
 const char *fleet_log_tail(const fleet *f, const char *name, char *buf, size_t cap);
+
+/* ---- Prometheus (prometheus.c) ------------------------------------------------ */
+
+/* Adds (or, when not running, redefines) a Prometheus server as process name: exe
+ * (NULL: /usr/bin/prometheus) with its configuration HOME/name/prometheus.yml (every
+ * target scraped each second by the job "saga", targets from HOME/name/targets.json),
+ * its storage HOME/name/data and its web UI and HTTP API on host:port (NULL host:
+ * 127.0.0.1; port 0: a free one, kept from then on). Ready when it says so in its log.
+ * Returns 0 or -1 with err set. */
+int fleet_add_prometheus(fleet *f, const char *name, const char *exe, const char *host, int port,
+                         char *err, size_t errlen);
+
+/* One process Prometheus scrapes: the fleet's name for it (its label "process") and
+ * its metrics address, HOST:PORT. */
+typedef struct fleet_target {
+    const char *name;
+    const char *addr;
+} fleet_target;
+
+/* Replaces the targets file of Prometheus server name with these n targets; Prometheus
+ * applies it within seconds, running or not. Returns 0 or -1 with err set. */
+int fleet_prometheus_targets(fleet *f, const char *name, const fleet_target *t, int n, char *err,
+                             size_t errlen);
+
+/* "http://HOST:PORT", the web UI and HTTP API of Prometheus server name, into buf;
+ * returns buf, or NULL when name is not one. */
+const char *fleet_prometheus_url(const fleet *f, const char *name, char *buf, size_t cap);
 
 #endif /* SAGA_FLEET_H */

@@ -74,7 +74,8 @@ int fleet_instance_of(const fleet *f, const char *name, const char *svc)
     if (strncmp(name, svc, len) != 0 || name[len] != '-' || *num < '1' || *num > '9' ||
         strspn(num, "0123456789") != strlen(num) || fleet_get_env(f, name, "SAGA_INSTANCE") == NULL)
         return 0;
-    return atoi(num);
+    long k = strtol(num, NULL, 10); /* digits only, checked above */
+    return k <= SAGA_PARTITIONS ? (int)k : 0;
 }
 
 int fleet_instances_count(const fleet *f, const char *svc)
@@ -111,4 +112,13 @@ const char *fleet_instance_stats_subject(const fleet *f, const char *name, char 
     snprintf(ctl, sizeof(ctl), "saga.ctl.%.*s.%s", (int)(dash - name), name, SAGA_CTL_STATS);
     snprintf(buf, cap, SAGA_SUBJ_ROUTED_FMT, ctl, (unsigned)__builtin_ctz(set));
     return buf;
+}
+
+uint32_t fleet_instances_moved(int n, int k, int m, int j)
+{
+    uint32_t set = 0;
+    for (int p = 0; k != j && n > 0 && m > 0 && p < SAGA_PARTITIONS; p++)
+        if (p % n == k - 1 && p % m == j - 1)
+            set |= 1u << p;
+    return set;
 }

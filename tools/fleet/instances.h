@@ -52,4 +52,10 @@ const char *fleet_instance_partitions(const fleet *f, const char *name, char *bu
  * payment-2 of 3), since every instance of a service answers the plain one. */
 const char *fleet_instance_stats_subject(const fleet *f, const char *name, char *buf, size_t cap);
 
+/* The partitions that move from instance k of n to instance j of m when a
+ * service goes from n to m instances (SAGA_INSTANCE=k/n to j/m): those k owned
+ * and j will own, none when k == j (the same process and data directory keeps
+ * them). Each partition moves once, from its old owner to its new one. */
+uint32_t fleet_instances_moved(int n, int k, int m, int j);
+
 #endif

@@ -13,6 +13,7 @@
 #include <nats/nats.h>
 
 #include "instances.h"
+#include "rescale.h"
 #include "saga/wire.h"
 
 #ifndef SAGA_FLEET_HOME
@@ -24,6 +25,9 @@
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
 #define BROKER "nats"
+#define PROMETHEUS "prometheus" /* --with prometheus: a Prometheus server, not a participant */
+#define PROMETHEUS_EXE "/usr/bin/prometheus"
+#define METRICS_ANY_PORT "SAGA_METRICS_ADDR=127.0.0.1:0"
 #define NODE_FMT "nats-%d" /* the brokers of a cluster: nats-1, nats-2, ... */
 #define CLUSTER_NAME "saga"
 #define MAX_NODES 5
@@ -63,19 +67,25 @@ static const char USAGE[] =
     "saga-gateway).\n"
     "\n"
     "Commands (each takes --help):\n"
-    "  up [--cluster N] [--instances N|SVC=N,...] [--with NAME|PATH,...]\n"
+    "  up [--tls] [--cluster N] [--instances N|SVC=N,...] [--with NAME|PATH,...]\n"
     "     [--gate SVC=PARTICIPANT]...\n"
     "                   start nats-server (or a cluster of N: nats-1..nats-N) and the\n"
     "                   services (several instances of some: payment-1, payment-2, ...),\n"
-    "                   wait until each is ready\n"
+    "                   wait until each is ready; every connection authenticates\n"
+    "                   (SAGA_HOME/auth), --tls: and is TLS\n"
     "  down             stop the services (SIGTERM, SIGKILL after 20 s), then nats-server\n"
     "  status [--json]  each process: pid, up/down, partitions, events processed,\n"
-    "                   pending; the leaders of a cluster\n"
+    "                   pending, metrics address; the leaders of a cluster;\n"
+    "                   Prometheus's web UI\n"
     "  logs NAME [-f]   show (or follow) the log of NAME (or nats, nats-2, ...)\n"
     "  kill NAME        SIGKILL one process (or nats, nats-2, ...): a crash, for tests\n"
     "  restart NAME [--env KEY=VALUE]...\n"
     "                   stop NAME if it runs, start it with the settings it was started\n"
     "                   with (changed by --env), wait until ready\n"
+    "  scale SVC N      run SVC as N instances instead (a hand-over while orders flow:\n"
+    "                   partitions move between the instances' data directories)\n"
+    "  identity NAME    the credentials of participant NAME (created and loaded into\n"
+    "                   the running broker if new), for one the fleet does not start\n"
     "\n"
     "Environment:\n"
     "  SAGA_HOME       the fleet's files (default: var/ in the repository): run/NAME.pid\n"
@@ -92,7 +102,8 @@ static const char USAGE[] =
     "Exit status: 0 on success, 1 on failure, 2 on bad usage.\n";
 
 static const char USAGE_UP[] =
-    "Usage: saga-fleet up [--cluster N] [--instances N|SVC=N[,...]] [--with NAME|PATH[,...]]...\n"
+    "Usage: saga-fleet up [--tls] [--cluster N] [--instances N|SVC=N[,...]]\n"
+    "                     [--with NAME|PATH[,...]]...\n"
     "                     [--gate SVC=PARTICIPANT]...\n"
     "\n"
     "Starts nats-server, waits until it answers, starts the six services, the\n"
@@ -100,6 +111,16 @@ static const char USAGE_UP[] =
     "has logged event=ready (30 s).\n"
     "A fleet that is already up is left alone; missing processes are started.\n"
     "\n"
+    "Every connection authenticates: the first up writes one identity per participant,\n"
+    "operator (sagactl) and client (order-placing clients) to SAGA_HOME/auth/NAME.creds\n"
+    "(mode 0600), and the broker lets each publish and subscribe only where\n"
+    "docs/security.md says. Each process gets its own with SAGA_NATS_CREDS; sagactl\n"
+    "finds SAGA_HOME/auth/operator.creds by itself.\n"
+    "\n"
+    "  --tls         TLS only (first up, or after down): a CA of the fleet's own and\n"
+    "                server and client certificates in SAGA_HOME/tls/ (openssl); every\n"
+    "                client verifies the server, the server every client (and, on a\n"
+    "                cluster, the routes each other). Stays on until SAGA_HOME/tls goes.\n"
     "  --cluster N   a JetStream cluster of N nodes (3 to 5), nats-1..nats-N, each with\n"
     "                its store in SAGA_HOME/nats-I and free client, route and monitoring\n"
     "                ports; up waits until the cluster has elected a meta leader. The\n"
@@ -111,11 +132,21 @@ static const char USAGE_UP[] =
     "                others one), 1 to 16: SVC-1..SVC-N, instance I with SAGA_INSTANCE=I/N\n"
     "                (it owns the partitions P with P % N == I - 1) and its data in\n"
     "                SAGA_HOME/data/SVC-I/. A home keeps its instances until down; asking\n"
-    "                for another count there is refused (moving partitions between\n"
-    "                instances is a hand-over, docs/scaling.md).\n"
-    "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud)\n"
+    "                for another count there is refused: deploy/fleet scale SVC N\n"
+    "                moves partitions between instances (a hand-over, docs/scaling.md).\n"
+    "  --with NAME   saga-NAME from the build tree's services/ (e.g. fraud); the order\n"
+    "                service accepts vetoes from every --with participant and gate\n"
+    "                (SAGA_VETOERS), from no one else\n"
     "  --with PATH   any executable (a NAME containing '/'), named after its file name\n"
     "                without a saga- prefix, run with the fleet's environment\n"
+    "  --with prometheus\n"
+    "                a Prometheus server (" PROMETHEUS_EXE ", Debian package prometheus)\n"
+    "                that scrapes every process of the fleet each second: the services\n"
+    "                get " METRICS_ANY_PORT " (unless the environment sets\n"
+    "                SAGA_METRICS_ADDR), and the fleet writes their metrics addresses to\n"
+    "                SAGA_HOME/prometheus/targets.json (file-based discovery) at up,\n"
+    "                restart and status. Its configuration and storage are in\n"
+    "                SAGA_HOME/prometheus/; its web UI address is in status.\n"
     "  --gate SVC=PARTICIPANT\n"
     "                SVC's gated step waits for PARTICIPANT's clearance: SVC runs with\n"
     "                SAGA_GATES=PARTICIPANT (added to a SAGA_GATES of the environment);\n"
@@ -133,8 +164,11 @@ static const char USAGE_STATUS[] =
     "Usage: saga-fleet status [--json]\n"
     "\n"
     "For nats (or each node of a cluster) and each service: pid, state (up, down, or\n"
-    "silent: running but not answering saga.ctl.NAME.stats), events processed and\n"
-    "pending. For a cluster, which node leads the JetStream meta group and which leads\n"
+    "silent: running but not answering saga.ctl.NAME.stats), events processed,\n"
+    "pending and the metrics address it serves (SAGA_METRICS_ADDR; from its answer to\n"
+    "saga.discover). Prometheus (up --with prometheus): its web UI; status also\n"
+    "rewrites its targets file. For a cluster, which node leads the JetStream meta group and which "
+    "leads\n"
     "each stream (and its replicas). Exits 1 unless every process is up and a cluster\n"
     "has a meta leader.\n";
 
@@ -147,6 +181,34 @@ static const char USAGE_KILL[] = "Usage: saga-fleet kill NAME\n"
                                  "\n"
                                  "SIGKILLs NAME (or nats, or a cluster node: nats-2), a "
                                  "crash, and waits until it is gone.\n";
+
+static const char USAGE_SCALE[] =
+    "Usage: saga-fleet scale SERVICE N\n"
+    "\n"
+    "A hand-over (docs/scaling.md): runs SERVICE as N instances (1 to 16) instead of the\n"
+    "ones it runs now, while orders flow. Stops every instance of SERVICE with SIGTERM\n"
+    "(each finishes its batch and publishes its outbox; SIGKILL after 20 s), moves the\n"
+    "records of each partition whose owner changes to its new owner's data directory,\n"
+    "and starts SERVICE-1..SERVICE-N with SAGA_INSTANCE=I/N (SERVICE alone for N = 1),\n"
+    "each like the first instance, with its own data directory and identity; waits\n"
+    "until each is ready (30 s). Meanwhile SERVICE's partitions wait: requests to it\n"
+    "time out and are retried, events wait in the stream; nothing is lost.\n"
+    "\n"
+    "Prints each move (partitions, records, processed event ids, outbox messages) and\n"
+    "the pause: the milliseconds SERVICE had no running instance. A scale that fails says\n"
+    "why and leaves SERVICE stopped: run the same scale again when it failed before the\n"
+    "new instances were started, else restart them. Refused, with SERVICE started again\n"
+    "as it was, for a service with state of no order (inventory's stock, fraud's\n"
+    "customer history).\n";
+
+static const char USAGE_IDENTITY[] =
+    "Usage: saga-fleet identity NAME\n"
+    "\n"
+    "Prints the path of participant NAME's credentials file (SAGA_HOME/auth/NAME.creds),\n"
+    "creating it if new and loading it into the running brokers, so that a participant\n"
+    "the fleet does not start (another language, another machine) connects as NAME with\n"
+    "SAGA_NATS_CREDS=that path, with NAME's permissions (docs/security.md). operator and\n"
+    "client are the fleet's own identities.\n";
 
 static const char USAGE_RESTART[] =
     "Usage: saga-fleet restart NAME [--env KEY=VALUE]...\n"
@@ -329,6 +391,7 @@ typedef struct participant {
     char exe[PATH_CAP]; /* "": keep the spec the fleet has */
     int named;          /* by --with in this up */
     char listen[64];    /* the gateway's --listen; "" for a participant */
+    int prom;           /* the Prometheus server */
 } participant;
 
 /* The gateway's process: saga-gateway from the build tree on SAGA_GATEWAY_ADDR, else
@@ -340,6 +403,7 @@ static int gateway_proc(const ctx *c, participant *p)
     snprintf(p->name, sizeof p->name, "%s", GATEWAY);
     snprintf(p->exe, sizeof p->exe, "%s/tools/gateway/saga-gateway", c->build);
     p->named = 0;
+    p->prom = 0;
     if (addr != NULL && *addr != '\0') {
         if (strchr(addr, ':') == NULL || strlen(addr) >= sizeof p->listen)
             return usage_error("SAGA_GATEWAY_ADDR wants ADDR:PORT, not '%s'", addr);
@@ -426,18 +490,59 @@ static char *dupf(const char *fmt, ...)
     return s;
 }
 
+/* Appends name to the comma-separated list unless it is there. */
+static void append_name(char *list, size_t cap, const char *name)
+{
+    size_t len = strlen(list), n = strlen(name);
+    for (const char *p = list; *p != '\0'; p += strcspn(p, ","), p += *p == ',') {
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return;
+    }
+    snprintf(list + len, cap - len, "%s%s", len > 0 ? "," : "", name);
+}
+
+/* The service that acts on vetoes. */
+#define VETOED "order"
+
+/* "SAGA_VETOERS=" the fleet's participants that may veto, after those of the
+ * environment. */
+static char *vetoers_env(const char *vetoers)
+{
+    const char *inherited = getenv("SAGA_VETOERS");
+    int both = inherited != NULL && inherited[0] != '\0' && vetoers[0] != '\0';
+    return dupf("SAGA_VETOERS=%s%s%s", inherited != NULL ? inherited : "", both ? "," : "",
+                vetoers);
+}
+
+/* The URLs the fleet's clients are given: c->url, tls:// for a TLS fleet, so that a
+ * client never falls back to a plain connection. */
+static const char *client_urls(const ctx *c)
+{
+    static char buf[sizeof c->urls + 64];
+    size_t used = 0;
+    const char *p = c->url;
+    if (!(fleet_security(c->f) & FLEET_TLS))
+        return c->url;
+    while (*p != '\0' && used + 1 < sizeof buf) {
+        if (strncmp(p, "nats://", 7) == 0) {
+            used += (size_t)snprintf(buf + used, sizeof buf - used, "tls://");
+            p += 7;
+        } else {
+            buf[used++] = *p++;
+        }
+    }
+    buf[used < sizeof buf ? used : sizeof buf - 1] = '\0';
+    return buf;
+}
+
 /* The environment a service starts with: this one (so that SAGA_* settings given to
  * up stay with the service across restarts) with the fleet's own settings on top. */
 static int service_env(const ctx *c, const participant *p, const gate *gates, int ngates,
-                       const char ***out)
+                       const char *vetoers, const char ***out)
 {
-    static const char *const OWN[] = {"SAGA_NATS_URL=",
-                                      "SAGA_DATA_DIR=",
-                                      "NOTIF_SPOOL_DIR=",
-                                      "SAGA_GATES=",
-                                      "SAGA_INSTANCE=",
-                                      "SAGA_PARTITIONS=",
-                                      NULL};
+    static const char *const OWN[] = {
+        "SAGA_NATS_URL=", "SAGA_DATA_DIR=", "NOTIF_SPOOL_DIR=", "SAGA_GATES=",
+        "SAGA_VETOERS=",  "SAGA_INSTANCE=", "SAGA_PARTITIONS=", NULL};
     const char *name = p->name;
     size_t n = 0, k = 0;
     const char **env;
@@ -446,7 +551,7 @@ static int service_env(const ctx *c, const participant *p, const gate *gates, in
 
     while (environ[n] != NULL)
         n++;
-    env = calloc(n + 8, sizeof *env);
+    env = calloc(n + 12, sizeof *env);
     if (env == NULL)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -457,7 +562,7 @@ static int service_env(const ctx *c, const participant *p, const gate *gates, in
         if (!own && strchr(environ[i], '\n') == NULL)
             env[k++] = environ[i];
     }
-    env[k++] = dupf("SAGA_NATS_URL=%s", c->url);
+    env[k++] = dupf("SAGA_NATS_URL=%s", client_urls(c));
     env[k++] = dupf("SAGA_DATA_DIR=%s/data/%s", c->home, name);
     env[k++] = dupf("NOTIF_SPOOL_DIR=%s/mail", c->home);
     if (inherited != NULL)
@@ -470,11 +575,16 @@ static int service_env(const ctx *c, const participant *p, const gate *gates, in
     }
     if (inherited != NULL || gates_v[0] != '\0')
         env[k++] = dupf("SAGA_GATES=%s", gates_v);
+    if (strcmp(p->svc, VETOED) == 0)
+        env[k++] = vetoers_env(vetoers);
     /* Every node keeps a copy of the streams, unless the environment says otherwise. */
     if (c->nodes > 0 && getenv("SAGA_REPLICAS") == NULL)
         env[k++] = dupf("SAGA_REPLICAS=%d", c->nodes);
     if (p->instance[0] != '\0')
         env[k++] = dupf("SAGA_INSTANCE=%s", p->instance);
+    /* The console changes fault plans and replays dead letters: the operator's rights. */
+    if (strcmp(name, GATEWAY) == 0 && (fleet_security(c->f) & FLEET_AUTH))
+        env[k++] = dupf("SAGA_NATS_CREDS=%s/auth/operator.creds", c->home);
     env[k] = NULL;
     *out = env;
     return 0;
@@ -603,8 +713,8 @@ static int default_procs(const ctx *c, const fleet_instances *inst, participant 
         int single = fleet_get_status(c->f, SERVICES[i], &st) == 0;
         int want = inst != NULL ? fleet_instances_of(inst, SERVICES[i]) : had > 0 ? had : 1;
         if ((had > 0 && want != had) || (single && want > 1))
-            return fail("%s runs as %d instance%s in %s: deploy/fleet down first (moving "
-                        "partitions between instances is a hand-over, docs/scaling.md)",
+            return fail("%s runs as %d instance%s in %s: deploy/fleet scale changes the count "
+                        "(a hand-over, docs/scaling.md)",
                         SERVICES[i], had > 0 ? had : 1, had > 1 ? "s" : "", c->home);
         for (int k = 1; k <= want && *n < MAX_PROCS; k++) {
             participant *p = &procs[(*n)++];
@@ -616,9 +726,147 @@ static int default_procs(const ctx *c, const fleet_instances *inst, participant 
                 p->instance[0] = '\0';
             snprintf(p->exe, sizeof p->exe, "%s/services/saga-%s", c->build, SERVICES[i]);
             p->named = 0;
+            p->listen[0] = '\0';
+            p->prom = 0;
         }
     }
     return 0;
+}
+
+/* ---- Prometheus and discovery ------------------------------------------------- */
+
+/* A connection to the fleet's brokers for a few questions (no reconnects), as the
+ * operator; NULL when no broker answers. */
+static natsConnection *connect_fleet(ctx *c)
+{
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+
+    if (any_broker_alive(c) && natsOptions_Create(&opts) == NATS_OK &&
+        fleet_set_servers(opts, client_urls(c)) == NATS_OK &&
+        fleet_client_options(c->f, "operator", opts) == NATS_OK &&
+        natsOptions_SetTimeout(opts, STATS_MS) == NATS_OK &&
+        natsOptions_SetAllowReconnect(opts, false) == NATS_OK)
+        natsConnection_Connect(&nc, opts);
+    natsOptions_Destroy(opts); /* the connection keeps its own copy */
+    return nc;
+}
+
+/* Every participant instance's answer to saga.discover, a JSON array (empty when
+ * nobody answers or nc is NULL). */
+static json_t *discover(natsConnection *nc)
+{
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    int64_t deadline = fleet_now_ms() + STATS_MS;
+    json_t *all = json_array();
+
+    if (nc == NULL || natsInbox_Create(&inbox) != NATS_OK ||
+        natsConnection_SubscribeSync(&sub, nc, (const char *)inbox) != NATS_OK ||
+        natsConnection_PublishRequestString(nc, SAGA_SUBJ_DISCOVER, (const char *)inbox, "") !=
+            NATS_OK ||
+        natsConnection_Flush(nc) != NATS_OK)
+        goto out;
+    for (;;) {
+        natsMsg *m = NULL;
+        int64_t left = deadline - fleet_now_ms();
+        if (left <= 0 || natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+            break;
+        json_t *a = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+        if (json_is_string(json_object_get(a, "name")))
+            json_array_append(all, a);
+        json_decref(a);
+        natsMsg_Destroy(m);
+        /* Every participant answers at once: after the first, a short quiet time. */
+        if (deadline - fleet_now_ms() > DISCOVER_QUIET_MS)
+            deadline = fleet_now_ms() + DISCOVER_QUIET_MS;
+    }
+out:
+    natsSubscription_Destroy(sub);
+    natsInbox_Destroy(inbox);
+    return all;
+}
+
+/* The metrics address, HOST:PORT, a discovery answer names (its http endpoint) into
+ * buf; NULL when the instance serves no metrics. */
+static const char *metrics_addr(const json_t *answer, char *buf, size_t cap)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(json_object_get(answer, "endpoints"), i, e)
+    {
+        const char *v = json_string_value(e);
+        if (v != NULL && strncmp(v, "http://", 7) == 0) {
+            snprintf(buf, cap, "%.*s", (int)strcspn(v + 7, "/"), v + 7);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* The discovery answer of the fleet's own process name (its pid: an instance answers
+ * with its service's name), or NULL. */
+static json_t *answer_of(ctx *c, const json_t *answers, const char *name)
+{
+    size_t i;
+    json_t *a;
+
+    json_array_foreach(answers, i, a)
+    {
+        pid_t pid = pid_of(c, name);
+        if (pid > 0 && json_integer_value(json_object_get(a, "pid")) == (json_int_t)pid)
+            return a;
+    }
+    return NULL;
+}
+
+/* Rewrites Prometheus's targets with every instance that serves metrics: the fleet's
+ * processes and any participant that joined. answers: discovery's (NULL: asks). Does
+ * nothing when the fleet has no Prometheus server. Returns 0, or reports and fails. */
+static int update_targets(ctx *c, const json_t *answers)
+{
+    fleet_target t[MAX_PROCS];
+    char addrs[MAX_PROCS][300], err[PATH_CAP + 256];
+    natsConnection *nc = NULL;
+    json_t *own = NULL, *a;
+    fleet_status st;
+    size_t i;
+    int n = 0, rc;
+
+    if (fleet_get_status(c->f, PROMETHEUS, &st) != 0)
+        return 0;
+    if (answers == NULL) {
+        nc = connect_fleet(c);
+        answers = own = discover(nc);
+    }
+    json_array_foreach(answers, i, a)
+    {
+        if (n < MAX_PROCS && metrics_addr(a, addrs[n], sizeof addrs[n]) != NULL) {
+            t[n].name = json_string_value(json_object_get(a, "name"));
+            t[n].addr = addrs[n];
+            n++;
+        }
+    }
+    rc = fleet_prometheus_targets(c->f, PROMETHEUS, t, n, err, sizeof err);
+    json_decref(own);
+    if (nc != NULL)
+        natsConnection_Destroy(nc);
+    return rc == 0 ? 0 : fail("%s", err);
+}
+
+/* Defines the Prometheus server; one that was defined before keeps its address (open
+ * browser tabs still work). */
+static int add_prometheus(ctx *c, char *err, size_t errlen)
+{
+    char web[300];
+    const char *colon;
+    int port = 0;
+
+    if (fleet_prometheus_url(c->f, PROMETHEUS, web, sizeof web) != NULL &&
+        (colon = strrchr(web, ':')) != NULL)
+        port = (int)strtol(colon + 1, NULL, 10);
+    return fleet_add_prometheus(c->f, PROMETHEUS, PROMETHEUS_EXE, "127.0.0.1", port, err, errlen);
 }
 
 static int cmd_up(ctx *c, int argc, char **argv)
@@ -628,7 +876,8 @@ static int cmd_up(ctx *c, int argc, char **argv)
     int nprocs = 0, ngates = 0;
     char err[PATH_CAP + 256];
     int missing = 0;
-    int cluster = 0, nodes, status;
+    int cluster = 0, nodes, status, prom = 0, tls = 0, restart_order = 0, base;
+    char vetoers[MAX_PROCS * 34 + MAX_GATES * 34] = "";
     int64_t deadline;
     fleet_instances inst = {0};
     int has_inst = 0;
@@ -648,6 +897,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
     if (gateway_proc(c, &procs[nprocs]) != 0)
         return EXIT_USAGE;
     nprocs++;
+    base = nprocs; /* the services' processes and the gateway; the extensions follow */
     for (int i = 0; i < argc; i++) {
         const char *val = NULL;
         int is_with = 0;
@@ -663,6 +913,10 @@ static int cmd_up(ctx *c, int argc, char **argv)
                 return usage_error("--cluster wants a node count from 3 to %d, not '%s'", MAX_NODES,
                                    v);
             cluster = (int)n;
+            continue;
+        }
+        if (strcmp(argv[i], "--tls") == 0) {
+            tls = 1;
             continue;
         }
         if (strcmp(argv[i], "--with") == 0 || strcmp(argv[i], "--gate") == 0) {
@@ -684,9 +938,17 @@ static int cmd_up(ctx *c, int argc, char **argv)
             snprintf(list, sizeof list, "%s", val);
             for (char *tok = strtok_r(list, ",", &save); tok != NULL;
                  tok = strtok_r(NULL, ",", &save)) {
-                participant p;
-                int rc = resolve(c, tok, &p);
+                participant p = {.prom = strcmp(tok, PROMETHEUS) == 0};
+                int rc = 0;
                 int dup = 0;
+                if (p.prom && access(PROMETHEUS_EXE, X_OK) != 0)
+                    return fail("--with " PROMETHEUS ": no %s (deploy/setup installs the Debian "
+                                "package prometheus)",
+                                PROMETHEUS_EXE);
+                if (p.prom)
+                    snprintf(p.name, sizeof p.name, "%s", PROMETHEUS);
+                else
+                    rc = resolve(c, tok, &p);
                 if (rc != 0)
                     return rc;
                 for (int k = 0; k < nprocs; k++)
@@ -723,6 +985,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
             procs[nprocs].exe[0] = '\0'; /* keeps its spec */
             procs[nprocs].named = 0;
             procs[nprocs].listen[0] = '\0';
+            procs[nprocs].prom = strcmp(name, PROMETHEUS) == 0;
             nprocs++;
         }
     }
@@ -751,6 +1014,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
     for (int k = 0; k < nprocs; k++) {
         if (procs[k].exe[0] != '\0' && access(procs[k].exe, X_OK) != 0)
             return fail("no executable %s", procs[k].exe);
+        prom |= procs[k].prom;
     }
 
     /* A cluster stays a cluster (of its size) until down; a single server likewise. */
@@ -764,9 +1028,23 @@ static int cmd_up(ctx *c, int argc, char **argv)
                         c->home);
         fleet_remove(c->f, BROKER);
     }
+    if (tls && !(fleet_security(c->f) & FLEET_TLS) && !broker_missing(c, nodes))
+        return fail("the fleet in %s runs without TLS: deploy/fleet down first, then up --tls",
+                    c->home);
+    if (fleet_secure(c->f, FLEET_AUTH | (tls ? FLEET_TLS : 0), c->host, err, sizeof err) != 0)
+        return fail("%s", err);
+    /* The participants beside the six may veto, and so may every gate. */
+    for (int k = base; k < nprocs; k++)
+        if (!procs[k].prom)
+            append_name(vetoers, sizeof vetoers, procs[k].name);
+    for (int g = 0; g < ngates; g++)
+        append_name(vetoers, sizeof vetoers, gates[g].by);
     missing = broker_missing(c, nodes);
-    for (int k = 0; k < nprocs; k++)
+    for (int k = 0; k < nprocs; k++) {
         missing |= !alive(c, procs[k].name);
+        /* A participant new to a running order service: it must learn of its vetoes. */
+        restart_order |= k >= base && procs[k].named && !procs[k].prom && !alive(c, procs[k].name);
+    }
     if (!missing) {
         printf("fleet is already up (SAGA_HOME=%s, %s); see deploy/fleet status\n", c->home,
                c->url);
@@ -790,19 +1068,24 @@ static int cmd_up(ctx *c, int argc, char **argv)
     }
     for (int k = 0; k < nprocs; k++) {
         const char **env = NULL;
-        int rc;
+        int rc = 0;
         if (alive(c, procs[k].name))
             continue;
-        if (procs[k].exe[0] != '\0') {
-            if (service_env(c, &procs[k], gates, ngates, &env) != 0)
+        if (procs[k].prom) {
+            rc = add_prometheus(c, err, sizeof err);
+        } else if (procs[k].exe[0] != '\0') {
+            if (service_env(c, &procs[k], gates, ngates, vetoers, &env) != 0)
                 return fail("out of memory");
             const char *const args[] = {"--listen", procs[k].listen, NULL};
             rc = fleet_add_proc(c->f, procs[k].name, procs[k].exe,
                                 procs[k].listen[0] != '\0' ? args : NULL, env, err, sizeof err);
             free_env(env);
-            if (rc != 0)
-                return fail("%s", err);
         }
+        /* Scraped: every service serves its metrics on a port of its own. */
+        if (rc == 0 && prom && !procs[k].prom && getenv("SAGA_METRICS_ADDR") == NULL)
+            rc = fleet_set_env(c->f, procs[k].name, METRICS_ANY_PORT, err, sizeof err);
+        if (rc != 0)
+            return fail("%s", err);
         if (fleet_start(c->f, procs[k].name, err, sizeof err) != 0)
             return fail("%s", err);
     }
@@ -814,17 +1097,36 @@ static int cmd_up(ctx *c, int argc, char **argv)
         }
         printf("%-12s pid %d  ready\n", procs[k].name, (int)pid_of(c, procs[k].name));
     }
+    if (restart_order && alive(c, VETOED) && procs[0].exe[0] == '\0') {
+        char *kv = vetoers_env(vetoers);
+        int64_t left = deadline - fleet_now_ms();
+        int rc = kv != NULL ? fleet_set_env(c->f, VETOED, kv, err, sizeof err) : -1;
+        free(kv);
+        if (rc != 0 ||
+            fleet_restart(c->f, VETOED, STOP_MS, left > 0 ? (int)left : 0, err, sizeof err) != 0)
+            return fail("restarting %s with the new vetoers: %s", VETOED, err);
+        printf("%-12s pid %d  restarted (vetoes of %s)\n", VETOED, (int)pid_of(c, VETOED), vetoers);
+    }
     char console[128];
+    if (prom) {
+        char web[300];
+        if (update_targets(c, NULL) != 0)
+            return EXIT_FAIL;
+        printf("  Prometheus %s (scrapes every process; targets %s/" PROMETHEUS "/targets.json)\n",
+               fleet_prometheus_url(c->f, PROMETHEUS, web, sizeof web), c->home);
+    }
     printf("fleet is up\n"
            "  console %s   (saga-gateway: the web console and the order API)\n"
-           "  NATS    %s (JetStream store %s/%s%s)\n"
+           "  NATS    %s (JetStream store %s/%s%s%s)\n"
+           "  auth    %s/auth/<identity>.creds   (sagactl: operator)\n"
            "  logs    %s/logs/<service>.log   (deploy/fleet logs SERVICE [-f])\n"
            "  data    %s/data/<service>/\n"
            "  mail    %s/mail\n"
            "  try     sagactl stock set A1 10\n"
            "          sagactl place --customer c1 --item A1:1:1000\n",
-           gateway_url(c, console, sizeof console), c->url, c->home, BROKER, nodes > 0 ? "-N" : "",
-           c->home, c->home, c->home);
+           gateway_url(c, console, sizeof console), client_urls(c), c->home, BROKER,
+           nodes > 0 ? "-N" : "", fleet_security(c->f) & FLEET_TLS ? "; TLS, CA tls/ca.pem" : "",
+           c->home, c->home, c->home, c->home);
     return 0;
 }
 
@@ -876,45 +1178,26 @@ static json_t *ask_json(natsConnection *nc, const char *subject)
  * did not start (a participant of another language, an instance on another
  * machine): they are part of the fleet too. Appends them to procs as
  * "joined"; an instance is the fleet's own when its name and pid are. */
-static void add_joined(ctx *c, natsConnection *nc, const char **names, int n, json_t *procs)
+static void add_joined(ctx *c, const json_t *answers, const char **names, int n, json_t *procs)
 {
-    natsInbox *inbox = NULL;
-    natsSubscription *sub = NULL;
-    int64_t deadline = fleet_now_ms() + STATS_MS;
+    size_t i;
+    json_t *a;
 
-    if (nc == NULL || natsInbox_Create(&inbox) != NATS_OK ||
-        natsConnection_SubscribeSync(&sub, nc, (const char *)inbox) != NATS_OK ||
-        natsConnection_PublishRequestString(nc, SAGA_SUBJ_DISCOVER, (const char *)inbox, "") !=
-            NATS_OK ||
-        natsConnection_Flush(nc) != NATS_OK)
-        goto out;
-    for (;;) {
-        natsMsg *m = NULL;
-        int64_t left = deadline - fleet_now_ms();
-        if (left <= 0 || natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
-            break;
-        json_t *a = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    json_array_foreach(answers, i, a)
+    {
         const char *name = json_string_value(json_object_get(a, "name"));
-        json_int_t pid = json_integer_value(json_object_get(a, "pid"));
+        char addr[300];
         int known = name == NULL;
-        for (int i = 0; i < n && !known; i++)
-            known = (strcmp(names[i], name) == 0 || fleet_instance_of(c->f, names[i], name) > 0) &&
-                    pid_of(c, names[i]) == (pid_t)pid;
+        for (int k = 0; k < n && !known; k++)
+            known = answer_of(c, answers, names[k]) == a;
         if (!known)
             json_array_append_new(procs,
-                                  json_pack("{s:s, s:O?, s:s, s:O?, s:n, s:O?}", "name", name,
+                                  json_pack("{s:s, s:O?, s:s, s:O?, s:n, s:O?, s:s?}", "name", name,
                                             "pid", json_object_get(a, "pid"), "state", "joined",
                                             "instance", json_object_get(a, "instance"), "processed",
-                                            "subscriptions", json_object_get(a, "subscriptions")));
-        json_decref(a);
-        natsMsg_Destroy(m);
-        /* Every participant answers at once: after the first, a short quiet time. */
-        if (deadline - fleet_now_ms() > DISCOVER_QUIET_MS)
-            deadline = fleet_now_ms() + DISCOVER_QUIET_MS;
+                                            "subscriptions", json_object_get(a, "subscriptions"),
+                                            "metrics", metrics_addr(a, addr, sizeof addr)));
     }
-out:
-    natsSubscription_Destroy(sub);
-    natsInbox_Destroy(inbox);
 }
 
 /* The fleet's names for status: nats (or the cluster's nodes), the six, then the
@@ -1035,9 +1318,9 @@ static const char *num_or_dash(const json_t *v, char *buf, size_t cap)
 static int cmd_status(ctx *c, int argc, char **argv)
 {
     const char *names[MAX_PROCS + NSVC + MAX_NODES];
-    natsOptions *opts = NULL;
     natsConnection *nc = NULL;
-    json_t *procs, *root;
+    json_t *procs, *root, *answers;
+    char web[300];
     int json = 0, rc = 0, n;
 
     if (argc > 1 || (argc == 1 && strcmp(argv[0], "--json") != 0))
@@ -1045,18 +1328,19 @@ static int cmd_status(ctx *c, int argc, char **argv)
     json = argc == 1;
     procs = json_array();
     n = status_names(c, names);
-    if (any_broker_alive(c) && natsOptions_Create(&opts) == NATS_OK &&
-        fleet_set_servers(opts, c->url) == NATS_OK &&
-        natsOptions_SetTimeout(opts, STATS_MS) == NATS_OK &&
-        natsOptions_SetAllowReconnect(opts, false) == NATS_OK)
-        natsConnection_Connect(&nc, opts);
+    nc = connect_fleet(c);
+    answers = discover(nc);
     for (int i = 0; i < n; i++) {
         const char *state = "down";
         json_t *stats = NULL;
         pid_t pid = pid_of(c, names[i]);
+        char addr[300];
+        /* Neither a broker, the gateway nor Prometheus answers saga.ctl. */
+        int asks = !fleet_is_broker(c->f, names[i]) && strcmp(names[i], PROMETHEUS) != 0 &&
+                   strcmp(names[i], GATEWAY) != 0;
         if (alive(c, names[i])) {
             state = "up";
-            if (!fleet_is_broker(c->f, names[i]) && strcmp(names[i], GATEWAY) != 0) {
+            if (asks) {
                 char subject[256];
                 stats = ask_json(
                     nc, fleet_instance_stats_subject(c->f, names[i], subject, sizeof subject));
@@ -1072,12 +1356,14 @@ static int cmd_status(ctx *c, int argc, char **argv)
         int broker = fleet_is_broker(c->f, names[i]) || strcmp(names[i], BROKER) == 0;
         json_array_append_new(
             procs,
-            json_pack("{s:s, s:o, s:s, s:s?, s:O?, s:O?}", "name", names[i], "pid",
+            json_pack("{s:s, s:o, s:s, s:s?, s:O?, s:O?, s:s?}", "name", names[i], "pid",
                       pid > 0 ? json_integer(pid) : json_null(), "state", state, "partitions",
-                      broker ? NULL
-                             : fleet_instance_partitions(c->f, names[i], parts, sizeof parts),
+                      broker || !asks
+                          ? NULL
+                          : fleet_instance_partitions(c->f, names[i], parts, sizeof parts),
                       "processed", json_object_get(stats, "processed"), "pending",
-                      json_object_get(stats, "pending")));
+                      json_object_get(stats, "pending"), "metrics",
+                      metrics_addr(answer_of(c, answers, names[i]), addr, sizeof addr)));
         json_decref(stats);
         if (strcmp(names[i], GATEWAY) == 0) {
             char url[128];
@@ -1085,8 +1371,13 @@ static int cmd_status(ctx *c, int argc, char **argv)
                                 json_string(gateway_url(c, url, sizeof url)));
         }
     }
-    add_joined(c, nc, names, n, procs);
+    add_joined(c, answers, names, n, procs);
     root = json_pack("{s:s, s:s, s:o}", "saga_home", c->home, "url", c->url, "processes", procs);
+    if (fleet_prometheus_url(c->f, PROMETHEUS, web, sizeof web) != NULL) {
+        /* The addresses change when a process restarts: keep Prometheus's list true. */
+        update_targets(c, answers);
+        json_object_set_new(root, "prometheus", json_pack("{s:s}", "web", web));
+    }
     if (c->nodes > 0) {
         json_t *cl = leaders(c);
         if (json_is_null(json_object_get(cl, "meta_leader")))
@@ -1101,27 +1392,31 @@ static int cmd_status(ctx *c, int argc, char **argv)
         size_t i;
         json_t *p;
         char url[128];
-        printf("fleet at %s, %s\n%-14s %8s %-6s %-18s %10s %8s\n", c->home, c->url, "process",
-               "pid", "state", "partitions", "processed", "pending");
+        const char *m;
+        printf("fleet at %s, %s\n%-14s %8s %-6s %-18s %10s %8s  %s\n", c->home, c->url, "process",
+               "pid", "state", "partitions", "processed", "pending", "metrics");
         json_array_foreach(procs, i, p)
         {
             char a[24], b[24], d[24];
             const char *parts = json_string_value(json_object_get(p, "partitions"));
-            printf("%-14s %8s %-6s %-18s %10s %8s\n", json_string_value(json_object_get(p, "name")),
+            m = json_string_value(json_object_get(p, "metrics"));
+            printf("%-14s %8s %-6s %-18s %10s %8s  %s\n",
+                   json_string_value(json_object_get(p, "name")),
                    num_or_dash(json_object_get(p, "pid"), a, sizeof a),
                    json_string_value(json_object_get(p, "state")), parts != NULL ? parts : "-",
                    num_or_dash(json_object_get(p, "processed"), b, sizeof b),
-                   num_or_dash(json_object_get(p, "pending"), d, sizeof d));
+                   num_or_dash(json_object_get(p, "pending"), d, sizeof d), m != NULL ? m : "-");
         }
+        if (json_object_get(root, "prometheus") != NULL)
+            printf("prometheus web UI %s (query e.g. saga_events_handled_total)\n", web);
         if (c->nodes > 0)
             print_leaders(json_object_get(root, "cluster"));
         printf("console        %s\n", gateway_url(c, url, sizeof url));
     }
+    json_decref(answers);
     json_decref(root);
     if (nc != NULL)
         natsConnection_Destroy(nc);
-    if (opts != NULL)
-        natsOptions_Destroy(opts);
     return rc;
 }
 
@@ -1180,6 +1475,75 @@ static int cmd_kill(ctx *c, int argc, char **argv)
     return 0;
 }
 
+/* The count N of `scale SVC N`: 1 to SAGA_PARTITIONS, else -1. */
+static int parse_instances(const char *s)
+{
+    char *end = NULL;
+    long n = strtol(s, &end, 10);
+
+    return end == s || *end != '\0' || n < 1 || n > SAGA_PARTITIONS ? -1 : (int)n;
+}
+
+static int cmd_scale(ctx *c, int argc, char **argv)
+{
+    static fleet_rescale_report rep;
+    char err[PATH_CAP + 256], parts[64];
+    const char *svc;
+    int m;
+
+    if (argc != 2)
+        return usage_error("scale needs a SERVICE and a count N");
+    svc = argv[0];
+    m = parse_instances(argv[1]);
+    if (m < 0)
+        return usage_error("scale: N is a count of instances from 1 to %d, not '%s'",
+                           SAGA_PARTITIONS, argv[1]);
+    if (!valid_name(svc) || fleet_is_broker(c->f, svc) || strcmp(svc, BROKER) == 0 ||
+        strcmp(svc, GATEWAY) == 0 || strcmp(svc, PROMETHEUS) == 0)
+        return usage_error("scale: '%s' is no saga participant", svc);
+    if (fleet_instances_running(c->f, svc) == 0)
+        return usage_error("scale: no service '%s' in the fleet in %s", svc, c->home);
+    if (!any_broker_alive(c))
+        return fail("nats-server is not running: deploy/fleet up");
+    if (fleet_rescale(c->f, svc, m, STOP_MS, READY_MS, &rep, err, sizeof err) != 0)
+        return fail("scale %s %d: %s", svc, m, err);
+    for (int i = 0; i < rep.nmoves; i++) {
+        const fleet_move *mv = &rep.moves[i];
+        saga_partition_set_format(mv->partitions, parts, sizeof parts);
+        printf("moved partitions %s from %s to %s: %zu records, %zu processed ids, %zu outbox\n",
+               parts, mv->from, mv->to, mv->rep.records, mv->rep.inbox_ids, mv->rep.outbox);
+    }
+    if (rep.consumers > 0)
+        printf("consumers: %d created after the acknowledgement floor of the ones they "
+               "replace\n",
+               rep.consumers);
+    for (int j = 1; j <= m; j++) {
+        char name[64];
+        fleet_instance_name(name, sizeof name, svc, j, m);
+        printf("%-12s pid %d  ready  partitions %s\n", name, (int)pid_of(c, name),
+               fleet_instance_partitions(c->f, name, parts, sizeof parts));
+    }
+    printf("%s: %d -> %d instance%s, paused %lld ms%s\n", svc, rep.from, rep.to, m > 1 ? "s" : "",
+           (long long)rep.pause_ms,
+           rep.unclean ? " (an instance had to be killed: its outbox moved unpublished)" : "");
+    /* The new instances serve their metrics on new ports. */
+    return update_targets(c, NULL);
+}
+
+static int cmd_identity(ctx *c, int argc, char **argv)
+{
+    char err[PATH_CAP + 256], path[PATH_CAP];
+
+    if (argc != 1)
+        return usage_error("identity needs exactly one NAME");
+    if (!(fleet_security(c->f) & FLEET_AUTH))
+        return fail("the fleet in %s does not authenticate (deploy/fleet up first)", c->home);
+    if (fleet_identity(c->f, argv[0], err, sizeof err) != 0)
+        return fail("%s", err);
+    printf("%s\n", fleet_creds_path(c->f, argv[0], path, sizeof path));
+    return 0;
+}
+
 static int cmd_restart(ctx *c, int argc, char **argv)
 {
     char err[PATH_CAP + 256], url[128];
@@ -1215,7 +1579,8 @@ static int cmd_restart(ctx *c, int argc, char **argv)
                fleet_url(c->f, name, url, sizeof url));
     else
         printf("%-12s pid %d  ready\n", name, (int)pid_of(c, name));
-    return 0;
+    /* A restarted service listens on a new metrics port. */
+    return broker ? 0 : update_targets(c, NULL);
 }
 
 /* ---- main ---------------------------------------------------------------------- */
@@ -1233,6 +1598,8 @@ static const command COMMANDS[] = {
     {"logs", cmd_logs, USAGE_LOGS},
     {"kill", cmd_kill, USAGE_KILL},
     {"restart", cmd_restart, USAGE_RESTART},
+    {"scale", cmd_scale, USAGE_SCALE},
+    {"identity", cmd_identity, USAGE_IDENTITY},
 };
 
 int main(int argc, char **argv)

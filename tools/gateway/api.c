@@ -102,16 +102,18 @@ static json_t *body_object(req *r, int empty_ok, enum MHD_Result *sent)
 
 /* ---- orders ----------------------------------------------------------------------- */
 
-/* The order service's record of id (saga.q.order.order). Returns 200 with *rec
+/* The order service's record of id (saga.q.order.order.<partition>). Returns 200 with *rec
  * set (the caller releases it), 404, or 503 when the order service does not
  * answer. */
 static unsigned order_record(req *r, const char *id, json_t **rec)
 {
-    char subject[128];
+    char plain[128], subject[160];
     natsMsg *m = NULL;
     *rec = NULL;
-    snprintf(subject, sizeof(subject), SAGA_SUBJ_QUERY_FMT, "order", "order");
-    if (ctl_request(&r->s->conn, subject, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &m) != NATS_OK)
+    /* To the order instance that owns the order's partition (docs/scaling.md). */
+    snprintf(plain, sizeof(plain), SAGA_SUBJ_QUERY_FMT, "order", "order");
+    if (saga_routed_subject(plain, id, subject, sizeof(subject)) != SAGA_OK ||
+        ctl_request(&r->s->conn, subject, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &m) != NATS_OK)
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     *rec = ctl_reply_json(m);
     natsMsg_Destroy(m);
@@ -264,7 +266,14 @@ static enum MHD_Result place(req *r)
         p.ship_to = (char *)ship_to;
     if (currency != NULL)
         p.currency = (char *)currency;
-    int rc = ctl_place(&r->s->conn, "place", &p, &rep);
+    /* W3C trace context: the caller's trace goes on through the saga; a malformed
+     * header is ignored, as the recommendation asks (the order starts a trace). */
+    saga_traceparent tp;
+    const char *traceparent =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, SAGA_HDR_TRACEPARENT);
+    if (traceparent != NULL && !saga_traceparent_parse(traceparent, &tp))
+        traceparent = NULL;
+    int rc = ctl_place(&r->s->conn, "place", &p, traceparent, &rep);
     if (rc != CTL_EXIT_OK) {
         sent = send_failure(r, rc, "the order service did not take the order");
         goto out;
@@ -587,26 +596,22 @@ static enum MHD_Result purge_dlq(req *r)
     return send_json(r->conn, MHD_HTTP_OK, json_pack("{s:I}", "purged", (json_int_t)purged));
 }
 
-/* GET /api/stock: every SKU (saga.q.inventory.stock). */
+/* GET /api/stock: every SKU, summed over the inventory instances. */
 static enum MHD_Result get_stock(req *r)
 {
-    char subject[128];
-    natsMsg *m = NULL;
-    snprintf(subject, sizeof(subject), SAGA_SUBJ_QUERY_FMT, "inventory", "stock");
-    natsStatus s = ctl_request(&r->s->conn, subject, "", 0, CTL_QUERY_TIMEOUT_MS, &m);
-    if (s != NATS_OK)
-        return send_error(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                          "the inventory service does not answer (%s): %s", subject,
-                          natsStatus_GetText(s));
-    json_t *j = ctl_reply_json(m);
-    natsMsg_Destroy(m);
+    json_t *j = NULL;
+    int rc = ctl_stock_all(&r->s->conn, "stock", &j);
+    if (rc != CTL_EXIT_OK)
+        return send_failure(r, rc, "the inventory service does not answer");
     return send_json(r->conn, MHD_HTTP_OK, j);
 }
 
-/* POST /api/stock, body {"sku": S, "quantity": N}: the SKU's stock after. */
+/* POST /api/stock, body {"sku": S, "quantity": N}: the SKU's stock after, over every
+ * inventory instance. */
 static enum MHD_Result set_stock(req *r)
 {
-    Saga__V1__StockReply *rep = NULL;
+    ctl_stock st;
+    size_t instances = 0;
     enum MHD_Result sent = MHD_NO;
     json_t *body = body_object(r, 0, &sent);
     if (body == NULL)
@@ -619,16 +624,12 @@ static enum MHD_Result set_stock(req *r)
                           "want {\"sku\": string, \"quantity\": integer 0..10^12}");
         goto out;
     }
-    int rc = ctl_stock(&r->s->conn, "stock", sku, json_integer_value(qty), &rep);
+    int rc = ctl_stock_run(&r->s->conn, "stock", sku, json_integer_value(qty), &st, &instances);
     if (rc != CTL_EXIT_OK)
         sent = send_failure(r, rc, "the inventory service did not take the stock");
-    else if (!rep->ok)
-        sent = send_error(r->conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "%s",
-                          *rep->error ? rep->error : "refused");
     else
-        sent = send_json(r->conn, MHD_HTTP_OK, ctl_stock_json(rep));
+        sent = send_json(r->conn, MHD_HTTP_OK, ctl_stock_json(sku, &st, instances));
 out:
-    saga__v1__stock_reply__free_unpacked(rep, NULL);
     json_decref(body);
     return sent;
 }

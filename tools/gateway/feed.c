@@ -12,9 +12,9 @@
 #include "gateway.h"
 #include "saga/wire.h"
 
-#define RING 4096          /* events kept for consoles that open later */
-#define KEEPALIVE_S 15     /* a comment line this often, so proxies keep the stream */
-#define SSE_BLOCK 4096     /* libmicrohttpd's buffer for one stream */
+#define RING 4096      /* events kept for consoles that open later */
+#define KEEPALIVE_S 15 /* a comment line this often, so proxies keep the stream */
+#define SSE_BLOCK 4096 /* libmicrohttpd's buffer for one stream */
 
 struct gw_feed {
     natsSubscription *sub;
@@ -181,8 +181,8 @@ struct MHD_Response *gw_feed_response(gw_feed *f)
     ctl_buf_init(&st->out);
     /* The first bytes go out at once: browsers report the stream open then. */
     ctl_buf_puts(&st->out, ": saga-gateway events\n\n");
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, read_stream, st, free_stream);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK,
+                                                               read_stream, st, free_stream);
     if (r == NULL) {
         free_stream(st);
         return NULL;

@@ -27,8 +27,7 @@ static const char usage_text[] =
     "dead letters, stock), all from this binary. It talks to the fleet over NATS\n"
     "as sagactl does. docs/operating.md describes every route.\n\n"
     "Options:\n"
-    "  --listen ADDR:PORT  where to listen (default $SAGA_GATEWAY_ADDR or " DEFAULT_LISTEN
-    ";\n"
+    "  --listen ADDR:PORT  where to listen (default $SAGA_GATEWAY_ADDR or " DEFAULT_LISTEN ";\n"
     "                      port 0 picks a free one); an IPv4 address. Logged with\n"
     "                      event=ready url=...\n"
     "  --url URL           NATS server(s) (default $SAGA_NATS_URL or " CTL_DEFAULT_URL ")\n"
@@ -102,17 +101,15 @@ static int parse_listen(const char *text, struct sockaddr_in *sa)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'v'},
-                                         {NULL, 0, NULL, 0}};
     const char *url = getenv("SAGA_NATS_URL"), *listen = getenv("SAGA_GATEWAY_ADDR");
+    int version = 0;
+    const ctl_option opts[] = {
+        {"listen", &listen, NULL}, {"url", &url, NULL}, {"version", NULL, &version}};
     struct sockaddr_in sa;
     struct MHD_Daemon *d = NULL;
     gw_server s;
     sigset_t stop;
-    int opt, sig = 0, rc;
+    int sig = 0, rc;
 
     ctl_set_program("saga-gateway");
     memset(&s, 0, sizeof(s));
@@ -120,25 +117,12 @@ int main(int argc, char **argv)
         url = CTL_DEFAULT_URL;
     if (listen == NULL || *listen == '\0')
         listen = DEFAULT_LISTEN;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'l':
-            listen = optarg;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return CTL_EXIT_OK;
-        case 'v':
-            printf("saga-gateway " CTL_VERSION "\n");
-            return CTL_EXIT_OK;
-        default:
-            ctl_err(NULL, "bad option '%s' (see saga-gateway --help)", argv[optind - 1]);
-            return CTL_EXIT_USAGE;
-        }
+    rc = ctl_parse_options(NULL, usage_text, argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
+    if (version) {
+        printf("saga-gateway " CTL_VERSION "\n");
+        return CTL_EXIT_OK;
     }
     if (optind < argc) {
         ctl_err(NULL, "unexpected argument '%s' (see saga-gateway --help)", argv[optind]);

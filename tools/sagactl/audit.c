@@ -523,35 +523,31 @@ static void check_order(ctl_audit *a, const char *id, order_facts *o)
 }
 
 /* Compares each SKU's stock in the inventory service with what the events
- * moved: held = reserved - committed - released; committed = committed. */
-static void check_stock(ctl_audit *a, ctl_conn *c)
+ * moved: held = reserved - committed - released; committed = committed.
+ * With several inventory instances each holds a share: their sums are
+ * compared, so stock is conserved across the instances. */
+static void check_stock(ctl_audit *a, ctl_conn *c, const ctl_fleet *f)
 {
+    uint32_t sets[SAGA_PARTITIONS];
+    size_t nsets = 0;
+    char err[256];
+    if (ctl_fleet_instances(f, "inventory", sets, SAGA_PARTITIONS, &nsets, err, sizeof(err)) != 0) {
+        ctl_buf_printf(&a->warnings, "%s: stock not checked\n", err);
+        return;
+    }
     for (const sku_facts *s = a->skus; s != NULL; s = s->hh.next) {
         const char *sku = s->key;
-        Saga__V1__GetStock req = SAGA__V1__GET_STOCK__INIT;
-        uint8_t buf[128];
-        natsMsg *reply = NULL;
-        req.sku = (char *)sku;
-        size_t len = saga__v1__get_stock__get_packed_size(&req);
-        if (len > sizeof(buf))
-            continue; /* not a valid SKU; the order service never accepts it */
-        saga__v1__get_stock__pack(&req, buf);
-        natsStatus st =
-            ctl_request(c, "saga.cmd.inventory.stock.get", buf, len, CTL_QUERY_TIMEOUT_MS, &reply);
-        if (st != NATS_OK) {
-            ctl_buf_printf(&a->warnings,
-                           "inventory does not answer saga.cmd.inventory.stock.get (%s): stock "
-                           "not checked\n",
-                           natsStatus_GetText(st));
+        ctl_stock r;
+        int rc = ctl_stock_request(c->nc, sets, nsets, sku, -1, CTL_QUERY_TIMEOUT_MS, &r, err,
+                                   sizeof(err));
+        if (rc == CTL_EXIT_UNREACHABLE) {
+            ctl_buf_printf(&a->warnings, "inventory: %s: stock not checked\n", err);
             return;
         }
-        Saga__V1__StockReply *r = saga__v1__stock_reply__unpack(
-            NULL, (size_t)natsMsg_GetDataLength(reply), (const uint8_t *)natsMsg_GetData(reply));
-        natsMsg_Destroy(reply);
-        if (r == NULL || !r->ok) {
-            ctl_buf_printf(&a->warnings, "inventory cannot report stock of %s: %s\n", sku,
-                           r != NULL ? r->error : "reply does not decode");
-            saga__v1__stock_reply__free_unpacked(r, NULL);
+        if (rc == CTL_EXIT_USAGE)
+            continue; /* not a valid SKU; the order service never accepts it */
+        if (rc != CTL_EXIT_OK) {
+            ctl_buf_printf(&a->warnings, "inventory cannot report stock of %s: %s\n", sku, err);
             continue;
         }
         a->skus_checked++;
@@ -560,23 +556,21 @@ static void check_stock(ctl_audit *a, ctl_conn *c)
             __builtin_sub_overflow(want_held, s->released, &want_held)) {
             add_violation(a, NULL, sku, "overflow",
                           "the units the events move do not fit in 64 bits (forged quantities?)");
-            saga__v1__stock_reply__free_unpacked(r, NULL);
             continue;
         }
-        if (r->available < 0 || r->held < 0 || r->committed < 0)
+        if (r.available < 0 || r.held < 0 || r.committed < 0)
             add_violation(a, NULL, sku, "stock",
-                          "negative stock: available %lld, held %lld, committed %lld",
-                          (long long)r->available, (long long)r->held, (long long)r->committed);
-        if (r->held != want_held)
+                          "negative stock: available %lld, held %lld, committed %lld", r.available,
+                          r.held, r.committed);
+        if (r.held != want_held)
             add_violation(a, NULL, sku, "stock",
                           "held %lld but the events leave %lld held (reserved %lld, committed "
                           "%lld, released %lld)",
-                          (long long)r->held, (long long)want_held, (long long)s->reserved,
+                          r.held, (long long)want_held, (long long)s->reserved,
                           (long long)s->committed, (long long)s->released);
-        if (r->committed != s->committed)
+        if (r.committed != s->committed)
             add_violation(a, NULL, sku, "stock", "committed %lld but the events commit %lld",
-                          (long long)r->committed, (long long)s->committed);
-        saga__v1__stock_reply__free_unpacked(r, NULL);
+                          r.committed, (long long)s->committed);
     }
 }
 
@@ -700,7 +694,7 @@ static void verify_orders(ctl_audit *a, ctl_conn *c)
 {
     natsInbox *inbox = NULL;
     natsSubscription *sub = NULL;
-    char wildcard[128], reply_to[160], subject[128];
+    char wildcard[128], reply_to[160], plain[128], subject[144];
     size_t norders = HASH_COUNT(a->orders), total = norders * VERIFY_KINDS;
     size_t next = 0, in_flight = 0;
     uint64_t unanswered = 0;
@@ -728,11 +722,13 @@ static void verify_orders(ctl_audit *a, ctl_conn *c)
             next++;
             if (!wants(o, kind))
                 continue;
-            snprintf(subject, sizeof(subject), SAGA_SUBJ_QUERY_FMT,
+            snprintf(plain, sizeof(plain), SAGA_SUBJ_QUERY_FMT,
                      kind == 0   ? "order"
                      : kind == 1 ? "payment"
                                  : o->gate,
                      "order");
+            /* To the instance that owns the order (the only one answers every partition). */
+            saga_routed_subject(plain, id, subject, sizeof(subject));
             snprintf(reply_to, sizeof(reply_to), "%s.%zu", (const char *)inbox, next - 1);
             if (natsConnection_PublishRequestString(c->nc, subject, reply_to, id) != NATS_OK)
                 goto fail;
@@ -853,7 +849,7 @@ int ctl_audit_run(ctl_audit *a, ctl_conn *c, ctl_fleet *f, int progress, const c
     for (order_facts *o = a->orders; o != NULL; o = o->hh.next)
         check_order(a, o->key, o);
     if (a->skus != NULL)
-        check_stock(a, c);
+        check_stock(a, c, f);
     rc = read_dead_letters(a, c);
     if (rc != CTL_EXIT_OK)
         return rc;

@@ -12,15 +12,31 @@
 
 #define MAX_ITEMS 1000 /* the order service allows 100; this only bounds our memory */
 
+/* One request, with the header traceparent when it is not NULL. */
+static natsStatus request_traced(ctl_conn *c, const char *subject, const void *req, size_t len,
+                                 const char *traceparent, natsMsg **reply)
+{
+    natsMsg *m = NULL;
+    if (traceparent == NULL)
+        return ctl_request(c, subject, req, len, CTL_COMMAND_TIMEOUT_MS, reply);
+    natsStatus s = natsMsg_Create(&m, subject, NULL, req, (int)len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, SAGA_HDR_TRACEPARENT, traceparent);
+    if (s == NATS_OK)
+        s = natsConnection_RequestMsg(reply, c->nc, m, CTL_COMMAND_TIMEOUT_MS);
+    natsMsg_Destroy(m);
+    return s;
+}
+
 /* Sends a command, retrying on timeout: the request carries everything that
  * makes a retry safe (place: the idempotency key; cancel and stock set are
  * idempotent). *reply is set on CTL_EXIT_OK; the caller destroys it. */
 static int send_command(ctl_conn *c, const char *cmd, const char *subject, const void *req,
-                        size_t len, natsMsg **reply)
+                        size_t len, const char *traceparent, natsMsg **reply)
 {
     natsStatus s = NATS_TIMEOUT;
     for (int attempt = 1; attempt <= CTL_COMMAND_ATTEMPTS; attempt++) {
-        s = ctl_request(c, subject, req, len, CTL_COMMAND_TIMEOUT_MS, reply);
+        s = request_traced(c, subject, req, len, traceparent, reply);
         if (s != NATS_TIMEOUT)
             break;
         if (attempt < CTL_COMMAND_ATTEMPTS)
@@ -38,8 +54,10 @@ static int send_command(ctl_conn *c, const char *cmd, const char *subject, const
     return CTL_EXIT_UNREACHABLE;
 }
 
-int ctl_command(ctl_conn *c, const char *cmd, const char *subject, const ProtobufCMessage *req,
-                const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
+/* ctl_command, with the header traceparent when it is not NULL. */
+static int command_traced(ctl_conn *c, const char *cmd, const char *subject,
+                          const ProtobufCMessage *req, const char *traceparent,
+                          const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
 {
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(len ? len : 1);
@@ -52,7 +70,7 @@ int ctl_command(ctl_conn *c, const char *cmd, const char *subject, const Protobu
         return CTL_EXIT_FAIL;
     }
     protobuf_c_message_pack(req, buf);
-    rc = send_command(c, cmd, subject, buf, len, &m);
+    rc = send_command(c, cmd, subject, buf, len, traceparent, &m);
     if (rc != CTL_EXIT_OK)
         goto out;
     *reply = protobuf_c_message_unpack(reply_desc, NULL, (size_t)natsMsg_GetDataLength(m),
@@ -67,8 +85,14 @@ out:
     return rc;
 }
 
+int ctl_command(ctl_conn *c, const char *cmd, const char *subject, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
+{
+    return command_traced(c, cmd, subject, req, NULL, reply_desc, reply);
+}
+
 int ctl_place(ctl_conn *c, const char *cmd, const Saga__V1__PlaceOrder *req,
-              Saga__V1__PlaceOrderReply **rep)
+              const char *traceparent, Saga__V1__PlaceOrderReply **rep)
 {
     /* To the order instance that owns the key's partition, so that a retry finds
      * the first order (docs/scaling.md); the only instance answers all. */
@@ -79,8 +103,8 @@ int ctl_place(ctl_conn *c, const char *cmd, const Saga__V1__PlaceOrder *req,
         key = any;
     }
     saga_routed_subject(SAGA_SUBJ_ORDER_PLACE, key, subject, sizeof(subject));
-    return ctl_command(c, cmd, subject, &req->base, &saga__v1__place_order_reply__descriptor,
-                       (ProtobufCMessage **)rep);
+    return command_traced(c, cmd, subject, &req->base, traceparent,
+                          &saga__v1__place_order_reply__descriptor, (ProtobufCMessage **)rep);
 }
 
 int ctl_cancel(ctl_conn *c, const char *cmd, const Saga__V1__CancelOrder *req,
@@ -117,11 +141,13 @@ static int parse_item(char *text, Saga__V1__LineItem *item)
 static const char place_help[] =
     "usage: sagactl place --customer ID --item SKU:QTY:UNIT_CENTS [--item ...]\n"
     "                     [--ship-to CC] [--currency EUR|USD|GBP] [--deadline-ms MS]\n"
-    "                     [--idempotency-key K] [--json] [--url URL]\n\n"
+    "                     [--idempotency-key K] [--traceparent TP] [--json] [--url URL]\n\n"
     "Places an order (request saga.cmd.order.place) and prints its id. Without\n"
     "--idempotency-key a fresh key is made, so the CLI's own retries (up to 3 on\n"
     "timeout) can never place the order twice; pass your own key to make retries\n"
-    "of the whole command safe too. --json prints {\"order_id\":..,\"duplicate\":bool}.\n"
+    "of the whole command safe too. --traceparent sends a W3C trace context\n"
+    "(00-<32 hex>-<16 hex>-<2 hex>): the order's events continue that trace\n"
+    "instead of starting one. --json prints {\"order_id\":..,\"duplicate\":bool}.\n"
     "Example: sagactl place --customer c1 --item A1:2:1250 --item B7:1:999 --ship-to DE\n";
 
 int ctl_cmd_place(const char *url, int argc, char **argv)
@@ -132,6 +158,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
                                          {"currency", required_argument, NULL, 'C'},
                                          {"deadline-ms", required_argument, NULL, 'd'},
                                          {"idempotency-key", required_argument, NULL, 'k'},
+                                         {"traceparent", required_argument, NULL, 't'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"url", required_argument, NULL, 'U'},
                                          {"help", no_argument, NULL, 'h'},
@@ -141,7 +168,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     Saga__V1__LineItem *item_ptrs[MAX_ITEMS];
     char *texts[MAX_ITEMS];
     char key[64];
-    const char *customer = NULL, *idem = NULL;
+    const char *customer = NULL, *idem = NULL, *traceparent = NULL;
     size_t nitems = 0;
     int json = 0, rc = CTL_EXIT_USAGE, opt;
     long long deadline = 0;
@@ -189,6 +216,16 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
         case 'k':
             idem = optarg;
             break;
+        case 't': {
+            saga_traceparent tp;
+            if (!saga_traceparent_parse(optarg, &tp)) {
+                ctl_err("place", "bad --traceparent '%s': want 00-<32 hex>-<16 hex>-<2 hex>",
+                        optarg);
+                goto out;
+            }
+            traceparent = optarg;
+            break;
+        }
         case 'j':
             json = 1;
             break;
@@ -229,7 +266,7 @@ int ctl_cmd_place(const char *url, int argc, char **argv)
     rc = ctl_connect(&c, "place", url, 0, 0);
     if (rc != CTL_EXIT_OK)
         goto out;
-    rc = ctl_place(&c, "place", &req, &rep);
+    rc = ctl_place(&c, "place", &req, traceparent, &rep);
     if (rc != CTL_EXIT_OK)
         goto out;
     if (!rep->ok) {
@@ -267,37 +304,19 @@ static const char cancel_help[] =
 
 int ctl_cmd_cancel(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     Saga__V1__CancelOrder req = SAGA__V1__CANCEL_ORDER__INIT;
     Saga__V1__CommandReply *rep = NULL;
-    int json = 0, rc = CTL_EXIT_USAGE, opt;
+    const char *reason = req.reason;
+    int json = 0, rc;
+    const ctl_option opts[] = {
+        {"reason", &reason, NULL}, {"json", NULL, &json}, {"url", &url, NULL}};
     ctl_conn c = {0};
 
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'r':
-            req.reason = optarg;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(cancel_help, stdout);
-            rc = CTL_EXIT_OK;
-            goto out;
-        default:
-            rc = ctl_bad_option("cancel", argv, optind, optopt, opt);
-            goto out;
-        }
-    }
+    rc = ctl_parse_options("cancel", cancel_help, argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
+    req.reason = (char *)reason; /* protobuf-c's fields are not const; it only reads */
+    rc = CTL_EXIT_USAGE;
     if (argc - optind != 1) {
         ctl_err("cancel", "want exactly one ORDER_ID (see sagactl cancel --help)");
         goto out;
@@ -338,30 +357,73 @@ static const char stock_help[] =
     "       sagactl stock get SKU [--json] [--url URL]\n\n"
     "Sets the units of SKU available for new reservations, or reads its stock\n"
     "(saga.cmd.inventory.stock.set|get). Prints available, held (reserved by\n"
-    "orders not yet final) and committed (taken by confirmed orders).\n";
+    "orders not yet final) and committed (taken by confirmed orders).\n"
+    "With several inventory instances (found on " SAGA_SUBJ_DISCOVER "), each holds a\n"
+    "share of QUANTITY in proportion to its partitions, and get sums the shares;\n"
+    "both need every instance up (exit 3 otherwise).\n";
 
-int ctl_stock(ctl_conn *c, const char *cmd, const char *sku, long long qty,
-              Saga__V1__StockReply **rep)
+/* The partition sets of the inventory instances that answer discovery into sets
+ * (*n of them); CTL_EXIT_UNREACHABLE, said to ctl_err for cmd, when they do not
+ * cover every partition. */
+static int inventory_sets(ctl_conn *c, const char *cmd, uint32_t *sets, size_t *n)
 {
-    Saga__V1__SetStock set = SAGA__V1__SET_STOCK__INIT;
-    Saga__V1__GetStock get = SAGA__V1__GET_STOCK__INIT;
-    set.sku = get.sku = (char *)sku;
-    set.quantity = qty;
-    return ctl_command(c, cmd, qty >= 0 ? SAGA_SUBJ_STOCK_SET : SAGA_SUBJ_STOCK_GET,
-                       qty >= 0 ? &set.base : &get.base, &saga__v1__stock_reply__descriptor,
-                       (ProtobufCMessage **)rep);
+    ctl_fleet f = {0};
+    char err[256];
+    int rc = ctl_fleet_discover(&f, c, cmd);
+    if (rc == CTL_EXIT_OK &&
+        ctl_fleet_instances(&f, "inventory", sets, SAGA_PARTITIONS, n, err, sizeof(err)) != 0) {
+        ctl_err(cmd, "%s", err);
+        rc = CTL_EXIT_UNREACHABLE;
+    }
+    ctl_fleet_cleanup(&f);
+    return rc;
 }
 
-json_t *ctl_stock_json(const Saga__V1__StockReply *rep)
+int ctl_stock_run(ctl_conn *c, const char *cmd, const char *sku, long long qty, ctl_stock *out,
+                  size_t *instances)
 {
-    return json_pack("{s:o, s:I, s:I, s:I}", "sku", ctl_json_text(rep->sku), "available",
-                     (json_int_t)rep->available, "held", (json_int_t)rep->held, "committed",
-                     (json_int_t)rep->committed);
+    uint32_t sets[SAGA_PARTITIONS];
+    size_t nsets = 0;
+    char err[256];
+    /* Inventory instances split the stock (docs/scaling.md): all of them answer. */
+    int rc = inventory_sets(c, cmd, sets, &nsets);
+    if (rc == CTL_EXIT_OK)
+        rc = ctl_stock_request(c->nc, sets, nsets, sku, qty, CTL_COMMAND_TIMEOUT_MS, out, err,
+                               sizeof(err));
+    if (rc != CTL_EXIT_OK && nsets > 0)
+        ctl_err(cmd, "%s: %s", sku, err);
+    if (instances != NULL)
+        *instances = nsets;
+    return rc;
+}
+
+int ctl_stock_all(ctl_conn *c, const char *cmd, json_t **out)
+{
+    uint32_t sets[SAGA_PARTITIONS];
+    size_t nsets = 0;
+    char err[256];
+    int rc = inventory_sets(c, cmd, sets, &nsets);
+    *out = NULL;
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    *out = ctl_stock_list(c->nc, sets, nsets, CTL_QUERY_TIMEOUT_MS, err, sizeof(err));
+    if (*out != NULL)
+        return CTL_EXIT_OK;
+    ctl_err(cmd, "%s", err);
+    return CTL_EXIT_UNREACHABLE;
+}
+
+json_t *ctl_stock_json(const char *sku, const ctl_stock *st, size_t instances)
+{
+    return json_pack("{s:o, s:I, s:I, s:I, s:I}", "sku", ctl_json_text(sku), "available",
+                     (json_int_t)st->available, "held", (json_int_t)st->held, "committed",
+                     (json_int_t)st->committed, "instances", (json_int_t)instances);
 }
 
 int ctl_cmd_stock(const char *url, int argc, char **argv)
 {
-    Saga__V1__StockReply *rep = NULL;
+    ctl_stock st;
+    size_t instances = 0;
     int json = 0, rc;
     long long qty = -1;
     ctl_conn c = {0};
@@ -369,42 +431,35 @@ int ctl_cmd_stock(const char *url, int argc, char **argv)
     rc = ctl_parse_opts("stock", stock_help, argc, argv, &url, &json, NULL);
     if (rc != CTL_EXIT_OK)
         return rc < 0 ? CTL_EXIT_OK : rc;
-    rc = CTL_EXIT_USAGE;
     int nargs = argc - optind;
-    if (nargs >= 1 && strcmp(argv[optind], "set") == 0 && nargs == 3) {
+    if (nargs == 3 && strcmp(argv[optind], "set") == 0) {
         if (ctl_parse_ll(argv[optind + 2], 0, CTL_STOCK_MAX, &qty) != 0) {
             ctl_err("stock", "bad QUANTITY '%s': want 0..10^12", argv[optind + 2]);
-            goto out;
+            return CTL_EXIT_USAGE;
         }
-    } else if (!(nargs >= 1 && strcmp(argv[optind], "get") == 0 && nargs == 2)) {
+    } else if (nargs != 2 || strcmp(argv[optind], "get") != 0) {
         ctl_err("stock", "want 'set SKU QUANTITY' or 'get SKU' (see sagactl stock --help)");
-        goto out;
+        return CTL_EXIT_USAGE;
     }
     const char *sku = argv[optind + 1];
     if (*sku == '\0' || strlen(sku) > 64) {
         ctl_err("stock", "bad SKU '%s'", sku);
-        goto out;
+        return CTL_EXIT_USAGE;
     }
     rc = ctl_connect(&c, "stock", url, 0, 0);
     if (rc != CTL_EXIT_OK)
-        goto out;
-    rc = ctl_stock(&c, "stock", sku, qty, &rep);
+        return rc;
+    rc = ctl_stock_run(&c, "stock", sku, qty, &st, &instances);
     if (rc != CTL_EXIT_OK)
         goto out;
-    if (!rep->ok) {
-        ctl_err("stock", "%s: %s", sku, *rep->error ? rep->error : "refused");
-        rc = CTL_EXIT_FAIL;
-        goto out;
-    }
     if (json)
-        rc = ctl_print_json("stock", ctl_stock_json(rep));
+        rc = ctl_print_json("stock", ctl_stock_json(sku, &st, instances));
     else
-        rc = printf("%s: available=%lld held=%lld committed=%lld\n", rep->sku,
-                    (long long)rep->available, (long long)rep->held, (long long)rep->committed) < 0
+        rc = printf("%s: available=%lld held=%lld committed=%lld\n", sku, st.available, st.held,
+                    st.committed) < 0
                  ? CTL_EXIT_FAIL
                  : CTL_EXIT_OK;
 out:
-    saga__v1__stock_reply__free_unpacked(rep, NULL);
     ctl_disconnect(&c);
     return rc;
 }

@@ -2,19 +2,37 @@
  * or a cluster's list), request/reply, and the reply inboxes of commands that
  * ask several participants at once. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
 #include "fleet.h"
+#include "saga/client.h"
 
 /* Reports asynchronous errors (a slow consumer in watch, mostly) that cnats
  * would otherwise drop silently. Runs on a cnats thread. */
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-    (void)nc;
+    const char *text = NULL;
     (void)sub;
     (void)closure;
-    fprintf(stderr, "%s: NATS: %s\n", ctl_program(), natsStatus_GetText(err));
+    /* A permissions violation names the subject: say whose rights were short. */
+    if (err == NATS_NOT_PERMITTED && natsConnection_GetLastError(nc, &text) != NATS_OK &&
+        text != NULL)
+        fprintf(stderr,
+                "%s: the server refused: %s (not allowed to this identity, see "
+                "SAGA_NATS_CREDS and docs/security.md)\n",
+                ctl_program(), text);
+    else
+        fprintf(stderr, "%s: NATS: %s\n", ctl_program(), natsStatus_GetText(err));
+}
+
+/* Where the fleet's files are: SAGA_HOME, else the repository's var/ as deploy/fleet
+ * has it. */
+static const char *ctl_home(void)
+{
+    const char *home = getenv("SAGA_HOME");
+    return home != NULL && home[0] != '\0' ? home : SAGACTL_FLEET_HOME;
 }
 
 int ctl_connect(ctl_conn *c, const char *cmd, const char *url, int64_t wait_ms, int reconnect)
@@ -24,13 +42,27 @@ int ctl_connect(ctl_conn *c, const char *cmd, const char *url, int64_t wait_ms, 
     int64_t deadline = ctl_now_ms() + (wait_ms > 0 ? wait_ms : 0);
     int rc = CTL_EXIT_UNREACHABLE;
 
+    char why[512];
+
     memset(c, 0, sizeof(*c));
     c->url = url;
     s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = fleet_set_servers(o, url); /* one server, or a cluster's nodes */
-    if (s == NATS_OK)
-        s = natsOptions_SetName(o, ctl_program());
+    if (s != NATS_OK) {
+        ctl_err(cmd, "bad NATS URL '%s': %s", url, natsStatus_GetText(s));
+        rc = CTL_EXIT_USAGE;
+        goto out;
+    }
+    /* The operator's identity of the fleet in SAGA_HOME, unless SAGA_NATS_CREDS and
+     * the other settings say otherwise. */
+    s = fleet_client_env(o, ctl_home(), "operator", why, sizeof why);
+    if (s != NATS_OK) {
+        ctl_err(cmd, "%s", why);
+        rc = CTL_EXIT_USAGE;
+        goto out;
+    }
+    s = natsOptions_SetName(o, ctl_program());
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(o, CTL_CONNECT_TIMEOUT_MS);
     if (s == NATS_OK)
@@ -54,7 +86,8 @@ int ctl_connect(ctl_conn *c, const char *cmd, const char *url, int64_t wait_ms, 
         ctl_sleep_ms(CTL_POLL_MS);
     }
     if (s != NATS_OK) {
-        ctl_err(cmd, "cannot reach NATS at %s: %s", url, natsStatus_GetText(s));
+        ctl_err(cmd, "cannot reach NATS at %s: %s", url,
+                saga_client_connect_error(s, why, sizeof why));
         goto out;
     }
     s = natsConnection_JetStream(&c->js, c->nc, NULL);

@@ -13,6 +13,12 @@
 
 #include "saga/event.h"
 
+/* Where sagactl and the gateway look for the fleet's files when SAGA_HOME is not
+ * set: deploy/fleet's default home (CMake passes it). */
+#ifndef SAGACTL_FLEET_HOME
+#define SAGACTL_FLEET_HOME "var"
+#endif
+
 #define CTL_VERSION "0.1.0"
 
 /* Exit codes, the same for every subcommand (documented in --help). */
@@ -79,6 +85,21 @@ void ctl_money(int64_t cents, char *out, size_t outlen);
  * "out of memory" when an append failed. */
 int ctl_print(const char *cmd, const ctl_buf *b);
 
+/* An option a command takes besides --help: --name with a value, stored in *text,
+ * or, when text is NULL, a flag: *flag = 1 when given. */
+typedef struct ctl_option {
+    const char *name;
+    const char **text;
+    int *flag;
+} ctl_option;
+#define CTL_OPTIONS_MAX 16
+
+/* Parses argv's options: the n (at most CTL_OPTIONS_MAX) of opts and --help, which
+ * prints help. CTL_EXIT_OK with the operands at argv[optind..argc), -1 when --help
+ * was printed (exit 0), or CTL_EXIT_USAGE after saying which option was wrong. */
+int ctl_parse_options(const char *cmd, const char *help, int argc, char **argv,
+                      const ctl_option *opts, size_t n);
+
 /* Parses the options most commands share: --json (when json is not NULL),
  * --wait SECONDS (when wait_s is not NULL), --url, --help. On CTL_EXIT_OK
  * the operands are argv[optind..argc). Returns -1 when --help was printed
@@ -107,6 +128,39 @@ void ctl_json_flatten(ctl_buf *b, json_t *j, const char *const *skip);
 /* Prints j and a newline for cmd, and releases j (NULL: out of memory).
  * Returns ctl_print's code. */
 int ctl_print_json(const char *cmd, json_t *j);
+
+/* ---- stock.c: a SKU's stock split between inventory instances (docs/scaling.md) ---- */
+
+typedef struct ctl_stock {
+    long long available, held, committed;
+} ctl_stock;
+
+/* The units of qty that instance k of the n inventory instances whose
+ * partition sets are sets[0..n) holds: a share in proportion to its
+ * partitions (0 as a set: the only instance, all of them), rounded down,
+ * the units left over one each to the first instances. The shares add up
+ * to qty, so no unit belongs to two instances. */
+long long ctl_stock_share(long long qty, const uint32_t *sets, size_t n, size_t k);
+/* The partition sets of n instances started with SAGA_INSTANCE=k/n into
+ * sets[0..n), or one set 0 for the only instance (n <= 1). Returns how many. */
+size_t ctl_stock_sets(int n, uint32_t sets[SAGA_PARTITIONS]);
+/* The subject that reaches the instance owning set: subject itself for the
+ * only instance (set 0 or every partition), else routed to its first
+ * partition. */
+const char *ctl_stock_subject(const char *subject, uint32_t set, char *buf, size_t cap);
+/* Sets sku's stock to qty split into shares (qty >= 0), or reads it (qty <
+ * 0), on every instance of sets[0..n), and sums the replies into *out.
+ * Returns CTL_EXIT_OK, or with err saying which instance failed and why
+ * CTL_EXIT_FAIL (it refused), CTL_EXIT_UNREACHABLE (it did not answer) or
+ * CTL_EXIT_USAGE (a SKU over 64 characters). */
+int ctl_stock_request(natsConnection *nc, const uint32_t *sets, size_t n, const char *sku,
+                      long long qty, int64_t timeout_ms, ctl_stock *out, char *err, size_t errlen);
+/* Every SKU of every inventory instance of sets[0..n) (saga.q.inventory.stock),
+ * figures summed per SKU: {"service", "skus": [{"sku", "available", "held",
+ * "committed"}...], "instances"}. NULL, with err saying why, when an instance
+ * does not answer with a list. */
+json_t *ctl_stock_list(natsConnection *nc, const uint32_t *sets, size_t n, int64_t timeout_ms,
+                       char *err, size_t errlen);
 
 /* ---- conn.c: the connection ---------------------------------------------------- */
 
@@ -172,6 +226,12 @@ typedef struct ctl_fleet {
  * after printing why: the request failed, or "no participant answered on
  * saga.discover". Release f with ctl_fleet_cleanup, also on failure. */
 int ctl_fleet_discover(ctl_fleet *f, ctl_conn *c, const char *cmd);
+/* The partition sets of the instances of svc that answered discovery, in
+ * sets[0..*n) (at most cap): {0} for the only instance. -1 with err set when
+ * none answered, or when their sets overlap or leave partitions without an
+ * owner (an instance is down or a hand-over is under way). */
+int ctl_fleet_instances(const ctl_fleet *f, const char *svc, uint32_t *sets, size_t cap, size_t *n,
+                        char *err, size_t errlen);
 /* Asks the subject fmt(name, what) (SAGA_SUBJ_CTL_FMT or SAGA_SUBJ_QUERY_FMT)
  * of every name that serves it, once per name (a queue group answers once),
  * all at once, waiting up to CTL_QUERY_TIMEOUT_MS, and sets the rows. Earlier
@@ -362,17 +422,22 @@ struct Saga__V1__CancelOrder;
 struct Saga__V1__CommandReply;
 /* Places an order, or cancels one, with the order instance that owns it: a place
  * goes to the partition of its idempotency key (any partition without one), a
- * cancel to the order id's (ctl_command's returns). */
+ * cancel to the order id's (ctl_command's returns). A place request carries the
+ * W3C traceparent (NULL: none), so that the order's events continue that trace. */
 int ctl_place(ctl_conn *c, const char *cmd, const struct Saga__V1__PlaceOrder *req,
-              struct Saga__V1__PlaceOrderReply **rep);
+              const char *traceparent, struct Saga__V1__PlaceOrderReply **rep);
 int ctl_cancel(ctl_conn *c, const char *cmd, const struct Saga__V1__CancelOrder *req,
                struct Saga__V1__CommandReply **rep);
-struct Saga__V1__StockReply;
-/* Sets SKU's stock to qty, or reads it when qty < 0 (ctl_command's returns). */
-int ctl_stock(ctl_conn *c, const char *cmd, const char *sku, long long qty,
-              struct Saga__V1__StockReply **rep);
-/* {"sku","available","held","committed"}; the caller owns it. */
-json_t *ctl_stock_json(const struct Saga__V1__StockReply *rep);
+/* Sets SKU's stock to qty (split into the inventory instances' shares), or reads it
+ * when qty < 0 (summed over them), into *out; *instances (may be NULL) says over how
+ * many. Returns ctl_stock_request's codes, the reason given to ctl_err for cmd. */
+int ctl_stock_run(ctl_conn *c, const char *cmd, const char *sku, long long qty, ctl_stock *out,
+                  size_t *instances);
+/* Every SKU's stock summed over the inventory instances (ctl_stock_list) into *out
+ * (the caller owns it), CTL_EXIT_OK, or the reason given to ctl_err for cmd. */
+int ctl_stock_all(ctl_conn *c, const char *cmd, json_t **out);
+/* {"sku","available","held","committed","instances"}; the caller owns it. */
+json_t *ctl_stock_json(const char *sku, const ctl_stock *st, size_t instances);
 
 /* ---- faults.c: fault plans (saga.ctl.<name>.faults) ------------------------------ */
 
@@ -430,7 +495,8 @@ int ctl_cmd_inject(const char *url, int argc, char **argv);
 int ctl_cmd_dlq(const char *url, int argc, char **argv);
 
 /* Reports an option getopt_long refused: ret is what it returned (':' for a
- * missing value, '?' for an unknown option). Returns CTL_EXIT_USAGE. */
+ * missing value, '?' for an unknown option); the message points to the --help of
+ * cmd (NULL: of the program). Returns CTL_EXIT_USAGE. */
 int ctl_bad_option(const char *cmd, char **argv, int optind_now, int optopt_now, int ret);
 
 #endif

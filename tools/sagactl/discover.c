@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "saga/config.h"
 #include "saga/wire.h"
 
 #define DISCOVER_QUIET_MS 150 /* after the first answer, how long to wait for more */
@@ -243,6 +244,35 @@ static uint32_t instance_partitions(const ctl_participant *p)
             set |= 1u << q;
     }
     return set;
+}
+
+int ctl_fleet_instances(const ctl_fleet *f, const char *svc, uint32_t *sets, size_t cap, size_t *n,
+                        char *err, size_t errlen)
+{
+    uint32_t owned = 0;
+    *n = 0;
+    for (size_t i = 0; i < f->np; i++) {
+        if (strcmp(f->p[i].name, svc) != 0)
+            continue;
+        uint32_t set = instance_partitions(&f->p[i]);
+        if (*n == cap || (owned & (set != 0 ? set : SAGA_PARTITION_SET_ALL)) != 0) {
+            snprintf(err, errlen, "instances of %s answered with overlapping partitions", svc);
+            return -1;
+        }
+        owned |= set != 0 ? set : SAGA_PARTITION_SET_ALL;
+        sets[(*n)++] = set;
+    }
+    if (*n == 0) {
+        snprintf(err, errlen, "%s did not answer on %s", svc, SAGA_SUBJ_DISCOVER);
+        return -1;
+    }
+    if (owned != SAGA_PARTITION_SET_ALL) {
+        char missing[64];
+        saga_partition_set_format(SAGA_PARTITION_SET_ALL & ~owned, missing, sizeof(missing));
+        snprintf(err, errlen, "no instance of %s answered for partitions %s (down?)", svc, missing);
+        return -1;
+    }
+    return 0;
 }
 
 /* Adds the counters of add to those of into: a service of several instances

@@ -14,7 +14,7 @@
 #include "ctl.h"
 #include "saga/wire.h"
 
-#define MAX_REPLAY 100000     /* bounds --all */
+#define MAX_REPLAY 100000 /* bounds --all */
 #define HDR_REPLAYS "Saga-Replays"
 #define HEX_BYTES 64 /* shown of a message that is not an event */
 
@@ -86,13 +86,12 @@ json_t *ctl_dlq_entry_json(natsMsg *m, uint64_t seq, int64_t time_ns)
                           &ev, &owner, NULL, 0) == SAGA_OK;
     long long deliveries = 0;
     ctl_parse_ll(header(m, "Saga-Deliveries"), 0, 1000000, &deliveries);
-    json_t *j = json_pack("{s:I, s:I, s:o, s:I, s:I, s:o, s:o, s:o}", "seq", (json_int_t)seq,
-                          "time_unix_ms", (json_int_t)(time_ns / 1000000), "service",
-                          ctl_json_text(header(m, "Saga-Service")), "deliveries",
-                          (json_int_t)deliveries, "replays", (json_int_t)replays_of(m), "subject",
-                          ctl_json_text(header(m, "Saga-Subject")), "reason",
-                          ctl_json_text(header(m, "Saga-Reason")), "event",
-                          decoded ? ctl_event_json(&ev, 0, NULL) : json_null());
+    json_t *j = json_pack(
+        "{s:I, s:I, s:o, s:I, s:I, s:o, s:o, s:o}", "seq", (json_int_t)seq, "time_unix_ms",
+        (json_int_t)(time_ns / 1000000), "service", ctl_json_text(header(m, "Saga-Service")),
+        "deliveries", (json_int_t)deliveries, "replays", (json_int_t)replays_of(m), "subject",
+        ctl_json_text(header(m, "Saga-Subject")), "reason", ctl_json_text(header(m, "Saga-Reason")),
+        "event", decoded ? ctl_event_json(&ev, 0, NULL) : json_null());
     free(owner);
     return j;
 }

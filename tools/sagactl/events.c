@@ -324,15 +324,18 @@ json_t *ctl_event_json(const saga_event *ev, uint64_t stream_seq, const int64_t 
     ctl_event_summary(&summary, ev);
     ctl_mark mk = ctl_event_mark(ev->type);
     ProtobufCMessage *msg = decode_payload(ev);
+    saga_traceparent tp;
+    int traced = saga_traceparent_parse(ev->trace, &tp);
     json_t *j = json_pack(
-        "{s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o}", "stream_seq",
-        int_or_null(stream_seq > 0, (json_int_t)stream_seq), "event_id",
+        "{s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
+        "stream_seq", int_or_null(stream_seq > 0, (json_int_t)stream_seq), "event_id",
         ctl_json_text(ev->event_id), "type", ctl_json_text(ev->type), "schema_version",
         (json_int_t)ev->schema_version, "order_id", ctl_json_text(ev->order_id), "causation_id",
         ctl_json_text(ev->causation_id), "producer", ctl_json_text(ev->producer), "sequence",
         (json_int_t)ev->sequence, "time_unix_ms", (json_int_t)ev->time_ms, "offset_ms",
         int_or_null(offset_ms != NULL, offset_ms != NULL ? *offset_ms : 0), "trace",
-        ctl_json_text(ev->trace), "mark",
+        ctl_json_text(ev->trace), "trace_id", traced ? json_string(tp.trace_id) : json_null(),
+        "span_id", traced ? json_string(tp.span_id) : json_null(), "mark",
         ctl_json_text(mk == CTL_MARK_NONE ? NULL : ctl_mark_label(mk)), "summary",
         ctl_json_text(ctl_buf_str(&summary)), "payload_size", (json_int_t)ev->payload_len,
         "payload", msg != NULL ? message_json(msg) : json_null());

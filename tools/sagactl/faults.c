@@ -10,7 +10,6 @@
 #include "ctl.h"
 #include "saga/wire.h"
 
-
 /* What an empty plan holds (runtime/src/faults.c, saga__faults_init): the
  * text view leaves these out, so a line shows only what was injected.
  * Business rates not listed here are absent, or 0, when not injected. */
@@ -156,36 +155,16 @@ static const char inject_help[] =
 
 int ctl_cmd_inject(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"clear", no_argument, NULL, 'c'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int json = 0, clear = 0, opt, rc;
+    int json = 0, clear = 0, rc;
+    const ctl_option opts[] = {{"clear", NULL, &clear}, {"json", NULL, &json}, {"url", &url, NULL}};
     json_t *reply = NULL;
     ctl_conn c = {0};
     ctl_fleet f = {0};
     ctl_buf spec, out;
 
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            clear = 1;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(inject_help, stdout);
-            return CTL_EXIT_OK;
-        default:
-            return ctl_bad_option("inject", argv, optind, optopt, opt);
-        }
-    }
+    rc = ctl_parse_options("inject", inject_help, argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
     if (optind >= argc) {
         ctl_err("inject", "want a SERVICE and KEY=VALUE settings or --clear (see sagactl "
                           "inject --help)");

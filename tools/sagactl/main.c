@@ -38,12 +38,17 @@ static void usage(FILE *f)
                "Operator client of a saga fleet (NATS JetStream). Commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nGlobal options (also accepted after COMMAND):\n"
-               "  --url URL   NATS server (default $SAGA_NATS_URL or " CTL_DEFAULT_URL ")\n"
-               "  --help      show this help\n"
-               "  --version   show the version\n\n"
-               "Exit status: 0 success; 1 refused, not found, violation or timeout;\n"
-               "2 bad arguments; 3 NATS or a needed service does not answer.\n");
+    fprintf(f,
+            "\nGlobal options (also accepted after COMMAND):\n"
+            "  --url URL   NATS server (default $SAGA_NATS_URL or " CTL_DEFAULT_URL ")\n"
+            "  --help      show this help\n"
+            "  --version   show the version\n\n"
+            "Credentials: sagactl connects as the operator of the fleet in $SAGA_HOME\n"
+            "(default " SAGACTL_FLEET_HOME "): $SAGA_HOME/auth/operator.creds and, for a\n"
+            "TLS fleet, $SAGA_HOME/tls/{ca,client,client-key}.pem. SAGA_NATS_CREDS,\n"
+            "SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY override each (docs/security.md).\n\n"
+            "Exit status: 0 success; 1 refused, not found, violation or timeout;\n"
+            "2 bad arguments; 3 NATS or a needed service does not answer.\n");
 }
 
 int main(int argc, char **argv)

@@ -169,10 +169,19 @@ typedef struct decoding {
     ctl_stream_result *res;
 } decoding;
 
+/* 1 when the envelope's producer is the one its type names ("payment" for
+ * payment.charged), as consumers demand before they act on it. */
+static int own_type(const saga_event *ev)
+{
+    size_t n = strcspn(ev->type, ".");
+    return strlen(ev->producer) == n && strncmp(ev->producer, ev->type, n) == 0;
+}
+
 /* A stream entry is one of the saga's events only when its envelope decodes,
- * it sits on the subject its envelope names (evt.<type>.<order_id>) and its
- * payload is well formed for its type: anything else (garbage published on
- * evt.>) is counted apart, never as an order. */
+ * it sits on the subject its envelope names (evt.<partition>.<type>), its
+ * producer may emit its type and its payload is well formed for its type:
+ * anything else (garbage published on evt.>, another participant's type) is
+ * counted apart, never as an order, as the consumers dead-letter it. */
 static int decode_one(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata)
 {
     decoding *d = udata;
@@ -183,7 +192,8 @@ static int decode_one(natsMsg *m, uint64_t seq, int64_t time_ns, void *udata)
     if (saga_event_decode((const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                           &ev, &owner, NULL, 0) != SAGA_OK ||
         saga_event_subject(ev.type, ev.order_id, subject, sizeof(subject)) != SAGA_OK ||
-        strcmp(subject, natsMsg_GetSubject(m)) != 0 || !ctl_event_well_formed(&ev)) {
+        strcmp(subject, natsMsg_GetSubject(m)) != 0 || !own_type(&ev) ||
+        !ctl_event_well_formed(&ev)) {
         d->res->undecodable++;
         goto out;
     }

@@ -13,14 +13,25 @@
 #include "ctl.h"
 #include "events.pb-c.h"
 
-/* Appends the human line of one event: when, what, who, mark, summary. */
-static void event_line(ctl_buf *b, const char *when, const saga_event *ev, int with_order)
+/* Appends the human line of one event: when, what, who, its span (when
+ * trace_id is not NULL: "-" without a trace context, and the trace id too
+ * when it is not trace_id), mark, summary. */
+static void event_line(ctl_buf *b, const char *when, const saga_event *ev, int with_order,
+                       const char *trace_id)
 {
     const char *mark = ctl_mark_label(ctl_event_mark(ev->type));
+    saga_traceparent tp;
     ctl_buf_printf(b, "%s  ", when);
     if (with_order)
         ctl_buf_printf(b, "%-26s  ", ev->order_id);
-    ctl_buf_printf(b, "%-20s %-13s %-12s ", ev->type, ev->producer, mark);
+    ctl_buf_printf(b, "%-20s %-13s ", ev->type, ev->producer);
+    if (trace_id != NULL) {
+        int ok = saga_traceparent_parse(ev->trace, &tp);
+        ctl_buf_printf(b, "%-16s ", ok ? tp.span_id : "-");
+        if (ok && strcmp(tp.trace_id, trace_id) != 0)
+            ctl_buf_printf(b, "(trace %s) ", tp.trace_id);
+    }
+    ctl_buf_printf(b, "%-12s ", mark);
     ctl_event_summary(b, ev);
     ctl_buf_puts(b, "\n");
 }
@@ -30,6 +41,7 @@ typedef struct trace_state {
     uint64_t n, compensations, failures;
     int64_t first_ms;
     char final_state[16];
+    char trace_id[33]; /* the first event's, "" without one */
     char reason[64];
     ctl_buf out;
 } trace_state;
@@ -69,16 +81,21 @@ static int on_trace_event(const saga_event *ev, uint64_t seq, int64_t stored_ms,
     } else {
         char when[32];
         if (t->n == 0) {
+            saga_traceparent tp;
+            snprintf(t->trace_id, sizeof(t->trace_id), "%s",
+                     saga_traceparent_parse(ev->trace, &tp) ? tp.trace_id : "");
             time_t sec = (time_t)(ev->time_ms / 1000);
             struct tm tm;
             char stamp[32] = "?";
             if (localtime_r(&sec, &tm) != NULL)
                 strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-            ctl_buf_printf(&t->out, "order %s, first event at %s.%03d\n", ev->order_id, stamp,
+            ctl_buf_printf(&t->out, "order %s, trace %s, first event at %s.%03d\n", ev->order_id,
+                           t->trace_id[0] != '\0' ? t->trace_id : "-", stamp,
                            (int)(ev->time_ms % 1000));
+            ctl_buf_printf(&t->out, "%11s  %-20s %-13s %s\n", "", "event", "producer", "span");
         }
         snprintf(when, sizeof(when), "%+9lldms", (long long)offset);
-        event_line(&t->out, when, ev, 0);
+        event_line(&t->out, when, ev, 0, t->trace_id);
     }
     if (!ctl_buf_ok(&t->out)) {
         ctl_err("trace", "out of memory");
@@ -94,7 +111,8 @@ int ctl_history_read(ctl_conn *c, const char *cmd, const char *id, ctl_stream_fn
                      uint64_t *bad)
 {
     natsMsg *reply = NULL;
-    natsStatus s = ctl_request(c, CTL_HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
+    natsStatus s =
+        ctl_request(c, CTL_HISTORY_SUBJECT, id, strlen(id), CTL_QUERY_TIMEOUT_MS, &reply);
     if (s != NATS_OK) {
         natsMsg_Destroy(reply);
         return 0;
@@ -158,7 +176,8 @@ static const char trace_help[] =
     "Prints the order's event timeline, as the history read model (participant\n"
     "history, query " CTL_HISTORY_SUBJECT ") indexed it, or read back from the stream\n"
     "SAGA_EVENTS when no history participant runs: time since the first event, type,\n"
-    "producer and a\n"
+    "producer, span id (W3C trace context: each event is a span of the order's trace,\n"
+    "whose id heads the list; its parent is the span of the event it reacts to) and a\n"
     "summary of the payload. Compensations (payment.refunded, inventory.released,\n"
     "shipping.cancelled) are marked COMPENSATION; failures (declined, rejected,\n"
     "failed, vetoed, order.cancelled) FAILURE. --json prints an array of events\n"
@@ -167,32 +186,15 @@ static const char trace_help[] =
 
 int ctl_cmd_trace(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     trace_state t;
     ctl_stream_result res;
     ctl_conn c = {0};
-    int opt, rc, hist = 0;
+    int rc, hist = 0;
 
     memset(&t, 0, sizeof(t));
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            t.json = 1;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(trace_help, stdout);
-            return CTL_EXIT_OK;
-        default:
-            return ctl_bad_option("trace", argv, optind, optopt, opt);
-        }
-    }
+    rc = ctl_parse_opts("trace", trace_help, argc, argv, &url, &t.json, NULL);
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
     if (argc - optind != 1) {
         ctl_err("trace", "want exactly one ORDER_ID (see sagactl trace --help)");
         return CTL_EXIT_USAGE;
@@ -254,37 +256,17 @@ static const char watch_help[] =
 
 int ctl_cmd_watch(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"order", required_argument, NULL, 'o'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     natsSubscription *sub = NULL;
     const char *order = NULL;
     char subject[128];
-    int json = 0, opt, rc;
+    int json = 0, rc;
+    const ctl_option opts[] = {{"json", NULL, &json}, {"order", &order, NULL}, {"url", &url, NULL}};
     ctl_conn c = {0};
     ctl_buf b;
 
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = 1;
-            break;
-        case 'o':
-            order = optarg;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            fputs(watch_help, stdout);
-            return CTL_EXIT_OK;
-        default:
-            return ctl_bad_option("watch", argv, optind, optopt, opt);
-        }
-    }
+    rc = ctl_parse_options("watch", watch_help, argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
+    if (rc != CTL_EXIT_OK)
+        return rc < 0 ? CTL_EXIT_OK : rc;
     if (optind < argc) {
         ctl_err("watch", "unexpected argument '%s' (see sagactl watch --help)", argv[optind]);
         return CTL_EXIT_USAGE;
@@ -362,7 +344,7 @@ int ctl_cmd_watch(const char *url, int argc, char **argv)
                     strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
                     snprintf(when, sizeof(when), "%s.%03d", hms, (int)(ev.time_ms % 1000));
                 }
-                event_line(&b, when, &ev, 1);
+                event_line(&b, when, &ev, 1, NULL);
             }
             free(owner);
         } else if (!json) {

@@ -91,41 +91,65 @@ int ctl_bad_option(const char *cmd, char **argv, int optind_now, int optopt_now,
         word = shortopt;
     if (word == NULL)
         word = "?";
+    const char *sep = cmd != NULL ? " " : "", *what = cmd != NULL ? cmd : "";
     if (ret == ':')
-        ctl_err(cmd, "option '%s' needs a value (see sagactl %s --help)", word, cmd);
+        ctl_err(cmd, "option '%s' needs a value (see %s%s%s --help)", word, program, sep, what);
     else
-        ctl_err(cmd, "bad option '%s' (see sagactl %s --help)", word, cmd);
+        ctl_err(cmd, "bad option '%s' (see %s%s%s --help)", word, program, sep, what);
     return CTL_EXIT_USAGE;
+}
+
+int ctl_parse_options(const char *cmd, const char *help, int argc, char **argv,
+                      const ctl_option *opts, size_t n)
+{
+    /* getopt_long's table: opts[i] answers OPT_BASE + i, beyond every character
+     * it returns itself ('h', ':', '?'). */
+    enum { OPT_BASE = 256 };
+    struct option table[CTL_OPTIONS_MAX + 2];
+    int opt;
+    if (n > CTL_OPTIONS_MAX) {
+        ctl_err(cmd, "more than %d options: raise CTL_OPTIONS_MAX", CTL_OPTIONS_MAX);
+        return CTL_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++)
+        table[i] =
+            (struct option){opts[i].name, opts[i].text != NULL ? required_argument : no_argument,
+                            NULL, OPT_BASE + (int)i};
+    table[n] = (struct option){"help", no_argument, NULL, 'h'};
+    table[n + 1] = (struct option){NULL, 0, NULL, 0};
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", table, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(help, stdout);
+            return -1;
+        }
+        if (opt < OPT_BASE)
+            return ctl_bad_option(cmd, argv, optind, optopt, opt);
+        const ctl_option *o = &opts[opt - OPT_BASE];
+        if (o->text != NULL)
+            *o->text = optarg;
+        else
+            *o->flag = 1;
+    }
+    return CTL_EXIT_OK;
 }
 
 int ctl_parse_opts(const char *cmd, const char *help, int argc, char **argv, const char **url,
                    int *json, long long *wait_s)
 {
-    /* One table for all: an option the command does not take is refused
-     * as unknown below, as getopt_long would. */
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"wait", required_argument, NULL, 'w'},
-                                         {"url", required_argument, NULL, 'U'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (opt == 'j' && json != NULL) {
-            *json = 1;
-        } else if (opt == 'w' && wait_s != NULL) {
-            if (ctl_parse_ll(optarg, 0, 86400, wait_s) != 0) {
-                ctl_err(cmd, "bad --wait '%s': want seconds, 0..86400", optarg);
-                return CTL_EXIT_USAGE;
-            }
-        } else if (opt == 'U') {
-            *url = optarg;
-        } else if (opt == 'h') {
-            fputs(help, stdout);
-            return -1;
-        } else {
-            return ctl_bad_option(cmd, argv, optind, optopt, opt == 'j' || opt == 'w' ? '?' : opt);
-        }
+    ctl_option opts[3] = {{"url", url, NULL}};
+    const char *wait = NULL;
+    size_t n = 1;
+    if (json != NULL)
+        opts[n++] = (ctl_option){"json", NULL, json};
+    if (wait_s != NULL)
+        opts[n++] = (ctl_option){"wait", &wait, NULL};
+    int rc = ctl_parse_options(cmd, help, argc, argv, opts, n);
+    if (rc != CTL_EXIT_OK || wait == NULL)
+        return rc;
+    if (ctl_parse_ll(wait, 0, 86400, wait_s) != 0) {
+        ctl_err(cmd, "bad --wait '%s': want seconds, 0..86400", wait);
+        return CTL_EXIT_USAGE;
     }
     return CTL_EXIT_OK;
 }

@@ -72,7 +72,14 @@ typedef struct saga_config {
     size_t map_size;           /* initial LMDB map size; grows on MDB_MAP_FULL */
     const char *crash_at;      /* crash point "name[:n]" for tests: SAGA_CRASH_AT */
     const char *faults;        /* fault plan "key=value,...", see docs/failures.md: SAGA_FAULTS */
-    const char *gates; /* participants whose clearance gates steps, "fraud,kyc": SAGA_GATES */
+    const char *gates;   /* participants whose clearance gates steps, "fraud,kyc": SAGA_GATES */
+    const char *vetoers; /* participants whose "<p>.vetoed" this service accepts, besides the
+                            gates: SAGA_VETOERS */
+    /* Connection security (docs/security.md); NULL: none. */
+    const char *nats_creds;   /* file "USER:PASSWORD", mode 0600: SAGA_NATS_CREDS */
+    const char *nats_ca;      /* PEM CA that signed the server's certificate: SAGA_NATS_CA */
+    const char *nats_cert;    /* PEM client certificate chain: SAGA_NATS_CERT */
+    const char *nats_key;     /* PEM key of nats_cert: SAGA_NATS_KEY */
     const char *metrics_addr; /* "ipv4:port" of GET /metrics (port 0: any free one); NULL: none.
                                  SAGA_METRICS_ADDR */
     const char *instance;     /* "i/n": instance i of n owns the partitions p with p % n == i - 1;

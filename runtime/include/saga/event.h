@@ -37,7 +37,7 @@ extern "C" {
 #define SAGA_ORDER_ID_MAX 64 /* order (saga) ids: [A-Za-z0-9_-]{1,64} */
 #define SAGA_TYPE_MAX 64     /* "payment.charged": [a-z0-9_]+\.[a-z0-9_]+ */
 #define SAGA_PRODUCER_MAX 32 /* service and participant names: [a-z0-9_]{1,32} */
-#define SAGA_TRACE_MAX 128   /* W3C traceparent or empty */
+#define SAGA_TRACE_MAX 128   /* W3C traceparent or empty (saga_traceparent_parse) */
 #define SAGA_PAYLOAD_MAX (256 * 1024)
 #define SAGA_ENVELOPE_MAX (SAGA_PAYLOAD_MAX + 1024)
 
@@ -87,6 +87,38 @@ saga_status saga_event_encode(const saga_event *ev, uint8_t **out, size_t *out_l
 saga_status saga_event_decode(const uint8_t *data, size_t len, saga_event *ev, void **payload_owner,
                               char *errbuf, size_t errlen);
 
+/* W3C trace context (https://www.w3.org/TR/trace-context/). Every event's
+ * trace field, and its header SAGA_HDR_TRACEPARENT, is a traceparent
+ * "00-<trace id>-<span id>-<flags>": the trace id is the saga's (started by
+ * the command that placed the order, or taken from the caller's request),
+ * the span id is new for every event, and the span of the event it reacts
+ * to (its causation) is its parent. */
+#define SAGA_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+
+typedef struct saga_traceparent {
+    char trace_id[33]; /* 32 lower-case hex digits, not all zero */
+    char span_id[17];  /* 16 lower-case hex digits, not all zero */
+    char flags[3];     /* 2 lower-case hex digits; 01 = sampled */
+} saga_traceparent;
+
+/* Parses s as a traceparent: version 00 exactly, or a later version (not
+ * ff) whose first four fields have the version-00 layout, as the W3C
+ * recommendation asks. Returns 1 and fills *out, or 0 (s is not one, *out
+ * is unspecified). s may be NULL. */
+int saga_traceparent_parse(const char *s, saga_traceparent *out);
+
+/* The trace context a handler continues: from (an event's trace, or a
+ * command's traceparent header; NULL or empty allowed) when it is a valid
+ * traceparent, otherwise a new sampled trace whose ids are drawn from *rng,
+ * the state of a SplitMix64 generator (seed it with random bits, once per
+ * process: ids need to be unique, not secret). */
+void saga_traceparent_continue(saga_traceparent *ctx, const char *from, uint64_t *rng);
+
+/* Writes the traceparent of an event emitted in ctx into out (cap at least
+ * SAGA_TRACEPARENT_LEN + 1): ctx's trace id and flags, a new span id from
+ * *rng. */
+void saga_traceparent_child(const saga_traceparent *ctx, uint64_t *rng, char *out, size_t cap);
+
 /* The partition of an order, 0 to SAGA_PARTITIONS - 1: FNV-1a (32-bit) of
  * the order id's bytes, modulo SAGA_PARTITIONS. Any participant, in any
  * language, computes the same (docs/protocol.md). */
@@ -102,11 +134,11 @@ int saga_subject_partition(const char *subject);
  * queries) or an idempotency key (place). SAGA_ETOOBIG if it does not fit. */
 saga_status saga_routed_subject(const char *subject, const char *key, char *out, size_t cap);
 
-/* The durable consumer of service's subscription to pattern: "<service>_
- * <pattern>" with '.' spelled '_' and '*' spelled "any" (payment_order_placed,
- * shipping_any_vetoed) for partition -1, the only instance's consumer of every
- * partition; "<...>_p<NN>" (payment_order_placed_p07) for an instance's
- * consumer of partition NN. SAGA_ETOOBIG if it does not fit out. */
+/* The durable consumer of service's subscription to pattern: for partition -1,
+ * the only instance's consumer of every partition, saga_durable_name's
+ * "<service>_<pattern>" (payment_order_placed, shipping_any_vetoed); for an
+ * instance's consumer of partition NN, that and "_p<NN>"
+ * (payment_order_placed_p07). SAGA_ETOOBIG if it does not fit out. */
 saga_status saga_consumer_name(const char *service, const char *pattern, int partition, char *out,
                                size_t cap);
 

@@ -7,6 +7,8 @@
 #include "saga/ctx.h"
 #include "saga/discovery.h"
 #include "saga/event.h"
+#include "saga/fs.h"
+#include "saga/handover.h"
 #include "saga/hash.h"
 #include "saga/log.h"
 #include "saga/service.h"

@@ -6,6 +6,10 @@
 #ifndef SAGA_WIRE_H
 #define SAGA_WIRE_H
 
+#include <stddef.h>
+
+#include "saga/status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -49,17 +53,27 @@ extern "C" {
  * subject without one. */
 #define SAGA_SUBJ_ROUTED_FMT "%s.%u" /* subject, partition */
 
+#define SAGA_SUBJ_DELIVER_FMT "_saga.dlv.%s" /* durable name: its push delivery subject */
+
 #define SAGA_SUBJ_DISCOVER "saga.discover" /* every participant answers, see discovery.h */
 
 #define SAGA_SUBJ_ORDER_PLACE "saga.cmd.order.place"
 #define SAGA_SUBJ_ORDER_CANCEL "saga.cmd.order.cancel"
 #define SAGA_SUBJ_STOCK_SET "saga.cmd.inventory.stock.set"
 #define SAGA_SUBJ_STOCK_GET "saga.cmd.inventory.stock.get"
+#define SAGA_SUBJ_STOCK_QUERY "saga.q.inventory.stock" /* every SKU (JSON) */
+
+/* The durable name of a participant's consumer of a type pattern, as
+ * docs/protocol.md gives it: "<participant>_<pattern>" with '.' spelled '_'
+ * and '*' spelled "any" (durable names may hold neither). SAGA_ETOOBIG if
+ * it does not fit in cap bytes, and out then holds "". */
+saga_status saga_durable_name(char *out, size_t cap, const char *participant, const char *pattern);
 
 /* ---- headers -------------------------------------------------------- */
 
 #define SAGA_HDR_MSG_ID "Nats-Msg-Id"         /* the event id: the broker's dedupe key */
 #define SAGA_HDR_ORDER_ID "Saga-Order-Id"     /* events: the envelope's order id, undecoded */
+#define SAGA_HDR_TRACEPARENT "traceparent"    /* W3C: events (= envelope trace), commands */
 #define SAGA_HDR_CAUSE "Saga-Cause"           /* dead letters: one of SAGA_DLQ_CAUSES */
 #define SAGA_HDR_REASON "Saga-Reason"         /* dead letters: the cause in prose */
 #define SAGA_HDR_SERVICE "Saga-Service"       /* dead letters: who dead-lettered it */

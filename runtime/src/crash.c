@@ -3,6 +3,7 @@
 #include "log_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +38,15 @@ int saga__crash_init(saga__crash *c, const char *spec)
     return 0;
 }
 
-void saga__crash_point(saga__crash *c, const char *point)
+void saga__crash_point(saga__crash *c, const char *point, const saga__store *st)
 {
     if (c->point[0] == '\0' || strcmp(c->point, point) != 0)
         return;
     if (++c->seen == c->nth) {
         saga__log_flush(); /* what was logged happened; keep it for the reader */
+        if (st != NULL)
+            dprintf(STDERR_FILENO, "event=crash point=%s committed=%llu durable=%llu\n", point,
+                    (unsigned long long)st->committed, (unsigned long long)st->durable);
         kill(getpid(), SIGKILL);
     }
 }

@@ -216,8 +216,6 @@ static saga_status move_once(mover *m)
     if (rv == SAGA_OK)
         rv = move_db(m, m->from.parked, m->to.parked, 0, &m->rep.records);
     if (rv == SAGA_OK)
-        rv = move_db(m, m->from.timers, m->to.timers, 0, &m->rep.records);
-    if (rv == SAGA_OK)
         rv = move_db(m, m->from.timer_due, m->to.timer_due, 8, &m->rep.records);
     if (rv == SAGA_OK)
         rv = move_db(m, m->from.finished, m->to.finished, 8, &m->rep.records);

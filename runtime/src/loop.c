@@ -3,8 +3,13 @@
  * One iteration takes up to batch_max messages and, in ONE LMDB write
  * transaction: checks each event against the inbox, runs its handler in a
  * nested transaction, records parked events, fires due timers and prunes.
- * After the commit (one fsync) it publishes the batch's outbox, waits for
- * the publish acks, and only then acknowledges the incoming messages. */
+ * Once the commit is durable it releases the batch: publishes its outbox,
+ * waits for the publish acks, and only then acknowledges the incoming
+ * messages and answers its commands. With SAGA_SHARED_FLUSH a commit
+ * flushes the disk once and its meta page reaches the disk with the next
+ * flush: the batch waits for the next batch's commit (or, when no message
+ * is at hand, one explicit flush), so that nothing is published or
+ * acknowledged that a machine crash could still undo. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +19,7 @@
 #include "timers.h"
 
 #define TIMERS_PER_BATCH 256
+#define TIMER_COALESCE_MS 100 /* timers due within this span fire in one batch */
 #define PRUNE_INTERVAL_MS 1000
 #define PRUNE_INBOX_MAX 2000
 #define PRUNE_SAGAS_MAX 200
@@ -42,6 +48,12 @@ typedef struct batch {
     saga__metrics m; /* figures for /metrics, likewise */
     natsMsg *cur;    /* the message being handled, when a message is */
     int64_t now;
+    /* Once committed: its outbox entries, kept until it is released, and
+     * the number of its commit (saga__store.committed), durable when
+     * saga__store.durable reaches it. */
+    saga__outlist out;
+    uint64_t commit_no;
+    int eventful; /* it handled events: a crash point */
 } batch;
 
 /* Seconds on a clock that no time adjustment moves, for durations. */
@@ -173,7 +185,7 @@ static saga_status run_handler(saga_service *svc, MDB_txn *txn, batch *b, const 
     /* Only event handlers are crash points: a command (the fault plan's own,
      * a query) must answer, and a crash counted on it would come early. */
     if (c->efn != NULL)
-        saga__crash_point(&svc->faults.crash, SAGA_CRASH_IN_HANDLER);
+        saga__crash_point(&svc->faults.crash, SAGA_CRASH_IN_HANDLER, &svc->store);
     if (svc->faults.delay_ms > 0) {
         struct timespec ts = {svc->faults.delay_ms / 1000,
                               (svc->faults.delay_ms % 1000) * 1000000L};
@@ -640,9 +652,15 @@ static saga_status transact(saga_service *svc, batch *b)
     if (rv == SAGA_OK)
         rv = prune(svc, txn, b);
     if (rv == SAGA_OK) {
+        /* The earliest may be a cancelled timer's index entry, dropped when
+         * due (timers.c): after a busy spell they come due one after the
+         * other, and a commit for each would keep an idle service busy. A
+         * timer not yet due fires up to TIMER_COALESCE_MS late instead. */
         int64_t due;
         saga_status e = saga__timer_earliest(&svc->store, txn, &due);
-        svc->next_timer_ms = e == SAGA_OK ? due : INT64_MAX;
+        svc->next_timer_ms = e != SAGA_OK   ? INT64_MAX
+                             : due > b->now ? due + TIMER_COALESCE_MS
+                                            : due;
     }
     if (rv == SAGA_OK) {
         /* The counters as they stand once this batch commits, in its
@@ -654,6 +672,7 @@ static saga_status transact(saga_service *svc, batch *b)
         pthread_mutex_unlock(&svc->stats_mu);
         add_stats(&s, &b->d);
         s.commits++;
+        s.flushes += (uint64_t)svc->store.commit_flushes;
         rv = saga__stats_save(&svc->store, txn, &s, svc->stats_since_ms);
     }
     if (rv == SAGA_OK && svc->precommit_fn != NULL) {
@@ -788,6 +807,11 @@ static saga_status publish_outbox(saga_service *svc, const saga__outlist *list, 
         saga__outlist_truncate(next, 0);
         rv = replace_refused(svc, cur, refused, next, d);
         saga__log_flush();
+        if (rv == SAGA_OK) {
+            int flushes; /* the dead letters go out once their commit is durable */
+            rv = saga__store_sync(&svc->store, &flushes);
+            d->flushes += (uint64_t)(svc->store.commit_flushes + flushes);
+        }
         if (rv != SAGA_OK)
             goto out;
         cur = next;
@@ -799,9 +823,12 @@ out:
     return rv;
 }
 
-/* Processes one batch end to end. On failure the messages are not
- * acknowledged: JetStream redelivers them and the inbox keeps that safe. */
-static saga_status process(saga_service *svc, batch *b)
+/* Commits one batch: its handlers' effects, its outbox entries and the
+ * deletion of the published ones, in one transaction. On failure its
+ * messages are not acknowledged: JetStream redelivers them and the inbox
+ * keeps that safe. Its counters count from here; what it publishes is
+ * counted when it is released. */
+static saga_status commit_batch(saga_service *svc, batch *b)
 {
     saga_status rv;
     int tries = 0;
@@ -830,30 +857,16 @@ static saga_status process(saga_service *svc, batch *b)
     }
     saga__log_flush();
     svc->nsent = 0;
+    b->commit_no = svc->store.committed;
+    /* The batch keeps its outbox list until it is released; the next
+     * batch's handlers emit into the other one. */
+    saga__outlist t = b->out;
+    b->out = svc->out;
+    svc->out = t;
     b->d.commits = 1;
-    /* Only batches that handled events are crash points. Idle housekeeping
-     * commits are not, and neither are command-only batches: the command
-     * that sets crash=after_commit:1 must be answered, and the crash come
-     * with the next batch of events. */
-    int eventful = 0;
-    for (size_t i = 0; i < b->n; i++)
-        eventful |= b->in[i].sub != NULL;
-    if (eventful)
-        saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_COMMIT);
-
-    rv = publish_outbox(svc, &svc->out, &b->d);
-    if (rv != SAGA_OK) {
-        /* Stopping while the broker is away: the outbox keeps it for the next start. */
-        finish_messages(svc, b, 0);
-        saga__outlist_truncate(&svc->out, 0);
-        return rv;
-    }
-    saga__outlist_truncate(&svc->out, 0);
-    if (eventful)
-        saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_PUBLISH);
-
-    /* The figures are the service thread's own; /metrics reads the copy,
-     * made under the lock the counters take anyway: one lock per batch. */
+    b->d.flushes = (uint64_t)svc->store.commit_flushes;
+    /* The counters as the commit wrote them; the figures for /metrics, read
+     * from the copy made under the lock the counters take anyway. */
     if (b->n > 0)
         saga__hist_observe(&b->m.batch_size, (double)b->n);
     saga__metrics_merge(&svc->mx, &b->m);
@@ -861,10 +874,73 @@ static saga_status process(saga_service *svc, batch *b)
     add_stats(&svc->stats, &b->d);
     saga__metrics_copy(&svc->mx_pub, &svc->mx);
     pthread_mutex_unlock(&svc->stats_mu);
-    finish_messages(svc, b, 1);
-    if (eventful)
-        saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_ACK);
+    memset(&b->d, 0, sizeof(b->d));
+    /* Only batches that handled events are crash points. Idle housekeeping
+     * commits are not, and neither are command-only batches: the command
+     * that sets crash=after_commit:1 must be answered, and the crash come
+     * with the next batch of events. */
+    b->eventful = 0;
+    for (size_t i = 0; i < b->n; i++)
+        b->eventful |= b->in[i].sub != NULL;
+    if (b->eventful)
+        saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_COMMIT, &svc->store);
     return SAGA_OK;
+}
+
+/* Whether a committed batch has anything to publish or acknowledge. */
+static int has_effects(const batch *b)
+{
+    return b->n > 0 || b->out.n > 0;
+}
+
+/* Releases a committed batch: publishes its outbox entries, then
+ * acknowledges its messages and answers its commands, never before its
+ * commit is on the disk (SAGA__SYNC_SHARED: the next commit's flush made
+ * it so, or one here). On failure nothing is acknowledged; the outbox
+ * keeps what was not published for the next start. */
+static saga_status release_batch(saga_service *svc, batch *b)
+{
+    saga_status rv = SAGA_OK;
+    int flushes = 0;
+    if (has_effects(b) && svc->store.durable < b->commit_no)
+        rv = saga__store_sync(&svc->store, &flushes);
+    b->d.flushes += (uint64_t)flushes;
+    if (rv == SAGA_OK)
+        rv = publish_outbox(svc, &b->out, &b->d);
+    saga__outlist_truncate(&b->out, 0);
+    pthread_mutex_lock(&svc->stats_mu);
+    add_stats(&svc->stats, &b->d);
+    pthread_mutex_unlock(&svc->stats_mu);
+    memset(&b->d, 0, sizeof(b->d));
+    if (rv != SAGA_OK) {
+        /* Stopping while the broker is away: the outbox keeps it for the next start. */
+        SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=release_failed messages=%zu error=\"%s\"", b->n,
+                  saga_strerror(rv));
+        finish_messages(svc, b, 0);
+    } else {
+        if (b->eventful)
+            saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_PUBLISH, &svc->store);
+        finish_messages(svc, b, 1);
+        if (b->eventful)
+            saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_ACK, &svc->store);
+    }
+    b->n = 0;
+    b->eventful = 0;
+    return rv;
+}
+
+/* Commits b and releases it at once, making it durable first if it is not
+ * (SAGA__SYNC_SHARED: one flush); pend, committed before b and not yet
+ * released, goes first. */
+static void process_now(saga_service *svc, batch *b, batch **pend)
+{
+    saga_status rv = commit_batch(svc, b);
+    if (*pend != NULL) {
+        release_batch(svc, *pend);
+        *pend = NULL;
+    }
+    if (rv == SAGA_OK)
+        release_batch(svc, b);
 }
 
 /* Publishes what a previous run committed but did not get to publish. */
@@ -890,15 +966,49 @@ static saga_status flush_leftover_outbox(saga_service *svc)
     return rv;
 }
 
+/* A batch's buffers for up to cap messages. Returns 0 or -1. */
+static int batch_init(batch *b, size_t cap)
+{
+    memset(b, 0, sizeof(*b));
+    b->in = calloc(cap, sizeof(*b->in));
+    b->res = calloc(cap, sizeof(*b->res));
+    saga__outlist_init(&b->out);
+    return b->in != NULL && b->res != NULL ? 0 : -1;
+}
+
+static void batch_cleanup(batch *b)
+{
+    free(b->in);
+    free(b->res);
+    saga__outlist_cleanup(&b->out);
+}
+
+/* Benchmark mode: the same work as one batch, one commit and release per message. */
+static void process_each(saga_service *svc, batch *b, batch **pend)
+{
+    batch one = {0};
+    saga__outlist_init(&one.out);
+    for (size_t i = 0; i < b->n; i++) {
+        one.in = &b->in[i];
+        one.res = &b->res[i];
+        one.n = 1;
+        process_now(svc, &one, pend);
+    }
+    saga__outlist_cleanup(&one.out);
+    b->n = 0;
+}
+
 saga_status saga__loop_run(saga_service *svc)
 {
     size_t cap = (size_t)svc->cfg.batch_max;
-    batch b = {0};
+    /* Two batches: while one waits for the flush that makes its commit
+     * durable (pend), the next is handled and committed in the other. */
+    batch bufs[2], *b = &bufs[0], *pend = NULL;
     saga_status rv;
 
-    b.in = calloc(cap, sizeof(*b.in));
-    b.res = calloc(cap, sizeof(*b.res));
-    if (b.in == NULL || b.res == NULL) {
+    int nomem = batch_init(&bufs[0], cap) != 0;
+    nomem |= batch_init(&bufs[1], cap) != 0;
+    if (nomem) {
         rv = saga__fail(svc, SAGA_ENOMEM, "batch buffers");
         goto out;
     }
@@ -921,7 +1031,9 @@ saga_status saga__loop_run(saga_service *svc)
             wait = svc->next_timer_ms > now ? svc->next_timer_ms - now : 0;
         if (svc->nsent > 0 && wait > SENT_LINGER_MS)
             wait = SENT_LINGER_MS;
-        b.n = saga__queue_take(&svc->q, b.in, cap, wait);
+        if (pend != NULL)
+            wait = 0; /* nothing more at hand: make pend durable now, not later */
+        b->n = saga__queue_take(&svc->q, b->in, cap, wait);
         now = saga__now_ms();
         if (now >= svc->next_check_ms) {
             /* A deleted consumer or stream fails silently: look for it. */
@@ -930,47 +1042,58 @@ saga_status saga__loop_run(saga_service *svc)
             svc->next_check_ms = saga__now_ms() + CHECK_INTERVAL_MS;
             now = saga__now_ms();
         }
-        if (b.n == 0 && svc->nsent == 0 && now < svc->next_timer_ms && now < svc->next_prune_ms)
+        int work =
+            b->n > 0 || svc->nsent > 0 || now >= svc->next_timer_ms || now >= svc->next_prune_ms;
+        if (!work && pend == NULL)
             continue;
-        atomic_store(&svc->inflight, (int)b.n);
-        if (svc->cfg.commit_per_message && b.n > 1) {
-            /* Benchmark mode: the same work, one commit and publish per message. */
-            batch one = {0};
-            for (size_t i = 0; i < b.n; i++) {
-                one.in = &b.in[i];
-                one.res = &b.res[i];
-                one.n = 1;
-                process(svc, &one);
-            }
+        atomic_store(&svc->inflight, (int)(b->n + (pend != NULL ? pend->n : 0)));
+        if (svc->cfg.commit_per_message && b->n > 1) {
+            process_each(svc, b, &pend);
+        } else if (!work) {
+            release_batch(svc, pend); /* an explicit flush: idle, no commit to carry it */
+            pend = NULL;
         } else {
-            process(svc, &b);
+            /* This commit's flush makes pend's commit durable: release it
+             * after, and keep this batch for the next flush. */
+            saga_status crv = commit_batch(svc, b);
+            if (pend != NULL)
+                release_batch(svc, pend);
+            pend = NULL;
+            if (crv == SAGA_OK && (!has_effects(b) || svc->store.durable >= b->commit_no)) {
+                release_batch(svc, b);
+            } else if (crv == SAGA_OK) {
+                pend = b;
+                b = b == &bufs[0] ? &bufs[1] : &bufs[0];
+            }
         }
-        atomic_store(&svc->inflight, 0);
+        atomic_store(&svc->inflight, pend != NULL ? (int)pend->n : 0);
         saga__log_flush();
     }
     rv = SAGA_OK;
 
 out:
+    if (pend != NULL)
+        release_batch(svc, pend);
     saga__log_hold(0);
     /* Stop taking messages; what is still queued goes back to the broker. */
     saga__transport_unsubscribe(svc);
     if (svc->tp.nc != NULL)
         natsConnection_FlushTimeout(svc->tp.nc, 2000);
     for (;;) {
-        size_t n = b.in ? saga__queue_take(&svc->q, b.in, cap, 0) : 0;
+        size_t n = b->in ? saga__queue_take(&svc->q, b->in, cap, 0) : 0;
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++) {
-            if (b.in[i].sub != NULL)
-                natsMsg_Nak(b.in[i].msg, NULL);
-            natsMsg_Destroy(b.in[i].msg);
+            if (b->in[i].sub != NULL)
+                natsMsg_Nak(b->in[i].msg, NULL);
+            natsMsg_Destroy(b->in[i].msg);
         }
     }
     if (rv == SAGA_OK && svc->nsent > 0) {
-        b.n = 0;
-        process(svc, &b); /* deletes the published outbox entries */
+        b->n = 0;
+        process_now(svc, b, &pend); /* deletes the published outbox entries */
     }
-    free(b.in);
-    free(b.res);
+    batch_cleanup(&bufs[0]);
+    batch_cleanup(&bufs[1]);
     return rv;
 }

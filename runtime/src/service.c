@@ -206,7 +206,10 @@ saga_status saga_service_create(saga_service **out, const saga_config *cfg, char
     }
     pthread_mutex_init(&svc->stats_mu, NULL);
     saga__outlist_init(&svc->out);
-    rv = saga__store_open(&svc->store, svc->data_dir, cfg->map_size, cfg->sync);
+    rv = saga__store_open(&svc->store, svc->data_dir, cfg->map_size,
+                          !cfg->sync          ? SAGA__SYNC_NONE
+                          : cfg->shared_flush ? SAGA__SYNC_SHARED
+                                              : SAGA__SYNC_FULL);
     if (rv != SAGA_OK) {
         if (errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen, "%s", svc->store.err);

@@ -1,5 +1,6 @@
 /* store.c - The LMDB environment of one service: open, transactions, map growth. */
 #include "store.h"
+#include "timers.h"
 #include "saga/fs.h"
 
 #include <errno.h>
@@ -48,6 +49,8 @@ saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, 
 
     memset(st, 0, sizeof(*st));
     st->map_size = map_size;
+    st->sync = sync;
+    st->commit_flushes = sync == SAGA__SYNC_FULL ? 2 : sync == SAGA__SYNC_SHARED ? 1 : 0;
     rc = saga_mkdir_p(dir);
     if (rc != 0) {
         snprintf(st->err, sizeof(st->err), "mkdir %s: %s", dir, strerror(rc));
@@ -64,7 +67,15 @@ saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, 
         goto fail_env;
     }
     /* MDB_NOTLS: read transactions are not tied to a thread's TLS slot. */
-    rc = mdb_env_open(st->env, dir, MDB_NOTLS | (sync ? 0 : MDB_NOSYNC), 0644);
+    unsigned flags = sync == SAGA__SYNC_NONE     ? MDB_NOSYNC
+                     : sync == SAGA__SYNC_SHARED ? MDB_NOMETASYNC
+                                                 : 0;
+    rc = mdb_env_open(st->env, dir, MDB_NOTLS | flags, 0644);
+    /* A process that stopped or crashed may have left its last commit's meta
+     * page in the page cache only: on the disk before anything reads it as
+     * done (the leftover outbox is published right after the start). */
+    if (rc == MDB_SUCCESS && sync == SAGA__SYNC_SHARED)
+        rc = mdb_env_sync(st->env, 1);
     if (rc != MDB_SUCCESS) {
         rv = saga__store_rc(st, rc, "mdb_env_open");
         goto fail_env;
@@ -88,6 +99,9 @@ saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, 
             goto fail_txn;
         }
     }
+    rv = saga__timers_migrate(st, txn);
+    if (rv != SAGA_OK)
+        goto fail_txn;
     rc = mdb_txn_commit(txn);
     if (rc != MDB_SUCCESS) {
         rv = saga__store_rc(st, rc, "mdb_txn_commit");
@@ -113,7 +127,10 @@ void saga__store_close(saga__store *st)
 
 saga_status saga__store_begin(saga__store *st, MDB_txn *parent, MDB_txn **txn)
 {
-    return saga__store_rc(st, mdb_txn_begin(st->env, parent, 0, txn), "mdb_txn_begin");
+    saga_status rv = saga__store_rc(st, mdb_txn_begin(st->env, parent, 0, txn), "mdb_txn_begin");
+    if (rv == SAGA_OK && parent == NULL)
+        st->top = *txn;
+    return rv;
 }
 
 saga_status saga__store_begin_read(saga__store *st, MDB_txn **txn)
@@ -123,7 +140,35 @@ saga_status saga__store_begin_read(saga__store *st, MDB_txn **txn)
 
 saga_status saga__store_commit(saga__store *st, MDB_txn *txn)
 {
-    return saga__store_rc(st, mdb_txn_commit(txn), "mdb_txn_commit");
+    int top = txn == st->top;
+    MDB_envinfo before, after;
+    if (!top)
+        return saga__store_rc(st, mdb_txn_commit(txn), "mdb_txn_commit");
+    st->top = NULL;
+    mdb_env_info(st->env, &before);
+    int rc = mdb_txn_commit(txn);
+    mdb_env_info(st->env, &after);
+    /* LMDB skips a transaction that changed nothing: no flush, no meta page. */
+    if (rc == MDB_SUCCESS && after.me_last_txnid != before.me_last_txnid) {
+        /* A commit's flush carries the pages written before it, the previous
+         * commit's meta page among them. */
+        st->committed++;
+        st->durable = st->sync == SAGA__SYNC_SHARED ? st->committed - 1 : st->committed;
+    }
+    return saga__store_rc(st, rc, "mdb_txn_commit");
+}
+
+saga_status saga__store_sync(saga__store *st, int *flushes)
+{
+    *flushes = 0;
+    if (st->durable == st->committed)
+        return SAGA_OK;
+    int rc = mdb_env_sync(st->env, 1);
+    if (rc != MDB_SUCCESS)
+        return saga__store_rc(st, rc, "mdb_env_sync");
+    *flushes = 1;
+    st->durable = st->committed;
+    return SAGA_OK;
 }
 
 saga_status saga__store_grow(saga__store *st)

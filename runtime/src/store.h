@@ -4,10 +4,11 @@
  *   inbox      event_id (ULID)              -> processed time (int64)
  *   outbox     sequence (big-endian u64)    -> outgoing message (outbox.c)
  *   parked     order_id \0 event_id         -> parked message (park.c)
- *   timers     order_id \0 name             -> due time + data (timers.c)
- *   timer_due  due (BE u64) order_id \0 name -> ""   (index for firing)
+ *   timers     (empty: an older runtime's timers, moved into saga at open)
+ *   timer_due  due (BE u64) order_id \0 "~timer:" name -> "" (index for firing)
  *   state      key                          -> value (global service state)
- *   saga       order_id \0 key              -> value (order-scoped state)
+ *   saga       order_id \0 key              -> value (order-scoped state; a
+ *              timer is order_id \0 "~timer:" name -> due time + data, timers.c)
  *   finished   finish time (BE u64) order_id -> ""   (pruning queue)
  *   meta       name                         -> value (sequences; "stats": the
  *                                              service's counters, stats.c)
@@ -27,14 +28,29 @@
 #define SAGA__META_PARTITIONS "partitions"
 #define SAGA__META_ONLY "all" /* its value for the only instance */
 
+/* How commits reach the disk (saga__store_open). */
+enum {
+    SAGA__SYNC_NONE = 0,   /* MDB_NOSYNC: a machine crash may lose the last commits */
+    SAGA__SYNC_FULL = 1,   /* two flushes per commit: the data, then the meta page (O_DSYNC) */
+    SAGA__SYNC_SHARED = 2, /* MDB_NOMETASYNC: one flush per commit, the data; the meta page
+                              written with it reaches the disk with the next flush */
+};
+
 typedef struct saga__store {
     MDB_env *env;
     MDB_dbi inbox, outbox, parked, timers, timer_due, state, saga, finished, meta;
     size_t map_size;
+    int sync;           /* SAGA__SYNC_* */
+    int commit_flushes; /* device flushes per write commit: 2, 1 or 0 as sync says */
+    /* Top-level write commits since open, and how many of them are durable:
+     * a machine crash cannot undo them. Only SAGA__SYNC_SHARED leaves the
+     * last one behind, until the next commit's flush or saga__store_sync. */
+    uint64_t committed, durable;
+    MDB_txn *top;  /* the last top-level write transaction begun */
     char err[256]; /* detail of the last failure: the LMDB code and text */
 } saga__store;
 
-/* Opens (creating if needed) the environment in dir. sync=0 adds MDB_NOSYNC. */
+/* Opens (creating if needed) the environment in dir; sync is SAGA__SYNC_*. */
 saga_status saga__store_open(saga__store *st, const char *dir, size_t map_size, int sync);
 /* Closes the environment; safe on a store that failed to open or was closed. */
 void saga__store_close(saga__store *st);
@@ -45,6 +61,9 @@ saga_status saga__store_begin(saga__store *st, MDB_txn *parent, MDB_txn **txn);
 saga_status saga__store_begin_read(saga__store *st, MDB_txn **txn);
 /* Commits txn (freed also on error). SAGA_EMAPFULL when the map is full. */
 saga_status saga__store_commit(saga__store *st, MDB_txn *txn);
+/* Makes every commit durable (SAGA__SYNC_SHARED: one flush when the last
+ * one is not yet); *flushes counts the flushes made (0 or 1). */
+saga_status saga__store_sync(saga__store *st, int *flushes);
 /* Doubles the map size. No transaction of this process may be open. */
 saga_status saga__store_grow(saga__store *st);
 

@@ -6,6 +6,8 @@
 #include "store.h"
 
 #define SAGA__TIMER_NAME_MAX 96
+/* Stale index entries (cancelled or replaced timers) one take_due drops at most. */
+#define SAGA__TIMER_STALE_MAX 1024
 /* Timer names starting with this character belong to the runtime. */
 #define SAGA__TIMER_INTERNAL '~'
 
@@ -30,7 +32,12 @@ saga_status saga__timer_cancel_order(saga__store *st, MDB_txn *txn, const char *
 /* Removes the earliest timer due at or before now_ms and returns it in *t
  * (the caller cleans it up); SAGA_ENOTFOUND when none is due. */
 saga_status saga__timer_take_due(saga__store *st, MDB_txn *txn, int64_t now_ms, saga__timer *t);
-/* Due time of the earliest timer; SAGA_ENOTFOUND when there is none. */
+/* Moves the timers of an older runtime's store (the database "timers") into
+ * their orders' scopes; the database is left empty. */
+saga_status saga__timers_migrate(saga__store *st, MDB_txn *txn);
+/* Due time of the earliest timer, or of a stale index entry before it (a
+ * cancelled timer's, dropped when take_due reaches it); SAGA_ENOTFOUND
+ * when there is none. */
 saga_status saga__timer_earliest(saga__store *st, MDB_txn *txn, int64_t *due_ms);
 
 #endif

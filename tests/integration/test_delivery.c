@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
 #include <lmdb.h>
 
 #include "natsrv.h"
@@ -248,16 +249,85 @@ static void run_until_killed(fixture *f, const char *crash)
     f->svc = -1;
 }
 
+/* The last transaction id of the store the killed process left, and its page size. */
+static void store_txnid(fixture *f, unsigned long long *txnid, size_t *psize)
+{
+    MDB_env *env = NULL;
+    MDB_envinfo info;
+    MDB_stat st;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    assert_int_equal(mdb_env_open(env, f->data_dir, MDB_RDONLY, 0644), 0);
+    mdb_env_info(env, &info);
+    mdb_env_stat(env, &st);
+    *txnid = (unsigned long long)info.me_last_txnid;
+    *psize = st.ms_psize;
+    mdb_env_close(env);
+}
+
+/* Takes away what a machine crash at the crash point could have undone. The
+ * process's last words say how many of its commits were on the disk; when
+ * its last commit was not (its meta page was written, not yet flushed),
+ * the newer of LMDB's two meta pages gets the older one's contents, as a
+ * power cut before that page reached the disk leaves the file. Returns 1
+ * when a commit was taken away, 0 when every commit was durable. */
+static int lose_unflushed_commit(fixture *f)
+{
+    enum { META_TXNID = 16 + 128 }; /* page header, then MDB_meta's mm_txnid */
+    char line[512], path[600];
+    unsigned long long committed = 0, durable = 0, last, txnid[2];
+    size_t psize;
+    int found = 0;
+    FILE *fp = fopen(f->log_path, "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        const char *p = strstr(line, "event=crash ");
+        if (p != NULL && strstr(p, "committed=") != NULL &&
+            sscanf(strstr(p, "committed="), "committed=%llu durable=%llu", &committed,
+                   &durable) == 2)
+            found = 1;
+    }
+    fclose(fp);
+    assert_true(found);
+    assert_true(durable <= committed && committed - durable <= 1); /* only the last may wait */
+    if (committed == durable)
+        return 0;
+    store_txnid(f, &last, &psize);
+    snprintf(path, sizeof(path), "%s/data.mdb", f->data_dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t *page[2] = {malloc(psize), malloc(psize)};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pread(fd, page[i], psize, (off_t)(i * psize)), (ssize_t)psize);
+        memcpy(&txnid[i], page[i] + META_TXNID, sizeof(txnid[i]));
+    }
+    int newer = txnid[1] > txnid[0];
+    assert_int_equal(txnid[newer], last); /* the layout is read right */
+    memcpy(page[newer] + 16, page[!newer] + 16, psize - 16);
+    assert_int_equal(pwrite(fd, page[newer], psize, (off_t)(newer * psize)), (ssize_t)psize);
+    close(fd);
+    free(page[0]);
+    free(page[1]);
+    store_txnid(f, &last, &psize);
+    assert_int_equal(last, txnid[!newer]);
+    return 1;
+}
+
 /* SIGKILL at a crash point, restart: every event has exactly one effect and
- * downstream sees each emitted event once. */
-static void crash_and_recover(fixture *f, const char *point)
+ * downstream sees each emitted event once. With machine, the crash is the
+ * machine's: the last commit is lost too when it was not on the disk.
+ * Returns whether it was. */
+static int crash_and_recover(fixture *f, const char *point, int machine)
 {
     enum { N = 30 };
     char crash[64], order[32];
     size_t total;
+    int lost = 0;
     snprintf(crash, sizeof(crash), "SAGA_CRASH_AT=%s:5", point);
     publish_pings(f, "o", N);
     run_until_killed(f, crash);
+    if (machine)
+        lost = lose_unflushed_commit(f);
     start_svc(f, "SAGA_BATCH_MAX=4", NULL);
     wait_events(f, "testsvc.ponged", NULL, N);
     for (int i = 0; i < N; i++) {
@@ -267,21 +337,44 @@ static void crash_and_recover(fixture *f, const char *point)
     assert_int_equal(distinct_pongs(f, &total), N);
     assert_int_equal(total, N);
     stop_svc(f);
+    return lost;
 }
 
 static void test_crash_in_handler(void **state)
 {
-    crash_and_recover(*state, "in_handler");
+    crash_and_recover(*state, "in_handler", 0);
 }
 
 static void test_crash_after_commit(void **state)
 {
-    crash_and_recover(*state, "after_commit");
+    crash_and_recover(*state, "after_commit", 0);
 }
 
 static void test_crash_after_publish(void **state)
 {
-    crash_and_recover(*state, "after_publish");
+    crash_and_recover(*state, "after_publish", 0);
+}
+
+/* A machine crash right after a commit, with one flush per commit
+ * (SAGA_SHARED_FLUSH): that commit's meta page is not on the disk yet and
+ * the commit is lost. Nothing of it was published or acknowledged, so the
+ * redelivered events are handled again (their new events get new ids) and
+ * each still has one effect downstream. */
+static void test_machine_crash_after_commit(void **state)
+{
+    assert_int_equal(crash_and_recover(*state, "after_commit", 1), 1);
+}
+
+/* The same after a publish and after the acknowledgements: what was
+ * published or acknowledged was durable, whatever the crash takes away. */
+static void test_machine_crash_after_publish(void **state)
+{
+    crash_and_recover(*state, "after_publish", 1);
+}
+
+static void test_machine_crash_after_ack(void **state)
+{
+    crash_and_recover(*state, "after_ack", 1);
 }
 
 /* The stream sequence up to which the broker has the acknowledgements of the durable
@@ -325,9 +418,10 @@ static int in_store(fixture *f, const char *event_id)
     return found;
 }
 
-/* No message is acknowledged before the commit holding its effects: SIGKILL right
- * after the acknowledgements of a batch go out, then every event the broker counts
- * as acknowledged is in the store the process left behind. */
+/* No message is acknowledged before the commit holding its effects is on the
+ * disk: SIGKILL right after the acknowledgements of a batch go out, take away
+ * the last commit if it was not flushed yet (a machine crash), then every
+ * event the broker counts as acknowledged is in the store left behind. */
 static void test_acked_means_committed(void **state)
 {
     enum { N = 30 };
@@ -336,6 +430,7 @@ static void test_acked_means_committed(void **state)
     size_t n = 0, acked = 0;
     publish_pings(f, "a", N);
     run_until_killed(f, "SAGA_CRASH_AT=after_ack:3");
+    lose_unflushed_commit(f);
     long long floor = ack_floor(f, "test.pinged");
     /* Three batches were acknowledged: the check has something to look at. */
     assert_true(floor >= 3);
@@ -375,6 +470,11 @@ static void test_counters_survive_a_crash(void **state)
     long long received = tjs_stat(&f->t, "testsvc", "received");
     assert_int_equal(tjs_stat(&f->t, "testsvc", "processed"), N);
     assert_true(tjs_stat(&f->t, "testsvc", "commits") >= 4);
+    /* One flush per commit (SAGA_SHARED_FLUSH), and one more for a batch
+     * whose commit no later commit carried to the disk: fewer than two. */
+    long long commits = tjs_stat(&f->t, "testsvc", "commits");
+    long long flushes = tjs_stat(&f->t, "testsvc", "flushes");
+    assert_true(flushes >= commits && flushes < 2 * commits);
     /* The batch committed but never acknowledged came again: a duplicate. */
     assert_true(tjs_stat(&f->t, "testsvc", "duplicates") >= 1);
     assert_true(received >= N + 1);
@@ -866,6 +966,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_in_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_machine_crash_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_machine_crash_after_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_machine_crash_after_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acked_means_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters_survive_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_precommit_abandons_the_batch, setup, teardown),

@@ -18,6 +18,7 @@ static const char *const documented[] = {
     "SAGA_MAX_DELIVER",     "SAGA_RETRY_BASE_MS", "SAGA_RETRY_MAX_MS",       "SAGA_RETENTION_MS",
     "SAGA_PARK_TIMEOUT_MS", "SAGA_SYNC",          "SAGA_COMMIT_PER_MESSAGE", "SAGA_CRASH_AT",
     "SAGA_LOG_LEVEL",       "SAGA_MAP_SIZE",      "SAGA_EVENTS_MAX_AGE_MS",  "SAGA_REPLICAS",
+    "SAGA_SHARED_FLUSH",
 };
 
 #define NDOC (sizeof(documented) / sizeof(documented[0]))

@@ -145,9 +145,9 @@ static void test_crash_count_is_shown(void **state)
     free(json);
 
     /* Two batches go by: one more brings the crash. */
-    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_PUBLISH); /* another point: not counted */
-    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_COMMIT);
-    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_COMMIT);
+    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_PUBLISH, NULL); /* another point: not counted */
+    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_COMMIT, NULL);
+    saga__crash_point(&f.crash, SAGA_CRASH_AFTER_COMMIT, NULL);
     char *rep = saga__faults_reply(&f, "payment", NULL);
     json_error_t jerr;
     json_t *o = json_loads(rep, 0, &jerr);

@@ -29,7 +29,8 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
     f->dir = tproc_mkdtemp();
-    if (f->dir == NULL || saga__store_open(&f->st, f->dir, (size_t)1 << 20, 1) != SAGA_OK)
+    if (f->dir == NULL ||
+        saga__store_open(&f->st, f->dir, (size_t)1 << 20, SAGA__SYNC_FULL) != SAGA_OK)
         return -1;
     *state = f;
     return 0;
@@ -149,7 +150,8 @@ static void test_outbox_round_trip(void **state)
     saga__outlist_cleanup(&out);
 }
 
-/* Timers come out in due order, only when due; replacing and cancelling work. */
+/* Timers come out in due order, only when due; replacing and cancelling work
+ * (the index entries they leave behind are dropped as they come due). */
 static void test_timers_due_order(void **state)
 {
     fx *f = *state;
@@ -175,6 +177,90 @@ static void test_timers_due_order(void **state)
     saga__timer_cleanup(&t);
     assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_ENOTFOUND);
     assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_ENOTFOUND);
+    mdb_txn_abort(txn);
+}
+
+/* Takes the next due timer and checks it: order's "deadline", due at due, one byte of data. */
+static void take_one(fx *f, MDB_txn *txn, int64_t now, const char *order, int64_t due,
+                     const char *data)
+{
+    saga__timer t;
+    assert_int_equal(saga__timer_take_due(&f->st, txn, now, &t), SAGA_OK);
+    assert_string_equal(t.order_id, order);
+    assert_string_equal(t.name, "deadline");
+    assert_int_equal(t.due_ms, due);
+    assert_int_equal(t.len, 1);
+    assert_memory_equal(t.data, data, 1);
+    saga__timer_cleanup(&t);
+}
+
+static void assert_entries(MDB_txn *txn, MDB_dbi dbi, size_t n)
+{
+    MDB_stat ms;
+    assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
+    assert_int_equal(ms.ms_entries, n);
+}
+
+/* A cancelled timer never fires, nor a replaced one at its old time; their
+ * index entries go when due, also more than one take_due drops at a time. */
+static void test_timers_stale_index(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    saga__timer t;
+    int64_t due;
+    char order[32];
+    for (int i = 0; i < 3; i++) /* room for the stale entries' transaction */
+        assert_int_equal(saga__store_grow(&f->st), SAGA_OK);
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    for (int i = 0; i < SAGA__TIMER_STALE_MAX + 10; i++) {
+        snprintf(order, sizeof(order), "c%d", i);
+        assert_int_equal(saga__timer_set(&f->st, txn, order, "deadline", 50 + i % 7, NULL, 0),
+                         SAGA_OK);
+        assert_int_equal(saga__timer_cancel(&f->st, txn, order, "deadline"), SAGA_OK);
+    }
+    assert_int_equal(saga__timer_set(&f->st, txn, "x", "deadline", 100, NULL, 0), SAGA_OK);
+    assert_int_equal(saga__timer_set(&f->st, txn, "x", "deadline", 500, "l", 1), SAGA_OK);
+    assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_OK);
+    assert_int_equal(due, 50); /* a stale entry: the walk drops it when due */
+    /* More stale entries than one call drops: the next call goes on. */
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 200, &t), SAGA_ENOTFOUND);
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 200, &t), SAGA_ENOTFOUND);
+    assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_OK);
+    assert_int_equal(due, 500);
+    take_one(f, txn, 600, "x", 500, "l");
+    assert_entries(txn, f->st.timer_due, 0);
+    mdb_txn_abort(txn);
+}
+
+/* A store of an older runtime, its timers in the database "timers" and
+ * indexed without the "~timer:" prefix, opens with them moved into their
+ * orders' scopes: the timer fires once, with its data. */
+static void test_timers_migrate(void **state)
+{
+    fx *f = *state;
+    MDB_txn *txn;
+    saga__timer t;
+    int64_t due = 100;
+    uint8_t val[sizeof(due) + 1], ik[8 + 11];
+    memcpy(val, &due, sizeof(due));
+    val[sizeof(due)] = 'd';
+    saga__be64_put(ik, (uint64_t)due);
+    memcpy(ik + 8, "o9\0deadline", 11);
+    MDB_val k = {11, "o9\0deadline"}, v = {sizeof(val), val}, ikv = {sizeof(ik), ik},
+            empty = {0, NULL};
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    assert_int_equal(mdb_put(txn, f->st.timers, &k, &v, 0), 0);
+    assert_int_equal(mdb_put(txn, f->st.timer_due, &ikv, &empty, 0), 0);
+    assert_int_equal(saga__store_commit(&f->st, txn), SAGA_OK);
+    saga__store_close(&f->st);
+    assert_int_equal(saga__store_open(&f->st, f->dir, (size_t)1 << 20, SAGA__SYNC_FULL), SAGA_OK);
+
+    assert_int_equal(saga__store_begin(&f->st, NULL, &txn), SAGA_OK);
+    assert_entries(txn, f->st.timers, 0);
+    take_one(f, txn, 1000, "o9", 100, "d");
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_ENOTFOUND);
+    assert_entries(txn, f->st.timer_due, 0);
     mdb_txn_abort(txn);
 }
 
@@ -214,6 +300,9 @@ static void test_finished_saga_pruned(void **state)
     assert_int_equal(saga__timer_set(&f->st, txn, "A1", "deadline", 99, NULL, 0), SAGA_OK);
     assert_int_equal(saga__state_finish(&f->st, txn, "A1", 1000), SAGA_OK);
     int64_t due;
+    saga__timer t;
+    /* The cancelled timer's index entry stays until due, and is dropped then. */
+    assert_int_equal(saga__timer_take_due(&f->st, txn, 1000, &t), SAGA_ENOTFOUND);
     assert_int_equal(saga__timer_earliest(&f->st, txn, &due), SAGA_ENOTFOUND);
     assert_int_equal(saga__state_prune(&f->st, txn, 1000, 10, &removed), SAGA_OK);
     assert_int_equal(removed, 0); /* not older than the cutoff yet */
@@ -280,6 +369,53 @@ static void test_map_grows(void **state)
     assert_int_equal(saga__store_begin_read(&f->st, &txn), SAGA_OK);
     assert_int_equal(mdb_get(txn, f->st.state, &k, &v), 0);
     mdb_txn_abort(txn);
+}
+
+/* One write transaction that puts key, committed. */
+static void put_one(saga__store *st, const char *key)
+{
+    MDB_txn *txn;
+    assert_int_equal(saga__store_begin(st, NULL, &txn), SAGA_OK);
+    assert_int_equal(saga__inbox_put(st, txn, key, 1), SAGA_OK);
+    assert_int_equal(saga__store_commit(st, txn), SAGA_OK);
+}
+
+/* Which commits are on the disk: every one when each flushes its meta page;
+ * with one flush per commit, all but the last, until the next commit or a
+ * sync. A transaction that changes nothing is no commit (LMDB writes nothing). */
+static void test_durable_commits(void **state)
+{
+    fx *f = *state;
+    saga__store sh;
+    MDB_txn *txn;
+    int flushes = -1;
+    put_one(&f->st, "a");
+    assert_int_equal(f->st.commit_flushes, 2);
+    assert_true(f->st.committed >= 1);
+    assert_int_equal(f->st.durable, f->st.committed);
+
+    char *dir = tproc_mkdtemp();
+    assert_non_null(dir);
+    assert_int_equal(saga__store_open(&sh, dir, (size_t)1 << 20, SAGA__SYNC_SHARED), SAGA_OK);
+    assert_int_equal(sh.commit_flushes, 1);
+    uint64_t c0 = sh.committed;
+    put_one(&sh, "a");
+    assert_int_equal(sh.committed, c0 + 1);
+    assert_int_equal(sh.durable, c0); /* its meta page waits for the next flush */
+    put_one(&sh, "b");
+    assert_int_equal(sh.durable, c0 + 1); /* carried by the second commit's flush */
+    assert_int_equal(saga__store_sync(&sh, &flushes), SAGA_OK);
+    assert_int_equal(flushes, 1);
+    assert_int_equal(sh.durable, sh.committed);
+    assert_int_equal(saga__store_sync(&sh, &flushes), SAGA_OK);
+    assert_int_equal(flushes, 0); /* nothing left to flush */
+    assert_int_equal(saga__store_begin(&sh, NULL, &txn), SAGA_OK);
+    assert_int_equal(saga__store_commit(&sh, txn), SAGA_OK);
+    assert_int_equal(sh.committed, c0 + 2);
+    assert_int_equal(sh.durable, sh.committed);
+    saga__store_close(&sh);
+    tproc_rmrf(dir);
+    free(dir);
 }
 
 /* Puts key=val into dbi of st in a transaction of its own. */
@@ -390,8 +526,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_inbox_prune_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers_due_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timers_stale_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timers_migrate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_by_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finished_saga_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),

@@ -53,7 +53,8 @@ typedef struct bench_fleet {
     bench_proc proc[BENCH_MAXPROC];
     int nproc;
     int nbrokers; /* proc[0..nbrokers-1] are the brokers of a launched fleet */
-    int keep;     /* leave the directory (logs, stores) behind */
+    int keep;           /* leave the directory (logs, stores) behind */
+    natsConnection *nc; /* asks the participants for their counters; NULL when it cannot */
 } bench_fleet;
 
 typedef struct bench_fleet_cfg {
@@ -86,7 +87,8 @@ int bench_fleet_stream(const bench_fleet *f, uint64_t *msgs, uint64_t *bytes, in
 
 /* Stops what this fleet started: participants with SIGTERM (SIGKILL after
  * 30 s), then nats-server (SIGKILL after 10 s); removes the directory unless
- * keep. Returns 0 when every process exited by itself, 1 otherwise. */
+ * keep; of a fleet of --url, only closes the connection. Returns 0 when
+ * every process exited by itself, 1 otherwise. */
 int bench_fleet_stop(bench_fleet *f);
 
 typedef struct bench_pstat {
@@ -96,9 +98,16 @@ typedef struct bench_pstat {
     long long anon_kb;    /* RssAnon: heap and stacks, without mapped files (LMDB) */
     long long hwm_kb;     /* VmHWM: peak resident set */
     long long lmdb_bytes; /* size of data.mdb, -1 when none */
+    long long wbytes;     /* write_bytes of /proc/PID/io: what it wrote to the disk, -1 unknown */
+    long long flushes;    /* its "flushes" counter (stats reply), -1 when it has none */
+    long long commits;    /* its "commits" counter, likewise */
 } bench_pstat;
 
-/* Reads /proc/PID/stat and status and the LMDB file of every process. */
+/* One request on saga.ctl.<name>.stats: the parsed reply, which the caller
+ * releases with json_decref(), or NULL if none came or it is not JSON. */
+json_t *bench_ask_stats(natsConnection *nc, const char *name, int timeout_ms);
+
+/* Reads /proc/PID/stat, status and io, the LMDB file and the counters of every process. */
 void bench_fleet_sample(const bench_fleet *f, bench_pstat out[BENCH_MAXPROC]);
 
 /* Bytes of the JetStream store of a launched fleet (of its first node for a cluster;
@@ -237,6 +246,10 @@ typedef struct bench_proc_figures {
                            work the measured orders caused, also what lagged behind */
     long long hwm_kb;   /* peak resident set since start */
     long long lmdb_bytes;
+    long long wbytes;  /* bytes written to the disk over the same span as cpu_drain_s (cpu_s
+                          when it did not drain), -1 unknown */
+    long long flushes; /* device flushes over that span, -1 unknown */
+    long long commits; /* LMDB commits over that span, -1 unknown */
 } bench_proc_figures;
 
 typedef struct bench_phase {

@@ -195,9 +195,7 @@ static int start_participants(bench_fleet *f, const bench_fleet_cfg *cfg, char *
 
 /* ---- participants ------------------------------------------------------ */
 
-/* One request on saga.ctl.<name>.stats: the parsed reply, which the caller
- * releases with json_decref(), or NULL if none came or it is not JSON. */
-static json_t *ask_stats(natsConnection *nc, const char *name, int timeout_ms)
+json_t *bench_ask_stats(natsConnection *nc, const char *name, int timeout_ms)
 {
     char subject[96];
     natsMsg *m = NULL;
@@ -239,6 +237,8 @@ int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, siz
         return -1;
     }
     add_self(f);
+    if (natsConnection_ConnectTo(&f->nc, f->url) != NATS_OK)
+        f->nc = NULL; /* the counters are then unknown, the rest is measured */
     return 0;
 }
 
@@ -283,7 +283,7 @@ int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen
         snprintf(p->name, sizeof(p->name), "%s", bench_svc_names[i]);
         p->owned = 0;
         p->pid = -1;
-        json_t *reply = ask_stats(nc, p->name, 2000);
+        json_t *reply = bench_ask_stats(nc, p->name, 2000);
         if (reply == NULL) {
             snprintf(err, errlen, "%s does not answer saga.ctl.%s.stats at %s", p->name, p->name,
                      url);
@@ -303,7 +303,7 @@ int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen
         if (fp != NULL)
             fclose(fp);
     }
-    natsConnection_Destroy(nc);
+    f->nc = nc;
     add_self(f);
     return 0;
 }
@@ -311,6 +311,8 @@ int bench_fleet_attach(bench_fleet *f, const char *url, char *err, size_t errlen
 int bench_fleet_stop(bench_fleet *f)
 {
     int rc = 0;
+    natsConnection_Destroy(f->nc); /* before the server goes: no reconnecting */
+    f->nc = NULL;
     if (f->fl != NULL) {
         rc = fleet_stop_all(f->fl, SERVICE_STOP_MS, SERVER_STOP_MS);
         if (rc != 0)

@@ -22,7 +22,7 @@
 #define BENCH_BUILD_DIR "build"
 #endif
 
-#define MODES_MAX 3
+#define MODES_MAX 4
 #define NAMES_MAX (MODES_MAX + 1)
 #define PHASES_MAX 512
 #define ENV_MAX 8
@@ -54,8 +54,9 @@ static const bench_opt options[] = {
     {"runs", BENCH_OPT_INT, 1, 1, 100, NULL, &o.runs, "N",
      "repeat every measurement N times, interleaved; tables show median, min, max"},
     {"modes", BENCH_OPT_STR, 0, 0, 0, "sync,per-message", &o.modes, "LIST",
-     "durability modes, comma-separated: sync (synced group commit), per-message "
-     "(SAGA_COMMIT_PER_MESSAGE=1), nosync (SAGA_SYNC=0)"},
+     "durability modes, comma-separated: sync (synced group commit), sync2 (the same with two "
+     "flushes per commit, SAGA_SHARED_FLUSH=0), per-message (SAGA_COMMIT_PER_MESSAGE=1), nosync "
+     "(SAGA_SYNC=0)"},
     {"ceiling", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.ceiling, "",
      "also measure the ceiling (saga-ceiling: no-op handlers, no LMDB) with the same load"},
     {"half-peak", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.half_peak, "",
@@ -123,6 +124,8 @@ static const char *mode_env(const char *mode)
 {
     if (strcmp(mode, "sync") == 0)
         return "";
+    if (strcmp(mode, "sync2") == 0)
+        return "SAGA_SHARED_FLUSH=0";
     if (strcmp(mode, "per-message") == 0)
         return "SAGA_COMMIT_PER_MESSAGE=1";
     if (strcmp(mode, "nosync") == 0)
@@ -229,6 +232,12 @@ static void hook(void *arg, enum bench_hook_what what, long long completed, doub
                 "[growth] %lld orders: %.1f sagas/s over the last interval, tail lag %lld\n",
                 completed, row->interval_per_s, row->lag);
     }
+}
+
+/* How much a counter grew from a to b; -1 when either is unknown. */
+static long long growth_of(long long a, long long b)
+{
+    return a >= 0 && b >= a ? b - a : -1;
 }
 
 /* Completions between hand-overs: K of them evenly over the run. */
@@ -364,13 +373,18 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
         if (c.started && c.start[i].ok && drained[i].ok && p->settle_s >= 0)
             pf->cpu_drain_s =
                 (double)(drained[i].cpu_ticks - c.start[i].cpu_ticks) * bench_tick_s();
+        /* Bytes and flushes over the span cpu us/saga covers. */
+        const bench_pstat *to = p->settle_s >= 0 ? &drained[i] : &c.end[i];
+        pf->wbytes = c.started ? growth_of(c.start[i].wbytes, to->wbytes) : -1;
+        pf->flushes = c.started ? growth_of(c.start[i].flushes, to->flushes) : -1;
+        pf->commits = c.started ? growth_of(c.start[i].commits, to->commits) : -1;
     }
     bench_print_phase(stdout, p);
     print_handovers(&c);
     if (rc == 0 && o.history && p->load.nids > 0)
         rc = time_traces(&f, p);
     fflush(stdout);
-    if (o.url == NULL && bench_fleet_stop(&f) != 0)
+    if (bench_fleet_stop(&f) != 0) /* a fleet of --url: only lets go of it */
         fprintf(stderr, "saga-bench: %s run %d: a process did not stop cleanly\n", name, run);
     return rc;
 }
@@ -473,7 +487,8 @@ int main(int argc, char **argv)
         for (char *save = NULL, *m = strtok_r(modes_buf, ",", &save); m != NULL;
              m = strtok_r(NULL, ",", &save)) {
             if (mode_env(m) == NULL || nnames == NAMES_MAX) {
-                fprintf(stderr, "saga-bench: --modes: \"%s\" is not sync, per-message or nosync\n",
+                fprintf(stderr,
+                        "saga-bench: --modes: \"%s\" is not sync, sync2, per-message or nosync\n",
                         m);
                 return 2;
             }

@@ -63,6 +63,44 @@ static double cpu_per_saga_us(const bench_phase *p, const bench_proc_figures *f)
     return p->load.nlat ? cpu * 1e6 / (double)p->load.nlat : 0;
 }
 
+/* A count over the measured orders' span (bench_proc_figures), per order; -1 unknown. */
+static double per_saga(const bench_phase *p, long long v)
+{
+    return v >= 0 && p->load.nlat ? (double)v / (double)p->load.nlat : -1;
+}
+
+/* "-" for an unknown figure, else v with the given decimals. */
+static const char *cell(char *buf, size_t len, double v, int decimals)
+{
+    if (v < 0)
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, "%.*f", decimals, v);
+    return buf;
+}
+
+/* Adds a figure known (>= 0) to a sum that is -1 while nothing is known. */
+static void add_known(double *sum, double v)
+{
+    if (v >= 0)
+        *sum = (*sum < 0 ? 0 : *sum) + v;
+}
+
+/* The services' bytes written, flushes and commits per saga, summed: -1 when none is known. */
+static void services_per_saga(const bench_phase *p, double *wbytes, double *flushes,
+                              double *commits)
+{
+    *wbytes = *flushes = *commits = -1;
+    for (int i = 0; i < p->nproc; i++) {
+        const bench_proc_figures *f = &p->proc[i];
+        if (f->lmdb_bytes < 0)
+            continue; /* not a service with a store: nats-server, saga-bench, a ceiling role */
+        add_known(wbytes, per_saga(p, f->wbytes));
+        add_known(flushes, per_saga(p, f->flushes));
+        add_known(commits, per_saga(p, f->commits));
+    }
+}
+
 double bench_sustained(const bench_phase *p)
 {
     double t = p->load.window_s + p->settle_s;
@@ -108,22 +146,37 @@ void bench_print_phase(FILE *out, const bench_phase *p)
                 "   stream SAGA_EVENTS: %llu messages, %.1f bytes each on average, %d replica(s)\n",
                 (unsigned long long)p->stream_msgs,
                 (double)p->stream_bytes / (double)p->stream_msgs, p->stream_replicas);
-    fprintf(out, "   %-13s %9s %6s %11s %12s %11s %9s\n", "process", "cpu s", "cpu %",
-            "drain cpu s", "cpu us/saga", "peak RSS MB", "LMDB MB");
+    fprintf(out, "   %-13s %9s %6s %11s %12s %11s %9s %13s %13s\n", "process", "cpu s", "cpu %",
+            "drain cpu s", "cpu us/saga", "peak RSS MB", "LMDB MB", "write KB/saga",
+            "flushes/saga");
     for (int i = 0; i < p->nproc; i++) {
         const bench_proc_figures *f = &p->proc[i];
-        char lm[32] = "-";
+        char lm[32] = "-", wb[32], fl[32];
         if (f->lmdb_bytes >= 0)
             snprintf(lm, sizeof(lm), "%.1f", (double)f->lmdb_bytes / MIB);
         if (f->hwm_kb < 0) {
             fprintf(out, "   %-13s %9s\n", f->name, "(not on this host)");
             continue;
         }
-        fprintf(out, "   %-13s %9.2f %6.1f %11.2f %12.1f %11.1f %9s\n", f->name, f->cpu_s,
+        double kb = per_saga(p, f->wbytes);
+        fprintf(out, "   %-13s %9.2f %6.1f %11.2f %12.1f %11.1f %9s %13s %13s\n", f->name, f->cpu_s,
                 l->window_s > 0 ? 100 * f->cpu_s / l->window_s : 0, f->cpu_drain_s,
-                cpu_per_saga_us(p, f), (double)f->hwm_kb / 1024, lm);
+                cpu_per_saga_us(p, f), (double)f->hwm_kb / 1024, lm,
+                cell(wb, sizeof(wb), kb < 0 ? kb : kb / 1024, 2),
+                cell(fl, sizeof(fl), per_saga(p, f->flushes), 3));
     }
-    fprintf(out, "   (cpu s and %%: the measured window; us/saga: until every consumer drained)\n");
+    double wsum, fsum, csum;
+    services_per_saga(p, &wsum, &fsum, &csum);
+    if (wsum >= 0 || fsum >= 0) {
+        char wb[32], fl[32], cm[32];
+        fprintf(out,
+                "   the services together: %s KB written, %s device flushes and %s commits per "
+                "saga\n",
+                cell(wb, sizeof(wb), wsum < 0 ? wsum : wsum / 1024, 2),
+                cell(fl, sizeof(fl), fsum, 3), cell(cm, sizeof(cm), csum, 3));
+    }
+    fprintf(out, "   (cpu s and %%: the measured window; per saga: until every consumer drained;\n"
+                 "   write: /proc/PID/io write_bytes, LMDB, spool and logs; flushes: LMDB's)\n");
 }
 
 void bench_print_table(FILE *out, const bench_phase *ph, size_t n, const char *const *names,
@@ -253,10 +306,14 @@ static json_t *json_proc(const void *arg, size_t i)
 {
     const bench_phase *p = arg;
     const bench_proc_figures *pf = &p->proc[i];
-    return json_pack("{s:s, s:o, s:o, s:o, s:I, s:I}", "name", pf->name, "cpu_s",
-                     jreal(pf->cpu_s, 3), "cpu_drain_s", jreal(pf->cpu_drain_s, 3),
-                     "cpu_us_per_saga", jreal(cpu_per_saga_us(p, pf), 2), "peak_rss_kb",
-                     (json_int_t)pf->hwm_kb, "lmdb_bytes", (json_int_t)pf->lmdb_bytes);
+    return json_pack(
+        "{s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:o, s:I, s:o, s:I, s:o}", "name", pf->name, "cpu_s",
+        jreal(pf->cpu_s, 3), "cpu_drain_s", jreal(pf->cpu_drain_s, 3), "cpu_us_per_saga",
+        jreal(cpu_per_saga_us(p, pf), 2), "peak_rss_kb", (json_int_t)pf->hwm_kb, "lmdb_bytes",
+        (json_int_t)pf->lmdb_bytes, "write_bytes", (json_int_t)pf->wbytes, "write_bytes_per_saga",
+        jreal(per_saga(p, pf->wbytes), 1), "flushes", (json_int_t)pf->flushes, "flushes_per_saga",
+        jreal(per_saga(p, pf->flushes), 3), "commits", (json_int_t)pf->commits, "commits_per_saga",
+        jreal(per_saga(p, pf->commits), 3));
 }
 
 static json_t *json_hop(const void *arg, size_t i)
@@ -289,10 +346,12 @@ static json_t *json_phase(const void *arg, size_t k)
         json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "samples", (json_int_t)l->nlat, "p50",
                   jreal(l->p50_ms, 3), "p90", jreal(l->p90_ms, 3), "p99", jreal(l->p99_ms, 3),
                   "max", jreal(l->max_ms, 3), "mean", jreal(l->mean_ms, 3));
+    double wsum, fsum, csum;
+    services_per_saga(p, &wsum, &fsum, &csum);
     /* Every "o" is stolen, also when json_pack fails; a NULL one fails it. */
     json_t *o = json_pack(
         "{s:s, s:s, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-        "s:o, s:I, s:I, s:i, s:I, s:I, s:o, s:o, s:o, s:o}",
+        "s:o, s:I, s:I, s:i, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
         "name", p->name, "kind", p->kind, "run", p->run, "ok", p->ok, "rate", (json_int_t)p->rate,
         "concurrency", (json_int_t)p->concurrency, "orders", (json_int_t)p->orders, "warmup",
         (json_int_t)p->warmup, "placed", (json_int_t)l->placed, "confirmed",
@@ -302,7 +361,9 @@ static json_t *json_phase(const void *arg, size_t k)
         (json_int_t)p->stream_msgs, "stream_bytes", (json_int_t)p->stream_bytes, "stream_replicas",
         p->stream_replicas, "lag_notification", (json_int_t)l->lag_notification, "lag_inventory",
         (json_int_t)l->lag_inventory, "sustained_sagas_per_s", jreal(bench_sustained(p), 2),
-        "latency_ms", latency, "processes", procs, "hops", hops);
+        "latency_ms", latency, "processes", procs, "hops", hops, "services_write_bytes_per_saga",
+        jreal(wsum, 1), "services_flushes_per_saga", jreal(fsum, 3), "services_commits_per_saga",
+        jreal(csum, 3));
     if (o != NULL && p->traced && json_object_set_new(o, "trace", json_trace(&p->trace)) != 0) {
         json_decref(o);
         o = NULL;

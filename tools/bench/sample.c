@@ -1,6 +1,7 @@
-/* sample.c - What saga-bench reads about a running fleet: CPU time and
- * resident memory of each process from /proc, the size of each LMDB file and
- * of the JetStream store, and the size of the event stream. */
+/* sample.c - What saga-bench reads about a running fleet: CPU time,
+ * resident memory and bytes written of each process from /proc, the device
+ * flushes and commits each service counts, the size of each LMDB file and of the
+ * JetStream store, and the size of the event stream. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "bench.h"
 
@@ -65,12 +66,13 @@ static int read_stat(pid_t pid, uint64_t *ticks)
     return 0;
 }
 
-static long long status_kb(pid_t pid, const char *key)
+/* A "key: value" line of a /proc file, -1 when absent or unreadable. */
+static long long proc_field(pid_t pid, const char *file, const char *key)
 {
     char path[64], line[256];
     size_t klen = strlen(key);
     long long v = -1;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
     FILE *fp = fopen(path, "r");
     if (fp == NULL)
         return -1;
@@ -84,20 +86,39 @@ static long long status_kb(pid_t pid, const char *key)
     return v;
 }
 
+/* A counter of a stats reply, -1 when there is no reply or it has none. */
+static long long counter_of(const json_t *reply, const char *key)
+{
+    json_t *v = json_object_get(reply, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* The "flushes" and "commits" counters of a participant, -1 when it does not answer. */
+static void counters_of(const bench_fleet *f, const char *name, bench_pstat *s)
+{
+    json_t *reply = f->nc != NULL ? bench_ask_stats(f->nc, name, 1000) : NULL;
+    s->flushes = counter_of(reply, "flushes");
+    s->commits = counter_of(reply, "commits");
+    json_decref(reply);
+}
+
 void bench_fleet_sample(const bench_fleet *f, bench_pstat out[BENCH_MAXPROC])
 {
     for (int i = 0; i < f->nproc; i++) {
         const bench_proc *p = &f->proc[i];
         bench_pstat *s = &out[i];
         memset(s, 0, sizeof(*s));
-        s->rss_kb = s->anon_kb = s->hwm_kb = s->lmdb_bytes = -1;
+        s->rss_kb = s->anon_kb = s->hwm_kb = s->lmdb_bytes = s->wbytes = -1;
+        s->flushes = s->commits = -1;
         if (p->pid > 0 && read_stat(p->pid, &s->cpu_ticks) == 0) {
             s->ok = 1;
-            s->rss_kb = status_kb(p->pid, "VmRSS");
-            s->hwm_kb = status_kb(p->pid, "VmHWM");
-            s->anon_kb = status_kb(p->pid, "RssAnon");
+            s->rss_kb = proc_field(p->pid, "status", "VmRSS");
+            s->hwm_kb = proc_field(p->pid, "status", "VmHWM");
+            s->anon_kb = proc_field(p->pid, "status", "RssAnon");
+            s->wbytes = proc_field(p->pid, "io", "write_bytes");
         }
-        if (p->data_dir[0] != '\0') {
+        if (p->data_dir[0] != '\0') { /* a service of this host */
+            counters_of(f, p->name, s);
             char path[BENCH_PATH_MAX + 16];
             struct stat st;
             snprintf(path, sizeof(path), "%s/data.mdb", p->data_dir);

@@ -41,6 +41,7 @@ typedef struct saga_service saga_service; /* opaque, see service.h */
     XX(commands, SAGA_STAT_COUNT, "request/reply commands handled")                                \
     XX(published, SAGA_STAT_COUNT, "messages confirmed by JetStream")                              \
     XX(commits, SAGA_STAT_COUNT, "LMDB write transactions committed")                              \
+    XX(flushes, SAGA_STAT_COUNT, "device flushes of the commits: fdatasync, synced meta page")     \
     XX(pruned, SAGA_STAT_COUNT, "inbox ids and finished sagas removed")                            \
     XX(faults, SAGA_STAT_COUNT, "faults injected by the fault plan")                               \
     XX(too_big, SAGA_STAT_COUNT, "emits refused: over the broker's max payload")                   \

@@ -3,12 +3,14 @@
  * shipping and 1 notification instances, with injected duplicates and reordering.
  * One instance each of payment, inventory and shipping is SIGKILLed mid-run and
  * restarted on its data directory a little later (counted in orders placed, not in
- * time): its partitions wait meanwhile, the others go on. Then every order is final,
+ * time): its partitions wait meanwhile, the others go on. Later payment is scaled from
+ * 3 instances to 2 and inventory from 2 to 3 (stock re-split) while the orders placed
+ * before are still in flight. Then every order is final,
  * the audit is clean (money per order, stock summed over the inventory instances, no
  * step done twice), nothing is lost and no retried place made a second order.
  *
  * Ends with one line of figures: orders, instances, victims, the longest wait for one
- * order to be accepted, lost and duplicated (both must be 0), seconds and sagas/s. */
+ * order to be accepted, the hand-overs' pauses, lost and duplicated (both must be 0), seconds and sagas/s. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -50,6 +52,9 @@ static const victim victims[] = {
     {"shipping", 2, 6, 7},
 };
 #define NVICTIMS ((int)(sizeof(victims) / sizeof(victims[0])))
+/* Tenths of the orders placed when payment goes from 3 instances to 2 and inventory
+ * from 2 to 3 (after every victim is back). */
+#define RESCALE_AT 8
 
 /* Places order n under the key "<prefix>-<n>", retrying the key; fails the test if it
  * cannot be placed. *took_ms: how long it took. */
@@ -87,7 +92,7 @@ static void orders_survive_instance_kills(void **state)
 {
     long orders = tproc_env_long("SCALE_ORDERS", DEFAULT_ORDERS);
     char sku[16];
-    int64_t max_place_ms = 0, took = 0;
+    int64_t max_place_ms = 0, took = 0, pause_pay = -1, pause_inv = -1;
     (void)state;
     assert_true(orders >= 10);
 
@@ -98,6 +103,12 @@ static void orders_survive_instance_kills(void **state)
     int64_t t0 = tproc_now_ms();
     for (long n = 0; n < orders; n++) {
         kill_and_restart(n, orders);
+        /* Every victim is back: hand-overs with the orders before still in flight. */
+        if (n == orders * RESCALE_AT / 10) {
+            fprintf(stderr, "scale: payment 3->2 and inventory 2->3 at order %ld\n", n);
+            assert_int_equal(tfleet_rescale(&F, tfleet_index("payment"), 2, &pause_pay), 0);
+            assert_int_equal(tfleet_rescale(&F, tfleet_index("inventory"), 3, &pause_inv), 0);
+        }
         place_one("scale", n, &took);
         if (took > max_place_ms)
             max_place_ms = took;
@@ -123,9 +134,11 @@ static void orders_survive_instance_kills(void **state)
                  tfleet_instance_name(&F, tfleet_index(victims[v].svc), victims[v].k, name,
                                       sizeof(name)));
     printf("scale: orders=%ld instances=%s killed=%s max_place_ms=%lld place_s=%.1f "
+           "payment=3->2 pause_ms=%lld inventory=2->3 pause_ms=%lld "
            "lost=%ld duplicated=%ld seconds=%.1f sagas_per_s=%.1f audit=%s\n",
-           orders, names, killed, (long long)max_place_ms, place_s, lost, duplicated, seconds,
-           (double)orders / seconds, audit == 0 ? "pass" : "FAIL");
+           orders, names, killed, (long long)max_place_ms, place_s, (long long)pause_pay,
+           (long long)pause_inv, lost, duplicated, seconds, (double)orders / seconds,
+           audit == 0 ? "pass" : "FAIL");
     assert_int_equal(done, 0);
     assert_int_equal(lost, 0);
     assert_int_equal(duplicated, 0);

@@ -393,7 +393,7 @@ static void stock_conserved(void)
 }
 
 /* After payment 2 -> 3: the moves printed, status lists the new instance with its
- * partitions; after 3 -> 2, the refusals; after inventory 2 -> 3 and back, the stock
+ * partitions, waiting while it is killed; after 3 -> 2, the refusals; after inventory 2 -> 3 and back, the stock
  * re-split printed and every SKU's units conserved over the instances. */
 static void check_payment_scale(int k, char *out, size_t cap)
 {
@@ -402,6 +402,14 @@ static void check_payment_scale(int k, char *out, size_t cap)
         saga_fleet((const char *[]){"status", "--json", NULL}, out, cap);
         assert_true(status_up_in(out, "payment-3"));
         assert_non_null(strstr(out, "\"state\":\"up\",\"partitions\":\"2,5,8,11,14\""));
+        /* A down instance's partitions are shown waiting until it is back. */
+        assert_int_equal(saga_fleet((const char *[]){"kill", "payment-3", NULL}, out, cap), 0);
+        saga_fleet((const char *[]){"status", "--json", NULL}, out, cap);
+        assert_non_null(
+            strstr(out, "\"state\":\"down\",\"partitions\":\"2,5,8,11,14\",\"waiting\":true"));
+        assert_int_equal(saga_fleet((const char *[]){"restart", "payment-3", NULL}, out, cap), 0);
+        saga_fleet((const char *[]){"status", "--json", NULL}, out, cap);
+        assert_true(status_up_in(out, "payment-3"));
         return;
     }
     if (k >= 2) {

@@ -74,8 +74,9 @@ static const char USAGE[] =
     "                   wait until each is ready; every connection authenticates\n"
     "                   (SAGA_HOME/auth), --tls: and is TLS\n"
     "  down             stop the services (SIGTERM, SIGKILL after 20 s), then nats-server\n"
-    "  status [--json]  each process: pid, up/down, partitions, events processed,\n"
-    "                   pending, metrics address; the leaders of a cluster;\n"
+    "  status [--json]  each process: pid, up/down, partitions (\"waiting\" while\n"
+    "                   their instance is down), events processed, pending, metrics\n"
+    "                   address; the leaders of a cluster;\n"
     "                   Prometheus's web UI\n"
     "  logs NAME [-f]   show (or follow) the log of NAME (or nats, nats-2, ...)\n"
     "  kill NAME        SIGKILL one process (or nats, nats-2, ...): a crash, for tests\n"
@@ -1409,6 +1410,10 @@ static int cmd_status(ctx *c, int argc, char **argv)
                       json_object_get(stats, "pending"), "metrics",
                       metrics_addr(answer_of(c, answers, names[i]), addr, sizeof addr)));
         json_decref(stats);
+        /* A down instance's partitions wait for it: nobody else consumes them. */
+        if (!broker && asks && strcmp(state, "down") == 0)
+            json_object_set_new(json_array_get(procs, json_array_size(procs) - 1), "waiting",
+                                json_true());
         if (strcmp(names[i], GATEWAY) == 0) {
             char url[128];
             json_object_set_new(json_array_get(procs, json_array_size(procs) - 1), "url",
@@ -1441,9 +1446,13 @@ static int cmd_status(ctx *c, int argc, char **argv)
                "pid", "state", "partitions", "processed", "pending", "metrics");
         json_array_foreach(procs, i, p)
         {
-            char a[24], b[24], d[24];
+            char a[24], b[24], d[24], w[96];
             const char *parts = json_string_value(json_object_get(p, "partitions"));
             m = json_string_value(json_object_get(p, "metrics"));
+            if (parts != NULL && json_is_true(json_object_get(p, "waiting"))) {
+                snprintf(w, sizeof w, "%s waiting", parts);
+                parts = w;
+            }
             printf("%-14s %8s %-6s %-18s %10s %8s  %s\n",
                    json_string_value(json_object_get(p, "name")),
                    num_or_dash(json_object_get(p, "pid"), a, sizeof a),

@@ -921,8 +921,10 @@ static saga_status release_batch(saga_service *svc, batch *b)
         if (b->eventful)
             saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_PUBLISH, &svc->store);
         finish_messages(svc, b, 1);
-        if (b->eventful)
+        if (b->eventful && strcmp(svc->faults.crash.point, SAGA_CRASH_AFTER_ACK) == 0) {
+            saga__transport_send_now(svc); /* the acks reach the broker before the crash */
             saga__crash_point(&svc->faults.crash, SAGA_CRASH_AFTER_ACK, &svc->store);
+        }
     }
     b->n = 0;
     b->eventful = 0;

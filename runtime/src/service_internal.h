@@ -124,6 +124,10 @@ void saga__transport_unsubscribe(saga_service *svc);
  * acknowledged; a missing stream is recreated. */
 saga_status saga__transport_publish(saga_service *svc, const saga__outlist *list,
                                     unsigned char *refused);
+/* Sends what the connection has buffered now (acknowledgements, replies),
+ * instead of within the client library's 1 ms flusher delay; one round trip
+ * to the broker. Failures are left to the next publish or ack to find. */
+void saga__transport_send_now(saga_service *svc);
 /* The largest message, subject and headers included, that the broker takes:
  * its max payload less a margin for the header encoding. */
 size_t saga__transport_max_message(saga_service *svc);

@@ -49,6 +49,8 @@ typedef struct bench_fleet {
     fleet *fl;                  /* the launched fleet, NULL for --url */
     char dir[BENCH_DIR_MAX];    /* temporary directory of a launched fleet, "" for --url */
     char store[BENCH_PATH_MAX]; /* its JetStream store directory */
+    char spool[BENCH_PATH_MAX]; /* the notification's mail spool */
+    int own_spool;              /* spool is a directory of its own, outside dir */
     char url[512];              /* a cluster's: every node, comma-separated */
     bench_proc proc[BENCH_MAXPROC];
     int nproc;
@@ -65,6 +67,7 @@ typedef struct bench_fleet_cfg {
     int instances; /* of each service (SAGA_INSTANCE=i/n); 0 or 1: the only instance */
     int cluster;   /* 0: one nats-server; N: a cluster of N nodes, streams with N replicas */
     int history;   /* also run the history read model (services/history) */
+    const char *spool; /* NULL, or where the mail spool's directory is made (not in dir) */
 } bench_fleet_cfg;
 
 /* Makes a temporary directory, starts nats-server (JetStream, file store, a

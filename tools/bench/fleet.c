@@ -5,6 +5,7 @@
  * saga-bench; or those of a running fleet (--url), found by their stats. */
 #include "bench.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -143,7 +144,7 @@ static int add_participant(bench_fleet *f, const bench_fleet_cfg *cfg, const cha
     snprintf(ddir, sizeof(ddir), "%s/data/%s", f->dir, p->name);
     memcpy(p->data_dir, ddir, sizeof(ddir));
     snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s", p->data_dir);
-    snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s/mail", f->dir);
+    snprintf(spool, sizeof(spool), "NOTIF_SPOOL_DIR=%s", f->spool);
     env[e++] = url;
     env[e++] = dir;
     env[e++] = spool;
@@ -216,6 +217,24 @@ static void add_self(bench_fleet *f)
     p->data_dir[0] = '\0';
 }
 
+/* The mail spool: <dir>/mail, or a new directory under under (--spool). */
+static int make_spool(bench_fleet *f, const char *under, char *err, size_t errlen)
+{
+    if (under == NULL) {
+        snprintf(f->spool, sizeof(f->spool), "%s/mail", f->dir);
+        return 0;
+    }
+    int n = snprintf(f->spool, sizeof(f->spool), "%s/saga-bench-mail-XXXXXX", under);
+    if (n < 0 || (size_t)n >= sizeof(f->spool) || mkdtemp(f->spool) == NULL) {
+        snprintf(err, errlen, "--spool %s: cannot make a directory there: %s", under,
+                 n < 0 || (size_t)n >= sizeof(f->spool) ? "path too long" : strerror(errno));
+        f->spool[0] = '\0';
+        return -1;
+    }
+    f->own_spool = 1;
+    return 0;
+}
+
 int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, size_t errlen)
 {
     /* Children get their own process group (a terminal's Ctrl-C reaches only
@@ -229,6 +248,10 @@ int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, siz
     if (fleet_create(&f->fl, &o, err, errlen) != 0)
         return -1;
     snprintf(f->dir, sizeof(f->dir), "%s", fleet_home(f->fl));
+    if (make_spool(f, cfg->spool, err, errlen) != 0) {
+        bench_fleet_stop(f);
+        return -1;
+    }
     if (start_servers(f, cfg->cluster, err, errlen) != 0 ||
         start_participants(f, cfg, err, errlen) != 0) {
         f->keep = 1; /* the logs say why */
@@ -324,6 +347,13 @@ int bench_fleet_stop(bench_fleet *f)
         fleet_destroy(f->fl, f->keep);
         f->fl = NULL;
         f->dir[0] = '\0';
+    }
+    if (f->own_spool) {
+        if (f->keep)
+            fprintf(stderr, "saga-bench: kept %s\n", f->spool);
+        else if (fleet_rmrf(f->spool) != 0)
+            fprintf(stderr, "saga-bench: cannot remove %s: %s\n", f->spool, strerror(errno));
+        f->own_spool = 0;
     }
     f->nproc = 0;
     return rc;

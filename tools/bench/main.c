@@ -34,7 +34,7 @@
 volatile sig_atomic_t bench_interrupted;
 
 static struct {
-    const char *url, *modes, *json, *plot, *build_dir, *log_level;
+    const char *url, *modes, *json, *plot, *build_dir, *log_level, *spool;
     long long orders, warmup, rate, concurrency, runs, skus, items, stall_ms, growth_every;
     long long retention_ms, events_max_age_ms, settle_ms, instances, handovers, cluster,
         trace_samples;
@@ -102,6 +102,9 @@ static const bench_opt options[] = {
      "retention, and after each run time sagactl trace on --trace-samples of its orders"},
     {"trace-samples", BENCH_OPT_INT, 200, 0, 1000000, NULL, &o.trace_samples, "N",
      "with --history: orders (picked at random among the run's) whose trace is timed"},
+    {"spool", BENCH_OPT_STR, 0, 0, 0, NULL, &o.spool, "DIR",
+     "the notification service's mail spool in a new directory under DIR (e.g. on a file "
+     "system of its own, docs/performance.md) instead of in the fleet's directory"},
     {"keep", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.keep, "",
      "keep each fleet's temporary directory (logs, stores)"},
     {"progress", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.progress, "",
@@ -313,7 +316,8 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
                               .keep = o.keep,
                               .instances = (int)o.instances,
                               .cluster = (int)o.cluster,
-                              .history = o.history};
+                              .history = o.history,
+                              .spool = o.spool};
         fprintf(stderr, "[%s %s %d] starting %s and five %s%s\n", name, kind, run,
                 o.cluster > 0 ? "a nats-server cluster" : "nats-server",
                 ceiling ? "saga-ceiling roles" : "services",
@@ -419,7 +423,7 @@ static json_t *settings_json(const char *const *names, size_t nnames)
         }
     }
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:s, s:s, "
-                     "s:I, s:b, s:I, s:o}",
+                     "s:I, s:b, s:I, s:s, s:o}",
                      "orders", (json_int_t)o.orders, "warmup", (json_int_t)o.warmup, "concurrency",
                      (json_int_t)o.concurrency, "rate", (json_int_t)o.rate, "runs",
                      (json_int_t)o.runs, "skus", (json_int_t)o.skus, "items", (json_int_t)o.items,
@@ -428,7 +432,8 @@ static json_t *settings_json(const char *const *names, size_t nnames)
                      (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every,
                      "url", o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "",
                      "cluster", (json_int_t)o.cluster, "history", o.history, "trace_samples",
-                     (json_int_t)o.trace_samples, "phases", list);
+                     (json_int_t)o.trace_samples, "spool", o.spool ? o.spool : "", "phases",
+                     list);
 }
 
 int main(int argc, char **argv)

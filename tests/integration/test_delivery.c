@@ -72,6 +72,8 @@ static pid_t start_svc(fixture *f, const char *extra1, const char *extra2)
                          "SAGA_RETRY_BASE_MS=50",
                          "SAGA_MAX_DELIVER=3",
                          "SAGA_LOG_LEVEL=info",
+                         /* The stricter path: a commit is released after the next flush. */
+                         "SAGA_SHARED_FLUSH=1",
                          extra1,
                          extra2,
                          NULL};

@@ -463,6 +463,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "saga-bench: %s (see --help)\n", err);
         return 2;
     }
+    /* The services are started by absolute path: a relative --build-dir is made one. */
+    static char build_abs[PATH_MAX];
+    if (o.url == NULL && realpath(o.build_dir, build_abs) == NULL) {
+        fprintf(stderr, "saga-bench: --build-dir %s: %s\n", o.build_dir, strerror(errno));
+        return 2;
+    }
+    if (o.url == NULL)
+        o.build_dir = build_abs;
     if (o.events_max_age_ms > 0 && o.events_max_age_ms < SAGA_DEFAULT_DUP_WINDOW_MS) {
         fprintf(stderr,
                 "saga-bench: --events-max-age-ms must be at least the broker's duplicate "

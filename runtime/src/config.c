@@ -541,7 +541,7 @@ static void set_defaults(saga_config *cfg, const char *name)
     cfg->replicas = SAGA_DEFAULT_REPLICAS;
     cfg->park_timeout_ms = SAGA_DEFAULT_PARK_TIMEOUT_MS;
     cfg->publish_wait_ms = SAGA_DEFAULT_PUBLISH_WAIT_MS;
-    cfg->sync = 1; /* durable unless the user asks otherwise */
+    cfg->sync = 1;         /* durable unless the user asks otherwise */
     cfg->shared_flush = 0; /* docs/performance.md: on this machine's disk it did not pay */
     cfg->commit_per_message = 0;
     cfg->map_size = SAGA_DEFAULT_MAP_SIZE;

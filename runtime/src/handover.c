@@ -400,8 +400,8 @@ static saga_status set_global_once(saga__store *st, const char *id, const saga_g
     return saga__store_commit(st, txn);
 }
 
-int saga_store_set_global(const char *dir, const char *id, const saga_global_record *recs,
-                          size_t n, char *err, size_t errlen)
+int saga_store_set_global(const char *dir, const char *id, const saga_global_record *recs, size_t n,
+                          char *err, size_t errlen)
 {
     saga__store st;
     saga_status rv = SAGA_EINVAL;

@@ -27,8 +27,8 @@ enum { AVAILABLE, HELD, COMMITTED, FIGS };
 /* One SKU over the old stores. */
 typedef struct sku_row {
     char sku[INV_SKU_MAX + 1];
-    long long recorded[FIGS];              /* summed over the old stores */
-    long long held_by[SAGA_PARTITIONS];    /* reserved units of each new instance's orders */
+    long long recorded[FIGS];           /* summed over the old stores */
+    long long held_by[SAGA_PARTITIONS]; /* reserved units of each new instance's orders */
     UT_hash_handle hh;
 } sku_row;
 
@@ -81,8 +81,7 @@ static int global_record(planner *p, const char *key, const void *val, size_t le
                           : NULL;
     sku_row *r = sku != NULL ? row_of(p, sku) : NULL;
     if (r == NULL || len != sizeof(s)) {
-        snprintf(p->why, sizeof(p->why), "a global record the hand-over does not know: %.64s",
-                 key);
+        snprintf(p->why, sizeof(p->why), "a global record the hand-over does not know: %.64s", key);
         return -1;
     }
     memcpy(&s, val, sizeof(s));
@@ -387,8 +386,7 @@ int inv_handover_apply(const char *path, int limit, inv_handover_report *rep, ch
     if (rc == 0) {
         summarize(plan, rep);
         if (rep->stores == json_array_size(json_object_get(plan, "stores")) && unlink(path) != 0) {
-            snprintf(err, errlen, "cannot remove the hand-over plan %s: %s", path,
-                     strerror(errno));
+            snprintf(err, errlen, "cannot remove the hand-over plan %s: %s", path, strerror(errno));
             rc = -1;
         }
     }

@@ -19,11 +19,11 @@
 
 /* What a plan holds, or what applying it did. */
 typedef struct inv_handover_report {
-    char id[32];       /* the hand-over's id, recorded in every store it is applied to */
-    int from, to;      /* instances before and after */
-    int resumed;       /* the plan was found, not computed: an unfinished hand-over */
-    size_t stores;     /* stores set (the new instances' and the ones that leave) */
-    size_t skus;       /* SKUs */
+    char id[32];   /* the hand-over's id, recorded in every store it is applied to */
+    int from, to;  /* instances before and after */
+    int resumed;   /* the plan was found, not computed: an unfinished hand-over */
+    size_t stores; /* stores set (the new instances' and the ones that leave) */
+    size_t skus;   /* SKUs */
     long long available, held, committed; /* summed over the instances: the same before
                                              and after */
 } inv_handover_report;

@@ -66,17 +66,10 @@ static pid_t start_svc(fixture *f, const char *extra1, const char *extra2)
     char url[128], dir[600];
     snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(f->srv));
     snprintf(dir, sizeof(dir), "SAGA_DATA_DIR=%s", f->data_dir);
-    const char *env[] = {url,
-                         dir,
-                         "SAGA_ACK_WAIT_MS=1000",
-                         "SAGA_RETRY_BASE_MS=50",
-                         "SAGA_MAX_DELIVER=3",
-                         "SAGA_LOG_LEVEL=info",
+    const char *env[] = {url, dir, "SAGA_ACK_WAIT_MS=1000", "SAGA_RETRY_BASE_MS=50",
+                         "SAGA_MAX_DELIVER=3", "SAGA_LOG_LEVEL=info",
                          /* The stricter path: a commit is released after the next flush. */
-                         "SAGA_SHARED_FLUSH=1",
-                         extra1,
-                         extra2,
-                         NULL};
+                         "SAGA_SHARED_FLUSH=1", extra1, extra2, NULL};
     const char *argv[] = {SAGA_TESTSVC, NULL};
     f->svc = tproc_spawn(argv, env, f->log_path);
     assert_true(f->svc > 0);
@@ -285,8 +278,8 @@ static int lose_unflushed_commit(fixture *f)
     while (fgets(line, sizeof(line), fp) != NULL) {
         const char *p = strstr(line, "event=crash ");
         if (p != NULL && strstr(p, "committed=") != NULL &&
-            sscanf(strstr(p, "committed="), "committed=%llu durable=%llu", &committed,
-                   &durable) == 2)
+            sscanf(strstr(p, "committed="), "committed=%llu durable=%llu", &committed, &durable) ==
+                2)
             found = 1;
     }
     fclose(fp);

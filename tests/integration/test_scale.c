@@ -10,7 +10,8 @@
  * step done twice), nothing is lost and no retried place made a second order.
  *
  * Ends with one line of figures: orders, instances, victims, the longest wait for one
- * order to be accepted, the hand-overs' pauses, lost and duplicated (both must be 0), seconds and sagas/s. */
+ * order to be accepted, the hand-overs' pauses, lost and duplicated (both must be 0), seconds and
+ * sagas/s. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -403,8 +404,8 @@ static void stock_conserved(void)
 }
 
 /* After payment 2 -> 3: the moves printed, status lists the new instance with its
- * partitions, waiting while it is killed; after 3 -> 2, the refusals; after inventory 2 -> 3 and back, the stock
- * re-split printed and every SKU's units conserved over the instances. */
+ * partitions, waiting while it is killed; after 3 -> 2, the refusals; after inventory 2 -> 3 and
+ * back, the stock re-split printed and every SKU's units conserved over the instances. */
 static void check_payment_scale(int k, char *out, size_t cap)
 {
     if (k == 0) {
@@ -415,7 +416,8 @@ static void check_payment_scale(int k, char *out, size_t cap)
         /* A down instance's partitions are shown waiting until it is back. */
         assert_int_equal(saga_fleet((const char *[]){"kill", "payment-3", NULL}, out, cap), 0);
         saga_fleet((const char *[]){"status", "--json", NULL}, out, cap);
-        assert_true(status_has(out, "payment-3", "\"state\":\"down\",\"partitions\":\"2,5,8,11,14\""));
+        assert_true(
+            status_has(out, "payment-3", "\"state\":\"down\",\"partitions\":\"2,5,8,11,14\""));
         assert_true(status_has(out, "payment-3", "\"waiting\":true"));
         assert_false(status_has(out, "payment-2", "\"waiting\""));
         assert_int_equal(saga_fleet((const char *[]){"restart", "payment-3", NULL}, out, cap), 0);

@@ -31,7 +31,11 @@ static void put(const char *dir, int scoped, const char *order, const char *key,
             v = {len, (void *)val};
     assert_int_equal(saga__store_open(&st, dir, (size_t)1 << 20, 1), SAGA_OK);
     assert_int_equal(saga__store_begin(&st, NULL, &txn), SAGA_OK);
-    assert_int_equal(mdb_put(txn, scoped ? st.saga : order != NULL ? st.meta : st.state, &k, &v, 0),
+    assert_int_equal(mdb_put(txn,
+                             scoped          ? st.saga
+                             : order != NULL ? st.meta
+                                             : st.state,
+                             &k, &v, 0),
                      MDB_SUCCESS);
     assert_int_equal(saga__store_commit(&st, txn), SAGA_OK);
     saga__store_close(&st);

@@ -511,12 +511,14 @@ static void test_move_partitions(void **state)
     assert_int_equal(saga_store_move_partitions(f->dir, to, 1u << 3, 0, &rep, err, sizeof(err)), 0);
     assert_int_equal(rep.records + rep.inbox_ids + rep.outbox, 0);
     recorded_is(to, "3");
-    assert_int_equal(saga_store_move_partitions(f->dir, to, 1u << 9, 0, &rep, err, sizeof(err)), -1);
+    assert_int_equal(saga_store_move_partitions(f->dir, to, 1u << 9, 0, &rep, err, sizeof(err)),
+                     -1);
     assert_non_null(strstr(err, "does not own"));
     assert_int_equal(saga__store_open(&f->st, f->dir, (size_t)1 << 20, 1), SAGA_OK);
     put_raw(&f->st, f->st.state, "stock/A1", 8, "10");
     saga__store_close(&f->st);
-    assert_int_equal(saga_store_move_partitions(f->dir, to, 1u << 5, 0, &rep, err, sizeof(err)), -1);
+    assert_int_equal(saga_store_move_partitions(f->dir, to, 1u << 5, 0, &rep, err, sizeof(err)),
+                     -1);
     assert_non_null(strstr(err, "global state"));
     recorded_is(f->dir, "0-2,4-7");
     assert_int_equal(saga__store_open(&f->st, f->dir, (size_t)1 << 20, 1), SAGA_OK);

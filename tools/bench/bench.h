@@ -54,7 +54,7 @@ typedef struct bench_fleet {
     char url[512];              /* a cluster's: every node, comma-separated */
     bench_proc proc[BENCH_MAXPROC];
     int nproc;
-    int nbrokers; /* proc[0..nbrokers-1] are the brokers of a launched fleet */
+    int nbrokers;       /* proc[0..nbrokers-1] are the brokers of a launched fleet */
     int keep;           /* leave the directory (logs, stores) behind */
     natsConnection *nc; /* asks the participants for their counters; NULL when it cannot */
 } bench_fleet;
@@ -64,9 +64,9 @@ typedef struct bench_fleet_cfg {
     const char *ceiling_exe; /* non-NULL: launch saga-ceiling roles instead of the services */
     const char *const *env;  /* extra "K=V" for every participant, NULL-terminated, or NULL */
     int keep;
-    int instances; /* of each service (SAGA_INSTANCE=i/n); 0 or 1: the only instance */
-    int cluster;   /* 0: one nats-server; N: a cluster of N nodes, streams with N replicas */
-    int history;   /* also run the history read model (services/history) */
+    int instances;     /* of each service (SAGA_INSTANCE=i/n); 0 or 1: the only instance */
+    int cluster;       /* 0: one nats-server; N: a cluster of N nodes, streams with N replicas */
+    int history;       /* also run the history read model (services/history) */
     const char *spool; /* NULL, or where the mail spool's directory is made (not in dir) */
 } bench_fleet_cfg;
 

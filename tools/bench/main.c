@@ -432,8 +432,7 @@ static json_t *settings_json(const char *const *names, size_t nnames)
                      (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every,
                      "url", o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "",
                      "cluster", (json_int_t)o.cluster, "history", o.history, "trace_samples",
-                     (json_int_t)o.trace_samples, "spool", o.spool ? o.spool : "", "phases",
-                     list);
+                     (json_int_t)o.trace_samples, "spool", o.spool ? o.spool : "", "phases", list);
 }
 
 int main(int argc, char **argv)

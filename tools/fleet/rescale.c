@@ -346,8 +346,8 @@ static int stock_plan(const side *a, const side *b, const char *plan, fleet_resc
 
 /* The records' part of the hand-over: with a stock plan, the plan first, then the
  * moves, then the stock set on every store as planned; else the moves. */
-static int records_move(const side *a, const side *b, const char *plan,
-                        fleet_rescale_report *rep, char *err, size_t errlen)
+static int records_move(const side *a, const side *b, const char *plan, fleet_rescale_report *rep,
+                        char *err, size_t errlen)
 {
     int resumed;
 

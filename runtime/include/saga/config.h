@@ -66,8 +66,8 @@ typedef struct saga_config {
     int64_t park_timeout_ms;   /* default bound on a parked event's wait */
     int64_t publish_wait_ms;   /* bound on waiting for publish acks before retrying */
     int sync;                  /* 1: every commit is fsync'd (default); 0: MDB_NOSYNC. SAGA_SYNC */
-    int shared_flush; /* with sync, 1: one flush per commit, the meta page rides the next
-                         one, effects released after it; 0 (default): two. SAGA_SHARED_FLUSH */
+    int shared_flush;          /* with sync, 1: one flush per commit, the meta page rides the next
+                                  one, effects released after it; 0 (default): two. SAGA_SHARED_FLUSH */
     int commit_per_message;    /* 1: one commit per message instead of per batch (benchmark) */
     size_t map_size;           /* initial LMDB map size; grows on MDB_MAP_FULL */
     const char *crash_at;      /* crash point "name[:n]" for tests: SAGA_CRASH_AT */

@@ -80,8 +80,8 @@ typedef struct saga_global_record {
  * and records id as its last hand-over, in one transaction: absolute values,
  * so that applying it twice leaves what applying it once does. Returns 0, or
  * -1 with the reason in err. */
-int saga_store_set_global(const char *dir, const char *id, const saga_global_record *recs,
-                          size_t n, char *err, size_t errlen);
+int saga_store_set_global(const char *dir, const char *id, const saga_global_record *recs, size_t n,
+                          char *err, size_t errlen);
 
 /* The id the last saga_store_set_global recorded in the store in dir ("" when
  * none). Returns 0, or -1 with the reason in err. */

@@ -30,6 +30,7 @@
 #define SEND_NOW_WAIT_MS 2000              /* bound on saga__transport_send_now's round trip */
 #define BOUND_RETRY_MS 30000               /* a consumer reported bound after a cluster election */
 #define JS_ERR_CLUSTER_NOT_AVAILABLE 10008 /* JetStream cluster not available (no leader) */
+#define JS_ERR_NO_PEERS 10005              /* no suitable peers for placement (yet) */
 /* Kept free below the broker's max payload: what a client library or a
  * later header may add to a message beyond what saga__outmsg_wire_size counts. */
 #define PAYLOAD_MARGIN 512
@@ -49,13 +50,16 @@ static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
 static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const char *what,
                        int64_t *next_log)
 {
-    /* A cluster electing its leaders answers "not available" for a few seconds, and a
-     * broker reloading its configuration (a new identity, SIGHUP) "JetStream not
-     * enabled for account" for a moment. */
-    if (jerr == JS_ERR_CLUSTER_NOT_AVAILABLE || jerr == JSNotEnabledForAccountErr)
+    /* A cluster electing its leaders answers "not available" for a few seconds; one
+     * whose leader is elected before every node has reported in refuses to place
+     * replicas ("no suitable peers"), as it does while too few nodes are up; a broker
+     * reloading its configuration (a new identity, SIGHUP) answers "JetStream not
+     * enabled for account" for a moment. All of them pass. */
+    int waiting = jerr == JS_ERR_CLUSTER_NOT_AVAILABLE || jerr == JS_ERR_NO_PEERS ||
+                  jerr == JSNotEnabledForAccountErr;
+    if (waiting)
         s = NATS_TIMEOUT;
-    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && jerr != JS_ERR_CLUSTER_NOT_AVAILABLE &&
-        jerr != JSNotEnabledForAccountErr)
+    if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && !waiting)
         return 0;
     if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS && s != NATS_CONNECTION_DISCONNECTED &&
         s != NATS_NOT_YET_CONNECTED && s != NATS_IO_ERROR)
@@ -63,8 +67,9 @@ static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const ch
     if (atomic_load(&svc->stop))
         return 0;
     if (saga__now_ms() >= *next_log) {
-        SAGA__LOG(&svc->log, SAGA_LOG_WARN, "event=nats_setup_retry step=\"%s\" error=\"%s\"", what,
-                  natsStatus_GetText(s));
+        SAGA__LOG(&svc->log, SAGA_LOG_WARN,
+                  "event=nats_setup_retry step=\"%s\" error=\"%s\" jetstream_error=%d", what,
+                  natsStatus_GetText(s), (int)jerr);
         *next_log = saga__now_ms() + 5000;
     }
     struct timespec ts = {0, 250 * 1000000L};

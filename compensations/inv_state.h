@@ -17,7 +17,8 @@
  *
  * Values are host-order binary records: a service's LMDB lives and dies on
  * one machine. Each starts with a version so a layout change is caught as a
- * store error instead of being misread. */
+ * store error instead of being misread; a reservation of the older layout
+ * (version 1) is still read, and rewritten in the new one when it changes. */
 #ifndef INV_STATE_H
 #define INV_STATE_H
 
@@ -33,7 +34,8 @@
 #define INV_SKU_MAX 64    /* SKUs are [A-Za-z0-9_-]{1,64}, as order ids */
 #define INV_LINES_MAX 100 /* the order service accepts at most 100 lines */
 #define INV_STOCK_VERSION 1
-#define INV_RES_VERSION 1
+#define INV_RES_VERSION 2    /* head, then per line: quantity, SKU length, SKU */
+#define INV_RES_VERSION_V1 1 /* head, then inv_line in full per line: still read */
 #define INV_RES_KEY "inv:res"
 #define INV_TOMBSTONE "cancelled"
 #define INV_STOCK_PREFIX "stock:"
@@ -73,7 +75,11 @@ typedef struct inv_line {
     char sku[INV_SKU_MAX + 1];
 } inv_line;
 
-/* Stored as the header and the first nlines lines only. */
+/* In memory. Stored (version 2) as the head (up to lines) and per line the
+ * quantity (int64), the SKU's length (one byte) and its bytes: 44 bytes for
+ * two lines, where version 1 stored the lines whole (80 bytes each, 176 for
+ * two). Reservations are updated at random places among the orders in
+ * flight, so the smaller they are the fewer pages a batch writes. */
 typedef struct inv_res {
     uint32_t version;
     uint32_t state; /* inv_res_state */
@@ -131,25 +137,46 @@ static inline saga_status inv_stock_store(saga_ctx *ctx, const char *sku, const 
     return saga_ctx_put(ctx, NULL, key, &copy, sizeof(copy));
 }
 
+#define INV_RES_LINE_V2 (sizeof(int64_t) + 1) /* a line stored: quantity, SKU length */
+
 /* Decodes a stored reservation of len bytes at v into *out (zeroed first):
- * SAGA_OK, or SAGA_ESTORE for a bad record. The hand-over reads stores with
- * it too (services/inventory/inv_handover.c). */
+ * SAGA_OK, or SAGA_ESTORE for a bad record. Reads both layouts. The
+ * hand-over reads stores with it too (services/inventory/inv_handover.c). */
 static inline saga_status inv_res_decode(const void *v, size_t len, inv_res *out)
 {
     const size_t head = offsetof(inv_res, lines);
+    const uint8_t *p = (const uint8_t *)v + head, *end = (const uint8_t *)v + len;
     memset(out, 0, sizeof(*out));
     if (len < head)
         return SAGA_ESTORE;
     memcpy(out, v, head);
-    if (out->version != INV_RES_VERSION || out->nlines > INV_LINES_MAX ||
-        len != head + out->nlines * sizeof(inv_line)) {
-        memset(out, 0, sizeof(*out));
-        return SAGA_ESTORE;
+    if (out->nlines > INV_LINES_MAX)
+        goto bad;
+    if (out->version == INV_RES_VERSION_V1) {
+        if (len != head + out->nlines * sizeof(inv_line))
+            goto bad;
+        memcpy(out->lines, p, out->nlines * sizeof(inv_line));
+        for (uint32_t i = 0; i < out->nlines; i++)
+            out->lines[i].sku[INV_SKU_MAX] = '\0';
+        return SAGA_OK;
     }
-    memcpy(out->lines, (const uint8_t *)v + head, out->nlines * sizeof(inv_line));
-    for (uint32_t i = 0; i < out->nlines; i++)
-        out->lines[i].sku[INV_SKU_MAX] = '\0';
-    return SAGA_OK;
+    if (out->version != INV_RES_VERSION)
+        goto bad;
+    for (uint32_t i = 0; i < out->nlines; i++) {
+        inv_line *l = &out->lines[i];
+        if ((size_t)(end - p) < INV_RES_LINE_V2 || p[sizeof(int64_t)] > INV_SKU_MAX ||
+            (size_t)(end - p) < INV_RES_LINE_V2 + p[sizeof(int64_t)])
+            goto bad;
+        memcpy(&l->quantity, p, sizeof(int64_t));
+        memcpy(l->sku, p + INV_RES_LINE_V2, p[sizeof(int64_t)]);
+        l->sku[p[sizeof(int64_t)]] = '\0';
+        p += INV_RES_LINE_V2 + p[sizeof(int64_t)];
+    }
+    if (p == end)
+        return SAGA_OK;
+bad:
+    memset(out, 0, sizeof(*out));
+    return SAGA_ESTORE;
 }
 
 /* Reads the order's reservation into *out (zeroed first). SAGA_ENOTFOUND
@@ -163,12 +190,23 @@ static inline saga_status inv_res_load(saga_ctx *ctx, const char *order_id, inv_
     return st == SAGA_OK ? inv_res_decode(v, len, out) : st;
 }
 
+/* Stores res in the current layout, whichever it was read from. */
 static inline saga_status inv_res_store(saga_ctx *ctx, const char *order_id, inv_res *res)
 {
+    uint8_t buf[offsetof(inv_res, lines) + INV_LINES_MAX * (INV_RES_LINE_V2 + INV_SKU_MAX)];
+    size_t n = offsetof(inv_res, lines);
     INV_ASSERT(res->nlines <= INV_LINES_MAX);
     res->version = INV_RES_VERSION;
-    return saga_ctx_put(ctx, order_id, INV_RES_KEY, res,
-                        offsetof(inv_res, lines) + res->nlines * sizeof(inv_line));
+    memcpy(buf, res, n);
+    for (uint32_t i = 0; i < res->nlines; i++) {
+        const inv_line *l = &res->lines[i];
+        size_t slen = strnlen(l->sku, INV_SKU_MAX);
+        memcpy(buf + n, &l->quantity, sizeof(int64_t));
+        buf[n + sizeof(int64_t)] = (uint8_t)slen;
+        memcpy(buf + n + INV_RES_LINE_V2, l->sku, slen);
+        n += INV_RES_LINE_V2 + slen;
+    }
+    return saga_ctx_put(ctx, order_id, INV_RES_KEY, buf, n);
 }
 
 /* Takes every line of res out of held stock: into committed when the order

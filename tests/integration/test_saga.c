@@ -4,12 +4,14 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "proc.h"
 #include "tfleet.h"
@@ -290,6 +292,143 @@ static void test_7_cancel_after_confirmation_is_refused(void **state)
     audit();
 }
 
+/* ---- stores of an older order service ---- */
+
+/* The order record's first layout (version 1): its header written whole, padding and
+ * all, then the packed OrderPlaced. The layout of today's records (version 2) is a
+ * 32-byte head, the outcome's strings, then the same OrderPlaced. */
+typedef struct v1_head {
+    uint32_t version, state;
+    int64_t placed_ms, final_ms;
+    uint32_t placed_len;
+    char reason[24], failed_step[65], shipment_id[65], detail[201];
+} v1_head;
+
+typedef struct v2_head {
+    uint32_t version, state;
+    int64_t placed_ms, final_ms;
+    uint32_t placed_len;
+    uint8_t len[4];
+} v2_head;
+
+/* The order service's store that holds order_id's record, opened (env and txn set);
+ * 0 if one does. rdonly: a read-only transaction. */
+static int open_order_store(const char *order_id, int rdonly, MDB_env **env, MDB_txn **txn,
+                            MDB_dbi *dbi, MDB_val *key, MDB_val *val)
+{
+    static char k[80];
+    int ord = tfleet_index("order"), n = F.instances[ord] > 0 ? F.instances[ord] : 1;
+
+    key->mv_size = (size_t)snprintf(k, sizeof(k), "%s%corder", order_id, '\0'); /* no NUL after */
+    key->mv_data = k;
+    for (int i = 1; i <= n; i++) {
+        char name[64], dir[1024];
+        snprintf(dir, sizeof(dir), "%s/data/%s", tsrv_dir(F.srv),
+                 tfleet_instance_name(&F, ord, i, name, sizeof(name)));
+        assert_int_equal(mdb_env_create(env), 0);
+        assert_int_equal(mdb_env_set_maxdbs(*env, 32), 0);
+        assert_int_equal(mdb_env_set_mapsize(*env, 1LL << 30), 0);
+        if (mdb_env_open(*env, dir, 0, 0644) == 0 &&
+            mdb_txn_begin(*env, NULL, rdonly ? MDB_RDONLY : 0, txn) == 0) {
+            if (mdb_dbi_open(*txn, "saga", 0, dbi) == 0 && mdb_get(*txn, *dbi, key, val) == 0)
+                return 0;
+            mdb_txn_abort(*txn);
+        }
+        mdb_env_close(*env);
+    }
+    return -1;
+}
+
+/* The version of order_id's record and its size. */
+static uint32_t record_version(const char *order_id, size_t *size)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    uint32_t version;
+
+    assert_int_equal(open_order_store(order_id, 1, &env, &txn, &dbi, &k, &v), 0);
+    memcpy(&version, v.mv_data, sizeof(version));
+    *size = v.mv_size;
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return version;
+}
+
+/* Rewrites order_id's record (version 2) as an older order service wrote it. */
+static void record_to_v1(const char *order_id)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    v2_head h2;
+    v1_head h1;
+    uint8_t out[4096];
+    const uint8_t *p;
+
+    assert_int_equal(open_order_store(order_id, 0, &env, &txn, &dbi, &k, &v), 0);
+    memcpy(&h2, v.mv_data, sizeof(h2));
+    assert_int_equal(h2.version, 2);
+    memset(&h1, 0, sizeof(h1));
+    h1.version = 1;
+    h1.state = h2.state;
+    h1.placed_ms = h2.placed_ms;
+    h1.final_ms = h2.final_ms;
+    h1.placed_len = h2.placed_len;
+    p = (const uint8_t *)v.mv_data + sizeof(h2);
+    char *field[] = {h1.reason, h1.failed_step, h1.shipment_id, h1.detail};
+    for (int i = 0; i < 4; i++) {
+        memcpy(field[i], p, h2.len[i]);
+        p += h2.len[i];
+    }
+    assert_true(sizeof(h1) + h2.placed_len <= sizeof(out));
+    memcpy(out, &h1, sizeof(h1));
+    memcpy(out + sizeof(h1), p, h2.placed_len);
+    v.mv_size = sizeof(h1) + h2.placed_len;
+    v.mv_data = out;
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A store written by the order service's first record layout (version 1) keeps
+ * working: its pending order is read, shown and confirmed, and then stored in
+ * today's layout, a third of the size. */
+static void test_order_records_of_the_first_layout_still_read(void **state)
+{
+    char id[64], buf[4096];
+    size_t size;
+    int sh = tfleet_index("shipping"), ord = tfleet_index("order");
+    (void)state;
+    assert_int_equal(tfleet_kill_service(&F, sh), 0); /* the order stays PENDING */
+    stock_and_place(id, "OLDREC", 5, "olga", 2, 1250, "DE", 0);
+    wait_view("payment", id, "\"state\":\"charged\"");
+    wait_view("inventory", id, "\"state\":\"reserved\"");
+    assert_int_equal(record_version(id, &size), 2);
+    assert_true(size < 200);
+
+    assert_int_equal(tfleet_kill_service(&F, ord), 0);
+    record_to_v1(id);
+    assert_int_equal(record_version(id, &size), 1);
+    assert_true(size > sizeof(v1_head));
+    assert_int_equal(tfleet_start_service(&F, ord), 0);
+    view("order", id, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"state\":\"PENDING\""));
+    assert_non_null(strstr(buf, "\"customer_id\":\"olga\""));
+    assert_non_null(strstr(buf, "\"total_cents\":2500"));
+
+    assert_int_equal(tfleet_start_service(&F, sh), 0);
+    wait_view("order", id, "\"state\":\"CONFIRMED\"");
+    view("order", id, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"shipment_id\":\""));
+    assert_null(strstr(buf, "\"shipment_id\":\"\""));
+    assert_int_equal(record_version(id, &size), 2);
+    expect_mail(id, "confirmed", NULL);
+    audit();
+}
+
 static void test_idempotency_key_gives_one_order(void **state)
 {
     (void)state;
@@ -455,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_5_customer_cancels_before_confirmation),
         cmocka_unit_test(test_6_deadline_passes_while_payment_is_down),
         cmocka_unit_test(test_7_cancel_after_confirmation_is_refused),
+        cmocka_unit_test(test_order_records_of_the_first_layout_still_read),
         cmocka_unit_test(test_idempotency_key_gives_one_order),
         cmocka_unit_test(test_bad_commands_get_clear_errors_and_create_nothing),
         cmocka_unit_test(test_stream_subjects_do_not_grow_with_orders),

@@ -1,7 +1,8 @@
 /* test_inv_handover.c - Inventory's stock re-split in a hand-over
  * (services/inventory/inv_handover.h): the plan keeps every SKU's units, the held
  * units go with the reserved orders, and a plan applied to some stores only (a
- * failure half way) and then to all gives what applying it once does. */
+ * failure half way) and then to all gives what applying it once does. And the
+ * stored layouts of a reservation (compensations/inv_state.h), which it reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,11 +50,12 @@ static void put_stock(const char *dir, const char *sku, int64_t a, int64_t h, in
     put(dir, 0, NULL, key, &s, sizeof(s));
 }
 
-/* An order of partition p holding qty units of sku. */
+/* An order of partition p holding qty units of sku, in the first layout of a
+ * reservation (the hand-over reads stores an older inventory wrote). */
 static void put_reserved(const char *dir, unsigned p, const char *sku, int64_t qty)
 {
     char id[SAGA_ID_LEN + 1];
-    inv_res res = {.version = INV_RES_VERSION, .state = INV_RES_RESERVED, .nlines = 1};
+    inv_res res = {.version = INV_RES_VERSION_V1, .state = INV_RES_RESERVED, .nlines = 1};
     do
         saga_ulid_new(id);
     while (saga_partition_of(id) != p);
@@ -159,10 +161,57 @@ static void test_plan_applied_twice(void **state)
     free(home);
 }
 
+/* A reservation of both layouts decodes to the same lines; a truncated,
+ * overlong or unknown one is a store error, never misread. */
+static void test_reservation_layouts(void **state)
+{
+    inv_res v1 = {.version = INV_RES_VERSION_V1, .state = INV_RES_COMMITTED, .nlines = 2}, out;
+    uint8_t v2[64];
+    size_t head = offsetof(inv_res, lines), n = head;
+    const char *skus[] = {"S1", "LONGER-SKU"};
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        int64_t q = 7 + i;
+        v1.lines[i].quantity = q;
+        snprintf(v1.lines[i].sku, sizeof(v1.lines[i].sku), "%s", skus[i]);
+        memcpy(v2 + n, &q, sizeof(q));
+        v2[n + 8] = (uint8_t)strlen(skus[i]);
+        memcpy(v2 + n + 9, skus[i], strlen(skus[i]));
+        n += 9 + strlen(skus[i]);
+    }
+    inv_res h = v1;
+    h.version = INV_RES_VERSION;
+    memcpy(v2, &h, head);
+    assert_int_equal(n, head + 30); /* version 1: 2 x 80 bytes of lines */
+
+    for (int layout = 1; layout <= 2; layout++) {
+        if (layout == 1)
+            assert_int_equal(inv_res_decode(&v1, head + 2 * sizeof(inv_line), &out), SAGA_OK);
+        else
+            assert_int_equal(inv_res_decode(v2, n, &out), SAGA_OK);
+        assert_int_equal(out.state, INV_RES_COMMITTED);
+        assert_int_equal(out.nlines, 2);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(out.lines[i].quantity, 7 + i);
+            assert_string_equal(out.lines[i].sku, skus[i]);
+        }
+    }
+    assert_int_equal(inv_res_decode(v2, n - 1, &out), SAGA_ESTORE);  /* truncated */
+    assert_int_equal(out.nlines, 0);
+    assert_int_equal(inv_res_decode(v2, n + 1, &out), SAGA_ESTORE);  /* trailing byte */
+    v2[head + 8] = 65;                                              /* SKU longer than any */
+    assert_int_equal(inv_res_decode(v2, n, &out), SAGA_ESTORE);
+    v2[head + 8] = 2;
+    h.version = 3;
+    memcpy(v2, &h, head);
+    assert_int_equal(inv_res_decode(v2, n, &out), SAGA_ESTORE);     /* a later layout */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_applied_twice),
+        cmocka_unit_test(test_reservation_layouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,7 @@
 #define BOUND_RETRY_MS 30000               /* a consumer reported bound after a cluster election */
 #define JS_ERR_CLUSTER_NOT_AVAILABLE 10008 /* JetStream cluster not available (no leader) */
 #define JS_ERR_NO_PEERS 10005              /* no suitable peers for placement (yet) */
+#define NO_PEERS_WAIT_MS 30000             /* how long a cluster may take to place copies */
 /* Kept free below the broker's max payload: what a client library or a
  * later header may add to a message beyond what saga__outmsg_wire_size counts. */
 #define PAYLOAD_MARGIN 512
@@ -46,17 +47,28 @@ static saga_status nats_fail(saga_service *svc, natsStatus s, const char *what)
  * its streams and consumers answers with a timeout or "no responders"
  * (jerr: the JetStream error, 0 if none): such steps are retried until they
  * succeed or the service is stopped (the connection itself reconnects
- * forever). Any other JetStream error is final. Returns 1 to retry. */
+ * forever). A cluster that cannot place the copies asked for is waited for
+ * NO_PEERS_WAIT_MS: it may be a node not yet reported in, or more copies
+ * than nodes. Any other JetStream error is final. Returns 1 to retry. */
+typedef struct setup_wait {
+    int64_t next_log;       /* when to say again that the step waits */
+    int64_t no_peers_since; /* when "no suitable peers" was first answered, 0 if not */
+} setup_wait;
+
 static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const char *what,
-                       int64_t *next_log)
+                       setup_wait *w)
 {
     /* A cluster electing its leaders answers "not available" for a few seconds; one
      * whose leader is elected before every node has reported in refuses to place
-     * replicas ("no suitable peers"), as it does while too few nodes are up; a broker
-     * reloading its configuration (a new identity, SIGHUP) answers "JetStream not
-     * enabled for account" for a moment. All of them pass. */
-    int waiting = jerr == JS_ERR_CLUSTER_NOT_AVAILABLE || jerr == JS_ERR_NO_PEERS ||
-                  jerr == JSNotEnabledForAccountErr;
+     * replicas ("no suitable peers"); a broker reloading its configuration (a new
+     * identity, SIGHUP) answers "JetStream not enabled for account" for a moment. */
+    int waiting = jerr == JS_ERR_CLUSTER_NOT_AVAILABLE || jerr == JSNotEnabledForAccountErr;
+    if (jerr == JS_ERR_NO_PEERS) {
+        int64_t now = saga__now_ms();
+        if (w->no_peers_since == 0)
+            w->no_peers_since = now;
+        waiting = now - w->no_peers_since < NO_PEERS_WAIT_MS;
+    }
     if (waiting)
         s = NATS_TIMEOUT;
     if (jerr != 0 && jerr != JS_ERR_NOT_ENABLED && !waiting)
@@ -66,11 +78,11 @@ static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const ch
         return 0;
     if (atomic_load(&svc->stop))
         return 0;
-    if (saga__now_ms() >= *next_log) {
+    if (saga__now_ms() >= w->next_log) {
         SAGA__LOG(&svc->log, SAGA_LOG_WARN,
                   "event=nats_setup_retry step=\"%s\" error=\"%s\" jetstream_error=%d", what,
                   natsStatus_GetText(s), (int)jerr);
-        *next_log = saga__now_ms() + 5000;
+        w->next_log = saga__now_ms() + 5000;
     }
     struct timespec ts = {0, 250 * 1000000L};
     nanosleep(&ts, NULL);
@@ -363,13 +375,13 @@ static saga_status ensure_stream(saga_service *svc, const stream_spec *spec)
     sc.Duplicates = svc->cfg.dup_window_ms * NS_PER_MS;
     sc.Replicas = svc->cfg.replicas; /* a cluster's copies; more than its nodes is refused */
     natsStatus s;
-    int64_t next_log = 0;
+    setup_wait w = {0, 0};
     do {
         jerr = 0;
         s = js_AddStream(&si, svc->tp.js, &sc, NULL, &jerr);
         jsStreamInfo_Destroy(si);
         si = NULL;
-    } while (s != NATS_OK && setup_retry(svc, s, jerr, name, &next_log));
+    } while (s != NATS_OK && setup_retry(svc, s, jerr, name, &w));
     /* Another service created it first, possibly with other limits: use it as is. */
     if (s == NATS_OK || jerr == JS_ERR_STREAM_NAME_IN_USE)
         return SAGA_OK;
@@ -380,6 +392,11 @@ static saga_status ensure_stream(saga_service *svc, const stream_spec *spec)
         jsStreamInfo_Destroy(si);
         return SAGA_OK;
     }
+    if (jerr == JS_ERR_NO_PEERS)
+        return saga__fail(svc, SAGA_ENATS,
+                          "create stream %s: the cluster cannot place %d copies (jetstream error "
+                          "%d, no suitable peers): fewer nodes up than SAGA_REPLICAS?",
+                          name, svc->cfg.replicas, (int)jerr);
     return saga__fail(svc, SAGA_ENATS, "create stream %s: %s (jetstream error %d)", name,
                       natsStatus_GetText(s), (int)jerr);
 }
@@ -449,7 +466,7 @@ static saga_status ensure_consumer(saga_service *svc, saga__consumer *sub, int64
     cc.MaxAckPending = svc->cfg.max_ack_pending;
     cc.FilterSubject = sub->subject;
     natsStatus s;
-    int64_t next_log = 0;
+    setup_wait w = {0, 0};
     do {
         jerr = 0;
         s = js_AddConsumer(&ci, svc->tp.js, svc->cfg.stream, &cc, NULL, &jerr);
@@ -461,7 +478,7 @@ static saga_status ensure_consumer(saga_service *svc, saga__consumer *sub, int64
         }
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
-    } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->name, &next_log));
+    } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->name, &w));
     if (s != NATS_OK)
         return saga__fail(svc, SAGA_ENATS, "consumer %s: %s (jetstream error %d)", sub->name,
                           natsStatus_GetText(s), (int)jerr);
@@ -485,7 +502,8 @@ saga_status saga__transport_subscribe(saga_service *svc)
         so.Stream = svc->cfg.stream;
         so.Consumer = sub->name; /* bind: the library never deletes a bound consumer */
         so.ManualAck = true;
-        int64_t next_log = 0, bound_until = saga__now_ms() + BOUND_RETRY_MS;
+        setup_wait w = {0, 0};
+        int64_t bound_until = saga__now_ms() + BOUND_RETRY_MS;
         do {
             jerr = 0;
             s = js_Subscribe(&sub->ns, svc->tp.js, sub->subject, on_event, sub, NULL, &so, &jerr);
@@ -495,7 +513,7 @@ saga_status saga__transport_subscribe(saga_service *svc)
             const char *why = s == NATS_ERR ? nats_GetLastError(NULL) : NULL;
             if (why != NULL && strstr(why, "already bound") != NULL && saga__now_ms() < bound_until)
                 s = NATS_TIMEOUT;
-        } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->name, &next_log));
+        } while (s != NATS_OK && setup_retry(svc, s, jerr, sub->name, &w));
         if (s != NATS_OK)
             return saga__fail(svc, SAGA_ENATS, "subscribe %s: %s (jetstream error %d)", sub->name,
                               natsStatus_GetText(s), (int)jerr);
@@ -516,10 +534,10 @@ saga_status saga__transport_subscribe(saga_service *svc)
     rv = saga__route_subscribe(svc, &svc->ctl_route, ctl, NULL, 1, on_ctl, svc);
     if (rv != SAGA_OK)
         return rv;
-    int64_t next_log = 0;
+    setup_wait w = {0, 0};
     do
         s = natsConnection_FlushTimeout(svc->tp.nc, 5000);
-    while (s != NATS_OK && setup_retry(svc, s, 0, "flush subscriptions", &next_log));
+    while (s != NATS_OK && setup_retry(svc, s, 0, "flush subscriptions", &w));
     if (s != NATS_OK)
         return nats_fail(svc, s, "flush subscriptions");
     return SAGA_OK;

@@ -43,7 +43,7 @@
 #define RECORD_KEY "order"
 #define RECORD_VERSION 2u    /* rec_head + strings + OrderPlaced */
 #define RECORD_VERSION_V1 1u /* order_rec in full + OrderPlaced: still read */
-#define IDEM_KEY "idem" /* in the key's own scope: order id, NUL, the key */
+#define IDEM_KEY "idem"      /* in the key's own scope: order id, NUL, the key */
 
 /* Impossible states (a transition the state machine forbids) abort with the
  * place they were caught; NDEBUG must not turn them off. */

@@ -5,7 +5,10 @@
  *
  * Ends with one line of figures: orders, kills, the time until the event stream had a
  * new leader after each kill, the longest wait for one order to be accepted, lost and
- * duplicated (both must be 0). CLUSTER_ORDERS changes the number of orders. */
+ * duplicated (both must be 0). CLUSTER_ORDERS changes the number of orders.
+ *
+ * Also: a list of URLs whose first server is down reaches the next, and a service
+ * asked for more copies of its streams than the cluster has nodes stops, saying so. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,6 +64,46 @@ static void url_list_skips_a_dead_server(void **state)
                 fleet_log_tail(fl, "payment", tail, sizeof(tail)));
     assert_int_equal(rc, 0);
     assert_int_equal(fleet_stop(fl, "payment", 20000), 0);
+    tsrv_destroy(srv);
+}
+
+/* ---- more copies than nodes ------------------------------------------------------ */
+
+typedef struct exit_wait {
+    fleet *fl;
+    const char *name;
+} exit_wait;
+
+static int exited(void *arg)
+{
+    exit_wait *w = arg;
+    fleet_status st;
+    return fleet_get_status(w->fl, w->name, &st) == 0 && !st.alive;
+}
+
+/* A service asked for more copies of its streams than the cluster has nodes waits a
+ * while (a node of a new cluster may not have reported in yet: the cluster then
+ * answers the same "no suitable peers"), then stops with an error that says so. */
+static void more_copies_than_nodes_is_refused_clearly(void **state)
+{
+    char data[600], err[4400], exe[600], tail[4096], replicas[32], url[512];
+    tsrv *srv = NULL;
+    (void)state;
+    assert_int_equal(tsrv_start_cluster(&srv, NODES), 0);
+    snprintf(data, sizeof(data), "SAGA_DATA_DIR=%s/data/payment", tsrv_dir(srv));
+    snprintf(exe, sizeof(exe), "%s/services/saga-payment", SAGA_BUILD_DIR);
+    snprintf(replicas, sizeof(replicas), "SAGA_REPLICAS=%d", NODES + 2);
+    snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", tsrv_url(srv));
+    const char *env[] = {url, data, replicas, NULL};
+    fleet *fl = tsrv_fleet(srv);
+    assert_int_equal(fleet_add_proc(fl, "payment", exe, NULL, env, err, sizeof(err)), 0);
+    assert_int_equal(fleet_start(fl, "payment", err, sizeof(err)), 0);
+    exit_wait w = {fl, "payment"};
+    assert_int_equal(tproc_wait_until(exited, &w, 120000), 0);
+    fleet_log_tail(fl, "payment", tail, sizeof(tail));
+    if (strstr(tail, "jetstream_error=10005") == NULL ||
+        strstr(tail, "cannot place 5 copies") == NULL)
+        fail_msg("payment's log does not say why it stopped:\n%s", tail);
     tsrv_destroy(srv);
 }
 
@@ -245,6 +288,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(url_list_skips_a_dead_server),
+        cmocka_unit_test(more_copies_than_nodes_is_refused_clearly),
         cmocka_unit_test_setup_teardown(orders_survive_node_kills, setup, tfleet_teardown),
     };
     return tfleet_run(tests, NULL, NULL);

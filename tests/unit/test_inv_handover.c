@@ -196,15 +196,15 @@ static void test_reservation_layouts(void **state)
             assert_string_equal(out.lines[i].sku, skus[i]);
         }
     }
-    assert_int_equal(inv_res_decode(v2, n - 1, &out), SAGA_ESTORE);  /* truncated */
+    assert_int_equal(inv_res_decode(v2, n - 1, &out), SAGA_ESTORE); /* truncated */
     assert_int_equal(out.nlines, 0);
-    assert_int_equal(inv_res_decode(v2, n + 1, &out), SAGA_ESTORE);  /* trailing byte */
+    assert_int_equal(inv_res_decode(v2, n + 1, &out), SAGA_ESTORE); /* trailing byte */
     v2[head + 8] = 65;                                              /* SKU longer than any */
     assert_int_equal(inv_res_decode(v2, n, &out), SAGA_ESTORE);
     v2[head + 8] = 2;
     h.version = 3;
     memcpy(v2, &h, head);
-    assert_int_equal(inv_res_decode(v2, n, &out), SAGA_ESTORE);     /* a later layout */
+    assert_int_equal(inv_res_decode(v2, n, &out), SAGA_ESTORE); /* a later layout */
 }
 
 int main(void)

@@ -99,6 +99,8 @@ static const char USAGE[] =
     "  SAGA_BUILD_DIR  build tree with services/saga-* (default: build/)\n"
     "  SAGA_GATEWAY_ADDR  where the gateway listens (default " GATEWAY_ADDR ", or a free\n"
     "                  port when 8080 is taken; :0 always a free one); status shows its URL\n"
+    "  SAGA_FLEET_CRASH_AT  after_moves: a drill; saga-fleet kills itself in inventory's\n"
+    "                  hand-over once the records moved, before the stock is re-split\n"
     "\n"
     "Exit status: 0 on success, 1 on failure, 2 on bad usage.\n";
 

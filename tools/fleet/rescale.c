@@ -2,6 +2,7 @@
 #include "rescale.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +345,19 @@ static int stock_plan(const side *a, const side *b, const char *plan, fleet_resc
     return inv_handover_plan(plan, from, a->n, to, sets, b->n, &rep->stock, err, errlen);
 }
 
+/* Fault injection for the operator's drills: saga-fleet kills itself (SIGKILL) when
+ * SAGA_FLEET_CRASH_AT names point, as a crash or a power cut there would. */
+static void crash_point(const char *point)
+{
+    const char *at = getenv("SAGA_FLEET_CRASH_AT");
+
+    if (at == NULL || strcmp(at, point) != 0)
+        return;
+    fflush(stdout);
+    fprintf(stderr, "saga-fleet: crash at %s (SAGA_FLEET_CRASH_AT)\n", point);
+    raise(SIGKILL);
+}
+
 /* The records' part of the hand-over: with a stock plan, the plan first, then the
  * moves, then the stock set on every store as planned; else the moves. */
 static int records_move(const side *a, const side *b, const char *plan, fleet_rescale_report *rep,
@@ -356,8 +370,10 @@ static int records_move(const side *a, const side *b, const char *plan, fleet_re
     if (stock_plan(a, b, plan, rep, err, errlen) != 0)
         return -1;
     resumed = rep->stock.resumed;
-    if (move_all(a, b, SAGA_MOVE_KEEP_GLOBAL, rep, err, errlen) != 0 ||
-        inv_handover_apply(plan, -1, &rep->stock, err, errlen) != 0)
+    if (move_all(a, b, SAGA_MOVE_KEEP_GLOBAL, rep, err, errlen) != 0)
+        return -1;
+    crash_point("after_moves"); /* the records moved, the stock not yet re-split */
+    if (inv_handover_apply(plan, -1, &rep->stock, err, errlen) != 0)
         return -1;
     rep->stock.resumed = resumed;
     return 0;

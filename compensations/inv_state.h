@@ -145,10 +145,11 @@ static inline saga_status inv_stock_store(saga_ctx *ctx, const char *sku, const 
 static inline saga_status inv_res_decode(const void *v, size_t len, inv_res *out)
 {
     const size_t head = offsetof(inv_res, lines);
-    const uint8_t *p = (const uint8_t *)v + head, *end = (const uint8_t *)v + len;
+    const uint8_t *p, *end = (const uint8_t *)v + len;
     memset(out, 0, sizeof(*out));
     if (len < head)
         return SAGA_ESTORE;
+    p = (const uint8_t *)v + head;
     memcpy(out, v, head);
     if (out->nlines > INV_LINES_MAX)
         goto bad;
@@ -164,7 +165,8 @@ static inline saga_status inv_res_decode(const void *v, size_t len, inv_res *out
         goto bad;
     for (uint32_t i = 0; i < out->nlines; i++) {
         inv_line *l = &out->lines[i];
-        if ((size_t)(end - p) < INV_RES_LINE_V2 || p[sizeof(int64_t)] > INV_SKU_MAX ||
+        if ((size_t)(end - p) < INV_RES_LINE_V2 || p[sizeof(int64_t)] == 0 ||
+            p[sizeof(int64_t)] > INV_SKU_MAX ||
             (size_t)(end - p) < INV_RES_LINE_V2 + p[sizeof(int64_t)])
             goto bad;
         memcpy(&l->quantity, p, sizeof(int64_t));

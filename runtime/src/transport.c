@@ -68,6 +68,8 @@ static int setup_retry(saga_service *svc, natsStatus s, jsErrCode jerr, const ch
         if (w->no_peers_since == 0)
             w->no_peers_since = now;
         waiting = now - w->no_peers_since < NO_PEERS_WAIT_MS;
+    } else {
+        w->no_peers_since = 0; /* 30 s of it in a row, not in all */
     }
     if (waiting)
         s = NATS_TIMEOUT;

@@ -199,12 +199,28 @@ static void test_reservation_layouts(void **state)
     assert_int_equal(inv_res_decode(v2, n - 1, &out), SAGA_ESTORE); /* truncated */
     assert_int_equal(out.nlines, 0);
     assert_int_equal(inv_res_decode(v2, n + 1, &out), SAGA_ESTORE); /* trailing byte */
-    v2[head + 8] = 65;                                              /* SKU longer than any */
-    assert_int_equal(inv_res_decode(v2, n, &out), SAGA_ESTORE);
-    v2[head + 8] = 2;
     h.version = 3;
     memcpy(v2, &h, head);
     assert_int_equal(inv_res_decode(v2, n, &out), SAGA_ESTORE); /* a later layout */
+
+    /* One line whose SKU is as long as any may be, then one byte longer, then empty:
+     * records whose lengths add up, so only the SKU's bound refuses them. */
+    static const int lens[] = {INV_SKU_MAX, INV_SKU_MAX + 1, 0};
+    for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        int slen = lens[k];
+        uint8_t rec[256];
+        int64_t q = 3;
+        h.version = INV_RES_VERSION;
+        h.nlines = 1;
+        memcpy(rec, &h, head);
+        memcpy(rec + head, &q, sizeof(q));
+        rec[head + 8] = (uint8_t)slen;
+        memset(rec + head + 9, 'S', (size_t)slen);
+        saga_status want = slen >= 1 && slen <= INV_SKU_MAX ? SAGA_OK : SAGA_ESTORE;
+        assert_int_equal(inv_res_decode(rec, head + 9 + (size_t)slen, &out), want);
+        if (want == SAGA_OK)
+            assert_int_equal(strlen(out.lines[0].sku), slen);
+    }
 }
 
 int main(void)

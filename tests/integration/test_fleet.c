@@ -190,6 +190,7 @@ typedef struct cli {
     char *home;
     char url_env[96];
     char home_env[4200];
+    const char *extra_env; /* one more "K=V" for the next run, or NULL */
 } cli;
 
 static cli C;
@@ -228,7 +229,8 @@ static int run(const char *bin, const char *const *args)
         argv[n++] = args[i];
     argv[n] = NULL;
     /* The gateway on a free port: 8080 may be another fleet's. */
-    const char *env[] = {C.url_env, C.home_env, out_env, "SAGA_GATEWAY_ADDR=127.0.0.1:0", NULL};
+    const char *env[] = {C.url_env,   C.home_env, out_env, "SAGA_GATEWAY_ADDR=127.0.0.1:0",
+                         C.extra_env, NULL};
     OUT[0] = '\0';
     pid_t pid = tproc_spawn(argv, env, NULL);
     if (pid <= 0)
@@ -534,6 +536,77 @@ static void test_cli_cluster(void **state)
     assert_false(exists(order));
 }
 
+/* ---- a hand-over that crashed, finished by up ------------------------------------ */
+
+/* The sum of SKU's available, held and committed units (sagactl stock get, over the
+ * instances), or -1. */
+static long long stock_units(const char *sku)
+{
+    long long a = -1, h = -1, c = -1;
+    const char *p;
+    if (CTL("stock", "get", sku, "--json") != 0)
+        return -1;
+    if ((p = strstr(OUT, "\"available\":")) != NULL)
+        a = strtoll(p + 12, NULL, 10);
+    if ((p = strstr(OUT, "\"held\":")) != NULL)
+        h = strtoll(p + 7, NULL, 10);
+    if ((p = strstr(OUT, "\"committed\":")) != NULL)
+        c = strtoll(p + 12, NULL, 10);
+    return a < 0 || h < 0 || c < 0 ? -1 : a + h + c;
+}
+
+/* 1 once `sagactl get ORDER` (*arg) shows it CONFIRMED. */
+static int order_confirmed(void *arg)
+{
+    return CTL("get", (const char *)arg, "--json") == 0 &&
+           strstr(OUT, "\"state\":\"CONFIRMED\"") != NULL;
+}
+
+/* Places an order of one unit of sku and waits until it is confirmed. */
+static void place_confirmed(const char *sku)
+{
+    char item[64], id[64];
+    snprintf(item, sizeof(item), "%s:1:100", sku);
+    assert_int_equal(CTL("place", "--customer", "hana", "--item", item), 0);
+    snprintf(id, sizeof(id), "%.*s", (int)strcspn(OUT, "\n"), OUT);
+    assert_int_equal(tproc_wait_until(order_confirmed, id, 60000), 0);
+}
+
+/* saga-fleet dies half way through inventory's hand-over from its only instance to
+ * two (the records moved, the stock not re-split; SAGA_FLEET_CRASH_AT): the plan
+ * stays. That hand-over changes the consumers too, so up finishes it once the broker
+ * runs, then starts the rest: two instances, the stock conserved, orders confirmed. */
+static void test_cli_handover_crash_finished_by_up(void **state)
+{
+    char plan[4300];
+    (void)state;
+    assert_int_equal(RUN("up"), 0);
+    assert_int_equal(CTL("stock", "set", "HAND", "50"), 0);
+    place_confirmed("HAND");
+    assert_int_equal(stock_units("HAND"), 50);
+
+    C.extra_env = "SAGA_FLEET_CRASH_AT=after_moves";
+    int rc = RUN("scale", "inventory", "2");
+    C.extra_env = NULL;
+    assert_int_equal(rc, -1); /* killed */
+    snprintf(plan, sizeof(plan), "%s/handover-inventory.json", C.home);
+    assert_int_equal(access(plan, F_OK), 0);
+
+    assert_int_equal(RUN("up"), 0);
+    assert_non_null(strstr(OUT, "finishing it once the broker runs"));
+    assert_non_null(strstr(OUT, "finished the unfinished hand-over"));
+    assert_non_null(strstr(OUT, "inventory: 1 -> 2 instances"));
+    assert_int_equal(access(plan, F_OK), -1);
+    assert_int_equal(RUN("status", "--json"), 0);
+    assert_true(status_up("inventory-1"));
+    assert_true(status_up("inventory-2"));
+    assert_false(status_up("inventory"));
+    assert_int_equal(stock_units("HAND"), 50);
+    place_confirmed("HAND");
+    assert_int_equal(stock_units("HAND"), 50);
+    assert_int_equal(RUN("down"), 0);
+}
+
 /* ---- saga-fleet up --with prometheus -------------------------------------------- */
 
 static const char *const SCRAPED[] = {"order",    "payment",      "inventory",
@@ -673,6 +746,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cli_participant_by_path_and_gate),
         cmocka_unit_test_teardown(test_cli_participant_by_path_in_sagactl, cli_down),
         cmocka_unit_test(test_cli_cluster),
+        cmocka_unit_test(test_cli_handover_crash_finished_by_up),
     };
     int failed = cmocka_run_group_tests_name("library", lib, NULL, NULL);
     failed += cmocka_run_group_tests_name("saga-fleet", cli_tests, cli_setup, cli_teardown);

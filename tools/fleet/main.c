@@ -894,23 +894,78 @@ static void print_stock(const char *svc, const fleet_rescale_report *rep)
            s->to, s->id, s->skus, s->available, s->held, s->committed);
 }
 
+/* What a hand-over of svc to m instances did: the moves, the stock, the consumers,
+ * the new instances and the pause. */
+static void print_rescale(ctx *c, const char *svc, int m, const fleet_rescale_report *rep)
+{
+    char parts[64];
+
+    for (int i = 0; i < rep->nmoves; i++) {
+        const fleet_move *mv = &rep->moves[i];
+        saga_partition_set_format(mv->partitions, parts, sizeof parts);
+        printf("moved partitions %s from %s to %s: %zu records, %zu processed ids, %zu outbox\n",
+               parts, mv->from, mv->to, mv->rep.records, mv->rep.inbox_ids, mv->rep.outbox);
+    }
+    print_stock(svc, rep);
+    if (rep->consumers > 0)
+        printf("consumers: %d created after the acknowledgement floor of the ones they "
+               "replace\n",
+               rep->consumers);
+    for (int j = 1; j <= m; j++) {
+        char name[64];
+        fleet_instance_name(name, sizeof name, svc, j, m);
+        printf("%-12s pid %d  ready  partitions %s\n", name, (int)pid_of(c, name),
+               fleet_instance_partitions(c->f, name, parts, sizeof parts));
+    }
+    printf("%s: %d -> %d instance%s, paused %lld ms%s\n", svc, rep->from, rep->to, m > 1 ? "s" : "",
+           (long long)rep->pause_ms,
+           rep->unclean ? " (an instance had to be killed: its outbox moved unpublished)" : "");
+}
+
 /* Finishes the hand-overs a failed scale left (their plans in the home) before up
- * starts anything: the stopped instances' stores are half changed. */
-static int finish_handovers(ctx *c)
+ * starts anything: the stopped instances' stores are half changed. One between the
+ * only instance and several changes the consumers too, which needs the broker: its
+ * service goes into later[] (*nlater of them) for finish_later, once the broker runs,
+ * and up starts none of its processes itself. */
+static int finish_handovers(ctx *c, const char **later, int *nlater)
 {
     static fleet_rescale_report rep;
     char err[PATH_CAP + 256];
     int to;
 
+    *nlater = 0;
     for (int i = 0; i < NSVC; i++) {
         if (fleet_rescale_pending(c->f, SERVICES[i], &to) == 0)
             continue;
-        printf("%s: an unfinished hand-over to %d instances: finishing it first\n", SERVICES[i],
-               to);
+        int with_broker = to == 1 || fleet_instances_running(c->f, SERVICES[i]) == 1;
+        printf("%s: an unfinished hand-over to %d instance%s: finishing it %s\n", SERVICES[i], to,
+               to > 1 ? "s" : "", with_broker ? "once the broker runs" : "first");
+        if (with_broker) {
+            later[(*nlater)++] = SERVICES[i];
+            continue;
+        }
         if (fleet_rescale_finish(c->f, SERVICES[i], &rep, err, sizeof err) != 0)
             return fail("%s", err);
         print_stock(SERVICES[i], &rep);
     }
+    return 0;
+}
+
+/* Finishes svc's hand-over between the only instance and several from its plan, the
+ * broker running: the scale that failed, run again; it starts the new instances. */
+static int finish_later(ctx *c, const char *svc, int64_t deadline)
+{
+    static fleet_rescale_report rep;
+    char err[PATH_CAP + 256];
+    int64_t left = deadline - fleet_now_ms();
+    int m = 0;
+
+    if (fleet_rescale_pending(c->f, svc, &m) != 1)
+        return fail("%s: no readable hand-over plan to finish", svc);
+    if (fleet_rescale(c->f, svc, m, STOP_MS, left > 0 ? (int)left : 0, &rep, err, sizeof err) != 0)
+        return fail("finishing the hand-over of %s to %d instance%s: %s", svc, m, m > 1 ? "s" : "",
+                    err);
+    print_rescale(c, svc, m, &rep);
     return 0;
 }
 
@@ -926,6 +981,8 @@ static int cmd_up(ctx *c, int argc, char **argv)
     int64_t deadline;
     fleet_instances inst = {0};
     int has_inst = 0;
+    const char *later[NSVC];
+    int nlater = 0;
 
     /* First, as the six services' processes depend on it. */
     for (int i = 0; i < argc; i++) {
@@ -936,11 +993,22 @@ static int cmd_up(ctx *c, int argc, char **argv)
             has_inst = 1;
         }
     }
-    status = finish_handovers(c);
+    status = finish_handovers(c, later, &nlater);
     if (status == 0)
         status = default_procs(c, has_inst ? &inst : NULL, procs, &nprocs);
     if (status != 0)
         return status;
+    /* A service whose hand-over is finished later: that starts its new instances. */
+    for (int k = 0; k < nprocs; k++) {
+        int skip = 0;
+        for (int l = 0; l < nlater; l++)
+            skip |= strcmp(procs[k].svc, later[l]) == 0;
+        if (skip) {
+            memmove(&procs[k], &procs[k + 1], (size_t)(nprocs - k - 1) * sizeof procs[0]);
+            nprocs--;
+            k--;
+        }
+    }
     if (gateway_proc(c, &procs[nprocs]) != 0)
         return EXIT_USAGE;
     nprocs++;
@@ -1025,6 +1093,8 @@ static int cmd_up(ctx *c, int argc, char **argv)
         int known = fleet_is_broker(c->f, name);
         for (int k = 0; k < nprocs; k++)
             known |= strcmp(procs[k].name, name) == 0;
+        for (int l = 0; l < nlater; l++) /* its hand-over starts it */
+            known |= fleet_instance_of(c->f, name, later[l]) || strcmp(name, later[l]) == 0;
         if (!known) {
             snprintf(procs[nprocs].name, sizeof procs[nprocs].name, "%s", name);
             snprintf(procs[nprocs].svc, sizeof procs[nprocs].svc, "%s", name);
@@ -1086,7 +1156,7 @@ static int cmd_up(ctx *c, int argc, char **argv)
             append_name(vetoers, sizeof vetoers, procs[k].name);
     for (int g = 0; g < ngates; g++)
         append_name(vetoers, sizeof vetoers, gates[g].by);
-    missing = broker_missing(c, nodes);
+    missing = broker_missing(c, nodes) || nlater > 0;
     for (int k = 0; k < nprocs; k++) {
         missing |= !alive(c, procs[k].name);
         /* A participant new to a running order service: it must learn of its vetoes. */
@@ -1113,6 +1183,9 @@ static int cmd_up(ctx *c, int argc, char **argv)
         }
         printf("nats-server  pid %d  %s\n", (int)pid_of(c, BROKER), c->url);
     }
+    for (int l = 0; l < nlater; l++)
+        if (finish_later(c, later[l], deadline) != 0)
+            return EXIT_FAIL;
     for (int k = 0; k < nprocs; k++) {
         const char **env = NULL;
         int rc = 0;
@@ -1542,7 +1615,7 @@ static int parse_instances(const char *s)
 static int cmd_scale(ctx *c, int argc, char **argv)
 {
     static fleet_rescale_report rep;
-    char err[PATH_CAP + 256], parts[64];
+    char err[PATH_CAP + 256];
     const char *svc;
     int m;
 
@@ -1562,26 +1635,7 @@ static int cmd_scale(ctx *c, int argc, char **argv)
         return fail("nats-server is not running: deploy/fleet up");
     if (fleet_rescale(c->f, svc, m, STOP_MS, READY_MS, &rep, err, sizeof err) != 0)
         return fail("scale %s %d: %s", svc, m, err);
-    for (int i = 0; i < rep.nmoves; i++) {
-        const fleet_move *mv = &rep.moves[i];
-        saga_partition_set_format(mv->partitions, parts, sizeof parts);
-        printf("moved partitions %s from %s to %s: %zu records, %zu processed ids, %zu outbox\n",
-               parts, mv->from, mv->to, mv->rep.records, mv->rep.inbox_ids, mv->rep.outbox);
-    }
-    print_stock(svc, &rep);
-    if (rep.consumers > 0)
-        printf("consumers: %d created after the acknowledgement floor of the ones they "
-               "replace\n",
-               rep.consumers);
-    for (int j = 1; j <= m; j++) {
-        char name[64];
-        fleet_instance_name(name, sizeof name, svc, j, m);
-        printf("%-12s pid %d  ready  partitions %s\n", name, (int)pid_of(c, name),
-               fleet_instance_partitions(c->f, name, parts, sizeof parts));
-    }
-    printf("%s: %d -> %d instance%s, paused %lld ms%s\n", svc, rep.from, rep.to, m > 1 ? "s" : "",
-           (long long)rep.pause_ms,
-           rep.unclean ? " (an instance had to be killed: its outbox moved unpublished)" : "");
+    print_rescale(c, svc, m, &rep);
     /* The new instances serve their metrics on new ports. */
     return update_targets(c, NULL);
 }

@@ -30,11 +30,25 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { C_GET, C_PUT, C_DEL, C_CURSOR, C_BEGIN, C_COMMIT, C_ABORT, C_PACK, C_UNPACK, C_FREE, C_N };
+enum {
+    C_GET,
+    C_PUT,
+    C_DEL,
+    C_CURSOR,
+    C_BEGIN,
+    C_COMMIT,
+    C_NESTED_COMMIT,
+    C_ABORT,
+    C_PACK,
+    C_UNPACK,
+    C_FREE,
+    C_N
+};
 
-static const char *const names[C_N] = {
-    "mdb_get",       "mdb_put", "mdb_del",   "mdb_cursor", "mdb_txn_begin", "mdb_txn_commit_cpu",
-    "mdb_txn_abort", "pb_pack", "pb_unpack", "pb_free"};
+static const char *const names[C_N] = {"mdb_get",           "mdb_put",       "mdb_del",
+                                       "mdb_cursor",        "mdb_txn_begin", "mdb_txn_commit_cpu",
+                                       "mdb_nested_commit", "mdb_txn_abort", "pb_pack",
+                                       "pb_unpack",         "pb_free"};
 
 static struct {
     long n;
@@ -167,7 +181,7 @@ int mdb_txn_commit(MDB_txn *txn)
     int rc;
     REAL(mdb_txn_commit);
     if (nested_end(txn)) {
-        TIMED(C_COMMIT, rc = real(txn));
+        TIMED(C_NESTED_COMMIT, rc = real(txn));
         return rc;
     }
     double t0 = thread_cpu();

@@ -905,11 +905,19 @@ static saga_status release_batch(saga_service *svc, batch *b)
     if (has_effects(b) && svc->store.durable < b->commit_no)
         rv = saga__store_sync(&svc->store, &flushes);
     b->d.flushes += (uint64_t)flushes;
+    int timed = rv == SAGA_OK && b->out.n > 0;
+    double t0 = mono_s();
     if (rv == SAGA_OK)
         rv = publish_outbox(svc, &b->out, &b->d);
     saga__outlist_truncate(&b->out, 0);
+    /* The figures for /metrics are the service thread's; the copy a scrape
+     * reads is made under the lock the counters take anyway. */
+    if (timed && rv == SAGA_OK)
+        saga__hist_observe(&svc->mx.publish_s, mono_s() - t0);
     pthread_mutex_lock(&svc->stats_mu);
     add_stats(&svc->stats, &b->d);
+    if (timed && rv == SAGA_OK)
+        saga__metrics_copy(&svc->mx_pub, &svc->mx);
     pthread_mutex_unlock(&svc->stats_mu);
     memset(&b->d, 0, sizeof(b->d));
     if (rv != SAGA_OK) {

@@ -52,6 +52,7 @@ void saga__metrics_init(saga__metrics *m)
     memset(m, 0, sizeof(*m));
     m->batch_size.kind = SAGA__HIST_COUNT;
     m->commit_s.kind = SAGA__HIST_SECONDS;
+    m->publish_s.kind = SAGA__HIST_SECONDS;
     m->handler_s.kind = SAGA__HIST_SECONDS;
     m->hop_s.kind = SAGA__HIST_SECONDS;
 }
@@ -104,6 +105,7 @@ void saga__metrics_merge(saga__metrics *to, const saga__metrics *from)
         saga__metrics_count_type(to, from->types[i].type, from->types[i].n);
     saga__hist_merge(&to->batch_size, &from->batch_size);
     saga__hist_merge(&to->commit_s, &from->commit_s);
+    saga__hist_merge(&to->publish_s, &from->publish_s);
     saga__hist_merge(&to->handler_s, &from->handler_s);
     saga__hist_merge(&to->hop_s, &from->hop_s);
 }
@@ -114,6 +116,7 @@ void saga__metrics_copy(saga__metrics *to, const saga__metrics *from)
     to->ntypes = from->ntypes;
     to->batch_size = from->batch_size;
     to->commit_s = from->commit_s;
+    to->publish_s = from->publish_s;
     to->handler_s = from->handler_s;
     to->hop_s = from->hop_s;
 }
@@ -224,6 +227,9 @@ char *saga__metrics_text(const char *service, const saga_stats *st, const saga__
             label(m->types[i].type, type, sizeof(type)), (unsigned long long)m->types[i].n);
     put_hist(&t, "saga_batch_size", "messages per batch (one LMDB commit)", svc, &m->batch_size);
     put_hist(&t, "saga_commit_seconds", "time of one batch's LMDB commit", svc, &m->commit_s);
+    put_hist(&t, "saga_publish_seconds",
+             "time of one batch's publish, its first event sent to the broker's last ack", svc,
+             &m->publish_s);
     put_hist(&t, "saga_handler_seconds", "time of one handler call", svc, &m->handler_s);
     put_hist(&t, "saga_hop_latency_seconds",
              "from an event's time to the start of its handling here", svc, &m->hop_s);

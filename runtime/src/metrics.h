@@ -46,6 +46,7 @@ typedef struct saga__metrics {
     int ntypes;
     saga__hist batch_size; /* messages per batch */
     saga__hist commit_s;   /* one batch's LMDB commit */
+    saga__hist publish_s;  /* one batch's events: first sent to last acknowledged by the broker */
     saga__hist handler_s;  /* one handler call */
     saga__hist hop_s;      /* an event's time_ms to the start of its handling */
 } saga__metrics;

@@ -157,7 +157,8 @@ static void payment_counts_order_placed(void **state)
 static void histograms_are_cumulative(void **state)
 {
     static const char *const hists[] = {"saga_batch_size", "saga_commit_seconds",
-                                        "saga_handler_seconds", "saga_hop_latency_seconds"};
+                                        "saga_publish_seconds", "saga_handler_seconds",
+                                        "saga_hop_latency_seconds"};
     (void)state;
     for (int i = 0; i < TFLEET_NSVC; i++) {
         char *text = thttp_get(ports[i], "/metrics");

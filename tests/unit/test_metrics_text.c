@@ -123,6 +123,7 @@ static void histograms_are_cumulative(void **state)
     assert_true(texpo_value(t, "saga_batch_size_bucket{service=\"payment\",le=\"64\"}") == 1);
     assert_true(texpo_value(t, "saga_batch_size_bucket{service=\"payment\",le=\"128\"}") == 2);
     assert_non_null(strstr(t, "# TYPE saga_hop_latency_seconds histogram\n"));
+    assert_non_null(strstr(t, "# TYPE saga_publish_seconds histogram\n"));
     assert_non_null(strstr(t, "# TYPE saga_handler_seconds histogram\n"));
     /* Every bucket line of a histogram is at least the one before. */
     double prev = -1;

@@ -222,6 +222,8 @@ static const char *const DENIED_TO_ALL[] = {
     "saga.cmd.inventory.stock.set",
     "dlq.order",
     "_saga.dlv.order_shipping_scheduled",
+    /* An acknowledgement of a message delivered to another participant. */
+    "$JS.ACK.SAGA_EVENTS.inventory_order_placed.1.5.5.1700000000000000000.0",
 };
 #define NDENIED (sizeof(DENIED_TO_ALL) / sizeof(DENIED_TO_ALL[0]))
 

@@ -142,11 +142,21 @@ int fleet__sec_identity(const char *home, const char *name, int *created, char *
 /* The publish and subscribe rights of one identity. A participant P (every service and
  * extension) may publish its own event types on every partition, its dead letters and
  * the JetStream API calls the runtime makes (create the streams if missing, read their
- * and its consumers' state, create or update durable consumers, acknowledge), answer
- * the requests it receives (allow_responses), and subscribe to its replies, its
+ * and its consumers' state, create or update durable consumers), answer the requests
+ * it receives and acknowledge the messages delivered to it (allow_responses: each
+ * delivery's reply subject is its acknowledgement's), and subscribe to its replies, its
  * consumers' deliveries, its commands, queries and control subjects, and discovery.
  * Deleting or purging streams and consumers, replaying dead letters, changing fault
- * plans and setting stock are the operator's. */
+ * plans and setting stock are the operator's.
+ *
+ * Acknowledgements are not granted as subjects ("$JS.ACK.SAGA_EVENTS.>"): the broker
+ * (nats-server 2.9) keeps, per connection with allow_responses, every reply subject it
+ * delivered until the client publishes to it or two minutes pass, and beyond 4,096 of
+ * them it walks them all at every delivery. An acknowledgement allowed by a subject
+ * never uses its entry, so the walk grew with two minutes of deliveries and the
+ * authenticated fleet stalled under load (docs/security.md). Allowed as a response, an
+ * acknowledgement uses its entry, and only a participant the message was delivered to
+ * may acknowledge it. */
 static void write_list(FILE *fp, const char *what, const char *const *subjects, const char *p)
 {
     fprintf(fp, "        %s: [", what);
@@ -167,7 +177,6 @@ static const char *const PARTICIPANT_PUB[] = {"evt.*.%s.>",
                                               "$JS.API.CONSUMER.DURABLE.CREATE." SAGA_STREAM_EVENTS
                                               ".*",
                                               "$JS.API.CONSUMER.INFO." SAGA_STREAM_EVENTS ".*",
-                                              "$JS.ACK." SAGA_STREAM_EVENTS ".>",
                                               NULL};
 static const char *const PARTICIPANT_SUB[] = {"_INBOX.>",    "_saga.dlv.>",   "saga.cmd.%s.>",
                                               "saga.q.%s.>", "saga.ctl.%s.>", SAGA_SUBJ_DISCOVER,

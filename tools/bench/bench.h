@@ -68,6 +68,7 @@ typedef struct bench_fleet_cfg {
     int cluster;       /* 0: one nats-server; N: a cluster of N nodes, streams with N replicas */
     int history;       /* also run the history read model (services/history) */
     const char *spool; /* NULL, or where the mail spool's directory is made (not in dir) */
+    int auth;          /* every connection authenticates, as in deploy/fleet (docs/security.md) */
 } bench_fleet_cfg;
 
 /* Makes a temporary directory, starts nats-server (JetStream, file store, a
@@ -183,8 +184,13 @@ typedef struct bench_load_result {
  * Returns 0 when every order was placed and completed, -1 otherwise (err
  * says why; res holds what was measured so far). */
 /* A connection to url (a server list) as saga-bench, with the credentials and TLS of
- * SAGA_NATS_CREDS, SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY when set. */
+ * SAGA_NATS_CREDS, SAGA_NATS_CA, SAGA_NATS_CERT and SAGA_NATS_KEY when set, else
+ * the operator's of the fleet saga-bench launched (bench_connect_home). */
 natsStatus bench_connect(const char *url, natsConnection **nc);
+
+/* The home of the fleet saga-bench launched, whose operator identity
+ * bench_connect uses when the fleet authenticates; NULL: none. */
+void bench_connect_home(const char *home);
 
 int bench_load_run(const bench_load_cfg *cfg, bench_load_result *res, char *err, size_t errlen);
 

@@ -248,6 +248,12 @@ int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, siz
     if (fleet_create(&f->fl, &o, err, errlen) != 0)
         return -1;
     snprintf(f->dir, sizeof(f->dir), "%s", fleet_home(f->fl));
+    /* As deploy/fleet runs it: each participant its own identity and rights. */
+    if (cfg->auth && fleet_secure(f->fl, FLEET_AUTH, NULL, err, errlen) != 0) {
+        bench_fleet_stop(f);
+        return -1;
+    }
+    bench_connect_home(cfg->auth ? f->dir : NULL);
     if (make_spool(f, cfg->spool, err, errlen) != 0) {
         bench_fleet_stop(f);
         return -1;
@@ -260,7 +266,7 @@ int bench_fleet_start(bench_fleet *f, const bench_fleet_cfg *cfg, char *err, siz
         return -1;
     }
     add_self(f);
-    if (natsConnection_ConnectTo(&f->nc, f->url) != NATS_OK)
+    if (bench_connect(f->url, &f->nc) != NATS_OK)
         f->nc = NULL; /* the counters are then unknown, the rest is measured */
     return 0;
 }
@@ -337,6 +343,7 @@ int bench_fleet_stop(bench_fleet *f)
     natsConnection_Destroy(f->nc); /* before the server goes: no reconnecting */
     f->nc = NULL;
     if (f->fl != NULL) {
+        bench_connect_home(NULL);
         rc = fleet_stop_all(f->fl, SERVICE_STOP_MS, SERVER_STOP_MS);
         if (rc != 0)
             fprintf(stderr, "saga-bench: a process did not stop cleanly by itself\n");

@@ -282,6 +282,13 @@ static long long lag(const load *L)
     return (a > 0 ? a : 0) + (b > 0 ? b : 0);
 }
 
+static char conn_home[BENCH_PATH_MAX];
+
+void bench_connect_home(const char *home)
+{
+    snprintf(conn_home, sizeof(conn_home), "%s", home != NULL ? home : "");
+}
+
 natsStatus bench_connect(const char *url, natsConnection **nc)
 {
     natsOptions *o = NULL;
@@ -289,8 +296,11 @@ natsStatus bench_connect(const char *url, natsConnection **nc)
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = fleet_set_servers(o, url);
-    /* An authenticated fleet: SAGA_NATS_CREDS and the TLS settings, as the services. */
-    if (s == NATS_OK && (s = fleet_client_env(o, NULL, NULL, why, sizeof why)) != NATS_OK)
+    /* An authenticated fleet: SAGA_NATS_CREDS and the TLS settings, as the services,
+     * or the operator's identity of the fleet saga-bench launched. */
+    const char *home = conn_home[0] != '\0' ? conn_home : NULL;
+    if (s == NATS_OK && (s = fleet_client_env(o, home, home != NULL ? "operator" : NULL, why,
+                                              sizeof why)) != NATS_OK)
         fprintf(stderr, "saga-bench: %s\n", why);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "saga-bench");

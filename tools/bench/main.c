@@ -38,7 +38,7 @@ static struct {
     long long orders, warmup, rate, concurrency, runs, skus, items, stall_ms, growth_every;
     long long retention_ms, events_max_age_ms, settle_ms, instances, handovers, cluster,
         trace_samples;
-    int ceiling, half_peak, growth, keep, progress, hops, history;
+    int ceiling, half_peak, growth, keep, progress, hops, history, auth;
 } o;
 
 static const bench_opt options[] = {
@@ -59,6 +59,9 @@ static const bench_opt options[] = {
      "(SAGA_COMMIT_PER_MESSAGE=1), nosync (SAGA_SYNC=0)"},
     {"ceiling", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.ceiling, "",
      "also measure the ceiling (saga-ceiling: no-op handlers, no LMDB) with the same load"},
+    {"auth", BENCH_OPT_FLAG, 1, 0, 1, NULL, &o.auth, "",
+     "the fleets it launches authenticate and keep to their permissions, as deploy/fleet's "
+     "(docs/security.md); --no-auth: an open broker"},
     {"half-peak", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.half_peak, "",
      "after the closed-loop runs, run each at 50% of its median peak rate and report p99"},
     {"growth", BENCH_OPT_FLAG, 0, 0, 1, NULL, &o.growth, "",
@@ -317,7 +320,8 @@ static int run_phase(const char *name, const char *kind, int run, long long rate
                               .instances = (int)o.instances,
                               .cluster = (int)o.cluster,
                               .history = o.history,
-                              .spool = o.spool};
+                              .spool = o.spool,
+                              .auth = o.auth};
         fprintf(stderr, "[%s %s %d] starting %s and five %s%s\n", name, kind, run,
                 o.cluster > 0 ? "a nats-server cluster" : "nats-server",
                 ceiling ? "saga-ceiling roles" : "services",
@@ -422,17 +426,17 @@ static json_t *settings_json(const char *const *names, size_t nnames)
             list = NULL;
         }
     }
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:s, s:s, "
-                     "s:I, s:b, s:I, s:s, s:o}",
-                     "orders", (json_int_t)o.orders, "warmup", (json_int_t)o.warmup, "concurrency",
-                     (json_int_t)o.concurrency, "rate", (json_int_t)o.rate, "runs",
-                     (json_int_t)o.runs, "skus", (json_int_t)o.skus, "items", (json_int_t)o.items,
-                     "half_peak", o.half_peak, "growth", o.growth, "retention_ms",
-                     (json_int_t)o.retention_ms, "events_max_age_ms",
-                     (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every,
-                     "url", o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "",
-                     "cluster", (json_int_t)o.cluster, "history", o.history, "trace_samples",
-                     (json_int_t)o.trace_samples, "spool", o.spool ? o.spool : "", "phases", list);
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:s, s:s, "
+        "s:I, s:b, s:I, s:s, s:b, s:o}",
+        "orders", (json_int_t)o.orders, "warmup", (json_int_t)o.warmup, "concurrency",
+        (json_int_t)o.concurrency, "rate", (json_int_t)o.rate, "runs", (json_int_t)o.runs, "skus",
+        (json_int_t)o.skus, "items", (json_int_t)o.items, "half_peak", o.half_peak, "growth",
+        o.growth, "retention_ms", (json_int_t)o.retention_ms, "events_max_age_ms",
+        (json_int_t)o.events_max_age_ms, "growth_every", (json_int_t)o.growth_every, "url",
+        o.url ? o.url : "", "log_level", o.log_level ? o.log_level : "", "cluster",
+        (json_int_t)o.cluster, "history", o.history, "trace_samples", (json_int_t)o.trace_samples,
+        "spool", o.spool ? o.spool : "", "auth", o.url == NULL && o.auth, "phases", list);
 }
 
 int main(int argc, char **argv)

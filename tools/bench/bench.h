@@ -231,6 +231,7 @@ typedef struct bench_trace_cfg {
 
 typedef struct bench_trace_result {
     size_t n, failed;   /* traces timed; those without an answer or whose sagactl failed */
+    size_t retried;     /* sagactl trace runs that failed once, then were run again */
     double query_ms[3]; /* the query round trip alone: p50, p99, max */
     double cli_ms[3];   /* sagactl trace ORDER, a new process each: p50, p99, max */
     double start_ms[3]; /* sagactl --help: what starting the process alone costs */
@@ -241,7 +242,8 @@ typedef struct bench_trace_result {
 /* Waits until the history participant's consumer has nothing pending, then times
  * for each of cfg->ids `sagactl --help` (starting the process alone), the query
  * saga.q.history.events round trip, and `sagactl trace ID` run to completion.
- * Returns 0 when every trace answered, -1 otherwise (err says why; res holds what
+ * A sagactl that fails is shown (its output's last lines, to stderr) and run once
+ * more. Returns 0 when every trace answered, -1 otherwise (err says why; res holds what
  * was measured). */
 int bench_trace_run(const bench_trace_cfg *cfg, bench_trace_result *res, char *err, size_t errlen);
 void bench_print_trace(FILE *out, const bench_trace_result *r, long long orders);

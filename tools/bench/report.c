@@ -327,13 +327,14 @@ static json_t *json_hop(const void *arg, size_t i)
 /* The trace figures of a run with the history read model (trace.c). */
 static json_t *json_trace(const bench_trace_result *t)
 {
-    return json_pack("{s:I, s:I, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}}",
-                     "orders", (json_int_t)t->n, "failed", (json_int_t)t->failed, "events_mean",
-                     jreal(t->events_mean, 2), "query_ms", "p50", jreal(t->query_ms[0], 3), "p99",
-                     jreal(t->query_ms[1], 3), "max", jreal(t->query_ms[2], 3), "sagactl_ms", "p50",
-                     jreal(t->cli_ms[0], 3), "p99", jreal(t->cli_ms[1], 3), "max",
-                     jreal(t->cli_ms[2], 3), "sagactl_start_ms", "p50", jreal(t->start_ms[0], 3),
-                     "p99", jreal(t->start_ms[1], 3), "max", jreal(t->start_ms[2], 3));
+    return json_pack(
+        "{s:I, s:I, s:I, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}}", "orders",
+        (json_int_t)t->n, "failed", (json_int_t)t->failed, "retried", (json_int_t)t->retried,
+        "events_mean", jreal(t->events_mean, 2), "query_ms", "p50", jreal(t->query_ms[0], 3), "p99",
+        jreal(t->query_ms[1], 3), "max", jreal(t->query_ms[2], 3), "sagactl_ms", "p50",
+        jreal(t->cli_ms[0], 3), "p99", jreal(t->cli_ms[1], 3), "max", jreal(t->cli_ms[2], 3),
+        "sagactl_start_ms", "p50", jreal(t->start_ms[0], 3), "p99", jreal(t->start_ms[1], 3), "max",
+        jreal(t->start_ms[2], 3));
 }
 
 static json_t *json_phase(const void *arg, size_t k)

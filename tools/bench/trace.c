@@ -5,9 +5,11 @@
  * it (a new process: connect, ask, decode, print). */
 #include "bench.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "commands.pb-c.h"
 #include "fleet.h"
@@ -91,7 +93,8 @@ static int query(natsConnection *nc, const char *id, uint64_t *ns)
 }
 
 /* sagactl trace ID (or, id NULL, sagactl --help: the process alone, no
- * connection), output to log; 0 when it exited with 0. */
+ * connection), output to log, which holds this call's output only; 0 when it
+ * exited with 0. */
 static int run_cli(const bench_trace_cfg *cfg, const char *id, const char *log, uint64_t *ns)
 {
     char url[600], home[BENCH_PATH_MAX + 16];
@@ -101,6 +104,7 @@ static int run_cli(const bench_trace_cfg *cfg, const char *id, const char *log, 
     snprintf(url, sizeof(url), "SAGA_NATS_URL=%s", cfg->url);
     /* Its own fleet's home (credentials, if the fleet has any), not the user's. */
     snprintf(home, sizeof(home), "SAGA_HOME=%s", cfg->home);
+    unlink(log);
     int64_t t0 = bench_now_ns();
     pid_t pid = fleet_spawn(argv, cfg->home[0] ? env : env + 1, log, 0);
     if (pid < 0)
@@ -111,6 +115,25 @@ static int run_cli(const bench_trace_cfg *cfg, const char *id, const char *log, 
     }
     *ns = (uint64_t)(bench_now_ns() - t0);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* The last lines of a failed sagactl's output, to stderr: the run's directory,
+ * and the log with it, is removed when the run ends. */
+static void show_log_tail(const char *log, const char *id)
+{
+    char line[512], tail[16][512];
+    size_t n = 0;
+    FILE *f = fopen(log, "r");
+    fprintf(stderr, "[trace] sagactl trace %s failed; its output ends with:\n", id);
+    if (f == NULL) {
+        fprintf(stderr, "[trace]   (no output: %s)\n", strerror(errno));
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL)
+        snprintf(tail[n++ % 16], sizeof(tail[0]), "%s", line);
+    fclose(f);
+    for (size_t i = n > 16 ? n - 16 : 0; i < n; i++)
+        fprintf(stderr, "[trace]   %s", tail[i % 16]);
 }
 
 static void percentiles(uint64_t *v, size_t n, double out[3])
@@ -148,10 +171,21 @@ int bench_trace_run(const bench_trace_cfg *cfg, bench_trace_result *res, char *e
         if (run_cli(cfg, NULL, log, &hns) == 0)
             h[nh++] = hns;
         int n = query(nc, cfg->ids[i], &qns);
-        if (n < 0 || run_cli(cfg, cfg->ids[i], log, &cns) != 0) {
+        int cli = n < 0 ? -1 : run_cli(cfg, cfg->ids[i], log, &cns);
+        if (n >= 0 && cli != 0) {
+            /* Once more, counted: a machine loaded by other work can stall a
+             * process past a timeout once; twice in a row is a failure. */
+            show_log_tail(log, cfg->ids[i]);
+            res->retried++;
+            cli = run_cli(cfg, cfg->ids[i], log, &cns);
+        }
+        if (n < 0 || cli != 0) {
+            if (n >= 0)
+                show_log_tail(log, cfg->ids[i]);
             res->failed++;
             snprintf(res->fail_text, sizeof(res->fail_text), "order %s: %s", cfg->ids[i],
-                     n < 0 ? "no history answer" : "sagactl trace failed (see its log)");
+                     n < 0 ? "no history answer"
+                           : "sagactl trace failed twice (its output is above)");
             continue;
         }
         q[res->n] = qns;
@@ -186,6 +220,9 @@ void bench_print_trace(FILE *out, const bench_trace_result *r, long long orders)
             r->n, orders, r->events_mean, "saga.q.history.events", r->query_ms[0], r->query_ms[1],
             r->query_ms[2], r->cli_ms[0], r->cli_ms[1], r->cli_ms[2], r->start_ms[0],
             r->start_ms[1], r->start_ms[2]);
+    if (r->retried > 0)
+        fprintf(out, "   %zu failed once and were tried again (their output is above)\n",
+                r->retried);
     if (r->failed > 0)
         fprintf(out, "   %zu failed (last: %s)\n", r->failed, r->fail_text);
 }

@@ -191,6 +191,7 @@ typedef struct cli {
     char url_env[96];
     char home_env[4200];
     const char *extra_env; /* one more "K=V" for the next run, or NULL */
+    int no_url;            /* the next runs without SAGA_NATS_URL: as a user's shell */
 } cli;
 
 static cli C;
@@ -222,7 +223,8 @@ static int run(const char *bin, const char *const *args)
     snprintf(out_env, sizeof(out_env), "OUT=%s/cli.out", C.home);
     argv[n++] = "/bin/sh";
     argv[n++] = "-c";
-    argv[n++] = "exec \"$@\" >\"$OUT\" </dev/null";
+    argv[n++] = C.no_url ? "unset SAGA_NATS_URL; exec \"$@\" >\"$OUT\" </dev/null"
+                         : "exec \"$@\" >\"$OUT\" </dev/null";
     argv[n++] = "sh";
     argv[n++] = bin;
     for (int i = 0; args[i] != NULL && n < 23; i++)
@@ -528,6 +530,12 @@ static void test_cli_cluster(void **state)
     assert_int_equal(RUN("status", "--json"), 0);
     assert_true(status_up(leader));
     assert_int_equal(status_pid("order"), order);
+
+    /* The nodes listen on free ports; sagactl, told only SAGA_HOME, finds them. */
+    C.no_url = 1;
+    assert_int_equal(CTL("stock", "set", "A1", "5"), 0);
+    C.no_url = 0;
+    assert_non_null(strstr(OUT, "A1: available=5"));
 
     /* A plain up keeps the cluster; down stops it all. */
     assert_int_equal(RUN("up"), 0);

@@ -1534,6 +1534,21 @@ const char *fleet_urls(const fleet *f, char *buf, size_t cap)
     return used > 0 ? buf : NULL;
 }
 
+const char *fleet_home_urls(const char *home, char *buf, size_t cap)
+{
+    /* A handle of its own, without fleet_create: that one creates run/ and logs/, and a
+     * client asking where a fleet is must not make one. */
+    fleet f = {.flags = FLEET_DETACHED, .home = (char *)home};
+    const char *urls = NULL;
+
+    if (home != NULL && load(&f) == 0 && fleet_urls(&f, buf, cap) != NULL && buf[0] != '\0')
+        urls = buf;
+    for (int i = 0; i < f.n; i++)
+        entry_cleanup(&f.e[i]);
+    free(f.e);
+    return urls;
+}
+
 natsStatus fleet_set_servers(natsOptions *opts, const char *urls)
 {
     enum { MAX_SERVERS = 64 };

@@ -236,6 +236,12 @@ const char *fleet_url(const fleet *f, const char *name, char *buf, size_t cap);
  * them. Returns buf, or NULL when there is no broker or buf is too small. */
 const char *fleet_urls(const fleet *f, char *buf, size_t cap);
 
+/* fleet_urls of the fleet in home as its launcher left it (run/), read without
+ * changing anything there: what a client outside the launcher connects to when not
+ * told where (sagactl, saga-gateway). NULL when home has no broker or buf is too
+ * small. */
+const char *fleet_home_urls(const char *home, char *buf, size_t cap);
+
 /* Gives opts every server of urls, a comma-separated list as fleet_urls writes it:
  * cnats 3.4.1's natsOptions_SetURL takes a single URL (a list given to it fails every
  * connect), natsOptions_SetServers a list, tried in turn. Returns its status. */

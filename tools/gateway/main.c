@@ -30,7 +30,8 @@ static const char usage_text[] =
     "  --listen ADDR:PORT  where to listen (default $SAGA_GATEWAY_ADDR or " DEFAULT_LISTEN ";\n"
     "                      port 0 picks a free one); an IPv4 address. Logged with\n"
     "                      event=ready url=...\n"
-    "  --url URL           NATS server(s) (default $SAGA_NATS_URL or " CTL_DEFAULT_URL ")\n"
+    "  --url URL           NATS server(s) (default $SAGA_NATS_URL, else the brokers of\n"
+    "                      the fleet in $SAGA_HOME, else " CTL_DEFAULT_URL ")\n"
     "  --help, --version\n\n"
     "Stops cleanly on SIGTERM or SIGINT. Exit status: 0 after a clean stop, 2 on\n"
     "bad arguments, 3 when NATS cannot be reached or the address cannot be bound.\n";
@@ -101,7 +102,7 @@ static int parse_listen(const char *text, struct sockaddr_in *sa)
 
 int main(int argc, char **argv)
 {
-    const char *url = getenv("SAGA_NATS_URL"), *listen = getenv("SAGA_GATEWAY_ADDR");
+    const char *url = ctl_default_url(), *listen = getenv("SAGA_GATEWAY_ADDR");
     int version = 0;
     const ctl_option opts[] = {
         {"listen", &listen, NULL}, {"url", &url, NULL}, {"version", NULL, &version}};
@@ -113,8 +114,6 @@ int main(int argc, char **argv)
 
     ctl_set_program("saga-gateway");
     memset(&s, 0, sizeof(s));
-    if (url == NULL || *url == '\0')
-        url = CTL_DEFAULT_URL;
     if (listen == NULL || *listen == '\0')
         listen = DEFAULT_LISTEN;
     rc = ctl_parse_options(NULL, usage_text, argc, argv, opts, sizeof(opts) / sizeof(opts[0]));

@@ -27,12 +27,20 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
         fprintf(stderr, "%s: NATS: %s\n", ctl_program(), natsStatus_GetText(err));
 }
 
-/* Where the fleet's files are: SAGA_HOME, else the repository's var/ as deploy/fleet
- * has it. */
-static const char *ctl_home(void)
+const char *ctl_home(void)
 {
     const char *home = getenv("SAGA_HOME");
     return home != NULL && home[0] != '\0' ? home : SAGACTL_FLEET_HOME;
+}
+
+const char *ctl_default_url(void)
+{
+    static char urls[4096];
+    const char *url = getenv("SAGA_NATS_URL");
+    if (url != NULL && url[0] != '\0')
+        return url;
+    url = fleet_home_urls(ctl_home(), urls, sizeof urls);
+    return url != NULL ? url : CTL_DEFAULT_URL;
 }
 
 int ctl_connect(ctl_conn *c, const char *cmd, const char *url, int64_t wait_ms, int reconnect)

@@ -164,6 +164,15 @@ typedef struct ctl_conn {
     jsCtx *js;
 } ctl_conn;
 
+/* Where the fleet's files are: SAGA_HOME, else the repository's var/ as deploy/fleet
+ * has it. */
+const char *ctl_home(void);
+
+/* Where to connect when no --url says: SAGA_NATS_URL, else the brokers of the fleet
+ * in ctl_home() (deploy/fleet up, a cluster's ports included), else
+ * CTL_DEFAULT_URL. */
+const char *ctl_default_url(void);
+
 /* Connects to url, retrying until wait_ms have passed (0: one attempt).
  * reconnect != 0 keeps the connection across server restarts (watch). On
  * failure prints "cannot reach NATS at URL: ..." for cmd and returns

@@ -40,7 +40,9 @@ static void usage(FILE *f)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\nGlobal options (also accepted after COMMAND):\n"
-            "  --url URL   NATS server (default $SAGA_NATS_URL or " CTL_DEFAULT_URL ")\n"
+            "  --url URL   NATS server(s) (default $SAGA_NATS_URL, else the brokers of the\n"
+            "              fleet in $SAGA_HOME as deploy/fleet up started them, a\n"
+            "              cluster's too, else " CTL_DEFAULT_URL ")\n"
             "  --help      show this help\n"
             "  --version   show the version\n\n"
             "Credentials: sagactl connects as the operator of the fleet in $SAGA_HOME\n"
@@ -53,12 +55,10 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *url = getenv("SAGA_NATS_URL");
+    const char *url = ctl_default_url();
     int i = 1;
     int rc;
 
-    if (url == NULL || *url == '\0')
-        url = CTL_DEFAULT_URL;
     /* Global options come before the command; everything after it belongs to
      * the command, which accepts --url as well. */
     for (; i < argc && argv[i][0] == '-'; i++) {

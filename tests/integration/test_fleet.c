@@ -322,6 +322,12 @@ static void test_cli_participant_by_path_and_gate(void **state)
     order = status_pid("order");
     nats = status_pid("nats");
     assert_true(exists(fraud));
+    /* Every identity was made before the broker started: one made after reaches it by
+     * a reload, and a process that connects before the reload is refused. */
+    char log[4300], text[1 << 16];
+    snprintf(log, sizeof(log), "%s/logs/nats.log", C.home);
+    assert_true(slurp(log, text, sizeof(text)) > 0);
+    assert_null(strstr(text, "Reloaded: authorization"));
     /* The gate is shipping's setting, and only shipping's. */
     assert_string_equal(environ_of(shipping, "SAGA_GATES", buf, sizeof(buf)), "fraud");
     assert_string_equal(environ_of(order, "SAGA_GATES", buf, sizeof(buf)), "");

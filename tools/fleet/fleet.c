@@ -1118,9 +1118,9 @@ static char **proc_env(fleet *f, entry *e, char **extra, char *err, size_t errle
     char **env;
 
     extra[0] = NULL;
-    fleet__sec_identity_of(e->name, identity, sizeof identity);
-    if ((fleet_security(f) & FLEET_AUTH) && fleet_identity(f, identity, err, errlen) != 0)
+    if (fleet_proc_identity(f, e->name, err, errlen) != 0)
         return NULL;
+    fleet__sec_identity_of(e->name, identity, sizeof identity);
     fleet__sec_env(f->home, identity, extra, SEC_ENV_MAX + 1);
     while (e->env != NULL && e->env[n] != NULL)
         n++;
@@ -1859,6 +1859,15 @@ int fleet_identity(fleet *f, const char *identity, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+int fleet_proc_identity(fleet *f, const char *name, char *err, size_t errlen)
+{
+    char identity[NAME_CAP];
+    if (!(fleet_security(f) & FLEET_AUTH))
+        return 0;
+    fleet__sec_identity_of(name, identity, sizeof identity);
+    return fleet_identity(f, identity, err, errlen);
 }
 
 const char *fleet_creds_path(const fleet *f, const char *identity, char *buf, size_t cap)

@@ -316,6 +316,12 @@ int fleet_security(const fleet *f);
  * the running brokers at once (their configuration rewritten, SIGHUP). 0 or -1. */
 int fleet_identity(fleet *f, const char *identity, char *err, size_t errlen);
 
+/* fleet_identity of the identity process name runs as, when the fleet has FLEET_AUTH
+ * (0 without). Called for every process before the brokers start, it spares each a
+ * refused first connection: an identity made later reaches running brokers by a
+ * reload, which a process that starts at once can beat. */
+int fleet_proc_identity(fleet *f, const char *name, char *err, size_t errlen);
+
 /* The credentials file of identity, into buf; returns buf. */
 const char *fleet_creds_path(const fleet *f, const char *identity, char *buf, size_t cap);
 

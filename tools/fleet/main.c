@@ -1150,6 +1150,9 @@ static int cmd_up(ctx *c, int argc, char **argv)
                     c->home);
     if (fleet_secure(c->f, FLEET_AUTH | (tls ? FLEET_TLS : 0), c->host, err, sizeof err) != 0)
         return fail("%s", err);
+    for (int k = 0; k < nprocs; k++)
+        if (!procs[k].prom && fleet_proc_identity(c->f, procs[k].name, err, sizeof err) != 0)
+            return fail("%s", err);
     /* The participants beside the six may veto, and so may every gate. */
     for (int k = base; k < nprocs; k++)
         if (!procs[k].prom)

@@ -1245,11 +1245,11 @@ static int cmd_up(ctx *c, int argc, char **argv)
            "  logs    %s/logs/<service>.log   (deploy/fleet logs SERVICE [-f])\n"
            "  data    %s/data/<service>/\n"
            "  mail    %s/mail\n"
-           "  try     sagactl stock set A1 10\n"
-           "          sagactl place --customer c1 --item A1:1:1000\n",
+           "  try     %s/tools/sagactl stock set A1 10\n"
+           "          %s/tools/sagactl place --customer c1 --item A1:1:1000\n",
            gateway_url(c, console, sizeof console), client_urls(c), c->home, BROKER,
            nodes > 0 ? "-N" : "", fleet_security(c->f) & FLEET_TLS ? "; TLS, CA tls/ca.pem" : "",
-           c->home, c->home, c->home, c->home);
+           c->home, c->home, c->home, c->home, c->build, c->build);
     return 0;
 }
 

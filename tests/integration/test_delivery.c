@@ -985,6 +985,6 @@ int main(void)
                                         teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    nats_Close();
+    nats_CloseAndWait(TSRV_CLOSE_WAIT_MS);
     return rc;
 }

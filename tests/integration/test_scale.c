@@ -551,6 +551,6 @@ int main(int argc, char **argv)
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
     int failed = cmocka_run_group_tests_name("scale", tests, NULL, NULL);
-    nats_Close();
+    nats_CloseAndWait(TSRV_CLOSE_WAIT_MS);
     return failed;
 }

@@ -6,6 +6,11 @@
 
 #include "fleet.h"
 
+/* A test program ends with nats_CloseAndWait(TSRV_CLOSE_WAIT_MS): nats_Close alone
+ * lets cnats' threads free their memory while the process exits, which the leak
+ * checker of the sanitizer build may see half done. */
+#define TSRV_CLOSE_WAIT_MS 5000
+
 /* One nats-server process, its port, its configuration and its store directory. The
  * handle is owned by the test; every function below runs on the test's main thread
  * (the server dies with the thread that started it, see tproc_spawn). */

@@ -238,7 +238,7 @@ int tfleet_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
     /* A write to a peer a test has killed must fail that test, not end the run. */
     signal(SIGPIPE, SIG_IGN);
     int rc = _cmocka_run_group_tests(name, tests, n, setup, teardown);
-    nats_Close();
+    nats_CloseAndWait(TSRV_CLOSE_WAIT_MS);
     return rc;
 }
 

@@ -24,7 +24,8 @@
 #define BENCH_PATH_MAX 1024
 #define BENCH_DIR_MAX 512 /* the temporary directory: paths below it fit BENCH_PATH_MAX */
 #define BENCH_NAME_MAX 32
-#define BENCH_ID_MAX 65 /* an order id and its NUL: SAGA_ORDER_ID_MAX + 1 */
+#define BENCH_ID_MAX 65          /* an order id and its NUL: SAGA_ORDER_ID_MAX + 1 */
+#define BENCH_CLOSE_WAIT_MS 5000 /* at exit, for cnats' threads to end (nats_CloseAndWait) */
 
 extern const char *const bench_svc_names[BENCH_NSVC];
 

@@ -37,6 +37,7 @@
 #define SETUP_RETRY_MS 30000
 #define SETUP_RETRY_SLEEP_MS 250
 #define NAME_MAX_LEN 96
+#define CLOSE_WAIT_MS 5000 /* at exit, for cnats' threads to end */
 
 typedef struct route {
     struct part *p;
@@ -614,6 +615,6 @@ int main(int argc, char **argv)
     clear_out(&p.c);
     free(p.c.out);
     bench_map_cleanup(&p.c.orders, bench_ceil_free_state);
-    nats_Close();
+    nats_CloseAndWait(CLOSE_WAIT_MS);
     return rc;
 }

@@ -587,7 +587,7 @@ int main(int argc, char **argv)
     }
     free(growth.rows);
     free(trace_ids);
-    nats_Close();
+    nats_CloseAndWait(BENCH_CLOSE_WAIT_MS);
     if (bench_interrupted)
         return 130;
     return failed ? 1 : 0;

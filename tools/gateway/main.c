@@ -170,7 +170,7 @@ out:
         MHD_stop_daemon(d);
     gw_feed_destroy(s.feed);
     ctl_disconnect(&s.conn);
-    nats_Close();
+    nats_CloseAndWait(CTL_CLOSE_WAIT_MS);
     if (rc == CTL_EXIT_OK)
         fprintf(stderr, "event=stopped service=gateway\n");
     return rc;

@@ -35,6 +35,10 @@ enum {
 #define CTL_COMMAND_ATTEMPTS 3
 #define CTL_QUERY_TIMEOUT_MS 1000 /* a service slower than this shows as unavailable */
 #define CTL_POLL_MS 200           /* polling period of --wait loops */
+/* At exit, cnats' threads end within this: nats_Close alone returns at once and lets
+ * them free their memory while the process exits, half-freed objects a leak checker
+ * reports. */
+#define CTL_CLOSE_WAIT_MS 5000
 #define CTL_STREAM "SAGA_EVENTS"
 #define CTL_DLQ_STREAM "SAGA_DLQ"
 

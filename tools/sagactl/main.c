@@ -88,7 +88,7 @@ int main(int argc, char **argv)
             rc = commands[k].fn(url, argc - i, argv + i);
             /* Frees cnats' process-wide threads and memory, so leak checkers
              * see a clean exit. */
-            nats_Close();
+            nats_CloseAndWait(CTL_CLOSE_WAIT_MS);
             return rc;
         }
     }

@@ -108,8 +108,9 @@ void saga_service_stop(saga_service *svc);
 /* Frees the service and closes its store. Accepts NULL. Not while run() runs. */
 void saga_service_destroy(saga_service *svc);
 
-/* Releases the NATS library's process-wide resources. Call once at exit,
- * after every service is destroyed. */
+/* Releases the NATS library's process-wide resources, waiting (a few seconds at
+ * most) until its threads have ended, so that the process exits with nothing of
+ * it half freed. Call once at exit, after every service is destroyed. */
 void saga_library_cleanup(void);
 
 /* Detail of the last error returned by the service (cnats or LMDB text). */

@@ -55,8 +55,11 @@ const saga__setting saga__config_settings[] = {
      "Messages per group commit: one LMDB commit (one fsync) per fetched batch.", 0},
     {"SAGA_ACK_WAIT_MS", S_INT64(ack_wait_ms), 100, DAY_MS,
      "Time before JetStream redelivers a message that was not acknowledged.", 0},
-    {NULL, S_INT(max_ack_pending), 1, 1000000,
-     "Unacknowledged messages the broker lets each durable consumer have (flow control).", 0},
+    {"SAGA_MAX_ACK_PENDING", S_INT(max_ack_pending), 1, 1000000,
+     "Unacknowledged messages the broker lets the service have, over all its durable "
+     "consumers, each of which gets an equal share (flow control). Above 4096, an "
+     "authenticated nats-server 2.9 slows down while the service catches up on a backlog.",
+     0},
     {"SAGA_MAX_DELIVER", S_INT(max_deliver), 1, 1000,
      "Deliveries of a failing message before it is dead-lettered.", 0},
     {"SAGA_RETRY_BASE_MS", S_INT64(retry_base_ms), 1, HOUR_MS,
@@ -820,4 +823,10 @@ long long saga_partition_share(long long qty, const uint32_t *sets, size_t n, si
     for (size_t i = 0; i < n; i++)
         given += qty * partitions_of(sets[i]) / owned;
     return qty * partitions_of(sets[k]) / owned + ((long long)k < qty - given);
+}
+
+int saga_ack_pending_share(int budget, int nconsumers)
+{
+    int share = nconsumers > 0 ? budget / nconsumers : budget;
+    return share > 0 ? share : 1;
 }

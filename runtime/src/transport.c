@@ -465,7 +465,7 @@ static saga_status ensure_consumer(saga_service *svc, saga__consumer *sub, int64
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = svc->cfg.ack_wait_ms * NS_PER_MS;
     cc.MaxDeliver = -1; /* the runtime dead-letters itself, with a reason */
-    cc.MaxAckPending = svc->cfg.max_ack_pending;
+    cc.MaxAckPending = saga_ack_pending_share(svc->cfg.max_ack_pending, svc->ncons);
     cc.FilterSubject = sub->subject;
     natsStatus s;
     setup_wait w = {0, 0};

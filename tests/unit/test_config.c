@@ -14,11 +14,12 @@
 
 /* Every variable the runtime documents; the table must cover them all. */
 static const char *const documented[] = {
-    "SAGA_NATS_URL",        "SAGA_DATA_DIR",      "SAGA_BATCH_MAX",          "SAGA_ACK_WAIT_MS",
-    "SAGA_MAX_DELIVER",     "SAGA_RETRY_BASE_MS", "SAGA_RETRY_MAX_MS",       "SAGA_RETENTION_MS",
-    "SAGA_PARK_TIMEOUT_MS", "SAGA_SYNC",          "SAGA_COMMIT_PER_MESSAGE", "SAGA_CRASH_AT",
-    "SAGA_LOG_LEVEL",       "SAGA_MAP_SIZE",      "SAGA_EVENTS_MAX_AGE_MS",  "SAGA_REPLICAS",
-    "SAGA_SHARED_FLUSH",
+    "SAGA_NATS_URL",     "SAGA_DATA_DIR",           "SAGA_BATCH_MAX",
+    "SAGA_ACK_WAIT_MS",  "SAGA_MAX_DELIVER",        "SAGA_RETRY_BASE_MS",
+    "SAGA_RETRY_MAX_MS", "SAGA_RETENTION_MS",       "SAGA_PARK_TIMEOUT_MS",
+    "SAGA_SYNC",         "SAGA_COMMIT_PER_MESSAGE", "SAGA_CRASH_AT",
+    "SAGA_LOG_LEVEL",    "SAGA_MAP_SIZE",           "SAGA_EVENTS_MAX_AGE_MS",
+    "SAGA_REPLICAS",     "SAGA_SHARED_FLUSH",       "SAGA_MAX_ACK_PENDING",
 };
 
 #define NDOC (sizeof(documented) / sizeof(documented[0]))
@@ -145,6 +146,7 @@ static void each_override_applies(void **state)
     setenv("SAGA_LOG_LEVEL", "debug", 1);
     setenv("SAGA_MAP_SIZE", "128M", 1);
     setenv("SAGA_REPLICAS", "3", 1);
+    setenv("SAGA_MAX_ACK_PENDING", "900", 1);
 
     assert_int_equal(saga_config_init(&cfg, "payment", err, sizeof(err)), SAGA_OK);
     assert_string_equal(err, "");
@@ -163,9 +165,25 @@ static void each_override_applies(void **state)
     assert_int_equal(cfg.log_level, SAGA_LOG_DEBUG);
     assert_int_equal(cfg.map_size, (size_t)128 << 20);
     assert_int_equal(cfg.replicas, 3);
+    assert_int_equal(cfg.max_ack_pending, 900);
     /* Settings without a variable keep their defaults. */
     assert_string_equal(cfg.stream, SAGA_DEFAULT_STREAM);
-    assert_int_equal(cfg.max_ack_pending, SAGA_DEFAULT_MAX_ACK_PENDING);
+}
+
+/* The budget of unacknowledged deliveries is shared by an instance's consumers, and
+ * the default keeps a fleet's connection under nats-server 2.9's 4,096 remembered
+ * reply subjects, whatever its consumers' number. */
+static void ack_pending_shared(void **state)
+{
+    (void)state;
+    assert_true(SAGA_DEFAULT_MAX_ACK_PENDING < 4096);
+    assert_int_equal(saga_ack_pending_share(3584, 3), 1194);
+    assert_int_equal(saga_ack_pending_share(3584, 1), 3584);
+    assert_int_equal(saga_ack_pending_share(10, 40), 1); /* never none */
+    assert_int_equal(saga_ack_pending_share(10, 0), 10);
+    for (int n = 1; n <= 16 * 8; n++)
+        assert_true((long long)saga_ack_pending_share(SAGA_DEFAULT_MAX_ACK_PENDING, n) * n <=
+                    SAGA_DEFAULT_MAX_ACK_PENDING);
 }
 
 static void alternative_spellings(void **state)
@@ -640,7 +658,7 @@ static void code_and_environment_share_bounds(void **state)
 /* Fields with no variable have rows too, and their bounds hold. */
 static void code_only_fields_bounded(void **state)
 {
-    static const char *const keys[] = {"max_ack_pending", "dup_window_ms", "publish_wait_ms"};
+    static const char *const keys[] = {"dup_window_ms", "publish_wait_ms"};
     (void)state;
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
         const saga__setting *s = NULL;
@@ -716,6 +734,7 @@ int main(void)
         T(defaults),
         T(table_covers_every_variable),
         T(each_override_applies),
+        T(ack_pending_shared),
         T(alternative_spellings),
         T(empty_value_counts_as_unset),
         T(malformed_values_rejected),

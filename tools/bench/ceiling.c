@@ -317,6 +317,15 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
 
 /* The consumer of pattern exactly as the runtime names it for the only
  * instance (saga_consumer_name) and transport.c configures it. */
+/* The role's durable consumers: one per subscription. */
+static int nsubs(const part *p)
+{
+    int n = 0;
+    while (n < BENCH_CEIL_SUBS_MAX && p->c.role->subs[n].pattern)
+        n++;
+    return n;
+}
+
 static natsStatus subscribe_event(part *p, int i)
 {
     const char *pattern = p->c.role->subs[i].pattern;
@@ -337,7 +346,7 @@ static natsStatus subscribe_event(part *p, int i)
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = SAGA_DEFAULT_ACK_WAIT_MS * NS_PER_MS;
     cc.MaxDeliver = -1;
-    cc.MaxAckPending = p->max_ack_pending;
+    cc.MaxAckPending = saga_ack_pending_share((int)p->max_ack_pending, nsubs(p));
     cc.FilterSubject = subject;
     natsStatus s = js_AddConsumer(&ci, p->js, SAGA_DEFAULT_STREAM, &cc, NULL, &jerr);
     if (s != NATS_OK)
@@ -552,7 +561,9 @@ int main(int argc, char **argv)
         {"batch-max", BENCH_OPT_INT, SAGA_DEFAULT_BATCH_MAX, 1, 65536, NULL, &p.batch_max, "N",
          "messages gathered per batch, as the runtime's SAGA_BATCH_MAX"},
         {"max-ack-pending", BENCH_OPT_INT, SAGA_DEFAULT_MAX_ACK_PENDING, 1, 1 << 20, NULL,
-         &p.max_ack_pending, "N", "MaxAckPending of each durable consumer, as the runtime's"},
+         &p.max_ack_pending, "N",
+         "unacknowledged deliveries over all its durable consumers, each an equal share, as the "
+         "runtime's SAGA_MAX_ACK_PENDING"},
         {"replicas", BENCH_OPT_INT, replicas, 1, 5, NULL, &p.replicas, "N",
          "copies of the streams it creates, as the runtime's (also SAGA_REPLICAS)"},
         {0}};

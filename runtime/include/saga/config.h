@@ -35,7 +35,13 @@ extern "C" {
 #define SAGA_DEFAULT_DLQ_STREAM "SAGA_DLQ"
 #define SAGA_DEFAULT_BATCH_MAX 1024
 #define SAGA_DEFAULT_ACK_WAIT_MS 30000
-#define SAGA_DEFAULT_MAX_ACK_PENDING 4096
+/* Unacknowledged deliveries one participant instance may hold, over all its
+ * consumers (each gets saga_ack_pending_share of it). Below 4,096 with room to
+ * spare: nats-server 2.9 walks every reply subject a connection with
+ * allow_responses was delivered and has not yet answered, at each delivery,
+ * once it holds more than 4,096, and a JetStream delivery's reply subject is its
+ * acknowledgement (docs/security.md). */
+#define SAGA_DEFAULT_MAX_ACK_PENDING 3584
 #define SAGA_DEFAULT_MAX_DELIVER 5
 #define SAGA_DEFAULT_RETRY_BASE_MS 200
 #define SAGA_DEFAULT_RETRY_MAX_MS 10000
@@ -55,7 +61,7 @@ typedef struct saga_config {
     const char *dlq_stream; /* dead-letter stream, subjects dlq.> */
     int batch_max;          /* messages per group commit: SAGA_BATCH_MAX */
     int64_t ack_wait_ms;    /* redelivery of unacknowledged messages: SAGA_ACK_WAIT_MS */
-    int max_ack_pending;    /* server-side flow control per consumer */
+    int max_ack_pending;    /* flow control, over all consumers: SAGA_MAX_ACK_PENDING */
     int max_deliver; /* deliveries before a failing message is dead-lettered: SAGA_MAX_DELIVER */
     int64_t retry_base_ms; /* first retry delay; doubles per delivery */
     int64_t retry_max_ms;  /* cap on the retry delay */
@@ -130,6 +136,11 @@ int saga_partition_set_format(uint32_t set, char *buf, size_t cap);
  * to two instances: inventory's stock split (sagactl stock set) and its
  * re-split in a hand-over (saga-fleet scale inventory) both follow it. */
 long long saga_partition_share(long long qty, const uint32_t *sets, size_t n, size_t k);
+
+/* MaxAckPending of each of a participant instance's nconsumers durable consumers,
+ * so that together they hold at most budget unacknowledged deliveries
+ * (max_ack_pending, SAGA_MAX_ACK_PENDING): budget / nconsumers, at least 1. */
+int saga_ack_pending_share(int budget, int nconsumers);
 
 #ifdef __cplusplus
 }

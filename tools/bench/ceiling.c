@@ -315,8 +315,6 @@ static natsStatus ensure_stream(part *p, const char *name, const char *subject, 
     return s;
 }
 
-/* The consumer of pattern exactly as the runtime names it for the only
- * instance (saga_consumer_name) and transport.c configures it. */
 /* The role's durable consumers: one per subscription. */
 static int nsubs(const part *p)
 {
@@ -326,6 +324,8 @@ static int nsubs(const part *p)
     return n;
 }
 
+/* The consumer of pattern exactly as the runtime names it for the only
+ * instance (saga_consumer_name) and transport.c configures it. */
 static natsStatus subscribe_event(part *p, int i)
 {
     const char *pattern = p->c.role->subs[i].pattern;

@@ -260,13 +260,18 @@ async function main() {
     ['shipping_interop_cleared', 'evt.*.interop.cleared'],
     ['payment_order_placed', 'evt.*.order.placed'],
   ];
+  // MaxAckPending: SAGA_MAX_ACK_PENDING (3584) shared equally by a participant's consumers.
+  const all = await jsm.consumers.list('SAGA_EVENTS').next();
+  const consumersOf = (svc) => all.filter((c) => c.name.startsWith(`${svc}_`)).length;
   for (const [name, filter] of consumers) {
     const ci = await jsm.consumers.info('SAGA_EVENTS', name);
+    const share = Math.floor(3584 / consumersOf(name.split('_')[0]));
     check(ci.config.durable_name === name, `consumer ${name} is durable`);
     check(ci.config.filter_subject === filter, `consumer ${name} filters ${filter}`);
     check(ci.config.ack_policy === 'explicit', `consumer ${name} acks explicitly`);
     check(ci.config.deliver_policy === 'all', `consumer ${name} delivers all`);
-    check(ci.config.max_ack_pending === 4096, `consumer ${name} MaxAckPending 4096`);
+    check(ci.config.max_ack_pending === share,
+      `consumer ${name} MaxAckPending ${ci.config.max_ack_pending}, not ${share}`);
     check(ci.config.max_deliver === -1, `consumer ${name} has no MaxDeliver`);
     check(ci.config.ack_wait === 2e9, `consumer ${name} ack wait is SAGA_ACK_WAIT_MS (2000)`);
     check(ci.config.deliver_subject === `_saga.dlv.${name}`, `consumer ${name} push subject`);

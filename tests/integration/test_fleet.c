@@ -184,6 +184,29 @@ static void test_library_tied_and_detached_children(void **state)
     assert_int_equal(fleet_pid_kill(detached), 0);
 }
 
+/* Of two settings with the same name, the later one reaches the child: a test or a
+ * launcher puts its own on top of the defaults. */
+static void test_library_later_setting_wins(void **state)
+{
+    /* printenv reads it with getenv, which finds the first of two; a shell would take
+     * the last by itself. */
+    const char *argv[] = {"/usr/bin/printenv", "SAGA_X", NULL};
+    const char *env[] = {"SAGA_X=first", "SAGA_X=second", NULL};
+    char dir[64] = "/tmp/saga-test-XXXXXX", log[128], out[64];
+    int status = -1;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(log, sizeof(log), "%s/out", dir);
+    pid_t pid = fleet_spawn(argv, env, log, FLEET_TIED);
+    assert_true(pid > 0);
+    assert_int_equal(fleet_pid_wait(pid, READY_MS, &status), 0);
+    slurp(log, out, sizeof(out));
+    unlink(log);
+    rmdir(dir);
+    assert_string_equal(out, "second\n");
+}
+
 /* ---- saga-fleet ----------------------------------------------------------------- */
 
 typedef struct cli {
@@ -754,6 +777,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest lib[] = {
         cmocka_unit_test(test_library_broker_and_service),
         cmocka_unit_test(test_library_tied_and_detached_children),
+        cmocka_unit_test(test_library_later_setting_wins),
     };
     const struct CMUnitTest cli_tests[] = {
         cmocka_unit_test(test_cli_usage),

@@ -42,7 +42,8 @@ enum fleet_spawn_flags {
 
 /* Starts argv[0] (a path, not searched in PATH) with arguments argv (NULL-terminated).
  * env is NULL or a NULL-terminated list of "KEY=VALUE" added to the inherited
- * environment; an entry replaces an inherited variable of the same name. stdout and
+ * environment; an entry replaces an inherited variable, or an earlier entry, of the
+ * same name. stdout and
  * stderr are appended to log_path (created if needed), or inherited if NULL; stdin is
  * /dev/null when FLEET_DETACHED. Signal mask and the dispositions of SIGPIPE, SIGTERM
  * and SIGINT are reset in the child; descriptors other than 0-2 are closed. Returns the

@@ -97,8 +97,10 @@ static char **build_env(const char *const env[])
         if (!is_overridden(environ[i], env))
             envp[n++] = environ[i];
     }
+    /* Of two entries with the same name, the later one: getenv would find the first. */
     for (size_t i = 0; i < n_extra; i++)
-        envp[n++] = (char *)env[i];
+        if (!is_overridden(env[i], env + i + 1))
+            envp[n++] = (char *)env[i];
     envp[n] = NULL;
     return envp;
 }

@@ -273,8 +273,8 @@ static int backlog_drained(void *arg)
 /* A participant back from an outage with a backlog holds at most
  * SAGA_MAX_ACK_PENDING unacknowledged deliveries over all its consumers: past 4,096,
  * nats-server 2.9 walks all of them at every delivery to an identity with
- * allow_responses, and a whole fleet slowed to half its rate while one service
- * caught up (docs/security.md). */
+ * allow_responses, which slowed a service's catch-up and cost the broker CPU
+ * (docs/security.md has the figures). */
 static void test_backlog_within_ack_budget(void **state)
 {
     static Saga__V1__PaymentRefunded pr = SAGA__V1__PAYMENT_REFUNDED__INIT;
